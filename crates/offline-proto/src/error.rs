@@ -1,0 +1,330 @@
+//! Errors shared by every provider: encoding, local validation, decoding and the
+//! provider's own error answers.
+
+use bytes::Bytes;
+use http::StatusCode;
+
+/// A request could not be built. Nothing was sent.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EncodeError {
+    /// Local validation refused the input.
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+    /// The URI could not be built.
+    #[error("cannot build request URI: {0}")]
+    Uri(String),
+    /// The body could not be serialized (cannot happen for this crate's types).
+    #[error("cannot serialize request body: {0}")]
+    Body(String),
+    /// A header value contains characters HTTP does not allow (a token with a newline).
+    #[error("invalid header value for {0}")]
+    Header(&'static str),
+}
+
+/// Input refused before any request exists, so the server is never asked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ValidationError {
+    /// The source URL does not parse.
+    #[error("invalid URL {url:?}: {reason}")]
+    InvalidUrl {
+        /// The URL given.
+        url: String,
+        /// Why it does not parse.
+        reason: String,
+    },
+    /// The source URL's scheme is not one the endpoint accepts.
+    #[error("unsupported URL scheme {scheme:?} in {url:?}: {allowed}")]
+    UnsupportedScheme {
+        /// The URL given.
+        url: String,
+        /// Its scheme.
+        scheme: String,
+        /// What the endpoint accepts, in words.
+        allowed: &'static str,
+    },
+    /// An image-bed source whose URL path (or file name) does not end in an allowed
+    /// image extension.
+    #[error("{name:?} is not an image the image bed accepts (allowed extensions: {allowed})")]
+    NotAnImage {
+        /// The URL path or file name that was checked.
+        name: String,
+        /// The allowed extensions, comma separated.
+        allowed: &'static str,
+    },
+    /// A file name that is empty, too long or contains a character the drive forbids.
+    #[error("invalid file name {name:?}: {reason}")]
+    InvalidFileName {
+        /// The name given.
+        name: String,
+        /// Why it is refused.
+        reason: &'static str,
+    },
+    /// Directory ID 0 is the root, which offline download does not accept.
+    #[error("offline download cannot target the root directory (ID 0); omit the directory to use the default folder")]
+    RootDirectory,
+    /// A field has a value the endpoint does not accept.
+    #[error("invalid {field}: {reason}")]
+    InvalidValue {
+        /// The wire name of the field.
+        field: &'static str,
+        /// Why it is refused.
+        reason: String,
+    },
+    /// A required field is empty.
+    #[error("{0} must not be empty")]
+    Empty(&'static str),
+}
+
+/// What failed while reading a response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DecodeErrorKind {
+    /// The body is not JSON at all.
+    NotJson,
+    /// The body ended in the middle of a JSON value.
+    Truncated,
+    /// JSON of the wrong shape (a missing field, a string where a number belongs).
+    Shape,
+    /// A successful envelope without the data the endpoint must return.
+    MissingData,
+    /// The `Content-Type` says the body is not JSON (e.g. an HTML error page) and the
+    /// body does not parse as JSON.
+    ContentType,
+}
+
+/// A response that could not be understood. Keeps everything needed to report it: the
+/// HTTP status, the JSON path where decoding stopped, and the raw body.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{}", self.describe())]
+pub struct DecodeError {
+    /// What went wrong.
+    pub kind: DecodeErrorKind,
+    /// The HTTP status of the response.
+    pub status: StatusCode,
+    /// The `Content-Type` of the response, if any.
+    pub content_type: Option<String>,
+    /// The JSON path where decoding failed (`data.taskID`), when known.
+    pub path: Option<String>,
+    /// The parser's own message.
+    pub detail: String,
+    /// The raw body, byte for byte.
+    pub body: Bytes,
+}
+
+impl DecodeError {
+    fn describe(&self) -> String {
+        let what = match self.kind {
+            DecodeErrorKind::NotJson => "response is not JSON",
+            DecodeErrorKind::Truncated => "response body is truncated",
+            DecodeErrorKind::Shape => "response has an unexpected shape",
+            DecodeErrorKind::MissingData => "response has no data",
+            DecodeErrorKind::ContentType => "response has a non-JSON content type",
+        };
+        let mut s = format!("{what} (HTTP {})", self.status.as_u16());
+        if let Some(p) = &self.path {
+            s.push_str(&format!(" at `{p}`"));
+        }
+        if !self.detail.is_empty() {
+            s.push_str(&format!(": {}", self.detail));
+        }
+        if let Some(ct) = &self.content_type {
+            s.push_str(&format!(" [content-type {ct}]"));
+        }
+        s.push_str(&format!("; body: {}", preview(&self.body)));
+        s
+    }
+
+    /// Builds the error for a `serde_json` failure on `body`, classifying it.
+    pub(crate) fn from_json(
+        err: &serde_json::Error,
+        path: Option<String>,
+        response: &crate::HttpResponse,
+    ) -> Self {
+        let content_type = content_type(response.headers());
+        let body = response.body();
+        let kind = if err.is_eof() {
+            DecodeErrorKind::Truncated
+        } else if err.is_syntax() {
+            if content_type
+                .as_deref()
+                .is_some_and(|ct| !ct.contains("json"))
+            {
+                DecodeErrorKind::ContentType
+            } else {
+                DecodeErrorKind::NotJson
+            }
+        } else {
+            DecodeErrorKind::Shape
+        };
+        Self {
+            kind,
+            status: response.status(),
+            content_type,
+            path: path.filter(|p| !p.is_empty() && p != "."),
+            detail: err.to_string(),
+            body: body.clone(),
+        }
+    }
+
+    /// A successful envelope that carries no data.
+    pub(crate) fn missing_data(response: &crate::HttpResponse, field: &str) -> Self {
+        Self {
+            kind: DecodeErrorKind::MissingData,
+            status: response.status(),
+            content_type: content_type(response.headers()),
+            path: Some(field.to_owned()),
+            detail: format!("`{field}` is null or absent on a successful answer"),
+            body: response.body().clone(),
+        }
+    }
+}
+
+fn content_type(headers: &http::HeaderMap) -> Option<String> {
+    headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+/// At most 200 characters of a body, for messages.
+pub(crate) fn preview(body: &[u8]) -> String {
+    const MAX: usize = 200;
+    let text = String::from_utf8_lossy(body);
+    let mut out: String = text.chars().take(MAX).collect();
+    if text.chars().count() > MAX {
+        out.push('…');
+    }
+    if out.is_empty() {
+        out.push_str("(empty)");
+    }
+    out
+}
+
+/// A provider's error code: 123pan uses integers, 6pan uses strings.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Code {
+    /// A numeric code (123pan `code`).
+    Int(i64),
+    /// A string code (6pan `code`, e.g. `FILE_NOT_FOUND`).
+    Text(String),
+}
+
+impl std::fmt::Display for Code {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Int(c) => write!(f, "{c}"),
+            Self::Text(c) => f.write_str(c),
+        }
+    }
+}
+
+/// An error answer from the provider: its code, message and trace ID, as sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderError {
+    /// The provider's code.
+    pub code: Code,
+    /// The provider's message (often Chinese), as sent.
+    pub message: String,
+    /// The trace ID (123pan `x-traceID`), which users quote to support.
+    pub trace_id: Option<String>,
+    /// The HTTP status the error came with (123pan answers most errors with 200).
+    pub status: StatusCode,
+}
+
+impl std::fmt::Display for ProviderError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "code {}: {}", self.code, self.message)?;
+        if let Some(t) = &self.trace_id {
+            write!(f, " (trace ID {t})")?;
+        }
+        Ok(())
+    }
+}
+
+/// Everything a response can mean other than success.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApiError {
+    /// The access token is invalid or expired (123pan code 401), or the client holds
+    /// too many tokens. Refresh the token and try once more.
+    #[error("access token rejected: {0}")]
+    TokenInvalid(ProviderError),
+    /// Too many requests (123pan code 429 or HTTP 429). Safe to send again later: the
+    /// request was not carried out.
+    #[error("rate limited: {error}")]
+    RateLimited {
+        /// The provider's answer.
+        error: ProviderError,
+        /// How long the server asked to wait (`Retry-After`), if it said.
+        retry_after: Option<std::time::Duration>,
+    },
+    /// A traffic or storage quota is used up (123pan code 5113).
+    #[error("quota exceeded: {0}")]
+    QuotaExceeded(ProviderError),
+    /// The file or task does not exist (123pan code 5066).
+    #[error("not found: {0}")]
+    NotFound(ProviderError),
+    /// Any other provider error code.
+    #[error("provider error {0}")]
+    Provider(ProviderError),
+    /// A non-success HTTP status without a provider envelope (a gateway's 502 page).
+    #[error("HTTP {status} without a provider answer; body: {}", preview(body))]
+    Http {
+        /// The HTTP status.
+        status: StatusCode,
+        /// The raw body.
+        body: Bytes,
+    },
+    /// The response could not be decoded.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+}
+
+impl ApiError {
+    /// The provider's answer, when the error is one.
+    pub fn provider_error(&self) -> Option<&ProviderError> {
+        match self {
+            Self::TokenInvalid(e)
+            | Self::QuotaExceeded(e)
+            | Self::NotFound(e)
+            | Self::Provider(e)
+            | Self::RateLimited { error: e, .. } => Some(e),
+            Self::Http { .. } | Self::Decode(_) => None,
+        }
+    }
+
+    /// The HTTP status of the response that carried the error.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::Http { status, .. } => *status,
+            Self::Decode(d) => d.status,
+            other => other.provider_error().map_or(StatusCode::OK, |e| e.status),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn preview_is_bounded() {
+        let long = "x".repeat(1000);
+        let p = preview(long.as_bytes());
+        assert_eq!(p.chars().count(), 201);
+        assert_eq!(preview(b""), "(empty)");
+    }
+
+    #[test]
+    fn provider_error_display_has_code_message_trace() {
+        let e = ProviderError {
+            code: Code::Int(5066),
+            message: "文件不存在".into(),
+            trace_id: Some("abc".into()),
+            status: StatusCode::OK,
+        };
+        assert_eq!(e.to_string(), "code 5066: 文件不存在 (trace ID abc)");
+    }
+}
