@@ -1,1 +1,164 @@
-fn main() {}
+//! `offline`: submit cloud-drive offline downloads and watch them to the end, or run
+//! the demo and the emulator.
+
+mod commands;
+mod demo;
+mod output;
+mod sidecar;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Exit codes a script can branch on.
+pub(crate) mod exit {
+    /// Everything succeeded.
+    pub(crate) const OK: u8 = 0;
+    /// A task ended failed (`--wait`, `wait`).
+    pub(crate) const TASK_FAILED: u8 = 1;
+    /// Bad command line (clap's own code).
+    pub(crate) const USAGE: u8 = 2;
+    /// The provider refused a call (its code and trace ID are printed).
+    pub(crate) const PROVIDER: u8 = 3;
+    /// No answer: the network or the server failed.
+    pub(crate) const TRANSPORT: u8 = 4;
+    /// A create call may have reached the server without an answer: check before
+    /// submitting again.
+    pub(crate) const OUTCOME_UNKNOWN: u8 = 5;
+    /// Missing or refused credentials, bad configuration, invalid input.
+    pub(crate) const CONFIG: u8 = 6;
+}
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "offline",
+    version,
+    about = "Cloud-drive offline download: hand a URL to the drive, watch the task to the end",
+    after_help = "Credentials: OFFLINE_123PAN_CLIENT_ID and OFFLINE_123PAN_CLIENT_SECRET (or OFFLINE_123PAN_ACCESS_TOKEN).\n\
+Exit codes: 0 ok, 1 a task failed, 2 usage, 3 provider error, 4 network error, 5 outcome unknown (check before resubmitting), 6 configuration or invalid input.\n\
+Try `offline demo` for a tour on the built-in emulator."
+)]
+pub(crate) struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Options every command takes.
+#[derive(Args, Debug, Clone)]
+pub(crate) struct Global {
+    /// API root (default: the provider's production URL), e.g. the URL `offline emulator` prints.
+    #[arg(long, global = true, env = "OFFLINE_123PAN_BASE_URL")]
+    base_url: Option<String>,
+    /// Print one JSON object per line instead of progress bars and tables.
+    #[arg(long, global = true)]
+    json: bool,
+    /// Allow a plain-http base URL on a non-loopback host.
+    #[arg(long, global = true)]
+    insecure_http: bool,
+    /// The application's client ID.
+    #[arg(long, global = true, env = "OFFLINE_123PAN_CLIENT_ID", hide_env_values = true)]
+    client_id: Option<String>,
+    /// The application's client secret (prefer the environment variable).
+    #[arg(long, global = true, env = "OFFLINE_123PAN_CLIENT_SECRET", hide_env_values = true)]
+    client_secret: Option<String>,
+    /// A ready access token instead of a client ID and secret.
+    #[arg(long, global = true, env = "OFFLINE_123PAN_ACCESS_TOKEN", hide_env_values = true)]
+    access_token: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Tour the whole flow on an embedded emulator: real files, an image, a 404, callbacks.
+    Demo(demo::DemoArgs),
+    /// Run the emulator on its own and print its base URL and credentials.
+    Emulator(EmulatorArgs),
+    /// Submit URLs for offline download; prints each task ID.
+    Add(commands::AddArgs),
+    /// Show tasks' progress once.
+    Status(commands::TaskArgs),
+    /// Watch tasks until they end.
+    Wait(commands::TaskArgs),
+}
+
+#[derive(Args, Debug)]
+struct EmulatorArgs {
+    /// Address to listen on (loopback only is sensible).
+    #[arg(long, default_value = "127.0.0.1:8123")]
+    addr: SocketAddr,
+    /// Lifetime of issued access tokens, in seconds.
+    #[arg(long, default_value_t = 3600)]
+    token_lifetime: u64,
+    /// Where downloaded files are stored (default: a temporary directory).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Throttle source downloads to this many bytes per second.
+    #[arg(long)]
+    fetch_rate: Option<u64>,
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { exit::USAGE } else { exit::OK });
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(exit::CONFIG);
+        }
+    };
+    let code = runtime.block_on(run(cli));
+    ExitCode::from(code)
+}
+
+async fn run(cli: Cli) -> u8 {
+    let out = output::Output::new(cli.global.json);
+    match cli.command {
+        Command::Demo(args) => demo::run(args, &out).await,
+        Command::Emulator(args) => run_emulator(&cli.global, args, &out).await,
+        Command::Add(args) => commands::add(&cli.global, args, &out).await,
+        Command::Status(args) => commands::status(&cli.global, args, &out).await,
+        Command::Wait(args) => commands::wait(&cli.global, args, &out).await,
+    }
+}
+
+/// Runs the emulator until Ctrl-C. It accepts `--client-id`/`--client-secret` when
+/// given, else the demo credentials.
+async fn run_emulator(global: &Global, args: EmulatorArgs, out: &output::Output) -> u8 {
+    let defaults = offline_emulator::EmulatorConfig::default();
+    let config = offline_emulator::EmulatorConfig {
+        addr: args.addr,
+        client_id: global.client_id.clone().unwrap_or(defaults.client_id),
+        client_secret: global.client_secret.clone().unwrap_or(defaults.client_secret),
+        token_lifetime: std::time::Duration::from_secs(args.token_lifetime),
+        data_dir: args.data_dir,
+        fetch_rate: args.fetch_rate,
+        ..defaults
+    };
+    let emu = match offline_emulator::Emulator::start(config).await {
+        Ok(e) => e,
+        Err(e) => {
+            out.error_line(&format!("cannot start the emulator on {}: {e}", args.addr), None);
+            return exit::CONFIG;
+        }
+    };
+    out.emulator_started(&emu);
+    let _ = tokio::signal::ctrl_c().await;
+    emu.shutdown().await;
+    exit::OK
+}

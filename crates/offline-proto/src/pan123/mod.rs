@@ -334,6 +334,30 @@ impl OfflineDownloadRequest {
     }
 }
 
+impl From<&str> for OfflineDownloadRequest {
+    fn from(url: &str) -> Self {
+        Self::new(url)
+    }
+}
+
+impl From<String> for OfflineDownloadRequest {
+    fn from(url: String) -> Self {
+        Self::new(url)
+    }
+}
+
+impl From<&str> for OssOfflineDownloadRequest {
+    fn from(url: &str) -> Self {
+        Self::new(url)
+    }
+}
+
+impl From<String> for OssOfflineDownloadRequest {
+    fn from(url: String) -> Self {
+        Self::new(url)
+    }
+}
+
 impl Endpoint for OfflineDownloadRequest {
     type Output = TaskCreated;
     const ID: EndpointId = EndpointId::OfflineDownload;

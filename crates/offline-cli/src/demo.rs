@@ -1,0 +1,228 @@
+//! `offline demo`: the whole 123pan journey on an embedded emulator, with real bytes.
+//!
+//! Starts the emulator and a loopback file server, submits a normal file, an image to
+//! the image bed and a URL that answers 404 (each with a callback URL), shows a bar per
+//! task, receives the callbacks, confirms each with the progress call, checks the bytes
+//! the emulator stored, and ends with a table of every task's outcome.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use bytes::Bytes;
+use clap::Args;
+use offline_proto::tracker::PollPolicy;
+use provider_123pan::{
+    CallbackStatus, OfflineDownloadRequest, OssOfflineDownloadRequest, Pan123, TaskRef, TaskStatus,
+};
+
+use crate::commands::watch;
+use crate::exit;
+use crate::output::{table, Output};
+use crate::sidecar::{ServedFile, Sidecar};
+
+const IMAGE_NAME: &str = "trpl14-01.png";
+const IMAGE: &[u8] = include_bytes!("../../../fixtures/images/trpl14-01.png");
+
+#[derive(Args, Debug)]
+pub(crate) struct DemoArgs {
+    /// Size of the sample file, in MiB.
+    #[arg(long, default_value_t = 6)]
+    size_mib: u64,
+    /// How fast the emulator fetches sources, in bytes per second (so progress is visible).
+    #[arg(long, default_value_t = 3 * 1024 * 1024)]
+    fetch_rate: u64,
+}
+
+/// Deterministic sample bytes: byte `i` is `i % 251`.
+fn sample(len: usize) -> Bytes {
+    (0..len).map(|i| (i % 251) as u8).collect::<Vec<u8>>().into()
+}
+
+struct Expectation {
+    task: TaskRef,
+    source: String,
+    expect: TaskStatus,
+    bytes: Option<Bytes>,
+}
+
+pub(crate) async fn run(args: DemoArgs, out: &Output) -> u8 {
+    let config = offline_emulator::EmulatorConfig {
+        fetch_rate: Some(args.fetch_rate.max(1)),
+        ..Default::default()
+    };
+    let emu = match offline_emulator::Emulator::start(config).await {
+        Ok(e) => e,
+        Err(e) => {
+            out.error_line(&format!("cannot start the emulator: {e}"), None);
+            return exit::CONFIG;
+        }
+    };
+    let sample_bytes = sample(usize::try_from(args.size_mib * 1024 * 1024).unwrap_or(usize::MAX));
+    let mut files = BTreeMap::new();
+    files.insert(
+        "sample.bin".to_owned(),
+        ServedFile {
+            content_type: "application/octet-stream",
+            bytes: sample_bytes.clone(),
+        },
+    );
+    files.insert(
+        IMAGE_NAME.to_owned(),
+        ServedFile {
+            content_type: "image/png",
+            bytes: Bytes::from_static(IMAGE),
+        },
+    );
+    let sidecar = match Sidecar::start(files).await {
+        Ok(s) => s,
+        Err(e) => {
+            out.error_line(&format!("cannot start the demo file server: {e}"), None);
+            return exit::CONFIG;
+        }
+    };
+    out.say(&format!("emulator (123pan open platform) on {}", emu.base_url()));
+    out.say(&format!("file server and callback receiver on {}", sidecar.callback_url().trim_end_matches("/callback")));
+    out.say("");
+
+    let pan = match Pan123::builder()
+        .base_url(emu.base_url())
+        .client_id(emu.client_id())
+        .client_secret(emu.client_secret())
+        .poll_policy(PollPolicy {
+            initial: Duration::from_millis(250),
+            max: Duration::from_millis(500),
+            factor: 1.5,
+        })
+        .build()
+    {
+        Ok(p) => p,
+        Err(e) => return out.error("client", &e),
+    };
+
+    // Local validation: refused before any request exists.
+    let not_an_image = sidecar.file_url("sample.bin");
+    match pan.oss_offline_download(not_an_image.as_str()).await {
+        Err(e) => out.say(&format!("refused locally, nothing sent: {e}")),
+        Ok(task) => {
+            out.error_line(&format!("the image bed accepted a non-image (task {task})"), None);
+            return exit::TASK_FAILED;
+        }
+    }
+    out.say("");
+
+    let callback = sidecar.callback_url();
+    let mut expectations = Vec::new();
+    let mut code = exit::OK;
+
+    let submissions: Vec<(String, bool, TaskStatus, Option<Bytes>)> = vec![
+        (sidecar.file_url("sample.bin"), false, TaskStatus::Succeeded, Some(sample_bytes.clone())),
+        (sidecar.file_url(IMAGE_NAME), true, TaskStatus::Succeeded, Some(Bytes::from_static(IMAGE))),
+        (sidecar.file_url("missing.bin"), false, TaskStatus::Failed, None),
+    ];
+    for (url, image, expect, bytes) in submissions {
+        let created = if image {
+            let mut req = OssOfflineDownloadRequest::new(url.clone());
+            req.callback_url = Some(callback.clone());
+            pan.oss_offline_download(req).await.map(TaskRef::image)
+        } else {
+            let mut req = OfflineDownloadRequest::new(url.clone());
+            req.callback_url = Some(callback.clone());
+            pan.offline_download(req).await.map(TaskRef::cloud)
+        };
+        match created {
+            Ok(task) => {
+                out.created(&url, task);
+                expectations.push(Expectation { task, source: url, expect, bytes });
+            }
+            Err(e) => code = code.max(out.error(&url, &e)),
+        }
+    }
+    out.say("");
+
+    let labels: Vec<(TaskRef, String)> = expectations
+        .iter()
+        .map(|e| (e.task, e.source.rsplit('/').next().unwrap_or("").to_owned()))
+        .collect();
+    let (results, _) = watch(&pan, &labels, out).await;
+
+    let callbacks = sidecar
+        .wait_callbacks(expectations.len(), Duration::from_secs(10))
+        .await;
+    let stored = emu.tasks();
+    let mut rows = Vec::new();
+    for e in &expectations {
+        let outcome = match results.get(&e.task) {
+            Some(Ok(p)) => p.status,
+            _ => TaskStatus::Unknown(-1),
+        };
+        let cb = callbacks.iter().find(|c| c.url == e.source);
+        // A callback is a hint: confirm it with the progress call before believing it.
+        let confirmed = match (cb, pan.progress(e.task).await) {
+            (Some(c), Ok(p)) => match c.status {
+                CallbackStatus::Succeeded => p.status == TaskStatus::Succeeded,
+                CallbackStatus::Failed => p.status == TaskStatus::Failed,
+                CallbackStatus::Unknown(_) => false,
+            },
+            _ => false,
+        };
+        let cb_text = match cb {
+            Some(c) if confirmed => match c.status {
+                CallbackStatus::Succeeded => format!("ok, file ID {}", c.file_id.unwrap_or(0)),
+                _ => format!("failed: {}", c.fail_reason),
+            },
+            Some(_) => "received, NOT confirmed".to_owned(),
+            None => "not received".to_owned(),
+        };
+        let bytes_check = match (&e.bytes, stored.iter().find(|t| t.id == e.task.id)) {
+            (Some(expected), Some(t)) if outcome == TaskStatus::Succeeded => {
+                match t.stored_path.as_ref().map(std::fs::read) {
+                    Some(Ok(got)) if got == expected.as_ref() => format!("{} bytes match", got.len()),
+                    Some(Ok(got)) => format!("MISMATCH ({} bytes)", got.len()),
+                    _ => "not stored".to_owned(),
+                }
+            }
+            _ => "-".to_owned(),
+        };
+        let as_expected = outcome == e.expect && cb.is_some() && confirmed && !bytes_check.starts_with("MISMATCH") && bytes_check != "not stored";
+        if !as_expected {
+            code = code.max(exit::TASK_FAILED);
+        }
+        rows.push(vec![
+            e.task.id.to_string(),
+            e.task.kind.as_str().to_owned(),
+            e.source.rsplit('/').next().unwrap_or("").to_owned(),
+            outcome.to_string(),
+            cb_text,
+            bytes_check,
+            if as_expected { "yes".to_owned() } else { "NO".to_owned() },
+        ]);
+    }
+    if out.is_json() {
+        for row in &rows {
+            println!(
+                "{}",
+                serde_json::json!({
+                    "event": "summary", "task": row[0], "kind": row[1], "source": row[2],
+                    "outcome": row[3], "callback": row[4], "stored": row[5], "as_expected": row[6] == "yes",
+                })
+            );
+        }
+    } else {
+        println!();
+        println!("Summary");
+        println!(
+            "{}",
+            table(&["task", "kind", "source", "outcome", "callback (confirmed)", "stored bytes", "as expected"], &rows)
+        );
+        println!();
+        println!(
+            "{} tasks, {} callbacks, {} token request(s), {} rate-limit answers",
+            expectations.len(),
+            callbacks.len(),
+            emu.token_requests(),
+            emu.rate_limited()
+        );
+    }
+    emu.shutdown().await;
+    code
+}

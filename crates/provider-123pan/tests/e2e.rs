@@ -1,0 +1,337 @@
+//! provider-123pan against the emulator over real loopback HTTP.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use offline_emulator::source::{ServedFile, SourceServer};
+use offline_emulator::{Emulator, EmulatorConfig, RunningEmulator};
+use offline_proto::pan123::EndpointId;
+use offline_proto::tracker::PollPolicy;
+use offline_proto::{ApiError, HttpClient, HttpRequest, HttpResponse, TransportError, TransportErrorKind};
+use provider_123pan::{
+    CallbackStatus, Error, OfflineDownloadRequest, OssOfflineDownloadRequest, Pan123, TaskRef,
+    TaskStatus,
+};
+use transport_hyper::HyperClient;
+
+const PNG: &[u8] = include_bytes!("../../../fixtures/images/trpl14-01.png");
+
+fn sample(len: usize) -> Bytes {
+    (0..len).map(|i| (i * 7 % 253) as u8).collect::<Vec<_>>().into()
+}
+
+async fn sources() -> (SourceServer, Bytes) {
+    let bytes = sample(300 * 1024 + 17);
+    let mut files = BTreeMap::new();
+    files.insert("data.bin".to_owned(), ServedFile::new("application/octet-stream", bytes.clone()));
+    files.insert("pic.png".to_owned(), ServedFile::new("image/png", Bytes::from_static(PNG)));
+    (SourceServer::start(files).await.unwrap(), bytes)
+}
+
+fn fast_poll() -> PollPolicy {
+    PollPolicy {
+        initial: Duration::from_millis(50),
+        max: Duration::from_millis(200),
+        factor: 1.5,
+    }
+}
+
+fn client(emu: &RunningEmulator) -> Pan123 {
+    Pan123::builder()
+        .base_url(emu.base_url())
+        .client_id(emu.client_id())
+        .client_secret(emu.client_secret())
+        .poll_policy(fast_poll())
+        .build()
+        .unwrap()
+}
+
+/// Generous limits so that tests not about rate limits are not slowed by them.
+async fn fast_emulator() -> RunningEmulator {
+    let emu = Emulator::start_default().await.unwrap();
+    for e in EndpointId::ALL {
+        emu.set_rate_limit(e, 1000.0);
+    }
+    emu
+}
+
+fn fast_client(emu: &RunningEmulator) -> Pan123 {
+    let mut b = Pan123::builder()
+        .base_url(emu.base_url())
+        .client_id(emu.client_id())
+        .client_secret(emu.client_secret())
+        .poll_policy(fast_poll());
+    for e in EndpointId::ALL {
+        b = b.rate_limit(e, 1000.0);
+    }
+    b.build().unwrap()
+}
+
+#[tokio::test]
+async fn download_completes_with_the_right_bytes_stored() {
+    let emu = fast_emulator().await;
+    let (src, bytes) = sources().await;
+    let pan = fast_client(&emu);
+    let task = pan.offline_download(src.file_url("data.bin")).await.unwrap();
+    let updates: Vec<_> = pan.wait(TaskRef::cloud(task)).collect().await;
+    let last = updates.last().unwrap().as_ref().unwrap();
+    assert_eq!(last.status, TaskStatus::Succeeded);
+    assert!((last.percent - 100.0).abs() < f64::EPSILON);
+    assert!(updates.iter().all(Result::is_ok));
+    let snap = emu.tasks().into_iter().find(|t| t.id == task).unwrap();
+    let stored = std::fs::read(snap.stored_path.unwrap()).unwrap();
+    assert_eq!(stored, bytes.as_ref());
+    assert!(snap.file_id.is_some());
+}
+
+#[tokio::test]
+async fn progress_is_reported_while_running() {
+    let mut config = EmulatorConfig::default();
+    config.fetch_rate = Some(400 * 1024); // ~0.75 s for the file
+    let emu = Emulator::start(config).await.unwrap();
+    let (src, _) = sources().await;
+    let pan = client(&emu);
+    let task = pan.offline_download(src.file_url("data.bin")).await.unwrap();
+    let updates: Vec<_> = pan
+        .wait(TaskRef::cloud(task))
+        .map(Result::unwrap)
+        .collect()
+        .await;
+    let running: Vec<f64> = updates
+        .iter()
+        .filter(|u| u.status == TaskStatus::Running)
+        .map(|u| u.percent)
+        .collect();
+    assert!(!running.is_empty(), "never saw the task running: {updates:?}");
+    assert!(running.windows(2).all(|w| w[0] <= w[1]), "progress went backwards: {running:?}");
+    assert!(running.iter().all(|p| (0.0..100.0).contains(p)));
+    assert_eq!(updates.last().unwrap().status, TaskStatus::Succeeded);
+}
+
+#[tokio::test]
+async fn failing_source_fails_with_a_reason() {
+    let emu = fast_emulator().await;
+    let (src, _) = sources().await;
+    let pan = fast_client(&emu);
+    let task = pan.offline_download(src.file_url("nope.bin")).await.unwrap();
+    let last = pan.wait_final(TaskRef::cloud(task)).await.unwrap();
+    assert_eq!(last.status, TaskStatus::Failed);
+    assert_eq!(last.percent, 0.0);
+    let snap = emu.tasks().into_iter().find(|t| t.id == task).unwrap();
+    assert!(snap.fail_reason.unwrap().contains("404"));
+}
+
+#[tokio::test]
+async fn token_expiry_in_the_middle_of_a_run_refreshes_once() {
+    let emu = fast_emulator().await;
+    let (src, _) = sources().await;
+    let pan = fast_client(&emu);
+    let task = pan.offline_download(src.file_url("data.bin")).await.unwrap();
+    assert_eq!(emu.token_requests(), 1);
+    emu.expire_tokens();
+    let last = pan.wait_final(TaskRef::cloud(task)).await.unwrap();
+    assert_eq!(last.status, TaskStatus::Succeeded);
+    assert_eq!(emu.token_requests(), 2);
+}
+
+#[tokio::test]
+async fn many_concurrent_calls_on_an_expired_token_make_one_token_request() {
+    let emu = fast_emulator().await;
+    let (src, _) = sources().await;
+    let pan = fast_client(&emu);
+    let task = pan.offline_download(src.file_url("data.bin")).await.unwrap();
+    emu.expire_tokens();
+    let calls = (0..32).map(|_| {
+        let pan = pan.clone();
+        tokio::spawn(async move { pan.process(task).await })
+    });
+    for r in futures_util::future::join_all(calls).await {
+        r.unwrap().unwrap();
+    }
+    assert_eq!(emu.token_requests(), 2, "one at start, exactly one after expiry");
+}
+
+#[tokio::test]
+async fn rate_limited_creates_are_sent_again_and_succeed() {
+    let emu = Emulator::start_default().await.unwrap();
+    emu.set_rate_limit(EndpointId::OfflineDownload, 2.0);
+    let (src, _) = sources().await;
+    // The client believes it may send 100/s, so the emulator must push back.
+    let pan = Pan123::builder()
+        .base_url(emu.base_url())
+        .client_id(emu.client_id())
+        .client_secret(emu.client_secret())
+        .rate_limit(EndpointId::OfflineDownload, 100.0)
+        .build()
+        .unwrap();
+    let mut ids = Vec::new();
+    for _ in 0..4 {
+        ids.push(pan.offline_download(src.file_url("data.bin")).await.unwrap());
+    }
+    assert!(emu.rate_limited() >= 1, "the emulator never said 429");
+    let created = emu.tasks();
+    assert_eq!(created.len(), 4, "each create carried out exactly once");
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 4);
+}
+
+#[tokio::test]
+async fn the_client_paces_itself_to_avoid_429() {
+    let emu = Emulator::start_default().await.unwrap();
+    emu.set_rate_limit(EndpointId::OfflineProcess, 20.0);
+    let (src, _) = sources().await;
+    let pan = Pan123::builder()
+        .base_url(emu.base_url())
+        .client_id(emu.client_id())
+        .client_secret(emu.client_secret())
+        .rate_limit(EndpointId::OfflineProcess, 20.0)
+        .build()
+        .unwrap();
+    let task = pan.offline_download(src.file_url("data.bin")).await.unwrap();
+    for _ in 0..30 {
+        pan.process(task).await.unwrap();
+    }
+    assert_eq!(emu.rate_limited(), 0);
+}
+
+#[tokio::test]
+async fn image_bed_accepts_images_and_refuses_others_locally() {
+    let emu = fast_emulator().await;
+    let (src, _) = sources().await;
+    let pan = fast_client(&emu);
+    let task = pan.oss_offline_download(src.file_url("pic.png")).await.unwrap();
+    let last = pan.wait_final(TaskRef::image(task)).await.unwrap();
+    assert_eq!(last.status, TaskStatus::Succeeded);
+    let snap = emu.tasks().into_iter().find(|t| t.id == task).unwrap();
+    assert_eq!(std::fs::read(snap.stored_path.unwrap()).unwrap(), PNG);
+
+    let err = pan.oss_offline_download(src.file_url("data.bin")).await.unwrap_err();
+    assert!(matches!(err, Error::Invalid(_)), "{err:?}");
+    // A non-image URL is fine when the file name is an image.
+    let mut req = OssOfflineDownloadRequest::new(src.file_url("data.bin"));
+    req.file_name = Some("renamed.png".to_owned());
+    pan.oss_offline_download(req).await.unwrap();
+    assert_eq!(emu.tasks().len(), 2, "the refused request never reached the server");
+}
+
+#[tokio::test]
+async fn cloud_drive_refuses_bad_input_before_sending() {
+    let emu = fast_emulator().await;
+    let pan = fast_client(&emu);
+    for bad in ["ftp://x.y/a", "magnet:?xt=urn:btih:abc", "not a url"] {
+        let err = pan.offline_download(bad).await.unwrap_err();
+        assert!(matches!(err, Error::Invalid(_)), "{bad}: {err:?}");
+    }
+    let mut req = OfflineDownloadRequest::new("http://127.0.0.1:1/x");
+    req.dir_id = Some(0);
+    assert!(matches!(pan.offline_download(req).await, Err(Error::Invalid(_))));
+    assert_eq!(emu.token_requests(), 0, "nothing was sent, not even a token request");
+}
+
+#[tokio::test]
+async fn callback_is_received_and_matches_progress() {
+    let emu = fast_emulator().await;
+    let (src, _) = sources().await;
+    let pan = fast_client(&emu);
+    let mut ok = OfflineDownloadRequest::new(src.file_url("data.bin"));
+    ok.callback_url = Some(src.callback_url());
+    let mut bad = OfflineDownloadRequest::new(src.file_url("gone.bin"));
+    bad.callback_url = Some(src.callback_url());
+    let t1 = pan.offline_download(ok).await.unwrap();
+    let t2 = pan.offline_download(bad).await.unwrap();
+    let callbacks = src.wait_callbacks(2, Duration::from_secs(10)).await;
+    assert_eq!(callbacks.len(), 2);
+    let good = callbacks.iter().find(|c| c.url.ends_with("data.bin")).unwrap();
+    assert_eq!(good.status, CallbackStatus::Succeeded);
+    assert!(good.file_id.is_some_and(|id| id > 0));
+    let failed = callbacks.iter().find(|c| c.url.ends_with("gone.bin")).unwrap();
+    assert_eq!(failed.status, CallbackStatus::Failed);
+    assert!(!failed.fail_reason.is_empty());
+    assert_eq!(pan.process(t1).await.unwrap().status, TaskStatus::Succeeded);
+    assert_eq!(pan.process(t2).await.unwrap().status, TaskStatus::Failed);
+}
+
+#[tokio::test]
+async fn unknown_task_is_a_provider_error_with_trace_id() {
+    let emu = fast_emulator().await;
+    let pan = fast_client(&emu);
+    let err = pan.process(provider_123pan::TaskId(424242)).await.unwrap_err();
+    let provider = err.provider_error().expect("a provider error");
+    assert!(provider.trace_id.as_deref().is_some_and(|t| !t.is_empty()));
+}
+
+#[tokio::test]
+async fn wrong_secret_is_reported_not_retried_forever() {
+    let emu = fast_emulator().await;
+    let pan = Pan123::builder()
+        .base_url(emu.base_url())
+        .client_id(emu.client_id())
+        .client_secret("wrong")
+        .build()
+        .unwrap();
+    let err = pan.process(provider_123pan::TaskId(1)).await.unwrap_err();
+    assert!(matches!(err, Error::Api(ApiError::TokenInvalid(_)) | Error::Api(ApiError::Provider(_))), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_fixed_token_that_expires_is_unavailable() {
+    let emu = fast_emulator().await;
+    let pan = fast_client(&emu);
+    let _ = pan.ensure_token().await.unwrap();
+    // Steal nothing: build a second client with an unknown fixed token.
+    let fixed = Pan123::builder()
+        .base_url(emu.base_url())
+        .access_token("not-a-real-token", None)
+        .build()
+        .unwrap();
+    let err = fixed.process(provider_123pan::TaskId(1)).await.unwrap_err();
+    assert!(matches!(err, Error::Api(ApiError::TokenInvalid(_))), "{err:?}");
+    let err = fixed.process(provider_123pan::TaskId(1)).await.unwrap_err();
+    assert!(matches!(err, Error::TokenUnavailable), "{err:?}");
+}
+
+/// Forwards to hyper, but loses the answer of the first create call after it reached
+/// the server, as a connection reset after sending would.
+struct LoseFirstCreateAnswer {
+    inner: HyperClient,
+    lost: AtomicBool,
+}
+
+impl HttpClient for LoseFirstCreateAnswer {
+    async fn send(&self, request: HttpRequest) -> Result<HttpResponse, TransportError> {
+        let is_create = request.uri().path() == EndpointId::OfflineDownload.path();
+        let response = self.inner.send(request).await?;
+        if is_create && !self.lost.swap(true, Ordering::SeqCst) {
+            return Err(TransportError::new(TransportErrorKind::Closed, "connection reset after sending"));
+        }
+        Ok(response)
+    }
+}
+
+#[tokio::test]
+async fn a_create_whose_answer_is_lost_is_not_sent_again() {
+    let emu = fast_emulator().await;
+    let (src, _) = sources().await;
+    let transport = Arc::new(LoseFirstCreateAnswer {
+        inner: HyperClient::new().unwrap(),
+        lost: AtomicBool::new(false),
+    });
+    let mut b = Pan123::builder()
+        .http_client(Arc::clone(&transport))
+        .base_url(emu.base_url())
+        .client_id(emu.client_id())
+        .client_secret(emu.client_secret());
+    for e in EndpointId::ALL {
+        b = b.rate_limit(e, 1000.0);
+    }
+    let pan = b.build_with_transport().unwrap();
+    let err = pan.offline_download(src.file_url("data.bin")).await.unwrap_err();
+    assert!(matches!(err, Error::OutcomeUnknown { .. }), "{err:?}");
+    assert!(err.to_string().contains("check"), "the message says what to do: {err}");
+    assert_eq!(emu.tasks().len(), 1, "created once, never re-sent");
+}
