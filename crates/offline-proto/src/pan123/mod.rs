@@ -282,16 +282,19 @@ pub fn decode_envelope<T: DeserializeOwned>(response: &HttpResponse) -> Result<T
             _ => ApiError::Provider(error),
         });
     }
-    let Some(data) = raw.data else {
+    if raw.data.is_none() {
         return Err(DecodeError::missing_data(response, "data").into());
-    };
-    let mut de = serde_json::Deserializer::from_str(data.get());
-    serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let path = format!("data.{}", e.path())
-            .trim_end_matches('.')
-            .to_owned();
-        DecodeError::from_json(e.inner(), Some(path), response).into()
-    })
+    }
+    // Decode `data` from the whole body, so that the line and column in an error
+    // message point into the body the error keeps.
+    #[derive(serde::Deserialize)]
+    struct DataOf<T> {
+        data: T,
+    }
+    let mut de = serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize::<_, DataOf<T>>(&mut de)
+        .map(|d| d.data)
+        .map_err(|e| DecodeError::from_json(e.inner(), Some(e.path().to_string()), response).into())
 }
 
 /// The `Retry-After` header in whole seconds, if present.
