@@ -104,7 +104,7 @@ pub(crate) async fn add(global: &Global, args: AddArgs, out: &Output) -> u8 {
         }
     }
     if args.wait && !created.is_empty() {
-        let (_, watch_code) = watch(&pan, &created, out).await;
+        let (_, watch_code) = watch(&pan, &created, out, true).await;
         code = code.max(watch_code);
     }
     code
@@ -113,7 +113,13 @@ pub(crate) async fn add(global: &Global, args: AddArgs, out: &Output) -> u8 {
 fn task_refs(args: &TaskArgs) -> Vec<TaskRef> {
     args.tasks
         .iter()
-        .map(|&id| if args.image { TaskRef::image(id) } else { TaskRef::cloud(id) })
+        .map(|&id| {
+            if args.image {
+                TaskRef::image(id)
+            } else {
+                TaskRef::cloud(id)
+            }
+        })
         .collect()
 }
 
@@ -141,20 +147,21 @@ pub(crate) async fn wait(global: &Global, args: TaskArgs, out: &Output) -> u8 {
         .into_iter()
         .map(|t| (t, format!("task {}", t.id)))
         .collect();
-    watch(&pan, &tasks, out).await.1
+    watch(&pan, &tasks, out, true).await.1
 }
 
-/// Watches `tasks` to their end with bars or JSON lines, then prints a summary (human
-/// mode). Returns each task's last result and the worst exit code.
+/// Watches `tasks` to their end with bars or JSON lines, then prints a summary table
+/// when `summary` (human mode). Returns each task's last result and the worst exit code.
 pub(crate) async fn watch(
     pan: &Pan123,
     tasks: &[(TaskRef, String)],
     out: &Output,
+    summary: bool,
 ) -> (BTreeMap<TaskRef, Result<Progress, Error>>, u8) {
     let watcher = out.watcher(tasks);
     let mut results: BTreeMap<TaskRef, Result<Progress, Error>> = BTreeMap::new();
     let mut code = exit::OK;
-    let mut stream = std::pin::pin!(pan.wait_all(tasks.iter().map(|(t, _)| *t)));
+    let mut stream = pan.wait_all(tasks.iter().map(|(t, _)| *t));
     while let Some((task, update)) = stream.next().await {
         match update {
             Ok(p) => {
@@ -171,7 +178,7 @@ pub(crate) async fn watch(
         }
     }
     drop(watcher);
-    if !out.is_json() {
+    if summary && !out.is_json() {
         let rows: Vec<Vec<String>> = tasks
             .iter()
             .map(|(task, label)| {
@@ -180,11 +187,20 @@ pub(crate) async fn watch(
                     Some(Err(e)) => (format!("error: {e}"), String::new()),
                     None => ("unknown".to_owned(), String::new()),
                 };
-                vec![task.id.to_string(), task.kind.as_str().to_owned(), label.clone(), outcome, percent]
+                vec![
+                    task.id.to_string(),
+                    task.kind.as_str().to_owned(),
+                    label.clone(),
+                    outcome,
+                    percent,
+                ]
             })
             .collect();
         println!();
-        println!("{}", crate::output::table(&["task", "kind", "source", "outcome", "%"], &rows));
+        println!(
+            "{}",
+            crate::output::table(&["task", "kind", "source", "outcome", "%"], &rows)
+        );
     }
     (results, code)
 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use clap::Args;
+use offline_emulator::source::{ServedFile, SourceServer};
 use offline_proto::tracker::PollPolicy;
 use provider_123pan::{
     CallbackStatus, OfflineDownloadRequest, OssOfflineDownloadRequest, Pan123, TaskRef, TaskStatus,
@@ -18,7 +19,6 @@ use provider_123pan::{
 use crate::commands::watch;
 use crate::exit;
 use crate::output::{table, Output};
-use crate::sidecar::{ServedFile, Sidecar};
 
 const IMAGE_NAME: &str = "trpl14-01.png";
 const IMAGE: &[u8] = include_bytes!("../../../fixtures/images/trpl14-01.png");
@@ -35,7 +35,10 @@ pub(crate) struct DemoArgs {
 
 /// Deterministic sample bytes: byte `i` is `i % 251`.
 fn sample(len: usize) -> Bytes {
-    (0..len).map(|i| (i % 251) as u8).collect::<Vec<u8>>().into()
+    (0..len)
+        .map(|i| (i % 251) as u8)
+        .collect::<Vec<u8>>()
+        .into()
 }
 
 struct Expectation {
@@ -61,27 +64,27 @@ pub(crate) async fn run(args: DemoArgs, out: &Output) -> u8 {
     let mut files = BTreeMap::new();
     files.insert(
         "sample.bin".to_owned(),
-        ServedFile {
-            content_type: "application/octet-stream",
-            bytes: sample_bytes.clone(),
-        },
+        ServedFile::new("application/octet-stream", sample_bytes.clone()),
     );
     files.insert(
         IMAGE_NAME.to_owned(),
-        ServedFile {
-            content_type: "image/png",
-            bytes: Bytes::from_static(IMAGE),
-        },
+        ServedFile::new("image/png", Bytes::from_static(IMAGE)),
     );
-    let sidecar = match Sidecar::start(files).await {
+    let sources = match SourceServer::start(files).await {
         Ok(s) => s,
         Err(e) => {
             out.error_line(&format!("cannot start the demo file server: {e}"), None);
             return exit::CONFIG;
         }
     };
-    out.say(&format!("emulator (123pan open platform) on {}", emu.base_url()));
-    out.say(&format!("file server and callback receiver on {}", sidecar.callback_url().trim_end_matches("/callback")));
+    out.say(&format!(
+        "emulator (123pan open platform) on {}",
+        emu.base_url()
+    ));
+    out.say(&format!(
+        "file server and callback receiver on {}",
+        sources.base_url()
+    ));
     out.say("");
 
     let pan = match Pan123::builder()
@@ -100,24 +103,42 @@ pub(crate) async fn run(args: DemoArgs, out: &Output) -> u8 {
     };
 
     // Local validation: refused before any request exists.
-    let not_an_image = sidecar.file_url("sample.bin");
+    let not_an_image = sources.file_url("sample.bin");
     match pan.oss_offline_download(not_an_image.as_str()).await {
         Err(e) => out.say(&format!("refused locally, nothing sent: {e}")),
         Ok(task) => {
-            out.error_line(&format!("the image bed accepted a non-image (task {task})"), None);
+            out.error_line(
+                &format!("the image bed accepted a non-image (task {task})"),
+                None,
+            );
             return exit::TASK_FAILED;
         }
     }
     out.say("");
 
-    let callback = sidecar.callback_url();
+    let callback = sources.callback_url();
     let mut expectations = Vec::new();
     let mut code = exit::OK;
 
     let submissions: Vec<(String, bool, TaskStatus, Option<Bytes>)> = vec![
-        (sidecar.file_url("sample.bin"), false, TaskStatus::Succeeded, Some(sample_bytes.clone())),
-        (sidecar.file_url(IMAGE_NAME), true, TaskStatus::Succeeded, Some(Bytes::from_static(IMAGE))),
-        (sidecar.file_url("missing.bin"), false, TaskStatus::Failed, None),
+        (
+            sources.file_url("sample.bin"),
+            false,
+            TaskStatus::Succeeded,
+            Some(sample_bytes.clone()),
+        ),
+        (
+            sources.file_url(IMAGE_NAME),
+            true,
+            TaskStatus::Succeeded,
+            Some(Bytes::from_static(IMAGE)),
+        ),
+        (
+            sources.file_url("missing.bin"),
+            false,
+            TaskStatus::Failed,
+            None,
+        ),
     ];
     for (url, image, expect, bytes) in submissions {
         let created = if image {
@@ -132,7 +153,12 @@ pub(crate) async fn run(args: DemoArgs, out: &Output) -> u8 {
         match created {
             Ok(task) => {
                 out.created(&url, task);
-                expectations.push(Expectation { task, source: url, expect, bytes });
+                expectations.push(Expectation {
+                    task,
+                    source: url,
+                    expect,
+                    bytes,
+                });
             }
             Err(e) => code = code.max(out.error(&url, &e)),
         }
@@ -143,9 +169,9 @@ pub(crate) async fn run(args: DemoArgs, out: &Output) -> u8 {
         .iter()
         .map(|e| (e.task, e.source.rsplit('/').next().unwrap_or("").to_owned()))
         .collect();
-    let (results, _) = watch(&pan, &labels, out).await;
+    let (results, _) = watch(&pan, &labels, out, false).await;
 
-    let callbacks = sidecar
+    let callbacks = sources
         .wait_callbacks(expectations.len(), Duration::from_secs(10))
         .await;
     let stored = emu.tasks();
@@ -176,14 +202,20 @@ pub(crate) async fn run(args: DemoArgs, out: &Output) -> u8 {
         let bytes_check = match (&e.bytes, stored.iter().find(|t| t.id == e.task.id)) {
             (Some(expected), Some(t)) if outcome == TaskStatus::Succeeded => {
                 match t.stored_path.as_ref().map(std::fs::read) {
-                    Some(Ok(got)) if got == expected.as_ref() => format!("{} bytes match", got.len()),
+                    Some(Ok(got)) if got == expected.as_ref() => {
+                        format!("{} bytes match", got.len())
+                    }
                     Some(Ok(got)) => format!("MISMATCH ({} bytes)", got.len()),
                     _ => "not stored".to_owned(),
                 }
             }
             _ => "-".to_owned(),
         };
-        let as_expected = outcome == e.expect && cb.is_some() && confirmed && !bytes_check.starts_with("MISMATCH") && bytes_check != "not stored";
+        let as_expected = outcome == e.expect
+            && cb.is_some()
+            && confirmed
+            && !bytes_check.starts_with("MISMATCH")
+            && bytes_check != "not stored";
         if !as_expected {
             code = code.max(exit::TASK_FAILED);
         }
@@ -194,7 +226,11 @@ pub(crate) async fn run(args: DemoArgs, out: &Output) -> u8 {
             outcome.to_string(),
             cb_text,
             bytes_check,
-            if as_expected { "yes".to_owned() } else { "NO".to_owned() },
+            if as_expected {
+                "yes".to_owned()
+            } else {
+                "NO".to_owned()
+            },
         ]);
     }
     if out.is_json() {
@@ -212,7 +248,18 @@ pub(crate) async fn run(args: DemoArgs, out: &Output) -> u8 {
         println!("Summary");
         println!(
             "{}",
-            table(&["task", "kind", "source", "outcome", "callback (confirmed)", "stored bytes", "as expected"], &rows)
+            table(
+                &[
+                    "task",
+                    "kind",
+                    "source",
+                    "outcome",
+                    "callback (confirmed)",
+                    "stored bytes",
+                    "as expected"
+                ],
+                &rows
+            )
         );
         println!();
         println!(

@@ -4,7 +4,6 @@
 mod commands;
 mod demo;
 mod output;
-mod sidecar;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -60,13 +59,28 @@ pub(crate) struct Global {
     #[arg(long, global = true)]
     insecure_http: bool,
     /// The application's client ID.
-    #[arg(long, global = true, env = "OFFLINE_123PAN_CLIENT_ID", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "OFFLINE_123PAN_CLIENT_ID",
+        hide_env_values = true
+    )]
     client_id: Option<String>,
     /// The application's client secret (prefer the environment variable).
-    #[arg(long, global = true, env = "OFFLINE_123PAN_CLIENT_SECRET", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "OFFLINE_123PAN_CLIENT_SECRET",
+        hide_env_values = true
+    )]
     client_secret: Option<String>,
     /// A ready access token instead of a client ID and secret.
-    #[arg(long, global = true, env = "OFFLINE_123PAN_ACCESS_TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "OFFLINE_123PAN_ACCESS_TOKEN",
+        hide_env_values = true
+    )]
     access_token: Option<String>,
 }
 
@@ -105,7 +119,11 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { exit::USAGE } else { exit::OK });
+            return ExitCode::from(if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            });
         }
     };
     tracing_subscriber::fmt()
@@ -115,7 +133,10 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -144,7 +165,10 @@ async fn run_emulator(global: &Global, args: EmulatorArgs, out: &output::Output)
     let config = offline_emulator::EmulatorConfig {
         addr: args.addr,
         client_id: global.client_id.clone().unwrap_or(defaults.client_id),
-        client_secret: global.client_secret.clone().unwrap_or(defaults.client_secret),
+        client_secret: global
+            .client_secret
+            .clone()
+            .unwrap_or(defaults.client_secret),
         token_lifetime: std::time::Duration::from_secs(args.token_lifetime),
         data_dir: args.data_dir,
         fetch_rate: args.fetch_rate,
@@ -153,7 +177,10 @@ async fn run_emulator(global: &Global, args: EmulatorArgs, out: &output::Output)
     let emu = match offline_emulator::Emulator::start(config).await {
         Ok(e) => e,
         Err(e) => {
-            out.error_line(&format!("cannot start the emulator on {}: {e}", args.addr), None);
+            out.error_line(
+                &format!("cannot start the emulator on {}: {e}", args.addr),
+                None,
+            );
             return exit::CONFIG;
         }
     };

@@ -45,7 +45,11 @@ impl Output {
                 "url": url,
             }));
         } else {
-            println!("created task {} ({}) for {url}", task.id, task.kind.as_str());
+            println!(
+                "created task {} ({}) for {url}",
+                task.id,
+                task.kind.as_str()
+            );
         }
     }
 
@@ -120,9 +124,10 @@ impl Output {
         let multi = MultiProgress::new();
         let mut bars = BTreeMap::new();
         if !self.json {
-            let style = ProgressStyle::with_template("{prefix:<24} [{bar:30.cyan/blue}] {pos:>3}% {msg}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> ");
+            let style =
+                ProgressStyle::with_template("{prefix:<24} [{bar:30.cyan/blue}] {pos:>3}% {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .progress_chars("=> ");
             for (task, label) in tasks {
                 let bar = multi.add(ProgressBar::new(100));
                 bar.set_style(style.clone());
@@ -150,8 +155,11 @@ impl Watcher<'_> {
         if let Some(bar) = self.bars.get(&p.task) {
             bar.set_position(p.percent.clamp(0.0, 100.0).round() as u64);
             bar.set_message(p.status.to_string());
-            if p.status.is_final() {
+            if p.status == TaskStatus::Succeeded {
                 bar.finish();
+            } else if p.status.is_final() {
+                // Keep the real position: a failed task's progress drops to 0.
+                bar.abandon();
             }
         }
     }
@@ -202,11 +210,13 @@ fn error_kind(e: &Error) -> &'static str {
 
 /// The exit code for an error.
 pub(crate) fn exit_code(e: &Error) -> u8 {
+    use offline_proto::ApiError;
     match e {
         Error::Config(_) | Error::Invalid(_) | Error::TokenUnavailable => exit::CONFIG,
-        Error::Transport(_) => exit::TRANSPORT,
+        Error::Transport(_) | Error::Api(ApiError::Http { .. } | ApiError::Decode(_)) => {
+            exit::TRANSPORT
+        }
         Error::OutcomeUnknown { .. } => exit::OUTCOME_UNKNOWN,
-        Error::Api(api) if matches!(api, offline_proto::ApiError::Http { .. } | offline_proto::ApiError::Decode(_)) => exit::TRANSPORT,
         _ => exit::PROVIDER,
     }
 }
@@ -233,7 +243,15 @@ pub(crate) fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     };
     let mut out = render(header.to_vec());
     out.push('\n');
-    out.push_str(&render(widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>().iter().map(String::as_str).collect()));
+    out.push_str(&render(
+        widths
+            .iter()
+            .map(|w| "-".repeat(*w))
+            .collect::<Vec<_>>()
+            .iter()
+            .map(String::as_str)
+            .collect(),
+    ));
     for row in rows {
         out.push('\n');
         out.push_str(&render(row.iter().map(String::as_str).collect()));
@@ -258,7 +276,10 @@ mod tests {
     fn table_aligns_columns() {
         let t = table(
             &["task", "outcome"],
-            &[vec!["1".into(), "succeeded".into()], vec!["100002".into(), "failed".into()]],
+            &[
+                vec!["1".into(), "succeeded".into()],
+                vec!["100002".into(), "failed".into()],
+            ],
         );
         assert_eq!(
             t,

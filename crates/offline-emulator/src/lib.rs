@@ -1,1 +1,213 @@
-//! placeholder
+//! A local server that behaves like the 123pan open platform's offline download, for
+//! tests and demos.
+//!
+//! [`Emulator::start`] binds a real hyper HTTP/1.1 server (loopback by default) that
+//! answers the four offline calls and the token call the way `API-NOTES.md` describes
+//! them: it issues and expires tokens, enforces per-client rate limits, really fetches
+//! the http(s) URLs it is given (following up to 5 redirects), stores the bytes under
+//! [`RunningEmulator::data_dir`], reports progress from the bytes received, fails tasks
+//! with the reasons the service gives, and POSTs callbacks.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> std::io::Result<()> {
+//! let emulator = offline_emulator::Emulator::start_default().await?;
+//! assert!(emulator.base_url().starts_with("http://127.0.0.1:"));
+//! emulator.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Answers
+//!
+//! Every answer is an envelope `{"code", "message", "data", "x-traceID"}` with
+//! `content-type: application/json` and a trace ID unique to the answer
+//! (`emu-<counter>-<hex>`). Error codes:
+//!
+//! | code | HTTP | when |
+//! |---|---|---|
+//! | 400 | 200 | no `Platform: open_platform` header; a body that is not the expected JSON; an invalid field (URL scheme, file name, `dirID` 0, image extension, `type` not 1); a missing or non-numeric `taskID` |
+//! | 401 | 200 | wrong `clientID`/`clientSecret`; a missing, unknown (`invalid token`) or expired (`token is expired`) bearer token |
+//! | 404 | 200 | `task not found`: an unknown task ID, or a task of the other product (a cloud-drive task asked on the image-bed progress call, or the reverse) |
+//! | 429 | 200 | over the client's rate limit for the endpoint (`操作频繁，请稍后再试`) |
+//! | 404 | 404 | unknown path |
+//! | 405 | 405 | known path, wrong method (with `Allow`) |
+//! | 413 | 413 | request body over 1 MiB |
+//!
+//! # Not emulated
+//!
+//! Directories (`dirID`/`businessDirID` are only checked for the root), the OAuth
+//! token call, uploads, traffic quotas, the limit on tokens per client, the
+//! "retrying" status (3), and overwriting images with the same etag.
+
+mod config;
+mod fetch;
+mod server;
+pub mod source;
+mod state;
+
+use std::io;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::info;
+
+pub use config::EmulatorConfig;
+pub use offline_proto::pan123::{EndpointId, TaskId, TaskStatus};
+pub use state::{TaskKind, TaskSnapshot};
+
+use state::Shared;
+
+/// Starts emulators. See [`RunningEmulator`] for what a started one offers.
+#[derive(Debug, Clone, Copy)]
+pub struct Emulator;
+
+impl Emulator {
+    /// Binds `config.addr`, prepares the data directory and starts serving in the
+    /// background on the current tokio runtime.
+    ///
+    /// # Errors
+    ///
+    /// The I/O error of binding the address, or of creating the data directory
+    /// (`config.data_dir`, or a temporary one when that is `None`).
+    pub async fn start(config: EmulatorConfig) -> io::Result<RunningEmulator> {
+        let (temp_dir, data_dir) = match &config.data_dir {
+            Some(dir) => {
+                tokio::fs::create_dir_all(dir).await?;
+                (None, dir.clone())
+            }
+            None => {
+                let temp = tempfile::Builder::new()
+                    .prefix("offline-emulator-")
+                    .tempdir()?;
+                let path = temp.path().to_path_buf();
+                (Some(temp), path)
+            }
+        };
+        let listener = TcpListener::bind(config.addr).await?;
+        let addr = listener.local_addr()?;
+        let (stop, stopped) = watch::channel(false);
+        let shared = Arc::new(Shared::new(
+            &config,
+            data_dir,
+            fetch::http_client(),
+            stopped,
+        ));
+        let accept = tokio::spawn(server::serve(listener, shared.clone()));
+        info!(%addr, data_dir = %shared.data_dir.display(), "emulator listening");
+        Ok(RunningEmulator {
+            addr,
+            shared,
+            stop,
+            accept: Some(accept),
+            _temp_dir: temp_dir,
+        })
+    }
+
+    /// [`start`](Self::start) with [`EmulatorConfig::default`]: loopback, a free
+    /// port, a temporary data directory.
+    ///
+    /// # Errors
+    ///
+    /// As [`start`](Self::start).
+    pub async fn start_default() -> io::Result<RunningEmulator> {
+        Self::start(EmulatorConfig::default()).await
+    }
+}
+
+/// A started emulator. Dropping it stops the server (without waiting; use
+/// [`shutdown`](Self::shutdown) to wait) and removes a temporary data directory.
+#[derive(Debug)]
+pub struct RunningEmulator {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    stop: watch::Sender<bool>,
+    accept: Option<JoinHandle<()>>,
+    /// Held only to be removed on drop.
+    _temp_dir: Option<tempfile::TempDir>,
+}
+
+impl RunningEmulator {
+    /// The base URL to give a client: `http://127.0.0.1:PORT`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The address the server listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The client ID the token call accepts.
+    pub fn client_id(&self) -> &str {
+        &self.shared.client_id
+    }
+
+    /// The client secret the token call accepts.
+    pub fn client_secret(&self) -> &str {
+        &self.shared.client_secret
+    }
+
+    /// The directory downloaded files are stored in, as
+    /// `<taskID>-<sanitized file name>`.
+    pub fn data_dir(&self) -> &Path {
+        &self.shared.data_dir
+    }
+
+    /// How many access-token requests were answered successfully.
+    pub fn token_requests(&self) -> u64 {
+        self.shared.token_requests()
+    }
+
+    /// How many requests were answered with code 429.
+    pub fn rate_limited(&self) -> u64 {
+        self.shared.rate_limited()
+    }
+
+    /// Expires every token issued so far: their next use is answered with code 401
+    /// `token is expired`. Tokens issued afterwards work.
+    pub fn expire_tokens(&self) {
+        self.shared.expire_tokens();
+    }
+
+    /// Sets the rate limit of `endpoint`, in requests per second per client (bursts of
+    /// `max(1, per_second)`), and refills its buckets. A value that is not a positive
+    /// finite number removes the limit.
+    pub fn set_rate_limit(&self, endpoint: EndpointId, per_second: f64) {
+        self.shared.set_rate_limit(endpoint, per_second);
+    }
+
+    /// Every task so far, ordered by ID.
+    pub fn tasks(&self) -> Vec<TaskSnapshot> {
+        self.shared.tasks()
+    }
+
+    /// Stops gracefully: stops accepting, lets open connections finish their current
+    /// request, stops running downloads (they fail with `emulator shut down`, with no
+    /// callback), and waits for all of it (at most about 5 s each for connections and
+    /// workers). A temporary data directory is removed afterwards.
+    pub async fn shutdown(mut self) {
+        self.stop.send_replace(true);
+        if let Some(accept) = self.accept.take() {
+            let _ = accept.await;
+        }
+        let mut workers = self.shared.take_workers();
+        let drain = async { while workers.join_next().await.is_some() {} };
+        if tokio::time::timeout(server::GRACE, drain).await.is_err() {
+            workers.shutdown().await;
+        }
+        info!(addr = %self.addr, "emulator stopped");
+    }
+}
+
+impl Drop for RunningEmulator {
+    fn drop(&mut self) {
+        // Everything spawned watches this and ends; the temporary directory (if any)
+        // is removed right after, when the fields drop.
+        self.stop.send_replace(true);
+    }
+}

@@ -139,7 +139,11 @@ impl<C> Pan123Builder<C> {
     /// secret as well, a new token is fetched after that; without, calls then fail with
     /// [`Error::TokenUnavailable`].
     #[must_use]
-    pub fn access_token(mut self, token: impl Into<Secret>, expires_at: Option<SystemTime>) -> Self {
+    pub fn access_token(
+        mut self,
+        token: impl Into<Secret>,
+        expires_at: Option<SystemTime>,
+    ) -> Self {
         self.access_token = Some((token.into(), expires_at));
         self
     }
@@ -195,7 +199,10 @@ impl<C: HttpClient> Pan123Builder<C> {
             (Some((token, exp)), false) => TokenLifecycle::fixed(token, exp),
             (Some((token, exp)), true) => {
                 let mut lc = TokenLifecycle::fetching(self.token_margin);
-                lc.handle_token(token, exp.unwrap_or(SystemTime::now() + Duration::from_secs(3600)));
+                lc.handle_token(
+                    token,
+                    exp.unwrap_or(SystemTime::now() + Duration::from_secs(3600)),
+                );
                 lc
             }
             (None, true) => TokenLifecycle::fetching(self.token_margin),
@@ -383,6 +390,10 @@ impl<C: HttpClient> Pan123<C> {
     }
 
     async fn call<E: Endpoint>(&self, request: &E, source: &str) -> Result<E::Output, Error> {
+        // Refuse invalid input before anything, even a token request, is sent.
+        request
+            .validate()
+            .map_err(offline_proto::EncodeError::from)?;
         let mut refreshed = false;
         loop {
             let token = self.token().await?;
@@ -431,7 +442,9 @@ impl<C: HttpClient> Pan123<C> {
                 Err(e) => return Err(Error::Transport(e)),
             };
             match E::decode(&response) {
-                Err(ApiError::RateLimited { error, retry_after }) if rate_limited < MAX_RATE_LIMIT_RETRIES => {
+                Err(ApiError::RateLimited { error, retry_after })
+                    if rate_limited < MAX_RATE_LIMIT_RETRIES =>
+                {
                     rate_limited += 1;
                     let wait = retry_after.unwrap_or_else(|| {
                         let per_second = E::ID.default_rate_per_second();

@@ -37,7 +37,7 @@ mod wait;
 pub use client::{Pan123, Pan123Builder};
 pub use error::Error;
 pub use offline_proto::pan123::{
-    Callback, CallbackStatus, EndpointId, OfflineDownloadRequest, OssOfflineDownloadRequest, Process,
-    TaskId, TaskStatus,
+    Callback, CallbackStatus, EndpointId, OfflineDownloadRequest, OssOfflineDownloadRequest,
+    Process, TaskId, TaskStatus,
 };
 pub use wait::{Progress, TaskKind, TaskRef};

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use futures_core::Stream;
+use futures_util::stream::{BoxStream, StreamExt};
 use offline_proto::pan123::{TaskId, TaskStatus};
 use offline_proto::tracker::{Next, Tracker};
 use offline_proto::{ApiError, HttpClient};
@@ -95,17 +95,19 @@ impl<C: HttpClient> Pan123<C> {
     /// [`poll_policy`](crate::Pan123Builder::poll_policy)), within the progress
     /// endpoint's rate limit. A rate-limit answer or a broken connection is retried
     /// (up to 5 in a row) without ending the stream.
-    pub fn wait(&self, task: TaskRef) -> impl Stream<Item = Result<Progress, Error>> + '_ {
-        futures_util::StreamExt::map(self.wait_all([task]), |(_, r)| r)
+    ///
+    /// The stream is boxed, so it can be used without pinning.
+    pub fn wait(&self, task: TaskRef) -> BoxStream<'_, Result<Progress, Error>> {
+        self.wait_all([task]).map(|(_, r)| r).boxed()
     }
 
     /// Watches many tasks at once: a stream of `(task, update)` pairs, each task
     /// ending after its final update or an error; the stream ends when every task
-    /// has.
+    /// has. Tasks are polled one at a time, earliest due first.
     pub fn wait_all(
         &self,
         tasks: impl IntoIterator<Item = TaskRef>,
-    ) -> impl Stream<Item = (TaskRef, Result<Progress, Error>)> + '_ {
+    ) -> BoxStream<'_, (TaskRef, Result<Progress, Error>)> {
         let now = Instant::now();
         let mut tracker = Tracker::new(self.poll_policy());
         for task in tasks {
@@ -121,6 +123,7 @@ impl<C: HttpClient> Pan123<C> {
             let item = st.next().await?;
             Some((item, st))
         })
+        .boxed()
     }
 
     /// Waits for `task` to end and returns its final progress.
@@ -129,9 +132,8 @@ impl<C: HttpClient> Pan123<C> {
     ///
     /// The error that ended the watch.
     pub async fn wait_final(&self, task: TaskRef) -> Result<Progress, Error> {
-        use futures_util::StreamExt;
         let mut last = None;
-        let mut stream = std::pin::pin!(self.wait(task));
+        let mut stream = self.wait(task);
         while let Some(update) = stream.next().await {
             last = Some(update?);
         }
@@ -167,7 +169,8 @@ impl<C: HttpClient> WaitState<'_, C> {
         match result {
             Ok(p) => {
                 self.errors.remove(&task);
-                self.tracker.handle_progress(&task, p.status.is_final(), now);
+                self.tracker
+                    .handle_progress(&task, p.status.is_final(), now);
                 self.ready.push_back((task, Ok(p)));
             }
             Err(e) => {

@@ -11,7 +11,9 @@ use offline_emulator::source::{ServedFile, SourceServer};
 use offline_emulator::{Emulator, EmulatorConfig, RunningEmulator};
 use offline_proto::pan123::EndpointId;
 use offline_proto::tracker::PollPolicy;
-use offline_proto::{ApiError, HttpClient, HttpRequest, HttpResponse, TransportError, TransportErrorKind};
+use offline_proto::{
+    ApiError, HttpClient, HttpRequest, HttpResponse, TransportError, TransportErrorKind,
+};
 use provider_123pan::{
     CallbackStatus, Error, OfflineDownloadRequest, OssOfflineDownloadRequest, Pan123, TaskRef,
     TaskStatus,
@@ -21,14 +23,23 @@ use transport_hyper::HyperClient;
 const PNG: &[u8] = include_bytes!("../../../fixtures/images/trpl14-01.png");
 
 fn sample(len: usize) -> Bytes {
-    (0..len).map(|i| (i * 7 % 253) as u8).collect::<Vec<_>>().into()
+    (0..len)
+        .map(|i| (i * 7 % 253) as u8)
+        .collect::<Vec<_>>()
+        .into()
 }
 
 async fn sources() -> (SourceServer, Bytes) {
     let bytes = sample(300 * 1024 + 17);
     let mut files = BTreeMap::new();
-    files.insert("data.bin".to_owned(), ServedFile::new("application/octet-stream", bytes.clone()));
-    files.insert("pic.png".to_owned(), ServedFile::new("image/png", Bytes::from_static(PNG)));
+    files.insert(
+        "data.bin".to_owned(),
+        ServedFile::new("application/octet-stream", bytes.clone()),
+    );
+    files.insert(
+        "pic.png".to_owned(),
+        ServedFile::new("image/png", Bytes::from_static(PNG)),
+    );
     (SourceServer::start(files).await.unwrap(), bytes)
 }
 
@@ -76,7 +87,10 @@ async fn download_completes_with_the_right_bytes_stored() {
     let emu = fast_emulator().await;
     let (src, bytes) = sources().await;
     let pan = fast_client(&emu);
-    let task = pan.offline_download(src.file_url("data.bin")).await.unwrap();
+    let task = pan
+        .offline_download(src.file_url("data.bin"))
+        .await
+        .unwrap();
     let updates: Vec<_> = pan.wait(TaskRef::cloud(task)).collect().await;
     let last = updates.last().unwrap().as_ref().unwrap();
     assert_eq!(last.status, TaskStatus::Succeeded);
@@ -90,12 +104,17 @@ async fn download_completes_with_the_right_bytes_stored() {
 
 #[tokio::test]
 async fn progress_is_reported_while_running() {
-    let mut config = EmulatorConfig::default();
-    config.fetch_rate = Some(400 * 1024); // ~0.75 s for the file
+    let config = EmulatorConfig {
+        fetch_rate: Some(400 * 1024), // ~0.75 s for the file
+        ..Default::default()
+    };
     let emu = Emulator::start(config).await.unwrap();
     let (src, _) = sources().await;
     let pan = client(&emu);
-    let task = pan.offline_download(src.file_url("data.bin")).await.unwrap();
+    let task = pan
+        .offline_download(src.file_url("data.bin"))
+        .await
+        .unwrap();
     let updates: Vec<_> = pan
         .wait(TaskRef::cloud(task))
         .map(Result::unwrap)
@@ -106,8 +125,14 @@ async fn progress_is_reported_while_running() {
         .filter(|u| u.status == TaskStatus::Running)
         .map(|u| u.percent)
         .collect();
-    assert!(!running.is_empty(), "never saw the task running: {updates:?}");
-    assert!(running.windows(2).all(|w| w[0] <= w[1]), "progress went backwards: {running:?}");
+    assert!(
+        !running.is_empty(),
+        "never saw the task running: {updates:?}"
+    );
+    assert!(
+        running.windows(2).all(|w| w[0] <= w[1]),
+        "progress went backwards: {running:?}"
+    );
     assert!(running.iter().all(|p| (0.0..100.0).contains(p)));
     assert_eq!(updates.last().unwrap().status, TaskStatus::Succeeded);
 }
@@ -117,7 +142,10 @@ async fn failing_source_fails_with_a_reason() {
     let emu = fast_emulator().await;
     let (src, _) = sources().await;
     let pan = fast_client(&emu);
-    let task = pan.offline_download(src.file_url("nope.bin")).await.unwrap();
+    let task = pan
+        .offline_download(src.file_url("nope.bin"))
+        .await
+        .unwrap();
     let last = pan.wait_final(TaskRef::cloud(task)).await.unwrap();
     assert_eq!(last.status, TaskStatus::Failed);
     assert_eq!(last.percent, 0.0);
@@ -130,7 +158,10 @@ async fn token_expiry_in_the_middle_of_a_run_refreshes_once() {
     let emu = fast_emulator().await;
     let (src, _) = sources().await;
     let pan = fast_client(&emu);
-    let task = pan.offline_download(src.file_url("data.bin")).await.unwrap();
+    let task = pan
+        .offline_download(src.file_url("data.bin"))
+        .await
+        .unwrap();
     assert_eq!(emu.token_requests(), 1);
     emu.expire_tokens();
     let last = pan.wait_final(TaskRef::cloud(task)).await.unwrap();
@@ -143,7 +174,10 @@ async fn many_concurrent_calls_on_an_expired_token_make_one_token_request() {
     let emu = fast_emulator().await;
     let (src, _) = sources().await;
     let pan = fast_client(&emu);
-    let task = pan.offline_download(src.file_url("data.bin")).await.unwrap();
+    let task = pan
+        .offline_download(src.file_url("data.bin"))
+        .await
+        .unwrap();
     emu.expire_tokens();
     let calls = (0..32).map(|_| {
         let pan = pan.clone();
@@ -152,7 +186,11 @@ async fn many_concurrent_calls_on_an_expired_token_make_one_token_request() {
     for r in futures_util::future::join_all(calls).await {
         r.unwrap().unwrap();
     }
-    assert_eq!(emu.token_requests(), 2, "one at start, exactly one after expiry");
+    assert_eq!(
+        emu.token_requests(),
+        2,
+        "one at start, exactly one after expiry"
+    );
 }
 
 #[tokio::test]
@@ -170,7 +208,11 @@ async fn rate_limited_creates_are_sent_again_and_succeed() {
         .unwrap();
     let mut ids = Vec::new();
     for _ in 0..4 {
-        ids.push(pan.offline_download(src.file_url("data.bin")).await.unwrap());
+        ids.push(
+            pan.offline_download(src.file_url("data.bin"))
+                .await
+                .unwrap(),
+        );
     }
     assert!(emu.rate_limited() >= 1, "the emulator never said 429");
     let created = emu.tasks();
@@ -192,7 +234,10 @@ async fn the_client_paces_itself_to_avoid_429() {
         .rate_limit(EndpointId::OfflineProcess, 20.0)
         .build()
         .unwrap();
-    let task = pan.offline_download(src.file_url("data.bin")).await.unwrap();
+    let task = pan
+        .offline_download(src.file_url("data.bin"))
+        .await
+        .unwrap();
     for _ in 0..30 {
         pan.process(task).await.unwrap();
     }
@@ -204,19 +249,29 @@ async fn image_bed_accepts_images_and_refuses_others_locally() {
     let emu = fast_emulator().await;
     let (src, _) = sources().await;
     let pan = fast_client(&emu);
-    let task = pan.oss_offline_download(src.file_url("pic.png")).await.unwrap();
+    let task = pan
+        .oss_offline_download(src.file_url("pic.png"))
+        .await
+        .unwrap();
     let last = pan.wait_final(TaskRef::image(task)).await.unwrap();
     assert_eq!(last.status, TaskStatus::Succeeded);
     let snap = emu.tasks().into_iter().find(|t| t.id == task).unwrap();
     assert_eq!(std::fs::read(snap.stored_path.unwrap()).unwrap(), PNG);
 
-    let err = pan.oss_offline_download(src.file_url("data.bin")).await.unwrap_err();
+    let err = pan
+        .oss_offline_download(src.file_url("data.bin"))
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::Invalid(_)), "{err:?}");
     // A non-image URL is fine when the file name is an image.
     let mut req = OssOfflineDownloadRequest::new(src.file_url("data.bin"));
     req.file_name = Some("renamed.png".to_owned());
     pan.oss_offline_download(req).await.unwrap();
-    assert_eq!(emu.tasks().len(), 2, "the refused request never reached the server");
+    assert_eq!(
+        emu.tasks().len(),
+        2,
+        "the refused request never reached the server"
+    );
 }
 
 #[tokio::test]
@@ -229,8 +284,15 @@ async fn cloud_drive_refuses_bad_input_before_sending() {
     }
     let mut req = OfflineDownloadRequest::new("http://127.0.0.1:1/x");
     req.dir_id = Some(0);
-    assert!(matches!(pan.offline_download(req).await, Err(Error::Invalid(_))));
-    assert_eq!(emu.token_requests(), 0, "nothing was sent, not even a token request");
+    assert!(matches!(
+        pan.offline_download(req).await,
+        Err(Error::Invalid(_))
+    ));
+    assert_eq!(
+        emu.token_requests(),
+        0,
+        "nothing was sent, not even a token request"
+    );
 }
 
 #[tokio::test]
@@ -246,10 +308,16 @@ async fn callback_is_received_and_matches_progress() {
     let t2 = pan.offline_download(bad).await.unwrap();
     let callbacks = src.wait_callbacks(2, Duration::from_secs(10)).await;
     assert_eq!(callbacks.len(), 2);
-    let good = callbacks.iter().find(|c| c.url.ends_with("data.bin")).unwrap();
+    let good = callbacks
+        .iter()
+        .find(|c| c.url.ends_with("data.bin"))
+        .unwrap();
     assert_eq!(good.status, CallbackStatus::Succeeded);
     assert!(good.file_id.is_some_and(|id| id > 0));
-    let failed = callbacks.iter().find(|c| c.url.ends_with("gone.bin")).unwrap();
+    let failed = callbacks
+        .iter()
+        .find(|c| c.url.ends_with("gone.bin"))
+        .unwrap();
     assert_eq!(failed.status, CallbackStatus::Failed);
     assert!(!failed.fail_reason.is_empty());
     assert_eq!(pan.process(t1).await.unwrap().status, TaskStatus::Succeeded);
@@ -260,7 +328,10 @@ async fn callback_is_received_and_matches_progress() {
 async fn unknown_task_is_a_provider_error_with_trace_id() {
     let emu = fast_emulator().await;
     let pan = fast_client(&emu);
-    let err = pan.process(provider_123pan::TaskId(424242)).await.unwrap_err();
+    let err = pan
+        .process(provider_123pan::TaskId(424242))
+        .await
+        .unwrap_err();
     let provider = err.provider_error().expect("a provider error");
     assert!(provider.trace_id.as_deref().is_some_and(|t| !t.is_empty()));
 }
@@ -275,7 +346,13 @@ async fn wrong_secret_is_reported_not_retried_forever() {
         .build()
         .unwrap();
     let err = pan.process(provider_123pan::TaskId(1)).await.unwrap_err();
-    assert!(matches!(err, Error::Api(ApiError::TokenInvalid(_)) | Error::Api(ApiError::Provider(_))), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            Error::Api(ApiError::TokenInvalid(_)) | Error::Api(ApiError::Provider(_))
+        ),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]
@@ -290,7 +367,10 @@ async fn a_fixed_token_that_expires_is_unavailable() {
         .build()
         .unwrap();
     let err = fixed.process(provider_123pan::TaskId(1)).await.unwrap_err();
-    assert!(matches!(err, Error::Api(ApiError::TokenInvalid(_))), "{err:?}");
+    assert!(
+        matches!(err, Error::Api(ApiError::TokenInvalid(_))),
+        "{err:?}"
+    );
     let err = fixed.process(provider_123pan::TaskId(1)).await.unwrap_err();
     assert!(matches!(err, Error::TokenUnavailable), "{err:?}");
 }
@@ -307,7 +387,10 @@ impl HttpClient for LoseFirstCreateAnswer {
         let is_create = request.uri().path() == EndpointId::OfflineDownload.path();
         let response = self.inner.send(request).await?;
         if is_create && !self.lost.swap(true, Ordering::SeqCst) {
-            return Err(TransportError::new(TransportErrorKind::Closed, "connection reset after sending"));
+            return Err(TransportError::new(
+                TransportErrorKind::Closed,
+                "connection reset after sending",
+            ));
         }
         Ok(response)
     }
@@ -330,8 +413,14 @@ async fn a_create_whose_answer_is_lost_is_not_sent_again() {
         b = b.rate_limit(e, 1000.0);
     }
     let pan = b.build_with_transport().unwrap();
-    let err = pan.offline_download(src.file_url("data.bin")).await.unwrap_err();
+    let err = pan
+        .offline_download(src.file_url("data.bin"))
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::OutcomeUnknown { .. }), "{err:?}");
-    assert!(err.to_string().contains("check"), "the message says what to do: {err}");
+    assert!(
+        err.to_string().contains("check"),
+        "the message says what to do: {err}"
+    );
     assert_eq!(emu.tasks().len(), 1, "created once, never re-sent");
 }

@@ -181,7 +181,9 @@ impl HyperClient {
         let (parts, body) = response.into_parts();
         let limit = self.body_limit;
         let collected = Limited::new(body, limit).collect().await.map_err(|e| {
-            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
                 TransportError::new(
                     TransportErrorKind::BodyTooLarge { limit },
                     format!("response body larger than {limit} bytes"),
@@ -217,7 +219,9 @@ impl HttpClient for HyperClient {
         match tokio::time::timeout(self.total_timeout, self.send_inner(request)).await {
             Ok(result) => {
                 match &result {
-                    Ok(r) => tracing::debug!(%method, %path, status = r.status().as_u16(), bytes = r.body().len(), "answered"),
+                    Ok(r) => {
+                        tracing::debug!(%method, %path, status = r.status().as_u16(), bytes = r.body().len(), "answered")
+                    }
                     Err(e) => tracing::debug!(%method, %path, error = %e, "failed"),
                 }
                 result

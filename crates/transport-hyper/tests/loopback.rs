@@ -58,7 +58,11 @@ async fn refuses_a_body_over_the_limit() {
 
 #[tokio::test]
 async fn times_out() {
-    let uri = one_shot(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n", Duration::from_secs(3)).await;
+    let uri = one_shot(
+        b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n",
+        Duration::from_secs(3),
+    )
+    .await;
     let client = HyperClient::builder()
         .total_timeout(Duration::from_millis(200))
         .build()
@@ -74,7 +78,10 @@ async fn connection_refused_is_a_connect_error() {
     let addr = listener.local_addr().unwrap();
     drop(listener);
     let client = HyperClient::new().unwrap();
-    let err = client.send(get(&format!("http://{addr}/"))).await.unwrap_err();
+    let err = client
+        .send(get(&format!("http://{addr}/")))
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), TransportErrorKind::Connect);
     assert!(!err.may_have_been_sent());
 }

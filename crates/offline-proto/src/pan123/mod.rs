@@ -3,7 +3,7 @@
 //!
 //! Every call is a request type implementing [`Endpoint`]: build it (validation happens
 //! in [`Endpoint::to_http`], before any request exists), send the
-//! [`HttpRequest`](crate::HttpRequest) however you like, and hand the response to
+//! [`crate::HttpRequest`] however you like, and hand the response to
 //! [`Endpoint::decode`].
 //!
 //! ```

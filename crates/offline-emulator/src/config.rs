@@ -1,0 +1,95 @@
+//! The emulator's settings.
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use offline_proto::pan123::{EndpointId, IMAGE_MAX_BYTES};
+
+/// How an emulator is set up: where it listens, the one application it knows, token
+/// lifetime, rate limits and download limits.
+///
+/// Every field is public; start from [`EmulatorConfig::default`] and change what the
+/// test needs:
+///
+/// ```
+/// use offline_emulator::EmulatorConfig;
+///
+/// let config = EmulatorConfig {
+///     max_image_bytes: 1024,
+///     fetch_rate: Some(256 * 1024),
+///     ..EmulatorConfig::default()
+/// };
+/// assert_eq!(config.client_id, "offline-demo-client");
+/// ```
+#[derive(Debug, Clone)]
+pub struct EmulatorConfig {
+    /// The address to listen on. Default `127.0.0.1:0` (loopback, a free port chosen
+    /// by the system; read it back with [`RunningEmulator::addr`](crate::RunningEmulator::addr)).
+    pub addr: SocketAddr,
+    /// The client ID the token endpoint accepts. Default `offline-demo-client`.
+    pub client_id: String,
+    /// The client secret the token endpoint accepts. Default `offline-demo-secret`.
+    pub client_secret: String,
+    /// How long an access token lives. Default 3600 s.
+    pub token_lifetime: Duration,
+    /// Where downloaded files are stored (created if missing, never removed). `None`
+    /// (the default) uses a fresh temporary directory that the running emulator owns
+    /// and removes when it is dropped or shut down.
+    pub data_dir: Option<PathBuf>,
+    /// Rate limit of each endpoint, in requests per second, per client ID. The bucket
+    /// allows bursts of `max(1, rate)` requests. An endpoint missing from the map, or
+    /// with a rate that is not a positive finite number, is not limited. Default:
+    /// [`EndpointId::default_rate_per_second`] for every endpoint.
+    pub rate_limits: BTreeMap<EndpointId, f64>,
+    /// Throttle of source downloads, in bytes per second per task. `None` (the
+    /// default) or `Some(0)` downloads as fast as the source sends; a demo sets it so
+    /// that progress is visible.
+    pub fetch_rate: Option<u64>,
+    /// The largest image an image-bed task accepts, in bytes. Default
+    /// [`IMAGE_MAX_BYTES`] (100 MiB).
+    pub max_image_bytes: u64,
+    /// The largest source a cloud-drive task accepts, in bytes; a larger one fails the
+    /// task. Default 4 GiB.
+    pub max_source_bytes: u64,
+}
+
+/// The default of [`EmulatorConfig::max_source_bytes`]: 4 GiB.
+const DEFAULT_MAX_SOURCE_BYTES: u64 = 4 * 1024 * 1024 * 1024;
+
+impl Default for EmulatorConfig {
+    fn default() -> Self {
+        Self {
+            addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            client_id: "offline-demo-client".to_owned(),
+            client_secret: "offline-demo-secret".to_owned(),
+            token_lifetime: Duration::from_secs(3600),
+            data_dir: None,
+            rate_limits: EndpointId::ALL
+                .into_iter()
+                .map(|e| (e, e.default_rate_per_second()))
+                .collect(),
+            fetch_rate: None,
+            max_image_bytes: IMAGE_MAX_BYTES,
+            max_source_bytes: DEFAULT_MAX_SOURCE_BYTES,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults() {
+        let c = EmulatorConfig::default();
+        assert!(c.addr.ip().is_loopback());
+        assert_eq!(c.addr.port(), 0);
+        assert_eq!(c.token_lifetime, Duration::from_secs(3600));
+        assert_eq!(c.rate_limits.len(), EndpointId::ALL.len());
+        assert_eq!(c.rate_limits[&EndpointId::OfflineProcess], 5.0);
+        assert_eq!(c.max_image_bytes, 100 * 1024 * 1024);
+        assert_eq!(c.max_source_bytes, 4 << 30);
+    }
+}

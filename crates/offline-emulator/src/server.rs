@@ -1,0 +1,503 @@
+//! The HTTP side: the accept loop, one hyper HTTP/1.1 connection per client, routing,
+//! and the 123pan endpoints.
+//!
+//! Every answer is a 123pan envelope `{"code", "message", "data", "x-traceID"}` with
+//! `content-type: application/json`. HTTP status is 200 except for an unknown path
+//! (404), a wrong method (405) and a body over the limit (413); the envelope code then
+//! repeats the HTTP status.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use http::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use offline_proto::pan123::{
+    url_file_name, validate_http_url, AccessTokenRequest, Endpoint, EndpointId, Envelope,
+    OfflineDownloadRequest, OssOfflineDownloadRequest, Process, TaskCreated, TaskId, TaskStatus,
+    OSS_BUSINESS_TYPE, PLATFORM, PLATFORM_HEADER,
+};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
+use tracing::{debug, info, warn};
+
+use crate::fetch::{self, cancelled, Job};
+use crate::state::{Shared, TaskKind};
+
+/// The largest request body read, in bytes (1 MiB).
+pub(crate) const BODY_LIMIT: usize = 1024 * 1024;
+/// Bytes of an oversized body read and thrown away so the client sees the answer.
+const DRAIN_LIMIT: usize = 64 * 1024 * 1024;
+/// How long a client may take to send headers or a body chunk.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long connections and workers get to finish after a stop.
+pub(crate) const GRACE: Duration = Duration::from_secs(5);
+
+/// Envelope code of a malformed request (bad header, body, query or field).
+const CODE_BAD_REQUEST: i64 = 400;
+/// Envelope code of an unknown or expired token and of wrong client credentials.
+const CODE_UNAUTHORIZED: i64 = 401;
+/// Envelope code of an unknown task, or a task of the other product.
+const CODE_TASK_NOT_FOUND: i64 = 404;
+/// Envelope code of a wrong method.
+const CODE_METHOD_NOT_ALLOWED: i64 = 405;
+/// Envelope code of a body over [`BODY_LIMIT`].
+const CODE_TOO_LARGE: i64 = 413;
+/// Envelope code of a request over the rate limit.
+const CODE_RATE_LIMITED: i64 = 429;
+/// The message of a request over the rate limit, as the service words it.
+const RATE_LIMITED_MESSAGE: &str = "操作频繁，请稍后再试";
+
+/// Accepts connections until the emulator stops, then lets open connections finish
+/// (at most [`GRACE`]).
+pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>) {
+    let mut shutdown = shared.shutdown.clone();
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            () = cancelled(&mut shutdown) => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    while connections.try_join_next().is_some() {}
+                    connections.spawn(serve_connection(stream, peer, shared.clone()));
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: wait a little, go on.
+                    warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+        }
+    }
+    drop(listener);
+    let drain = async { while connections.join_next().await.is_some() {} };
+    if tokio::time::timeout(GRACE, drain).await.is_err() {
+        connections.shutdown().await;
+    }
+    debug!("accept loop ended");
+}
+
+async fn serve_connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
+    let mut shutdown = shared.shutdown.clone();
+    let service = service_fn(move |req| {
+        let shared = shared.clone();
+        async move { Ok::<_, Infallible>(handle(&shared, req, peer).await) }
+    });
+    let conn = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(REQUEST_TIMEOUT)
+        .serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(conn);
+    tokio::select! {
+        result = conn.as_mut() => {
+            if let Err(e) = result {
+                debug!(%peer, error = %e, "connection ended with an error");
+            }
+        }
+        () = cancelled(&mut shutdown) => {
+            conn.as_mut().graceful_shutdown();
+            if let Ok(Err(e)) = tokio::time::timeout(GRACE, conn.as_mut()).await {
+                debug!(%peer, error = %e, "connection ended with an error");
+            }
+        }
+    }
+}
+
+/// An error answer.
+#[derive(Debug)]
+struct Fail {
+    http: StatusCode,
+    code: i64,
+    message: String,
+    allow: Option<Method>,
+}
+
+impl Fail {
+    /// An error with HTTP status 200, as the service answers most errors.
+    fn code(code: i64, message: impl Into<String>) -> Self {
+        Self {
+            http: StatusCode::OK,
+            code,
+            message: message.into(),
+            allow: None,
+        }
+    }
+
+    fn bad_request(message: impl Into<String>) -> Self {
+        Self::code(CODE_BAD_REQUEST, message)
+    }
+
+    fn too_large() -> Self {
+        Self {
+            http: StatusCode::PAYLOAD_TOO_LARGE,
+            code: CODE_TOO_LARGE,
+            message: format!("request body larger than {BODY_LIMIT} bytes"),
+            allow: None,
+        }
+    }
+
+    fn rate_limited() -> Self {
+        Self::code(CODE_RATE_LIMITED, RATE_LIMITED_MESSAGE)
+    }
+}
+
+type Answer = Result<Value, Fail>;
+
+async fn handle(
+    shared: &Arc<Shared>,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+) -> Response<Full<Bytes>> {
+    let trace_id = shared.trace_id();
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let answer = route(shared, req, peer).await;
+    let code = answer.as_ref().map_or_else(|f| f.code, |_| 0);
+    debug!(%method, %path, code, trace_id, "answered");
+    respond(answer, trace_id)
+}
+
+fn respond(answer: Answer, trace_id: String) -> Response<Full<Bytes>> {
+    let (status, allow, envelope) = match answer {
+        Ok(data) => (StatusCode::OK, None, Envelope::ok(data, trace_id)),
+        Err(fail) => (
+            fail.http,
+            fail.allow,
+            Envelope::error(fail.code, fail.message, trace_id),
+        ),
+    };
+    let body = serde_json::to_vec(&envelope).unwrap_or_else(|e| {
+        // Not expected: every data type here serializes.
+        warn!(error = %e, "cannot encode an answer");
+        br#"{"code":1,"message":"internal error","data":null}"#.to_vec()
+    });
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if let Some(method) = allow {
+        if let Ok(v) = HeaderValue::from_str(method.as_str()) {
+            response.headers_mut().insert(ALLOW, v);
+        }
+    }
+    response
+}
+
+async fn route(shared: &Arc<Shared>, req: Request<Incoming>, peer: SocketAddr) -> Answer {
+    let path = req.uri().path();
+    let Some(endpoint) = EndpointId::from_route(req.method(), path) else {
+        if let Some(e) = EndpointId::ALL.into_iter().find(|e| e.path() == path) {
+            return Err(Fail {
+                http: StatusCode::METHOD_NOT_ALLOWED,
+                code: CODE_METHOD_NOT_ALLOWED,
+                message: format!("method {} not allowed; use {}", req.method(), e.method()),
+                allow: Some(e.method()),
+            });
+        }
+        return Err(Fail {
+            http: StatusCode::NOT_FOUND,
+            code: 404,
+            message: format!("no such API: {path}"),
+            allow: None,
+        });
+    };
+    check_platform(req.headers())?;
+    match endpoint {
+        EndpointId::AccessToken => access_token(shared, req, peer).await,
+        EndpointId::OfflineDownload => {
+            authorize(shared, req.headers(), endpoint)?;
+            create_cloud(shared, req).await
+        }
+        EndpointId::OssOfflineDownload => {
+            authorize(shared, req.headers(), endpoint)?;
+            create_image(shared, req).await
+        }
+        EndpointId::OfflineProcess => {
+            authorize(shared, req.headers(), endpoint)?;
+            process(shared, req.uri().query(), TaskKind::CloudDrive)
+        }
+        EndpointId::OssOfflineProcess => {
+            authorize(shared, req.headers(), endpoint)?;
+            process(shared, req.uri().query(), TaskKind::ImageBed)
+        }
+    }
+}
+
+fn check_platform(headers: &HeaderMap) -> Result<(), Fail> {
+    match headers.get(PLATFORM_HEADER).map(HeaderValue::to_str) {
+        Some(Ok(v)) if v.trim() == PLATFORM => Ok(()),
+        None => Err(Fail::bad_request(format!(
+            "missing header Platform: {PLATFORM}"
+        ))),
+        Some(_) => Err(Fail::bad_request(format!(
+            "header Platform must be {PLATFORM}"
+        ))),
+    }
+}
+
+/// Checks the bearer token, then the client's rate limit for `endpoint`.
+fn authorize(shared: &Shared, headers: &HeaderMap, endpoint: EndpointId) -> Result<(), Fail> {
+    let header = headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let client = shared
+        .check_token(header)
+        .map_err(|refusal| Fail::code(CODE_UNAUTHORIZED, refusal.message()))?;
+    if shared.acquire(&client, endpoint) {
+        Ok(())
+    } else {
+        Err(Fail::rate_limited())
+    }
+}
+
+fn to_data<T: Serialize>(data: &T) -> Answer {
+    serde_json::to_value(data).map_err(|e| Fail::code(1, format!("internal error: {e}")))
+}
+
+async fn access_token(shared: &Shared, req: Request<Incoming>, peer: SocketAddr) -> Answer {
+    let body = read_request_body(req).await?;
+    let parsed = parse_json::<AccessTokenRequest>(&body);
+    let key = match &parsed {
+        Ok(r) => r.client_id.clone(),
+        Err(_) => format!("peer:{}", peer.ip()),
+    };
+    if !shared.acquire(&key, EndpointId::AccessToken) {
+        return Err(Fail::rate_limited());
+    }
+    let request = parsed?;
+    if request.client_id != shared.client_id
+        || request.client_secret.expose() != shared.client_secret
+    {
+        info!(client_id = %request.client_id, "token refused: wrong credentials");
+        return Err(Fail::code(
+            CODE_UNAUTHORIZED,
+            "clientID or clientSecret invalid",
+        ));
+    }
+    let data = shared.issue_token(&request.client_id);
+    debug!(client_id = %request.client_id, "token issued");
+    to_data(&data)
+}
+
+async fn create_cloud(shared: &Arc<Shared>, req: Request<Incoming>) -> Answer {
+    let body = read_request_body(req).await?;
+    let request = parse_json::<OfflineDownloadRequest>(&body)?;
+    request
+        .validate()
+        .map_err(|e| Fail::bad_request(e.to_string()))?;
+    let file_name = file_name_of(&request.url, request.file_name.as_deref())?;
+    let id = start_task(
+        shared,
+        TaskKind::CloudDrive,
+        request.url,
+        file_name,
+        request.callback_url,
+    );
+    to_data(&TaskCreated { task_id: id })
+}
+
+async fn create_image(shared: &Arc<Shared>, req: Request<Incoming>) -> Answer {
+    let body = read_request_body(req).await?;
+    let request = parse_json::<OssOfflineDownloadRequest>(&body)?;
+    if request.business_type != OSS_BUSINESS_TYPE {
+        return Err(Fail::bad_request(format!(
+            "type must be {OSS_BUSINESS_TYPE}"
+        )));
+    }
+    request
+        .validate()
+        .map_err(|e| Fail::bad_request(e.to_string()))?;
+    let file_name = file_name_of(&request.url, request.file_name.as_deref())?;
+    let id = start_task(
+        shared,
+        TaskKind::ImageBed,
+        request.url,
+        file_name,
+        request.callback_url,
+    );
+    to_data(&TaskCreated { task_id: id })
+}
+
+/// `fileName` when given, else the URL's last path segment, else `download`.
+fn file_name_of(url: &str, given: Option<&str>) -> Result<String, Fail> {
+    if let Some(name) = given.filter(|n| !n.trim().is_empty()) {
+        return Ok(name.to_owned());
+    }
+    let parsed = validate_http_url("url", url).map_err(|e| Fail::bad_request(e.to_string()))?;
+    let name = url_file_name(&parsed);
+    Ok(if name.trim().is_empty() {
+        "download".to_owned()
+    } else {
+        name
+    })
+}
+
+fn start_task(
+    shared: &Arc<Shared>,
+    kind: TaskKind,
+    url: String,
+    file_name: String,
+    callback_url: Option<String>,
+) -> TaskId {
+    let id = shared.create_task(kind, &url, &file_name, callback_url.clone());
+    info!(task = %id, ?kind, "task created");
+    let job = Job {
+        id,
+        kind,
+        url,
+        file_name,
+        callback_url,
+    };
+    shared.spawn_worker(fetch::run(shared.clone(), job));
+    id
+}
+
+/// `data` of the image-bed progress call: the percentage is an integer.
+#[derive(Serialize)]
+struct OssProcess {
+    process: u8,
+    status: TaskStatus,
+}
+
+fn process(shared: &Shared, query: Option<&str>, kind: TaskKind) -> Answer {
+    let id = task_id_of(query)?;
+    let task = shared
+        .task(id)
+        .filter(|t| t.kind == kind)
+        .ok_or_else(|| Fail::code(CODE_TASK_NOT_FOUND, "task not found"))?;
+    match kind {
+        TaskKind::CloudDrive => to_data(&Process {
+            process: task.process,
+            status: task.status,
+        }),
+        TaskKind::ImageBed => to_data(&OssProcess {
+            // Saturating float-to-int conversion of a value already in 0..=100.
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            process: task.process.clamp(0.0, 100.0).floor() as u8,
+            status: task.status,
+        }),
+    }
+}
+
+fn task_id_of(query: Option<&str>) -> Result<TaskId, Fail> {
+    let value = query
+        .unwrap_or("")
+        .split('&')
+        .filter_map(|pair| pair.split_once('=').or(Some((pair, ""))))
+        .find(|(k, _)| k.eq_ignore_ascii_case("taskID"))
+        .map(|(_, v)| v)
+        .ok_or_else(|| Fail::bad_request("taskID is required"))?;
+    value
+        .parse::<TaskId>()
+        .map_err(|_| Fail::bad_request(format!("taskID must be a number, got {value:?}")))
+}
+
+fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, Fail> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(Fail::bad_request("request body is empty; JSON expected"));
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| Fail::bad_request(format!("invalid request body: {e}")))
+}
+
+async fn read_request_body(req: Request<Incoming>) -> Result<Bytes, Fail> {
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    read_body(req.into_body(), declared).await
+}
+
+/// Reads a body of at most [`BODY_LIMIT`] bytes. An oversized body is read on (up to
+/// [`DRAIN_LIMIT`]) and thrown away, so the client gets to read the 413 answer.
+async fn read_body(mut body: Incoming, declared: Option<u64>) -> Result<Bytes, Fail> {
+    let limit = BODY_LIMIT as u64;
+    if declared.is_some_and(|n| n > limit) {
+        drain(body).await;
+        return Err(Fail::too_large());
+    }
+    let mut buf = BytesMut::new();
+    loop {
+        match tokio::time::timeout(REQUEST_TIMEOUT, body.frame()).await {
+            Err(_) => return Err(Fail::bad_request("timed out reading the request body")),
+            Ok(None) => return Ok(buf.freeze()),
+            Ok(Some(Err(e))) => {
+                return Err(Fail::bad_request(format!(
+                    "cannot read the request body: {e}"
+                )))
+            }
+            Ok(Some(Ok(frame))) => {
+                if let Ok(data) = frame.into_data() {
+                    if buf.len() + data.len() > BODY_LIMIT {
+                        drain(body).await;
+                        return Err(Fail::too_large());
+                    }
+                    buf.extend_from_slice(&data);
+                }
+            }
+        }
+    }
+}
+
+async fn drain(mut body: Incoming) {
+    let mut seen = 0usize;
+    let work = async {
+        while let Some(Ok(frame)) = body.frame().await {
+            if let Ok(data) = frame.into_data() {
+                seen += data.len();
+                if seen > DRAIN_LIMIT {
+                    break;
+                }
+            }
+        }
+    };
+    let _ = tokio::time::timeout(GRACE, work).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn task_ids_from_queries() {
+        assert_eq!(task_id_of(Some("taskID=100001")).unwrap(), TaskId(100_001));
+        assert_eq!(task_id_of(Some("a=1&taskid=7")).unwrap(), TaskId(7));
+        assert_eq!(task_id_of(None).unwrap_err().code, CODE_BAD_REQUEST);
+        assert_eq!(
+            task_id_of(Some("taskID")).unwrap_err().code,
+            CODE_BAD_REQUEST
+        );
+        let e = task_id_of(Some("taskID=abc")).unwrap_err();
+        assert!(e.message.contains("must be a number"), "{}", e.message);
+    }
+
+    #[test]
+    fn file_names() {
+        assert_eq!(
+            file_name_of("http://h/a/b%20c.bin", None).unwrap(),
+            "b c.bin"
+        );
+        assert_eq!(file_name_of("http://h/", None).unwrap(), "download");
+        assert_eq!(file_name_of("http://h/x", Some("y.png")).unwrap(), "y.png");
+        assert_eq!(file_name_of("http://h/x", Some(" ")).unwrap(), "x");
+    }
+
+    #[test]
+    fn envelopes_carry_trace_ids() {
+        let r = respond(Err(Fail::rate_limited()), "emu-1-00000000".to_owned());
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(r.headers()[CONTENT_TYPE], "application/json");
+    }
+}

@@ -1,0 +1,428 @@
+//! What the emulator remembers: tokens, rate-limit buckets, tasks, counters.
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use offline_proto::pan123::{AccessTokenData, EndpointId, TaskId, TaskStatus};
+use offline_proto::ratelimit::TokenBucket;
+use offline_proto::Secret;
+use rand::distr::Alphanumeric;
+use rand::Rng;
+use serde::Serialize;
+use time::macros::offset;
+use time::OffsetDateTime;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::config::EmulatorConfig;
+use crate::fetch::HttpClient;
+
+/// The first task ID handed out; later ones count up.
+const FIRST_TASK_ID: u64 = 100_001;
+/// The first file ID handed out; later ones count up.
+const FIRST_FILE_ID: u64 = 500_001;
+/// Length of an access token, in characters.
+const TOKEN_CHARS: usize = 48;
+/// Bytes after which a download without a known length reports about half done.
+const UNKNOWN_LENGTH_HALF: f64 = 1024.0 * 1024.0;
+/// Stand-in lifetime, in days, when the configured one is too large to represent.
+const FAR_FUTURE_DAYS: i64 = 100 * 365;
+
+/// Which product a task belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskKind {
+    /// A cloud-drive offline download (`POST /api/v1/offline/download`).
+    CloudDrive,
+    /// An image-bed migration (`POST /api/v1/oss/offline/download`).
+    ImageBed,
+}
+
+/// Everything the emulator knows about one task, as seen at one moment.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TaskSnapshot {
+    /// The task's ID, as answered by the create call (the first is 100001).
+    pub id: TaskId,
+    /// Cloud drive or image bed (`cloud_drive` / `image_bed` in JSON).
+    pub kind: TaskKind,
+    /// The source URL as the client sent it.
+    pub url: String,
+    /// The file name: `fileName` when given, else the URL's last path segment, else
+    /// `download`.
+    pub file_name: String,
+    /// Running, failed or succeeded.
+    pub status: TaskStatus,
+    /// Progress in percent, 0 to 100 (0 after a failure, 100 after success). With a
+    /// known `Content-Length` it is `bytes_received / content_length * 100`; without,
+    /// it grows as `95 * (1 - 2^(-bytes_received / 1 MiB))` until the task ends.
+    pub process: f64,
+    /// Bytes of the source stored so far.
+    pub bytes_received: u64,
+    /// The source's `Content-Length`, in bytes, once its answer arrived.
+    pub content_length: Option<u64>,
+    /// The drive's file ID once the task succeeded (the first is 500001).
+    pub file_id: Option<u64>,
+    /// Why the task failed.
+    pub fail_reason: Option<String>,
+    /// Where the bytes are stored once the task succeeded:
+    /// `<data_dir>/<taskID>-<sanitized file name>`.
+    pub stored_path: Option<PathBuf>,
+    /// The callback URL the client gave.
+    pub callback_url: Option<String>,
+    /// Whether the callback was answered with a 2xx status.
+    pub callback_delivered: bool,
+}
+
+/// The progress percentage of a running download.
+pub(crate) fn running_process(received: u64, content_length: Option<u64>) -> f64 {
+    // Precision loss above 2^53 bytes does not matter for a percentage.
+    #[allow(clippy::cast_precision_loss)]
+    let received = received as f64;
+    match content_length {
+        #[allow(clippy::cast_precision_loss)]
+        Some(total) if total > 0 => (received / total as f64 * 100.0).min(100.0),
+        Some(_) => 0.0,
+        None => 95.0 * (1.0 - 0.5_f64.powf(received / UNKNOWN_LENGTH_HALF)),
+    }
+}
+
+struct TokenRecord {
+    client_id: String,
+    expires: Instant,
+    revoked: bool,
+}
+
+/// Why a bearer token was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TokenRefusal {
+    /// No `Authorization: Bearer` header.
+    Missing,
+    /// A token this emulator never issued.
+    Unknown,
+    /// Issued, but past its lifetime or expired by [`Shared::expire_tokens`].
+    Expired,
+}
+
+impl TokenRefusal {
+    /// The envelope message.
+    pub(crate) fn message(self) -> &'static str {
+        match self {
+            Self::Missing => "invalid token: missing Authorization: Bearer header",
+            Self::Unknown => "invalid token",
+            Self::Expired => "token is expired",
+        }
+    }
+}
+
+struct Inner {
+    tokens: HashMap<String, TokenRecord>,
+    rates: BTreeMap<EndpointId, f64>,
+    buckets: BTreeMap<(String, EndpointId), TokenBucket>,
+    tasks: BTreeMap<TaskId, TaskSnapshot>,
+    next_task: u64,
+    next_file: u64,
+}
+
+/// The state shared by the accept loop, every connection and every download.
+pub(crate) struct Shared {
+    pub(crate) client_id: String,
+    pub(crate) client_secret: String,
+    pub(crate) token_lifetime: Duration,
+    pub(crate) data_dir: PathBuf,
+    pub(crate) fetch_rate: Option<u64>,
+    pub(crate) max_image_bytes: u64,
+    pub(crate) max_source_bytes: u64,
+    pub(crate) http: HttpClient,
+    /// Becomes `true` (or its sender goes away) when the emulator stops.
+    pub(crate) shutdown: watch::Receiver<bool>,
+    inner: Mutex<Inner>,
+    workers: Mutex<JoinSet<()>>,
+    token_requests: AtomicU64,
+    rate_limited: AtomicU64,
+    trace_counter: AtomicU64,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("client_id", &self.client_id)
+            .field("data_dir", &self.data_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock leaves plain data behind; keep serving.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Shared {
+    pub(crate) fn new(
+        config: &EmulatorConfig,
+        data_dir: PathBuf,
+        http: HttpClient,
+        shutdown: watch::Receiver<bool>,
+    ) -> Self {
+        Self {
+            client_id: config.client_id.clone(),
+            client_secret: config.client_secret.clone(),
+            token_lifetime: config.token_lifetime,
+            data_dir,
+            fetch_rate: config.fetch_rate.filter(|r| *r > 0),
+            max_image_bytes: config.max_image_bytes,
+            max_source_bytes: config.max_source_bytes,
+            http,
+            shutdown,
+            inner: Mutex::new(Inner {
+                tokens: HashMap::new(),
+                rates: config.rate_limits.clone(),
+                buckets: BTreeMap::new(),
+                tasks: BTreeMap::new(),
+                next_task: FIRST_TASK_ID,
+                next_file: FIRST_FILE_ID,
+            }),
+            workers: Mutex::new(JoinSet::new()),
+            token_requests: AtomicU64::new(0),
+            rate_limited: AtomicU64::new(0),
+            trace_counter: AtomicU64::new(0),
+        }
+    }
+
+    /// A trace ID unique to this emulator: `emu-<counter>-<8 random hex digits>`.
+    pub(crate) fn trace_id(&self) -> String {
+        let n = self.trace_counter.fetch_add(1, Ordering::Relaxed) + 1;
+        format!("emu-{n}-{:08x}", rand::random::<u32>())
+    }
+
+    /// Issues a token for `client_id` and counts the request.
+    pub(crate) fn issue_token(&self, client_id: &str) -> AccessTokenData {
+        let token: String = rand::rng()
+            .sample_iter(Alphanumeric)
+            .take(TOKEN_CHARS)
+            .map(char::from)
+            .collect();
+        let lifetime = self.token_lifetime;
+        let now = OffsetDateTime::now_utc();
+        let expired_at = time::Duration::try_from(lifetime)
+            .ok()
+            .and_then(|d| now.checked_add(d))
+            .unwrap_or_else(|| now + time::Duration::days(FAR_FUTURE_DAYS))
+            .to_offset(offset!(+8));
+        let expired_at = expired_at.replace_nanosecond(0).unwrap_or(expired_at);
+        let expires = Instant::now().checked_add(lifetime).unwrap_or_else(|| {
+            Instant::now() + Duration::from_secs(86_400 * FAR_FUTURE_DAYS.unsigned_abs())
+        });
+        lock(&self.inner).tokens.insert(
+            token.clone(),
+            TokenRecord {
+                client_id: client_id.to_owned(),
+                expires,
+                revoked: false,
+            },
+        );
+        self.token_requests.fetch_add(1, Ordering::Relaxed);
+        AccessTokenData {
+            access_token: Secret::new(token),
+            expired_at,
+        }
+    }
+
+    /// The client ID a bearer token belongs to. `header` is the `Authorization` value.
+    pub(crate) fn check_token(&self, header: Option<&str>) -> Result<String, TokenRefusal> {
+        let token = header
+            .and_then(|h| {
+                let (scheme, rest) = h.trim().split_once(' ')?;
+                scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+            })
+            .filter(|t| !t.is_empty())
+            .ok_or(TokenRefusal::Missing)?;
+        let inner = lock(&self.inner);
+        let record = inner.tokens.get(token).ok_or(TokenRefusal::Unknown)?;
+        if record.revoked || Instant::now() >= record.expires {
+            return Err(TokenRefusal::Expired);
+        }
+        Ok(record.client_id.clone())
+    }
+
+    pub(crate) fn expire_tokens(&self) {
+        for record in lock(&self.inner).tokens.values_mut() {
+            record.revoked = true;
+        }
+    }
+
+    pub(crate) fn token_requests(&self) -> u64 {
+        self.token_requests.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn rate_limited(&self) -> u64 {
+        self.rate_limited.load(Ordering::Relaxed)
+    }
+
+    /// Sets an endpoint's rate and refills its buckets.
+    pub(crate) fn set_rate_limit(&self, endpoint: EndpointId, per_second: f64) {
+        let mut inner = lock(&self.inner);
+        inner.rates.insert(endpoint, per_second);
+        inner.buckets.retain(|(_, e), _| *e != endpoint);
+    }
+
+    /// Takes a token from the bucket of `(client, endpoint)`; `false` (and one more
+    /// [`rate_limited`](Self::rate_limited)) when it is empty.
+    pub(crate) fn acquire(&self, client: &str, endpoint: EndpointId) -> bool {
+        let mut inner = lock(&self.inner);
+        let Some(rate) = inner
+            .rates
+            .get(&endpoint)
+            .copied()
+            .filter(|r| r.is_finite() && *r > 0.0)
+        else {
+            return true;
+        };
+        let ok = inner
+            .buckets
+            .entry((client.to_owned(), endpoint))
+            .or_insert_with(|| TokenBucket::new(rate, rate.max(1.0)))
+            .try_acquire(Instant::now())
+            .is_ok();
+        if !ok {
+            self.rate_limited.fetch_add(1, Ordering::Relaxed);
+        }
+        ok
+    }
+
+    /// Records a new running task and returns its ID.
+    pub(crate) fn create_task(
+        &self,
+        kind: TaskKind,
+        url: &str,
+        file_name: &str,
+        callback_url: Option<String>,
+    ) -> TaskId {
+        let mut inner = lock(&self.inner);
+        let id = TaskId(inner.next_task);
+        inner.next_task += 1;
+        inner.tasks.insert(
+            id,
+            TaskSnapshot {
+                id,
+                kind,
+                url: url.to_owned(),
+                file_name: file_name.to_owned(),
+                status: TaskStatus::Running,
+                process: 0.0,
+                bytes_received: 0,
+                content_length: None,
+                file_id: None,
+                fail_reason: None,
+                stored_path: None,
+                callback_url,
+                callback_delivered: false,
+            },
+        );
+        id
+    }
+
+    /// Changes a task in place.
+    pub(crate) fn update_task(&self, id: TaskId, f: impl FnOnce(&mut TaskSnapshot)) {
+        if let Some(task) = lock(&self.inner).tasks.get_mut(&id) {
+            f(task);
+        }
+    }
+
+    /// Records the progress of a running task.
+    pub(crate) fn progress(&self, id: TaskId, received: u64, content_length: Option<u64>) {
+        self.update_task(id, |t| {
+            t.bytes_received = received;
+            t.content_length = content_length;
+            t.process = running_process(received, content_length);
+        });
+    }
+
+    /// Marks a task failed (progress drops to 0).
+    pub(crate) fn fail_task(&self, id: TaskId, reason: String) {
+        self.update_task(id, |t| {
+            t.status = TaskStatus::Failed;
+            t.process = 0.0;
+            t.fail_reason = Some(reason);
+        });
+    }
+
+    /// Marks a task succeeded and returns its new file ID.
+    pub(crate) fn succeed_task(&self, id: TaskId, received: u64, stored: PathBuf) -> u64 {
+        let mut inner = lock(&self.inner);
+        let file_id = inner.next_file;
+        inner.next_file += 1;
+        if let Some(t) = inner.tasks.get_mut(&id) {
+            t.status = TaskStatus::Succeeded;
+            t.process = 100.0;
+            t.bytes_received = received;
+            t.file_id = Some(file_id);
+            t.stored_path = Some(stored);
+        }
+        file_id
+    }
+
+    pub(crate) fn task(&self, id: TaskId) -> Option<TaskSnapshot> {
+        lock(&self.inner).tasks.get(&id).cloned()
+    }
+
+    pub(crate) fn tasks(&self) -> Vec<TaskSnapshot> {
+        lock(&self.inner).tasks.values().cloned().collect()
+    }
+
+    /// Runs `fut` as a background worker that [`take_workers`](Self::take_workers)
+    /// can wait for.
+    pub(crate) fn spawn_worker(&self, fut: impl Future<Output = ()> + Send + 'static) {
+        let mut workers = lock(&self.workers);
+        while workers.try_join_next().is_some() {}
+        workers.spawn(fut);
+    }
+
+    /// The workers spawned so far, to wait for at shutdown.
+    pub(crate) fn take_workers(&self) -> JoinSet<()> {
+        std::mem::take(&mut *lock(&self.workers))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshots_serialize_with_wire_status() {
+        let snap = TaskSnapshot {
+            id: TaskId(100_001),
+            kind: TaskKind::ImageBed,
+            url: "http://h/a.png".to_owned(),
+            file_name: "a.png".to_owned(),
+            status: TaskStatus::Succeeded,
+            process: 100.0,
+            bytes_received: 3,
+            content_length: Some(3),
+            file_id: Some(500_001),
+            fail_reason: None,
+            stored_path: None,
+            callback_url: None,
+            callback_delivered: false,
+        };
+        let v = serde_json::to_value(&snap).unwrap();
+        assert_eq!(v["id"], 100_001);
+        assert_eq!(v["kind"], "image_bed");
+        assert_eq!(v["status"], 2);
+    }
+
+    #[test]
+    fn process_from_bytes() {
+        assert_eq!(running_process(0, Some(100)), 0.0);
+        assert_eq!(running_process(50, Some(200)), 25.0);
+        assert_eq!(running_process(300, Some(200)), 100.0);
+        assert_eq!(running_process(10, Some(0)), 0.0);
+        assert_eq!(running_process(0, None), 0.0);
+        let half = running_process(1024 * 1024, None);
+        assert!((half - 47.5).abs() < 1e-9, "{half}");
+        assert!(running_process(u64::MAX, None) <= 95.0);
+    }
+}
