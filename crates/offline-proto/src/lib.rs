@@ -25,6 +25,7 @@ mod transport;
 
 pub mod pan123;
 pub mod ratelimit;
+pub mod retry;
 pub mod token;
 pub mod tracker;
 

@@ -1,6 +1,7 @@
 //! The client value and its calls.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -9,9 +10,10 @@ use offline_proto::pan123::{
     OfflineProcessRequest, OssOfflineDownloadRequest, OssProcessRequest, Process, TaskId,
 };
 use offline_proto::ratelimit::RateLimiter;
+use offline_proto::retry::{classify, Backoff, Failure, Retry, RetryBudget};
 use offline_proto::token::{TokenAction, TokenLifecycle, DEFAULT_MARGIN};
 use offline_proto::tracker::PollPolicy;
-use offline_proto::{ApiError, BaseUrl, HttpClient, Secret};
+use offline_proto::{ApiError, BaseUrl, HttpClient, Secret, TransportError};
 use transport_hyper::HyperClient;
 
 use crate::Error;
@@ -21,11 +23,11 @@ use crate::Error;
 /// `429`.
 const RATE_SAFETY: f64 = 0.97;
 
-/// How many times a call answered `429` is sent again before the error is returned.
-const MAX_RATE_LIMIT_RETRIES: u32 = 8;
+/// How many times one call is sent again at most.
+const MAX_RETRIES: u32 = 8;
 
-/// How many times a read whose connection broke is sent again.
-const MAX_READ_RETRIES: u32 = 2;
+/// The longest wait between two attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
 /// A 123pan open platform client. Cheap to clone; clones share the token, the rate
 /// limiter and the transport. See the [crate docs](crate).
@@ -58,6 +60,8 @@ struct Inner<C> {
     client_secret: Option<Secret>,
     token: tokio::sync::Mutex<TokenLifecycle>,
     limiter: Mutex<RateLimiter<EndpointId>>,
+    budget: Mutex<RetryBudget>,
+    calls: AtomicU64,
     poll_policy: PollPolicy,
 }
 
@@ -226,6 +230,8 @@ impl<C: HttpClient> Pan123Builder<C> {
                 client_secret: self.client_secret,
                 token: tokio::sync::Mutex::new(lifecycle),
                 limiter: Mutex::new(limiter),
+                budget: Mutex::new(RetryBudget::default()),
+                calls: AtomicU64::new(0),
                 poll_policy: self.poll_policy,
             }),
         })
@@ -410,9 +416,11 @@ impl<C: HttpClient> Pan123<C> {
         }
     }
 
-    /// Sends one call: waits for the rate limit, sends again after a 429 (the server
-    /// did not carry it out) and after a broken read; never re-sends a create whose
-    /// request may have arrived.
+    /// Sends one call under the retry policy of [`offline_proto::retry`]: waits for the
+    /// rate limit before every attempt; sends again after a `429` (the server did not
+    /// carry it out), a refused connection, or a broken read, with jittered exponential
+    /// backoff within the client's retry budget; never re-sends a create whose request
+    /// may have arrived.
     async fn send_with_retries<E: Endpoint>(
         &self,
         request: &E,
@@ -420,41 +428,90 @@ impl<C: HttpClient> Pan123<C> {
         source: &str,
     ) -> Result<E::Output, Error> {
         let http_request = request.to_http(&self.inner.base, token)?;
-        let mut rate_limited = 0u32;
-        let mut broken = 0u32;
+        let rate = self.rate_of(E::ID);
+        let base_delay = Duration::from_secs_f64((1.0 / rate).clamp(0.1, 2.0));
+        let mut backoff = Backoff::new(base_delay, MAX_BACKOFF, MAX_RETRIES, self.seed());
+        self.budget().deposit(Instant::now());
         loop {
             self.acquire(E::ID).await;
-            let response = match self.inner.http.send(http_request.clone()).await {
-                Ok(r) => r,
-                Err(e) if E::ID.creates() && e.may_have_been_sent() => {
-                    return Err(Error::OutcomeUnknown {
-                        endpoint: E::ID,
-                        url: source.to_owned(),
-                        source: e,
-                    })
-                }
-                Err(e) if broken < MAX_READ_RETRIES && !E::ID.creates() => {
-                    broken += 1;
-                    tracing::debug!(endpoint = ?E::ID, error = %e, "transport error; sending the read again");
-                    tokio::time::sleep(Duration::from_millis(200 * u64::from(broken))).await;
-                    continue;
-                }
-                Err(e) => return Err(Error::Transport(e)),
+            let attempt = match self.inner.http.send(http_request.clone()).await {
+                Ok(response) => E::decode(&response).map_err(Attempt::Api),
+                Err(e) => Err(Attempt::Transport(e)),
             };
-            match E::decode(&response) {
-                Err(ApiError::RateLimited { error, retry_after })
-                    if rate_limited < MAX_RATE_LIMIT_RETRIES =>
-                {
-                    rate_limited += 1;
-                    let wait = retry_after.unwrap_or_else(|| {
-                        let per_second = E::ID.default_rate_per_second();
-                        Duration::from_secs_f64(1.0 / per_second) * rate_limited
-                    });
-                    tracing::debug!(endpoint = ?E::ID, code = %error.code, ?wait, "rate limited; waiting");
-                    tokio::time::sleep(wait).await;
+            let failed = match attempt {
+                Ok(output) => return Ok(output),
+                Err(f) => f,
+            };
+            let delay = match classify(E::ID.creates(), &failed.as_failure()) {
+                Retry::No => None,
+                Retry::After(wait) => backoff.next_delay().map(|_| wait),
+                Retry::Backoff => backoff.next_delay(),
+            };
+            let Some(delay) = delay.filter(|_| self.budget().withdraw(Instant::now())) else {
+                return Err(failed.into_error(E::ID, source));
+            };
+            tracing::debug!(endpoint = ?E::ID, error = %failed, ?delay, "sending again");
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    fn rate_of(&self, endpoint: EndpointId) -> f64 {
+        self.inner
+            .limiter
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .bucket(&endpoint)
+            .map_or(endpoint.default_rate_per_second(), |b| b.rate())
+    }
+
+    fn budget(&self) -> std::sync::MutexGuard<'_, RetryBudget> {
+        self.inner.budget.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A seed for jitter that differs between calls.
+    fn seed(&self) -> u64 {
+        let n = self.inner.calls.fetch_add(1, Ordering::Relaxed);
+        let t = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        t ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+    }
+}
+
+/// A failed attempt, before it becomes an [`Error`].
+enum Attempt {
+    Transport(TransportError),
+    Api(ApiError),
+}
+
+impl Attempt {
+    fn as_failure(&self) -> Failure<'_> {
+        match self {
+            Self::Transport(e) => Failure::Transport(e),
+            Self::Api(e) => Failure::Api(e),
+        }
+    }
+
+    fn into_error(self, endpoint: EndpointId, source: &str) -> Error {
+        match self {
+            Self::Transport(e) if endpoint.creates() && e.may_have_been_sent() => {
+                Error::OutcomeUnknown {
+                    endpoint,
+                    url: source.to_owned(),
+                    source: e,
                 }
-                other => return other.map_err(Error::Api),
             }
+            Self::Transport(e) => Error::Transport(e),
+            Self::Api(e) => Error::Api(e),
+        }
+    }
+}
+
+impl std::fmt::Display for Attempt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Transport(e) => e.fmt(f),
+            Self::Api(e) => e.fmt(f),
         }
     }
 }

@@ -1,0 +1,282 @@
+//! Retry policy: which failures are worth sending again, how long to wait, and how many
+//! retries a client may spend.
+//!
+//! Pure and clock-free like the rest of the core: [`classify`] reads an outcome,
+//! [`Backoff`] computes exponential delays with full jitter from a seeded generator,
+//! and [`RetryBudget`] (in the manner of tower's `TpsBudget`) caps retries to a share of
+//! recent requests, handed `now`.
+//!
+//! The rule that matters most: a request that **creates** something (a 123pan offline
+//! download, a 6pan add) is sent again only when the server certainly did not carry it
+//! out — a connection that never opened, or an explicit rate-limit or busy answer.
+//! After a timeout, a reset or a truncated answer it may exist; the caller gets
+//! [`Retry::No`] and must reconcile (list tasks) or report "outcome unknown".
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use crate::{ApiError, TransportError, TransportErrorKind};
+
+/// What to do after a failed attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retry {
+    /// Do not send again: the failure is final, or sending again could do the work twice.
+    No,
+    /// Send again after exactly this long (the server said so: `Retry-After`).
+    After(Duration),
+    /// Send again after the next [`Backoff`] delay.
+    Backoff,
+}
+
+/// Classifies a failed attempt at a request. `creates` says whether the request creates
+/// something (see the [module docs](self)).
+///
+/// | failure | read | create |
+/// |---|---|---|
+/// | connect error (never sent) | Backoff | Backoff |
+/// | timeout, reset, truncated body after sending | Backoff | **No** |
+/// | body over the size limit | No | No |
+/// | rate limited (`429`), with `Retry-After` | After | After |
+/// | rate limited, without | Backoff | Backoff |
+/// | HTTP 502/503/504 without an envelope | Backoff | **No** (the gateway may have forwarded it) |
+/// | HTTP 500 without an envelope | Backoff | No |
+/// | token invalid (`401`) | No (the token flow refreshes once) | No |
+/// | any other provider error, decode error | No | No |
+pub fn classify(creates: bool, failure: &Failure<'_>) -> Retry {
+    match failure {
+        Failure::Transport(e) => match e.kind() {
+            TransportErrorKind::Connect => Retry::Backoff,
+            TransportErrorKind::Timeout | TransportErrorKind::Closed if !creates => Retry::Backoff,
+            _ => Retry::No,
+        },
+        Failure::Api(ApiError::RateLimited { retry_after, .. }) => {
+            retry_after.map_or(Retry::Backoff, Retry::After)
+        }
+        Failure::Api(ApiError::Http { status, .. }) if status.is_server_error() && !creates => {
+            Retry::Backoff
+        }
+        Failure::Api(_) => Retry::No,
+    }
+}
+
+/// A failed attempt, as [`classify`] reads it.
+#[derive(Debug, Clone, Copy)]
+pub enum Failure<'a> {
+    /// No complete answer.
+    Transport(&'a TransportError),
+    /// An answer that is an error.
+    Api(&'a ApiError),
+}
+
+/// SplitMix64: a tiny, seeded, deterministic generator for jitter.
+#[derive(Debug, Clone)]
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A float in `[0, 1)`.
+    fn next_f64(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// Exponential backoff with full jitter: attempt `n` (from 0) waits a uniformly random
+/// time in `[0, min(max, base × 2ⁿ)]`.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    base: Duration,
+    max: Duration,
+    attempt: u32,
+    max_attempts: u32,
+    rng: SplitMix64,
+}
+
+impl Backoff {
+    /// A backoff starting at `base`, capped at `max`, allowing `max_attempts` retries,
+    /// with jitter drawn from a generator seeded with `seed` (the same seed gives the
+    /// same delays).
+    pub fn new(base: Duration, max: Duration, max_attempts: u32, seed: u64) -> Self {
+        Self {
+            base,
+            max,
+            attempt: 0,
+            max_attempts,
+            rng: SplitMix64(seed),
+        }
+    }
+
+    /// The retries made so far.
+    pub fn attempts(&self) -> u32 {
+        self.attempt
+    }
+
+    /// The delay before the next retry, or `None` when the attempts are used up.
+    pub fn next_delay(&mut self) -> Option<Duration> {
+        if self.attempt >= self.max_attempts {
+            return None;
+        }
+        let ceiling = self
+            .base
+            .saturating_mul(1u32.checked_shl(self.attempt.min(31)).unwrap_or(u32::MAX))
+            .min(self.max);
+        self.attempt += 1;
+        Some(ceiling.mul_f64(self.rng.next_f64()))
+    }
+}
+
+/// A retry budget shared by every request of a client: retries may be at most
+/// `ratio` of the requests of the last `window`, plus `min_per_second` retries per
+/// second whatever the traffic, so that a struggling server is not buried under
+/// retries.
+#[derive(Debug, Clone)]
+pub struct RetryBudget {
+    window: Duration,
+    ratio: f64,
+    min_per_second: f64,
+    requests: VecDeque<Instant>,
+    retries: VecDeque<Instant>,
+}
+
+impl Default for RetryBudget {
+    /// 20 % of the requests of the last 10 s, plus 1 retry per second.
+    fn default() -> Self {
+        Self::new(Duration::from_secs(10), 0.2, 1.0)
+    }
+}
+
+impl RetryBudget {
+    /// A budget over `window` allowing retries worth `ratio` of the requests plus
+    /// `min_per_second` per second.
+    pub fn new(window: Duration, ratio: f64, min_per_second: f64) -> Self {
+        Self {
+            window,
+            ratio: ratio.max(0.0),
+            min_per_second: min_per_second.max(0.0),
+            requests: VecDeque::new(),
+            retries: VecDeque::new(),
+        }
+    }
+
+    fn expire(&mut self, now: Instant) {
+        for q in [&mut self.requests, &mut self.retries] {
+            while q
+                .front()
+                .is_some_and(|t| now.saturating_duration_since(*t) > self.window)
+            {
+                q.pop_front();
+            }
+        }
+    }
+
+    /// Records a first attempt at a request.
+    pub fn deposit(&mut self, now: Instant) {
+        self.expire(now);
+        self.requests.push_back(now);
+    }
+
+    /// Takes one retry from the budget; `false` when it is spent (do not retry).
+    pub fn withdraw(&mut self, now: Instant) -> bool {
+        self.expire(now);
+        let allowed = self.requests.len() as f64 * self.ratio
+            + self.min_per_second * self.window.as_secs_f64();
+        if (self.retries.len() as f64) < allowed.floor() {
+            self.retries.push_back(now);
+            true
+        } else {
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Code, ProviderError};
+    use bytes::Bytes;
+    use http::StatusCode;
+
+    fn transport(kind: TransportErrorKind) -> TransportError {
+        TransportError::new(kind, "x")
+    }
+
+    fn rate_limited(after: Option<Duration>) -> ApiError {
+        ApiError::RateLimited {
+            error: ProviderError {
+                code: Code::Int(429),
+                message: String::new(),
+                trace_id: None,
+                status: StatusCode::OK,
+            },
+            retry_after: after,
+        }
+    }
+
+    #[test]
+    fn creates_are_never_resent_after_they_may_have_arrived() {
+        for kind in [TransportErrorKind::Timeout, TransportErrorKind::Closed] {
+            let e = transport(kind);
+            assert_eq!(classify(true, &Failure::Transport(&e)), Retry::No);
+            assert_eq!(classify(false, &Failure::Transport(&e)), Retry::Backoff);
+        }
+        let e = transport(TransportErrorKind::Connect);
+        assert_eq!(classify(true, &Failure::Transport(&e)), Retry::Backoff);
+        let gw = ApiError::Http {
+            status: StatusCode::BAD_GATEWAY,
+            body: Bytes::new(),
+        };
+        assert_eq!(classify(true, &Failure::Api(&gw)), Retry::No);
+        assert_eq!(classify(false, &Failure::Api(&gw)), Retry::Backoff);
+    }
+
+    #[test]
+    fn rate_limits_are_retried_for_everything() {
+        let e = rate_limited(Some(Duration::from_secs(3)));
+        assert_eq!(
+            classify(true, &Failure::Api(&e)),
+            Retry::After(Duration::from_secs(3))
+        );
+        let e = rate_limited(None);
+        assert_eq!(classify(true, &Failure::Api(&e)), Retry::Backoff);
+        let big = transport(TransportErrorKind::BodyTooLarge { limit: 1 });
+        assert_eq!(classify(false, &Failure::Transport(&big)), Retry::No);
+    }
+
+    #[test]
+    fn backoff_is_bounded_jittered_and_deterministic() {
+        let mut a = Backoff::new(Duration::from_millis(100), Duration::from_secs(2), 6, 42);
+        let mut b = Backoff::new(Duration::from_millis(100), Duration::from_secs(2), 6, 42);
+        let mut delays = Vec::new();
+        for n in 0..6 {
+            let d = a.next_delay().unwrap();
+            assert_eq!(Some(d), b.next_delay());
+            let ceiling = Duration::from_millis(100 * (1 << n)).min(Duration::from_secs(2));
+            assert!(d <= ceiling, "{n}: {d:?} > {ceiling:?}");
+            delays.push(d);
+        }
+        assert_eq!(a.next_delay(), None);
+        delays.dedup();
+        assert!(delays.len() > 1, "jitter varies the delays");
+    }
+
+    #[test]
+    fn budget_caps_retries_to_a_share_of_requests() {
+        let t0 = Instant::now();
+        let mut budget = RetryBudget::new(Duration::from_secs(10), 0.1, 0.0);
+        for _ in 0..100 {
+            budget.deposit(t0);
+        }
+        let granted = (0..50).filter(|_| budget.withdraw(t0)).count();
+        assert_eq!(granted, 10);
+        // After the window, the old requests no longer count.
+        assert!(!budget.withdraw(t0 + Duration::from_secs(11)));
+        let mut floor = RetryBudget::new(Duration::from_secs(10), 0.0, 0.5);
+        assert_eq!((0..20).filter(|_| floor.withdraw(t0)).count(), 5);
+    }
+}
