@@ -24,9 +24,12 @@ mod secret;
 mod transport;
 
 pub mod pan123;
+pub mod qetag;
 pub mod ratelimit;
 pub mod retry;
+pub mod sixpan;
 pub mod token;
+pub mod torrent;
 pub mod tracker;
 
 pub use error::{
