@@ -1,9 +1,13 @@
 //! `offline`: submit cloud-drive offline downloads and watch them to the end, or run
 //! the demo and the emulator.
 
+mod batch;
 mod commands;
 mod demo;
+mod journal;
 mod output;
+mod sixpan;
+mod tools;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -49,8 +53,12 @@ pub(crate) struct Cli {
 /// Options every command takes.
 #[derive(Args, Debug, Clone)]
 pub(crate) struct Global {
-    /// API root (default: the provider's production URL), e.g. the URL `offline emulator` prints.
-    #[arg(long, global = true, env = "OFFLINE_123PAN_BASE_URL")]
+    /// Which cloud drive to talk to.
+    #[arg(long, global = true, value_enum, default_value_t = Provider::Pan123, env = "OFFLINE_PROVIDER")]
+    provider: Provider,
+    /// API root (default: the provider's production URL, or OFFLINE_123PAN_BASE_URL /
+    /// OFFLINE_6PAN_BASE_URL), e.g. the URL `offline emulator` prints.
+    #[arg(long, global = true)]
     base_url: Option<String>,
     /// Print one JSON object per line instead of progress bars and tables.
     #[arg(long, global = true)]
@@ -74,6 +82,34 @@ pub(crate) struct Global {
         hide_env_values = true
     )]
     client_secret: Option<String>,
+    /// 6pan account (phone number or e-mail).
+    #[arg(
+        long,
+        global = true,
+        env = "OFFLINE_6PAN_ACCOUNT",
+        hide_env_values = true
+    )]
+    account: Option<String>,
+    /// 6pan password (prefer the environment variable).
+    #[arg(
+        long,
+        global = true,
+        env = "OFFLINE_6PAN_PASSWORD",
+        hide_env_values = true
+    )]
+    password: Option<String>,
+    /// A ready 6pan token instead of an account and password.
+    #[arg(
+        long,
+        global = true,
+        env = "OFFLINE_6PAN_TOKEN",
+        hide_env_values = true
+    )]
+    token: Option<String>,
+    /// Client-side rate limit of an endpoint in requests per second, e.g.
+    /// `offline_download=2` (repeatable; defaults from the provider's published limits).
+    #[arg(long = "rate-limit", global = true, value_name = "ENDPOINT=PER_SECOND", value_parser = parse_rate_limit)]
+    rate_limits: Vec<(provider_123pan::EndpointId, f64)>,
     /// A ready access token instead of a client ID and secret.
     #[arg(
         long,
@@ -82,6 +118,26 @@ pub(crate) struct Global {
         hide_env_values = true
     )]
     access_token: Option<String>,
+}
+
+/// The providers.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Provider {
+    /// The 123pan open platform.
+    #[value(name = "123pan")]
+    Pan123,
+    /// 6pan.
+    #[value(name = "6pan")]
+    Pan6,
+}
+
+impl Global {
+    /// `--base-url`, else the provider's environment variable.
+    pub(crate) fn base_url_for(&self, env: &str) -> Option<String> {
+        self.base_url
+            .clone()
+            .or_else(|| std::env::var(env).ok().filter(|v| !v.trim().is_empty()))
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -96,6 +152,21 @@ enum Command {
     Status(commands::TaskArgs),
     /// Watch tasks until they end.
     Wait(commands::TaskArgs),
+    /// List every task (6pan).
+    List,
+    /// Delete tasks by identity (6pan).
+    Rm {
+        /// Task identities, as `list` shows them.
+        #[arg(required = true)]
+        tasks: Vec<String>,
+    },
+    /// Check the credentials by logging in (6pan).
+    Login,
+    /// Print the qetag (the 28-character Qiniu etag 6pan identifies files by) of files.
+    Hash(tools::HashArgs),
+    /// Look inside torrent files.
+    #[command(subcommand)]
+    Torrent(tools::TorrentCommand),
 }
 
 #[derive(Args, Debug)]
@@ -112,6 +183,49 @@ struct EmulatorArgs {
     /// Throttle source downloads to this many bytes per second.
     #[arg(long)]
     fetch_rate: Option<u64>,
+    /// A bearer token that is always valid (for tools that cannot log in first).
+    #[arg(long, value_name = "TOKEN")]
+    static_token: Option<String>,
+    /// Fetch sources and send callbacks only to loopback hosts; other tasks fail at once.
+    #[arg(long)]
+    loopback_only: bool,
+    /// Serve without rate limits (every endpoint answers as fast as it is asked).
+    #[arg(long)]
+    no_rate_limits: bool,
+}
+
+/// `snake_case` name of an endpoint, from its Rust name.
+pub(crate) fn endpoint_name(e: provider_123pan::EndpointId) -> String {
+    let mut out = String::new();
+    for (i, c) in format!("{e:?}").chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            out.push('_');
+        }
+        out.push(c.to_ascii_lowercase());
+    }
+    out
+}
+
+fn parse_rate_limit(s: &str) -> Result<(provider_123pan::EndpointId, f64), String> {
+    let (name, rate) = s.split_once('=').ok_or("expected ENDPOINT=PER_SECOND")?;
+    let endpoint = provider_123pan::EndpointId::ALL
+        .into_iter()
+        .find(|e| endpoint_name(*e) == name.trim())
+        .ok_or_else(|| {
+            let names: Vec<String> = provider_123pan::EndpointId::ALL
+                .into_iter()
+                .map(endpoint_name)
+                .collect();
+            format!("unknown endpoint {name:?}; one of: {}", names.join(", "))
+        })?;
+    let rate: f64 = rate
+        .trim()
+        .parse()
+        .map_err(|e| format!("bad rate {rate:?}: {e}"))?;
+    if !(rate.is_finite() && rate > 0.0) {
+        return Err("the rate must be a positive number".to_owned());
+    }
+    Ok((endpoint, rate))
 }
 
 fn main() -> ExitCode {
@@ -155,6 +269,20 @@ async fn run(cli: Cli) -> u8 {
         Command::Add(args) => commands::add(&cli.global, args, &out).await,
         Command::Status(args) => commands::status(&cli.global, args, &out).await,
         Command::Wait(args) => commands::wait(&cli.global, args, &out).await,
+        Command::List | Command::Rm { .. } | Command::Login
+            if cli.global.provider == Provider::Pan123 =>
+        {
+            out.error_line(
+                "list, rm and login are 6pan commands: add --provider 6pan",
+                None,
+            );
+            exit::USAGE
+        }
+        Command::List => sixpan::list(&cli.global, &out).await,
+        Command::Rm { tasks } => sixpan::rm(&cli.global, &tasks, &out).await,
+        Command::Login => sixpan::login(&cli.global, &out).await,
+        Command::Hash(args) => tools::hash(&args, &out),
+        Command::Torrent(cmd) => tools::torrent(&cmd, &out),
     }
 }
 
@@ -172,8 +300,14 @@ async fn run_emulator(global: &Global, args: EmulatorArgs, out: &output::Output)
         token_lifetime: std::time::Duration::from_secs(args.token_lifetime),
         data_dir: args.data_dir,
         fetch_rate: args.fetch_rate,
+        static_token: args.static_token,
+        loopback_only: args.loopback_only,
         ..defaults
     };
+    let mut config = config;
+    if args.no_rate_limits {
+        config.rate_limits.clear();
+    }
     let emu = match offline_emulator::Emulator::start(config).await {
         Ok(e) => e,
         Err(e) => {

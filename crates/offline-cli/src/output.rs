@@ -121,6 +121,15 @@ impl Output {
 
     /// Progress bars (terminal) or JSON lines for a set of watched tasks.
     pub(crate) fn watcher(&self, tasks: &[(TaskRef, String)]) -> Watcher<'_> {
+        let keyed: Vec<(String, String)> = tasks
+            .iter()
+            .map(|(t, label)| (t.id.to_string(), label.clone()))
+            .collect();
+        self.bars(&keyed)
+    }
+
+    /// One progress bar per `(key, label)` on a terminal; nothing in JSON mode.
+    pub(crate) fn bars(&self, tasks: &[(String, String)]) -> Watcher<'_> {
         let multi = MultiProgress::new();
         let mut bars = BTreeMap::new();
         if !self.json {
@@ -128,12 +137,12 @@ impl Output {
                 ProgressStyle::with_template("{prefix:<24} [{bar:30.cyan/blue}] {pos:>3}% {msg}")
                     .unwrap_or_else(|_| ProgressStyle::default_bar())
                     .progress_chars("=> ");
-            for (task, label) in tasks {
+            for (key, label) in tasks {
                 let bar = multi.add(ProgressBar::new(100));
                 bar.set_style(style.clone());
-                bar.set_prefix(format!("{} {}", task.id, shorten(label, 16)));
+                bar.set_prefix(format!("{} {}", shorten(key, 8), shorten(label, 15)));
                 bar.set_message("waiting");
-                bars.insert(*task, bar);
+                bars.insert(key.clone(), bar);
             }
         }
         Watcher { out: self, bars }
@@ -143,29 +152,45 @@ impl Output {
 /// Live display of watched tasks.
 pub(crate) struct Watcher<'a> {
     out: &'a Output,
-    bars: BTreeMap<TaskRef, ProgressBar>,
+    bars: BTreeMap<String, ProgressBar>,
 }
 
 impl Watcher<'_> {
+    /// A 123pan update: a bar on a terminal, a JSON line with `--json`.
     pub(crate) fn update(&self, p: &Progress) {
         if self.out.json {
             self.out.progress_json(p);
             return;
         }
-        if let Some(bar) = self.bars.get(&p.task) {
-            bar.set_position(p.percent.clamp(0.0, 100.0).round() as u64);
-            bar.set_message(p.status.to_string());
-            if p.status == TaskStatus::Succeeded {
-                bar.finish();
-            } else if p.status.is_final() {
+        let done = p
+            .status
+            .is_final()
+            .then_some(p.status == TaskStatus::Succeeded);
+        self.set(
+            &p.task.id.to_string(),
+            p.percent,
+            &p.status.to_string(),
+            done,
+        );
+    }
+
+    /// Moves the bar of `key` to `percent` with `message`; `done` is `Some(succeeded)`
+    /// for a final state. Does nothing in JSON mode.
+    pub(crate) fn set(&self, key: &str, percent: f64, message: &str, done: Option<bool>) {
+        if let Some(bar) = self.bars.get(key) {
+            bar.set_position(percent.clamp(0.0, 100.0).round() as u64);
+            bar.set_message(message.to_owned());
+            match done {
+                Some(true) => bar.finish(),
                 // Keep the real position: a failed task's progress drops to 0.
-                bar.abandon();
+                Some(false) => bar.abandon(),
+                None => {}
             }
         }
     }
 
     pub(crate) fn failed(&self, task: TaskRef, error: &Error) -> u8 {
-        if let Some(bar) = self.bars.get(&task) {
+        if let Some(bar) = self.bars.get(&task.id.to_string()) {
             bar.abandon_with_message(format!("error: {error}"));
         }
         if self.out.json {

@@ -53,6 +53,15 @@ pub struct EmulatorConfig {
     /// The largest source a cloud-drive task accepts, in bytes; a larger one fails the
     /// task. Default 4 GiB.
     pub max_source_bytes: u64,
+    /// A bearer token that is always valid, for the configured client ID, besides the
+    /// tokens the token call issues: for tools (schemathesis) that cannot log in first.
+    /// Default `None`.
+    pub static_token: Option<String>,
+    /// Fetch sources and POST callbacks only to loopback hosts (`127.0.0.0/8`, `::1`,
+    /// `localhost`): a task whose source is elsewhere fails at once, and a callback
+    /// elsewhere is not sent. For runs that feed the emulator made-up URLs. Default
+    /// `false`.
+    pub loopback_only: bool,
 }
 
 /// The default of [`EmulatorConfig::max_source_bytes`]: 4 GiB.
@@ -73,6 +82,8 @@ impl Default for EmulatorConfig {
             fetch_rate: None,
             max_image_bytes: IMAGE_MAX_BYTES,
             max_source_bytes: DEFAULT_MAX_SOURCE_BYTES,
+            static_token: None,
+            loopback_only: false,
         }
     }
 }

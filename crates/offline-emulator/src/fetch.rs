@@ -134,6 +134,10 @@ pub(crate) async fn run(shared: Arc<Shared>, job: Job) {
         }
     };
     if let Some(target) = &job.callback_url {
+        if shared.loopback_only && !Url::parse(target).is_ok_and(|u| is_loopback(&u)) {
+            debug!(task = %job.id, "callback not sent: not a loopback host (loopback only)");
+            return;
+        }
         let delivered = tokio::select! {
             d = deliver_callback(&shared.http, target, &callback) => d,
             () = cancelled(&mut shutdown) => false,
@@ -153,7 +157,7 @@ async fn remove_quietly(path: &Path) {
 /// Downloads the source into `part`; the number of bytes stored, or why the task
 /// fails.
 async fn download(shared: &Shared, job: &Job, part: &Path) -> Result<u64, String> {
-    let response = get_following_redirects(&shared.http, &job.url).await?;
+    let response = get_following_redirects(&shared.http, &job.url, shared.loopback_only).await?;
     let status = response.status();
     if !status.is_success() {
         return Err(format!("source answered HTTP {}", status.as_u16()));
@@ -245,9 +249,12 @@ async fn download(shared: &Shared, job: &Job, part: &Path) -> Result<u64, String
 }
 
 /// GETs `url`, following up to [`MAX_REDIRECTS`] redirects to http(s) targets.
+/// With `loopback_only`, a URL (or redirect) to any other host fails the task before
+/// anything is sent.
 async fn get_following_redirects(
     client: &HttpClient,
     url: &str,
+    loopback_only: bool,
 ) -> Result<Response<Incoming>, String> {
     let mut current = Url::parse(url).map_err(|e| format!("invalid source URL: {e}"))?;
     for _hop in 0..=MAX_REDIRECTS {
@@ -255,6 +262,12 @@ async fn get_following_redirects(
             return Err(format!(
                 "unsupported URL scheme {:?}: only http and https",
                 current.scheme()
+            ));
+        }
+        if loopback_only && !is_loopback(&current) {
+            return Err(format!(
+                "source host {} is not reachable from this emulator (loopback only)",
+                current.host_str().unwrap_or("")
             ));
         }
         let response = send_get(client, &current).await?;
@@ -289,6 +302,16 @@ async fn send_get(client: &HttpClient, url: &Url) -> Result<Response<Incoming>, 
         )),
         Ok(Err(e)) => Err(describe_client_error(&e)),
         Ok(Ok(response)) => Ok(response),
+    }
+}
+
+/// Whether `url`'s host is a loopback address (`127.0.0.0/8`, `::1`) or `localhost`.
+pub(crate) fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        None => false,
     }
 }
 

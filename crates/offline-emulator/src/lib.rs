@@ -26,22 +26,40 @@
 //!
 //! | code | HTTP | when |
 //! |---|---|---|
-//! | 400 | 200 | no `Platform: open_platform` header; a body that is not the expected JSON; an invalid field (URL scheme, file name, `dirID` 0, image extension, `type` not 1); a missing or non-numeric `taskID` |
-//! | 401 | 200 | wrong `clientID`/`clientSecret`; a missing, unknown (`invalid token`) or expired (`token is expired`) bearer token |
+//! | 400 | 200 | no `Platform: open_platform` header; a body that is not the expected JSON; an invalid field (URL scheme, file name, `dirID` 0, image extension, `type` not 1); a missing or non-numeric `taskID`; anything else the description refuses (see below) |
+//! | 401 | 200 | wrong `clientID`/`clientSecret`; a missing, unknown (`invalid token`) or expired (`token is expired`) bearer token; any OAuth code or refresh token |
 //! | 404 | 200 | `task not found`: an unknown task ID, or a task of the other product (a cloud-drive task asked on the image-bed progress call, or the reverse) |
 //! | 429 | 200 | over the client's rate limit for the endpoint (`操作频繁，请稍后再试`) |
 //! | 404 | 404 | unknown path |
 //! | 405 | 405 | known path, wrong method (with `Allow`) |
 //! | 413 | 413 | request body over 1 MiB |
 //!
+//! # The description
+//!
+//! `GET /openapi.json` answers the 123pan description (`fixtures/openapi/123pan.json`,
+//! generated from `123pan.yaml`). Every request is checked against it: read into the
+//! generated wire types (a wrong shape is refused with the JSON path that failed),
+//! checked by `offline-proto`'s validation, then checked against the operation's
+//! schemas, so that every constraint the description states is enforced. A refused
+//! request gets the code-400 envelope above, never a 500. CI runs schemathesis
+//! against it.
+//!
+//! For such tools, [`EmulatorConfig::static_token`] makes one bearer token always
+//! valid, [`EmulatorConfig::loopback_only`] keeps made-up source and callback URLs
+//! on the machine, and the rate limits can be removed
+//! ([`EmulatorConfig::rate_limits`]); `offline emulator` has a flag for each.
+//!
 //! # Not emulated
 //!
 //! Directories (`dirID`/`businessDirID` are only checked for the root), the OAuth
-//! token call, uploads, traffic quotas, the limit on tokens per client, the
-//! "retrying" status (3), and overwriting images with the same etag.
+//! token call beyond checking its input (no authorization page, so every code and
+//! refresh token is refused with code 401), uploads, traffic quotas, the limit on
+//! tokens per client, the "retrying" status (3), and overwriting images with the same
+//! etag.
 
 mod config;
 mod fetch;
+mod openapi;
 mod server;
 pub mod source;
 mod state;

@@ -21,8 +21,8 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use offline_proto::pan123::{
     url_file_name, validate_http_url, AccessTokenRequest, Endpoint, EndpointId, Envelope,
-    OfflineDownloadRequest, OssOfflineDownloadRequest, Process, TaskCreated, TaskId, TaskStatus,
-    OSS_BUSINESS_TYPE, PLATFORM, PLATFORM_HEADER,
+    GrantType, OAuthTokenQuery, OfflineDownloadRequest, OssOfflineDownloadRequest, Process,
+    TaskCreated, TaskId, TaskStatus, OSS_BUSINESS_TYPE, PLATFORM, PLATFORM_HEADER,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -32,6 +32,7 @@ use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
 use crate::fetch::{self, cancelled, Job};
+use crate::openapi;
 use crate::state::{Shared, TaskKind};
 
 /// The largest request body read, in bytes (1 MiB).
@@ -153,11 +154,23 @@ impl Fail {
 
 type Answer = Result<Value, Fail>;
 
+/// Where the 123pan description is served.
+pub(crate) const OPENAPI_PATH: &str = "/openapi.json";
+
 async fn handle(
     shared: &Arc<Shared>,
     req: Request<Incoming>,
     peer: SocketAddr,
 ) -> Response<Full<Bytes>> {
+    if req.uri().path() == OPENAPI_PATH && matches!(*req.method(), Method::GET | Method::HEAD) {
+        let mut response = Response::new(Full::new(Bytes::from_static(
+            openapi::PAN123_JSON.as_bytes(),
+        )));
+        response
+            .headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        return response;
+    }
     let trace_id = shared.trace_id();
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
@@ -213,8 +226,12 @@ async fn route(shared: &Arc<Shared>, req: Request<Incoming>, peer: SocketAddr) -
         });
     };
     check_platform(req.headers())?;
+    openapi::PAN123
+        .check_headers(req.method(), path, req.headers())
+        .map_err(Fail::bad_request)?;
     match endpoint {
         EndpointId::AccessToken => access_token(shared, req, peer).await,
+        EndpointId::OAuthToken => oauth_token(shared, req.uri().query()),
         EndpointId::OfflineDownload => {
             authorize(shared, req.headers(), endpoint)?;
             create_cloud(shared, req).await
@@ -225,11 +242,11 @@ async fn route(shared: &Arc<Shared>, req: Request<Incoming>, peer: SocketAddr) -
         }
         EndpointId::OfflineProcess => {
             authorize(shared, req.headers(), endpoint)?;
-            process(shared, req.uri().query(), TaskKind::CloudDrive)
+            process(shared, endpoint, req.uri().query(), TaskKind::CloudDrive)
         }
         EndpointId::OssOfflineProcess => {
             authorize(shared, req.headers(), endpoint)?;
-            process(shared, req.uri().query(), TaskKind::ImageBed)
+            process(shared, endpoint, req.uri().query(), TaskKind::ImageBed)
         }
     }
 }
@@ -269,13 +286,14 @@ async fn access_token(shared: &Shared, req: Request<Incoming>, peer: SocketAddr)
     let body = read_request_body(req).await?;
     let parsed = parse_json::<AccessTokenRequest>(&body);
     let key = match &parsed {
-        Ok(r) => r.client_id.clone(),
+        Ok((r, _)) => r.client_id.clone(),
         Err(_) => format!("peer:{}", peer.ip()),
     };
     if !shared.acquire(&key, EndpointId::AccessToken) {
         return Err(Fail::rate_limited());
     }
-    let request = parsed?;
+    let (request, json) = parsed?;
+    conform(EndpointId::AccessToken, &json)?;
     if request.client_id != shared.client_id
         || request.client_secret.expose() != shared.client_secret
     {
@@ -292,10 +310,11 @@ async fn access_token(shared: &Shared, req: Request<Incoming>, peer: SocketAddr)
 
 async fn create_cloud(shared: &Arc<Shared>, req: Request<Incoming>) -> Answer {
     let body = read_request_body(req).await?;
-    let request = parse_json::<OfflineDownloadRequest>(&body)?;
+    let (request, json) = parse_json::<OfflineDownloadRequest>(&body)?;
     request
         .validate()
         .map_err(|e| Fail::bad_request(e.to_string()))?;
+    conform(EndpointId::OfflineDownload, &json)?;
     let file_name = file_name_of(&request.url, request.file_name.as_deref())?;
     let id = start_task(
         shared,
@@ -309,7 +328,7 @@ async fn create_cloud(shared: &Arc<Shared>, req: Request<Incoming>) -> Answer {
 
 async fn create_image(shared: &Arc<Shared>, req: Request<Incoming>) -> Answer {
     let body = read_request_body(req).await?;
-    let request = parse_json::<OssOfflineDownloadRequest>(&body)?;
+    let (request, json) = parse_json::<OssOfflineDownloadRequest>(&body)?;
     if request.business_type != OSS_BUSINESS_TYPE {
         return Err(Fail::bad_request(format!(
             "type must be {OSS_BUSINESS_TYPE}"
@@ -318,6 +337,7 @@ async fn create_image(shared: &Arc<Shared>, req: Request<Incoming>) -> Answer {
     request
         .validate()
         .map_err(|e| Fail::bad_request(e.to_string()))?;
+    conform(EndpointId::OssOfflineDownload, &json)?;
     let file_name = file_name_of(&request.url, request.file_name.as_deref())?;
     let id = start_task(
         shared,
@@ -370,8 +390,11 @@ struct OssProcess {
     status: TaskStatus,
 }
 
-fn process(shared: &Shared, query: Option<&str>, kind: TaskKind) -> Answer {
+fn process(shared: &Shared, endpoint: EndpointId, query: Option<&str>, kind: TaskKind) -> Answer {
     let id = task_id_of(query)?;
+    openapi::PAN123
+        .check_query(&endpoint.method(), endpoint.path(), &query_pairs(query))
+        .map_err(Fail::bad_request)?;
     let task = shared
         .task(id)
         .filter(|t| t.kind == kind)
@@ -403,12 +426,93 @@ fn task_id_of(query: Option<&str>) -> Result<TaskId, Fail> {
         .map_err(|_| Fail::bad_request(format!("taskID must be a number, got {value:?}")))
 }
 
-fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, Fail> {
+/// The OAuth token call. The emulator has no authorization page, so it knows no
+/// authorization code and has issued no refresh token: after checking the query and
+/// the client's credentials it refuses the code or refresh token with code 401.
+fn oauth_token(shared: &Shared, query: Option<&str>) -> Answer {
+    let endpoint = EndpointId::OAuthToken;
+    let pairs = query_pairs(query);
+    openapi::PAN123
+        .check_query(&endpoint.method(), endpoint.path(), &pairs)
+        .map_err(Fail::bad_request)?;
+    let object: serde_json::Map<String, Value> = pairs
+        .into_iter()
+        .map(|(k, v)| (k, Value::String(v)))
+        .collect();
+    let request: OAuthTokenQuery = serde_path_to_error::deserialize(&Value::Object(object))
+        .map_err(|e| Fail::bad_request(shape_error("invalid query", &e)))?;
+    if !shared.acquire(&request.client_id, endpoint) {
+        return Err(Fail::rate_limited());
+    }
+    if request.client_id != shared.client_id
+        || request.client_secret.expose() != shared.client_secret
+    {
+        return Err(Fail::code(
+            CODE_UNAUTHORIZED,
+            "client_id or client_secret invalid",
+        ));
+    }
+    match request.grant_type {
+        GrantType::AuthorizationCode if request.code.as_deref().is_some_and(|c| !c.is_empty()) => {
+            Err(Fail::code(CODE_UNAUTHORIZED, "authorization code invalid"))
+        }
+        GrantType::AuthorizationCode => Err(Fail::bad_request(
+            "code is required with grant_type authorization_code",
+        )),
+        GrantType::RefreshToken
+            if request
+                .refresh_token
+                .as_ref()
+                .is_some_and(|t| !t.expose().is_empty()) =>
+        {
+            Err(Fail::code(CODE_UNAUTHORIZED, "refresh token invalid"))
+        }
+        GrantType::RefreshToken => Err(Fail::bad_request(
+            "refresh_token is required with grant_type refresh_token",
+        )),
+        GrantType::Unknown(other) => Err(Fail::bad_request(format!(
+            "unsupported grant_type {other:?}"
+        ))),
+    }
+}
+
+/// The decoded `name=value` pairs of a query.
+fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
+    form_urlencoded::parse(query.unwrap_or("").as_bytes())
+        .into_owned()
+        .collect()
+}
+
+/// Checks a request body against the endpoint's schema in the description: the last
+/// check, after the typed parse and the crate's validation, catching what the
+/// description states and no Rust code does.
+fn conform(endpoint: EndpointId, body: &Value) -> Result<(), Fail> {
+    openapi::PAN123
+        .check_body(&endpoint.method(), endpoint.path(), body)
+        .map_err(Fail::bad_request)
+}
+
+/// `what at `path`: error`, or `what: error` at the root.
+fn shape_error(what: &str, e: &serde_path_to_error::Error<serde_json::Error>) -> String {
+    let path = e.path().to_string();
+    if path.is_empty() || path == "." {
+        format!("{what}: {}", e.inner())
+    } else {
+        format!("{what} at `{path}`: {}", e.inner())
+    }
+}
+
+/// Reads a JSON body as `T` (the generated wire type), keeping the JSON for the
+/// description check. The message says where the shape is wrong.
+fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<(T, Value), Fail> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(Fail::bad_request("request body is empty; JSON expected"));
     }
-    serde_json::from_slice(body)
-        .map_err(|e| Fail::bad_request(format!("invalid request body: {e}")))
+    let json: Value = serde_json::from_slice(body)
+        .map_err(|e| Fail::bad_request(format!("invalid request body: {e}")))?;
+    let typed = serde_path_to_error::deserialize(&json)
+        .map_err(|e| Fail::bad_request(shape_error("invalid request body", &e)))?;
+    Ok((typed, json))
 }
 
 async fn read_request_body(req: Request<Incoming>) -> Result<Bytes, Fail> {

@@ -7,9 +7,15 @@
 //! - `*/request_*.json`: decoded into the endpoint's request type, encoded with
 //!   `to_http`, and compared with the fixture as JSON (the body of a POST, the query of
 //!   a GET).
+//! - `*/request_*.gen.http` (written by `cargo xtask fixtures` from the description's
+//!   examples): the request rebuilt from the file's body or query and encoded again
+//!   must be the file, method, URI, headers and body byte for byte.
+//! - `callback/*.gen.http`: the body decoded with [`decode_callback`], snapshotted.
 //!
 //! A `.json` response fixture is the body of an HTTP 200 `application/json` answer; a
 //! `.http` fixture is a raw HTTP/1.1 response (status line, headers, blank line, body).
+//! Lines starting with `#` before the first line of a `.http` file are comments (the
+//! generated files name the command that wrote them there).
 //! Where each fixture comes from: `fixtures/123pan/README.md`.
 
 use std::fmt::Debug;
@@ -19,7 +25,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{Method, StatusCode};
 use offline_proto::pan123::{
-    decode_callback, AccessTokenRequest, Callback, CallbackStatus, Endpoint,
+    decode_callback, decode_oauth_token, AccessTokenRequest, Callback, CallbackStatus, Endpoint,
     OfflineDownloadRequest, OfflineProcessRequest, OssOfflineDownloadRequest, OssProcessRequest,
     Process, TaskId, TaskStatus, DEFAULT_BASE_URL,
 };
@@ -71,6 +77,7 @@ fn load(relative: &str) -> HttpResponse {
 /// Parses `HTTP/1.1 <code> <reason>`, `name: value` lines and a blank line (CRLF or
 /// LF line ends); everything after the blank line is the body, byte for byte.
 fn parse_raw_response(raw: &[u8]) -> HttpResponse {
+    let raw = skip_comments(raw);
     let end_of_head = |sep: &[u8]| {
         raw.windows(sep.len())
             .position(|w| w == sep)
@@ -105,10 +112,23 @@ fn parse_raw_response(raw: &[u8]) -> HttpResponse {
         .unwrap()
 }
 
+/// `raw` without its leading `#` comment lines.
+fn skip_comments(mut raw: &[u8]) -> &[u8] {
+    while raw.starts_with(b"#") {
+        let end = raw
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(raw.len(), |i| i + 1);
+        raw = &raw[end..];
+    }
+    raw
+}
+
 /// Decodes `response` with the decoder of `endpoint` (a fixture directory name).
 fn decode(endpoint: &str, response: &HttpResponse) -> Box<dyn Debug> {
     match endpoint {
         "access_token" => Box::new(AccessTokenRequest::decode(response)),
+        "oauth_access_token" => Box::new(decode_oauth_token(response)),
         "offline_download" => Box::new(OfflineDownloadRequest::decode(response)),
         "offline_download_process" => Box::new(OfflineProcessRequest::decode(response)),
         "oss_offline_download" => Box::new(OssOfflineDownloadRequest::decode(response)),
@@ -121,6 +141,7 @@ fn decode(endpoint: &str, response: &HttpResponse) -> Box<dyn Debug> {
 fn decode_error(endpoint: &str, response: &HttpResponse) -> Option<ApiError> {
     match endpoint {
         "access_token" => AccessTokenRequest::decode(response).err(),
+        "oauth_access_token" => decode_oauth_token(response).err(),
         "offline_download" => OfflineDownloadRequest::decode(response).err(),
         "offline_download_process" => OfflineProcessRequest::decode(response).err(),
         "oss_offline_download" => OssOfflineDownloadRequest::decode(response).err(),
@@ -141,6 +162,97 @@ fn response_fixtures_decode_as_snapshotted() {
 fn callback_fixtures_decode_as_snapshotted() {
     insta::glob!(FIXTURES, "callback/*.json", |path| {
         insta::assert_debug_snapshot!(decode_callback(&read(path)));
+    });
+}
+
+/// A raw request as a generated fixture writes it: `METHOD URI`, `name: value` lines,
+/// a blank line, the body and a newline (none without a body).
+struct RawRequest {
+    method: String,
+    uri: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+fn parse_raw_request(raw: &[u8]) -> RawRequest {
+    let raw = std::str::from_utf8(skip_comments(raw)).expect("a generated request is UTF-8");
+    let (head, body) = raw
+        .split_once("\n\n")
+        .expect("a blank line after the headers");
+    let mut lines = head.lines();
+    let (method, uri) = lines
+        .next()
+        .and_then(|l| l.split_once(' '))
+        .expect("a request line");
+    let headers = lines
+        .map(|l| {
+            let (name, value) = l.split_once(": ").expect("a header line");
+            (name.to_owned(), value.to_owned())
+        })
+        .collect();
+    RawRequest {
+        method: method.to_owned(),
+        uri: uri.to_owned(),
+        headers,
+        body: body.strip_suffix('\n').unwrap_or(body).as_bytes().to_vec(),
+    }
+}
+
+#[test]
+fn generated_request_fixtures_are_what_the_encoders_write() {
+    insta::glob!(FIXTURES, "*/request_*.gen.http", |path| {
+        let fixture = parse_raw_request(&read(path));
+        let endpoint = endpoint_of(path);
+        let wire = if fixture.body.is_empty() {
+            let query = fixture.uri.split_once('?').map_or("", |(_, q)| q);
+            let pairs = form_urlencoded::parse(query.as_bytes()).map(|(k, v)| {
+                let value =
+                    serde_json::from_str(&v).unwrap_or_else(|_| Value::String(v.into_owned()));
+                (k.into_owned(), value)
+            });
+            Value::Object(pairs.collect())
+        } else {
+            serde_json::from_slice(&fixture.body).expect("the body is JSON")
+        };
+        let request = encode(endpoint, wire);
+        assert_eq!(
+            request.method().as_str(),
+            fixture.method,
+            "{}",
+            path.display()
+        );
+        assert_eq!(request.uri().to_string(), fixture.uri, "{}", path.display());
+        let mut headers: Vec<(String, String)> = request
+            .headers()
+            .iter()
+            .map(|(name, value)| {
+                let value = value.to_str().unwrap();
+                let value = if name == http::header::AUTHORIZATION {
+                    assert!(value.starts_with("Bearer "), "{value}");
+                    "Bearer [REDACTED]".to_owned()
+                } else {
+                    value.to_owned()
+                };
+                (name.as_str().to_owned(), value)
+            })
+            .collect();
+        headers.sort();
+        assert_eq!(headers, fixture.headers, "{}", path.display());
+        assert_eq!(
+            request.body().as_ref(),
+            &fixture.body[..],
+            "{}",
+            path.display()
+        );
+    });
+}
+
+#[test]
+fn generated_callback_fixtures_decode_as_snapshotted() {
+    insta::glob!(FIXTURES, "callback/*.gen.http", |path| {
+        let request = parse_raw_request(&read(path));
+        assert_eq!(request.method, "POST");
+        insta::assert_debug_snapshot!(decode_callback(&request.body));
     });
 }
 

@@ -1,4 +1,13 @@
 //! The 6pan API (v1/v2 generation).
 
+pub mod api;
 pub mod identity;
+pub mod storage;
+pub mod upload;
 pub mod upload_token;
+
+mod endpoints;
+mod wire;
+
+pub use endpoints::{AuthScheme, EndpointId, Host};
+pub use wire::*;

@@ -1,0 +1,263 @@
+//! The batch journal: one SQLite row per input line, written before and after each
+//! submission, so that a batch killed at any moment (SIGKILL included) and run again
+//! submits nothing twice and loses no task ID.
+//!
+//! A line is keyed by its source text and its occurrence (the n-th identical line), so
+//! inserting or reordering lines in the input does not resubmit anything. States:
+//!
+//! | state | meaning | on the next run |
+//! |---|---|---|
+//! | `pending` | not submitted yet, or last attempt certainly not sent | submitted |
+//! | `submitting` | a create was being sent when the process stopped | becomes `unknown` (123pan has no task list to reconcile with) |
+//! | `submitted` | created; the task ID is recorded | skipped |
+//! | `failed` | refused for good (invalid source, provider refusal); reason recorded | skipped |
+//! | `unknown` | may or may not exist: check the drive before `--retry-unknown` | skipped unless `--retry-unknown` |
+//!
+//! The database uses WAL and `synchronous=FULL`: a committed row survives the process
+//! being killed.
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{params, Connection};
+
+/// A line's state. See the [module docs](self).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum State {
+    Pending,
+    Submitting,
+    Submitted,
+    Failed,
+    Unknown,
+}
+
+impl State {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Submitting => "submitting",
+            Self::Submitted => "submitted",
+            Self::Failed => "failed",
+            Self::Unknown => "unknown",
+        }
+    }
+
+    fn parse(s: &str) -> Self {
+        match s {
+            "submitting" => Self::Submitting,
+            "submitted" => Self::Submitted,
+            "failed" => Self::Failed,
+            "unknown" => Self::Unknown,
+            _ => Self::Pending,
+        }
+    }
+}
+
+/// One input line as the journal knows it.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Entry {
+    pub(crate) line: usize,
+    pub(crate) source: String,
+    pub(crate) occurrence: u32,
+    pub(crate) kind: String,
+    pub(crate) state: State,
+    pub(crate) task_id: Option<u64>,
+    pub(crate) error: Option<String>,
+}
+
+/// An input line: its 1-based number, source text and occurrence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct InputLine {
+    pub(crate) line: usize,
+    pub(crate) source: String,
+    pub(crate) occurrence: u32,
+}
+
+/// Reads a batch file: one source per line; blank lines and `#` comments skipped.
+pub(crate) fn parse_input(text: &str) -> Vec<InputLine> {
+    let mut seen: std::collections::HashMap<&str, u32> = std::collections::HashMap::new();
+    text.lines()
+        .enumerate()
+        .filter_map(|(i, raw)| {
+            let source = raw.trim();
+            if source.is_empty() || source.starts_with('#') {
+                return None;
+            }
+            let n = seen.entry(source).or_insert(0);
+            *n += 1;
+            Some(InputLine {
+                line: i + 1,
+                source: source.to_owned(),
+                occurrence: *n,
+            })
+        })
+        .collect()
+}
+
+/// The default journal path for an input file: beside it, `<file>.journal.sqlite`.
+pub(crate) fn default_path(input: &Path) -> PathBuf {
+    let mut name = input.file_name().unwrap_or_default().to_os_string();
+    name.push(".journal.sqlite");
+    input.with_file_name(name)
+}
+
+/// An open journal.
+pub(crate) struct Journal {
+    conn: Connection,
+}
+
+impl Journal {
+    /// Opens (creating if needed) the journal at `path`.
+    pub(crate) fn open(path: &Path) -> rusqlite::Result<Self> {
+        let conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS entries (
+                source     TEXT NOT NULL,
+                occurrence INTEGER NOT NULL,
+                line       INTEGER NOT NULL,
+                kind       TEXT NOT NULL,
+                state      TEXT NOT NULL,
+                task_id    INTEGER,
+                error      TEXT,
+                attempts   INTEGER NOT NULL DEFAULT 0,
+                updated_at INTEGER NOT NULL,
+                PRIMARY KEY (source, occurrence)
+            );",
+        )?;
+        Ok(Self { conn })
+    }
+
+    /// Makes sure every input line has a row (new ones `pending`), updates line
+    /// numbers, and returns every line's entry in input order.
+    pub(crate) fn sync(&mut self, lines: &[InputLine], kind: &str) -> rusqlite::Result<Vec<Entry>> {
+        let tx = self.conn.transaction()?;
+        for l in lines {
+            tx.execute(
+                "INSERT INTO entries (source, occurrence, line, kind, state, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, 'pending', unixepoch())
+                 ON CONFLICT (source, occurrence) DO UPDATE SET line = excluded.line",
+                params![
+                    l.source,
+                    l.occurrence,
+                    i64::try_from(l.line).unwrap_or(i64::MAX),
+                    kind
+                ],
+            )?;
+        }
+        tx.commit()?;
+        lines
+            .iter()
+            .map(|l| self.get(&l.source, l.occurrence))
+            .collect()
+    }
+
+    fn get(&self, source: &str, occurrence: u32) -> rusqlite::Result<Entry> {
+        self.conn.query_row(
+            "SELECT line, source, occurrence, kind, state, task_id, error FROM entries
+             WHERE source = ?1 AND occurrence = ?2",
+            params![source, occurrence],
+            |r| {
+                Ok(Entry {
+                    line: r.get::<_, i64>(0)? as usize,
+                    source: r.get(1)?,
+                    occurrence: r.get(2)?,
+                    kind: r.get(3)?,
+                    state: State::parse(&r.get::<_, String>(4)?),
+                    task_id: r.get::<_, Option<i64>>(5)?.map(|v| v as u64),
+                    error: r.get(6)?,
+                })
+            },
+        )
+    }
+
+    /// Records a state change (committed before this returns).
+    pub(crate) fn set(
+        &self,
+        entry: &Entry,
+        state: State,
+        task_id: Option<u64>,
+        error: Option<&str>,
+    ) -> rusqlite::Result<()> {
+        let bump = i32::from(state == State::Submitting);
+        self.conn.execute(
+            "UPDATE entries SET state = ?3, task_id = COALESCE(?4, task_id), error = ?5,
+                 attempts = attempts + ?6, updated_at = unixepoch()
+             WHERE source = ?1 AND occurrence = ?2",
+            params![
+                entry.source,
+                entry.occurrence,
+                state.as_str(),
+                task_id.map(|t| t as i64),
+                error,
+                bump
+            ],
+        )?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn input_skips_comments_and_counts_duplicates() {
+        let lines = parse_input("# header\nhttp://a/1\n\n  http://a/2  \nhttp://a/1\n# http://x\n");
+        assert_eq!(
+            lines,
+            vec![
+                InputLine {
+                    line: 2,
+                    source: "http://a/1".into(),
+                    occurrence: 1
+                },
+                InputLine {
+                    line: 4,
+                    source: "http://a/2".into(),
+                    occurrence: 1
+                },
+                InputLine {
+                    line: 5,
+                    source: "http://a/1".into(),
+                    occurrence: 2
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn states_survive_reopening_and_inserted_lines_keep_their_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.sqlite");
+        let mut j = Journal::open(&path).unwrap();
+        let entries = j
+            .sync(&parse_input("http://a/1\nhttp://a/2\n"), "cloud")
+            .unwrap();
+        j.set(&entries[0], State::Submitting, None, None).unwrap();
+        j.set(&entries[0], State::Submitted, Some(42), None)
+            .unwrap();
+        drop(j);
+        let mut j = Journal::open(&path).unwrap();
+        let entries = j
+            .sync(
+                &parse_input("http://new\nhttp://a/1\nhttp://a/2\n"),
+                "cloud",
+            )
+            .unwrap();
+        assert_eq!(entries[0].state, State::Pending);
+        assert_eq!(entries[1].state, State::Submitted);
+        assert_eq!(entries[1].task_id, Some(42));
+        assert_eq!(entries[1].line, 2);
+        assert_eq!(entries[2].state, State::Pending);
+    }
+
+    #[test]
+    fn default_path_is_beside_the_input() {
+        assert_eq!(
+            default_path(Path::new("/x/urls.txt")),
+            PathBuf::from("/x/urls.txt.journal.sqlite")
+        );
+    }
+}

@@ -1,0 +1,445 @@
+//! The client value, its builder and the API-host calls.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
+
+use offline_proto::ratelimit::RateLimiter;
+use offline_proto::retry::{classify, Backoff, Failure, Retry, RetryBudget};
+use offline_proto::sixpan::api::{rotated_token, Endpoint, Session, DEFAULT_BASE_URL};
+use offline_proto::sixpan::{EndpointId, LoginRequest, UserInfo, UserInfoRequest};
+use offline_proto::tracker::PollPolicy;
+use offline_proto::{ApiError, BaseUrl, HttpClient, HttpResponse, Secret, TransportError};
+use transport_hyper::HyperClient;
+
+use crate::Error;
+
+/// The client paces itself at this share of each endpoint's limit.
+const RATE_SAFETY: f64 = 0.97;
+/// How many times one call is sent again at most.
+const MAX_RETRIES: u32 = 8;
+/// The longest wait between two attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+
+/// A 6pan client. Cheap to clone; clones share the login token (rotated invisibly
+/// after every answer), the rate limiter and the transport. See the [crate docs](crate).
+pub struct SixPan<C: HttpClient = HyperClient> {
+    pub(crate) inner: Arc<Inner<C>>,
+}
+
+impl<C: HttpClient> Clone for SixPan<C> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<C: HttpClient> std::fmt::Debug for SixPan<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SixPan")
+            .field("base_url", &self.inner.base.as_str())
+            .field("account", &self.inner.account)
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) struct Inner<C> {
+    pub(crate) http: C,
+    base: BaseUrl,
+    account: Option<String>,
+    password: Option<String>,
+    session: Mutex<Session>,
+    login_lock: tokio::sync::Mutex<()>,
+    logins: AtomicU64,
+    limiter: Mutex<RateLimiter<EndpointId>>,
+    budget: Mutex<RetryBudget>,
+    calls: AtomicU64,
+    pub(crate) poll_policy: PollPolicy,
+}
+
+/// Builds a [`SixPan`]: a token, or an account and password to log in with; base URL;
+/// transport; rate limits.
+pub struct SixPanBuilder<C> {
+    http: Option<C>,
+    base_url: String,
+    account: Option<String>,
+    password: Option<String>,
+    token: Option<Secret>,
+    rate_limits: BTreeMap<EndpointId, f64>,
+    poll_policy: PollPolicy,
+    insecure_http: bool,
+}
+
+impl<C> std::fmt::Debug for SixPanBuilder<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SixPanBuilder")
+            .field("base_url", &self.base_url)
+            .field("account", &self.account)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SixPan<HyperClient> {
+    /// A builder with the default transport and the production base URL.
+    pub fn builder() -> SixPanBuilder<HyperClient> {
+        SixPanBuilder {
+            http: None,
+            base_url: DEFAULT_BASE_URL.to_owned(),
+            account: None,
+            password: None,
+            token: None,
+            rate_limits: EndpointId::ALL
+                .into_iter()
+                .map(|e| (e, e.default_rate_per_second()))
+                .collect(),
+            poll_policy: PollPolicy {
+                initial: Duration::from_secs(2),
+                max: Duration::from_secs(15),
+                factor: 1.5,
+            },
+            insecure_http: false,
+        }
+    }
+}
+
+impl<C> SixPanBuilder<C> {
+    /// Uses another transport.
+    pub fn http_client<C2: HttpClient>(self, http: C2) -> SixPanBuilder<C2> {
+        SixPanBuilder {
+            http: Some(http),
+            base_url: self.base_url,
+            account: self.account,
+            password: self.password,
+            token: self.token,
+            rate_limits: self.rate_limits,
+            poll_policy: self.poll_policy,
+            insecure_http: self.insecure_http,
+        }
+    }
+
+    /// The account (phone number or e-mail) and password to log in with, now and
+    /// whenever the token is rejected (for example after a login elsewhere).
+    #[must_use]
+    pub fn login(mut self, account: impl Into<String>, password: impl Into<String>) -> Self {
+        self.account = Some(account.into());
+        self.password = Some(password.into());
+        self
+    }
+
+    /// A ready token (`Qingzhen-Token`); rotated after every answer.
+    #[must_use]
+    pub fn token(mut self, token: impl Into<Secret>) -> Self {
+        self.token = Some(token.into());
+        self
+    }
+
+    /// The API root, `https://api.6pan.cn` by default.
+    #[must_use]
+    pub fn base_url(mut self, url: impl Into<String>) -> Self {
+        self.base_url = url.into();
+        self
+    }
+
+    /// Allows a plain-http base URL on a non-loopback host.
+    #[must_use]
+    pub fn insecure_http(mut self, allow: bool) -> Self {
+        self.insecure_http = allow;
+        self
+    }
+
+    /// The rate limit of `endpoint`, requests per second (paced at 97 % of it).
+    #[must_use]
+    pub fn rate_limit(mut self, endpoint: EndpointId, per_second: f64) -> Self {
+        self.rate_limits.insert(endpoint, per_second);
+        self
+    }
+
+    /// How often [`SixPan::wait`](crate::SixPan::wait) lists tasks.
+    #[must_use]
+    pub fn poll_policy(mut self, policy: PollPolicy) -> Self {
+        self.poll_policy = policy;
+        self
+    }
+
+    fn finish<H: HttpClient>(self, http: H) -> Result<SixPan<H>, Error> {
+        let base = BaseUrl::parse(&self.base_url).map_err(|e| Error::Config(e.to_string()))?;
+        if !base.is_https() && !base.is_loopback() && !self.insecure_http {
+            return Err(Error::Config(format!(
+                "base URL {base} is plain http on a non-loopback host; use https or allow insecure http explicitly"
+            )));
+        }
+        if self.token.is_none() && (self.account.is_none() || self.password.is_none()) {
+            return Err(Error::Config(
+                "either a token or an account and password is needed".to_owned(),
+            ));
+        }
+        let mut limiter = RateLimiter::new();
+        for (endpoint, rate) in self.rate_limits {
+            if rate > 0.0 {
+                limiter.set(endpoint, rate * RATE_SAFETY, 1.0);
+            }
+        }
+        let session = self.token.map_or_else(Session::new, Session::with_token);
+        Ok(SixPan {
+            inner: Arc::new(Inner {
+                http,
+                base,
+                account: self.account,
+                password: self.password,
+                session: Mutex::new(session),
+                login_lock: tokio::sync::Mutex::new(()),
+                logins: AtomicU64::new(0),
+                limiter: Mutex::new(limiter),
+                budget: Mutex::new(RetryBudget::default()),
+                calls: AtomicU64::new(0),
+                poll_policy: self.poll_policy,
+            }),
+        })
+    }
+}
+
+impl SixPanBuilder<HyperClient> {
+    /// Builds the client. Nothing is sent until the first call (which logs in when no
+    /// token was given).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] when neither a token nor an account and password are given, or
+    /// the base URL is unusable; [`Error::Transport`] if the transport cannot be made.
+    pub fn build(mut self) -> Result<SixPan<HyperClient>, Error> {
+        let http = match self.http.take() {
+            Some(h) => h,
+            None => HyperClient::new().map_err(Error::Transport)?,
+        };
+        self.finish(http)
+    }
+}
+
+impl<C: HttpClient> SixPanBuilder<C> {
+    /// Builds the client with the transport given to [`http_client`](Self::http_client).
+    ///
+    /// # Errors
+    ///
+    /// As [`build`](SixPanBuilder::build), and [`Error::Config`] without a transport.
+    pub fn build_with_transport(mut self) -> Result<SixPan<C>, Error> {
+        let http = self
+            .http
+            .take()
+            .ok_or_else(|| Error::Config("no transport given".to_owned()))?;
+        self.finish(http)
+    }
+}
+
+impl<C: HttpClient> SixPan<C> {
+    /// The API root.
+    pub fn base_url(&self) -> &BaseUrl {
+        &self.inner.base
+    }
+
+    /// The current token, for saving between runs. Treat it as a password.
+    pub fn current_token(&self) -> Option<Secret> {
+        self.session().token().cloned()
+    }
+
+    /// How many logins this client has made.
+    pub fn logins(&self) -> u64 {
+        self.inner.logins.load(Ordering::Relaxed)
+    }
+
+    fn session(&self) -> MutexGuard<'_, Session> {
+        self.inner.session.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Logs in with the configured account and password now.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotLoggedIn`] without an account and password, [`Error::Api`] when the
+    /// service refuses (wrong password, `LOGIN_USER_TOO_MUCH`), [`Error::Transport`].
+    pub async fn login(&self) -> Result<UserInfo, Error> {
+        let _guard = self.inner.login_lock.lock().await;
+        self.login_locked().await
+    }
+
+    async fn login_locked(&self) -> Result<UserInfo, Error> {
+        let (Some(account), Some(password)) = (&self.inner.account, &self.inner.password) else {
+            return Err(Error::NotLoggedIn);
+        };
+        let request = LoginRequest::with_password(account.clone(), password);
+        let (seq, _) = self.session().begin();
+        let (info, response) = self.send_with_retries(&request, None).await?;
+        let token = rotated_token(&response).ok_or_else(|| {
+            Error::Api(ApiError::Provider(offline_proto::ProviderError {
+                code: offline_proto::Code::Text("NO_TOKEN".to_owned()),
+                message: "login answered without a token".to_owned(),
+                trace_id: None,
+                status: response.status(),
+            }))
+        })?;
+        self.session().handle_token(seq, token);
+        self.inner.logins.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!("logged in");
+        Ok(info)
+    }
+
+    /// Logs in again unless another caller already replaced `rejected`.
+    async fn relogin(&self, rejected: Option<&Secret>) -> Result<(), Error> {
+        let _guard = self.inner.login_lock.lock().await;
+        let current = self.session().token().cloned();
+        if current.is_some() && current.as_ref() != rejected {
+            return Ok(());
+        }
+        self.login_locked().await.map(|_| ())
+    }
+
+    /// The logged-in user (`/v2/user/info`); also refreshes the token.
+    ///
+    /// # Errors
+    ///
+    /// As every call: [`Error::Api`], [`Error::Transport`], [`Error::NotLoggedIn`].
+    pub async fn user_info(&self) -> Result<UserInfo, Error> {
+        self.call(&UserInfoRequest {}).await
+    }
+
+    /// Sends an API-host call with the current token, keeping the newest token of
+    /// every answer; logs in first when no token is held, and once more when the token
+    /// is rejected.
+    pub(crate) async fn call<E: Endpoint>(&self, request: &E) -> Result<E::Output, Error> {
+        request
+            .validate()
+            .map_err(offline_proto::EncodeError::from)?;
+        if self.session().token().is_none() {
+            self.relogin(None).await?;
+        }
+        let mut refreshed = false;
+        loop {
+            let (seq, token) = self.session().begin();
+            match self.send_with_retries(request, token.as_ref()).await {
+                Ok((output, response)) => {
+                    self.session().handle_response(seq, &response);
+                    return Ok(output);
+                }
+                Err(Error::Api(ApiError::TokenInvalid(e))) if !refreshed => {
+                    refreshed = true;
+                    tracing::debug!(code = %e.code, "token rejected");
+                    let newer = self.session().handle_rejected(token.as_ref());
+                    if !newer {
+                        match self.relogin(token.as_ref()).await {
+                            Err(Error::NotLoggedIn) => {
+                                return Err(Error::Api(ApiError::TokenInvalid(e)))
+                            }
+                            other => other?,
+                        }
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// One call under the retry policy; returns the decoded output and the response
+    /// (for its rotated token). Rotated tokens of failed attempts are kept too.
+    async fn send_with_retries<E: Endpoint>(
+        &self,
+        request: &E,
+        token: Option<&Secret>,
+    ) -> Result<(E::Output, HttpResponse), Error> {
+        let http_request = request.to_http(&self.inner.base, token)?;
+        let rate = self.rate_of(E::ID);
+        let base_delay = Duration::from_secs_f64((1.0 / rate).clamp(0.1, 2.0));
+        let mut backoff = Backoff::new(base_delay, MAX_BACKOFF, MAX_RETRIES, self.seed());
+        self.budget().deposit(Instant::now());
+        loop {
+            self.acquire(E::ID).await;
+            let (seq, _) = self.session().begin();
+            let failed = match self.inner.http.send(http_request.clone()).await {
+                Ok(response) => {
+                    if E::ID != EndpointId::Login {
+                        self.session().handle_response(seq, &response);
+                    }
+                    match E::decode(&response) {
+                        Ok(output) => return Ok((output, response)),
+                        Err(e) => Attempt::Api(e),
+                    }
+                }
+                Err(e) => Attempt::Transport(e),
+            };
+            let delay = match classify(E::ID.creates(), &failed.as_failure()) {
+                Retry::No => None,
+                Retry::After(wait) => backoff.next_delay().map(|_| wait),
+                Retry::Backoff => backoff.next_delay(),
+            };
+            let Some(delay) = delay.filter(|_| self.budget().withdraw(Instant::now())) else {
+                return Err(failed.into_error(E::ID));
+            };
+            tracing::debug!(endpoint = ?E::ID, ?delay, "sending again");
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    pub(crate) async fn acquire(&self, endpoint: EndpointId) {
+        loop {
+            let wait = self
+                .inner
+                .limiter
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .try_acquire(&endpoint, Instant::now());
+            match wait {
+                Ok(()) => return,
+                Err(d) => tokio::time::sleep(d).await,
+            }
+        }
+    }
+
+    fn rate_of(&self, endpoint: EndpointId) -> f64 {
+        self.inner
+            .limiter
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .bucket(&endpoint)
+            .map_or(endpoint.default_rate_per_second(), |b| b.rate())
+    }
+
+    fn budget(&self) -> MutexGuard<'_, RetryBudget> {
+        self.inner.budget.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn seed(&self) -> u64 {
+        let n = self.inner.calls.fetch_add(1, Ordering::Relaxed);
+        let t = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        t ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+    }
+}
+
+/// A failed attempt, before it becomes an [`Error`].
+enum Attempt {
+    Transport(TransportError),
+    Api(ApiError),
+}
+
+impl Attempt {
+    fn as_failure(&self) -> Failure<'_> {
+        match self {
+            Self::Transport(e) => Failure::Transport(e),
+            Self::Api(e) => Failure::Api(e),
+        }
+    }
+
+    fn into_error(self, endpoint: EndpointId) -> Error {
+        match self {
+            Self::Transport(e) if endpoint.creates() && e.may_have_been_sent() => {
+                Error::OutcomeUnknown {
+                    endpoint,
+                    source: e,
+                }
+            }
+            Self::Transport(e) => Error::Transport(e),
+            Self::Api(e) => Error::Api(e),
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! `cargo xtask`: the project's own tasks (the alias is in `.cargo/config.toml`).
+//!
+//! - `cargo xtask codegen [--check]`: reads the provider descriptions
+//!   (`fixtures/openapi/*.yaml`) and writes the Rust wire types and endpoint tables in
+//!   `offline-proto`, plus the JSON form of each description that the emulator serves.
+//! - `cargo xtask fixtures [--check]`: writes `fixtures/<provider>/<endpoint>/*.gen.http`
+//!   from the examples in the descriptions: the exact request each encoder produces,
+//!   and every documented response.
+//!
+//! With `--check`, nothing is written: the command fails when a committed file differs
+//! from what it would write (CI runs both). Every generated file starts with a line
+//! naming the command that made it.
+
+mod codegen;
+#[cfg(feature = "fixtures")]
+mod fixtures;
+mod openapi;
+mod output;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// What to do with the generated files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Write the files that changed (and remove stale generated ones).
+    Write,
+    /// Write nothing; fail when a file would change.
+    Check,
+}
+
+const USAGE: &str = "usage: cargo xtask <codegen|fixtures> [--check]
+
+  codegen    write the wire types, endpoint tables and JSON descriptions from fixtures/openapi/*.yaml
+  fixtures   write fixtures/<provider>/<endpoint>/*.gen.http from the descriptions' examples
+  --check    write nothing; fail when a committed file is stale";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut command = None;
+    let mut mode = Mode::Write;
+    for arg in &args {
+        match arg.as_str() {
+            "--check" => mode = Mode::Check,
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                return ExitCode::SUCCESS;
+            }
+            "codegen" | "fixtures" if command.is_none() => command = Some(arg.as_str()),
+            other => {
+                eprintln!("unknown argument {other:?}\n\n{USAGE}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let root = workspace_root();
+    let result = match command {
+        Some("codegen") => codegen::run(&root, mode),
+        Some("fixtures") => run_fixtures(&root, mode),
+        _ => {
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `cargo xtask fixtures`: runs the writer, which needs the `fixtures` feature.
+#[cfg(feature = "fixtures")]
+fn run_fixtures(root: &std::path::Path, mode: Mode) -> Result<()> {
+    fixtures::run(root, mode)
+}
+
+/// `cargo xtask fixtures` without the `fixtures` feature: builds and runs this tool
+/// again with it (the writer links offline-proto for its encoders; codegen does not).
+#[cfg(not(feature = "fixtures"))]
+fn run_fixtures(root: &std::path::Path, mode: Mode) -> Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let mut command = std::process::Command::new(cargo);
+    command
+        .current_dir(root)
+        .args([
+            "run",
+            "--quiet",
+            "--package",
+            "xtask",
+            "--features",
+            "fixtures",
+            "--",
+        ])
+        .arg("fixtures");
+    if mode == Mode::Check {
+        command.arg("--check");
+    }
+    let status = command
+        .status()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err("the fixture writer failed".to_owned())
+    }
+}
+
+/// The workspace root: the parent of this crate's directory.
+fn workspace_root() -> PathBuf {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest
+        .parent()
+        .map_or_else(|| manifest.clone(), std::path::Path::to_path_buf)
+}
+
+/// The error type of every task: a message for a human.
+type Result<T, E = String> = std::result::Result<T, E>;
