@@ -62,6 +62,24 @@ pub struct EmulatorConfig {
     /// elsewhere is not sent. For runs that feed the emulator made-up URLs. Default
     /// `false`.
     pub loopback_only: bool,
+    /// The 6pan account (phone number or e-mail) a login accepts. Default
+    /// `demo@offline.local`.
+    pub sixpan_account: String,
+    /// The 6pan password; a login sends its lowercase hex MD5. Default
+    /// `offline-demo-password`.
+    pub sixpan_password: String,
+    /// How many 6pan logins the account accepts within one `token_lifetime`; one more
+    /// is refused with `LOGIN_USER_TOO_MUCH`. Default 1000.
+    pub sixpan_max_devices: usize,
+    /// How long a 6pan token keeps working after a newer one replaced it (every
+    /// authenticated answer hands out a new one). Default 30 s.
+    pub sixpan_rotation_grace: Duration,
+    /// How long a 6pan upload token (from `/v1/store/token`) works. Default 3600 s.
+    pub sixpan_upload_token_lifetime: Duration,
+    /// How long a 6pan task that is not really downloaded (a magnet or ed2k link, a
+    /// torrent without a loopback web seed) takes to be done, progressing linearly.
+    /// Default 10 s (+10 % per second).
+    pub sixpan_simulated_duration: Duration,
 }
 
 /// The default of [`EmulatorConfig::max_source_bytes`]: 4 GiB.
@@ -84,6 +102,12 @@ impl Default for EmulatorConfig {
             max_source_bytes: DEFAULT_MAX_SOURCE_BYTES,
             static_token: None,
             loopback_only: false,
+            sixpan_account: "demo@offline.local".to_owned(),
+            sixpan_password: "offline-demo-password".to_owned(),
+            sixpan_max_devices: 1000,
+            sixpan_rotation_grace: Duration::from_secs(30),
+            sixpan_upload_token_lifetime: Duration::from_secs(3600),
+            sixpan_simulated_duration: Duration::from_secs(10),
         }
     }
 }

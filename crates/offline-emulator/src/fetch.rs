@@ -251,7 +251,7 @@ async fn download(shared: &Shared, job: &Job, part: &Path) -> Result<u64, String
 /// GETs `url`, following up to [`MAX_REDIRECTS`] redirects to http(s) targets.
 /// With `loopback_only`, a URL (or redirect) to any other host fails the task before
 /// anything is sent.
-async fn get_following_redirects(
+pub(crate) async fn get_following_redirects(
     client: &HttpClient,
     url: &str,
     loopback_only: bool,

@@ -49,6 +49,18 @@
 //! on the machine, and the rate limits can be removed
 //! ([`EmulatorConfig::rate_limits`]); `offline emulator` has a flag for each.
 //!
+//! # 6pan
+//!
+//! The same server answers 6pan's v1/v2 calls (`/v2/user/login`, `/v2/user/info`,
+//! `/v1/store/token`, `/v2/offline/{parseUrl,parseTorrent,add,page,delete}`) and its
+//! storage service under `/wcs` (form and block uploads): rotating `qingzhen-token`s,
+//! instant upload by etag, signed identity blobs, and tasks that download http(s)
+//! links and torrents with a loopback web seed (others progress over
+//! [`EmulatorConfig::sixpan_simulated_duration`]). Error codes chosen by the emulator
+//! where no source names one: `PARAMETER_ERROR`, `USER_NOT_FOUND`, `PASSWORD_ERROR`,
+//! `IDENTITY_INVALID`, `API_NOT_FOUND`, `METHOD_NOT_ALLOWED`, `REQUEST_TOO_LARGE`;
+//! ed2k identities have type 5040.
+//!
 //! # Not emulated
 //!
 //! Directories (`dirID`/`businessDirID` are only checked for the root), the OAuth
@@ -61,6 +73,7 @@ mod config;
 mod fetch;
 mod openapi;
 mod server;
+mod sixpan;
 pub mod source;
 mod state;
 
@@ -76,6 +89,7 @@ use tracing::info;
 
 pub use config::EmulatorConfig;
 pub use offline_proto::pan123::{EndpointId, TaskId, TaskStatus};
+pub use sixpan::{SixpanTaskKind, SixpanTaskSnapshot};
 pub use state::{TaskKind, TaskSnapshot};
 
 use state::Shared;
@@ -204,6 +218,48 @@ impl RunningEmulator {
         self.shared.tasks()
     }
 
+    /// The 6pan account a login accepts ([`EmulatorConfig::sixpan_account`]).
+    pub fn sixpan_account(&self) -> &str {
+        self.shared.sixpan.account()
+    }
+
+    /// The 6pan password a login accepts (sent as its lowercase hex MD5).
+    pub fn sixpan_password(&self) -> &str {
+        self.shared.sixpan.password()
+    }
+
+    /// Every 6pan task that was not deleted, oldest first.
+    pub fn sixpan_tasks(&self) -> Vec<SixpanTaskSnapshot> {
+        self.shared.sixpan.tasks()
+    }
+
+    /// How many 6pan `/v1/store/token` calls created the file at once (秒传).
+    pub fn instant_uploads(&self) -> u64 {
+        self.shared.sixpan.instant_uploads()
+    }
+
+    /// How many chunks (`mkblk` and `bput`) the 6pan storage service accepted.
+    pub fn uploaded_chunks(&self) -> u64 {
+        self.shared.sixpan.uploaded_chunks()
+    }
+
+    /// How many 6pan logins succeeded.
+    pub fn sixpan_logins(&self) -> u64 {
+        self.shared.sixpan.logins()
+    }
+
+    /// Ends every 6pan token issued so far, at once, as a login elsewhere would: their
+    /// next use is answered HTTP 401 `BEARER_AUTHORIZATION_HEADER_INVALID`.
+    pub fn expire_sixpan_tokens(&self) {
+        self.shared.sixpan.expire_tokens();
+    }
+
+    /// Where the 6pan blob of `etag` (a bare 28-character etag, or one with a size
+    /// suffix) is stored, if one is: an upload's bytes, or a downloaded file's.
+    pub fn stored_blob(&self, etag: impl AsRef<str>) -> Option<std::path::PathBuf> {
+        self.shared.sixpan.stored_blob(etag.as_ref())
+    }
+
     /// Stops gracefully: stops accepting, lets open connections finish their current
     /// request, stops running downloads (they fail with `emulator shut down`, with no
     /// callback), and waits for all of it (at most about 5 s each for connections and
@@ -218,6 +274,7 @@ impl RunningEmulator {
         if tokio::time::timeout(server::GRACE, drain).await.is_err() {
             workers.shutdown().await;
         }
+        self.shared.sixpan.shutdown().await;
         info!(addr = %self.addr, "emulator stopped");
     }
 }

@@ -171,6 +171,9 @@ async fn handle(
             .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         return response;
     }
+    if crate::sixpan::is_sixpan_path(req.uri().path()) {
+        return crate::sixpan::handle(&shared.sixpan, req).await;
+    }
     let trace_id = shared.trace_id();
     let method = req.method().clone();
     let path = req.uri().path().to_owned();

@@ -143,6 +143,8 @@ pub(crate) struct Shared {
     pub(crate) http: HttpClient,
     /// Becomes `true` (or its sender goes away) when the emulator stops.
     pub(crate) shutdown: watch::Receiver<bool>,
+    /// The 6pan half.
+    pub(crate) sixpan: std::sync::Arc<crate::sixpan::SixpanState>,
     inner: Mutex<Inner>,
     workers: Mutex<JoinSet<()>>,
     token_requests: AtomicU64,
@@ -171,7 +173,14 @@ impl Shared {
         http: HttpClient,
         shutdown: watch::Receiver<bool>,
     ) -> Self {
+        let sixpan = std::sync::Arc::new(crate::sixpan::SixpanState::new(
+            config,
+            &data_dir,
+            http.clone(),
+            shutdown.clone(),
+        ));
         Self {
+            sixpan,
             client_id: config.client_id.clone(),
             client_secret: config.client_secret.clone(),
             token_lifetime: config.token_lifetime,

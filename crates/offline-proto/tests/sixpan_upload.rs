@@ -1702,7 +1702,8 @@ proptest! {
         };
         let mut driver = Driver::new(data.clone());
         let mut plan = plan_for(&data, config);
-        let mut faults = faults.into_iter().cycle();
+        // Faults for the first steps, then none: endless restarts could livelock.
+        let mut faults = faults.into_iter().chain(std::iter::repeat(9));
         let mut rounds = 0;
         while !plan.is_finished() {
             rounds += 1;

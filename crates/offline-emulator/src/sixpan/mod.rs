@@ -1,0 +1,701 @@
+//! The 6pan half of the emulator (the v1/v2 generation that `API-NOTES.md` describes):
+//! log in, rotating tokens, the drive's files and upload tokens (`/v1/store/token`, with
+//! instant upload), the storage service under `/wcs` (Wangsu WCS style form and block
+//! uploads), parsing links and torrents into signed identity blobs, and offline tasks
+//! that really download (http(s) sources, and torrents through loopback web seeds).
+//!
+//! It answers on the same port as the 123pan half: [`is_sixpan_path`] tells the paths
+//! apart (`/v1/...`, `/v2/...`, `/wcs/...`; 123pan lives under `/api/...`).
+//!
+//! # Answers
+//!
+//! The API calls answer the envelope `{"status", "result", "code", "success",
+//! "message"?, "token"?}` (`offline_proto::sixpan::Envelope`): `success: true, code:
+//! "OK"` on success, with `status` 0 on v2 calls and 200 on v1 calls. On errors
+//! `status` is 0 on v2 calls and the HTTP status on v1 calls, and `message` says what
+//! was wrong. Every authenticated answer (errors included, once the token was
+//! accepted) carries a new token in the `qingzhen-token` header; v1 answers also carry
+//! it as `Authorization: Bearer <token>` and in the body's `token`.
+//!
+//! | code | HTTP | when |
+//! |---|---|---|
+//! | `PARAMETER_ERROR` (emulator's choice) | 400 | a body that is not the expected JSON, a missing or invalid field, an `iginreFiles` that skips every file |
+//! | `USER_NOT_FOUND` (emulator's choice) | 400 | login with an account the emulator does not know |
+//! | `PASSWORD_ERROR` (emulator's choice) | 400 | login with the wrong password (compared as lowercase MD5 hex) |
+//! | `LOGIN_USER_TOO_MUCH` | 400 | more than `sixpan_max_devices` logins within one token lifetime |
+//! | `BEARER_AUTHORIZATION_HEADER_INVALID` | 401 | no `Qingzhen-Token`, an unknown, expired or ended token, or a superseded one after the grace period |
+//! | `FILE_NOT_FOUND` | 400 | `parseTorrent` (or `add`) of an etag that no stored file has |
+//! | `UNSUPPORTED_FILE` | 400 | `parseTorrent` of a stored file that is not a usable torrent |
+//! | `MAGNET_URL_INVALID` | 400 | a magnet link without `xt=urn:btih:` + 40 hex or 32 base32 digits |
+//! | `ED2K_URL_INVALID` | 400 | an ed2k link not of the form `ed2k://\|file\|name\|size\|32 hex\|/` |
+//! | `UNSUPPORED_PROTOCOL` (sic) | 400 | a link that is not http, https, magnet or ed2k |
+//! | `IDENTITY_INVALID` (emulator's choice) | 400 | `add` with an identity whose MAC does not verify (tampered, truncated, or minted elsewhere) |
+//! | `API_NOT_FOUND` (emulator's choice) | 404 | an unknown `/v1/...` or `/v2/...` path |
+//! | `METHOD_NOT_ALLOWED` (emulator's choice) | 405 | a method other than POST (with `Allow: POST`) |
+//! | `REQUEST_TOO_LARGE` (emulator's choice) | 413 | a body over 1 MiB |
+//! | `INTERNAL_ERROR` | 500 | the emulator could not read or write its data directory |
+//!
+//! The storage service answers plain JSON: `{"hash", "key"}` or `{"ctx", "offset"}`,
+//! and on errors `{"code": <HTTP status>, "message"}` with that HTTP status (400 bad
+//! request, 401 missing/unknown/expired upload token or a `Bearer ` prefix, 404, 405,
+//! 413 over 4 MiB per chunk, 500).
+//!
+//! Identity type codes: 5020 http(s), 5030 BitTorrent (torrent or magnet), and 5040
+//! for ed2k links (the emulator's choice; no source names one).
+
+mod auth;
+mod offline;
+mod storage;
+mod tasks;
+mod webseed;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::{Bytes, BytesMut};
+use http::header::{ALLOW, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use offline_proto::sixpan::{Envelope, ErrorCode};
+use offline_proto::Secret;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tracing::{debug, warn};
+
+use crate::config::EmulatorConfig;
+use crate::fetch::HttpClient;
+
+pub use tasks::{SixpanTaskKind, SixpanTaskSnapshot};
+
+/// The largest body of an API call, in bytes (1 MiB).
+const API_BODY_LIMIT: usize = 1024 * 1024;
+/// Bytes of an oversized body read and thrown away so the client sees the answer.
+const DRAIN_LIMIT: usize = 64 * 1024 * 1024;
+/// How long a client may take to send a body chunk.
+const BODY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long workers get to finish after a stop.
+const GRACE: Duration = Duration::from_secs(5);
+
+/// The response header that carries the rotated token.
+pub(crate) const TOKEN_HEADER: &str = "qingzhen-token";
+
+/// Error code of a malformed request (emulator's choice).
+const PARAMETER_ERROR: &str = "PARAMETER_ERROR";
+/// Error code of a login with an unknown account (emulator's choice).
+const USER_NOT_FOUND: &str = "USER_NOT_FOUND";
+/// Error code of a login with a wrong password (emulator's choice).
+const PASSWORD_ERROR: &str = "PASSWORD_ERROR";
+/// Error code of an identity blob whose MAC does not verify (emulator's choice).
+const IDENTITY_INVALID: &str = "IDENTITY_INVALID";
+/// Error code of an unknown path (emulator's choice).
+const API_NOT_FOUND: &str = "API_NOT_FOUND";
+/// Error code of a wrong method (emulator's choice).
+const METHOD_NOT_ALLOWED: &str = "METHOD_NOT_ALLOWED";
+/// Error code of a body over [`API_BODY_LIMIT`] (emulator's choice).
+const REQUEST_TOO_LARGE: &str = "REQUEST_TOO_LARGE";
+
+/// Whether `path` belongs to the 6pan half: `/v1/...`, `/v2/...` and the storage
+/// service under `/wcs`.
+pub(crate) fn is_sixpan_path(path: &str) -> bool {
+    path.starts_with("/v1/") || path.starts_with("/v2/") || is_storage_path(path)
+}
+
+fn is_storage_path(path: &str) -> bool {
+    path == storage::PREFIX || path.starts_with(&format!("{}/", storage::PREFIX))
+}
+
+/// Answers one 6pan request (API call or storage call). Never panics; every failure is
+/// an error answer.
+pub(crate) async fn handle(
+    state: &Arc<SixpanState>,
+    req: Request<Incoming>,
+) -> Response<Full<Bytes>> {
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let response = if is_storage_path(&path) {
+        storage::handle(state, req).await
+    } else {
+        api(state, req).await
+    };
+    debug!(%method, %path, status = response.status().as_u16(), "6pan answered");
+    response
+}
+
+/// The user the emulator knows (one account).
+#[derive(Debug, Clone)]
+pub(crate) struct User {
+    /// The numeric ID (`userId` of stored files).
+    pub(crate) id: i64,
+    /// The user's identity, 32 hex digits (`userIdentity` of tasks).
+    pub(crate) identity: String,
+    /// When the account was made (the emulator's start), ms since the epoch.
+    pub(crate) created: i64,
+}
+
+/// The keys this emulator signs with, random per emulator.
+struct Keys {
+    /// The MAC key of identity blobs.
+    identity: [u8; 32],
+    /// The signing key of login tokens (HS256 JWTs).
+    jwt: [u8; 32],
+    /// The signing key of upload tokens.
+    upload: [u8; 32],
+    /// The upload tokens' access key, 40 hex digits.
+    access_key: String,
+}
+
+/// Everything the 6pan half remembers.
+pub(crate) struct SixpanState {
+    account: String,
+    password: String,
+    /// Lowercase hex MD5 of the password, as a login sends it.
+    password_md5: String,
+    user: User,
+    max_devices: usize,
+    rotation_grace: Duration,
+    token_lifetime: Duration,
+    upload_token_lifetime: Duration,
+    simulated_duration: Duration,
+    /// `<data_dir>/6pan`.
+    root: PathBuf,
+    loopback_only: bool,
+    max_source_bytes: u64,
+    fetch_rate: Option<u64>,
+    http: HttpClient,
+    shutdown: watch::Receiver<bool>,
+    keys: Keys,
+    auth: Mutex<auth::Sessions>,
+    store: Mutex<storage::Store>,
+    tasks: Mutex<tasks::Tasks>,
+    workers: Mutex<JoinSet<()>>,
+    logins: AtomicU64,
+    instant_uploads: AtomicU64,
+    uploaded_chunks: AtomicU64,
+}
+
+impl std::fmt::Debug for SixpanState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SixpanState")
+            .field("account", &self.account)
+            .field("root", &self.root)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock leaves plain data behind; keep serving.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl SixpanState {
+    /// The state for `config`, keeping its files under `<data_dir>/6pan` (created when
+    /// first needed).
+    pub(crate) fn new(
+        config: &EmulatorConfig,
+        data_dir: &Path,
+        http: HttpClient,
+        shutdown: watch::Receiver<bool>,
+    ) -> Self {
+        Self {
+            account: config.sixpan_account.clone(),
+            password: config.sixpan_password.clone(),
+            password_md5: md5_hex(config.sixpan_password.as_bytes()),
+            user: User {
+                id: 1,
+                identity: random_hex(16),
+                created: now_ms(),
+            },
+            max_devices: config.sixpan_max_devices,
+            rotation_grace: config.sixpan_rotation_grace,
+            token_lifetime: config.token_lifetime,
+            upload_token_lifetime: config.sixpan_upload_token_lifetime,
+            simulated_duration: config.sixpan_simulated_duration,
+            root: data_dir.join("6pan"),
+            loopback_only: config.loopback_only,
+            max_source_bytes: config.max_source_bytes,
+            fetch_rate: config.fetch_rate.filter(|r| *r > 0),
+            http,
+            shutdown,
+            keys: Keys {
+                identity: rand::random(),
+                jwt: rand::random(),
+                upload: rand::random(),
+                access_key: random_hex(20),
+            },
+            auth: Mutex::new(auth::Sessions::default()),
+            store: Mutex::new(storage::Store::default()),
+            tasks: Mutex::new(tasks::Tasks::default()),
+            workers: Mutex::new(JoinSet::new()),
+            logins: AtomicU64::new(0),
+            instant_uploads: AtomicU64::new(0),
+            uploaded_chunks: AtomicU64::new(0),
+        }
+    }
+
+    /// The account a login accepts.
+    pub(crate) fn account(&self) -> &str {
+        &self.account
+    }
+
+    /// The password a login accepts (sent as its lowercase MD5 hex).
+    pub(crate) fn password(&self) -> &str {
+        &self.password
+    }
+
+    /// How many logins succeeded.
+    pub(crate) fn logins(&self) -> u64 {
+        self.logins.load(Ordering::Relaxed)
+    }
+
+    /// How many `/v1/store/token` calls were answered with a created file (秒传).
+    pub(crate) fn instant_uploads(&self) -> u64 {
+        self.instant_uploads.load(Ordering::Relaxed)
+    }
+
+    /// How many chunks (`mkblk` and `bput`) the storage service accepted.
+    pub(crate) fn uploaded_chunks(&self) -> u64 {
+        self.uploaded_chunks.load(Ordering::Relaxed)
+    }
+
+    /// Ends every token issued so far, at once, as a login elsewhere would.
+    pub(crate) fn expire_tokens(&self) {
+        lock(&self.auth).revoke_all();
+    }
+
+    /// Where the blob of `etag` is stored, if one is.
+    pub(crate) fn stored_blob(&self, etag: &str) -> Option<PathBuf> {
+        self.blob(etag).map(|b| b.path)
+    }
+
+    /// Runs `fut` as a background worker that [`shutdown`](Self::shutdown) waits for.
+    fn spawn_worker(&self, fut: impl std::future::Future<Output = ()> + Send + 'static) {
+        let mut workers = lock(&self.workers);
+        while workers.try_join_next().is_some() {}
+        workers.spawn(fut);
+    }
+
+    /// Waits (at most about 5 s) for the running downloads, which end on their own
+    /// once the emulator's stop signal is sent, then aborts any left.
+    pub(crate) async fn shutdown(&self) {
+        let mut workers = std::mem::take(&mut *lock(&self.workers));
+        let drain = async { while workers.join_next().await.is_some() {} };
+        if tokio::time::timeout(GRACE, drain).await.is_err() {
+            workers.shutdown().await;
+        }
+    }
+
+    /// A folder under `<data_dir>/6pan`.
+    fn dir(&self, name: &str) -> PathBuf {
+        self.root.join(name)
+    }
+}
+
+/// Which generation a call belongs to: it decides the envelope's `status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Version {
+    V1,
+    V2,
+}
+
+impl Version {
+    fn of_path(path: &str) -> Self {
+        if path.starts_with("/v1/") {
+            Self::V1
+        } else {
+            Self::V2
+        }
+    }
+}
+
+/// The API calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Call {
+    Login,
+    UserInfo,
+    StoreToken,
+    ParseUrl,
+    ParseTorrent,
+    Add,
+    Page,
+    Delete,
+}
+
+impl Call {
+    fn of_path(path: &str) -> Option<Self> {
+        Some(match path {
+            "/v2/user/login" => Self::Login,
+            "/v2/user/info" => Self::UserInfo,
+            "/v1/store/token" => Self::StoreToken,
+            "/v2/offline/parseUrl" => Self::ParseUrl,
+            "/v2/offline/parseTorrent" => Self::ParseTorrent,
+            "/v2/offline/add" => Self::Add,
+            "/v2/offline/page" => Self::Page,
+            "/v2/offline/delete" => Self::Delete,
+            _ => return None,
+        })
+    }
+}
+
+/// An error answer of an API call.
+#[derive(Debug)]
+pub(crate) struct ApiError {
+    http: StatusCode,
+    code: ErrorCode,
+    message: String,
+}
+
+impl ApiError {
+    fn new(http: StatusCode, code: &str, message: impl Into<String>) -> Self {
+        Self {
+            http,
+            code: ErrorCode::from(code),
+            message: message.into(),
+        }
+    }
+
+    /// HTTP 400 with `code`.
+    fn bad(code: &str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    /// HTTP 400 `PARAMETER_ERROR`.
+    fn parameter(message: impl Into<String>) -> Self {
+        Self::bad(PARAMETER_ERROR, message)
+    }
+
+    /// HTTP 500 `INTERNAL_ERROR`.
+    fn internal(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_ERROR", message)
+    }
+}
+
+type Answer = Result<Value, ApiError>;
+
+async fn api(state: &Arc<SixpanState>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let path = req.uri().path().to_owned();
+    let version = Version::of_path(&path);
+    let Some(call) = Call::of_path(&path) else {
+        return envelope(
+            version,
+            Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                API_NOT_FOUND,
+                format!("no such API: {path}"),
+            )),
+            None,
+        );
+    };
+    if req.method() != Method::POST {
+        let mut response = envelope(
+            version,
+            Err(ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                METHOD_NOT_ALLOWED,
+                format!("method {} not allowed; use POST", req.method()),
+            )),
+            None,
+        );
+        response
+            .headers_mut()
+            .insert(ALLOW, HeaderValue::from_static("POST"));
+        return response;
+    }
+    if call == Call::Login {
+        let answer = match read_request_body(req, API_BODY_LIMIT).await {
+            Ok(body) => state.login(&body),
+            Err(e) => Err(e.into_api()),
+        };
+        return match answer {
+            Ok((user, token)) => envelope(version, Ok(user), Some(token)),
+            Err(e) => envelope(version, Err(e), None),
+        };
+    }
+    let token = match state.authenticate(req.headers()) {
+        Ok(token) => token,
+        Err(refusal) => {
+            return envelope(
+                version,
+                Err(ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    ErrorCode::BearerAuthorizationHeaderInvalid.as_str(),
+                    refusal.message(),
+                )),
+                None,
+            )
+        }
+    };
+    let host = req
+        .headers()
+        .get(http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let answer = match read_request_body(req, API_BODY_LIMIT).await {
+        Err(e) => Err(e.into_api()),
+        Ok(body) => match call {
+            // Answered above, before authentication.
+            Call::Login => Err(ApiError::internal("login answered out of turn")),
+            Call::UserInfo => state.user_info_call(&body),
+            Call::StoreToken => state.store_token(&body, host.as_deref()).await,
+            Call::ParseUrl => state.parse_url(&body),
+            Call::ParseTorrent => state.parse_torrent(&body).await,
+            Call::Add => state.add(&body).await,
+            Call::Page => state.page(&body),
+            Call::Delete => state.delete(&body),
+        },
+    };
+    envelope(version, answer, Some(token))
+}
+
+/// The envelope answer; `token` is the new token to hand out.
+fn envelope(version: Version, answer: Answer, token: Option<String>) -> Response<Full<Bytes>> {
+    let body_token = match version {
+        Version::V1 => token.clone().map(Secret::new),
+        Version::V2 => None,
+    };
+    let (http, envelope) = match answer {
+        Ok(result) => (
+            StatusCode::OK,
+            Envelope {
+                status: match version {
+                    Version::V1 => 200,
+                    Version::V2 => 0,
+                },
+                result: Some(result),
+                code: ErrorCode::Ok,
+                success: true,
+                message: None,
+                token: body_token,
+            },
+        ),
+        Err(e) => (
+            e.http,
+            Envelope {
+                status: match version {
+                    Version::V1 => i64::from(e.http.as_u16()),
+                    Version::V2 => 0,
+                },
+                result: None,
+                code: e.code,
+                success: false,
+                message: Some(e.message),
+                token: body_token,
+            },
+        ),
+    };
+    let body = serde_json::to_vec(&envelope).unwrap_or_else(|e| {
+        // Not expected: every result here serializes.
+        warn!(error = %e, "cannot encode a 6pan answer");
+        br#"{"status":0,"result":null,"code":"INTERNAL_ERROR","success":false}"#.to_vec()
+    });
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = http;
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if let Some(token) = token {
+        if let Ok(value) = HeaderValue::from_str(&token) {
+            headers.insert(TOKEN_HEADER, value);
+        }
+        if version == Version::V1 {
+            if let Ok(value) = HeaderValue::from_str(&format!("Bearer {token}")) {
+                headers.insert(AUTHORIZATION, value);
+            }
+        }
+    }
+    response
+}
+
+/// Why a body could not be read.
+#[derive(Debug)]
+pub(crate) enum BodyError {
+    /// Over the limit (in bytes).
+    TooLarge(usize),
+    /// The client stopped sending, or the connection failed.
+    Read(String),
+}
+
+impl BodyError {
+    fn into_api(self) -> ApiError {
+        match self {
+            Self::TooLarge(limit) => ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                REQUEST_TOO_LARGE,
+                format!("request body larger than {limit} bytes"),
+            ),
+            Self::Read(message) => ApiError::parameter(message),
+        }
+    }
+}
+
+/// Reads a request body of at most `limit` bytes. An oversized body is read on (up to
+/// [`DRAIN_LIMIT`]) and thrown away, so that the client gets to read the answer.
+async fn read_request_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, BodyError> {
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let mut body = req.into_body();
+    if declared.is_some_and(|n| n > limit as u64) {
+        drain(body).await;
+        return Err(BodyError::TooLarge(limit));
+    }
+    let mut buf = BytesMut::new();
+    loop {
+        match tokio::time::timeout(BODY_TIMEOUT, body.frame()).await {
+            Err(_) => {
+                return Err(BodyError::Read(
+                    "timed out reading the request body".to_owned(),
+                ))
+            }
+            Ok(None) => return Ok(buf.freeze()),
+            Ok(Some(Err(e))) => {
+                return Err(BodyError::Read(format!(
+                    "cannot read the request body: {e}"
+                )))
+            }
+            Ok(Some(Ok(frame))) => {
+                if let Ok(data) = frame.into_data() {
+                    if buf.len() + data.len() > limit {
+                        drain(body).await;
+                        return Err(BodyError::TooLarge(limit));
+                    }
+                    buf.extend_from_slice(&data);
+                }
+            }
+        }
+    }
+}
+
+async fn drain(mut body: Incoming) {
+    let mut seen = 0usize;
+    let work = async {
+        while let Some(Ok(frame)) = body.frame().await {
+            if let Ok(data) = frame.into_data() {
+                seen += data.len();
+                if seen > DRAIN_LIMIT {
+                    break;
+                }
+            }
+        }
+    };
+    let _ = tokio::time::timeout(GRACE, work).await;
+}
+
+/// Reads a JSON body as `T`; the message says where the shape is wrong.
+fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::parameter("request body is empty; JSON expected"));
+    }
+    let json: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::parameter(format!("invalid request body: {e}")))?;
+    serde_path_to_error::deserialize(&json).map_err(|e| {
+        let path = e.path().to_string();
+        if path.is_empty() || path == "." {
+            ApiError::parameter(format!("invalid request body: {}", e.inner()))
+        } else {
+            ApiError::parameter(format!("invalid request body at `{path}`: {}", e.inner()))
+        }
+    })
+}
+
+fn to_value<T: serde::Serialize>(value: &T) -> Answer {
+    serde_json::to_value(value)
+        .map_err(|e| ApiError::internal(format!("cannot encode the answer: {e}")))
+}
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Lowercase hex of `bytes`.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
+}
+
+/// `n` random bytes as lowercase hex (`2n` digits).
+pub(crate) fn random_hex(n: usize) -> String {
+    let bytes: Vec<u8> = (0..n).map(|_| rand::random::<u8>()).collect();
+    hex(&bytes)
+}
+
+/// Lowercase hex MD5 of `data`.
+pub(crate) fn md5_hex(data: &[u8]) -> String {
+    use md5::Digest as _;
+    hex(&md5::Md5::digest(data))
+}
+
+/// Whether `text` is `len` lowercase hex digits.
+pub(crate) fn is_lower_hex(text: &str, len: usize) -> bool {
+    text.len() == len && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// Compares two byte strings in time that depends only on their lengths.
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// A folder path as the drive keeps it: `:torrent` for the torrent folder, else `/`
+/// followed by the non-empty components joined with `/` (`/` for the root).
+pub(crate) fn normalize_folder(path: &str) -> String {
+    let path = path.trim();
+    if path == ":torrent" {
+        return path.to_owned();
+    }
+    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+    format!("/{}", parts.join("/"))
+}
+
+/// A header's value, trimmed, if present and text.
+fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_told_apart() {
+        assert!(is_sixpan_path("/v2/user/login"));
+        assert!(is_sixpan_path("/v1/store/token"));
+        assert!(is_sixpan_path("/wcs/mkblk/4/0"));
+        assert!(is_sixpan_path("/wcs"));
+        assert!(!is_sixpan_path("/wcsx"));
+        assert!(!is_sixpan_path("/api/v1/offline/download"));
+        assert!(!is_sixpan_path("/openapi.json"));
+    }
+
+    #[test]
+    fn folders() {
+        assert_eq!(normalize_folder(""), "/");
+        assert_eq!(normalize_folder("/"), "/");
+        assert_eq!(normalize_folder("ab//c/"), "/ab/c");
+        assert_eq!(normalize_folder(":torrent"), ":torrent");
+    }
+
+    #[test]
+    fn helpers() {
+        assert_eq!(md5_hex(b"password"), "5f4dcc3b5aa765d61d8327deb882cf99");
+        assert!(is_lower_hex(&random_hex(16), 32));
+        assert!(!is_lower_hex("ABCDEF0123456789abcdef0123456789", 32));
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
+    }
+}
