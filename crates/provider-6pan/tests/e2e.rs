@@ -187,11 +187,9 @@ async fn a_tampered_identity_is_refused_and_nothing_is_created() {
         .unwrap();
     let genuine = parsed[0].identity.as_str().to_owned();
     let (body, mac) = genuine.rsplit_once('$').unwrap();
-    let flipped = if mac.starts_with('0') {
-        format!("1{}", &mac[1..])
-    } else {
-        format!("0{}", &mac[1..])
-    };
+    // Change the first hex digit of the MAC.
+    let first = if mac.starts_with('0') { '1' } else { '0' };
+    let flipped = format!("{first}{}", &mac[1..]);
     let tampered = Identity::parse(&format!("{body}${flipped}")).unwrap();
     let err = pan
         .add_tasks(
