@@ -238,7 +238,7 @@ pub(crate) async fn run(args: DemoArgs, out: &Output) -> u8 {
             println!(
                 "{}",
                 serde_json::json!({
-                    "event": "summary", "task": row[0], "kind": row[1], "source": row[2],
+                    "event": "summary", "provider": "123pan", "task": row[0], "kind": row[1], "source": row[2],
                     "outcome": row[3], "callback": row[4], "stored": row[5], "as_expected": row[6] == "yes",
                 })
             );
@@ -270,6 +270,219 @@ pub(crate) async fn run(args: DemoArgs, out: &Output) -> u8 {
             emu.rate_limited()
         );
     }
+    out.say("");
+    code = code.max(run_sixpan(&emu, out).await);
     emu.shutdown().await;
+    code
+}
+
+/// The 6pan journey: a torrent whose web seed is a loopback server, uploaded twice (the
+/// second time instant), its files shown, `*.txt` selected, added, watched to the end,
+/// and the stored bytes compared with the source.
+async fn run_sixpan(emu: &offline_emulator::RunningEmulator, out: &Output) -> u8 {
+    use provider_6pan::{Selection, SixPan};
+
+    out.say("6pan: torrent upload with instant upload, file selection, web-seed download");
+    let files: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "readme.txt",
+            b"Fetched by the drive through the torrent's web seed.\n".to_vec(),
+        ),
+        (
+            "notes.txt",
+            b"Only the .txt files were selected.\n".to_vec(),
+        ),
+        ("sample.bin", sample(1024 * 1024).to_vec()),
+    ];
+    let served = files
+        .iter()
+        .map(|(n, d)| {
+            (
+                format!("seed/demo-pack/{n}"),
+                ServedFile::new("application/octet-stream", d.clone()),
+            )
+        })
+        .collect();
+    let seed = match SourceServer::start(served).await {
+        Ok(s) => s,
+        Err(e) => {
+            out.error_line(&format!("cannot start the web seed: {e}"), None);
+            return exit::CONFIG;
+        }
+    };
+    let mut builder = offline_proto::torrent::TorrentBuilder::new("demo-pack")
+        .piece_length(64 * 1024)
+        .web_seed(format!("{}/files/seed/", seed.base_url()));
+    for (name, data) in &files {
+        builder = builder.file(&[name], data.clone());
+    }
+    let dir = match tempfile::tempdir() {
+        Ok(d) => d,
+        Err(e) => {
+            out.error_line(&format!("cannot create a temporary directory: {e}"), None);
+            return exit::CONFIG;
+        }
+    };
+    let torrent_path = dir.path().join("demo-pack.torrent");
+    if let Err(e) = std::fs::write(&torrent_path, builder.build()) {
+        out.error_line(&format!("cannot write the demo torrent: {e}"), None);
+        return exit::CONFIG;
+    }
+    let pan = match SixPan::builder()
+        .base_url(emu.base_url())
+        .login(emu.sixpan_account(), emu.sixpan_password())
+        .poll_policy(PollPolicy {
+            initial: Duration::from_millis(250),
+            max: Duration::from_millis(500),
+            factor: 1.5,
+        })
+        .build()
+    {
+        Ok(p) => p,
+        Err(e) => return crate::sixpan::report(out, "6pan client", &e),
+    };
+    let mut rows = Vec::new();
+    let mut code = exit::OK;
+    let mut check = |step: &str, ok: bool, detail: String, rows: &mut Vec<Vec<String>>| {
+        if !ok {
+            code = exit::TASK_FAILED;
+        }
+        rows.push(vec![
+            step.to_owned(),
+            detail,
+            if ok { "yes" } else { "NO" }.to_owned(),
+        ]);
+    };
+
+    let first = match pan.upload_torrent(&torrent_path).await {
+        Ok(u) => u,
+        Err(e) => return crate::sixpan::report(out, "upload", &e),
+    };
+    check(
+        "first upload",
+        !first.instant,
+        format!("uploaded, etag {}", first.etag),
+        &mut rows,
+    );
+    out.say(&format!(
+        "uploaded demo-pack.torrent (etag {}); its files:",
+        first.etag
+    ));
+    if !out.is_json() {
+        let file_rows: Vec<Vec<String>> = first
+            .result
+            .files
+            .iter()
+            .map(|f| {
+                vec![
+                    f.file_index.unwrap_or(0).to_string(),
+                    f.size.unwrap_or(0).to_string(),
+                    f.path.clone().unwrap_or_else(|| f.name.clone()),
+                ]
+            })
+            .collect();
+        println!("{}", table(&["#", "bytes", "path"], &file_rows));
+    }
+    let second = match pan.upload_torrent(&torrent_path).await {
+        Ok(u) => u,
+        Err(e) => return crate::sixpan::report(out, "upload", &e),
+    };
+    check(
+        "second upload",
+        second.instant,
+        "instant: the drive knew the etag, no byte sent".to_owned(),
+        &mut rows,
+    );
+    out.say("uploaded it again: instant (no byte sent)");
+
+    let selection = Selection::Globs(vec!["*.txt".to_owned()]);
+    let added = match pan.add_parsed(&second.result, &selection, "/demo").await {
+        Ok(a) => a,
+        Err(e) => return crate::sixpan::report(out, "add", &e),
+    };
+    for t in &added {
+        if out.is_json() {
+            println!(
+                "{}",
+                serde_json::json!({"event": "created", "provider": "6pan", "task": t.identity, "name": t.name})
+            );
+        } else {
+            println!(
+                "created task {} ({}) with --select '*.txt'",
+                t.identity, t.name
+            );
+        }
+    }
+    let selected = added.iter().map(|t| t.identity.clone()).collect();
+    let watch_code = crate::sixpan::watch(
+        &pan,
+        added
+            .iter()
+            .map(|t| (t.identity.clone(), t.name.clone()))
+            .collect(),
+        &selected,
+        out,
+    )
+    .await;
+    check(
+        "task ended",
+        watch_code == exit::OK,
+        "the selected files were downloaded (900: the others were left out)".to_owned(),
+        &mut rows,
+    );
+
+    let snapshot = emu
+        .sixpan_tasks()
+        .into_iter()
+        .find(|t| added.first().is_some_and(|a| a.identity == t.identity));
+    let stored: Vec<(String, bool)> = snapshot
+        .map(|t| {
+            t.stored_paths
+                .iter()
+                .map(|p| {
+                    let name = p
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                    let source = files.iter().find(|(n, _)| name.ends_with(n));
+                    let same =
+                        source.is_some_and(|(_, d)| std::fs::read(p).is_ok_and(|got| got == *d));
+                    (name, same)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let all_txt = !stored.is_empty() && stored.iter().all(|(n, _)| n.ends_with(".txt"));
+    check(
+        "stored files",
+        stored.len() == 2 && all_txt && stored.iter().all(|(_, same)| *same),
+        format!(
+            "{} files, bytes equal to the web seed's: {}",
+            stored.len(),
+            stored.iter().all(|(_, s)| *s)
+        ),
+        &mut rows,
+    );
+    if out.is_json() {
+        for r in &rows {
+            println!(
+                "{}",
+                serde_json::json!({"event": "summary", "provider": "6pan", "step": r[0], "detail": r[1], "as_expected": r[2] == "yes"})
+            );
+        }
+    } else {
+        println!();
+        println!("Summary (6pan)");
+        println!(
+            "{}",
+            table(&["step", "what happened", "as expected"], &rows)
+        );
+        println!();
+        println!(
+            "{} login(s), {} instant upload(s)",
+            emu.sixpan_logins(),
+            emu.instant_uploads()
+        );
+    }
     code
 }

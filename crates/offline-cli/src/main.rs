@@ -194,11 +194,12 @@ struct EmulatorArgs {
     no_rate_limits: bool,
 }
 
-/// `snake_case` name of an endpoint, from its Rust name.
+/// The `snake_case` name of an endpoint, from its `operationId` in the description
+/// (`offlineDownload` → `offline_download`).
 pub(crate) fn endpoint_name(e: provider_123pan::EndpointId) -> String {
     let mut out = String::new();
-    for (i, c) in format!("{e:?}").chars().enumerate() {
-        if c.is_ascii_uppercase() && i > 0 {
+    for c in e.operation_id().chars() {
+        if c.is_ascii_uppercase() {
             out.push('_');
         }
         out.push(c.to_ascii_lowercase());
@@ -210,7 +211,7 @@ fn parse_rate_limit(s: &str) -> Result<(provider_123pan::EndpointId, f64), Strin
     let (name, rate) = s.split_once('=').ok_or("expected ENDPOINT=PER_SECOND")?;
     let endpoint = provider_123pan::EndpointId::ALL
         .into_iter()
-        .find(|e| endpoint_name(*e) == name.trim())
+        .find(|e| endpoint_name(*e) == name.trim() || e.operation_id() == name.trim())
         .ok_or_else(|| {
             let names: Vec<String> = provider_123pan::EndpointId::ALL
                 .into_iter()

@@ -116,6 +116,7 @@ pub(crate) async fn add(global: &Global, args: &AddArgs, out: &Output) -> u8 {
     };
     let mut code = exit::OK;
     let mut created: Vec<OfflineTask> = Vec::new();
+    let mut with_selection = std::collections::BTreeSet::new();
     for source in &args.urls {
         let results = if source_is_torrent_file(source) {
             match pan.upload_torrent(source).await {
@@ -160,6 +161,9 @@ pub(crate) async fn add(global: &Global, args: &AddArgs, out: &Output) -> u8 {
             match pan.add_parsed(&result, &sel, &path).await {
                 Ok(tasks) => {
                     for t in tasks {
+                        if sel != Selection::All {
+                            with_selection.insert(t.identity.clone());
+                        }
                         if out.is_json() {
                             println!("{}", task_json("created", &t));
                         } else {
@@ -177,13 +181,23 @@ pub(crate) async fn add(global: &Global, args: &AddArgs, out: &Output) -> u8 {
             .iter()
             .map(|t| (t.identity.clone(), t.name.clone()))
             .collect();
-        code = code.max(watch(&pan, ids, out).await);
+        code = code.max(watch(&pan, ids, &with_selection, out).await);
     }
     code
 }
 
 /// Watches tasks to their end; returns the worst exit code.
-pub(crate) async fn watch(pan: &SixPan, tasks: Vec<(String, String)>, out: &Output) -> u8 {
+///
+/// 6pan reports `900` (partly done) both when files failed and when files were left
+/// out by a selection, so the status alone cannot tell them apart: for a task created
+/// with a selection (`selected` holds its identity) `900` is the expected end and exits
+/// 0; for any other task it exits 1, so a partial failure is never hidden.
+pub(crate) async fn watch(
+    pan: &SixPan,
+    tasks: Vec<(String, String)>,
+    selected: &std::collections::BTreeSet<String>,
+    out: &Output,
+) -> u8 {
     let watcher = out.bars(&tasks);
     let mut last: std::collections::BTreeMap<String, OfflineTask> = Default::default();
     let mut code = exit::OK;
@@ -191,7 +205,10 @@ pub(crate) async fn watch(pan: &SixPan, tasks: Vec<(String, String)>, out: &Outp
     while let Some(update) = stream.next().await {
         match update {
             Ok(t) => {
-                let done = is_final(t.status).then_some(t.status == TaskStatus::Done);
+                let expected_partial =
+                    t.status == TaskStatus::PartlyDone && selected.contains(&t.identity);
+                let done =
+                    is_final(t.status).then_some(t.status == TaskStatus::Done || expected_partial);
                 if out.is_json() {
                     println!(
                         "{}",
@@ -304,9 +321,11 @@ pub(crate) async fn wait(global: &Global, ids: &[String], out: &Output) -> u8 {
         Ok(p) => p,
         Err(c) => return c,
     };
+    let none = std::collections::BTreeSet::new();
     watch(
         &pan,
         ids.iter().map(|id| (id.clone(), id.clone())).collect(),
+        &none,
         out,
     )
     .await

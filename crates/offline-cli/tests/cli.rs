@@ -190,9 +190,142 @@ fn demo_runs_and_every_task_ends_as_expected() {
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .filter(|v| v["event"] == "summary")
         .collect();
-    assert_eq!(summaries.len(), 3);
+    assert_eq!(
+        summaries
+            .iter()
+            .filter(|s| s["provider"] == "123pan")
+            .count(),
+        3
+    );
+    assert_eq!(
+        summaries.iter().filter(|s| s["provider"] == "6pan").count(),
+        4
+    );
     assert!(
         summaries.iter().all(|s| s["as_expected"] == true),
         "{summaries:?}"
     );
+}
+
+/// A torrent whose web seed is a loopback server holding its files.
+async fn seeded_torrent(dir: &std::path::Path) -> (SourceServer, std::path::PathBuf) {
+    let files: [(&str, &[u8]); 3] = [
+        ("a.txt", b"first text\n"),
+        ("b.txt", b"second text\n"),
+        ("c.bin", &[7u8; 50_000]),
+    ];
+    let mut served = BTreeMap::new();
+    for (n, d) in files {
+        served.insert(
+            format!("seed/pack/{n}"),
+            ServedFile::new("application/octet-stream", d.to_vec()),
+        );
+    }
+    let src = SourceServer::start(served).await.unwrap();
+    let mut b = offline_proto::torrent::TorrentBuilder::new("pack")
+        .web_seed(format!("{}/files/seed/", src.base_url()));
+    for (n, d) in files {
+        b = b.file(&[n], d.to_vec());
+    }
+    let path = dir.join("pack.torrent");
+    std::fs::write(&path, b.build()).unwrap();
+    (src, path)
+}
+
+fn offline_6pan(base: &str, args: &[&str]) -> (i32, Vec<Value>, String) {
+    let out = Command::new(BIN)
+        .args(["--provider", "6pan", "--base-url", base])
+        .args(args)
+        .env("OFFLINE_6PAN_ACCOUNT", "demo@offline.local")
+        .env("OFFLINE_6PAN_PASSWORD", "offline-demo-password")
+        .env_remove("OFFLINE_6PAN_TOKEN")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let lines = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l:?}: {e}")))
+        .collect();
+    (
+        out.status.code().unwrap_or(-1),
+        lines,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sixpan_add_torrent_with_selection_waits_to_the_end_and_reupload_is_instant() {
+    let (_emu, base) = start_emulator();
+    let dir = tempfile::tempdir().unwrap();
+    let (_src, torrent) = seeded_torrent(dir.path()).await;
+    let t = torrent.to_string_lossy().into_owned();
+    let b = base.clone();
+    let (code, lines, stderr) = tokio::task::spawn_blocking(move || {
+        offline_6pan(
+            &b,
+            &[
+                "add",
+                &t,
+                "--path",
+                "/downloads",
+                "--select",
+                "*.txt",
+                "--wait",
+                "--json",
+            ],
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 0, "{lines:?}\n{stderr}");
+    assert_eq!(lines[0]["event"], "uploaded");
+    assert_eq!(lines[0]["instant"], false);
+    assert_eq!(lines[0]["files"], 3);
+    let created: Vec<&Value> = lines.iter().filter(|l| l["event"] == "created").collect();
+    assert_eq!(created.len(), 1);
+    let last = lines.last().unwrap();
+    assert_eq!(last["event"], "done");
+    assert_eq!(last["task"], created[0]["task"]);
+
+    // The same torrent again: an instant upload.
+    let t = torrent.to_string_lossy().into_owned();
+    let b = base.clone();
+    let (code, lines, _) =
+        tokio::task::spawn_blocking(move || offline_6pan(&b, &["add", &t, "--json"]))
+            .await
+            .unwrap();
+    assert_eq!(code, 0);
+    assert_eq!(lines[0]["instant"], true);
+
+    // list shows both tasks; rm deletes one.
+    let b = base.clone();
+    let (code, lines, _) =
+        tokio::task::spawn_blocking(move || offline_6pan(&b, &["list", "--json"]))
+            .await
+            .unwrap();
+    assert_eq!(code, 0);
+    assert_eq!(lines.len(), 2);
+    let id = lines[0]["task"].as_str().unwrap().to_owned();
+    let (code, lines, _) =
+        tokio::task::spawn_blocking(move || offline_6pan(&base, &["rm", &id, "--json"]))
+            .await
+            .unwrap();
+    assert_eq!(code, 0);
+    assert_eq!(lines[0]["count"], 1);
+}
+
+#[test]
+fn sixpan_login_checks_credentials() {
+    let (_emu, base) = start_emulator();
+    let (code, lines, _) = offline_6pan(&base, &["login", "--json"]);
+    assert_eq!(code, 0);
+    assert_eq!(lines[0]["ok"], true);
+    let out = Command::new(BIN)
+        .args(["--provider", "6pan", "--base-url", &base, "login"])
+        .env("OFFLINE_6PAN_ACCOUNT", "demo@offline.local")
+        .env("OFFLINE_6PAN_PASSWORD", "wrong")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("PASSWORD_ERROR"));
 }

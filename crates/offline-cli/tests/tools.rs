@@ -1,0 +1,134 @@
+//! `offline hash` and `offline torrent inspect` on the real inputs: every V1 qetag
+//! vector of the vendor's SDK and every torrent of the fixture table.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_offline");
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures")
+}
+
+/// The data of a vector's pattern (see the header of fixtures/qetag/vectors.tsv).
+fn data(size: usize, pattern: &str) -> Vec<u8> {
+    match pattern {
+        "empty" => Vec::new(),
+        p if p.starts_with("ascii \"") => p["ascii \"".len()..p.len() - 1].as_bytes().to_vec(),
+        "i%251" => (0..size).map(|i| (i % 251) as u8).collect(),
+        "crate_fake" => {
+            let mut unit = vec![b'A'];
+            unit.extend(std::iter::repeat_n(b'b', 4093));
+            unit.extend_from_slice(b"\r\n");
+            unit.iter().copied().cycle().take(size).collect()
+        }
+        other => panic!("pattern {other:?} not understood"),
+    }
+}
+
+#[test]
+fn hash_prints_the_vendor_etag_of_every_v1_vector() {
+    let table = std::fs::read_to_string(fixtures().join("qetag/vectors.tsv")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut files = Vec::new();
+    let mut expected = Vec::new();
+    for (i, line) in table
+        .lines()
+        .take_while(|l| !l.starts_with("# V2"))
+        .enumerate()
+    {
+        if line.starts_with('#') || line.trim().is_empty() {
+            continue;
+        }
+        let cols: Vec<&str> = line.split('\t').collect();
+        let size: usize = cols[0].parse().unwrap();
+        let bytes = data(size, cols[1]);
+        assert_eq!(bytes.len(), size);
+        let path = dir.path().join(format!("v{i}.bin"));
+        std::fs::write(&path, bytes).unwrap();
+        files.push(path);
+        expected.push(cols[2].to_owned());
+    }
+    assert!(files.len() >= 12, "read the V1 vectors");
+    let out = Command::new(BIN)
+        .arg("hash")
+        .arg("--json")
+        .args(&files)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let got: Vec<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["etag"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(got, expected);
+    // Plain output: `<etag>  <path>`.
+    let out = Command::new(BIN)
+        .arg("hash")
+        .arg(&files[0])
+        .output()
+        .unwrap();
+    let line = String::from_utf8(out.stdout).unwrap();
+    assert!(line.starts_with(&format!("{}  ", expected[0])), "{line}");
+}
+
+#[test]
+fn torrent_inspect_matches_the_fixture_table() {
+    let readme = std::fs::read_to_string(fixtures().join("torrents/README.md")).unwrap();
+    let mut checked = 0;
+    for row in readme
+        .lines()
+        .filter(|l| l.starts_with("| ") && l.contains(".torrent"))
+    {
+        let cols: Vec<&str> = row.trim_matches('|').split('|').map(str::trim).collect();
+        let (file, infohash) = (cols[0], cols[1]);
+        let path = fixtures().join("torrents").join(file);
+        let out = Command::new(BIN)
+            .args(["torrent", "inspect", "--json"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        if file == "corrupt.torrent" {
+            assert_eq!(out.status.code(), Some(6));
+            // With --json the error is a JSON line on stdout.
+            let err: Value = serde_json::from_slice(&out.stdout).unwrap();
+            assert_eq!(err["event"], "error");
+            let message = err["message"].as_str().unwrap();
+            assert!(
+                message.contains("no name"),
+                "a clear error about the missing name: {message}"
+            );
+            checked += 1;
+            continue;
+        }
+        assert_eq!(out.status.code(), Some(0), "{file}");
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["infohash"], infohash, "{file}");
+        assert_eq!(v["name"], cols[2], "{file}");
+        assert_eq!(
+            v["total_length"].as_u64().unwrap().to_string(),
+            cols[3],
+            "{file}"
+        );
+        assert_eq!(
+            v["files"].as_array().unwrap().len().to_string(),
+            cols[4],
+            "{file}"
+        );
+        assert_eq!(
+            v["piece_length"].as_u64().unwrap().to_string(),
+            cols[5],
+            "{file}"
+        );
+        checked += 1;
+    }
+    assert_eq!(checked, 9);
+}
