@@ -16,7 +16,7 @@ fn fixtures() -> PathBuf {
 fn data(size: usize, pattern: &str) -> Vec<u8> {
     match pattern {
         "empty" => Vec::new(),
-        p if p.starts_with("ascii \"") => p["ascii \"".len()..p.len() - 1].as_bytes().to_vec(),
+        p if p.starts_with("ascii \"") => p.as_bytes()["ascii \"".len()..p.len() - 1].to_vec(),
         "i%251" => (0..size).map(|i| (i % 251) as u8).collect(),
         "crate_fake" => {
             let mut unit = vec![b'A'];
