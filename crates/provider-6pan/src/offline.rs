@@ -262,6 +262,25 @@ impl<C: HttpClient> SixPan<C> {
             .await
     }
 
+    /// Puts a local torrent file in the drive ([`upload_torrent`](Self::upload_torrent):
+    /// instant when the drive knows its etag), then adds it with `selection` into
+    /// `path`. Returns the upload (its parse result lists every file) and the tasks.
+    ///
+    /// # Errors
+    ///
+    /// As [`upload_torrent`](Self::upload_torrent) and [`add_parsed`](Self::add_parsed);
+    /// a selection error is found before the task is added.
+    pub async fn add_torrent(
+        &self,
+        torrent: impl AsRef<std::path::Path>,
+        selection: &Selection,
+        path: &str,
+    ) -> Result<(crate::TorrentUpload, Vec<OfflineTask>), Error> {
+        let upload = self.upload_torrent(torrent).await?;
+        let tasks = self.add_parsed(&upload.result, selection, path).await?;
+        Ok((upload, tasks))
+    }
+
     /// One page of tasks (from 1), newest first.
     ///
     /// # Errors
