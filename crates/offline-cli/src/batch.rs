@@ -1,22 +1,178 @@
 //! `offline add --from FILE` and `offline status --from FILE`: batch submission with
-//! a journal (see [`crate::journal`]).
+//! a journal (see [`crate::journal`]), for both providers.
 
 use std::path::{Path, PathBuf};
 
-use provider_123pan::{Error, OfflineDownloadRequest, OssOfflineDownloadRequest, Pan123, TaskRef};
+use futures_util::StreamExt;
+use provider_123pan::{OfflineDownloadRequest, OssOfflineDownloadRequest, Pan123, TaskRef};
+use provider_6pan::{Selection, SixPan};
 use serde_json::json;
 
 use crate::commands::{build_client, client, watch, AddArgs};
 use crate::journal::{self, Entry, Journal, State};
 use crate::output::{exit_code, table, Output};
-use crate::{exit, Global};
+use crate::{exit, Global, Provider};
 
 const UNKNOWN_AFTER_CRASH: &str = "the process stopped while this line was being submitted: a task may exist; check the drive, then run again with --retry-unknown";
+
+/// A failed submission: the state it leaves the line in, the reason, the exit code.
+struct Failed {
+    state: State,
+    reason: String,
+    code: u8,
+}
+
+fn failed_123(e: &provider_123pan::Error) -> Failed {
+    use offline_proto::ApiError;
+    use provider_123pan::Error;
+    let state = match e {
+        Error::OutcomeUnknown { .. } => State::Unknown,
+        // Certainly not carried out: worth another run.
+        Error::Transport(_)
+        | Error::Api(ApiError::RateLimited { .. } | ApiError::Http { .. })
+        | Error::TokenUnavailable
+        | Error::Config(_) => State::Pending,
+        _ => State::Failed,
+    };
+    Failed {
+        state,
+        reason: e.to_string(),
+        code: exit_code(e),
+    }
+}
+
+fn failed_6(e: &provider_6pan::Error) -> Failed {
+    use offline_proto::ApiError;
+    use provider_6pan::Error;
+    let state = match e {
+        Error::OutcomeUnknown { .. } => State::Unknown,
+        Error::Transport(_)
+        | Error::Api(ApiError::RateLimited { .. } | ApiError::Http { .. })
+        | Error::NotLoggedIn
+        | Error::Config(_) => State::Pending,
+        _ => State::Failed,
+    };
+    Failed {
+        state,
+        reason: e.to_string(),
+        code: crate::sixpan::exit_code(e),
+    }
+}
+
+/// The client of the chosen provider.
+enum Client {
+    Pan123(Pan123),
+    Pan6(SixPan),
+}
+
+impl Client {
+    /// Submits one line. For 6pan the parsed name is recorded before the add, so that
+    /// an interrupted submission can be found again in the task list.
+    async fn submit(
+        &self,
+        args: &AddArgs,
+        journal: &Journal,
+        entry: &Entry,
+    ) -> Result<String, Failed> {
+        match self {
+            Self::Pan123(pan) => {
+                let created = if args.image {
+                    let mut req = OssOfflineDownloadRequest::new(entry.source.as_str());
+                    req.business_dir_id.clone_from(&args.image_dir);
+                    req.callback_url.clone_from(&args.callback);
+                    pan.oss_offline_download(req).await.map(TaskRef::image)
+                } else {
+                    let mut req = OfflineDownloadRequest::new(entry.source.as_str());
+                    req.dir_id = args.dir;
+                    req.callback_url.clone_from(&args.callback);
+                    pan.offline_download(req).await.map(TaskRef::cloud)
+                };
+                created
+                    .map(|t| t.id.to_string())
+                    .map_err(|e| failed_123(&e))
+            }
+            Self::Pan6(pan) => {
+                let path = args.path.clone().unwrap_or_else(|| "/".to_owned());
+                let is_torrent = entry.source.to_ascii_lowercase().ends_with(".torrent")
+                    && Path::new(&entry.source).is_file();
+                let parsed = if is_torrent {
+                    pan.upload_torrent(&entry.source)
+                        .await
+                        .map(|u| vec![u.result])
+                } else {
+                    pan.parse_urls(&[entry.source.as_str()]).await
+                };
+                let result = parsed
+                    .map_err(|e| failed_6(&e))?
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| Failed {
+                        state: State::Failed,
+                        reason: "the link parsed to nothing".to_owned(),
+                        code: exit::PROVIDER,
+                    })?;
+                journal.set_name(entry, &result.name).map_err(|e| Failed {
+                    state: State::Pending,
+                    reason: format!("journal write failed: {e}"),
+                    code: exit::CONFIG,
+                })?;
+                let added = pan
+                    .add_parsed(&result, &Selection::All, &path)
+                    .await
+                    .map_err(|e| failed_6(&e))?;
+                added
+                    .first()
+                    .map(|t| t.identity.clone())
+                    .ok_or_else(|| Failed {
+                        state: State::Unknown,
+                        reason: "added, but the task did not show up in the list".to_owned(),
+                        code: exit::OUTCOME_UNKNOWN,
+                    })
+            }
+        }
+    }
+
+    /// A line found `submitting` after a crash: its new state and task.
+    async fn reconcile(&self, entry: &Entry) -> (State, Option<String>, Option<String>) {
+        let Self::Pan6(pan) = self else {
+            return (State::Unknown, None, Some(UNKNOWN_AFTER_CRASH.to_owned()));
+        };
+        // Nothing is added before the name is recorded: without a name, nothing exists.
+        let Some(name) = &entry.name else {
+            return (State::Pending, None, None);
+        };
+        let since = entry.submitted_at.unwrap_or(0) - 2_000;
+        let mut tasks = pan.tasks();
+        while let Some(t) = tasks.next().await {
+            match t {
+                Ok(t) if t.create_time.is_some_and(|c| c < since) => break,
+                Ok(t) if &t.name == name => return (State::Submitted, Some(t.identity), None),
+                Ok(_) => {}
+                Err(e) => {
+                    return (
+                        State::Unknown,
+                        None,
+                        Some(format!("{UNKNOWN_AFTER_CRASH} ({e})")),
+                    )
+                }
+            }
+        }
+        (State::Pending, None, None)
+    }
+}
 
 fn journal_path(input: &Path, given: Option<&PathBuf>) -> PathBuf {
     given
         .cloned()
         .unwrap_or_else(|| journal::default_path(input))
+}
+
+/// A task ID as JSON: a number for 123pan, a string for 6pan.
+fn task_json(task: Option<&str>) -> serde_json::Value {
+    match task {
+        Some(t) => t.parse::<u64>().map_or_else(|_| json!(t), |n| json!(n)),
+        None => serde_json::Value::Null,
+    }
 }
 
 fn report(out: &Output, e: &Entry) {
@@ -25,37 +181,9 @@ fn report(out: &Output, e: &Entry) {
             "{}",
             json!({
                 "event": "line", "line": e.line, "source": e.source, "state": e.state.as_str(),
-                "task": e.task_id, "kind": e.kind, "error": e.error,
+                "task": task_json(e.task.as_deref()), "kind": e.kind, "error": e.error,
             })
         );
-    }
-}
-
-/// The state a failed submission leaves its line in, with the reason.
-fn after_failure(e: &Error) -> State {
-    use offline_proto::ApiError;
-    match e {
-        Error::OutcomeUnknown { .. } => State::Unknown,
-        // Certainly not carried out: worth another run.
-        Error::Transport(_) | Error::Api(ApiError::RateLimited { .. } | ApiError::Http { .. }) => {
-            State::Pending
-        }
-        Error::TokenUnavailable | Error::Config(_) => State::Pending,
-        _ => State::Failed,
-    }
-}
-
-async fn submit(pan: &Pan123, args: &AddArgs, source: &str) -> Result<TaskRef, Error> {
-    if args.image {
-        let mut req = OssOfflineDownloadRequest::new(source);
-        req.business_dir_id.clone_from(&args.image_dir);
-        req.callback_url.clone_from(&args.callback);
-        pan.oss_offline_download(req).await.map(TaskRef::image)
-    } else {
-        let mut req = OfflineDownloadRequest::new(source);
-        req.dir_id = args.dir;
-        req.callback_url.clone_from(&args.callback);
-        pan.offline_download(req).await.map(TaskRef::cloud)
     }
 }
 
@@ -85,7 +213,11 @@ pub(crate) async fn add_from(global: &Global, args: &AddArgs, input: &Path, out:
         Ok(v) => v,
         Err(code) => return code,
     };
-    let kind = if args.image { "image" } else { "cloud" };
+    let kind = match (global.provider, args.image) {
+        (Provider::Pan6, _) => "6pan",
+        (Provider::Pan123, true) => "image",
+        (Provider::Pan123, false) => "cloud",
+    };
     let db = |e: rusqlite::Error| {
         out.error_line(&format!("journal write failed: {e}"), None);
         exit::CONFIG
@@ -94,39 +226,45 @@ pub(crate) async fn add_from(global: &Global, args: &AddArgs, input: &Path, out:
         Ok(e) => e,
         Err(e) => return db(e),
     };
-    let pan = match client(global, out) {
-        Ok(p) => p,
-        Err(code) => return code,
+    let client = match global.provider {
+        Provider::Pan123 => match client(global, out) {
+            Ok(p) => Client::Pan123(p),
+            Err(code) => return code,
+        },
+        Provider::Pan6 => match crate::sixpan::build_client(global) {
+            Ok(p) => Client::Pan6(p),
+            Err(e) => return crate::sixpan::report(out, "client", &e),
+        },
     };
     let mut code = exit::OK;
     let mut to_watch = Vec::new();
     for mut entry in entries {
         if entry.state == State::Submitting {
-            if let Err(e) = journal.set(&entry, State::Unknown, None, Some(UNKNOWN_AFTER_CRASH)) {
+            let (state, task, error) = client.reconcile(&entry).await;
+            if let Err(e) = journal.set(&entry, state, task.as_deref(), error.as_deref()) {
                 return db(e);
             }
-            entry.state = State::Unknown;
-            entry.error = Some(UNKNOWN_AFTER_CRASH.to_owned());
+            entry.state = state;
+            entry.task = task.or(entry.task);
+            entry.error = error;
         }
         let retry =
             entry.state == State::Pending || (entry.state == State::Unknown && args.retry_unknown);
         if !retry {
-            if entry.state == State::Submitted {
-                if let Some(id) = entry.task_id {
-                    let id = provider_123pan::TaskId(id);
-                    let task = if entry.kind == "image" {
-                        TaskRef::image(id)
-                    } else {
-                        TaskRef::cloud(id)
-                    };
-                    to_watch.push((task, entry.source.clone()));
+            match entry.state {
+                State::Submitted => {
+                    if let Some(task) = entry.task.as_deref().and_then(|t| t.parse().ok()) {
+                        let id = provider_123pan::TaskId(task);
+                        let task = if entry.kind == "image" {
+                            TaskRef::image(id)
+                        } else {
+                            TaskRef::cloud(id)
+                        };
+                        to_watch.push((task, entry.source.clone()));
+                    }
                 }
-            } else {
-                code = code.max(if entry.state == State::Unknown {
-                    exit::OUTCOME_UNKNOWN
-                } else {
-                    exit::PROVIDER
-                });
+                State::Unknown => code = code.max(exit::OUTCOME_UNKNOWN),
+                _ => code = code.max(exit::PROVIDER),
             }
             report(out, &entry);
             continue;
@@ -135,26 +273,41 @@ pub(crate) async fn add_from(global: &Global, args: &AddArgs, input: &Path, out:
         if let Err(e) = journal.set(&entry, State::Submitting, None, None) {
             return db(e);
         }
-        let (state, task, error) = match submit(&pan, args, &entry.source).await {
+        let (state, task, error) = match client.submit(args, &journal, &entry).await {
             Ok(task) => (State::Submitted, Some(task), None),
-            Err(e) => {
-                code = code.max(exit_code(&e));
-                (after_failure(&e), None, Some(e.to_string()))
+            Err(f) => {
+                code = code.max(f.code);
+                (f.state, None, Some(f.reason))
             }
         };
-        if let Err(e) = journal.set(&entry, state, task.map(|t| t.id.0), error.as_deref()) {
+        if let Err(e) = journal.set(&entry, state, task.as_deref(), error.as_deref()) {
             return db(e);
         }
         entry.state = state;
-        entry.task_id = task.map(|t| t.id.0);
+        entry.task = task.or(entry.task);
         entry.error = error;
-        if let Some(task) = task {
-            to_watch.push((task, entry.source.clone()));
+        if let (Client::Pan123(_), Some(id)) =
+            (&client, entry.task.as_deref().and_then(|t| t.parse().ok()))
+        {
+            if state == State::Submitted {
+                let id = provider_123pan::TaskId(id);
+                let task = if args.image {
+                    TaskRef::image(id)
+                } else {
+                    TaskRef::cloud(id)
+                };
+                to_watch.push((task, entry.source.clone()));
+            }
         }
         if out.is_json() {
             report(out, &entry);
-        } else if let Some(task) = task {
-            out.created(&entry.source, task);
+        } else if state == State::Submitted {
+            println!(
+                "line {}: submitted, task {} ({})",
+                entry.line,
+                entry.task.as_deref().unwrap_or(""),
+                entry.source
+            );
         } else {
             eprintln!(
                 "line {}: {}: {}",
@@ -165,13 +318,15 @@ pub(crate) async fn add_from(global: &Global, args: &AddArgs, input: &Path, out:
         }
     }
     if args.wait && !to_watch.is_empty() {
-        let (_, watch_code) = watch(&pan, &to_watch, out, true).await;
-        code = code.max(watch_code);
+        if let Client::Pan123(pan) = &client {
+            let (_, watch_code) = watch(pan, &to_watch, out, true).await;
+            code = code.max(watch_code);
+        }
     }
     code
 }
 
-/// Shows every line's journal state, and the progress of submitted tasks when
+/// Shows every line's journal state, and the progress of submitted 123pan tasks when
 /// credentials are configured.
 pub(crate) async fn status_from(
     global: &Global,
@@ -204,8 +359,8 @@ pub(crate) async fn status_from(
     let pan = build_client(global).ok();
     let mut rows = Vec::new();
     for e in &entries {
-        let progress = match (&pan, e.task_id) {
-            (Some(pan), Some(id)) => {
+        let progress = match (&pan, e.task.as_deref().and_then(|t| t.parse::<u64>().ok())) {
+            (Some(pan), Some(id)) if e.kind != "6pan" => {
                 let id = provider_123pan::TaskId(id);
                 let task = if e.kind == "image" {
                     TaskRef::image(id)
@@ -221,7 +376,7 @@ pub(crate) async fn status_from(
                 "{}",
                 json!({
                     "event": "line", "line": e.line, "source": e.source, "state": e.state.as_str(),
-                    "task": e.task_id, "kind": e.kind, "error": e.error,
+                    "task": task_json(e.task.as_deref()), "kind": e.kind, "error": e.error,
                     "status": progress.map(|p| p.status.as_str()), "percent": progress.map(|p| p.percent),
                 })
             );
@@ -229,7 +384,7 @@ pub(crate) async fn status_from(
             rows.push(vec![
                 e.line.to_string(),
                 e.state.as_str().to_owned(),
-                e.task_id.map(|t| t.to_string()).unwrap_or_default(),
+                e.task.clone().unwrap_or_default(),
                 progress
                     .map(|p| format!("{} {:.1}%", p.status, p.percent))
                     .unwrap_or_default(),

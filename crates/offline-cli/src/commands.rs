@@ -86,8 +86,14 @@ pub(crate) fn build_client(global: &Global) -> Result<Pan123, Error> {
     if let Some(token) = &global.access_token {
         builder = builder.access_token(token.clone(), None);
     }
-    for (endpoint, rate) in &global.rate_limits {
-        builder = builder.rate_limit(*endpoint, *rate);
+    for (name, rate) in &global.rate_limits {
+        let endpoint = crate::find_endpoint(
+            &provider_123pan::EndpointId::ALL,
+            |e| e.operation_id(),
+            name,
+        )
+        .map_err(Error::Config)?;
+        builder = builder.rate_limit(endpoint, *rate);
     }
     builder.build()
 }
@@ -104,15 +110,11 @@ pub(crate) fn client(global: &Global, out: &Output) -> Result<Pan123, u8> {
 }
 
 pub(crate) async fn add(global: &Global, args: AddArgs, out: &Output) -> u8 {
-    if global.provider == Provider::Pan6 {
-        if args.from.is_some() {
-            out.error_line("--from is not available for 6pan yet", None);
-            return exit::USAGE;
-        }
-        return crate::sixpan::add(global, &args, out).await;
-    }
     if let Some(from) = &args.from {
         return crate::batch::add_from(global, &args, from, out).await;
+    }
+    if global.provider == Provider::Pan6 {
+        return crate::sixpan::add(global, &args, out).await;
     }
     if args.name.is_some() && args.urls.len() > 1 {
         out.error_line("--name needs exactly one URL", None);

@@ -8,7 +8,7 @@
 //! | state | meaning | on the next run |
 //! |---|---|---|
 //! | `pending` | not submitted yet, or last attempt certainly not sent | submitted |
-//! | `submitting` | a create was being sent when the process stopped | becomes `unknown` (123pan has no task list to reconcile with) |
+//! | `submitting` | a create was being sent when the process stopped | 6pan: reconciled with the task list (found → `submitted`, absent → `pending`); 123pan, which has no task list: `unknown` |
 //! | `submitted` | created; the task ID is recorded | skipped |
 //! | `failed` | refused for good (invalid source, provider refusal); reason recorded | skipped |
 //! | `unknown` | may or may not exist: check the drive before `--retry-unknown` | skipped unless `--retry-unknown` |
@@ -60,7 +60,12 @@ pub(crate) struct Entry {
     pub(crate) occurrence: u32,
     pub(crate) kind: String,
     pub(crate) state: State,
-    pub(crate) task_id: Option<u64>,
+    /// The task's ID (123pan: a number; 6pan: an identity), as text.
+    pub(crate) task: Option<String>,
+    /// The task's name, once parsed (6pan: what reconciliation looks for).
+    pub(crate) name: Option<String>,
+    /// When the last submission started, milliseconds since the epoch.
+    pub(crate) submitted_at: Option<i64>,
     pub(crate) error: Option<String>,
 }
 
@@ -119,7 +124,9 @@ impl Journal {
                 line       INTEGER NOT NULL,
                 kind       TEXT NOT NULL,
                 state      TEXT NOT NULL,
-                task_id    INTEGER,
+                task       TEXT,
+                name       TEXT,
+                submitted_at INTEGER,
                 error      TEXT,
                 attempts   INTEGER NOT NULL DEFAULT 0,
                 updated_at INTEGER NOT NULL,
@@ -155,8 +162,8 @@ impl Journal {
 
     fn get(&self, source: &str, occurrence: u32) -> rusqlite::Result<Entry> {
         self.conn.query_row(
-            "SELECT line, source, occurrence, kind, state, task_id, error FROM entries
-             WHERE source = ?1 AND occurrence = ?2",
+            "SELECT line, source, occurrence, kind, state, task, name, submitted_at, error
+             FROM entries WHERE source = ?1 AND occurrence = ?2",
             params![source, occurrence],
             |r| {
                 Ok(Entry {
@@ -165,37 +172,58 @@ impl Journal {
                     occurrence: r.get(2)?,
                     kind: r.get(3)?,
                     state: State::parse(&r.get::<_, String>(4)?),
-                    task_id: r.get::<_, Option<i64>>(5)?.map(|v| v as u64),
-                    error: r.get(6)?,
+                    task: r.get(5)?,
+                    name: r.get(6)?,
+                    submitted_at: r.get(7)?,
+                    error: r.get(8)?,
                 })
             },
         )
     }
 
-    /// Records a state change (committed before this returns).
+    /// Records a state change (committed before this returns). Entering
+    /// `submitting` stamps the submission time and counts an attempt.
     pub(crate) fn set(
         &self,
         entry: &Entry,
         state: State,
-        task_id: Option<u64>,
+        task: Option<&str>,
         error: Option<&str>,
     ) -> rusqlite::Result<()> {
-        let bump = i32::from(state == State::Submitting);
+        let starting = state == State::Submitting;
         self.conn.execute(
-            "UPDATE entries SET state = ?3, task_id = COALESCE(?4, task_id), error = ?5,
-                 attempts = attempts + ?6, updated_at = unixepoch()
+            "UPDATE entries SET state = ?3, task = COALESCE(?4, task), error = ?5,
+                 attempts = attempts + ?6,
+                 submitted_at = CASE WHEN ?6 = 1 THEN ?7 ELSE submitted_at END,
+                 updated_at = unixepoch()
              WHERE source = ?1 AND occurrence = ?2",
             params![
                 entry.source,
                 entry.occurrence,
                 state.as_str(),
-                task_id.map(|t| t as i64),
+                task,
                 error,
-                bump
+                i32::from(starting),
+                now_ms()
             ],
         )?;
         Ok(())
     }
+
+    /// Records the name a source parsed to (before it is added).
+    pub(crate) fn set_name(&self, entry: &Entry, name: &str) -> rusqlite::Result<()> {
+        self.conn.execute(
+            "UPDATE entries SET name = ?3 WHERE source = ?1 AND occurrence = ?2",
+            params![entry.source, entry.occurrence, name],
+        )?;
+        Ok(())
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 #[cfg(test)]
@@ -236,7 +264,8 @@ mod tests {
             .sync(&parse_input("http://a/1\nhttp://a/2\n"), "cloud")
             .unwrap();
         j.set(&entries[0], State::Submitting, None, None).unwrap();
-        j.set(&entries[0], State::Submitted, Some(42), None)
+        j.set_name(&entries[0], "one").unwrap();
+        j.set(&entries[0], State::Submitted, Some("42"), None)
             .unwrap();
         drop(j);
         let mut j = Journal::open(&path).unwrap();
@@ -248,7 +277,9 @@ mod tests {
             .unwrap();
         assert_eq!(entries[0].state, State::Pending);
         assert_eq!(entries[1].state, State::Submitted);
-        assert_eq!(entries[1].task_id, Some(42));
+        assert_eq!(entries[1].task.as_deref(), Some("42"));
+        assert_eq!(entries[1].name.as_deref(), Some("one"));
+        assert!(entries[1].submitted_at.is_some());
         assert_eq!(entries[1].line, 2);
         assert_eq!(entries[2].state, State::Pending);
     }

@@ -109,7 +109,7 @@ pub(crate) struct Global {
     /// Client-side rate limit of an endpoint in requests per second, e.g.
     /// `offline_download=2` (repeatable; defaults from the provider's published limits).
     #[arg(long = "rate-limit", global = true, value_name = "ENDPOINT=PER_SECOND", value_parser = parse_rate_limit)]
-    rate_limits: Vec<(provider_123pan::EndpointId, f64)>,
+    rate_limits: Vec<(String, f64)>,
     /// A ready access token instead of a client ID and secret.
     #[arg(
         long,
@@ -194,11 +194,10 @@ struct EmulatorArgs {
     no_rate_limits: bool,
 }
 
-/// The `snake_case` name of an endpoint, from its `operationId` in the description
-/// (`offlineDownload` → `offline_download`).
-pub(crate) fn endpoint_name(e: provider_123pan::EndpointId) -> String {
+/// The `snake_case` form of an `operationId` (`offlineDownload` → `offline_download`).
+pub(crate) fn snake(operation_id: &str) -> String {
     let mut out = String::new();
-    for c in e.operation_id().chars() {
+    for c in operation_id.chars() {
         if c.is_ascii_uppercase() {
             out.push('_');
         }
@@ -207,18 +206,30 @@ pub(crate) fn endpoint_name(e: provider_123pan::EndpointId) -> String {
     out
 }
 
-fn parse_rate_limit(s: &str) -> Result<(provider_123pan::EndpointId, f64), String> {
-    let (name, rate) = s.split_once('=').ok_or("expected ENDPOINT=PER_SECOND")?;
-    let endpoint = provider_123pan::EndpointId::ALL
-        .into_iter()
-        .find(|e| endpoint_name(*e) == name.trim() || e.operation_id() == name.trim())
+/// Finds the endpoint named `name` (its `operationId` or that in `snake_case`).
+///
+/// # Errors
+///
+/// A message listing the known names.
+pub(crate) fn find_endpoint<E: Copy>(
+    all: &[E],
+    operation_id: impl Fn(E) -> &'static str,
+    name: &str,
+) -> Result<E, String> {
+    all.iter()
+        .copied()
+        .find(|e| operation_id(*e) == name || snake(operation_id(*e)) == name)
         .ok_or_else(|| {
-            let names: Vec<String> = provider_123pan::EndpointId::ALL
-                .into_iter()
-                .map(endpoint_name)
-                .collect();
-            format!("unknown endpoint {name:?}; one of: {}", names.join(", "))
-        })?;
+            let names: Vec<String> = all.iter().map(|e| snake(operation_id(*e))).collect();
+            format!(
+                "unknown endpoint {name:?} for --rate-limit; one of: {}",
+                names.join(", ")
+            )
+        })
+}
+
+fn parse_rate_limit(s: &str) -> Result<(String, f64), String> {
+    let (name, rate) = s.split_once('=').ok_or("expected ENDPOINT=PER_SECOND")?;
     let rate: f64 = rate
         .trim()
         .parse()
@@ -226,7 +237,7 @@ fn parse_rate_limit(s: &str) -> Result<(provider_123pan::EndpointId, f64), Strin
     if !(rate.is_finite() && rate > 0.0) {
         return Err("the rate must be a positive number".to_owned());
     }
-    Ok((endpoint, rate))
+    Ok((name.trim().to_owned(), rate))
 }
 
 fn main() -> ExitCode {

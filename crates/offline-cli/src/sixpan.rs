@@ -66,6 +66,12 @@ pub(crate) fn build_client(global: &Global) -> Result<SixPan, Error> {
     if let Some(t) = &global.token {
         b = b.token(t.clone());
     }
+    for (name, rate) in &global.rate_limits {
+        let endpoint =
+            crate::find_endpoint(&provider_6pan::EndpointId::ALL, |e| e.operation_id(), name)
+                .map_err(Error::Config)?;
+        b = b.rate_limit(endpoint, *rate);
+    }
     b.build()
 }
 

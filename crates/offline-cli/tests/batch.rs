@@ -218,3 +218,99 @@ fn per_url_for_unknown(lines: &[Value], per_url: &HashMap<String, usize>) -> usi
         })
         .sum()
 }
+
+fn command_6pan(emu: &RunningEmulator, input: &std::path::Path) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.args([
+        "--provider",
+        "6pan",
+        "--base-url",
+        &emu.base_url(),
+        "--json",
+    ])
+    .args([
+        "--rate-limit",
+        "parse_url=200",
+        "--rate-limit",
+        "add_tasks=200",
+        "--rate-limit",
+        "list_tasks=200",
+    ])
+    .args(["add", "--path", "/batch", "--from"])
+    .arg(input)
+    .env("OFFLINE_6PAN_ACCOUNT", emu.sixpan_account())
+    .env("OFFLINE_6PAN_PASSWORD", emu.sixpan_password())
+    .env_remove("OFFLINE_6PAN_TOKEN")
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    cmd
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_6pan_batch_killed_mid_way_is_reconciled_from_the_task_list() {
+    let (emu, src) = setup().await;
+    let dir = tempfile::tempdir().unwrap();
+    let torrent = dir.path().join("t.torrent");
+    std::fs::write(
+        &torrent,
+        offline_proto::torrent::TorrentBuilder::new("from-a-file")
+            .single(vec![1u8; 5000])
+            .build(),
+    )
+    .unwrap();
+    let mut lines: Vec<String> = (0..40)
+        .map(|i| {
+            format!(
+                "magnet:?xt=urn:btih:{:040x}&dn=item-{i}",
+                0xabc0_0000u64 + i
+            )
+        })
+        .collect();
+    lines.push(src.file_url("f.bin"));
+    lines.push(torrent.display().to_string());
+    let input = dir.path().join("links.txt");
+    std::fs::write(&input, lines.join("\n")).unwrap();
+    let n = lines.len();
+
+    for threshold in [8, 20] {
+        let mut child = command_6pan(&emu, &input).spawn().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while emu.sixpan_tasks().len() < threshold && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(emu.sixpan_tasks().len() < n, "killed before the end");
+    }
+    let mut last = Vec::new();
+    for _ in 0..3 {
+        let out = tokio::task::spawn_blocking({
+            let mut c = command_6pan(&emu, &input);
+            move || c.output().unwrap()
+        })
+        .await
+        .unwrap();
+        last = json_lines(&out.stdout);
+        if last.iter().all(|l| l["state"] == "submitted") {
+            break;
+        }
+    }
+    assert_eq!(last.len(), n);
+    assert!(
+        last.iter().all(|l| l["state"] == "submitted"),
+        "reconciliation settles every line: {last:?}"
+    );
+    let tasks = emu.sixpan_tasks();
+    assert_eq!(tasks.len(), n, "each line created exactly one task");
+    let mut names: Vec<&str> = tasks.iter().map(|t| t.name.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    assert_eq!(names.len(), n, "no name twice");
+    let ids: std::collections::HashSet<&str> = tasks.iter().map(|t| t.identity.as_str()).collect();
+    for line in &last {
+        assert!(
+            ids.contains(line["task"].as_str().unwrap()),
+            "the recorded task exists: {line}"
+        );
+    }
+}
