@@ -8,6 +8,7 @@ mod journal;
 mod output;
 mod sixpan;
 mod tools;
+mod upload;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -164,6 +165,9 @@ enum Command {
     Login,
     /// Print the qetag (the 28-character Qiniu etag 6pan identifies files by) of files.
     Hash(tools::HashArgs),
+    /// Upload files into the drive (6pan): instant when the drive knows the etag, else
+    /// in blocks, several at once.
+    Upload(upload::UploadArgs),
     /// Look inside torrent files.
     #[command(subcommand)]
     Torrent(tools::TorrentCommand),
@@ -183,6 +187,26 @@ struct EmulatorArgs {
     /// Throttle source downloads to this many bytes per second.
     #[arg(long)]
     fetch_rate: Option<u64>,
+    /// Inject faults into this share of requests (0 to 1), split evenly between 503s,
+    /// rate limits, connections dropped before or after the work, truncated bodies and
+    /// expired tokens. Switch at run time with `PUT /_emulator/faults`.
+    #[arg(long, default_value_t = 0.0)]
+    fault_rate: f64,
+    /// Seed of the fault generator (the same seed gives the same faults).
+    #[arg(long, default_value_t = 0)]
+    fault_seed: u64,
+    /// Milliseconds added before every answer.
+    #[arg(long, default_value_t = 0)]
+    latency_ms: u64,
+    /// Share of callbacks never sent (0 to 1).
+    #[arg(long, default_value_t = 0.0)]
+    callback_lost: f64,
+    /// Share of callbacks sent twice (0 to 1).
+    #[arg(long, default_value_t = 0.0)]
+    callback_twice: f64,
+    /// Milliseconds before each callback is sent.
+    #[arg(long, default_value_t = 0)]
+    callback_delay_ms: u64,
     /// A bearer token that is always valid (for tools that cannot log in first).
     #[arg(long, value_name = "TOKEN")]
     static_token: Option<String>,
@@ -294,6 +318,7 @@ async fn run(cli: Cli) -> u8 {
         Command::Rm { tasks } => sixpan::rm(&cli.global, &tasks, &out).await,
         Command::Login => sixpan::login(&cli.global, &out).await,
         Command::Hash(args) => tools::hash(&args, &out),
+        Command::Upload(args) => upload::upload(&cli.global, &args, &out).await,
         Command::Torrent(cmd) => tools::torrent(&cmd, &out),
     }
 }
@@ -312,6 +337,13 @@ async fn run_emulator(global: &Global, args: EmulatorArgs, out: &output::Output)
         token_lifetime: std::time::Duration::from_secs(args.token_lifetime),
         data_dir: args.data_dir,
         fetch_rate: args.fetch_rate,
+        faults: offline_emulator::Faults {
+            latency: std::time::Duration::from_millis(args.latency_ms),
+            callback_lost: args.callback_lost,
+            callback_twice: args.callback_twice,
+            callback_delay: std::time::Duration::from_millis(args.callback_delay_ms),
+            ..offline_emulator::Faults::mixed(args.fault_seed, args.fault_rate)
+        },
         static_token: args.static_token,
         loopback_only: args.loopback_only,
         ..defaults

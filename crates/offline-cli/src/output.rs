@@ -98,22 +98,32 @@ impl Output {
         }
     }
 
+    /// The started emulator's address and the credentials it accepts. The client
+    /// secret is printed only when it is the built-in demo secret (public, and needed
+    /// to try the emulator); one the user chose (`--client-secret` or the environment)
+    /// shows as `***`, as every other secret does.
     pub(crate) fn emulator_started(&self, emu: &offline_emulator::RunningEmulator) {
+        let demo = offline_emulator::EmulatorConfig::default().client_secret;
+        let secret = if emu.client_secret() == demo {
+            emu.client_secret()
+        } else {
+            "***"
+        };
         if self.json {
             self.line(&json!({
                 "event": "emulator",
                 "base_url": emu.base_url(),
                 "client_id": emu.client_id(),
-                "client_secret": emu.client_secret(),
+                "client_secret": secret,
                 "data_dir": emu.data_dir(),
             }));
         } else {
             println!("emulator listening on {}", emu.base_url());
             println!("  client ID:     {}", emu.client_id());
-            println!("  client secret: {}", emu.client_secret());
+            println!("  client secret: {secret}");
             println!("  data dir:      {}", emu.data_dir().display());
             println!();
-            println!("try: OFFLINE_123PAN_CLIENT_ID={} OFFLINE_123PAN_CLIENT_SECRET={} offline --base-url {} add URL --wait", emu.client_id(), emu.client_secret(), emu.base_url());
+            println!("try: OFFLINE_123PAN_CLIENT_ID={} OFFLINE_123PAN_CLIENT_SECRET={secret} offline --base-url {} add URL --wait", emu.client_id(), emu.base_url());
             println!("stop with Ctrl-C");
         }
         let _ = std::io::stdout().flush();

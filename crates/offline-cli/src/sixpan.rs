@@ -4,8 +4,9 @@
 use std::path::Path;
 
 use futures_util::StreamExt;
-use provider_6pan::{is_final, Error, OfflineTask, Selection, SixPan, TaskStatus};
+use provider_6pan::{is_final, Error, OfflineTask, Selection, SixPan, SixPanBuilder, TaskStatus};
 use serde_json::json;
+use transport_hyper::HyperClient;
 
 use crate::commands::AddArgs;
 use crate::output::{table, Output};
@@ -56,7 +57,15 @@ pub(crate) fn report(out: &Output, subject: &str, e: &Error) -> u8 {
 
 /// Builds the 6pan client from the global options.
 pub(crate) fn build_client(global: &Global) -> Result<SixPan, Error> {
-    let mut b = SixPan::builder().insecure_http(global.insecure_http);
+    build_client_with(global, |b| b)
+}
+
+/// Builds the 6pan client from the global options and what `more` sets on the builder.
+pub(crate) fn build_client_with(
+    global: &Global,
+    more: impl FnOnce(SixPanBuilder<HyperClient>) -> SixPanBuilder<HyperClient>,
+) -> Result<SixPan, Error> {
+    let mut b = more(SixPan::builder()).insecure_http(global.insecure_http);
     if let Some(url) = global.base_url_for("OFFLINE_6PAN_BASE_URL") {
         b = b.base_url(url);
     }

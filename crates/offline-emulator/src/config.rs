@@ -53,15 +53,26 @@ pub struct EmulatorConfig {
     /// The largest source a cloud-drive task accepts, in bytes; a larger one fails the
     /// task. Default 4 GiB.
     pub max_source_bytes: u64,
-    /// A bearer token that is always valid, for the configured client ID, besides the
-    /// tokens the token call issues: for tools (schemathesis) that cannot log in first.
-    /// Default `None`.
+    /// A token that is always valid, for tools (schemathesis) that cannot log in or
+    /// fetch an upload token first. Default `None`. It is accepted
+    ///
+    /// - by 123pan as a bearer token (`Authorization: Bearer <token>`) of the
+    ///   configured client ID, besides the tokens the token call issues;
+    /// - by 6pan as a `Qingzhen-Token`, which no login or
+    ///   [`expire_sixpan_tokens`](crate::RunningEmulator::expire_sixpan_tokens) ends;
+    ///   answers hand it back in `qingzhen-token` instead of a new token;
+    /// - by 6pan's storage service as an upload token (`Authorization: <token>`
+    ///   without `Bearer` on the block calls, or the form's `token`): the file goes to
+    ///   the root folder, named `upload-<8 hex digits>`.
     pub static_token: Option<String>,
     /// Fetch sources and POST callbacks only to loopback hosts (`127.0.0.0/8`, `::1`,
     /// `localhost`): a task whose source is elsewhere fails at once, and a callback
     /// elsewhere is not sent. For runs that feed the emulator made-up URLs. Default
     /// `false`.
     pub loopback_only: bool,
+    /// Faults to inject from the start (see [`crate::Faults`]); none by default. Can be
+    /// changed at run time with [`crate::RunningEmulator::set_faults`].
+    pub faults: crate::Faults,
     /// The 6pan account (phone number or e-mail) a login accepts. Default
     /// `demo@offline.local`.
     pub sixpan_account: String,
@@ -80,6 +91,11 @@ pub struct EmulatorConfig {
     /// torrent without a loopback web seed) takes to be done, progressing linearly.
     /// Default 10 s (+10 % per second).
     pub sixpan_simulated_duration: Duration,
+    /// Text every credential the emulator issues starts with: 123pan access tokens,
+    /// 6pan login tokens, and the access key of 6pan upload tokens. Default empty. A
+    /// test sets a sentinel here and then searches logs and output for it, to catch a
+    /// token that leaks.
+    pub token_prefix: String,
 }
 
 /// The default of [`EmulatorConfig::max_source_bytes`]: 4 GiB.
@@ -102,12 +118,14 @@ impl Default for EmulatorConfig {
             max_source_bytes: DEFAULT_MAX_SOURCE_BYTES,
             static_token: None,
             loopback_only: false,
+            faults: crate::Faults::default(),
             sixpan_account: "demo@offline.local".to_owned(),
             sixpan_password: "offline-demo-password".to_owned(),
             sixpan_max_devices: 1000,
             sixpan_rotation_grace: Duration::from_secs(30),
             sixpan_upload_token_lifetime: Duration::from_secs(3600),
             sixpan_simulated_duration: Duration::from_secs(10),
+            token_prefix: String::new(),
         }
     }
 }

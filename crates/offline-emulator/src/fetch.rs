@@ -138,10 +138,25 @@ pub(crate) async fn run(shared: Arc<Shared>, job: Job) {
             debug!(task = %job.id, "callback not sent: not a loopback host (loopback only)");
             return;
         }
-        let delivered = tokio::select! {
+        let (lost, twice, delay) = shared.faults.callback(shared.next_callback());
+        if lost {
+            debug!(task = %job.id, "callback lost (injected fault)");
+            return;
+        }
+        if !delay.is_zero() {
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = cancelled(&mut shutdown) => return,
+            }
+        }
+        let mut delivered = tokio::select! {
             d = deliver_callback(&shared.http, target, &callback) => d,
             () = cancelled(&mut shutdown) => false,
         };
+        if twice {
+            debug!(task = %job.id, "callback sent twice (injected fault)");
+            delivered &= deliver_callback(&shared.http, target, &callback).await;
+        }
         shared.update_task(job.id, |t| t.callback_delivered = delivered);
     }
 }

@@ -34,19 +34,28 @@
 //! | 405 | 405 | known path, wrong method (with `Allow`) |
 //! | 413 | 413 | request body over 1 MiB |
 //!
-//! # The description
+//! # The descriptions
 //!
 //! `GET /openapi.json` answers the 123pan description (`fixtures/openapi/123pan.json`,
 //! generated from `123pan.yaml`). Every request is checked against it: read into the
 //! generated wire types (a wrong shape is refused with the JSON path that failed),
 //! checked by `offline-proto`'s validation, then checked against the operation's
 //! schemas, so that every constraint the description states is enforced. A refused
-//! request gets the code-400 envelope above, never a 500. CI runs schemathesis
-//! against it.
+//! request gets the code-400 envelope above, never a 500.
 //!
-//! For such tools, [`EmulatorConfig::static_token`] makes one bearer token always
-//! valid, [`EmulatorConfig::loopback_only`] keeps made-up source and callback URLs
-//! on the machine, and the rate limits can be removed
+//! `GET /6pan/openapi.json` answers the 6pan description (`fixtures/openapi/6pan.json`)
+//! with its `servers` rewritten to this emulator, as the request's `Host` names it:
+//! the API host at `http://<host>`, the storage service (`{uploadUrl}` in the
+//! description) at `http://<host>/wcs`. Every 6pan request is checked against it the
+//! same way (the body's schema, a form's fields, path and header parameters such as
+//! `UploadBatch`), after the emulator's own checks and before anything changes: a
+//! refused API call gets HTTP 400 `PARAMETER_ERROR`, a refused storage call HTTP 400
+//! `{"code": 400, "message"}`, never a 500.
+//!
+//! CI runs schemathesis against both. For such tools, [`EmulatorConfig::static_token`]
+//! makes one token always valid (as a 123pan bearer token, a 6pan `Qingzhen-Token`
+//! and a storage upload token), [`EmulatorConfig::loopback_only`] keeps made-up source
+//! and callback URLs on the machine, and the rate limits can be removed
 //! ([`EmulatorConfig::rate_limits`]); `offline emulator` has a flag for each.
 //!
 //! # 6pan
@@ -59,7 +68,8 @@
 //! [`EmulatorConfig::sixpan_simulated_duration`]). Error codes chosen by the emulator
 //! where no source names one: `PARAMETER_ERROR`, `USER_NOT_FOUND`, `PASSWORD_ERROR`,
 //! `IDENTITY_INVALID`, `API_NOT_FOUND`, `METHOD_NOT_ALLOWED`, `REQUEST_TOO_LARGE`;
-//! ed2k identities have type 5040.
+//! ed2k identities have type 5040. (The description leaves both sets open, so these
+//! conform to it.)
 //!
 //! # Not emulated
 //!
@@ -70,7 +80,10 @@
 //! etag.
 
 mod config;
+mod faults;
 mod fetch;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod openapi;
 mod server;
 mod sixpan;
@@ -88,6 +101,7 @@ use tokio::task::JoinHandle;
 use tracing::info;
 
 pub use config::EmulatorConfig;
+pub use faults::{decide as fault_for_request, Action as FaultAction, Faults};
 pub use offline_proto::pan123::{EndpointId, TaskId, TaskStatus};
 pub use sixpan::{SixpanTaskKind, SixpanTaskSnapshot};
 pub use state::{TaskKind, TaskSnapshot};
@@ -258,6 +272,17 @@ impl RunningEmulator {
     /// suffix) is stored, if one is: an upload's bytes, or a downloaded file's.
     pub fn stored_blob(&self, etag: impl AsRef<str>) -> Option<std::path::PathBuf> {
         self.shared.sixpan.stored_blob(etag.as_ref())
+    }
+
+    /// Switches the injected faults (see [`Faults`]); takes effect from the next
+    /// request. `Faults::default()` switches them off.
+    pub fn set_faults(&self, faults: Faults) {
+        self.shared.faults.set(faults);
+    }
+
+    /// How many requests met an injected fault so far.
+    pub fn faults_injected(&self) -> u64 {
+        self.shared.faults.injected()
     }
 
     /// Stops gracefully: stops accepting, lets open connections finish their current

@@ -1,5 +1,5 @@
-//! The provider descriptions the emulator serves (`/openapi.json`) and checks every
-//! request against.
+//! The provider descriptions the emulator serves (`/openapi.json` for 123pan,
+//! `/6pan/openapi.json` for 6pan) and checks every request against.
 //!
 //! The descriptions are the JSON forms that `cargo xtask codegen` writes from
 //! `fixtures/openapi/*.yaml`, embedded at build time. A request is read into the
@@ -28,6 +28,13 @@ pub(crate) const PAN123_JSON: &str = include_str!("../../../fixtures/openapi/123
 /// The 123pan description, parsed.
 pub(crate) static PAN123: LazyLock<Description> = LazyLock::new(|| Description::new(PAN123_JSON));
 
+/// The 6pan description as generated (`servers` name the real hosts; the emulator
+/// serves it with them rewritten, see [`Description::with_servers`]).
+pub(crate) const SIXPAN_JSON: &str = include_str!("../../../fixtures/openapi/6pan.json");
+
+/// The 6pan description, parsed.
+pub(crate) static SIXPAN: LazyLock<Description> = LazyLock::new(|| Description::new(SIXPAN_JSON));
+
 /// A parsed description.
 #[derive(Debug)]
 pub(crate) struct Description {
@@ -44,13 +51,26 @@ impl Description {
         }
     }
 
-    /// The operation object of `method` on `path` (a literal path; no templates are
-    /// needed for 123pan).
+    /// The operation object of `method` on `path`: the path item of that literal path,
+    /// else of the first template (`/mkblk/{blockSize}/{blockIndex}`) it matches.
     fn operation(&self, method: &Method, path: &str) -> Option<&Value> {
-        self.root
-            .get("paths")?
-            .get(path)?
-            .get(method.as_str().to_ascii_lowercase())
+        self.path_item(path)
+            .and_then(|(_, item)| item.get(method.as_str().to_ascii_lowercase()))
+    }
+
+    /// The path item for a request path, with its template (`path` itself when the
+    /// description lists it literally).
+    fn path_item<'a>(&'a self, path: &str) -> Option<(&'a str, &'a Value)> {
+        let paths = self.root.get("paths")?.as_object()?;
+        if let Some((template, item)) = paths.get_key_value(path) {
+            return Some((template.as_str(), item));
+        }
+        paths
+            .iter()
+            .find(|(template, _)| {
+                template.contains('{') && template_values(template, path).is_some()
+            })
+            .map(|(template, item)| (template.as_str(), item))
     }
 
     /// The operation's parameters in `place` (`query`, `header`), `$ref`s followed.
@@ -91,16 +111,138 @@ impl Description {
         path: &str,
         body: &Value,
     ) -> Result<(), String> {
+        self.check_body_as(method, path, "application/json", body)
+    }
+
+    /// Checks a request body, read as JSON (a form as an object of its fields, a text
+    /// body as a string), against the operation's schema for `media_type`. The media
+    /// type is compared without its parameters (`text/plain;charset=UTF-8` is
+    /// `text/plain`), case-insensitively. An operation without a schema for it checks
+    /// nothing.
+    ///
+    /// # Errors
+    ///
+    /// The message for the 400 answer: `invalid request body at `dirID`: ...`.
+    pub(crate) fn check_body_as(
+        &self,
+        method: &Method,
+        path: &str,
+        media_type: &str,
+        body: &Value,
+    ) -> Result<(), String> {
+        let wanted = essence(media_type);
         let Some(schema) = self
             .operation(method, path)
             .and_then(|op| op.get("requestBody"))
             .map(|b| self.resolve(b))
-            .and_then(|b| b.get("content")?.get("application/json")?.get("schema"))
+            .and_then(|b| b.get("content")?.as_object())
+            .and_then(|content| {
+                content
+                    .iter()
+                    .find(|(media, _)| essence(media) == wanted)
+                    .and_then(|(_, m)| m.get("schema"))
+            })
         else {
             return Ok(());
         };
         self.check(schema, body, "")
             .map_err(|(at, why)| located("invalid request body", &at, &why))
+    }
+
+    /// Checks a form (`multipart/form-data` or `application/x-www-form-urlencoded`:
+    /// `name=value` pairs, a file part given as its name with an empty value) against
+    /// the operation's schema for `media_type`, as an object of the fields. A value is
+    /// checked as a number or a boolean where the field's schema wants one and it reads
+    /// as one; a repeated field counts once (its first value).
+    ///
+    /// # Errors
+    ///
+    /// The message for the 400 answer: `invalid request body at `deadline`: ...`.
+    pub(crate) fn check_form(
+        &self,
+        method: &Method,
+        path: &str,
+        media_type: &str,
+        fields: &[(String, String)],
+    ) -> Result<(), String> {
+        let wanted = essence(media_type);
+        let Some(schema) = self
+            .operation(method, path)
+            .and_then(|op| op.get("requestBody"))
+            .map(|b| self.resolve(b))
+            .and_then(|b| b.get("content")?.as_object())
+            .and_then(|content| {
+                content
+                    .iter()
+                    .find(|(media, _)| essence(media) == wanted)
+                    .and_then(|(_, m)| m.get("schema"))
+            })
+        else {
+            return Ok(());
+        };
+        let rules = self.resolve(schema);
+        let mut object = Map::new();
+        for (name, raw) in fields {
+            if object.contains_key(name) {
+                continue;
+            }
+            let field_schema = rules
+                .get("properties")
+                .and_then(|p| p.get(name))
+                .or_else(|| rules.get("additionalProperties").filter(|a| a.is_object()));
+            let value = match field_schema {
+                Some(field_schema) => self.typed_for(field_schema, raw),
+                None => Value::String(raw.clone()),
+            };
+            object.insert(name.clone(), value);
+        }
+        self.check(schema, &Value::Object(object), "")
+            .map_err(|(at, why)| located("invalid request body", &at, &why))
+    }
+
+    /// A text value (query, path, form field) as JSON for `schema`: a string where the
+    /// schema allows one, else a number or boolean when it reads as one.
+    fn typed_for(&self, schema: &Value, raw: &str) -> Value {
+        let wants_string = match self.resolve(schema).get("type") {
+            Some(Value::String(kind)) => kind == "string",
+            Some(Value::Array(kinds)) => kinds.iter().any(|k| k == "string"),
+            _ => false,
+        };
+        if wants_string {
+            Value::String(raw.to_owned())
+        } else {
+            typed(raw)
+        }
+    }
+
+    /// Checks the path parameters (`blockSize` of `/mkblk/{blockSize}/{blockIndex}`)
+    /// against their schemas (a value that reads as a number is checked as one).
+    ///
+    /// # Errors
+    ///
+    /// The message for the 400 answer.
+    pub(crate) fn check_path(&self, method: &Method, path: &str) -> Result<(), String> {
+        let Some((template, item)) = self.path_item(path) else {
+            return Ok(());
+        };
+        let Some(op) = item.get(method.as_str().to_ascii_lowercase()) else {
+            return Ok(());
+        };
+        let values = template_values(template, path).unwrap_or_default();
+        for param in self.parameters(op, "path") {
+            let Some(name) = param.get("name").and_then(Value::as_str) else {
+                continue;
+            };
+            let Some((_, raw)) = values.iter().find(|(k, _)| k == name) else {
+                continue;
+            };
+            let Some(schema) = param.get("schema") else {
+                continue;
+            };
+            self.check(schema, &self.typed_for(schema, raw), name)
+                .map_err(|(at, why)| located("invalid path", &at, &why))?;
+        }
+        Ok(())
     }
 
     /// Checks the query parameters (`name=value` pairs, decoded) against the
@@ -133,7 +275,7 @@ impl Description {
             let Some(schema) = param.get("schema") else {
                 continue;
             };
-            let value = typed(raw);
+            let value = self.typed_for(schema, raw);
             self.check(schema, &value, name)
                 .map_err(|(at, why)| located("invalid query", &at, &why))?;
         }
@@ -172,6 +314,43 @@ impl Description {
             }
         }
         Ok(())
+    }
+
+    /// The description as served: the same document with the top-level `servers`
+    /// replaced by one server at `api` and every path's or operation's own `servers`
+    /// (6pan's storage service, `{uploadUrl}`) by one at `storage`, so that a tool
+    /// reading it calls the emulator. Each server keeps its `description` and `x-`
+    /// extensions; its `variables` go.
+    pub(crate) fn with_servers(&self, api: &str, storage: &str) -> Value {
+        fn rewrite(servers: &mut Value, url: &str) {
+            let Some(list) = servers.as_array_mut() else {
+                return;
+            };
+            let mut server = list
+                .first()
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default();
+            server.remove("variables");
+            server.insert("url".to_owned(), Value::from(url));
+            *list = vec![Value::Object(server)];
+        }
+        let mut root = self.root.clone();
+        if let Some(servers) = root.get_mut("servers") {
+            rewrite(servers, api);
+        }
+        if let Some(paths) = root.get_mut("paths").and_then(Value::as_object_mut) {
+            for item in paths.values_mut().filter_map(Value::as_object_mut) {
+                for (key, value) in item.iter_mut() {
+                    if key == "servers" {
+                        rewrite(value, storage);
+                    } else if let Some(servers) = value.get_mut("servers") {
+                        rewrite(servers, storage);
+                    }
+                }
+            }
+        }
+        root
     }
 
     /// Checks `value` (found at `at`, a dotted path) against `schema`: `Err((at, why))`
@@ -434,6 +613,59 @@ fn describe(value: &Value) -> &'static str {
     }
 }
 
+/// A media type without its parameters, lowercase: `text/plain;charset=UTF-8` is
+/// `text/plain`.
+fn essence(media_type: &str) -> String {
+    media_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase()
+}
+
+/// The values of a path's `{name}` segments if `path` matches `template` (segment by
+/// segment; a template segment is a literal or a whole `{name}`), percent-decoded.
+fn template_values(template: &str, path: &str) -> Option<Vec<(String, String)>> {
+    let want: Vec<&str> = template.split('/').collect();
+    let have: Vec<&str> = path.split('/').collect();
+    if want.len() != have.len() {
+        return None;
+    }
+    let mut values = Vec::new();
+    for (w, h) in want.iter().zip(&have) {
+        match w.strip_prefix('{').and_then(|n| n.strip_suffix('}')) {
+            Some(_) if h.is_empty() => return None,
+            Some(name) => values.push((name.to_owned(), percent_decode(h))),
+            None if w == h => {}
+            None => return None,
+        }
+    }
+    Some(values)
+}
+
+/// Decodes `%XX` escapes (an invalid one is kept as written; invalid UTF-8 is
+/// replaced).
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = (bytes[i] == b'%')
+            .then(|| text.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        if let Some(byte) = escaped {
+            out.push(byte);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// A query value as JSON: a number or boolean when it reads as one, else a string.
 fn typed(raw: &str) -> Value {
     match serde_json::from_str::<Value>(raw) {
@@ -454,8 +686,6 @@ fn is_uuid(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const SIXPAN_JSON: &str = include_str!("../../../fixtures/openapi/6pan.json");
 
     /// Every keyword of every schema in `value` (which is a schema).
     fn keywords(value: &Value, out: &mut std::collections::BTreeSet<String>) {
@@ -607,6 +837,123 @@ mod tests {
             )
             .unwrap_err();
         assert_eq!(e, "invalid request body at `type`: must be 1");
+    }
+
+    #[test]
+    fn templates_paths_and_forms() {
+        let d = &*SIXPAN;
+        let post = Method::POST;
+        assert_eq!(
+            template_values("/mkblk/{blockSize}/{blockIndex}", "/mkblk/4194304/0"),
+            Some(vec![
+                ("blockSize".to_owned(), "4194304".to_owned()),
+                ("blockIndex".to_owned(), "0".to_owned())
+            ])
+        );
+        assert_eq!(
+            template_values("/bput/{ctx}/{offset}", "/bput/a%2Fb/3"),
+            Some(vec![
+                ("ctx".to_owned(), "a/b".to_owned()),
+                ("offset".to_owned(), "3".to_owned())
+            ])
+        );
+        assert_eq!(template_values("/mkfile/{fileSize}", "/mkfile/"), None);
+        assert_eq!(template_values("/mkfile/{fileSize}", "/mkfile/1/2"), None);
+        assert_eq!(d.check_path(&post, "/mkblk/4194304/0"), Ok(()));
+        assert_eq!(
+            d.check_path(&post, "/mkblk/4194305/0").unwrap_err(),
+            "invalid path at `blockSize`: must be at most 4194304"
+        );
+        assert!(d.check_path(&post, "/mkfile/x").is_err());
+        // A ctx that reads as a number is still a string.
+        assert_eq!(d.check_path(&post, "/bput/12/0"), Ok(()));
+        let mut headers = HeaderMap::new();
+        assert_eq!(
+            d.check_headers(&post, "/mkblk/{blockSize}/{blockIndex}", &headers),
+            Err("missing header UploadBatch".to_owned())
+        );
+        headers.insert("uploadbatch", http::HeaderValue::from_static("x"));
+        assert!(d
+            .check_headers(&post, "/mkblk/{blockSize}/{blockIndex}", &headers)
+            .unwrap_err()
+            .contains("UUID"));
+
+        let fields = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        let form = "multipart/form-data; boundary=x";
+        let ok = fields(&[
+            ("token", "1"),
+            ("deadline", "3"),
+            ("x:n", "4"),
+            ("file", ""),
+        ]);
+        assert_eq!(d.check_form(&post, "/file/upload", form, &ok), Ok(()));
+        let e = d
+            .check_form(&post, "/file/upload", form, &fields(&[("token", "t")]))
+            .unwrap_err();
+        assert_eq!(e, "invalid request body at `file`: file is required");
+        let e = d
+            .check_form(
+                &post,
+                "/file/upload",
+                form,
+                &fields(&[("token", "t"), ("deadline", "soon"), ("file", "")]),
+            )
+            .unwrap_err();
+        assert_eq!(
+            e,
+            "invalid request body at `deadline`: expected integer, got a string"
+        );
+        // Text bodies, by the media type without its parameters.
+        assert_eq!(
+            d.check_body_as(
+                &post,
+                "/mkfile/{fileSize}",
+                "TEXT/plain",
+                &Value::from("a,b")
+            ),
+            Ok(())
+        );
+        assert!(d
+            .check_body_as(&post, "/mkfile/{fileSize}", "text/plain", &Value::from(1))
+            .is_err());
+    }
+
+    #[test]
+    fn servers_are_rewritten_for_serving() {
+        let served = SIXPAN.with_servers("http://h:1", "http://h:1/wcs");
+        assert_eq!(served["servers"][0]["url"], "http://h:1");
+        assert_eq!(served["servers"][0]["x-rust-name"], "Api");
+        let paths = served["paths"].as_object().unwrap();
+        let mut storage = 0;
+        for item in paths.values() {
+            for op in item.as_object().unwrap().values() {
+                if let Some(servers) = op.get("servers") {
+                    storage += 1;
+                    assert_eq!(servers.as_array().unwrap().len(), 1);
+                    assert_eq!(servers[0]["url"], "http://h:1/wcs");
+                    assert!(servers[0].get("variables").is_none());
+                    assert_eq!(servers[0]["x-rust-name"], "Upload");
+                }
+            }
+        }
+        assert_eq!(storage, 4);
+        // Everything else is the generated document.
+        let mut original: Value = serde_json::from_str(SIXPAN_JSON).unwrap();
+        let mut rewritten = served.clone();
+        for doc in [&mut original, &mut rewritten] {
+            doc.as_object_mut().unwrap().remove("servers");
+            for item in doc["paths"].as_object_mut().unwrap().values_mut() {
+                for op in item.as_object_mut().unwrap().values_mut() {
+                    op.as_object_mut().unwrap().remove("servers");
+                }
+            }
+        }
+        assert_eq!(original, rewritten);
     }
 
     #[test]

@@ -6,7 +6,6 @@
 //! (404), a wrong method (405) and a body over the limit (413); the envelope code then
 //! repeats the HTTP status.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +17,8 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
+
+use crate::faults::Action;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use offline_proto::pan123::{
     url_file_name, validate_http_url, AccessTokenRequest, Endpoint, EndpointId, Envelope,
@@ -92,7 +93,7 @@ async fn serve_connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Share
     let mut shutdown = shared.shutdown.clone();
     let service = service_fn(move |req| {
         let shared = shared.clone();
-        async move { Ok::<_, Infallible>(handle(&shared, req, peer).await) }
+        async move { with_faults(&shared, req, peer).await }
     });
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())
@@ -113,6 +114,130 @@ async fn serve_connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Share
         }
     }
 }
+
+/// The connection is closed on purpose (an injected fault).
+#[derive(Debug)]
+struct Dropped;
+
+impl std::fmt::Display for Dropped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection dropped (injected fault)")
+    }
+}
+
+impl std::error::Error for Dropped {}
+
+/// Answers `req` under the faults in force (the descriptions are never faulted).
+async fn with_faults(
+    shared: &Arc<Shared>,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+) -> Result<Response<Full<Bytes>>, Dropped> {
+    let path = req.uri().path();
+    if path.ends_with("openapi.json") {
+        return Ok(handle(shared, req, peer).await);
+    }
+    if path == FAULTS_PATH {
+        return Ok(faults_route(shared, req).await);
+    }
+    let sixpan = crate::sixpan::is_sixpan_path(path);
+    let (action, latency) = shared.faults.next();
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    let plain = |status: StatusCode, body: &'static str| {
+        let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+        *r.status_mut() = status;
+        r.headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static("text/html"));
+        r
+    };
+    let json = |status: StatusCode, body: String| {
+        let mut r = Response::new(Full::new(Bytes::from(body)));
+        *r.status_mut() = status;
+        r.headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        r
+    };
+    match action {
+        Action::Pass => Ok(handle(shared, req, peer).await),
+        Action::ServerError => Ok(plain(StatusCode::SERVICE_UNAVAILABLE, "<html><body>503 Service Unavailable</body></html>")),
+        Action::DropBefore => Err(Dropped),
+        Action::RateLimited if sixpan => Ok(json(
+            StatusCode::TOO_MANY_REQUESTS,
+            r#"{"status":429,"result":null,"code":"TOO_MANY_REQUESTS","success":false,"message":"too many requests"}"#.to_owned(),
+        )),
+        Action::RateLimited => Ok(respond(Err(Fail::rate_limited()), shared.trace_id())),
+        Action::TokenExpired if sixpan => Ok(json(
+            StatusCode::UNAUTHORIZED,
+            r#"{"status":401,"result":null,"code":"BEARER_AUTHORIZATION_HEADER_INVALID","success":false,"message":"jwt expired"}"#.to_owned(),
+        )),
+        Action::TokenExpired => Ok(respond(Err(Fail::code(CODE_TOKEN_INVALID_FAULT, "token is expired")), shared.trace_id())),
+        Action::DropAfter => {
+            let _ = handle(shared, req, peer).await;
+            Err(Dropped)
+        }
+        Action::Truncate => {
+            let response = handle(shared, req, peer).await;
+            let (parts, body) = response.into_parts();
+            let bytes = http_body_util::BodyExt::collect(body)
+                .await
+                .map(http_body_util::Collected::to_bytes)
+                .unwrap_or_default();
+            // Half of the JSON, with an honest length: the client reads a body that
+            // ends in the middle of a value.
+            Ok(Response::from_parts(parts, Full::new(bytes.slice(..bytes.len() / 2))))
+        }
+    }
+}
+
+/// Where the standalone emulator's faults are read (`GET`) and switched (`PUT`, a
+/// [`crate::Faults`] as JSON).
+pub(crate) const FAULTS_PATH: &str = "/_emulator/faults";
+
+async fn faults_route(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let reply = |status: StatusCode, body: Vec<u8>| {
+        let mut r = Response::new(Full::new(Bytes::from(body)));
+        *r.status_mut() = status;
+        r.headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        r
+    };
+    if req.method() == Method::PUT {
+        let body = match http_body_util::BodyExt::collect(http_body_util::Limited::new(
+            req.into_body(),
+            64 * 1024,
+        ))
+        .await
+        {
+            Ok(b) => b.to_bytes(),
+            Err(_) => {
+                return reply(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    b"{\"error\":\"body too large\"}".to_vec(),
+                )
+            }
+        };
+        match serde_json::from_slice::<crate::Faults>(&body) {
+            Ok(f) => shared.faults.set(f),
+            Err(e) => {
+                return reply(
+                    StatusCode::BAD_REQUEST,
+                    serde_json::json!({"error": e.to_string()})
+                        .to_string()
+                        .into_bytes(),
+                )
+            }
+        }
+    }
+    reply(
+        StatusCode::OK,
+        serde_json::to_vec(&shared.faults.get()).unwrap_or_default(),
+    )
+}
+
+/// The code of an expired token (123pan).
+const CODE_TOKEN_INVALID_FAULT: i64 = 401;
 
 /// An error answer.
 #[derive(Debug)]
@@ -170,6 +295,11 @@ async fn handle(
             .headers_mut()
             .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         return response;
+    }
+    if req.uri().path() == crate::sixpan::OPENAPI_PATH
+        && matches!(*req.method(), Method::GET | Method::HEAD)
+    {
+        return crate::sixpan::description(req.headers());
     }
     if crate::sixpan::is_sixpan_path(req.uri().path()) {
         return crate::sixpan::handle(&shared.sixpan, req).await;
@@ -434,16 +564,7 @@ fn task_id_of(query: Option<&str>) -> Result<TaskId, Fail> {
 /// the client's credentials it refuses the code or refresh token with code 401.
 fn oauth_token(shared: &Shared, query: Option<&str>) -> Answer {
     let endpoint = EndpointId::OAuthToken;
-    let pairs = query_pairs(query);
-    openapi::PAN123
-        .check_query(&endpoint.method(), endpoint.path(), &pairs)
-        .map_err(Fail::bad_request)?;
-    let object: serde_json::Map<String, Value> = pairs
-        .into_iter()
-        .map(|(k, v)| (k, Value::String(v)))
-        .collect();
-    let request: OAuthTokenQuery = serde_path_to_error::deserialize(&Value::Object(object))
-        .map_err(|e| Fail::bad_request(shape_error("invalid query", &e)))?;
+    let request = oauth_query(query)?;
     if !shared.acquire(&request.client_id, endpoint) {
         return Err(Fail::rate_limited());
     }
@@ -477,6 +598,21 @@ fn oauth_token(shared: &Shared, query: Option<&str>) -> Answer {
             "unsupported grant_type {other:?}"
         ))),
     }
+}
+
+/// The OAuth token call's query, checked against the description and read.
+fn oauth_query(query: Option<&str>) -> Result<OAuthTokenQuery, Fail> {
+    let endpoint = EndpointId::OAuthToken;
+    let pairs = query_pairs(query);
+    openapi::PAN123
+        .check_query(&endpoint.method(), endpoint.path(), &pairs)
+        .map_err(Fail::bad_request)?;
+    let object: serde_json::Map<String, Value> = pairs
+        .into_iter()
+        .map(|(k, v)| (k, Value::String(v)))
+        .collect();
+    serde_path_to_error::deserialize(&Value::Object(object))
+        .map_err(|e| Fail::bad_request(shape_error("invalid query", &e)))
 }
 
 /// The decoded `name=value` pairs of a query.
@@ -571,6 +707,64 @@ async fn drain(mut body: Incoming) {
         }
     };
     let _ = tokio::time::timeout(GRACE, work).await;
+}
+
+/// The checks [`route`] makes on a 123pan request before it touches any state (no
+/// token, rate limit or task lookups), in the same order, as one pure function: for the
+/// fuzz target (`offline_emulator::fuzzing::validate_request`). The error is the
+/// answer's envelope code and message.
+#[cfg(feature = "fuzzing")]
+pub(crate) fn check_request(
+    method: &Method,
+    path: &str,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(), (i64, String)> {
+    let fail = |f: Fail| (f.code, f.message);
+    let Some(endpoint) = EndpointId::from_route(method, path) else {
+        return Err((
+            CODE_METHOD_NOT_ALLOWED,
+            format!("no route for {method} {path}"),
+        ));
+    };
+    check_platform(headers).map_err(fail)?;
+    openapi::PAN123
+        .check_headers(method, path, headers)
+        .map_err(|m| (CODE_BAD_REQUEST, m))?;
+    if body.len() > BODY_LIMIT {
+        return Err(fail(Fail::too_large()));
+    }
+    let checked =
+        match endpoint {
+            EndpointId::AccessToken => parse_json::<AccessTokenRequest>(body)
+                .and_then(|(_, json)| conform(EndpointId::AccessToken, &json)),
+            EndpointId::OAuthToken => oauth_query(query).map(drop),
+            EndpointId::OfflineDownload => {
+                parse_json::<OfflineDownloadRequest>(body).and_then(|(request, json)| {
+                    request
+                        .validate()
+                        .map_err(|e| Fail::bad_request(e.to_string()))?;
+                    conform(endpoint, &json)?;
+                    file_name_of(&request.url, request.file_name.as_deref()).map(drop)
+                })
+            }
+            EndpointId::OssOfflineDownload => parse_json::<OssOfflineDownloadRequest>(body)
+                .and_then(|(request, json)| {
+                    request
+                        .validate()
+                        .map_err(|e| Fail::bad_request(e.to_string()))?;
+                    conform(endpoint, &json)?;
+                    file_name_of(&request.url, request.file_name.as_deref()).map(drop)
+                }),
+            EndpointId::OfflineProcess | EndpointId::OssOfflineProcess => task_id_of(query)
+                .and_then(|_| {
+                    openapi::PAN123
+                        .check_query(&endpoint.method(), endpoint.path(), &query_pairs(query))
+                        .map_err(Fail::bad_request)
+                }),
+        };
+    checked.map_err(fail)
 }
 
 #[cfg(test)]

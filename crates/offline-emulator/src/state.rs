@@ -140,11 +140,16 @@ pub(crate) struct Shared {
     pub(crate) loopback_only: bool,
     /// A bearer token that is always valid (for the application's client ID).
     static_token: Option<String>,
+    /// What every issued token starts with ([`EmulatorConfig::token_prefix`]).
+    token_prefix: String,
     pub(crate) http: HttpClient,
     /// Becomes `true` (or its sender goes away) when the emulator stops.
     pub(crate) shutdown: watch::Receiver<bool>,
     /// The 6pan half.
     pub(crate) sixpan: std::sync::Arc<crate::sixpan::SixpanState>,
+    /// Injected faults.
+    pub(crate) faults: crate::faults::FaultState,
+    callbacks_sent: AtomicU64,
     inner: Mutex<Inner>,
     workers: Mutex<JoinSet<()>>,
     token_requests: AtomicU64,
@@ -167,6 +172,12 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Shared {
+    /// The number of the next callback, for fault decisions.
+    pub(crate) fn next_callback(&self) -> u64 {
+        self.callbacks_sent
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    }
+
     pub(crate) fn new(
         config: &EmulatorConfig,
         data_dir: PathBuf,
@@ -181,6 +192,8 @@ impl Shared {
         ));
         Self {
             sixpan,
+            faults: crate::faults::FaultState::new(config.faults.clone()),
+            callbacks_sent: AtomicU64::new(0),
             client_id: config.client_id.clone(),
             client_secret: config.client_secret.clone(),
             token_lifetime: config.token_lifetime,
@@ -190,6 +203,7 @@ impl Shared {
             max_source_bytes: config.max_source_bytes,
             loopback_only: config.loopback_only,
             static_token: config.static_token.clone().filter(|t| !t.is_empty()),
+            token_prefix: config.token_prefix.clone(),
             http,
             shutdown,
             inner: Mutex::new(Inner {
@@ -215,11 +229,12 @@ impl Shared {
 
     /// Issues a token for `client_id` and counts the request.
     pub(crate) fn issue_token(&self, client_id: &str) -> AccessTokenData {
-        let token: String = rand::rng()
+        let random: String = rand::rng()
             .sample_iter(Alphanumeric)
             .take(TOKEN_CHARS)
             .map(char::from)
             .collect();
+        let token = format!("{}{random}", self.token_prefix);
         let lifetime = self.token_lifetime;
         let now = OffsetDateTime::now_utc();
         let expired_at = time::Duration::try_from(lifetime)

@@ -188,10 +188,14 @@ fn content_type(headers: &http::HeaderMap) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// At most 200 characters of a body, for messages.
+/// At most 200 characters of a body, for messages, with the string values of
+/// credential fields (`accessToken`, `token`, `clientSecret`, `password`, ...) shown as
+/// `***` (see [`redact_secrets`]): an answer that carries a token and fails to decode
+/// must not put the token in an error message or a log line.
 pub(crate) fn preview(body: &[u8]) -> String {
     const MAX: usize = 200;
-    let text = String::from_utf8_lossy(body);
+    let lossy = String::from_utf8_lossy(body);
+    let text = redact_secrets(&lossy);
     let mut out: String = text.chars().take(MAX).collect();
     if text.chars().count() > MAX {
         out.push('…');
@@ -200,6 +204,85 @@ pub(crate) fn preview(body: &[u8]) -> String {
         out.push_str("(empty)");
     }
     out
+}
+
+/// JSON keys whose string values are credentials, lowercase, without `_` and `-`.
+const SECRET_KEYS: &[&str] = &[
+    "accesstoken",
+    "refreshtoken",
+    "token",
+    "idtoken",
+    "uploadtoken",
+    "qingzhentoken",
+    "clientsecret",
+    "secret",
+    "password",
+    "authorization",
+];
+
+/// `text` with the string value of every credential key ([`SECRET_KEYS`], compared
+/// without case, `_` or `-`) replaced by `***`: `{"accessToken": "***", ...}`. Works on
+/// JSON that is truncated or not quite JSON too (it scans for `"key": "`), so a body
+/// cut off in the middle of a token is masked from the token's first character.
+pub(crate) fn redact_secrets(text: &str) -> std::borrow::Cow<'_, str> {
+    /// Index of the `"` that closes the string whose content starts at `from`, or the
+    /// length when it is not closed.
+    fn string_end(bytes: &[u8], mut at: usize) -> usize {
+        while at < bytes.len() {
+            match bytes[at] {
+                b'\\' => at += 2,
+                b'"' => return at,
+                _ => at += 1,
+            }
+        }
+        bytes.len()
+    }
+    fn is_secret(key: &str) -> bool {
+        let key: String = key
+            .chars()
+            .filter(|c| !matches!(c, '_' | '-'))
+            .map(|c| c.to_ascii_lowercase())
+            .collect();
+        SECRET_KEYS.contains(&key.as_str())
+    }
+    let bytes = text.as_bytes();
+    let skip_space = |mut at: usize| {
+        while bytes.get(at).is_some_and(u8::is_ascii_whitespace) {
+            at += 1;
+        }
+        at
+    };
+    let mut out = String::new();
+    let mut copied = 0;
+    let mut at = 0;
+    while at < bytes.len() {
+        if bytes[at] != b'"' {
+            at += 1;
+            continue;
+        }
+        let key_end = string_end(bytes, at + 1);
+        if key_end >= bytes.len() {
+            break;
+        }
+        let colon = skip_space(key_end + 1);
+        if bytes.get(colon) == Some(&b':') {
+            let value = skip_space(colon + 1);
+            if bytes.get(value) == Some(&b'"') && is_secret(&text[at + 1..key_end]) {
+                let value_end = string_end(bytes, value + 1);
+                out.push_str(&text[copied..=value]);
+                out.push_str("***");
+                copied = value_end;
+                at = value_end + 1;
+                continue;
+            }
+        }
+        at = key_end + 1;
+    }
+    if copied == 0 {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    out.push_str(&text[copied..]);
+    std::borrow::Cow::Owned(out)
 }
 
 /// A provider's error code: 123pan uses integers, 6pan uses strings.
@@ -315,6 +398,43 @@ mod tests {
         let p = preview(long.as_bytes());
         assert_eq!(p.chars().count(), 201);
         assert_eq!(preview(b""), "(empty)");
+    }
+
+    #[test]
+    fn previews_mask_credentials() {
+        let body = br#"{"code":0,"data":{"accessToken": "tok-123","expiredAt":"bad"},"token":"t2","password" :"p","clientSecret":"s\"x","name":"token"}"#;
+        let p = preview(body);
+        for secret in ["tok-123", "t2", "\"p\"", "s\\\"x"] {
+            assert!(!p.contains(secret), "{secret} in {p}");
+        }
+        assert!(p.contains(r#""accessToken": "***""#), "{p}");
+        assert!(p.contains(r#""name":"token""#), "{p}");
+        assert!(p.contains(r#""expiredAt":"bad""#), "{p}");
+        // Cut off in the middle of the token, or with the key in another case.
+        assert_eq!(
+            preview(br#"{"data":{"access_token":"abcdef"#),
+            r#"{"data":{"access_token":"***"#
+        );
+        assert_eq!(
+            preview(br#"{"Refresh-Token":"r"}"#),
+            r#"{"Refresh-Token":"***"}"#
+        );
+        // Nothing to mask: unchanged, even odd input.
+        for text in [
+            "plain text",
+            "\"",
+            "\"token\"",
+            "\"token\":",
+            "{\"token\":null}",
+            "\"a\\",
+        ] {
+            assert_eq!(redact_secrets(text), text);
+        }
+        let err = ApiError::Http {
+            status: StatusCode::BAD_GATEWAY,
+            body: Bytes::from_static(br#"{"token":"secret-token"}"#),
+        };
+        assert!(!err.to_string().contains("secret-token"));
     }
 
     #[test]

@@ -13,8 +13,10 @@
 //!
 //! [`Qetag`] hashes a stream in any chunking and keeps only the running SHA-1 of the
 //! current block and the 20-byte digests of the finished ones. To hash blocks in
-//! parallel, compute [`block_digest`] of each block and combine them with
-//! [`Etag::from_block_digests`]; the result equals [`qetag`] of the whole data.
+//! parallel, compute [`block_digest`] of each block (or feed it in pieces to a
+//! [`BlockHasher`]) and combine them with [`Etag::from_block_digests`]; the result
+//! equals [`qetag`] of the whole data. This crate does no I/O and starts no thread: a
+//! parallel file hasher built this way is `provider_6pan::hash::hash_file`.
 //!
 //! ```
 //! use offline_proto::qetag::{qetag, Qetag};
@@ -56,6 +58,63 @@ pub const PREFIX_MULTI_BLOCK: u8 = 0x96;
 /// not a block digest of the etag.
 pub fn block_digest(block: &[u8]) -> [u8; 20] {
     Sha1::digest(block).into()
+}
+
+/// The SHA-1 of one block, fed in pieces: [`block_digest`] for data that arrives in
+/// chunks, so a block never has to be held in memory whole.
+///
+/// Feed at most [`BLOCK_SIZE`] bytes (the caller cuts the blocks; more is allowed but
+/// the digest is then not a block digest of the etag), then call
+/// [`finalize`](Self::finalize).
+///
+/// ```
+/// use offline_proto::qetag::{block_digest, BlockHasher};
+///
+/// let mut hasher = BlockHasher::new();
+/// hasher.update(b"bl");
+/// hasher.update(b"ock");
+/// assert_eq!(hasher.finalize(), block_digest(b"block"));
+/// ```
+#[derive(Clone, Default)]
+pub struct BlockHasher {
+    sha1: Sha1,
+    len: u64,
+}
+
+impl BlockHasher {
+    /// A hasher that has seen no data.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Hashes the next piece of the block.
+    pub fn update(&mut self, data: &[u8]) {
+        self.sha1.update(data);
+        self.len += data.len() as u64;
+    }
+
+    /// How many bytes have been hashed.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether no byte has been hashed.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The block's digest, equal to [`block_digest`] of everything fed.
+    pub fn finalize(self) -> [u8; 20] {
+        self.sha1.finalize().into()
+    }
+}
+
+impl fmt::Debug for BlockHasher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BlockHasher")
+            .field("len", &self.len)
+            .finish()
+    }
 }
 
 /// The etag of `data` in one call. Equal to feeding `data` to a [`Qetag`] in any

@@ -40,6 +40,7 @@ pub enum Retry {
 /// | rate limited, without | Backoff | Backoff |
 /// | HTTP 502/503/504 without an envelope | Backoff | **No** (the gateway may have forwarded it) |
 /// | HTTP 500 without an envelope | Backoff | No |
+/// | a body that ends in the middle of its JSON | Backoff | No (it was carried out, or not: unknown) |
 /// | token invalid (`401`) | No (the token flow refreshes once) | No |
 /// | any other provider error, decode error | No | No |
 pub fn classify(creates: bool, failure: &Failure<'_>) -> Retry {
@@ -53,6 +54,11 @@ pub fn classify(creates: bool, failure: &Failure<'_>) -> Retry {
             retry_after.map_or(Retry::Backoff, Retry::After)
         }
         Failure::Api(ApiError::Http { status, .. }) if status.is_server_error() && !creates => {
+            Retry::Backoff
+        }
+        Failure::Api(ApiError::Decode(d))
+            if d.kind == crate::DecodeErrorKind::Truncated && !creates =>
+        {
             Retry::Backoff
         }
         Failure::Api(_) => Retry::No,
@@ -233,6 +239,16 @@ mod tests {
         };
         assert_eq!(classify(true, &Failure::Api(&gw)), Retry::No);
         assert_eq!(classify(false, &Failure::Api(&gw)), Retry::Backoff);
+        let cut = ApiError::Decode(crate::DecodeError {
+            kind: crate::DecodeErrorKind::Truncated,
+            status: StatusCode::OK,
+            content_type: None,
+            path: None,
+            detail: String::new(),
+            body: Bytes::from_static(b"{\"code\":0,"),
+        });
+        assert_eq!(classify(false, &Failure::Api(&cut)), Retry::Backoff);
+        assert_eq!(classify(true, &Failure::Api(&cut)), Retry::No);
     }
 
     #[test]

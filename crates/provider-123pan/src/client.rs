@@ -84,6 +84,9 @@ impl<C> std::fmt::Debug for Pan123Builder<C> {
         f.debug_struct("Pan123Builder")
             .field("base_url", &self.base_url)
             .field("client_id", &self.client_id)
+            .field("client_secret", &self.client_secret)
+            .field("access_token", &self.access_token.as_ref().map(|(t, _)| t))
+            .field("insecure_http", &self.insecure_http)
             .finish_non_exhaustive()
     }
 }
@@ -502,6 +505,17 @@ impl Attempt {
                 }
             }
             Self::Transport(e) => Error::Transport(e),
+            // An answer that came but cannot be read: the create may have been carried out.
+            Self::Api(ApiError::Decode(d)) if endpoint.creates() && d.status.is_success() => {
+                Error::OutcomeUnknown {
+                    endpoint,
+                    url: source.to_owned(),
+                    source: TransportError::new(
+                        offline_proto::TransportErrorKind::Other,
+                        format!("the answer could not be read: {d}"),
+                    ),
+                }
+            }
             Self::Api(e) => Error::Api(e),
         }
     }

@@ -30,10 +30,12 @@
 //! reached the server without an answer coming back is **never** sent again: it fails
 //! with [`Error::OutcomeUnknown`], since sending it twice could create two tasks.
 
+pub mod callbacks;
 mod client;
 mod error;
 mod wait;
 
+pub use callbacks::Watched;
 pub use client::{Pan123, Pan123Builder};
 pub use error::Error;
 pub use offline_proto::pan123::{

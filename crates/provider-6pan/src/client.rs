@@ -8,6 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 use offline_proto::ratelimit::RateLimiter;
 use offline_proto::retry::{classify, Backoff, Failure, Retry, RetryBudget};
 use offline_proto::sixpan::api::{rotated_token, Endpoint, Session, DEFAULT_BASE_URL};
+use offline_proto::sixpan::upload::UploadConfig;
 use offline_proto::sixpan::{EndpointId, LoginRequest, UserInfo, UserInfoRequest};
 use offline_proto::tracker::PollPolicy;
 use offline_proto::{ApiError, BaseUrl, HttpClient, HttpResponse, Secret, TransportError};
@@ -21,6 +22,18 @@ const RATE_SAFETY: f64 = 0.97;
 const MAX_RETRIES: u32 = 8;
 /// The longest wait between two attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// How many blocks of a block upload are under way at once, by default.
+pub const DEFAULT_BLOCKS_IN_FLIGHT: usize = 3;
+
+/// Whether `endpoint` is a call to the storage service (form upload, `mkblk`, `bput`,
+/// `mkfile`): paced by the number of blocks in flight rather than by a per-second
+/// bucket, unless [`SixPanBuilder::rate_limit`] sets one.
+fn is_storage(endpoint: EndpointId) -> bool {
+    matches!(
+        endpoint,
+        EndpointId::Upload | EndpointId::MakeBlock | EndpointId::PutChunk | EndpointId::MakeFile
+    )
+}
 
 /// A 6pan client. Cheap to clone; clones share the login token (rotated invisibly
 /// after every answer), the rate limiter and the transport. See the [crate docs](crate).
@@ -41,6 +54,8 @@ impl<C: HttpClient> std::fmt::Debug for SixPan<C> {
         f.debug_struct("SixPan")
             .field("base_url", &self.inner.base.as_str())
             .field("account", &self.inner.account)
+            .field("password", &self.inner.password.as_ref().map(|_| "***"))
+            .field("token", &"***")
             .finish_non_exhaustive()
     }
 }
@@ -57,6 +72,8 @@ pub(crate) struct Inner<C> {
     budget: Mutex<RetryBudget>,
     calls: AtomicU64,
     pub(crate) poll_policy: PollPolicy,
+    pub(crate) upload_config: UploadConfig,
+    pub(crate) hash_threads: usize,
 }
 
 /// Builds a [`SixPan`]: a token, or an account and password to log in with; base URL;
@@ -70,6 +87,8 @@ pub struct SixPanBuilder<C> {
     rate_limits: BTreeMap<EndpointId, f64>,
     poll_policy: PollPolicy,
     insecure_http: bool,
+    upload_config: UploadConfig,
+    hash_threads: usize,
 }
 
 impl<C> std::fmt::Debug for SixPanBuilder<C> {
@@ -77,6 +96,9 @@ impl<C> std::fmt::Debug for SixPanBuilder<C> {
         f.debug_struct("SixPanBuilder")
             .field("base_url", &self.base_url)
             .field("account", &self.account)
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .field("token", &self.token)
+            .field("insecure_http", &self.insecure_http)
             .finish_non_exhaustive()
     }
 }
@@ -90,8 +112,13 @@ impl SixPan<HyperClient> {
             account: None,
             password: None,
             token: None,
+            // The storage calls are left out: what the storage service is reported to
+            // throttle is many parallel transfers, which the number of blocks in flight
+            // bounds; a per-second pace on 1 MiB chunks would cap an upload at a few
+            // MiB/s. `rate_limit` sets one for them when wanted.
             rate_limits: EndpointId::ALL
                 .into_iter()
+                .filter(|e| !is_storage(*e))
                 .map(|e| (e, e.default_rate_per_second()))
                 .collect(),
             poll_policy: PollPolicy {
@@ -100,6 +127,11 @@ impl SixPan<HyperClient> {
                 factor: 1.5,
             },
             insecure_http: false,
+            upload_config: UploadConfig {
+                max_blocks_in_flight: DEFAULT_BLOCKS_IN_FLIGHT,
+                ..UploadConfig::default()
+            },
+            hash_threads: 0,
         }
     }
 }
@@ -116,6 +148,8 @@ impl<C> SixPanBuilder<C> {
             rate_limits: self.rate_limits,
             poll_policy: self.poll_policy,
             insecure_http: self.insecure_http,
+            upload_config: self.upload_config,
+            hash_threads: self.hash_threads,
         }
     }
 
@@ -149,10 +183,39 @@ impl<C> SixPanBuilder<C> {
         self
     }
 
-    /// The rate limit of `endpoint`, requests per second (paced at 97 % of it).
+    /// The rate limit of `endpoint`, requests per second (paced at 97 % of it); 0
+    /// removes it. Every API-host call has one by default
+    /// ([`EndpointId::default_rate_per_second`]); the storage calls (`upload`,
+    /// `makeBlock`, `putChunk`, `makeFile`) have none unless set here, as an upload is
+    /// paced by [`max_blocks_in_flight`](Self::max_blocks_in_flight).
     #[must_use]
     pub fn rate_limit(mut self, endpoint: EndpointId, per_second: f64) -> Self {
         self.rate_limits.insert(endpoint, per_second);
+        self
+    }
+
+    /// How many 4 MiB blocks of a block upload are sent at once (each one's chunks in
+    /// order); 0 reads as 1. Default [`DEFAULT_BLOCKS_IN_FLIGHT`] (3). Memory is about
+    /// this many chunks.
+    #[must_use]
+    pub fn max_blocks_in_flight(mut self, blocks: usize) -> Self {
+        self.upload_config.max_blocks_in_flight = blocks.max(1);
+        self
+    }
+
+    /// The size of one `mkblk`/`bput` body, 1 byte to 4 MiB (brought into range).
+    /// Default 1 MiB: a dropped connection loses at most that much.
+    #[must_use]
+    pub fn chunk_size(mut self, bytes: u32) -> Self {
+        self.upload_config.chunk_size = bytes;
+        self
+    }
+
+    /// How many threads hash a file before it is uploaded; 0 (the default) is one per
+    /// core. See [`hash_file`](crate::hash::hash_file).
+    #[must_use]
+    pub fn hash_threads(mut self, threads: usize) -> Self {
+        self.hash_threads = threads;
         self
     }
 
@@ -195,6 +258,8 @@ impl<C> SixPanBuilder<C> {
                 budget: Mutex::new(RetryBudget::default()),
                 calls: AtomicU64::new(0),
                 poll_policy: self.poll_policy,
+                upload_config: self.upload_config.normalized(),
+                hash_threads: self.hash_threads,
             }),
         })
     }
@@ -439,6 +504,16 @@ impl Attempt {
                 }
             }
             Self::Transport(e) => Error::Transport(e),
+            // An answer that came but cannot be read: the add may have been carried out.
+            Self::Api(ApiError::Decode(d)) if endpoint.creates() && d.status.is_success() => {
+                Error::OutcomeUnknown {
+                    endpoint,
+                    source: TransportError::new(
+                        offline_proto::TransportErrorKind::Other,
+                        format!("the answer could not be read: {d}"),
+                    ),
+                }
+            }
             Self::Api(e) => Error::Api(e),
         }
     }

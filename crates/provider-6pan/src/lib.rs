@@ -32,13 +32,14 @@
 
 mod client;
 mod error;
+pub mod hash;
 mod offline;
 mod upload;
 
-pub use client::{SixPan, SixPanBuilder};
+pub use client::{SixPan, SixPanBuilder, DEFAULT_BLOCKS_IN_FLIGHT};
 pub use error::Error;
 pub use offline::{is_final, Selection, PAGE_SIZE};
 pub use offline_proto::sixpan::{
     AddTask, EndpointId, OfflineTask, ParseFile, ParseResult, TaskStatus, TaskType,
 };
-pub use upload::{TorrentUpload, UploadReport, TORRENT_FOLDER};
+pub use upload::{TorrentUpload, UploadPhase, UploadProgress, UploadReport, TORRENT_FOLDER};

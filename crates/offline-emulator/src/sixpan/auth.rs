@@ -14,14 +14,14 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use http::HeaderMap;
-use offline_proto::sixpan::{ErrorCode, LoginRequest};
+use offline_proto::sixpan::{EndpointId, ErrorCode, LoginRequest};
 use serde_json::{json, Value};
 use sha2::Sha256;
 use tracing::info;
 
 use super::{
-    header_text, is_lower_hex, lock, now_ms, parse_json, random_hex, Answer, ApiError, SixpanState,
-    PASSWORD_ERROR, USER_NOT_FOUND,
+    conform, header_text, is_lower_hex, lock, now_ms, parse_json, random_hex, Answer, ApiError,
+    SixpanState, PASSWORD_ERROR, USER_NOT_FOUND,
 };
 
 /// The request header that carries the token.
@@ -121,7 +121,7 @@ impl Refusal {
 impl SixpanState {
     /// `POST /v2/user/login`: the user and a new token, ending all older ones.
     pub(super) fn login(&self, body: &[u8]) -> Result<(Value, String), ApiError> {
-        let request: LoginRequest = parse_json(body)?;
+        let (request, json): (LoginRequest, _) = parse_json(body)?;
         let value = request.value.trim();
         if value.is_empty() {
             return Err(ApiError::parameter(
@@ -134,6 +134,7 @@ impl SixpanState {
                 "password must be the lowercase hex MD5 of the password (32 digits)",
             ));
         }
+        conform(EndpointId::Login, &json)?;
         if !value.eq_ignore_ascii_case(self.account.trim()) {
             info!("6pan login refused: unknown account");
             return Err(ApiError::bad(USER_NOT_FOUND, "no such user"));
@@ -172,11 +173,17 @@ impl SixpanState {
         Ok((self.user_json(), token))
     }
 
-    /// Checks the `Qingzhen-Token` header and rotates: the new token to hand out.
+    /// Checks the `Qingzhen-Token` header and rotates: the new token to hand out. The
+    /// static token ([`EmulatorConfig::static_token`](crate::EmulatorConfig::static_token))
+    /// is always valid and is handed back unchanged (no login ends it, and nothing is
+    /// remembered per call).
     pub(super) fn authenticate(&self, headers: &HeaderMap) -> Result<String, Refusal> {
         let token = header_text(headers, REQUEST_HEADER)
             .filter(|t| !t.is_empty())
             .ok_or(Refusal::Missing)?;
+        if self.is_static_token(token) {
+            return Ok(token.to_owned());
+        }
         let now = Instant::now();
         let mut sessions = lock(&self.auth);
         sessions.check(token, now, self.rotation_grace)?;
@@ -214,7 +221,7 @@ impl SixpanState {
             // HMAC takes keys of any length; not reached.
             Err(_) => random_hex(32),
         };
-        format!("{input}.{signature}")
+        format!("{}{input}.{signature}", self.token_prefix)
     }
 
     /// The user, as login and user info answer it (the fields are not documented).
@@ -238,7 +245,8 @@ impl SixpanState {
         })
     }
 
-    /// `POST /v2/user/info`: the user (the token was already rotated).
+    /// `POST /v2/user/info`: the user (the token was already rotated). The body should
+    /// be `{}`; an empty one is taken as `{}`.
     pub(super) fn user_info_call(&self, body: &[u8]) -> Answer {
         if !body.iter().all(u8::is_ascii_whitespace) {
             let json: Value = serde_json::from_slice(body)
@@ -248,6 +256,7 @@ impl SixpanState {
                     "request body must be a JSON object ({})",
                 ));
             }
+            conform(EndpointId::UserInfo, &json)?;
         }
         Ok(self.user_json())
     }

@@ -19,7 +19,7 @@
 //!
 //! | code | HTTP | when |
 //! |---|---|---|
-//! | `PARAMETER_ERROR` (emulator's choice) | 400 | a body that is not the expected JSON, a missing or invalid field, an `iginreFiles` that skips every file |
+//! | `PARAMETER_ERROR` (emulator's choice) | 400 | a body that is not the expected JSON, a missing or invalid field, anything else the description refuses, an `iginreFiles` that skips every file |
 //! | `USER_NOT_FOUND` (emulator's choice) | 400 | login with an account the emulator does not know |
 //! | `PASSWORD_ERROR` (emulator's choice) | 400 | login with the wrong password (compared as lowercase MD5 hex) |
 //! | `LOGIN_USER_TOO_MUCH` | 400 | more than `sixpan_max_devices` logins within one token lifetime |
@@ -37,8 +37,18 @@
 //!
 //! The storage service answers plain JSON: `{"hash", "key"}` or `{"ctx", "offset"}`,
 //! and on errors `{"code": <HTTP status>, "message"}` with that HTTP status (400 bad
-//! request, 401 missing/unknown/expired upload token or a `Bearer ` prefix, 404, 405,
-//! 413 over 4 MiB per chunk, 500).
+//! request or anything the description refuses, 401 missing/unknown/expired upload
+//! token or a `Bearer ` prefix, 404, 405, 413 over 4 MiB per chunk, 500).
+//!
+//! # The description
+//!
+//! [`OPENAPI_PATH`] serves `fixtures/openapi/6pan.json` with its servers rewritten to
+//! this emulator ([`description`]). Every call is checked against it (`conform` for
+//! API bodies; `check_form`, `check_path`, `check_headers` and `check_body_as` of
+//! [`crate::openapi`] for the storage calls) after the emulator's own checks, so that
+//! the more specific code (`IDENTITY_INVALID`, a 401) wins, and before anything
+//! changes. The static token ([`EmulatorConfig::static_token`]) is a valid
+//! `Qingzhen-Token` and a valid upload token.
 //!
 //! Identity type codes: 5020 http(s), 5030 BitTorrent (torrent or magnet), and 5040
 //! for ed2k links (the emulator's choice; no source names one).
@@ -59,7 +69,7 @@ use http::header::{ALLOW, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use offline_proto::sixpan::{Envelope, ErrorCode};
+use offline_proto::sixpan::{EndpointId, Envelope, ErrorCode};
 use offline_proto::Secret;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -69,6 +79,7 @@ use tracing::{debug, warn};
 
 use crate::config::EmulatorConfig;
 use crate::fetch::HttpClient;
+use crate::openapi;
 
 pub use tasks::{SixpanTaskKind, SixpanTaskSnapshot};
 
@@ -98,6 +109,37 @@ const API_NOT_FOUND: &str = "API_NOT_FOUND";
 const METHOD_NOT_ALLOWED: &str = "METHOD_NOT_ALLOWED";
 /// Error code of a body over [`API_BODY_LIMIT`] (emulator's choice).
 const REQUEST_TOO_LARGE: &str = "REQUEST_TOO_LARGE";
+
+/// Where the 6pan description is served.
+pub(crate) const OPENAPI_PATH: &str = "/6pan/openapi.json";
+
+/// `GET /6pan/openapi.json`: the 6pan description (`fixtures/openapi/6pan.json`) with
+/// its `servers` pointing at this emulator, as the request's `Host` names it: the API
+/// host at `http://<host>` and the storage service at `http://<host>/wcs` (relative
+/// `/` and `/wcs` without a usable `Host`).
+pub(crate) fn description(headers: &HeaderMap) -> Response<Full<Bytes>> {
+    let base = headers
+        .get(http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|h| h.trim().parse::<http::uri::Authority>().ok())
+        .filter(|a| !a.as_str().contains('@'))
+        .map(|a| format!("http://{a}"));
+    let (api, storage) = match &base {
+        Some(base) => (base.clone(), format!("{base}{}", storage::PREFIX)),
+        None => ("/".to_owned(), storage::PREFIX.to_owned()),
+    };
+    let served = openapi::SIXPAN.with_servers(&api, &storage);
+    let body = serde_json::to_vec_pretty(&served).unwrap_or_else(|e| {
+        // Not expected: a JSON value always serializes.
+        warn!(error = %e, "cannot encode the 6pan description");
+        openapi::SIXPAN_JSON.as_bytes().to_vec()
+    });
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
 
 /// Whether `path` belongs to the 6pan half: `/v1/...`, `/v2/...` and the storage
 /// service under `/wcs`.
@@ -153,6 +195,11 @@ struct Keys {
 pub(crate) struct SixpanState {
     account: String,
     password: String,
+    /// A token that is always valid, both as a `Qingzhen-Token` and as an upload token
+    /// ([`EmulatorConfig::static_token`]).
+    static_token: Option<String>,
+    /// What every issued token starts with ([`EmulatorConfig::token_prefix`]).
+    token_prefix: String,
     /// Lowercase hex MD5 of the password, as a login sends it.
     password_md5: String,
     user: User,
@@ -204,6 +251,8 @@ impl SixpanState {
         Self {
             account: config.sixpan_account.clone(),
             password: config.sixpan_password.clone(),
+            static_token: config.static_token.clone().filter(|t| !t.is_empty()),
+            token_prefix: config.token_prefix.clone(),
             password_md5: md5_hex(config.sixpan_password.as_bytes()),
             user: User {
                 id: 1,
@@ -225,7 +274,7 @@ impl SixpanState {
                 identity: rand::random(),
                 jwt: rand::random(),
                 upload: rand::random(),
-                access_key: random_hex(20),
+                access_key: format!("{}{}", config.token_prefix, random_hex(20)),
             },
             auth: Mutex::new(auth::Sessions::default()),
             store: Mutex::new(storage::Store::default()),
@@ -245,6 +294,13 @@ impl SixpanState {
     /// The password a login accepts (sent as its lowercase MD5 hex).
     pub(crate) fn password(&self) -> &str {
         &self.password
+    }
+
+    /// Whether `token` is the configured static token.
+    fn is_static_token(&self, token: &str) -> bool {
+        self.static_token
+            .as_deref()
+            .is_some_and(|t| constant_time_eq(t.as_bytes(), token.as_bytes()))
     }
 
     /// How many logins succeeded.
@@ -404,6 +460,9 @@ async fn api(state: &Arc<SixpanState>, req: Request<Incoming>) -> Response<Full<
             .headers_mut()
             .insert(ALLOW, HeaderValue::from_static("POST"));
         return response;
+    }
+    if let Err(message) = openapi::SIXPAN.check_headers(req.method(), &path, req.headers()) {
+        return envelope(version, Err(ApiError::parameter(message)), None);
     }
     if call == Call::Login {
         let answer = match read_request_body(req, API_BODY_LIMIT).await {
@@ -586,21 +645,33 @@ async fn drain(mut body: Incoming) {
     let _ = tokio::time::timeout(GRACE, work).await;
 }
 
-/// Reads a JSON body as `T`; the message says where the shape is wrong.
-fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+/// Reads a JSON body as `T`, keeping the JSON for the description check
+/// ([`conform`]); the message says where the shape is wrong.
+fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<(T, Value), ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::parameter("request body is empty; JSON expected"));
     }
     let json: Value = serde_json::from_slice(body)
         .map_err(|e| ApiError::parameter(format!("invalid request body: {e}")))?;
-    serde_path_to_error::deserialize(&json).map_err(|e| {
+    let typed = serde_path_to_error::deserialize(&json).map_err(|e| {
         let path = e.path().to_string();
         if path.is_empty() || path == "." {
             ApiError::parameter(format!("invalid request body: {}", e.inner()))
         } else {
             ApiError::parameter(format!("invalid request body at `{path}`: {}", e.inner()))
         }
-    })
+    })?;
+    Ok((typed, json))
+}
+
+/// Checks a JSON body against the call's request schema in the 6pan description: the
+/// last check of every API call, after the typed parse and the emulator's own checks
+/// and before anything is changed, catching what the description states and no Rust
+/// code does. A refusal is HTTP 400 `PARAMETER_ERROR`.
+fn conform(endpoint: EndpointId, body: &Value) -> Result<(), ApiError> {
+    openapi::SIXPAN
+        .check_body(&endpoint.method(), endpoint.path(), body)
+        .map_err(ApiError::parameter)
 }
 
 fn to_value<T: serde::Serialize>(value: &T) -> Answer {

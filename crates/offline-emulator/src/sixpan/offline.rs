@@ -9,7 +9,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use offline_proto::sixpan::identity::{Identity, MAC_LEN};
-use offline_proto::sixpan::{ErrorCode, ParseFile, ParseResult, ParseUrlRequest};
+use offline_proto::sixpan::{EndpointId, ErrorCode, ParseFile, ParseResult, ParseUrlRequest};
 use offline_proto::torrent::{Metainfo, MAX_TORRENT_BYTES};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -18,7 +18,8 @@ use url::Url;
 
 use super::storage::parse_etag;
 use super::{
-    constant_time_eq, hex, md5_hex, now_ms, parse_json, to_value, Answer, ApiError, SixpanState,
+    conform, constant_time_eq, hex, md5_hex, now_ms, parse_json, to_value, Answer, ApiError,
+    SixpanState,
 };
 
 /// Identity type of an http(s) link.
@@ -114,13 +115,19 @@ impl SixpanState {
 
     /// `POST /v2/offline/parseTorrent`: one result per etag.
     pub(super) async fn parse_torrent(&self, body: &[u8]) -> Answer {
-        let request: ParseTorrentBody = parse_json(body)?;
+        let (request, json): (ParseTorrentBody, _) = parse_json(body)?;
         if request.hash.is_empty() {
             return Err(ApiError::parameter("hash must list at least one etag"));
         }
-        let mut results = Vec::with_capacity(request.hash.len());
-        for hash in &request.hash {
-            let etag = parse_etag(hash).map_err(ApiError::parameter)?;
+        let etags = request
+            .hash
+            .iter()
+            .map(|hash| parse_etag(hash))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(ApiError::parameter)?;
+        conform(EndpointId::ParseTorrent, &json)?;
+        let mut results = Vec::with_capacity(etags.len());
+        for etag in etags {
             let meta = self.load_torrent(etag.as_str()).await?;
             let info_hash = meta.info_hash.to_string();
             let identity = self.sign_identity(&json!({
@@ -163,7 +170,7 @@ impl SixpanState {
 
     /// `POST /v2/offline/parseUrl`: one result per link (links joined by `\n`).
     pub(super) fn parse_url(&self, body: &[u8]) -> Answer {
-        let request: ParseUrlRequest = parse_json(body)?;
+        let (request, json): (ParseUrlRequest, _) = parse_json(body)?;
         let links: Vec<&str> = request
             .url
             .split('\n')
@@ -173,6 +180,7 @@ impl SixpanState {
         if links.is_empty() {
             return Err(ApiError::parameter("url must hold at least one link"));
         }
+        conform(EndpointId::ParseUrl, &json)?;
         let mut results = Vec::with_capacity(links.len());
         for link in links {
             results.push(self.parse_link(link)?);

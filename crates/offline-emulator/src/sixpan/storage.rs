@@ -27,7 +27,7 @@ use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use offline_proto::qetag::{qetag, Etag, Qetag, BLOCK_SIZE};
-use offline_proto::sixpan::{ChunkStored, FileStored, StoredFile, UploadInfo};
+use offline_proto::sixpan::{ChunkStored, EndpointId, FileStored, StoredFile, UploadInfo};
 use offline_proto::Secret;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -36,9 +36,10 @@ use tokio::io::AsyncWriteExt;
 use tracing::{debug, info, warn};
 
 use super::{
-    header_text, hex, lock, md5_hex, normalize_folder, now_ms, parse_json, random_hex,
+    conform, header_text, hex, lock, md5_hex, normalize_folder, now_ms, parse_json, random_hex,
     read_request_body, to_value, Answer, ApiError, BodyError, SixpanState,
 };
+use crate::openapi;
 
 /// Where the storage service is mounted.
 pub(super) const PREFIX: &str = "/wcs";
@@ -245,11 +246,19 @@ impl SixpanState {
     /// `POST /v1/store/token`: the created file when `hash` is stored, else an upload
     /// token.
     pub(super) async fn store_token(&self, body: &[u8], host: Option<&str>) -> Answer {
-        let request: StoreTokenBody = parse_json(body)?;
+        let (request, json): (StoreTokenBody, _) = parse_json(body)?;
         let name = request.name.trim();
         if name.is_empty() {
             return Err(ApiError::parameter("name is required"));
         }
+        let etag = request
+            .hash
+            .as_deref()
+            .filter(|h| !h.trim().is_empty())
+            .map(parse_etag)
+            .transpose()
+            .map_err(ApiError::parameter)?;
+        conform(EndpointId::StoreToken, &json)?;
         let folder = match (
             request.path.as_deref().map(str::trim),
             request.parent.as_deref().map(str::trim),
@@ -258,8 +267,7 @@ impl SixpanState {
             (_, Some(":torrent")) => ":torrent".to_owned(),
             _ => "/".to_owned(),
         };
-        if let Some(hash) = request.hash.as_deref().filter(|h| !h.trim().is_empty()) {
-            let etag = parse_etag(hash).map_err(ApiError::parameter)?;
+        if let Some(etag) = etag {
             if let Some(blob) = self.blob(etag.as_str()) {
                 let file = self.create_file(etag, &folder, name, blob.size);
                 self.instant_uploads.fetch_add(1, Ordering::Relaxed);
@@ -325,7 +333,17 @@ impl SixpanState {
     }
 
     /// The pending upload of a token, if the token is known and not past its deadline.
+    /// The static token ([`EmulatorConfig::static_token`](crate::EmulatorConfig::static_token))
+    /// is always valid: it uploads a file named `upload-<hex>` to the root folder.
     fn upload_of(&self, token: &str) -> Result<PendingUpload, StorageError> {
+        if self.is_static_token(token.trim()) {
+            return Ok(PendingUpload {
+                name: format!("upload-{}", random_hex(4)),
+                folder: "/".to_owned(),
+                deadline_ms: i64::MAX,
+                save_key: format!("user-upload/{}/{}.tmp", self.user.id, random_hex(8)),
+            });
+        }
         let upload = lock(&self.store)
             .uploads
             .get(token.trim())
@@ -492,6 +510,8 @@ async fn form_upload(state: &Arc<SixpanState>, req: Request<Incoming>) -> Stored
     let mut token: Option<String> = None;
     let mut key: Option<String> = None;
     let mut file: Option<Bytes> = None;
+    // Every field as text, for the description check (the file as its name only).
+    let mut fields: Vec<(String, String)> = Vec::new();
     loop {
         let field = form
             .next_field()
@@ -506,22 +526,30 @@ async fn form_upload(state: &Arc<SixpanState>, req: Request<Incoming>) -> Stored
         }
         let read_error =
             |e: multer::Error| StorageError::bad(format!("invalid form field `{name}`: {e}"));
+        if name == "file" {
+            file = Some(field.bytes().await.map_err(read_error)?);
+            fields.push((name, String::new()));
+            continue;
+        }
+        let text = field.text().await.map_err(read_error)?;
         match name.as_str() {
-            "token" => token = Some(field.text().await.map_err(read_error)?),
-            "key" => key = Some(field.text().await.map_err(read_error)?),
-            "file" => file = Some(field.bytes().await.map_err(read_error)?),
+            "token" => token = Some(text.clone()),
+            "key" => key = Some(text.clone()),
             // `mimeType`, `deadline`, `x:<name>` variables and anything else: read and
             // not needed.
-            _ => {
-                field.bytes().await.map_err(read_error)?;
-            }
+            _ => {}
         }
+        fields.push((name, text));
     }
     let token = token
         .filter(|t| !t.trim().is_empty())
         .ok_or_else(|| StorageError::unauthorized("the form has no `token` field"))?;
     let upload = state.upload_of(&token)?;
     let file = file.ok_or_else(|| StorageError::bad("the form has no `file` field"))?;
+    let endpoint = EndpointId::Upload;
+    openapi::SIXPAN
+        .check_form(&endpoint.method(), endpoint.path(), &content_type, &fields)
+        .map_err(StorageError::bad)?;
     let etag = qetag(&file);
     let size = file.len() as u64;
     let tmp = state.tmp_path().await.map_err(StorageError::internal)?;
@@ -580,6 +608,18 @@ fn block_auth(
     Ok((value.to_owned(), upload, batch.to_ascii_lowercase()))
 }
 
+/// The description's checks of a block call, after the emulator's own: its path
+/// parameters (`path` is the path below `/wcs`) and header parameters (`UploadBatch`).
+fn conform_call(endpoint: EndpointId, path: &str, headers: &HeaderMap) -> Result<(), StorageError> {
+    let method = endpoint.method();
+    openapi::SIXPAN
+        .check_path(&method, path)
+        .map_err(StorageError::bad)?;
+    openapi::SIXPAN
+        .check_headers(&method, endpoint.path(), headers)
+        .map_err(StorageError::bad)
+}
+
 /// `8-4-4-4-12` hex digits.
 fn is_uuid(text: &str) -> bool {
     let groups: Vec<&str> = text.split('-').collect();
@@ -613,6 +653,7 @@ async fn make_block(
         )));
     }
     let (_, _, batch) = block_auth(state, req.headers(), true)?;
+    conform_call(EndpointId::MakeBlock, &below_prefix(&req), req.headers())?;
     let chunk = read_request_body(req, CHUNK_LIMIT).await?;
     if chunk.is_empty() {
         return Err(StorageError::bad("the chunk is empty"));
@@ -653,6 +694,13 @@ async fn make_block(
     encode(&ChunkStored { ctx, offset: len })
 }
 
+/// The request's path below [`PREFIX`] (`/mkblk/4/0` of `/wcs/mkblk/4/0`), as the
+/// description names the storage calls.
+fn below_prefix<B>(req: &Request<B>) -> String {
+    let path = req.uri().path();
+    path.strip_prefix(PREFIX).unwrap_or(path).to_owned()
+}
+
 /// A fresh opaque ctx (URL-safe, so it fits in a path segment).
 fn new_ctx() -> String {
     format!("ctx-{}", random_hex(24))
@@ -667,6 +715,7 @@ async fn put_chunk(
 ) -> Stored {
     let offset = parse_number("offset", offset)?;
     let (_, _, batch) = block_auth(state, req.headers(), true)?;
+    conform_call(EndpointId::PutChunk, &below_prefix(&req), req.headers())?;
     let chunk = read_request_body(req, CHUNK_LIMIT).await?;
     if chunk.is_empty() {
         return Err(StorageError::bad("the chunk is empty"));
@@ -737,9 +786,23 @@ async fn append(path: &std::path::Path, data: &[u8]) -> std::io::Result<()> {
 async fn make_file(state: &Arc<SixpanState>, req: Request<Incoming>, size: &str) -> Stored {
     let size = parse_number("fileSize", size)?;
     let (_, upload, batch) = block_auth(state, req.headers(), false)?;
+    let endpoint = EndpointId::MakeFile;
+    conform_call(endpoint, &below_prefix(&req), req.headers())?;
+    let content_type = header_text(req.headers(), CONTENT_TYPE.as_str())
+        .filter(|c| !c.is_empty())
+        .unwrap_or("text/plain")
+        .to_owned();
     let body = read_request_body(req, MKFILE_LIMIT).await?;
     let text =
         std::str::from_utf8(&body).map_err(|_| StorageError::bad("the ctx list is not UTF-8"))?;
+    openapi::SIXPAN
+        .check_body_as(
+            &endpoint.method(),
+            endpoint.path(),
+            &content_type,
+            &Value::from(text),
+        )
+        .map_err(StorageError::bad)?;
     let ctxs: Vec<&str> = text
         .split(',')
         .map(str::trim)

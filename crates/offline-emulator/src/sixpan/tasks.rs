@@ -27,7 +27,7 @@ use http::header::CONTENT_LENGTH;
 use http_body_util::BodyExt;
 use offline_proto::qetag::{Etag, Qetag};
 use offline_proto::sixpan::{
-    AddResult, DeleteRequest, OfflineTask, PageRequest, TaskPage, TaskStatus, TaskType,
+    AddResult, DeleteRequest, EndpointId, OfflineTask, PageRequest, TaskPage, TaskStatus, TaskType,
 };
 use offline_proto::torrent::Metainfo;
 use serde::{Deserialize, Serialize};
@@ -39,7 +39,7 @@ use url::Url;
 use super::offline::{path_identity, INTERNAL_SCHEME, TYPE_BT, TYPE_ED2K, TYPE_HTTP};
 use super::webseed::{file_url, loopback_seed, PieceVerifier};
 use super::{
-    lock, normalize_folder, now_ms, parse_json, random_hex, to_value, Answer, ApiError,
+    conform, lock, normalize_folder, now_ms, parse_json, random_hex, to_value, Answer, ApiError,
     SixpanState, IDENTITY_INVALID,
 };
 use crate::fetch::{
@@ -270,21 +270,25 @@ impl SixpanState {
 
     /// `POST /v2/offline/add`: checks every identity, then creates one task per entry.
     pub(super) async fn add(self: &Arc<Self>, body: &[u8]) -> Answer {
-        let request: AddBody = parse_json(body)?;
+        let (request, json): (AddBody, _) = parse_json(body)?;
         if request.task.is_empty() {
             return Err(ApiError::parameter("task must list at least one task"));
         }
         let folder = normalize_folder(&request.path);
-        let mut prepared = Vec::with_capacity(request.task.len());
+        let mut objects = Vec::with_capacity(request.task.len());
         for (i, task) in request.task.iter().enumerate() {
-            let object = self.verify_identity(&task.identity).map_err(|why| {
+            objects.push(self.verify_identity(&task.identity).map_err(|why| {
                 ApiError::bad(
                     IDENTITY_INVALID,
                     format!("identity of task #{i} is invalid: {why}"),
                 )
-            })?;
+            })?);
+        }
+        conform(EndpointId::AddTasks, &json)?;
+        let mut prepared = Vec::with_capacity(request.task.len());
+        for (i, (task, object)) in request.task.iter().zip(&objects).enumerate() {
             prepared.push(
-                self.prepare(i, &object, task.ignore_files.as_deref().unwrap_or(&[]))
+                self.prepare(i, object, task.ignore_files.as_deref().unwrap_or(&[]))
                     .await?,
             );
         }
@@ -752,10 +756,11 @@ impl SixpanState {
 
     /// `POST /v2/offline/page`: newest first.
     pub(super) fn page(&self, body: &[u8]) -> Answer {
-        let request: PageRequest = parse_json(body)?;
+        let (request, json): (PageRequest, _) = parse_json(body)?;
         if request.page_size == 0 {
             return Err(ApiError::parameter("pageSize must be at least 1"));
         }
+        conform(EndpointId::ListTasks, &json)?;
         let page = request.page.max(1);
         let size = request.page_size.min(MAX_PAGE_SIZE);
         let now = Instant::now();
@@ -805,12 +810,13 @@ impl SixpanState {
     /// `POST /v2/offline/delete`: how many tasks were deleted (unknown identities are
     /// ignored). A running download stops; files already stored stay in the drive.
     pub(super) fn delete(&self, body: &[u8]) -> Answer {
-        let request: DeleteRequest = parse_json(body)?;
+        let (request, json): (DeleteRequest, _) = parse_json(body)?;
         if request.identities.is_empty() {
             return Err(ApiError::parameter(
                 "identities must list at least one task",
             ));
         }
+        conform(EndpointId::DeleteTasks, &json)?;
         let wanted: HashSet<&str> = request.identities.iter().map(String::as_str).collect();
         let mut tasks = lock(&self.tasks);
         let before = tasks.list.len();

@@ -23,7 +23,8 @@ pub struct Envelope<T> {
     /// The call's result; `null` (or absent) on errors.
     #[serde(default = "Option::default")]
     pub result: Option<T>,
-    /// `OK` on success, an error code otherwise.
+    /// `OK` on success, an error code otherwise: one of `ErrorCode`, or a code no
+    /// source names (the set is open, as `ErrorCode::Unknown` is).
     pub code: ErrorCode,
     /// Whether the call succeeded.
     pub success: bool,
@@ -35,8 +36,9 @@ pub struct Envelope<T> {
     pub token: Option<Secret>,
 }
 
-/// The envelope's `code`: `OK` or an error. Two spellings are the service's own
-/// (`UNSUPPORED_PROTOCOL`, `URL_NED_PASSWORD`).
+/// The envelope's `code`: `OK` or an error, as far as the sources name them (they
+/// list these as examples; the envelope's `code` accepts others). Two spellings are
+/// the service's own (`UNSUPPORED_PROTOCOL`, `URL_NED_PASSWORD`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum ErrorCode {
     /// `OK`: success.
@@ -451,7 +453,8 @@ impl<'de> Deserialize<'de> for TaskStatus {
     }
 }
 
-/// A task's (and an identity's) type code.
+/// A task's (and an identity's) type code, as far as the sources name them
+/// (clients must tolerate unknown ones; a task's `type` accepts others).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TaskType {
     /// `5020`: an http(s) link (seen in the seeds, not confirmed elsewhere).
@@ -523,7 +526,8 @@ pub struct OfflineTask {
     pub create_time: Option<i64>,
     /// The task's name.
     pub name: String,
-    /// The task's type.
+    /// The task's type: one of `TaskType`, or a code no source names (the set is
+    /// open: clients must tolerate unknown type codes, as `TaskType::Unknown` does).
     #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
     pub task_type: Option<TaskType>,
     /// The task's state.

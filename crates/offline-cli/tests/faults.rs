@@ -1,0 +1,224 @@
+//! Batches under injected faults: 1000 submissions with 10 % of requests faulted end
+//! with every line submitted exactly once or reported with a reason, counted from the
+//! emulator's own task list.
+
+use std::collections::{BTreeMap, HashMap};
+use std::process::{Command, Stdio};
+
+use offline_emulator::source::{ServedFile, SourceServer};
+use offline_emulator::{Emulator, EndpointId, Faults, RunningEmulator};
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_offline");
+
+fn run(emu: &RunningEmulator, input: &std::path::Path) -> (i32, Vec<Value>) {
+    let out = Command::new(BIN)
+        .args(["--base-url", &emu.base_url(), "--json"])
+        .args([
+            "--rate-limit",
+            "offline_download=400",
+            "--rate-limit",
+            "access_token=400",
+        ])
+        .args(["add", "--from"])
+        .arg(input)
+        .env("OFFLINE_123PAN_CLIENT_ID", emu.client_id())
+        .env("OFFLINE_123PAN_CLIENT_SECRET", emu.client_secret())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .output()
+        .unwrap();
+    let lines = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    (out.status.code().unwrap_or(-1), lines)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_thousand_submissions_under_ten_percent_faults() {
+    let emu = Emulator::start_default().await.unwrap();
+    for e in EndpointId::ALL {
+        emu.set_rate_limit(e, 1000.0);
+    }
+    emu.set_faults(Faults::mixed(2026, 0.10));
+    let mut files = BTreeMap::new();
+    files.insert(
+        "f.bin".to_owned(),
+        ServedFile::new("application/octet-stream", vec![1u8; 100]),
+    );
+    let src = SourceServer::start(files).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("urls.txt");
+    let n = 1000;
+    let urls: Vec<String> = (0..n)
+        .map(|i| format!("{}?n={i}", src.file_url("f.bin")))
+        .collect();
+    std::fs::write(&input, urls.join("\n")).unwrap();
+
+    // Transient failures (503s, 429s after retries) stay pending and go on the next run.
+    let mut lines = Vec::new();
+    for _ in 0..4 {
+        let emu_ref = &emu;
+        let input = input.clone();
+        let (_, l) = tokio::task::block_in_place(move || run(emu_ref, &input));
+        lines = l;
+        if lines.iter().all(|l| l["state"] != "pending") {
+            break;
+        }
+    }
+    assert!(
+        emu.faults_injected() > 50,
+        "faults were injected: {}",
+        emu.faults_injected()
+    );
+    assert_eq!(lines.len(), n);
+
+    let mut tasks_per_url: HashMap<String, Vec<u64>> = HashMap::new();
+    for t in emu.tasks() {
+        tasks_per_url.entry(t.url).or_default().push(t.id.0);
+    }
+    let (mut submitted, mut reported) = (0, 0);
+    for line in &lines {
+        let source = line["source"].as_str().unwrap();
+        let tasks = tasks_per_url.get(source).cloned().unwrap_or_default();
+        assert!(tasks.len() <= 1, "{source} submitted {} times", tasks.len());
+        match line["state"].as_str().unwrap() {
+            "submitted" => {
+                submitted += 1;
+                assert_eq!(
+                    tasks,
+                    vec![line["task"].as_u64().unwrap()],
+                    "the recorded task is the one created"
+                );
+            }
+            "unknown" | "failed" => {
+                reported += 1;
+                assert!(
+                    line["error"].as_str().is_some_and(|e| !e.is_empty()),
+                    "a reason: {line}"
+                );
+            }
+            other => panic!("line left {other}: {line}"),
+        }
+    }
+    assert_eq!(submitted + reported, n);
+    // A dropped or truncated answer to a create leaves its outcome unknown; everything
+    // else is retried until it succeeds.
+    assert!(reported < n / 10, "{reported} lines not submitted");
+    assert!(submitted > n * 9 / 10);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_fault_is_seen_by_the_client_as_it_should_be() {
+    use provider_123pan::{Error, Pan123};
+    let emu = Emulator::start_default().await.unwrap();
+    for e in EndpointId::ALL {
+        emu.set_rate_limit(e, 1000.0);
+    }
+    let pan = Pan123::builder()
+        .base_url(emu.base_url())
+        .client_id(emu.client_id())
+        .client_secret(emu.client_secret())
+        .build()
+        .unwrap();
+    pan.ensure_token().await.unwrap();
+    let url = "http://127.0.0.1:9/x.bin";
+    // Every create dropped after the work: outcome unknown, and the task exists once.
+    emu.set_faults(Faults {
+        drop_after: 1.0,
+        ..Faults::default()
+    });
+    assert!(matches!(
+        pan.offline_download(url).await,
+        Err(Error::OutcomeUnknown { .. })
+    ));
+    assert_eq!(emu.tasks().len(), 1);
+    // Truncated answers to a create: outcome unknown too.
+    emu.set_faults(Faults {
+        truncate: 1.0,
+        ..Faults::default()
+    });
+    assert!(matches!(
+        pan.offline_download(url).await,
+        Err(Error::OutcomeUnknown { .. })
+    ));
+    assert_eq!(emu.tasks().len(), 2);
+    // A 503 before the work: not created, an error that says so.
+    emu.set_faults(Faults {
+        server_error: 1.0,
+        ..Faults::default()
+    });
+    let err = pan.offline_download(url).await.unwrap_err();
+    assert!(
+        matches!(err, Error::Api(offline_proto::ApiError::Http { .. })),
+        "{err:?}"
+    );
+    assert_eq!(emu.tasks().len(), 2);
+    // Reads are retried through every kind of fault (within the retry budget).
+    emu.set_faults(Faults::mixed(3, 0.2));
+    for _ in 0..20 {
+        pan.process(provider_123pan::TaskId(100001)).await.unwrap();
+    }
+    emu.set_faults(Faults::default());
+}
+
+#[test]
+fn the_same_seed_gives_the_same_faults() {
+    let f = Faults::mixed(99, 0.2);
+    let a: Vec<_> = (0..1000)
+        .map(|n| offline_emulator::fault_for_request(&f, n))
+        .collect();
+    let b: Vec<_> = (0..1000)
+        .map(|n| offline_emulator::fault_for_request(&f, n))
+        .collect();
+    assert_eq!(a, b);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn callbacks_can_be_lost_delayed_or_sent_twice() {
+    use provider_123pan::{OfflineDownloadRequest, Pan123};
+    let emu = Emulator::start_default().await.unwrap();
+    for e in EndpointId::ALL {
+        emu.set_rate_limit(e, 1000.0);
+    }
+    let mut files = BTreeMap::new();
+    files.insert(
+        "f.bin".to_owned(),
+        ServedFile::new("application/octet-stream", vec![1u8; 10]),
+    );
+    let src = SourceServer::start(files).await.unwrap();
+    let pan = Pan123::builder()
+        .base_url(emu.base_url())
+        .client_id(emu.client_id())
+        .client_secret(emu.client_secret())
+        .rate_limit(EndpointId::OfflineDownload, 1000.0)
+        .build()
+        .unwrap();
+    emu.set_faults(Faults {
+        callback_twice: 1.0,
+        callback_delay: std::time::Duration::from_millis(300),
+        ..Faults::default()
+    });
+    let mut req = OfflineDownloadRequest::new(src.file_url("f.bin"));
+    req.callback_url = Some(src.callback_url());
+    let started = std::time::Instant::now();
+    pan.offline_download(req.clone()).await.unwrap();
+    let got = src
+        .wait_callbacks(2, std::time::Duration::from_secs(10))
+        .await;
+    assert_eq!(got.len(), 2, "sent twice");
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(300),
+        "delayed"
+    );
+    emu.set_faults(Faults {
+        callback_lost: 1.0,
+        ..Faults::default()
+    });
+    pan.offline_download(req).await.unwrap();
+    let got = src
+        .wait_callbacks(3, std::time::Duration::from_secs(2))
+        .await;
+    assert_eq!(got.len(), 2, "the third callback was lost");
+}
