@@ -84,22 +84,26 @@ seed_all
 mkdir -p artifacts logs
 
 # Runs one target; writes logs/<target>.log and logs/<target>.result
-# (`<executions> <seconds> <ok|CRASH>`).
+# (`<executions> <seconds fuzzed> <ok|CRASH>`, from libFuzzer's own final figures).
 run_one() {
   local target="$1"
   local log="logs/$target.log"
-  local start end status=ok
-  start=$(date +%s)
+  local status=ok
   mkdir -p "artifacts/$target"
   if ! cargo fuzz run -s "$sanitizer" -a "$target" "corpus/$target" -- \
     -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
     -artifact_prefix="artifacts/$target/" "${extra[@]}" >"$log" 2>&1; then
     status=CRASH
   fi
-  end=$(date +%s)
-  local execs
+  local execs secs
   execs=$(sed -n 's/^stat::number_of_executed_units: *\([0-9]*\).*/\1/p' "$log" | tail -n 1)
-  echo "${execs:-0} $((end - start)) $status" >"logs/$target.result"
+  # `Done N runs in S second(s)`; after a crash, the last status line's `#N` and the
+  # time of the crash are not printed that way, so fall back to `#N` and 0.
+  secs=$(sed -n 's/^Done [0-9]* runs in \([0-9]*\) second.*/\1/p' "$log" | tail -n 1)
+  if [ -z "$execs" ]; then
+    execs=$(grep -o '^#[0-9]*' "$log" | tail -n 1 | tr -d '#')
+  fi
+  echo "${execs:-0} ${secs:-0} $status" >"logs/$target.result"
 }
 
 echo "== running each target for ${seconds}s, $jobs at a time"

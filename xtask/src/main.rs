@@ -6,11 +6,15 @@
 //! - `cargo xtask fixtures [--check]`: writes `fixtures/<provider>/<endpoint>/*.gen.http`
 //!   from the examples in the descriptions: the exact request each encoder produces,
 //!   and every documented response.
+//! - `cargo xtask bench`: builds release binaries and measures every performance figure
+//!   beside its baseline (the Python SDK's qetag, `openssl sha1`, `curl`, the rate-limit
+//!   bound), printing the ratios and writing `target/bench/report.md`. Long; not in CI.
 //!
 //! With `--check`, nothing is written: the command fails when a committed file differs
 //! from what it would write (CI runs both). Every generated file starts with a line
 //! naming the command that made it.
 
+mod bench;
 mod codegen;
 #[cfg(feature = "fixtures")]
 mod fixtures;
@@ -30,10 +34,13 @@ enum Mode {
 }
 
 const USAGE: &str = "usage: cargo xtask <codegen|fixtures> [--check]
+       cargo xtask bench
 
   codegen    write the wire types, endpoint tables and JSON descriptions from fixtures/openapi/*.yaml
   fixtures   write fixtures/<provider>/<endpoint>/*.gen.http from the descriptions' examples
-  --check    write nothing; fail when a committed file is stale";
+  --check    write nothing; fail when a committed file is stale
+  bench      measure every performance figure beside its baseline (minutes; needs python3,
+             openssl, curl and /usr/bin/time); writes target/bench/report.md";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -46,7 +53,7 @@ fn main() -> ExitCode {
                 println!("{USAGE}");
                 return ExitCode::SUCCESS;
             }
-            "codegen" | "fixtures" if command.is_none() => command = Some(arg.as_str()),
+            "codegen" | "fixtures" | "bench" if command.is_none() => command = Some(arg.as_str()),
             other => {
                 eprintln!("unknown argument {other:?}\n\n{USAGE}");
                 return ExitCode::from(2);
@@ -57,6 +64,11 @@ fn main() -> ExitCode {
     let result = match command {
         Some("codegen") => codegen::run(&root, mode),
         Some("fixtures") => run_fixtures(&root, mode),
+        Some("bench") if mode == Mode::Check => {
+            eprintln!("bench has no --check\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+        Some("bench") => bench::run(&root),
         _ => {
             eprintln!("{USAGE}");
             return ExitCode::from(2);

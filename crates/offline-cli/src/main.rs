@@ -2,6 +2,7 @@
 //! the demo and the emulator.
 
 mod batch;
+mod callbacks;
 mod commands;
 mod demo;
 mod journal;
@@ -165,6 +166,8 @@ enum Command {
     Login,
     /// Print the qetag (the 28-character Qiniu etag 6pan identifies files by) of files.
     Hash(tools::HashArgs),
+    /// Receive 123pan callbacks on --listen ADDR and confirm each with the progress call.
+    Callbacks(callbacks::CallbacksArgs),
     /// Upload files into the drive (6pan): instant when the drive knows the etag, else
     /// in blocks, several at once.
     Upload(upload::UploadArgs),
@@ -318,6 +321,7 @@ async fn run(cli: Cli) -> u8 {
         Command::Rm { tasks } => sixpan::rm(&cli.global, &tasks, &out).await,
         Command::Login => sixpan::login(&cli.global, &out).await,
         Command::Hash(args) => tools::hash(&args, &out),
+        Command::Callbacks(args) => callbacks::run(&cli.global, args, &out).await,
         Command::Upload(args) => upload::upload(&cli.global, &args, &out).await,
         Command::Torrent(cmd) => tools::torrent(&cmd, &out),
     }

@@ -145,6 +145,10 @@ async fn draw(bar: ProgressBar, mut rx: tokio::sync::watch::Receiver<UploadProgr
                 _ => "done",
             });
         }
+        if p.phase == UploadPhase::Uploading && p.total > 0 && p.bytes == p.total {
+            // Every chunk is stored; the storage service assembles the file.
+            bar.set_message("finishing");
+        }
         bar.set_position(p.bytes);
     }
 }

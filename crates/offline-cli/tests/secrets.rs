@@ -182,6 +182,10 @@ async fn no_secret_reaches_output_logs_or_errors() {
         std::fs::write(&path, b.build()).unwrap();
         path.to_string_lossy().into_owned()
     };
+    // Over 4 MiB: a block upload, its upload token in every block call.
+    let big = dir.path().join("big.bin");
+    std::fs::write(&big, vec![3u8; 5 * 1024 * 1024]).unwrap();
+    let big = big.to_string_lossy().into_owned();
     let batch = dir.path().join("batch.txt");
     std::fs::write(&batch, format!("{ok}\n{missing}\n")).unwrap();
     let batch = batch.to_string_lossy().into_owned();
@@ -246,6 +250,10 @@ async fn no_secret_reaches_output_logs_or_errors() {
         assert_eq!(code, 0, "{lines:?}");
         assert_eq!(lines[0]["event"], "uploaded");
         assert_eq!(lines[0]["instant"], false);
+        let (code, lines) = s.sixpan(&["upload", &big, "--json"]);
+        assert_eq!(code, 0, "{lines:?}");
+        let (code, _) = s.sixpan(&["upload", &big]);
+        assert_eq!(code, 0);
         let (code, _) = s.sixpan(&["list", "--json"]);
         assert_eq!(code, 0);
         let (code, _) = s.sixpan(&["list"]);
@@ -287,6 +295,7 @@ async fn no_secret_reaches_output_logs_or_errors() {
         .any(|(_, out)| out.contains("TRACE") || out.contains("DEBUG")));
     assert!(s.emu.token_requests() > 0);
     assert!(s.emu.sixpan_logins() > 0);
+    assert!(s.emu.uploaded_chunks() > 0);
     s.assert_clean();
     // A leak would be caught: the check sees a token in the output.
     s.seen

@@ -11,7 +11,7 @@
 //!    access token is fetched before), the bound N / LIMIT, and how many calls the
 //!    emulator answered with code 429.
 //! 2. **Tracking**: TASKS (default 20) downloads that end one after the other (sizes
-//!    growing by 24 KiB, fetched at 96 KiB/s: the last ends after about TASKS / 4 s),
+//!    growing by 96 KiB, fetched at 96 KiB/s: task i ends after about i seconds),
 //!    watched to their end twice: with callbacks ([`Pan123::wait_with_callbacks`], a
 //!    callback receiver on loopback) and by polling ([`Pan123::wait_all`], the default
 //!    poll policy, the progress endpoint's default limit of 5 per second). For each
@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use offline_emulator::source::{ServedFile, SourceServer};
-use offline_emulator::{Emulator, EmulatorConfig, RunningEmulator};
+use offline_emulator::{Emulator, EmulatorConfig};
 use offline_proto::pan123::{Callback, TaskId};
 use offline_proto::{HttpClient, HttpRequest, HttpResponse, TransportError};
 use provider_123pan::{EndpointId, OfflineDownloadRequest, Pan123, TaskRef, Watched};
@@ -45,16 +45,6 @@ impl HttpClient for Counting {
         }
         self.inner.send(request).await
     }
-}
-
-fn client(emu: &RunningEmulator, http: Arc<Counting>) -> Pan123<Arc<Counting>> {
-    Pan123::builder()
-        .http_client(http)
-        .base_url(emu.base_url())
-        .client_id(emu.client_id())
-        .client_secret(emu.client_secret())
-        .build_with_transport()
-        .expect("a client")
 }
 
 fn counting() -> Arc<Counting> {
@@ -135,7 +125,7 @@ async fn tracking(count: u64, callbacks: bool) {
             format!("t{i}.bin"),
             ServedFile::new(
                 "application/octet-stream",
-                vec![7u8; usize::try_from(i * 24 * 1024).unwrap_or(0)],
+                vec![7u8; usize::try_from(i * 96 * 1024).unwrap_or(0)],
             ),
         );
     }
@@ -146,13 +136,15 @@ async fn tracking(count: u64, callbacks: bool) {
     };
     let emu = Arc::new(Emulator::start(config).await.expect("an emulator"));
     let http = counting();
-    // Creating is rate-limited at 1/s by default; this figure is about tracking.
-    let creator = Pan123::builder()
+    // Creating is rate-limited at 1/s by default; this figure is about tracking. One
+    // client creates and watches, so its token is fetched before the watch starts.
+    let pan = Pan123::builder()
+        .http_client(Arc::clone(&http))
         .base_url(emu.base_url())
         .client_id(emu.client_id())
         .client_secret(emu.client_secret())
         .rate_limit(EndpointId::OfflineDownload, 1000.0)
-        .build()
+        .build_with_transport()
         .expect("a client");
     emu.set_rate_limit(EndpointId::OfflineDownload, 0.0);
     let mut watched = Vec::new();
@@ -162,7 +154,7 @@ async fn tracking(count: u64, callbacks: bool) {
         if callbacks {
             request.callback_url = Some(src.callback_url());
         }
-        let id = creator.offline_download(request).await.expect("created");
+        let id = pan.offline_download(request).await.expect("created");
         watched.push(Watched {
             task: TaskRef::cloud(id),
             callback_url: callbacks.then_some(url),
@@ -188,7 +180,6 @@ async fn tracking(count: u64, callbacks: bool) {
             }
         })
     };
-    let pan = client(&emu, Arc::clone(&http));
     let mut reported: HashMap<TaskId, Instant> = HashMap::new();
     let started = Instant::now();
     {
@@ -197,9 +188,13 @@ async fn tracking(count: u64, callbacks: bool) {
             let arrivals = futures_util::stream::unfold(0usize, move |seen| {
                 let src = Arc::clone(&src);
                 async move {
-                    let all: Vec<Callback> =
-                        src.wait_callbacks(seen + 1, Duration::from_secs(3600)).await;
-                    let fresh = all.get(seen..).map(<[Callback]>::to_vec).unwrap_or_default();
+                    let all: Vec<Callback> = src
+                        .wait_callbacks(seen + 1, Duration::from_secs(3600))
+                        .await;
+                    let fresh = all
+                        .get(seen..)
+                        .map(<[Callback]>::to_vec)
+                        .unwrap_or_default();
                     Some((futures_util::stream::iter(fresh), all.len().max(seen)))
                 }
             })

@@ -43,17 +43,22 @@ use crate::{Error, SixPan};
 /// The folder `storeToken` puts torrents in.
 pub const TORRENT_FOLDER: &str = ":torrent";
 
-/// How many times in a row one storage step is sent again after a failure.
-const MAX_STEP_RETRIES: u32 = 8;
+/// How many times in a row one storage step is sent again after a failure (with waits
+/// of up to [`MAX_STEP_WAIT`], about a minute or two in all).
+const MAX_STEP_RETRIES: u32 = 10;
 /// How many times blocks may be redone from `mkblk` in one upload, on top of one per
 /// block.
 const MAX_EXTRA_RESTARTS: u64 = 8;
+/// How many times every block may be redone (`mkfile` refused the ctxs).
+const MAX_FULL_RESTARTS: u32 = 1;
+/// The shortest time between two progress reports while chunks are acknowledged.
+const PROGRESS_EVERY: Duration = Duration::from_millis(50);
 /// A token that expires within this margin is renewed before the next step.
 const TOKEN_MARGIN: Duration = Duration::from_secs(60);
 /// The first wait before a step is sent again; it doubles up to [`MAX_STEP_WAIT`].
 const FIRST_STEP_WAIT: Duration = Duration::from_millis(200);
 /// The longest wait before a step is sent again.
-const MAX_STEP_WAIT: Duration = Duration::from_secs(5);
+const MAX_STEP_WAIT: Duration = Duration::from_secs(10);
 /// A torrent in the drive, parsed.
 #[derive(Debug, Clone)]
 pub struct TorrentUpload {
@@ -425,6 +430,8 @@ impl<C: HttpClient> SixPan<C> {
         let mut backoffs: HashMap<StepId, Backoff> = HashMap::new();
         let mut waits: HashMap<StepId, Duration> = HashMap::new();
         let mut restarts_left = plan.block_count() + MAX_EXTRA_RESTARTS;
+        let mut full_restarts_left = MAX_FULL_RESTARTS;
+        let mut reported = std::time::Instant::now();
         let mut upload_url: Option<String> = None;
         let mut in_flight = FuturesUnordered::new();
         loop {
@@ -439,6 +446,10 @@ impl<C: HttpClient> SixPan<C> {
                 plan.renew_token();
             }
             while let Some(step) = plan.poll() {
+                if let Step::MakeFile { file_size, .. } = &step {
+                    // Every chunk is stored; the service assembles the file.
+                    report(UploadPhase::Uploading, *file_size, false);
+                }
                 let wait = waits.remove(&step.id());
                 let epoch = epochs.of(&step);
                 in_flight.push(self.perform(step, epoch, wait, &batch, &source));
@@ -482,7 +493,11 @@ impl<C: HttpClient> SixPan<C> {
                         // or changes nothing.
                         let _ = plan.handle_chunk(block, stored);
                     }
-                    report(UploadPhase::Uploading, plan.bytes_acknowledged(), false);
+                    // `bytes_acknowledged` walks every block: not after every chunk.
+                    if reported.elapsed() >= PROGRESS_EVERY {
+                        reported = std::time::Instant::now();
+                        report(UploadPhase::Uploading, plan.bytes_acknowledged(), false);
+                    }
                     continue;
                 }
                 Answer::File(Ok(stored)) => {
@@ -503,16 +518,15 @@ impl<C: HttpClient> SixPan<C> {
             }, "storage step failed");
             match recovery {
                 Recovery::Fatal => return Err(give_up(failure)),
-                Recovery::RestartBlock(_) | Recovery::RestartAll if restarts_left == 0 => {
-                    return Err(give_up(failure))
-                }
+                Recovery::RestartBlock(_) if restarts_left == 0 => return Err(give_up(failure)),
+                Recovery::RestartAll if full_restarts_left == 0 => return Err(give_up(failure)),
                 Recovery::RestartBlock(block) => {
                     restarts_left -= 1;
                     epochs.restart_block(block);
                     plan.restart_block(block);
                 }
                 Recovery::RestartAll => {
-                    restarts_left -= 1;
+                    full_restarts_left -= 1;
                     epochs.restart_all();
                     plan.restart_all_blocks();
                 }

@@ -444,7 +444,7 @@ pub(super) async fn handle(
     let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
     let known = matches!(
         segments.as_slice(),
-        ["file", "upload"] | ["mkblk", _, _] | ["bput", _, _] | ["mkfile", _, ..]
+        ["file", "upload"] | ["mkblk", _, _] | ["bput", _, _] | ["mkfile", _, ..] | ["_baseline"]
     );
     let result = if !known {
         Err(StorageError::new(
@@ -459,6 +459,7 @@ pub(super) async fn handle(
     } else {
         match segments.as_slice() {
             ["file", "upload"] => form_upload(state, req).await,
+            ["_baseline"] => baseline(state, req).await,
             ["mkblk", size, index] => {
                 let (size, index) = ((*size).to_owned(), (*index).to_owned());
                 make_block(state, req, &size, &index).await
@@ -561,6 +562,35 @@ async fn form_upload(state: &Arc<SixpanState>, req: Request<Incoming>) -> Stored
         hash: etag,
         key: Some(key.filter(|k| !k.is_empty()).unwrap_or(upload.save_key)),
     })
+}
+
+/// `POST /wcs/_baseline`, not a storage API: the raw request body, of any size, hashed
+/// and written to a temporary file as it arrives, then removed; answers `{"hash",
+/// "size"}`. The work of a form upload without the form and its size limit, for
+/// `cargo xtask bench` to compare the block upload with `curl --data-binary @FILE`.
+async fn baseline(state: &Arc<SixpanState>, req: Request<Incoming>) -> Stored {
+    use http_body_util::BodyExt as _;
+    let store = |e: std::io::Error| StorageError::internal(format!("cannot store the body: {e}"));
+    let tmp = state.tmp_path().await.map_err(StorageError::internal)?;
+    let mut hasher = Qetag::new();
+    let written = async {
+        let mut out = tokio::fs::File::create(&tmp).await.map_err(store)?;
+        let mut body = req.into_body();
+        while let Some(frame) = body.frame().await {
+            let frame =
+                frame.map_err(|e| StorageError::bad(format!("cannot read the body: {e}")))?;
+            if let Ok(data) = frame.into_data() {
+                hasher.update(&data);
+                out.write_all(&data).await.map_err(store)?;
+            }
+        }
+        out.flush().await.map_err(store)
+    }
+    .await;
+    remove_quietly(&tmp).await;
+    written?;
+    let size = hasher.bytes_hashed();
+    Ok(json!({"hash": hasher.finalize(), "size": size}))
 }
 
 /// The checks of every block call: a bare upload token in `Authorization`, an

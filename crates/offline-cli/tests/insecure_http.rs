@@ -1,0 +1,61 @@
+//! `--insecure-http`: a plain-http base URL on a host that is not loopback is refused
+//! (exit 6, nothing sent) unless the flag is given, for both providers.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::process::Command;
+
+use offline_emulator::{Emulator, EmulatorConfig};
+
+const BIN: &str = env!("CARGO_BIN_EXE_offline");
+
+#[tokio::test(flavor = "multi_thread")]
+async fn plain_http_needs_the_flag_unless_the_host_is_loopback() {
+    // 0.0.0.0 reaches this machine but is not a loopback address.
+    let emu = Emulator::start(EmulatorConfig {
+        addr: SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)),
+        ..EmulatorConfig::default()
+    })
+    .await
+    .unwrap();
+    let base = format!("http://0.0.0.0:{}", emu.addr().port());
+    let loopback = format!("http://127.0.0.1:{}", emu.addr().port());
+    let run = |provider: &'static str, base: String, insecure: bool| {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["--provider", provider, "--base-url", &base, "--json"])
+            .env("OFFLINE_123PAN_CLIENT_ID", emu.client_id())
+            .env("OFFLINE_123PAN_CLIENT_SECRET", emu.client_secret())
+            .env("OFFLINE_6PAN_ACCOUNT", emu.sixpan_account())
+            .env("OFFLINE_6PAN_PASSWORD", emu.sixpan_password())
+            .env_remove("OFFLINE_123PAN_ACCESS_TOKEN")
+            .env_remove("OFFLINE_6PAN_TOKEN");
+        if insecure {
+            cmd.arg("--insecure-http");
+        }
+        cmd.arg(if provider == "6pan" { "list" } else { "status" });
+        if provider == "123pan" {
+            cmd.arg("100001");
+        }
+        tokio::task::spawn_blocking(move || cmd.output().unwrap())
+    };
+    for provider in ["123pan", "6pan"] {
+        let refused = run(provider, base.clone(), false).await.unwrap();
+        assert_eq!(refused.status.code(), Some(6), "{provider}");
+        let text = String::from_utf8_lossy(&refused.stdout);
+        assert!(text.contains("plain http"), "{provider}: {text}");
+
+        // Allowed with the flag, and on loopback without it: the call is made (123pan
+        // answers that task 100001 does not exist, exit 3; 6pan lists, exit 0).
+        let expected = if provider == "6pan" { 0 } else { 3 };
+        for (base, insecure) in [(base.clone(), true), (loopback.clone(), false)] {
+            let out = run(provider, base.clone(), insecure).await.unwrap();
+            assert_eq!(
+                out.status.code(),
+                Some(expected),
+                "{provider} {base} {insecure}: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+    assert_eq!(emu.token_requests(), 2);
+}
