@@ -13,11 +13,12 @@
 #   FUZZ_JOBS       targets run at once (default 1)
 #   FUZZ_ARGS       more libFuzzer flags, e.g. "-max_len=65536"
 #
-# Toolchain: cargo-fuzz (`cargo install cargo-fuzz --locked`) passes rustc flags that
-# only nightly accepts (-Zsanitizer, ...). RUSTC_BOOTSTRAP=1 below lets a stable
-# toolchain accept them, so no nightly is needed. The default sanitizer is `none`: the
-# crates forbid unsafe code, so AddressSanitizer adds cost and little else; the targets
-# still run with debug assertions (-a), so integer overflows are found as panics.
+# Toolchain: no nightly needed. With a sanitizer, cargo-fuzz (`cargo install cargo-fuzz
+# --locked`) passes `-Zsanitizer=...`, which only nightly rustc accepts: RUSTC_BOOTSTRAP=1
+# below lets the stable toolchain accept it (checked with `address` on stable 1.95).
+# The default sanitizer is `none`, which builds on plain stable: the crates forbid
+# unsafe code, so AddressSanitizer costs about 5x the speed and adds little; the
+# targets run with debug assertions (-a), so integer overflows are found as panics.
 #
 # Corpora: fuzz/corpus/<target>/ (not committed) is seeded from fixtures/ and
 # fuzz/seeds/<target>/ on every run; what libFuzzer learns stays there between runs.

@@ -55,6 +55,9 @@ const MAX_FULL_RESTARTS: u32 = 1;
 const PROGRESS_EVERY: Duration = Duration::from_millis(50);
 /// A token that expires within this margin is renewed before the next step.
 const TOKEN_MARGIN: Duration = Duration::from_secs(60);
+/// A token is not renewed for being close to its deadline sooner than this after it
+/// arrived (a service that hands out short-lived tokens is not asked in a loop).
+const MIN_TOKEN_USE: Duration = Duration::from_secs(5);
 /// The first wait before a step is sent again; it doubles up to [`MAX_STEP_WAIT`].
 const FIRST_STEP_WAIT: Duration = Duration::from_millis(200);
 /// The longest wait before a step is sent again.
@@ -433,6 +436,7 @@ impl<C: HttpClient> SixPan<C> {
         let mut full_restarts_left = MAX_FULL_RESTARTS;
         let mut reported = std::time::Instant::now();
         let mut upload_url: Option<String> = None;
+        let mut token_at = std::time::Instant::now();
         let mut in_flight = FuturesUnordered::new();
         loop {
             if let Some(e) = plan.error() {
@@ -442,7 +446,9 @@ impl<C: HttpClient> SixPan<C> {
                 report(UploadPhase::Done, total, outcome.instant);
                 return Ok(outcome.clone());
             }
-            if plan.token_expired(SystemTime::now(), TOKEN_MARGIN) {
+            if plan.token_expired(SystemTime::now(), TOKEN_MARGIN)
+                && token_at.elapsed() >= MIN_TOKEN_USE
+            {
                 plan.renew_token();
             }
             while let Some(step) = plan.poll() {
@@ -473,6 +479,7 @@ impl<C: HttpClient> SixPan<C> {
                 Answer::Read(e) => return Err(e),
                 Answer::Token(Err(e)) => return Err(e),
                 Answer::Token(Ok(result)) => {
+                    token_at = std::time::Instant::now();
                     if let StoreTokenResult::Upload(info) = &result {
                         let moved = upload_url
                             .as_deref()

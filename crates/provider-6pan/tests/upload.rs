@@ -193,3 +193,27 @@ async fn three_blocks_in_flight_with_progress() {
     assert!(rx.borrow().instant);
     assert_eq!(rx.borrow().phase, UploadPhase::Done);
 }
+
+#[tokio::test]
+async fn an_upload_token_that_expires_mid_upload_is_renewed_and_the_blocks_kept() {
+    let emu = Emulator::start(EmulatorConfig {
+        sixpan_upload_token_lifetime: Duration::from_secs(2),
+        ..EmulatorConfig::default()
+    })
+    .await
+    .unwrap();
+    let (_dir, path, data) = file(3 * 4 * 1024 * 1024 + 99);
+    // 13 chunks, one at a time, 250 ms each: the first token dies after 2 s.
+    let http = Flaky::new(Drop::Nothing, 0, Duration::from_millis(250));
+    let pan = client(&emu, Arc::clone(&http), 1);
+    let report = pan.upload_file(&path, "/up").await.unwrap();
+    assert_eq!(report.etag, qetag(&data));
+    let stored = emu.stored_blob(report.etag.as_str()).unwrap();
+    assert_eq!(std::fs::read(stored).unwrap(), data);
+    // Every stored chunk was kept: 4 + 4 + 4 + 1, none sent twice but the refused one.
+    assert_eq!(emu.uploaded_chunks(), 13);
+    assert!(
+        http.chunks.load(Ordering::SeqCst) >= 14,
+        "a chunk was refused"
+    );
+}
