@@ -210,7 +210,8 @@ struct EmulatorArgs {
     /// Milliseconds before each callback is sent.
     #[arg(long, default_value_t = 0)]
     callback_delay_ms: u64,
-    /// A bearer token that is always valid (for tools that cannot log in first).
+    /// A token that is always valid (for tools that cannot log in first): a 123pan bearer
+    /// token, a 6pan `Qingzhen-Token`, and a 6pan upload token.
     #[arg(long, value_name = "TOKEN")]
     static_token: Option<String>,
     /// Fetch sources and send callbacks only to loopback hosts; other tasks fail at once.
