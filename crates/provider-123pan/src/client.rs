@@ -1,7 +1,6 @@
 //! The client value and its calls.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -9,33 +8,13 @@ use offline_proto::pan123::{
     AccessTokenData, AccessTokenRequest, Endpoint, EndpointId, OfflineDownloadRequest,
     OfflineProcessRequest, OssOfflineDownloadRequest, OssProcessRequest, Process, TaskId,
 };
-use offline_proto::ratelimit::RateLimiter;
-use offline_proto::retry::{classify, Backoff, Failure, Retry, RetryBudget};
+use offline_proto::retry::{Attempt, Pacer};
 use offline_proto::token::{TokenAction, TokenLifecycle, DEFAULT_MARGIN};
 use offline_proto::tracker::PollPolicy;
 use offline_proto::{ApiError, BaseUrl, HttpClient, Secret, TransportError};
 use transport_hyper::HyperClient;
 
 use crate::Error;
-
-/// The client's own rate is this fraction of the configured limit, so that network
-/// jitter between this machine and the server does not turn an on-time request into a
-/// `429`. 99 %: N creates take N / (0.99 × limit), within about 1 % of the bound
-/// N / limit (measured by `cargo xtask bench`); a `429` that jitter still causes was not
-/// carried out and is sent again.
-const RATE_SAFETY: f64 = 0.99;
-
-/// The client's bucket holds this many requests at most. Just over one: no burst
-/// beyond a single request, but a wait that a timer overran is credited to the next
-/// request instead of being lost (with a cap of exactly 1, every overrun of the
-/// millisecond timer slowed the whole sequence down, by about 2 % at 20 per second).
-const BURST: f64 = 1.0 + (1.0 - RATE_SAFETY);
-
-/// How many times one call is sent again at most.
-const MAX_RETRIES: u32 = 8;
-
-/// The longest wait between two attempts.
-const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
 /// A 123pan open platform client. Cheap to clone; clones share the token, the rate
 /// limiter and the transport. See the [crate docs](crate).
@@ -67,9 +46,7 @@ struct Inner<C> {
     client_id: Option<String>,
     client_secret: Option<Secret>,
     token: tokio::sync::Mutex<TokenLifecycle>,
-    limiter: Mutex<RateLimiter<EndpointId>>,
-    budget: Mutex<RetryBudget>,
-    calls: AtomicU64,
+    pacer: Mutex<Pacer<EndpointId>>,
     poll_policy: PollPolicy,
 }
 
@@ -227,11 +204,9 @@ impl<C: HttpClient> Pan123Builder<C> {
                 ))
             }
         };
-        let mut limiter = RateLimiter::new();
+        let mut pacer = Pacer::new(clock_seed());
         for (endpoint, rate) in self.rate_limits {
-            if rate > 0.0 {
-                limiter.set(endpoint, rate * RATE_SAFETY, BURST);
-            }
+            pacer.set_limit(endpoint, rate);
         }
         Ok(Pan123 {
             inner: Arc::new(Inner {
@@ -240,9 +215,7 @@ impl<C: HttpClient> Pan123Builder<C> {
                 client_id: self.client_id,
                 client_secret: self.client_secret,
                 token: tokio::sync::Mutex::new(lifecycle),
-                limiter: Mutex::new(limiter),
-                budget: Mutex::new(RetryBudget::default()),
-                calls: AtomicU64::new(0),
+                pacer: Mutex::new(pacer),
                 poll_policy: self.poll_policy,
             }),
         })
@@ -358,12 +331,13 @@ impl<C: HttpClient> Pan123<C> {
         Ok(self.inner.token.lock().await.expires_at())
     }
 
+    fn pacer(&self) -> std::sync::MutexGuard<'_, Pacer<EndpointId>> {
+        self.inner.pacer.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     async fn acquire(&self, endpoint: EndpointId) {
         loop {
-            let wait = {
-                let mut limiter = self.inner.limiter.lock().unwrap_or_else(|p| p.into_inner());
-                limiter.try_acquire(&endpoint, Instant::now())
-            };
+            let wait = self.pacer().try_acquire(endpoint, Instant::now());
             match wait {
                 Ok(()) => return,
                 Err(d) => tokio::time::sleep(d).await,
@@ -439,10 +413,7 @@ impl<C: HttpClient> Pan123<C> {
         source: &str,
     ) -> Result<E::Output, Error> {
         let http_request = request.to_http(&self.inner.base, token)?;
-        let rate = self.rate_of(E::ID);
-        let base_delay = Duration::from_secs_f64((1.0 / rate).clamp(0.1, 2.0));
-        let mut backoff = Backoff::new(base_delay, MAX_BACKOFF, MAX_RETRIES, self.seed());
-        self.budget().deposit(Instant::now());
+        let mut backoff = self.pacer().begin(E::ID, Instant::now());
         loop {
             self.acquire(E::ID).await;
             let attempt = match self.inner.http.send(http_request.clone()).await {
@@ -453,87 +424,50 @@ impl<C: HttpClient> Pan123<C> {
                 Ok(output) => return Ok(output),
                 Err(f) => f,
             };
-            let delay = match classify(E::ID.creates(), &failed.as_failure()) {
-                Retry::No => None,
-                Retry::After(wait) => backoff.next_delay().map(|_| wait),
-                Retry::Backoff => backoff.next_delay(),
-            };
-            let Some(delay) = delay.filter(|_| self.budget().withdraw(Instant::now())) else {
-                return Err(failed.into_error(E::ID, source));
+            let delay = self.pacer().retry_delay(
+                &mut backoff,
+                E::ID.creates(),
+                &failed.as_failure(),
+                Instant::now(),
+            );
+            let Some(delay) = delay else {
+                return Err(into_error(failed, E::ID, source));
             };
             tracing::debug!(endpoint = ?E::ID, error = %failed, ?delay, "sending again");
             tokio::time::sleep(delay).await;
         }
     }
-
-    fn rate_of(&self, endpoint: EndpointId) -> f64 {
-        self.inner
-            .limiter
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .bucket(&endpoint)
-            .map_or(endpoint.default_rate_per_second(), |b| b.rate())
-    }
-
-    fn budget(&self) -> std::sync::MutexGuard<'_, RetryBudget> {
-        self.inner.budget.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// A seed for jitter that differs between calls.
-    fn seed(&self) -> u64 {
-        let n = self.inner.calls.fetch_add(1, Ordering::Relaxed);
-        let t = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64);
-        t ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15)
-    }
 }
 
-/// A failed attempt, before it becomes an [`Error`].
-enum Attempt {
-    Transport(TransportError),
-    Api(ApiError),
+/// A seed for jitter, from the clock (the core reads none).
+fn clock_seed() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
 }
 
-impl Attempt {
-    fn as_failure(&self) -> Failure<'_> {
-        match self {
-            Self::Transport(e) => Failure::Transport(e),
-            Self::Api(e) => Failure::Api(e),
-        }
-    }
-
-    fn into_error(self, endpoint: EndpointId, source: &str) -> Error {
-        match self {
-            Self::Transport(e) if endpoint.creates() && e.may_have_been_sent() => {
-                Error::OutcomeUnknown {
-                    endpoint,
-                    url: source.to_owned(),
-                    source: e,
-                }
+/// The error a failed attempt at `endpoint` (for the source URL `source`) becomes.
+fn into_error(attempt: Attempt, endpoint: EndpointId, source: &str) -> Error {
+    match attempt {
+        Attempt::Transport(e) if endpoint.creates() && e.may_have_been_sent() => {
+            Error::OutcomeUnknown {
+                endpoint,
+                url: source.to_owned(),
+                source: e,
             }
-            Self::Transport(e) => Error::Transport(e),
-            // An answer that came but cannot be read: the create may have been carried out.
-            Self::Api(ApiError::Decode(d)) if endpoint.creates() && d.status.is_success() => {
-                Error::OutcomeUnknown {
-                    endpoint,
-                    url: source.to_owned(),
-                    source: TransportError::new(
-                        offline_proto::TransportErrorKind::Other,
-                        format!("the answer could not be read: {d}"),
-                    ),
-                }
+        }
+        Attempt::Transport(e) => Error::Transport(e),
+        // An answer that came but cannot be read: the create may have been carried out.
+        Attempt::Api(ApiError::Decode(d)) if endpoint.creates() && d.status.is_success() => {
+            Error::OutcomeUnknown {
+                endpoint,
+                url: source.to_owned(),
+                source: TransportError::new(
+                    offline_proto::TransportErrorKind::Other,
+                    format!("the answer could not be read: {d}"),
+                ),
             }
-            Self::Api(e) => Error::Api(e),
         }
-    }
-}
-
-impl std::fmt::Display for Attempt {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Transport(e) => e.fmt(f),
-            Self::Api(e) => e.fmt(f),
-        }
+        Attempt::Api(e) => Error::Api(e),
     }
 }

@@ -5,8 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
-use offline_proto::ratelimit::RateLimiter;
-use offline_proto::retry::{classify, Backoff, Failure, Retry, RetryBudget};
+use offline_proto::retry::{Attempt, Pacer};
 use offline_proto::sixpan::api::{rotated_token, Endpoint, Session, DEFAULT_BASE_URL};
 use offline_proto::sixpan::upload::UploadConfig;
 use offline_proto::sixpan::{EndpointId, LoginRequest, UserInfo, UserInfoRequest};
@@ -16,12 +15,6 @@ use transport_hyper::HyperClient;
 
 use crate::Error;
 
-/// The client paces itself at this share of each endpoint's limit.
-const RATE_SAFETY: f64 = 0.97;
-/// How many times one call is sent again at most.
-const MAX_RETRIES: u32 = 8;
-/// The longest wait between two attempts.
-const MAX_BACKOFF: Duration = Duration::from_secs(10);
 /// How many blocks of a block upload are under way at once, by default.
 pub const DEFAULT_BLOCKS_IN_FLIGHT: usize = 3;
 
@@ -68,9 +61,7 @@ pub(crate) struct Inner<C> {
     session: Mutex<Session>,
     login_lock: tokio::sync::Mutex<()>,
     logins: AtomicU64,
-    limiter: Mutex<RateLimiter<EndpointId>>,
-    budget: Mutex<RetryBudget>,
-    calls: AtomicU64,
+    pacer: Mutex<Pacer<EndpointId>>,
     pub(crate) poll_policy: PollPolicy,
     pub(crate) upload_config: UploadConfig,
     pub(crate) hash_threads: usize,
@@ -238,11 +229,13 @@ impl<C> SixPanBuilder<C> {
                 "either a token or an account and password is needed".to_owned(),
             ));
         }
-        let mut limiter = RateLimiter::new();
+        let mut pacer = Pacer::new(
+            SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64),
+        );
         for (endpoint, rate) in self.rate_limits {
-            if rate > 0.0 {
-                limiter.set(endpoint, rate * RATE_SAFETY, 1.0);
-            }
+            pacer.set_limit(endpoint, rate);
         }
         let session = self.token.map_or_else(Session::new, Session::with_token);
         Ok(SixPan {
@@ -254,9 +247,7 @@ impl<C> SixPanBuilder<C> {
                 session: Mutex::new(session),
                 login_lock: tokio::sync::Mutex::new(()),
                 logins: AtomicU64::new(0),
-                limiter: Mutex::new(limiter),
-                budget: Mutex::new(RetryBudget::default()),
-                calls: AtomicU64::new(0),
+                pacer: Mutex::new(pacer),
                 poll_policy: self.poll_policy,
                 upload_config: self.upload_config.normalized(),
                 hash_threads: self.hash_threads,
@@ -412,10 +403,7 @@ impl<C: HttpClient> SixPan<C> {
         token: Option<&Secret>,
     ) -> Result<(E::Output, HttpResponse), Error> {
         let http_request = request.to_http(&self.inner.base, token)?;
-        let rate = self.rate_of(E::ID);
-        let base_delay = Duration::from_secs_f64((1.0 / rate).clamp(0.1, 2.0));
-        let mut backoff = Backoff::new(base_delay, MAX_BACKOFF, MAX_RETRIES, self.seed());
-        self.budget().deposit(Instant::now());
+        let mut backoff = self.pacer().begin(E::ID, Instant::now());
         loop {
             self.acquire(E::ID).await;
             let (seq, _) = self.session().begin();
@@ -431,27 +419,28 @@ impl<C: HttpClient> SixPan<C> {
                 }
                 Err(e) => Attempt::Transport(e),
             };
-            let delay = match classify(E::ID.creates(), &failed.as_failure()) {
-                Retry::No => None,
-                Retry::After(wait) => backoff.next_delay().map(|_| wait),
-                Retry::Backoff => backoff.next_delay(),
-            };
-            let Some(delay) = delay.filter(|_| self.budget().withdraw(Instant::now())) else {
-                return Err(failed.into_error(E::ID));
+            let delay = self.pacer().retry_delay(
+                &mut backoff,
+                E::ID.creates(),
+                &failed.as_failure(),
+                Instant::now(),
+            );
+            let Some(delay) = delay else {
+                return Err(into_error(failed, E::ID));
             };
             tracing::debug!(endpoint = ?E::ID, ?delay, "sending again");
             tokio::time::sleep(delay).await;
         }
     }
 
+    fn pacer(&self) -> MutexGuard<'_, Pacer<EndpointId>> {
+        self.inner.pacer.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Waits until `endpoint`'s rate limit lets a request go.
     pub(crate) async fn acquire(&self, endpoint: EndpointId) {
         loop {
-            let wait = self
-                .inner
-                .limiter
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .try_acquire(&endpoint, Instant::now());
+            let wait = self.pacer().try_acquire(endpoint, Instant::now());
             match wait {
                 Ok(()) => return,
                 Err(d) => tokio::time::sleep(d).await,
@@ -459,62 +448,32 @@ impl<C: HttpClient> SixPan<C> {
         }
     }
 
-    fn rate_of(&self, endpoint: EndpointId) -> f64 {
-        self.inner
-            .limiter
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .bucket(&endpoint)
-            .map_or(endpoint.default_rate_per_second(), |b| b.rate())
-    }
-
-    fn budget(&self) -> MutexGuard<'_, RetryBudget> {
-        self.inner.budget.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
+    /// A fresh seed (jitter, batch IDs).
     pub(crate) fn seed(&self) -> u64 {
-        let n = self.inner.calls.fetch_add(1, Ordering::Relaxed);
-        let t = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64);
-        t ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        self.pacer().next_seed()
     }
 }
 
-/// A failed attempt, before it becomes an [`Error`].
-enum Attempt {
-    Transport(TransportError),
-    Api(ApiError),
-}
-
-impl Attempt {
-    fn as_failure(&self) -> Failure<'_> {
-        match self {
-            Self::Transport(e) => Failure::Transport(e),
-            Self::Api(e) => Failure::Api(e),
-        }
-    }
-
-    fn into_error(self, endpoint: EndpointId) -> Error {
-        match self {
-            Self::Transport(e) if endpoint.creates() && e.may_have_been_sent() => {
-                Error::OutcomeUnknown {
-                    endpoint,
-                    source: e,
-                }
+/// The error a failed attempt at `endpoint` becomes.
+fn into_error(attempt: Attempt, endpoint: EndpointId) -> Error {
+    match attempt {
+        Attempt::Transport(e) if endpoint.creates() && e.may_have_been_sent() => {
+            Error::OutcomeUnknown {
+                endpoint,
+                source: e,
             }
-            Self::Transport(e) => Error::Transport(e),
-            // An answer that came but cannot be read: the add may have been carried out.
-            Self::Api(ApiError::Decode(d)) if endpoint.creates() && d.status.is_success() => {
-                Error::OutcomeUnknown {
-                    endpoint,
-                    source: TransportError::new(
-                        offline_proto::TransportErrorKind::Other,
-                        format!("the answer could not be read: {d}"),
-                    ),
-                }
-            }
-            Self::Api(e) => Error::Api(e),
         }
+        Attempt::Transport(e) => Error::Transport(e),
+        // An answer that came but cannot be read: the add may have been carried out.
+        Attempt::Api(ApiError::Decode(d)) if endpoint.creates() && d.status.is_success() => {
+            Error::OutcomeUnknown {
+                endpoint,
+                source: TransportError::new(
+                    offline_proto::TransportErrorKind::Other,
+                    format!("the answer could not be read: {d}"),
+                ),
+            }
+        }
+        Attempt::Api(e) => Error::Api(e),
     }
 }
