@@ -32,6 +32,7 @@ mod error;
 mod secret;
 mod transport;
 
+pub mod clock;
 pub mod pan123;
 pub mod qetag;
 pub mod ratelimit;

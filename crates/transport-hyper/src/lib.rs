@@ -233,3 +233,40 @@ impl HttpClient for HyperClient {
         }
     }
 }
+
+/// The clock of the tokio runtime: [`tokio::time::Instant`] for the monotonic time and
+/// a wall clock anchored to it ([`offline_proto::clock::Anchor`]), so that under
+/// tokio's paused test time (`#[tokio::test(start_paused = true)]`) both clocks advance
+/// together and nothing waits for real. Outside a paused runtime it reads the
+/// operating system's clocks.
+#[derive(Debug, Clone, Copy)]
+pub struct TokioClock {
+    anchor: offline_proto::clock::Anchor,
+}
+
+impl TokioClock {
+    /// A clock anchored now: its wall time starts at `SystemTime::now()`.
+    pub fn new() -> Self {
+        Self {
+            anchor: offline_proto::clock::Anchor::new(
+                tokio::time::Instant::now().into_std(),
+                std::time::SystemTime::now(),
+            ),
+        }
+    }
+}
+
+impl Default for TokioClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl offline_proto::clock::Clock for TokioClock {
+    fn now(&self) -> std::time::Instant {
+        tokio::time::Instant::now().into_std()
+    }
+    fn wall(&self) -> std::time::SystemTime {
+        self.anchor.wall_at(self.now())
+    }
+}
