@@ -2,7 +2,7 @@
 //! tests and demos.
 //!
 //! [`Emulator::start`] binds a real hyper HTTP/1.1 server (loopback by default) that
-//! answers the four offline calls and the token call the way `API-NOTES.md` describes
+//! answers the four offline calls and the token call the way `docs/wire-notes.md` describes
 //! them: it issues and expires tokens, enforces per-client rate limits, really fetches
 //! the http(s) URLs it is given (following up to 5 redirects), stores the bytes under
 //! [`RunningEmulator::data_dir`], reports progress from the bytes received, fails tasks

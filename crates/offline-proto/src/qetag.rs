@@ -1,7 +1,7 @@
 //! The Qiniu etag ("qetag"): the 28-character file hash 6pan uses to name stored
 //! files, ask for an instant upload (秒传) and check a finished storage upload.
 //!
-//! Facts: `API-NOTES.md` (6pan section, "File hash") and the vendor SDK's vectors in
+//! Facts: `docs/wire-notes.md` (6pan section, "File hash") and the vendor SDK's vectors in
 //! `fixtures/qetag/vectors.tsv`. The data is cut into 4 MiB blocks
 //! ([`BLOCK_SIZE`], 4 194 304 bytes):
 //!

@@ -23,7 +23,7 @@
 //! until five minutes before its `expiredAt`, and refreshed once when the server
 //! rejects it; however many calls find it expired at the same moment, exactly one
 //! token request is made. Every call waits for its endpoint's rate limit (a token
-//! bucket per endpoint; defaults from `API-NOTES.md`, configurable) and is sent again
+//! bucket per endpoint; defaults from `docs/wire-notes.md`, configurable) and is sent again
 //! after a `429` answer, which means the server did not carry it out.
 //!
 //! A create call (`offline_download`, `oss_offline_download`) whose request may have

@@ -1,4 +1,4 @@
-//! The 6pan half of the emulator (the v1/v2 generation that `API-NOTES.md` describes):
+//! The 6pan half of the emulator (the v1/v2 generation that `docs/wire-notes.md` describes):
 //! log in, rotating tokens, the drive's files and upload tokens (`/v1/store/token`, with
 //! instant upload), the storage service under `/wcs` (Wangsu WCS style form and block
 //! uploads), parsing links and torrents into signed identity blobs, and offline tasks

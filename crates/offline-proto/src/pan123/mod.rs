@@ -23,7 +23,7 @@
 //! `cargo xtask codegen` from the description `fixtures/openapi/123pan.yaml`; this
 //! module, `wire_ext.rs` and `validate.rs` are hand-written on top of them.
 //!
-//! Facts: `API-NOTES.md` (123pan section), seeds `002`–`004`.
+//! Facts: `docs/wire-notes.md` (123pan section), seeds `002`–`004`.
 
 mod endpoints;
 mod validate;

@@ -1,6 +1,6 @@
 //! Local checks that need no server: source URLs, image extensions, file names.
 //!
-//! Facts: `API-NOTES.md` (123pan section) and seeds `002`, `003` (cloud drive: http and
+//! Facts: `docs/wire-notes.md` (123pan section) and seeds `002`, `003` (cloud drive: http and
 //! https only) and `004` (image bed: the extension list and the 100 MB limit).
 
 use crate::ValidationError;

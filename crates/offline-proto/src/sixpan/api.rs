@@ -1,7 +1,7 @@
 //! The 6pan API host's calls: encoding with `Qingzhen-Token`, decoding the envelope
 //! into typed errors, token rotation, login, and local validation of links.
 //!
-//! Facts: `API-NOTES.md` (6pan section), seeds `000` and `001`, and
+//! Facts: `docs/wire-notes.md` (6pan section), seeds `000` and `001`, and
 //! `fixtures/openapi/6pan.yaml`.
 
 use bytes::Bytes;

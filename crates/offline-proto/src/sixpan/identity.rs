@@ -2,7 +2,7 @@
 //! (`/v2/offline/parseUrl`, `/v2/offline/parseTorrent`) and that `/v2/offline/add`
 //! takes back.
 //!
-//! Facts: `API-NOTES.md` (6pan section, "Identity blob") and seed `000` (one blob in
+//! Facts: `docs/wire-notes.md` (6pan section, "Identity blob") and seed `000` (one blob in
 //! the `parseTorrent` answer, two in the `add` request; copied to
 //! `fixtures/6pan/identity/`). A blob is `base64(JSON) + "$" + 32 lowercase hex`; the
 //! hex part is a MAC keyed by a server secret. A client can read the JSON but must

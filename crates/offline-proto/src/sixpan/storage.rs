@@ -1,7 +1,7 @@
 //! Encoders and decoders of the storage service calls (Wangsu WCS style), at the
 //! `uploadUrl` that `/v1/store/token` hands out.
 //!
-//! Facts: `API-NOTES.md` (6pan section, "Upload to the storage service"), seed `001`
+//! Facts: `docs/wire-notes.md` (6pan section, "Upload to the storage service"), seed `001`
 //! and `fixtures/openapi/6pan.yaml` (operations `upload`, `makeBlock`, `putChunk`,
 //! `makeFile`). Four calls, all `POST`, answered with plain JSON (not the API host's
 //! envelope):

@@ -4,7 +4,7 @@
 //!
 //! [`UploadPlan`] performs no I/O, reads no clock and never sees the file's bytes: it
 //! tells the driver which call to make and which byte range of the file to read and
-//! send ([`Step`]), and the driver reports what came back. Facts: `API-NOTES.md`
+//! send ([`Step`]), and the driver reports what came back. Facts: `docs/wire-notes.md`
 //! (6pan section, "Upload to the storage service"); the requests are built by
 //! [`super::storage`] ([`Step::storage_request`] picks the right one).
 //!

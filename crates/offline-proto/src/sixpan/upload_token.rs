@@ -1,6 +1,6 @@
 //! The storage upload token that `/v1/store/token` hands out, and its put policy.
 //!
-//! Facts: `API-NOTES.md` (6pan section, "Upload to the storage service") and seed
+//! Facts: `docs/wire-notes.md` (6pan section, "Upload to the storage service") and seed
 //! `001` (a full token). The token is Qiniu-style `AccessKey:EncodedSign:EncodedPutPolicy`;
 //! the put policy is base64 JSON with `scope`, `deadline` (milliseconds since the Unix
 //! epoch), `overwrite`, `fsizeLimit`, `callbackUrl`, `callbackBody`, `saveKey`. The
