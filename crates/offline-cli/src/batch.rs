@@ -30,7 +30,7 @@ fn failed_123(e: &provider_123pan::Error) -> Failed {
         // Certainly not carried out: worth another run.
         Error::Transport(_)
         | Error::Api(ApiError::RateLimited { .. } | ApiError::Http { .. })
-        | Error::TokenUnavailable
+        | Error::NotAuthenticated
         | Error::Config(_) => State::Pending,
         _ => State::Failed,
     };
@@ -48,7 +48,7 @@ fn failed_6(e: &provider_6pan::Error) -> Failed {
         Error::OutcomeUnknown { .. } => State::Unknown,
         Error::Transport(_)
         | Error::Api(ApiError::RateLimited { .. } | ApiError::Http { .. })
-        | Error::NotLoggedIn
+        | Error::NotAuthenticated
         | Error::Config(_) => State::Pending,
         _ => State::Failed,
     };

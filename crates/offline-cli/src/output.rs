@@ -235,7 +235,7 @@ fn shorten(s: &str, max: usize) -> String {
 /// A word for the kind of error, for `--json`.
 fn error_kind(e: &Error) -> &'static str {
     match e {
-        Error::Config(_) | Error::Invalid(_) | Error::TokenUnavailable => "config",
+        Error::Config(_) | Error::Invalid(_) | Error::NotAuthenticated => "config",
         Error::Transport(_) => "transport",
         Error::Api(_) => "provider",
         Error::OutcomeUnknown { .. } => "outcome_unknown",
@@ -247,7 +247,7 @@ fn error_kind(e: &Error) -> &'static str {
 pub(crate) fn exit_code(e: &Error) -> u8 {
     use offline_proto::ApiError;
     match e {
-        Error::Config(_) | Error::Invalid(_) | Error::TokenUnavailable => exit::CONFIG,
+        Error::Config(_) | Error::Invalid(_) | Error::NotAuthenticated => exit::CONFIG,
         Error::Transport(_) | Error::Api(ApiError::Http { .. } | ApiError::Decode(_)) => {
             exit::TRANSPORT
         }

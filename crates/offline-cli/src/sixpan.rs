@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use futures_util::StreamExt;
-use provider_6pan::{is_final, Error, OfflineTask, Selection, SixPan, SixPanBuilder, TaskStatus};
+use provider_6pan::{Error, OfflineTask, Selection, SixPan, SixPanBuilder, TaskStatus};
 use serde_json::json;
 use transport_hyper::HyperClient;
 
@@ -18,7 +18,7 @@ pub(crate) fn exit_code(e: &Error) -> u8 {
     match e {
         Error::Config(_)
         | Error::Invalid(_)
-        | Error::NotLoggedIn
+        | Error::NotAuthenticated
         | Error::Selection(_)
         | Error::Io { .. } => exit::CONFIG,
         Error::Transport(_) | Error::Api(ApiError::Http { .. } | ApiError::Decode(_)) => {
@@ -222,8 +222,10 @@ pub(crate) async fn watch(
             Ok(t) => {
                 let expected_partial =
                     t.status == TaskStatus::PartlyDone && selected.contains(&t.identity);
-                let done =
-                    is_final(t.status).then_some(t.status == TaskStatus::Done || expected_partial);
+                let done = t
+                    .status
+                    .is_final()
+                    .then_some(t.status == TaskStatus::Done || expected_partial);
                 if out.is_json() {
                     println!(
                         "{}",

@@ -71,6 +71,65 @@ pub fn checked_deadline(now: Instant, wait: Duration) -> Option<Instant> {
     now.checked_add(wait)
 }
 
+/// A clock that moves only when told to, or when something waits on it: for tests of
+/// drivers in synthetic time. Clones share one time.
+///
+/// Waiting on it ([`crate::driver::BlockingTimer::block_until`]) advances it to the
+/// deadline at once, so a blocking client that backs off for ten seconds takes no real
+/// time.
+#[derive(Debug, Clone)]
+pub struct ManualClock {
+    inner: std::sync::Arc<std::sync::Mutex<(Instant, SystemTime)>>,
+}
+
+impl ManualClock {
+    /// A clock at `start` / `wall`.
+    pub fn new(start: Instant, wall: SystemTime) -> Self {
+        Self {
+            inner: std::sync::Arc::new(std::sync::Mutex::new((start, wall))),
+        }
+    }
+
+    /// Moves the clock forward by `by`.
+    pub fn advance(&self, by: Duration) {
+        let mut t = self
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        t.0 += by;
+        t.1 += by;
+    }
+
+    /// Moves the clock to `at`, if that is later than now.
+    pub fn advance_to(&self, at: Instant) {
+        let now = self.now();
+        if at > now {
+            self.advance(at - now);
+        }
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Instant {
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .0
+    }
+    fn wall(&self) -> SystemTime {
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .1
+    }
+}
+
+impl crate::driver::BlockingTimer for ManualClock {
+    fn block_until(&self, deadline: Instant) {
+        self.advance_to(deadline);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -32,7 +32,10 @@ mod error;
 mod secret;
 mod transport;
 
+pub mod call;
 pub mod clock;
+pub mod common;
+pub mod driver;
 pub mod pan123;
 pub mod qetag;
 pub mod ratelimit;
@@ -47,6 +50,6 @@ pub use error::{
 };
 pub use secret::Secret;
 pub use transport::{
-    BaseUrl, BaseUrlError, HttpClient, HttpRequest, HttpResponse, TransportError,
+    shared, BaseUrl, BaseUrlError, HttpClient, HttpRequest, HttpResponse, TransportError,
     TransportErrorKind,
 };

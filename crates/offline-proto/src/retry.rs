@@ -66,6 +66,23 @@ pub fn classify(creates: bool, failure: &Failure<'_>) -> Retry {
     }
 }
 
+/// After a read made by a watch (a progress call) failed for good, its own retries
+/// spent: `Some(wait)` when the watch should ask again later (after `wait` when the
+/// server said how long, else at its own pace), `None` when the failure is final and
+/// ends the watch of that task. A transport failure is always worth asking again;
+/// this decides for the provider's answers.
+pub fn ask_again_later(error: &ApiError) -> Option<Option<Duration>> {
+    match error {
+        ApiError::RateLimited { retry_after, .. } => Some(*retry_after),
+        ApiError::Http { status, .. } if status.is_server_error() => Some(None),
+        ApiError::Decode(d) if d.kind == crate::DecodeErrorKind::Truncated => Some(None),
+        _ => None,
+    }
+}
+
+/// How many failed calls in a row end a watch of one task.
+pub const MAX_CONSECUTIVE_WATCH_ERRORS: u32 = 5;
+
 /// A failed attempt, as [`classify`] reads it.
 #[derive(Debug, Clone, Copy)]
 pub enum Failure<'a> {

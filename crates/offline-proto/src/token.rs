@@ -44,6 +44,9 @@ enum State {
     Valid {
         token: Secret,
         expires_at: Option<SystemTime>,
+        /// When to stop using it: `expires_at` minus the margin, or `expires_at` itself
+        /// for a token that was born inside the margin.
+        refresh_at: Option<SystemTime>,
     },
     Dead,
 }
@@ -73,7 +76,11 @@ impl TokenLifecycle {
     /// used until `expires_at` (if known) or until the server rejects it.
     pub fn fixed(token: Secret, expires_at: Option<SystemTime>) -> Self {
         Self {
-            state: State::Valid { token, expires_at },
+            state: State::Valid {
+                token,
+                expires_at,
+                refresh_at: expires_at,
+            },
             margin: Duration::ZERO,
             can_fetch: false,
             fetches: 0,
@@ -93,14 +100,31 @@ impl TokenLifecycle {
         }
     }
 
+    /// The token held now and its expiry, without changing anything.
+    pub fn current(&self) -> Option<(Secret, Option<SystemTime>)> {
+        match &self.state {
+            State::Valid {
+                token, expires_at, ..
+            } => Some((token.clone(), *expires_at)),
+            _ => None,
+        }
+    }
+
+    /// The token held now, if any (whether or not it is still fresh).
+    pub fn peek(&self) -> Option<&Secret> {
+        match &self.state {
+            State::Valid { token, .. } => Some(token),
+            _ => None,
+        }
+    }
+
     /// What to do to get a token at `now`.
     pub fn poll(&mut self, now: SystemTime) -> TokenAction {
         match &self.state {
-            State::Valid { token, expires_at } => {
-                let fresh = expires_at.is_none_or(|exp| {
-                    exp.checked_sub(self.margin)
-                        .is_some_and(|limit| now < limit)
-                });
+            State::Valid {
+                token, refresh_at, ..
+            } => {
+                let fresh = refresh_at.is_none_or(|limit| now < limit);
                 if fresh {
                     return TokenAction::Use(token.clone());
                 }
@@ -122,11 +146,16 @@ impl TokenLifecycle {
         TokenAction::Fetch
     }
 
-    /// A fetch succeeded: `token` is good until `expires_at`.
-    pub fn handle_token(&mut self, token: Secret, expires_at: SystemTime) {
+    /// A fetch succeeded at `now`: `token` is good until `expires_at`. It is used until
+    /// `expires_at` minus the margin; a token born inside the margin (a short-lived
+    /// token, a margin longer than the lifetime) is used until `expires_at` itself, so
+    /// that a client never fetches a new token for every call.
+    pub fn handle_token(&mut self, token: Secret, expires_at: SystemTime, now: SystemTime) {
+        let with_margin = expires_at.checked_sub(self.margin).filter(|t| *t > now);
         self.state = State::Valid {
             token,
             expires_at: Some(expires_at),
+            refresh_at: Some(with_margin.unwrap_or(expires_at)),
         };
     }
 
@@ -172,12 +201,29 @@ mod tests {
         let now = t0();
         assert_eq!(lc.poll(now), TokenAction::Fetch);
         assert_eq!(lc.poll(now), TokenAction::Wait, "second caller waits");
-        lc.handle_token(Secret::new("a"), now + Duration::from_secs(3600));
+        lc.handle_token(Secret::new("a"), now + Duration::from_secs(3600), now);
         assert_eq!(lc.poll(now), TokenAction::Use(Secret::new("a")));
         let just_before = now + Duration::from_secs(3600 - 61);
         assert_eq!(lc.poll(just_before), TokenAction::Use(Secret::new("a")));
         let inside_margin = now + Duration::from_secs(3600 - 60);
         assert_eq!(lc.poll(inside_margin), TokenAction::Fetch);
+        assert_eq!(lc.fetches(), 2);
+    }
+
+    #[test]
+    fn a_token_born_inside_the_margin_is_used_until_it_expires() {
+        let mut lc = TokenLifecycle::fetching(Duration::from_secs(300));
+        let now = t0();
+        assert_eq!(lc.poll(now), TokenAction::Fetch);
+        lc.handle_token(Secret::new("short"), now + Duration::from_secs(120), now);
+        for s in [0, 1, 60, 119] {
+            assert_eq!(
+                lc.poll(now + Duration::from_secs(s)),
+                TokenAction::Use(Secret::new("short")),
+                "at {s} s"
+            );
+        }
+        assert_eq!(lc.poll(now + Duration::from_secs(120)), TokenAction::Fetch);
         assert_eq!(lc.fetches(), 2);
     }
 
@@ -194,7 +240,7 @@ mod tests {
         let mut lc = TokenLifecycle::fetching(DEFAULT_MARGIN);
         let now = t0();
         assert_eq!(lc.poll(now), TokenAction::Fetch);
-        lc.handle_token(Secret::new("a"), now + Duration::from_secs(7200));
+        lc.handle_token(Secret::new("a"), now + Duration::from_secs(7200), now);
         // Two callers got 401 with the same token: only the first invalidates it.
         assert!(lc.handle_rejected(&Secret::new("a")));
         assert_eq!(lc.poll(now), TokenAction::Fetch);
@@ -202,7 +248,7 @@ mod tests {
             lc.handle_rejected(&Secret::new("a")),
             "fetch under way: retry after it"
         );
-        lc.handle_token(Secret::new("b"), now + Duration::from_secs(7200));
+        lc.handle_token(Secret::new("b"), now + Duration::from_secs(7200), now);
         assert!(
             lc.handle_rejected(&Secret::new("a")),
             "already replaced: retry with b"

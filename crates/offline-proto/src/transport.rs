@@ -33,12 +33,27 @@ pub trait HttpClient: Send + Sync {
     ) -> impl Future<Output = Result<HttpResponse, TransportError>> + Send;
 }
 
-impl<T: HttpClient> HttpClient for std::sync::Arc<T> {
+/// A closure is a transport: `|request| async move { ... }` (as oauth2-rs takes its
+/// `AsyncHttpClient`). Wrap a shared client in a closure to pass it by `Arc`.
+impl<F, Fut> HttpClient for F
+where
+    F: Fn(HttpRequest) -> Fut + Send + Sync,
+    Fut: Future<Output = Result<HttpResponse, TransportError>> + Send,
+{
     fn send(
         &self,
         request: HttpRequest,
     ) -> impl Future<Output = Result<HttpResponse, TransportError>> + Send {
-        (**self).send(request)
+        self(request)
+    }
+}
+
+/// A transport shared by `Arc`: several clients (or a test that keeps a handle to count
+/// requests) use one `client`.
+pub fn shared<T: HttpClient + 'static>(client: std::sync::Arc<T>) -> impl HttpClient + Clone {
+    move |request: HttpRequest| {
+        let client = std::sync::Arc::clone(&client);
+        async move { client.send(request).await }
     }
 }
 

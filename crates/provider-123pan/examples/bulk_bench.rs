@@ -139,7 +139,13 @@ async fn tracking(count: u64, callbacks: bool) {
     // Creating is rate-limited at 1/s by default; this figure is about tracking. One
     // client creates and watches, so its token is fetched before the watch starts.
     let pan = Pan123::builder()
-        .http_client(Arc::clone(&http))
+        .http_client({
+            let http = Arc::clone(&http);
+            move |request: offline_proto::HttpRequest| {
+                let http = Arc::clone(&http);
+                async move { http.send(request).await }
+            }
+        })
         .base_url(emu.base_url())
         .client_id(emu.client_id())
         .client_secret(emu.client_secret())

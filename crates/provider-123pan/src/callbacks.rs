@@ -17,9 +17,10 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use futures_util::stream::{BoxStream, Stream, StreamExt};
+use offline_proto::clock::Clock;
 use offline_proto::pan123::Callback;
 use offline_proto::tracker::{Next, PollPolicy, Tracker};
-use offline_proto::{ApiError, HttpClient};
+use offline_proto::HttpClient;
 
 use crate::wait::{Progress, TaskRef};
 use crate::{Error, Pan123};
@@ -31,9 +32,6 @@ pub const CALLBACK_FALLBACK: PollPolicy = PollPolicy {
     max: Duration::from_secs(60),
     factor: 2.0,
 };
-
-/// How many consecutive failed progress calls end the watch of one task.
-const MAX_CONSECUTIVE_ERRORS: u32 = 5;
 
 /// A task to watch, and the source URL its callback will name when the task was
 /// created with a callback URL the caller receives (`None`: poll it).
@@ -64,7 +62,7 @@ impl<C: HttpClient> Pan123<C> {
     where
         S: Stream<Item = Callback> + Send + 'a,
     {
-        let now = Instant::now();
+        let now = self.clock().now();
         let mut polled = Tracker::new(self.poll_policy());
         let mut hinted = Tracker::new(CALLBACK_FALLBACK);
         let mut by_url: BTreeMap<String, Vec<TaskRef>> = BTreeMap::new();
@@ -123,7 +121,7 @@ impl<C: HttpClient> CallbackWait<'_, C> {
             if let Some(item) = self.ready.pop_front() {
                 return Some(item);
             }
-            let now = Instant::now();
+            let now = self.client.clock().now();
             let mut wake: Option<Instant> = None;
             let mut done = true;
             for queue in [Queue::Polled, Queue::Hinted] {
@@ -177,7 +175,7 @@ impl<C: HttpClient> CallbackWait<'_, C> {
 
     /// A callback named `url`: each task of that URL still waiting is asked now.
     fn hint(&mut self, url: &str) {
-        let now = Instant::now();
+        let now = self.client.clock().now();
         let Some(tasks) = self.by_url.get(url) else {
             tracing::debug!(url, "a callback for no watched task");
             return;
@@ -193,7 +191,7 @@ impl<C: HttpClient> CallbackWait<'_, C> {
     /// No callback will come any more: the tasks that waited for one are polled.
     fn callbacks_ended(&mut self) {
         self.callbacks = None;
-        let now = Instant::now();
+        let now = self.client.clock().now();
         for tasks in self.by_url.values() {
             for task in tasks {
                 if self.hinted.polls(task).is_some() && !self.finished.contains(task) {
@@ -206,7 +204,7 @@ impl<C: HttpClient> CallbackWait<'_, C> {
 
     async fn ask(&mut self, queue: Queue, task: TaskRef) {
         let result = self.client.progress(task).await;
-        let now = Instant::now();
+        let now = self.client.clock().now();
         match result {
             Ok(p) => {
                 self.errors.remove(&task);
@@ -218,11 +216,11 @@ impl<C: HttpClient> CallbackWait<'_, C> {
                 self.ready.push_back((task, Ok(p)));
             }
             Err(e) => {
-                let retry_after = transient(&e);
+                let retry_after = e.ask_again_later();
                 let count = self.errors.entry(task).or_default();
                 *count += 1;
                 match retry_after {
-                    Some(wait) if *count < MAX_CONSECUTIVE_ERRORS => {
+                    Some(wait) if *count < offline_proto::retry::MAX_CONSECUTIVE_WATCH_ERRORS => {
                         tracing::debug!(task = %task.id, error = %e, "progress call failed; asking again later");
                         self.tracker(queue).handle_error(&task, now, wait);
                     }
@@ -234,15 +232,5 @@ impl<C: HttpClient> CallbackWait<'_, C> {
                 }
             }
         }
-    }
-}
-
-/// `Some(retry_after)` when a failed progress call is worth asking again.
-fn transient(e: &Error) -> Option<Option<Duration>> {
-    match e {
-        Error::Transport(_) => Some(None),
-        Error::Api(ApiError::RateLimited { retry_after, .. }) => Some(*retry_after),
-        Error::Api(ApiError::Http { status, .. }) if status.is_server_error() => Some(None),
-        _ => None,
     }
 }

@@ -2,17 +2,18 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
+use offline_proto::call::{ClientState, Request};
+use offline_proto::clock::Clock;
 use offline_proto::pan123::{
-    AccessTokenData, AccessTokenRequest, Endpoint, EndpointId, OfflineDownloadRequest,
-    OfflineProcessRequest, OssOfflineDownloadRequest, OssProcessRequest, Process, TaskId,
+    Credentials, EndpointId, OfflineDownloadRequest, OfflineProcessRequest,
+    OssOfflineDownloadRequest, OssProcessRequest, Process, TaskId,
 };
-use offline_proto::retry::{Attempt, Pacer};
-use offline_proto::token::{TokenAction, TokenLifecycle, DEFAULT_MARGIN};
+use offline_proto::token::DEFAULT_MARGIN;
 use offline_proto::tracker::PollPolicy;
-use offline_proto::{ApiError, BaseUrl, HttpClient, Secret, TransportError};
-use transport_hyper::HyperClient;
+use offline_proto::{BaseUrl, HttpClient, Secret};
+use transport_hyper::{HyperClient, TokioClock};
 
 use crate::Error;
 
@@ -44,9 +45,8 @@ struct Inner<C> {
     http: C,
     base: BaseUrl,
     client_id: Option<String>,
-    client_secret: Option<Secret>,
-    token: tokio::sync::Mutex<TokenLifecycle>,
-    pacer: Mutex<Pacer<EndpointId>>,
+    state: Mutex<ClientState<Credentials>>,
+    clock: TokioClock,
     poll_policy: PollPolicy,
 }
 
@@ -129,7 +129,7 @@ impl<C> Pan123Builder<C> {
 
     /// A ready access token, used until it expires or is rejected. With a client ID and
     /// secret as well, a new token is fetched after that; without, calls then fail with
-    /// [`Error::TokenUnavailable`].
+    /// [`Error::NotAuthenticated`].
     #[must_use]
     pub fn access_token(
         mut self,
@@ -186,36 +186,40 @@ impl<C: HttpClient> Pan123Builder<C> {
                 "base URL {base} is plain http on a non-loopback host; use https or allow insecure http explicitly"
             )));
         }
-        let can_fetch = self.client_id.is_some() && self.client_secret.is_some();
-        let lifecycle = match (self.access_token, can_fetch) {
-            (Some((token, exp)), false) => TokenLifecycle::fixed(token, exp),
-            (Some((token, exp)), true) => {
-                let mut lc = TokenLifecycle::fetching(self.token_margin);
-                lc.handle_token(
-                    token,
-                    exp.unwrap_or(SystemTime::now() + Duration::from_secs(3600)),
-                );
-                lc
+        let clock = TokioClock::new();
+        let credentials = match (
+            self.access_token,
+            self.client_id.clone(),
+            self.client_secret,
+        ) {
+            (Some((token, exp)), None, _) | (Some((token, exp)), _, None) => {
+                Credentials::token(token, exp)
             }
-            (None, true) => TokenLifecycle::fetching(self.token_margin),
-            (None, false) => {
+            (token, Some(id), Some(secret)) => {
+                let credentials = Credentials::client(id, secret, self.token_margin);
+                match token {
+                    Some((token, exp)) => credentials.with_cached_token(
+                        token,
+                        exp.unwrap_or(clock.wall() + Duration::from_secs(3600)),
+                        clock.wall(),
+                    ),
+                    None => credentials,
+                }
+            }
+            (None, _, _) => {
                 return Err(Error::Config(
                     "either a client ID and secret or an access token is needed".to_owned(),
                 ))
             }
         };
-        let mut pacer = Pacer::new(clock_seed());
-        for (endpoint, rate) in self.rate_limits {
-            pacer.set_limit(endpoint, rate);
-        }
+        let state = ClientState::new(base.clone(), credentials, self.rate_limits, clock_seed());
         Ok(Pan123 {
             inner: Arc::new(Inner {
                 http,
                 base,
                 client_id: self.client_id,
-                client_secret: self.client_secret,
-                token: tokio::sync::Mutex::new(lifecycle),
-                pacer: Mutex::new(pacer),
+                state: Mutex::new(state),
+                clock,
                 poll_policy: self.poll_policy,
             }),
         })
@@ -282,7 +286,7 @@ impl<C: HttpClient> Pan123<C> {
         request: impl Into<OfflineDownloadRequest>,
     ) -> Result<TaskId, Error> {
         let request = request.into();
-        Ok(self.call(&request, &request.url).await?.task_id)
+        Ok(self.call(request).await?.task_id)
     }
 
     /// Asks the service to migrate the image at `request.url` into the image bed
@@ -297,7 +301,7 @@ impl<C: HttpClient> Pan123<C> {
         request: impl Into<OssOfflineDownloadRequest>,
     ) -> Result<TaskId, Error> {
         let request = request.into();
-        Ok(self.call(&request, &request.url).await?.task_id)
+        Ok(self.call(request).await?.task_id)
     }
 
     /// A cloud-drive task's progress (`GET /api/v1/offline/download/process`).
@@ -306,7 +310,7 @@ impl<C: HttpClient> Pan123<C> {
     ///
     /// [`Error::Api`] (an unknown task is the provider's error), [`Error::Transport`].
     pub async fn process(&self, task: TaskId) -> Result<Process, Error> {
-        self.call(&OfflineProcessRequest::new(task), "").await
+        self.call(OfflineProcessRequest::new(task)).await
     }
 
     /// An image-bed task's progress (`GET /api/v1/oss/offline/download/process`); the
@@ -316,7 +320,7 @@ impl<C: HttpClient> Pan123<C> {
     ///
     /// As [`process`](Self::process).
     pub async fn oss_process(&self, task: TaskId) -> Result<Process, Error> {
-        self.call(&OssProcessRequest::new(task), "").await
+        self.call(OssProcessRequest::new(task)).await
     }
 
     /// Fetches an access token now if none is held or the held one is about to expire,
@@ -324,118 +328,49 @@ impl<C: HttpClient> Pan123<C> {
     ///
     /// # Errors
     ///
-    /// [`Error::Api`] when the credentials are refused, [`Error::TokenUnavailable`],
+    /// [`Error::Api`] when the credentials are refused, [`Error::NotAuthenticated`],
     /// [`Error::Transport`].
     pub async fn ensure_token(&self) -> Result<Option<SystemTime>, Error> {
-        self.token().await?;
-        Ok(self.inner.token.lock().await.expires_at())
+        self.call(offline_proto::call::EnsureToken(EndpointId::AccessToken))
+            .await?;
+        Ok(self.access_token().and_then(|(_, exp)| exp))
     }
 
-    fn pacer(&self) -> std::sync::MutexGuard<'_, Pacer<EndpointId>> {
-        self.inner.pacer.lock().unwrap_or_else(|p| p.into_inner())
+    /// The access token held now and its expiry, if one is held: for saving it
+    /// between runs (treat it as a password).
+    pub fn access_token(&self) -> Option<(Secret, Option<SystemTime>)> {
+        self.state().auth().current()
     }
 
-    async fn acquire(&self, endpoint: EndpointId) {
-        loop {
-            let wait = self.pacer().try_acquire(endpoint, Instant::now());
-            match wait {
-                Ok(()) => return,
-                Err(d) => tokio::time::sleep(d).await,
-            }
-        }
+    /// How many access-token requests this client has sent.
+    pub fn token_requests(&self) -> u64 {
+        self.state().token_fetches()
     }
 
-    /// The current token, fetching one if needed. The lock is held across the fetch so
-    /// that concurrent callers wait for it instead of fetching their own.
-    async fn token(&self) -> Result<Secret, Error> {
-        let mut lifecycle = self.inner.token.lock().await;
-        loop {
-            match lifecycle.poll(SystemTime::now()) {
-                TokenAction::Use(token) => return Ok(token),
-                TokenAction::Fetch => match self.fetch_token().await {
-                    Ok(data) => {
-                        tracing::debug!(expires_at = %data.expired_at, "access token fetched");
-                        lifecycle.handle_token(data.access_token, data.expired_at.into());
-                    }
-                    Err(e) => {
-                        lifecycle.handle_fetch_failed();
-                        return Err(e);
-                    }
-                },
-                // Unreachable while the lock is held across fetches; poll again.
-                TokenAction::Wait => tokio::task::yield_now().await,
-                TokenAction::Unavailable => return Err(Error::TokenUnavailable),
-            }
-        }
+    pub(crate) fn clock(&self) -> &TokioClock {
+        &self.inner.clock
     }
 
-    async fn fetch_token(&self) -> Result<AccessTokenData, Error> {
-        let (Some(id), Some(secret)) = (&self.inner.client_id, &self.inner.client_secret) else {
-            return Err(Error::TokenUnavailable);
-        };
-        let request = AccessTokenRequest {
-            client_id: id.clone(),
-            client_secret: secret.clone(),
-        };
-        self.send_with_retries(&request, None, "").await
+    fn state(&self) -> std::sync::MutexGuard<'_, ClientState<Credentials>> {
+        self.inner
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    async fn call<E: Endpoint>(&self, request: &E, source: &str) -> Result<E::Output, Error> {
-        // Refuse invalid input before anything, even a token request, is sent.
-        request
-            .validate()
-            .map_err(offline_proto::EncodeError::from)?;
-        let mut refreshed = false;
-        loop {
-            let token = self.token().await?;
-            match self.send_with_retries(request, Some(&token), source).await {
-                Err(Error::Api(ApiError::TokenInvalid(e))) if !refreshed => {
-                    refreshed = true;
-                    tracing::debug!(code = %e.code, "access token rejected; refreshing once");
-                    if !self.inner.token.lock().await.handle_rejected(&token) {
-                        return Err(Error::Api(ApiError::TokenInvalid(e)));
-                    }
-                }
-                other => return other,
-            }
-        }
-    }
-
-    /// Sends one call under the retry policy of [`offline_proto::retry`]: waits for the
-    /// rate limit before every attempt; sends again after a `429` (the server did not
-    /// carry it out), a refused connection, or a broken read, with jittered exponential
-    /// backoff within the client's retry budget; never re-sends a create whose request
-    /// may have arrived.
-    async fn send_with_retries<E: Endpoint>(
-        &self,
-        request: &E,
-        token: Option<&Secret>,
-        source: &str,
-    ) -> Result<E::Output, Error> {
-        let http_request = request.to_http(&self.inner.base, token)?;
-        let mut backoff = self.pacer().begin(E::ID, Instant::now());
-        loop {
-            self.acquire(E::ID).await;
-            let attempt = match self.inner.http.send(http_request.clone()).await {
-                Ok(response) => E::decode(&response).map_err(Attempt::Api),
-                Err(e) => Err(Attempt::Transport(e)),
-            };
-            let failed = match attempt {
-                Ok(output) => return Ok(output),
-                Err(f) => f,
-            };
-            let delay = self.pacer().retry_delay(
-                &mut backoff,
-                E::ID.creates(),
-                &failed.as_failure(),
-                Instant::now(),
-            );
-            let Some(delay) = delay else {
-                return Err(into_error(failed, E::ID, source));
-            };
-            tracing::debug!(endpoint = ?E::ID, error = %failed, ?delay, "sending again");
-            tokio::time::sleep(delay).await;
-        }
+    /// Runs one call through the call machine ([`offline_proto::call`]): token,
+    /// pacing, retries, the create rule.
+    async fn call<R: Request<Credentials>>(&self, request: R) -> Result<R::Output, Error> {
+        let id = request.id();
+        offline_proto::driver::drive(
+            &self.inner.state,
+            &self.inner.http,
+            &self.inner.clock,
+            request,
+            transport_hyper::log_retry,
+        )
+        .await
+        .map_err(|e| Error::from_call(e, id))
     }
 }
 
@@ -444,30 +379,4 @@ fn clock_seed() -> u64 {
     SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64)
-}
-
-/// The error a failed attempt at `endpoint` (for the source URL `source`) becomes.
-fn into_error(attempt: Attempt, endpoint: EndpointId, source: &str) -> Error {
-    match attempt {
-        Attempt::Transport(e) if endpoint.creates() && e.may_have_been_sent() => {
-            Error::OutcomeUnknown {
-                endpoint,
-                url: source.to_owned(),
-                source: e,
-            }
-        }
-        Attempt::Transport(e) => Error::Transport(e),
-        // An answer that came but cannot be read: the create may have been carried out.
-        Attempt::Api(ApiError::Decode(d)) if endpoint.creates() && d.status.is_success() => {
-            Error::OutcomeUnknown {
-                endpoint,
-                url: source.to_owned(),
-                source: TransportError::new(
-                    offline_proto::TransportErrorKind::Other,
-                    format!("the answer could not be read: {d}"),
-                ),
-            }
-        }
-        Attempt::Api(e) => Error::Api(e),
-    }
 }

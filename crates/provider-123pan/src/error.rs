@@ -1,9 +1,12 @@
 //! The error of every [`Pan123`](crate::Pan123) call.
 
+use offline_proto::call::{CallError, Unknown};
 use offline_proto::pan123::EndpointId;
 use offline_proto::{ApiError, EncodeError, ProviderError, TransportError};
 
-/// Why a call failed.
+/// Why a call failed. `Display` describes this level only; the cause is the
+/// [`source`](std::error::Error::source) (print the chain, e.g. `{:#}` with anyhow, to
+/// see each cause once).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -15,28 +18,32 @@ pub enum Error {
     Invalid(#[from] EncodeError),
     /// No complete answer arrived, and sending again is safe (a read, or a create that
     /// certainly did not leave this machine).
-    #[error("transport: {0}")]
+    #[error("no answer from the server")]
     Transport(#[source] TransportError),
     /// The provider answered with an error (its code, message and trace ID are kept).
     #[error(transparent)]
     Api(#[from] ApiError),
-    /// A create call may have reached the server, but no answer came back: a task may
-    /// or may not exist. It was not sent again. Check the drive's offline-download list
-    /// (or wait for the callback) before submitting the URL again.
-    #[error("outcome unknown for {endpoint:?} of {url}: {source}; the task may exist: check the drive's offline download list before submitting again")]
+    /// A create may have reached the server, but what it did is unknown: a task may
+    /// or may not exist. It was not sent again. Check the drive's offline-download
+    /// list (or wait for the callback) before submitting the URL again.
+    #[error("outcome unknown for {endpoint:?}: the task may exist; check the drive's offline download list before submitting again")]
     OutcomeUnknown {
         /// The create endpoint.
         endpoint: EndpointId,
-        /// The source URL of the create call.
-        url: String,
         /// What happened on the wire.
         #[source]
-        source: TransportError,
+        source: Unknown,
     },
     /// There is no usable access token and none can be fetched: the fixed token given
     /// to the builder expired or was rejected, and no client ID and secret are known.
-    #[error("the access token was rejected or expired and no client ID/secret is configured to fetch a new one")]
-    TokenUnavailable,
+    #[error("not authenticated: the access token was rejected or expired and no client ID/secret is configured to fetch a new one")]
+    NotAuthenticated,
+    /// Every access token fetched for one call was unusable at once.
+    #[error("{fetches} access tokens were fetched for one call and none could be used")]
+    TokenLoop {
+        /// How many were fetched.
+        fetches: u32,
+    },
 }
 
 impl Error {
@@ -45,6 +52,28 @@ impl Error {
         match self {
             Self::Api(e) => e.provider_error(),
             _ => None,
+        }
+    }
+
+    /// For a watch whose progress call failed: `Some(wait)` to ask again later,
+    /// `None` when the failure is final ([`offline_proto::retry::ask_again_later`]).
+    pub fn ask_again_later(&self) -> Option<Option<std::time::Duration>> {
+        match self {
+            Self::Transport(_) => Some(None),
+            Self::Api(e) => offline_proto::retry::ask_again_later(e),
+            _ => None,
+        }
+    }
+
+    /// The error a call machine's [`CallError`] at `endpoint` is.
+    pub(crate) fn from_call(e: CallError, endpoint: EndpointId) -> Self {
+        match e {
+            CallError::Invalid(e) => Self::Invalid(e),
+            CallError::Transport(e) => Self::Transport(e),
+            CallError::Api(e) => Self::Api(e),
+            CallError::OutcomeUnknown(source) => Self::OutcomeUnknown { endpoint, source },
+            CallError::TokenLoop { fetches } => Self::TokenLoop { fetches },
+            _ => Self::NotAuthenticated,
         }
     }
 }

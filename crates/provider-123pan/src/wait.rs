@@ -1,17 +1,14 @@
 //! Watching tasks until they end, as a stream of progress updates.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::time::{Duration, Instant};
 
 use futures_util::stream::{BoxStream, StreamExt};
+use offline_proto::clock::Clock;
 use offline_proto::pan123::{TaskId, TaskStatus};
 use offline_proto::tracker::{Next, Tracker};
-use offline_proto::{ApiError, HttpClient};
+use offline_proto::HttpClient;
 
 use crate::{Error, Pan123};
-
-/// How many consecutive failed progress calls end the watch of one task.
-const MAX_CONSECUTIVE_ERRORS: u32 = 5;
 
 /// Which kind of offline task: the two have separate progress endpoints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -108,7 +105,7 @@ impl<C: HttpClient> Pan123<C> {
         &self,
         tasks: impl IntoIterator<Item = TaskRef>,
     ) -> BoxStream<'_, (TaskRef, Result<Progress, Error>)> {
-        let now = Instant::now();
+        let now = self.clock().now();
         let mut tracker = Tracker::new(self.poll_policy());
         for task in tasks {
             tracker.add(task, now);
@@ -154,7 +151,7 @@ impl<C: HttpClient> WaitState<'_, C> {
             if let Some(item) = self.ready.pop_front() {
                 return Some(item);
             }
-            match self.tracker.poll(Instant::now()) {
+            match self.tracker.poll(self.client.clock().now()) {
                 Next::Poll(task) => self.poll_one(task).await,
                 Next::At(when) => tokio::time::sleep_until(when.into()).await,
                 // This driver polls one task at a time, so nothing is ever outstanding.
@@ -165,7 +162,7 @@ impl<C: HttpClient> WaitState<'_, C> {
 
     async fn poll_one(&mut self, task: TaskRef) {
         let result = self.client.progress(task).await;
-        let now = Instant::now();
+        let now = self.client.clock().now();
         match result {
             Ok(p) => {
                 self.errors.remove(&task);
@@ -174,11 +171,11 @@ impl<C: HttpClient> WaitState<'_, C> {
                 self.ready.push_back((task, Ok(p)));
             }
             Err(e) => {
-                let retry_after = transient(&e);
+                let retry_after = e.ask_again_later();
                 let count = self.errors.entry(task).or_default();
                 *count += 1;
                 match retry_after {
-                    Some(wait) if *count < MAX_CONSECUTIVE_ERRORS => {
+                    Some(wait) if *count < offline_proto::retry::MAX_CONSECUTIVE_WATCH_ERRORS => {
                         tracing::debug!(task = %task.id, error = %e, "progress call failed; asking again later");
                         self.tracker.handle_error(&task, now, wait);
                     }
@@ -189,15 +186,5 @@ impl<C: HttpClient> WaitState<'_, C> {
                 }
             }
         }
-    }
-}
-
-/// `Some(retry_after)` when a failed progress call is worth asking again.
-fn transient(e: &Error) -> Option<Option<Duration>> {
-    match e {
-        Error::Transport(_) => Some(None),
-        Error::Api(ApiError::RateLimited { retry_after, .. }) => Some(*retry_after),
-        Error::Api(ApiError::Http { status, .. }) if status.is_server_error() => Some(None),
-        _ => None,
     }
 }

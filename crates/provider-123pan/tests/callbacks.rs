@@ -57,7 +57,7 @@ async fn callbacks_ask_once_and_the_rest_is_polled() {
         total: AtomicU64::new(0),
     });
     let pan = Pan123::builder()
-        .http_client(Arc::clone(&http))
+        .http_client(offline_proto::shared(Arc::clone(&http)))
         .base_url(emu.base_url())
         .client_id(emu.client_id())
         .client_secret(emu.client_secret())

@@ -372,7 +372,7 @@ async fn a_fixed_token_that_expires_is_unavailable() {
         "{err:?}"
     );
     let err = fixed.process(provider_123pan::TaskId(1)).await.unwrap_err();
-    assert!(matches!(err, Error::TokenUnavailable), "{err:?}");
+    assert!(matches!(err, Error::NotAuthenticated), "{err:?}");
 }
 
 /// Forwards to hyper, but loses the answer of the first create call after it reached
@@ -405,7 +405,7 @@ async fn a_create_whose_answer_is_lost_is_not_sent_again() {
         lost: AtomicBool::new(false),
     });
     let mut b = Pan123::builder()
-        .http_client(Arc::clone(&transport))
+        .http_client(offline_proto::shared(Arc::clone(&transport)))
         .base_url(emu.base_url())
         .client_id(emu.client_id())
         .client_secret(emu.client_secret());

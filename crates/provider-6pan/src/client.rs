@@ -1,17 +1,18 @@
 //! The client value, its builder and the API-host calls.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
-use offline_proto::retry::{Attempt, Pacer};
-use offline_proto::sixpan::api::{rotated_token, Endpoint, Session, DEFAULT_BASE_URL};
+use offline_proto::call::{ClientState, EnsureToken, Request};
+use offline_proto::clock::Clock;
+use offline_proto::sixpan::api::DEFAULT_BASE_URL;
+use offline_proto::sixpan::auth::Credentials;
 use offline_proto::sixpan::upload::UploadConfig;
-use offline_proto::sixpan::{EndpointId, LoginRequest, UserInfo, UserInfoRequest};
+use offline_proto::sixpan::{EndpointId, UserInfo, UserInfoRequest};
 use offline_proto::tracker::PollPolicy;
-use offline_proto::{ApiError, BaseUrl, HttpClient, HttpResponse, Secret, TransportError};
-use transport_hyper::HyperClient;
+use offline_proto::{BaseUrl, HttpClient, Secret};
+use transport_hyper::{HyperClient, TokioClock};
 
 use crate::Error;
 
@@ -47,7 +48,7 @@ impl<C: HttpClient> std::fmt::Debug for SixPan<C> {
         f.debug_struct("SixPan")
             .field("base_url", &self.inner.base.as_str())
             .field("account", &self.inner.account)
-            .field("password", &self.inner.password.as_ref().map(|_| "***"))
+            .field("password", &"***")
             .field("token", &"***")
             .finish_non_exhaustive()
     }
@@ -57,11 +58,8 @@ pub(crate) struct Inner<C> {
     pub(crate) http: C,
     base: BaseUrl,
     account: Option<String>,
-    password: Option<String>,
-    session: Mutex<Session>,
-    login_lock: tokio::sync::Mutex<()>,
-    logins: AtomicU64,
-    pacer: Mutex<Pacer<EndpointId>>,
+    state: Mutex<ClientState<Credentials>>,
+    pub(crate) clock: TokioClock,
     pub(crate) poll_policy: PollPolicy,
     pub(crate) upload_config: UploadConfig,
     pub(crate) hash_threads: usize,
@@ -229,25 +227,24 @@ impl<C> SixPanBuilder<C> {
                 "either a token or an account and password is needed".to_owned(),
             ));
         }
-        let mut pacer = Pacer::new(
-            SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos() as u64),
-        );
-        for (endpoint, rate) in self.rate_limits {
-            pacer.set_limit(endpoint, rate);
+        let mut credentials = match (&self.account, &self.password) {
+            (Some(account), Some(password)) => Credentials::login(account.clone(), password),
+            _ => Credentials::default(),
+        };
+        if let Some(token) = self.token {
+            credentials = credentials.with_token(token);
         }
-        let session = self.token.map_or_else(Session::new, Session::with_token);
+        let seed = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        let state = ClientState::new(base.clone(), credentials, self.rate_limits, seed);
         Ok(SixPan {
             inner: Arc::new(Inner {
                 http,
                 base,
                 account: self.account,
-                password: self.password,
-                session: Mutex::new(session),
-                login_lock: tokio::sync::Mutex::new(()),
-                logins: AtomicU64::new(0),
-                pacer: Mutex::new(pacer),
+                state: Mutex::new(state),
+                clock: TokioClock::new(),
                 poll_policy: self.poll_policy,
                 upload_config: self.upload_config.normalized(),
                 hash_threads: self.hash_threads,
@@ -296,151 +293,72 @@ impl<C: HttpClient> SixPan<C> {
 
     /// The current token, for saving between runs. Treat it as a password.
     pub fn current_token(&self) -> Option<Secret> {
-        self.session().token().cloned()
+        self.state().auth().token().cloned()
     }
 
     /// How many logins this client has made.
     pub fn logins(&self) -> u64 {
-        self.inner.logins.load(Ordering::Relaxed)
+        self.state().auth().logins()
     }
 
-    fn session(&self) -> MutexGuard<'_, Session> {
-        self.inner.session.lock().unwrap_or_else(|p| p.into_inner())
+    pub(crate) fn state(&self) -> MutexGuard<'_, ClientState<Credentials>> {
+        self.inner
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Logs in with the configured account and password now.
+    /// Logs in with the configured account and password now, and returns the user.
     ///
     /// # Errors
     ///
-    /// [`Error::NotLoggedIn`] without an account and password, [`Error::Api`] when the
-    /// service refuses (wrong password, `LOGIN_USER_TOO_MUCH`), [`Error::Transport`].
+    /// [`Error::NotAuthenticated`] without an account and password, [`Error::Api`]
+    /// when the service refuses (wrong password, `LOGIN_USER_TOO_MUCH`),
+    /// [`Error::Transport`].
     pub async fn login(&self) -> Result<UserInfo, Error> {
-        let _guard = self.inner.login_lock.lock().await;
-        self.login_locked().await
-    }
-
-    async fn login_locked(&self) -> Result<UserInfo, Error> {
-        let (Some(account), Some(password)) = (&self.inner.account, &self.inner.password) else {
-            return Err(Error::NotLoggedIn);
-        };
-        let request = LoginRequest::with_password(account.clone(), password);
-        let (seq, _) = self.session().begin();
-        let (info, response) = self.send_with_retries(&request, None).await?;
-        let token = rotated_token(&response).ok_or_else(|| {
-            Error::Api(ApiError::Provider(offline_proto::ProviderError {
-                code: offline_proto::Code::Text("NO_TOKEN".to_owned()),
-                message: "login answered without a token".to_owned(),
-                trace_id: None,
-                status: response.status(),
-            }))
-        })?;
-        self.session().handle_token(seq, token);
-        self.inner.logins.fetch_add(1, Ordering::Relaxed);
-        tracing::debug!("logged in");
-        Ok(info)
-    }
-
-    /// Logs in again unless another caller already replaced `rejected`.
-    async fn relogin(&self, rejected: Option<&Secret>) -> Result<(), Error> {
-        let _guard = self.inner.login_lock.lock().await;
-        let current = self.session().token().cloned();
-        if current.is_some() && current.as_ref() != rejected {
-            return Ok(());
+        if !self.state().auth().can_login() {
+            return Err(Error::NotAuthenticated);
         }
-        self.login_locked().await.map(|_| ())
+        self.state().auth_mut().force_login();
+        self.call(EnsureToken(EndpointId::Login)).await?;
+        self.user_info().await
     }
 
     /// The logged-in user (`/v2/user/info`); also refreshes the token.
     ///
     /// # Errors
     ///
-    /// As every call: [`Error::Api`], [`Error::Transport`], [`Error::NotLoggedIn`].
+    /// As every call: [`Error::Api`], [`Error::Transport`], [`Error::NotAuthenticated`].
     pub async fn user_info(&self) -> Result<UserInfo, Error> {
-        self.call(&UserInfoRequest {}).await
+        self.call(UserInfoRequest {}).await
     }
 
-    /// Sends an API-host call with the current token, keeping the newest token of
-    /// every answer; logs in first when no token is held, and once more when the token
-    /// is rejected.
-    pub(crate) async fn call<E: Endpoint>(&self, request: &E) -> Result<E::Output, Error> {
-        request
-            .validate()
-            .map_err(offline_proto::EncodeError::from)?;
-        if self.session().token().is_none() {
-            self.relogin(None).await?;
-        }
-        let mut refreshed = false;
-        loop {
-            let (seq, token) = self.session().begin();
-            match self.send_with_retries(request, token.as_ref()).await {
-                Ok((output, response)) => {
-                    self.session().handle_response(seq, &response);
-                    return Ok(output);
-                }
-                Err(Error::Api(ApiError::TokenInvalid(e))) if !refreshed => {
-                    refreshed = true;
-                    tracing::debug!(code = %e.code, "token rejected");
-                    let newer = self.session().handle_rejected(token.as_ref());
-                    if !newer {
-                        match self.relogin(token.as_ref()).await {
-                            Err(Error::NotLoggedIn) => {
-                                return Err(Error::Api(ApiError::TokenInvalid(e)))
-                            }
-                            other => other?,
-                        }
-                    }
-                }
-                Err(e) => return Err(e),
-            }
-        }
-    }
-
-    /// One call under the retry policy; returns the decoded output and the response
-    /// (for its rotated token). Rotated tokens of failed attempts are kept too.
-    async fn send_with_retries<E: Endpoint>(
+    /// Runs one API-host call through the call machine ([`offline_proto::call`]): the
+    /// current token (logging in first when none is held, and once more when it is
+    /// rejected), the newest token of every answer kept, pacing, retries, the create
+    /// rule.
+    pub(crate) async fn call<R: Request<Credentials>>(
         &self,
-        request: &E,
-        token: Option<&Secret>,
-    ) -> Result<(E::Output, HttpResponse), Error> {
-        let http_request = request.to_http(&self.inner.base, token)?;
-        let mut backoff = self.pacer().begin(E::ID, Instant::now());
-        loop {
-            self.acquire(E::ID).await;
-            let (seq, _) = self.session().begin();
-            let failed = match self.inner.http.send(http_request.clone()).await {
-                Ok(response) => {
-                    if E::ID != EndpointId::Login {
-                        self.session().handle_response(seq, &response);
-                    }
-                    match E::decode(&response) {
-                        Ok(output) => return Ok((output, response)),
-                        Err(e) => Attempt::Api(e),
-                    }
-                }
-                Err(e) => Attempt::Transport(e),
-            };
-            let delay = self.pacer().retry_delay(
-                &mut backoff,
-                E::ID.creates(),
-                &failed.as_failure(),
-                Instant::now(),
-            );
-            let Some(delay) = delay else {
-                return Err(into_error(failed, E::ID));
-            };
-            tracing::debug!(endpoint = ?E::ID, ?delay, "sending again");
-            tokio::time::sleep(delay).await;
-        }
+        request: R,
+    ) -> Result<R::Output, Error> {
+        let id = request.id();
+        offline_proto::driver::drive(
+            &self.inner.state,
+            &self.inner.http,
+            &self.inner.clock,
+            request,
+            transport_hyper::log_retry,
+        )
+        .await
+        .map_err(|e| Error::from_call(e, id))
     }
 
-    fn pacer(&self) -> MutexGuard<'_, Pacer<EndpointId>> {
-        self.inner.pacer.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Waits until `endpoint`'s rate limit lets a request go.
+    /// Waits until `endpoint`'s rate limit lets a request go (for the storage calls,
+    /// which an upload plan drives itself).
     pub(crate) async fn acquire(&self, endpoint: EndpointId) {
         loop {
-            let wait = self.pacer().try_acquire(endpoint, Instant::now());
+            let now = self.inner.clock.now();
+            let wait = self.state().try_acquire(endpoint, now);
             match wait {
                 Ok(()) => return,
                 Err(d) => tokio::time::sleep(d).await,
@@ -450,30 +368,6 @@ impl<C: HttpClient> SixPan<C> {
 
     /// A fresh seed (jitter, batch IDs).
     pub(crate) fn seed(&self) -> u64 {
-        self.pacer().next_seed()
-    }
-}
-
-/// The error a failed attempt at `endpoint` becomes.
-fn into_error(attempt: Attempt, endpoint: EndpointId) -> Error {
-    match attempt {
-        Attempt::Transport(e) if endpoint.creates() && e.may_have_been_sent() => {
-            Error::OutcomeUnknown {
-                endpoint,
-                source: e,
-            }
-        }
-        Attempt::Transport(e) => Error::Transport(e),
-        // An answer that came but cannot be read: the add may have been carried out.
-        Attempt::Api(ApiError::Decode(d)) if endpoint.creates() && d.status.is_success() => {
-            Error::OutcomeUnknown {
-                endpoint,
-                source: TransportError::new(
-                    offline_proto::TransportErrorKind::Other,
-                    format!("the answer could not be read: {d}"),
-                ),
-            }
-        }
-        Attempt::Api(e) => Error::Api(e),
+        self.state().pacer_mut().next_seed()
     }
 }

@@ -38,7 +38,8 @@ mod upload;
 
 pub use client::{SixPan, SixPanBuilder, DEFAULT_BLOCKS_IN_FLIGHT};
 pub use error::Error;
-pub use offline::{is_final, Selection, PAGE_SIZE};
+pub use offline::{Selection, CREATE_TIME_TOLERANCE, PAGE_SIZE};
+pub use offline_proto::sixpan::tasks::{Expected, Match};
 pub use offline_proto::sixpan::{
     AddTask, EndpointId, OfflineTask, ParseFile, ParseResult, TaskStatus, TaskType,
 };

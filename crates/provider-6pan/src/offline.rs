@@ -2,10 +2,12 @@
 //! deleting.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use futures_util::stream::{BoxStream, StreamExt};
+use offline_proto::clock::Clock;
 use offline_proto::qetag::Etag;
+use offline_proto::sixpan::tasks::{Expected, Match, Pager, Reconciler, MAX_PAGES};
 use offline_proto::sixpan::{
     AddRequest, AddTask, DeleteRequest, OfflineTask, PageRequest, ParseResult, ParseTorrentRequest,
     ParseUrlRequest, TaskPage, TaskStatus,
@@ -15,8 +17,12 @@ use offline_proto::HttpClient;
 
 use crate::{Error, SixPan};
 
-/// The largest page `tasks` asks for.
-pub const PAGE_SIZE: u32 = 100;
+pub use offline_proto::sixpan::tasks::PAGE_SIZE;
+
+/// How far the server's creation time of a task may lie before the moment the add
+/// was sent, as estimated from the server's own `Date` header (1 s resolution, plus
+/// the time the server takes): 3 s.
+pub const CREATE_TIME_TOLERANCE: Duration = Duration::from_secs(3);
 
 /// Which files of a parse result to download.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -115,20 +121,6 @@ impl Selection {
     }
 }
 
-/// Whether a task status is final: failed, partly done or done.
-pub fn is_final(status: TaskStatus) -> bool {
-    matches!(
-        status,
-        TaskStatus::Failed | TaskStatus::PartlyDone | TaskStatus::Done
-    )
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
 impl<C: HttpClient> SixPan<C> {
     /// Parses links (http, https, magnet, ed2k) into tasks to add, one result per link.
     ///
@@ -138,7 +130,7 @@ impl<C: HttpClient> SixPan<C> {
     /// (nothing sent); [`Error::Api`] with the service's code (`MAGNET_URL_INVALID`,
     /// `URL_NED_PASSWORD`, ...).
     pub async fn parse_urls<S: AsRef<str>>(&self, links: &[S]) -> Result<Vec<ParseResult>, Error> {
-        self.call(&ParseUrlRequest::new(links)).await
+        self.call(ParseUrlRequest::new(links)).await
     }
 
     /// Parses torrents already in the drive, by their etags.
@@ -148,19 +140,18 @@ impl<C: HttpClient> SixPan<C> {
     /// [`Error::Api`]: `FILE_NOT_FOUND` (as `ApiError::NotFound`) when a hash is not in
     /// the drive, `UNSUPPORTED_FILE` when it is not a torrent.
     pub async fn parse_torrents(&self, etags: &[Etag]) -> Result<Vec<ParseResult>, Error> {
-        self.call(&ParseTorrentRequest {
+        self.call(ParseTorrentRequest {
             hash: etags.to_vec(),
         })
         .await
     }
 
     /// Adds tasks into the folder `path` (absolute, e.g. `/downloads`). Returns the
-    /// tasks as listed right after adding (matched by name among the tasks created
-    /// since the call started).
+    /// tasks as listed right after adding, found by [`reconcile`](Self::reconcile).
     ///
     /// If the answer is lost after the request may have arrived, the task list is
-    /// checked: when every task shows up, the add counts as done; otherwise
-    /// [`Error::OutcomeUnknown`]. The request is never sent twice.
+    /// checked: when every task is found (unambiguously), the add counts as done;
+    /// otherwise [`Error::OutcomeUnknown`]. The request is never sent twice.
     ///
     /// # Errors
     ///
@@ -169,51 +160,102 @@ impl<C: HttpClient> SixPan<C> {
     pub async fn add_tasks(
         &self,
         path: &str,
-        tasks: Vec<(String, AddTask)>,
+        tasks: Vec<(Expected, AddTask)>,
     ) -> Result<Vec<OfflineTask>, Error> {
-        let names: Vec<String> = tasks.iter().map(|(n, _)| n.clone()).collect();
+        self.add_tasks_excluding(path, tasks, &BTreeSet::new())
+            .await
+    }
+
+    /// [`add_tasks`](Self::add_tasks), never taking a task whose identity is in
+    /// `claimed` for one of these (a batch passes the tasks its other lines own).
+    ///
+    /// # Errors
+    ///
+    /// As [`add_tasks`](Self::add_tasks).
+    pub async fn add_tasks_excluding(
+        &self,
+        path: &str,
+        tasks: Vec<(Expected, AddTask)>,
+        claimed: &BTreeSet<String>,
+    ) -> Result<Vec<OfflineTask>, Error> {
+        // A selection makes the task smaller than the parse result: its size says
+        // nothing then.
+        let (expected, task): (Vec<Expected>, Vec<AddTask>) = tasks
+            .into_iter()
+            .map(|(mut expected, task)| {
+                if task.ignore_files.as_ref().is_some_and(|i| !i.is_empty()) {
+                    expected.size = None;
+                }
+                (expected, task)
+            })
+            .unzip();
         let request = AddRequest {
             path: path.to_owned(),
-            task: tasks.into_iter().map(|(_, t)| t).collect(),
+            task,
         };
-        let since = now_ms() - 2_000;
-        match self.call(&request).await {
-            Ok(_) => self.find_added(&names, since).await,
+        let since = self.server_time_ms(CREATE_TIME_TOLERANCE);
+        let sent = self.call(request).await;
+        let unknown = match sent {
+            Ok(_) => None,
             Err(Error::OutcomeUnknown { endpoint, source }) => {
                 tracing::debug!(error = %source, "add's answer lost; reconciling with the task list");
-                match self.find_added(&names, since).await {
-                    Ok(found) if found.len() >= names.len() => Ok(found),
-                    _ => Err(Error::OutcomeUnknown { endpoint, source }),
+                Some((endpoint, source))
+            }
+            Err(e) => return Err(e),
+        };
+        let matches = self.reconcile(expected, Some(since), claimed.clone()).await;
+        match (unknown, matches) {
+            (None, Ok(matches)) => Ok(found(matches)),
+            (None, Err(e)) => Err(e),
+            (Some((endpoint, source)), Ok(matches)) => {
+                if matches.iter().all(|m| matches!(m, Match::Found(_))) {
+                    Ok(found(matches))
+                } else {
+                    tracing::info!(?matches, "the lost add's tasks are not all in the list");
+                    Err(Error::OutcomeUnknown { endpoint, source })
                 }
             }
-            Err(e) => Err(e),
+            (Some((endpoint, source)), Err(_)) => Err(Error::OutcomeUnknown { endpoint, source }),
         }
     }
 
-    /// The newest task of each name created at or after `since_ms`.
-    async fn find_added(&self, names: &[String], since_ms: i64) -> Result<Vec<OfflineTask>, Error> {
-        let mut wanted: BTreeMap<&str, usize> = BTreeMap::new();
-        for n in names {
-            *wanted.entry(n.as_str()).or_default() += 1;
-        }
-        let mut found = Vec::new();
-        let mut stream = self.tasks();
-        while let Some(task) = stream.next().await {
-            let task = task?;
-            if task.create_time.is_some_and(|t| t < since_ms) {
-                break; // newest first: the rest is older
-            }
-            if let Some(count) = wanted.get_mut(task.name.as_str()) {
-                if *count > 0 {
-                    *count -= 1;
-                    found.push(task);
-                }
-            }
-            if wanted.values().all(|c| *c == 0) {
+    /// Finds the tasks an add of `expected` created, in the task list (newest first),
+    /// among tasks created at or after `since_ms` (milliseconds on the server's clock;
+    /// see [`server_time_ms`](Self::server_time_ms)) and not in `claimed`
+    /// ([`Reconciler`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`tasks`](Self::tasks).
+    pub async fn reconcile(
+        &self,
+        expected: Vec<Expected>,
+        since_ms: Option<i64>,
+        claimed: BTreeSet<String>,
+    ) -> Result<Vec<Match>, Error> {
+        let mut reconciler = Reconciler::new(expected, since_ms, claimed);
+        let mut pager = Pager::new(PAGE_SIZE, MAX_PAGES);
+        while let Some(request) = pager.next_request() {
+            let page = self.call(request).await?;
+            reconciler.handle_page(&page.list);
+            pager.handle_page(&page).map_err(Error::Paging)?;
+            if !reconciler.wants_more() {
                 break;
             }
         }
-        Ok(found)
+        Ok(reconciler.finish())
+    }
+
+    /// The server's clock now, in milliseconds since the Unix epoch, minus `back`:
+    /// estimated from the `Date` header of the latest answer, so that it can be
+    /// compared with the server's `createTime` whatever the local clock says.
+    pub fn server_time_ms(&self, back: Duration) -> i64 {
+        let wall = self.inner.clock.wall();
+        let server = self.state().server_time(wall);
+        let server = server.checked_sub(back).unwrap_or(SystemTime::UNIX_EPOCH);
+        server
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
     }
 
     /// Parses `links` and adds every result into `path`.
@@ -231,7 +273,7 @@ impl<C: HttpClient> SixPan<C> {
             .into_iter()
             .map(|r| {
                 (
-                    r.name,
+                    Expected::from_parse(&r),
                     AddTask {
                         identity: r.identity,
                         ignore_files: None,
@@ -258,7 +300,7 @@ impl<C: HttpClient> SixPan<C> {
             identity: result.identity.clone(),
             ignore_files: ignore,
         };
-        self.add_tasks(path, vec![(result.name.clone(), task)])
+        self.add_tasks(path, vec![(Expected::from_parse(result), task)])
             .await
     }
 
@@ -287,41 +329,41 @@ impl<C: HttpClient> SixPan<C> {
     ///
     /// As every call.
     pub async fn task_page(&self, page: u32, page_size: u32) -> Result<TaskPage, Error> {
-        self.call(&PageRequest { page, page_size }).await
+        self.call(PageRequest { page, page_size }).await
     }
 
     /// Every task, page after page ([`PAGE_SIZE`] a page), as a stream; stops at the
-    /// first error.
+    /// first error. Paging is bounded ([`Pager`]): by `totalPage`/`totalCount` when the
+    /// server gives them, by [`MAX_PAGES`] otherwise, and a repeated page ends it with
+    /// [`Error::Paging`].
     pub fn tasks(&self) -> BoxStream<'_, Result<OfflineTask, Error>> {
         struct St {
-            page: u32,
+            pager: Pager,
             buffer: VecDeque<OfflineTask>,
-            done: bool,
+            failed: bool,
         }
         let start = St {
-            page: 1,
+            pager: Pager::default(),
             buffer: VecDeque::new(),
-            done: false,
+            failed: false,
         };
         futures_util::stream::unfold(start, move |mut st| async move {
             loop {
                 if let Some(t) = st.buffer.pop_front() {
                     return Some((Ok(t), st));
                 }
-                if st.done {
+                if st.failed {
                     return None;
                 }
-                match self.task_page(st.page, PAGE_SIZE).await {
-                    Ok(page) => {
-                        let last_page = page.total_page.is_some_and(|n| u64::from(st.page) >= n);
-                        st.done = page.list.is_empty()
-                            || last_page
-                            || page.list.len() < PAGE_SIZE as usize;
-                        st.page += 1;
-                        st.buffer.extend(page.list);
-                    }
+                let request = st.pager.next_request()?;
+                let answer = self.call(request).await.and_then(|page| {
+                    let checked = st.pager.handle_page(&page).map_err(Error::Paging);
+                    checked.map(|()| page)
+                });
+                match answer {
+                    Ok(page) => st.buffer.extend(page.list),
                     Err(e) => {
-                        st.done = true;
+                        st.failed = true;
                         return Some((Err(e), st));
                     }
                 }
@@ -336,7 +378,7 @@ impl<C: HttpClient> SixPan<C> {
     ///
     /// As every call; [`Error::Invalid`] for an empty list.
     pub async fn delete(&self, identities: &[String]) -> Result<u64, Error> {
-        self.call(&DeleteRequest {
+        self.call(DeleteRequest {
             identities: identities.to_vec(),
         })
         .await
@@ -355,7 +397,7 @@ impl<C: HttpClient> SixPan<C> {
             misses: u32,
         }
         let mut tracker = Tracker::new(self.inner.poll_policy);
-        tracker.add(0u8, Instant::now());
+        tracker.add(0u8, self.inner.clock.now());
         let st = St {
             tracker,
             pending: identities.into_iter().collect(),
@@ -371,7 +413,7 @@ impl<C: HttpClient> SixPan<C> {
                 if st.pending.is_empty() {
                     return None;
                 }
-                match st.tracker.poll(Instant::now()) {
+                match st.tracker.poll(self.inner.clock.now()) {
                     Next::Poll(k) => {
                         let mut seen = BTreeSet::new();
                         let mut stream = self.tasks();
@@ -383,7 +425,7 @@ impl<C: HttpClient> SixPan<C> {
                                     let now = (task.status, task.progress);
                                     if st.last.get(&task.identity) != Some(&now) {
                                         st.last.insert(task.identity.clone(), now);
-                                        if is_final(task.status) {
+                                        if task.status.is_final() {
                                             st.pending.remove(&task.identity);
                                         }
                                         st.ready.push_back(Ok(task));
@@ -398,18 +440,29 @@ impl<C: HttpClient> SixPan<C> {
                         }
                         if let Some(e) = failed {
                             st.misses += 1;
-                            if st.misses >= 5 {
-                                st.pending.clear();
-                                st.ready.push_back(Err(e));
+                            let again = e.ask_again_later();
+                            match again {
+                                Some(wait)
+                                    if st.misses
+                                        < offline_proto::retry::MAX_CONSECUTIVE_WATCH_ERRORS =>
+                                {
+                                    st.tracker.handle_error(&k, self.inner.clock.now(), wait);
+                                }
+                                _ => {
+                                    st.pending.clear();
+                                    st.ready.push_back(Err(e));
+                                }
                             }
-                            st.tracker.handle_error(&k, Instant::now(), None);
                             continue;
                         }
                         st.misses = 0;
                         // Tasks that vanished (deleted elsewhere) end the watch for them.
                         st.pending.retain(|id| seen.contains(id));
-                        st.tracker
-                            .handle_progress(&k, st.pending.is_empty(), Instant::now());
+                        st.tracker.handle_progress(
+                            &k,
+                            st.pending.is_empty(),
+                            self.inner.clock.now(),
+                        );
                     }
                     Next::At(when) => tokio::time::sleep_until(when.into()).await,
                     Next::Awaiting | Next::Done => return None,
@@ -418,4 +471,14 @@ impl<C: HttpClient> SixPan<C> {
         })
         .boxed()
     }
+}
+
+fn found(matches: Vec<Match>) -> Vec<OfflineTask> {
+    matches
+        .into_iter()
+        .filter_map(|m| match m {
+            Match::Found(t) => Some(t),
+            _ => None,
+        })
+        .collect()
 }

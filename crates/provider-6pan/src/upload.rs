@@ -23,10 +23,11 @@ use std::fs::File;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::stream::{FuturesUnordered, StreamExt};
+use offline_proto::clock::Clock;
 use offline_proto::qetag::{qetag, Etag};
 use offline_proto::retry::Backoff;
 use offline_proto::sixpan::storage::{
@@ -434,9 +435,9 @@ impl<C: HttpClient> SixPan<C> {
         let mut waits: HashMap<StepId, Duration> = HashMap::new();
         let mut restarts_left = plan.block_count() + MAX_EXTRA_RESTARTS;
         let mut full_restarts_left = MAX_FULL_RESTARTS;
-        let mut reported = std::time::Instant::now();
+        let mut reported = self.inner.clock.now();
         let mut upload_url: Option<String> = None;
-        let mut token_at = std::time::Instant::now();
+        let mut token_at = self.inner.clock.now();
         let mut in_flight = FuturesUnordered::new();
         loop {
             if let Some(e) = plan.error() {
@@ -446,7 +447,7 @@ impl<C: HttpClient> SixPan<C> {
                 report(UploadPhase::Done, total, outcome.instant);
                 return Ok(outcome.clone());
             }
-            if plan.token_expired(SystemTime::now(), TOKEN_MARGIN)
+            if plan.token_expired(self.inner.clock.wall(), TOKEN_MARGIN)
                 && token_at.elapsed() >= MIN_TOKEN_USE
             {
                 plan.renew_token();
@@ -479,7 +480,7 @@ impl<C: HttpClient> SixPan<C> {
                 Answer::Read(e) => return Err(e),
                 Answer::Token(Err(e)) => return Err(e),
                 Answer::Token(Ok(result)) => {
-                    token_at = std::time::Instant::now();
+                    token_at = self.inner.clock.now();
                     if let StoreTokenResult::Upload(info) = &result {
                         let moved = upload_url
                             .as_deref()
@@ -490,7 +491,7 @@ impl<C: HttpClient> SixPan<C> {
                         upload_url = Some(info.upload_url.clone());
                     }
                     // An error ends the plan; the loop reports it.
-                    let _ = plan.handle_store_token(result, SystemTime::now());
+                    let _ = plan.handle_store_token(result, self.inner.clock.wall());
                     continue;
                 }
                 Answer::Chunk(Ok(stored)) => {
@@ -502,7 +503,7 @@ impl<C: HttpClient> SixPan<C> {
                     }
                     // `bytes_acknowledged` walks every block: not after every chunk.
                     if reported.elapsed() >= PROGRESS_EVERY {
-                        reported = std::time::Instant::now();
+                        reported = self.inner.clock.now();
                         report(UploadPhase::Uploading, plan.bytes_acknowledged(), false);
                     }
                     continue;
@@ -547,7 +548,7 @@ impl<C: HttpClient> SixPan<C> {
                     };
                     let past_deadline = plan
                         .token_deadline()
-                        .is_some_and(|d| d <= SystemTime::now() + wait);
+                        .is_some_and(|d| d <= self.inner.clock.wall() + wait);
                     if matches!(recovery, Recovery::RenewToken) || past_deadline {
                         plan.renew_token();
                     }
@@ -572,7 +573,7 @@ impl<C: HttpClient> SixPan<C> {
             tokio::time::sleep(wait).await;
         }
         if let Step::StoreToken(request) = &step {
-            let answer = Answer::Token(self.call(request).await);
+            let answer = Answer::Token(self.call(request.clone()).await);
             return Event {
                 step,
                 epoch,

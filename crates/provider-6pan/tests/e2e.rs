@@ -11,7 +11,7 @@ use offline_proto::sixpan::identity::Identity;
 use offline_proto::torrent::TorrentBuilder;
 use offline_proto::tracker::PollPolicy;
 use offline_proto::ApiError;
-use provider_6pan::{is_final, AddTask, EndpointId, Error, Selection, SixPan, TaskStatus};
+use provider_6pan::{AddTask, EndpointId, Error, Expected, Selection, SixPan, TaskStatus};
 
 fn client(emu: &RunningEmulator) -> SixPan {
     let mut b = SixPan::builder()
@@ -195,7 +195,7 @@ async fn a_tampered_identity_is_refused_and_nothing_is_created() {
         .add_tasks(
             "/downloads",
             vec![(
-                "file.iso".into(),
+                Expected::from_parse(&parsed[0]),
                 AddTask {
                     identity: tampered,
                     ignore_files: None,
@@ -231,7 +231,7 @@ async fn torrent_task_with_selection_completes_through_the_web_seed() {
     assert_eq!(added.len(), 1);
     let updates: Vec<_> = pan.wait(vec![added[0].identity.clone()]).collect().await;
     let last = updates.last().unwrap().as_ref().unwrap();
-    assert!(is_final(last.status));
+    assert!(last.status.is_final());
     assert_ne!(last.status, TaskStatus::Failed);
     let snap = emu
         .sixpan_tasks()

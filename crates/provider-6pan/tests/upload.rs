@@ -87,9 +87,14 @@ async fn emulator() -> RunningEmulator {
     Emulator::start(EmulatorConfig::default()).await.unwrap()
 }
 
-fn client(emu: &RunningEmulator, http: Arc<Flaky>, blocks: usize) -> SixPan<Arc<Flaky>> {
+fn client(emu: &RunningEmulator, http: Arc<Flaky>, blocks: usize) -> SixPan<impl HttpClient> {
+    // A closure is a transport: share the counting client through it.
+    let transport = move |request: HttpRequest| {
+        let http = Arc::clone(&http);
+        async move { http.send(request).await }
+    };
     let mut b = SixPan::builder()
-        .http_client(http)
+        .http_client(transport)
         .base_url(emu.base_url())
         .login(emu.sixpan_account(), emu.sixpan_password())
         .max_blocks_in_flight(blocks);

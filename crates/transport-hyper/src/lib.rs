@@ -270,3 +270,27 @@ impl offline_proto::clock::Clock for TokioClock {
         self.anchor.wall_at(self.now())
     }
 }
+
+impl offline_proto::driver::Timer for TokioClock {
+    fn sleep_until(
+        &self,
+        deadline: std::time::Instant,
+    ) -> impl std::future::Future<Output = ()> + Send {
+        tokio::time::sleep_until(deadline.into())
+    }
+}
+
+/// Logs a retry the call machine is about to wait for, as the providers do: a
+/// `tracing` event with target `offline::retry` at INFO, with the fields `endpoint`,
+/// `error`, `delay_ms`, `attempt` and `max` (the CLI shows them on stderr).
+pub fn log_retry(notice: &offline_proto::call::RetryNotice) {
+    tracing::info!(
+        target: "offline::retry",
+        endpoint = %notice.endpoint,
+        error = %notice.error,
+        delay_ms = u64::try_from(notice.delay.as_millis()).unwrap_or(u64::MAX),
+        attempt = notice.attempt,
+        max = notice.max,
+        "retrying"
+    );
+}

@@ -25,6 +25,7 @@
 //!
 //! Facts: `docs/wire-notes.md` (123pan section), seeds `002`–`004`.
 
+mod auth;
 mod endpoints;
 mod validate;
 mod wire;
@@ -35,6 +36,7 @@ use http::{header, HeaderValue, Method, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+pub use auth::Credentials;
 pub use endpoints::{AuthScheme, EndpointId};
 pub use validate::{
     file_name as validate_file_name, has_image_extension, http_url as validate_http_url,
@@ -191,7 +193,7 @@ pub fn decode_envelope<T: DeserializeOwned>(response: &HttpResponse) -> Result<T
                         trace_id: None,
                         status,
                     },
-                    retry_after: retry_after(response),
+                    retry_after: crate::common::retry_after(response),
                 });
             }
             if !status.is_success() {
@@ -214,7 +216,7 @@ pub fn decode_envelope<T: DeserializeOwned>(response: &HttpResponse) -> Result<T
             CODE_TOKEN_INVALID => ApiError::TokenInvalid(error),
             CODE_RATE_LIMITED => ApiError::RateLimited {
                 error,
-                retry_after: retry_after(response),
+                retry_after: crate::common::retry_after(response),
             },
             CODE_NOT_FOUND => ApiError::NotFound(error),
             CODE_QUOTA_EXCEEDED => ApiError::QuotaExceeded(error),
@@ -257,19 +259,6 @@ pub fn decode_oauth_token(response: &HttpResponse) -> Result<OAuthToken, ApiErro
     let mut de = serde_json::Deserializer::from_slice(response.body());
     serde_path_to_error::deserialize(&mut de)
         .map_err(|e| DecodeError::from_json(e.inner(), Some(e.path().to_string()), response).into())
-}
-
-/// The `Retry-After` header in whole seconds, if present.
-pub(crate) fn retry_after(response: &HttpResponse) -> Option<std::time::Duration> {
-    response
-        .headers()
-        .get(header::RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse::<u64>()
-        .ok()
-        .map(std::time::Duration::from_secs)
 }
 
 impl Endpoint for AccessTokenRequest {

@@ -169,7 +169,7 @@ fn rate_limited(response: &HttpResponse, error: Option<ProviderError>) -> ApiErr
             trace_id: None,
             status: response.status(),
         }),
-        retry_after: crate::pan123::retry_after(response),
+        retry_after: crate::common::retry_after(response),
     }
 }
 

@@ -1,8 +1,10 @@
 //! The 6pan API (v1/v2 generation).
 
 pub mod api;
+pub mod auth;
 pub mod identity;
 pub mod storage;
+pub mod tasks;
 pub mod upload;
 pub mod upload_token;
 

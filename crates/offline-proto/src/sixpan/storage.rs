@@ -537,7 +537,7 @@ fn decode_answer<T: DeserializeOwned>(response: &HttpResponse) -> Result<T, ApiE
                 trace_id: None,
                 status,
             },
-            retry_after: retry_after(response),
+            retry_after: crate::common::retry_after(response),
         }),
         Ok(()) => Err(ApiError::Http {
             status,
@@ -553,24 +553,11 @@ fn classify(error: ProviderError, code: Option<i64>, response: &HttpResponse) ->
     } else if status == StatusCode::TOO_MANY_REQUESTS || code == Some(429) {
         ApiError::RateLimited {
             error,
-            retry_after: retry_after(response),
+            retry_after: crate::common::retry_after(response),
         }
     } else {
         ApiError::Provider(error)
     }
-}
-
-/// `Retry-After` in whole seconds, if present.
-fn retry_after(response: &HttpResponse) -> Option<std::time::Duration> {
-    response
-        .headers()
-        .get(header::RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse::<u64>()
-        .ok()
-        .map(std::time::Duration::from_secs)
 }
 
 /// One of the three block calls: the shared headers and the URI.

@@ -1,0 +1,763 @@
+//! One provider call as one sans-IO machine: token, rate limit, send, decode, classify,
+//! back off, refresh once, rotate, outcome unknown.
+//!
+//! Every rule of a call lives here, for both providers; the async providers, the
+//! blocking client ([`driver::drive_blocking`]) and any user's own transport are the
+//! same small loop around [`Call::poll`] and [`Call::handle_response`]:
+//!
+//! ```text
+//! let mut call = Call::new(request);
+//! loop {
+//!     match call.poll(&mut state, clock.now(), clock.wall()) {
+//!         Output::Send(req)           => call.handle_response(&mut state, http.send(req), clock.now(), clock.wall()),
+//!         Output::Wait { until, .. }  => sleep_until(until),
+//!         Output::Done(result)        => break result,
+//!     }
+//! }
+//! ```
+//!
+//! [`ClientState`] is what the calls of one client share (behind one lock in a
+//! driver): the base URL, the [`Pacer`] (a token bucket per endpoint and the retry
+//! budget) and the provider's [`Auth`] state (123pan's access-token lifecycle, 6pan's
+//! rotating login token). A [`Call`] is one request's progress through it. The lock is
+//! only ever held for a `poll` or a `handle_response`, never across I/O.
+//!
+//! # The rules
+//!
+//! - **Validation first.** An invalid request ends the call before anything, even a
+//!   token request, is sent ([`CallError::Invalid`]).
+//! - **Tokens.** A call asks the [`Auth`] state for a token. When it must be fetched
+//!   (123pan: `POST /api/v1/access_token`; 6pan: a login), exactly one call fetches and
+//!   the others wait ([`Output::Wait`], polling again every [`TOKEN_WAIT`]); the fetch
+//!   itself is paced and retried like a read. A call fetches at most
+//!   [`MAX_TOKEN_FETCHES`] tokens, so a server that hands out tokens that are already
+//!   stale cannot make it loop.
+//! - **Rejected token.** On a token-invalid answer (123pan code 401, 6pan
+//!   `BEARER_AUTHORIZATION_HEADER_INVALID`) the call tells the [`Auth`] state, which
+//!   drops the token unless another call already replaced it, and sends again once
+//!   (the server did not act on a request it refused).
+//! - **Pacing.** Every attempt first takes a token from its endpoint's bucket.
+//! - **Retries.** A failed attempt is classified once, by [`retry::classify`]: sent
+//!   again after a backoff, after the server's `Retry-After` (at most
+//!   [`MAX_RETRY_AFTER`]: a longer one gives up with the server's answer as the error),
+//!   or not at all, within the call's retries and the client's retry budget.
+//! - **Creates.** A request that creates something is sent again only when the server
+//!   certainly did not act: the connection never opened, a rate-limit answer, a
+//!   refused token. When it may have reached the server — a timeout, a reset, an
+//!   answer that cannot be read, a gateway's error page without the provider's
+//!   envelope, whatever its status line — the call ends in
+//!   [`CallError::OutcomeUnknown`]. Only the provider's own envelope can say that it
+//!   did not happen.
+//!
+//! Time is always handed in: `now` (monotonic, for waits) and `wall` (for token
+//! expiry). Nothing here reads a clock or performs I/O.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::clock::checked_deadline;
+use crate::retry::{self, Backoff, Failure, Pacer, Retry};
+use crate::{
+    ApiError, BaseUrl, EncodeError, HttpRequest, HttpResponse, Secret, TransportError,
+    ValidationError,
+};
+
+/// How long a call waits before asking again while another call fetches the token.
+pub const TOKEN_WAIT: Duration = Duration::from_millis(25);
+
+/// How many tokens one call may fetch before it gives up ([`CallError::TokenLoop`]).
+pub const MAX_TOKEN_FETCHES: u32 = 3;
+
+/// The longest `Retry-After` a call waits for (60 s). A server asking for more is
+/// answered by giving up with its own answer as the error.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+
+/// How long a token fetch may be under way before another call may start its own: a
+/// driver that was dropped mid-fetch must not leave every other call waiting forever.
+pub const FETCH_LEASE: Duration = Duration::from_secs(120);
+
+/// What the endpoints of one provider have in common, as far as a call is concerned.
+pub trait EndpointKind: Copy + Ord + std::fmt::Debug + Send + Sync + 'static {
+    /// Whether a successful call creates something, so that sending it twice could
+    /// create two.
+    fn creates(self) -> bool;
+    /// The published (or customary) rate limit, requests per second.
+    fn default_rate_per_second(self) -> f64;
+}
+
+/// The token a request was sent with, and its place in the send order (6pan keeps the
+/// token of the answer to the latest *sent* request).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ticket {
+    /// The send-order number.
+    pub seq: u64,
+    /// The token sent, if any.
+    pub token: Option<Secret>,
+}
+
+/// What the [`Auth`] state says a call must do to get a token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthStep {
+    /// Send with this ticket.
+    Use(Ticket),
+    /// Fetch a token (send [`Auth::fetch_request`]), then report with
+    /// [`Auth::handle_fetched`] or [`Auth::handle_fetch_failed`].
+    Fetch,
+    /// Another call is fetching: ask again later.
+    Wait,
+    /// No token is held and none can be fetched (no credentials).
+    Unavailable,
+}
+
+/// A provider's credential rules, as a sans-IO state shared by a client's calls.
+pub trait Auth: Send + 'static {
+    /// The provider's endpoint table.
+    type Id: EndpointKind;
+
+    /// The endpoint a token fetch is paced as.
+    fn fetch_endpoint(&self) -> Self::Id;
+    /// What a request needs at wall-clock time `wall`.
+    fn poll(&mut self, wall: SystemTime) -> AuthStep;
+    /// The token request (123pan's access-token call, 6pan's login).
+    ///
+    /// # Errors
+    ///
+    /// [`EncodeError`] when it cannot be built (credentials with characters a request
+    /// cannot carry).
+    fn fetch_request(&self, base: &BaseUrl) -> Result<HttpRequest, EncodeError>;
+    /// The answer to a token request arrived at `wall`.
+    ///
+    /// # Errors
+    ///
+    /// The provider's refusal or an unreadable answer; the fetch then counts as failed
+    /// (the implementation resets its own state).
+    fn handle_fetched(&mut self, response: &HttpResponse, wall: SystemTime)
+        -> Result<(), ApiError>;
+    /// A token fetch failed in transport or was abandoned.
+    fn handle_fetch_failed(&mut self);
+    /// Any answer to a request sent with `ticket` arrived (6pan rotates its token from
+    /// every answer; a login call's answer carries a token).
+    fn handle_answer(&mut self, endpoint: Self::Id, ticket: &Ticket, response: &HttpResponse);
+    /// The server refused `ticket`'s token. Returns whether sending once more is worth
+    /// it (a new token can be had, or another call already replaced it).
+    fn handle_rejected(&mut self, ticket: &Ticket) -> bool;
+}
+
+/// A request a [`Call`] can carry for a provider whose credential rules are `A`.
+///
+/// Implemented for every `pan123::Endpoint` (with `A` = [`crate::pan123::Credentials`])
+/// and every `sixpan::api::Endpoint` (with `A` = [`crate::sixpan::auth::Credentials`]).
+pub trait Request<A: Auth> {
+    /// What a successful answer decodes to.
+    type Output;
+    /// Which endpoint this is.
+    fn id(&self) -> A::Id;
+    /// Whether it is sent with the token (all but the token requests themselves).
+    fn authenticated(&self) -> bool {
+        true
+    }
+    /// Whether there is a request to send at all: `false` for [`EnsureToken`], which
+    /// ends as soon as a token is held.
+    fn sends(&self) -> bool {
+        true
+    }
+    /// Checks the request locally.
+    ///
+    /// # Errors
+    ///
+    /// A [`ValidationError`] saying what is wrong.
+    fn validate(&self) -> Result<(), ValidationError>;
+    /// Encodes the request with `token`.
+    ///
+    /// # Errors
+    ///
+    /// [`EncodeError`].
+    fn to_http(&self, base: &BaseUrl, token: Option<&Secret>) -> Result<HttpRequest, EncodeError>;
+    /// Decodes the answer.
+    ///
+    /// # Errors
+    ///
+    /// The provider's error or a [`DecodeError`].
+    fn decode(&self, response: &HttpResponse) -> Result<Self::Output, ApiError>;
+}
+
+/// A "call" that sends nothing of its own: it ends, with the ticket it was given, as
+/// soon as a usable token is held, fetching one (or logging in) first when needed,
+/// under the same rules as every call. `0` is the endpoint it is paced and reported as.
+#[derive(Debug, Clone, Copy)]
+pub struct EnsureToken<K>(pub K);
+
+impl<A: Auth> Request<A> for EnsureToken<A::Id> {
+    type Output = ();
+    fn id(&self) -> A::Id {
+        self.0
+    }
+    fn sends(&self) -> bool {
+        false
+    }
+    fn validate(&self) -> Result<(), ValidationError> {
+        Ok(())
+    }
+    fn to_http(&self, _: &BaseUrl, _: Option<&Secret>) -> Result<HttpRequest, EncodeError> {
+        Err(EncodeError::Body("EnsureToken sends nothing".to_owned()))
+    }
+    fn decode(&self, _: &HttpResponse) -> Result<(), ApiError> {
+        Ok(())
+    }
+}
+
+/// What the calls of one client share: the base URL, the pacer and the credentials.
+/// Keep it behind one lock; see the [module docs](self).
+#[derive(Debug)]
+pub struct ClientState<A: Auth> {
+    base: BaseUrl,
+    pacer: Pacer<A::Id>,
+    auth: A,
+    fetching_since: Option<Instant>,
+    token_fetches: u64,
+    server_offset: Option<(bool, Duration)>,
+}
+
+impl<A: Auth> ClientState<A> {
+    /// A state for `base` with credentials `auth`, every endpoint of `limits` paced at
+    /// its rate (requests per second; 0 or less: unlimited), jitter seeded by `seed`.
+    pub fn new(
+        base: BaseUrl,
+        auth: A,
+        limits: impl IntoIterator<Item = (A::Id, f64)>,
+        seed: u64,
+    ) -> Self {
+        let mut pacer = Pacer::new(seed);
+        for (id, rate) in limits {
+            pacer.set_limit(id, rate);
+        }
+        Self {
+            base,
+            pacer,
+            auth,
+            fetching_since: None,
+            token_fetches: 0,
+            server_offset: None,
+        }
+    }
+
+    /// The base URL.
+    pub fn base(&self) -> &BaseUrl {
+        &self.base
+    }
+
+    /// The credential state.
+    pub fn auth(&self) -> &A {
+        &self.auth
+    }
+
+    /// The credential state, to change it (a login forced by the user, a token given).
+    pub fn auth_mut(&mut self) -> &mut A {
+        &mut self.auth
+    }
+
+    /// How many token requests the calls of this state have sent.
+    pub fn token_fetches(&self) -> u64 {
+        self.token_fetches
+    }
+
+    /// Takes a rate-limit token for `id` at `now` (for requests sent outside a
+    /// [`Call`], such as storage uploads driven by their own plan).
+    ///
+    /// # Errors
+    ///
+    /// `Err(wait)`: try again after `wait`.
+    pub fn try_acquire(&mut self, id: A::Id, now: Instant) -> Result<(), Duration> {
+        self.pacer.try_acquire(id, now)
+    }
+
+    /// The server's clock at local wall time `wall`, estimated from the `Date` header of
+    /// the latest answer (1 s resolution); `wall` itself before any answer had one.
+    pub fn server_time(&self, wall: SystemTime) -> SystemTime {
+        match self.server_offset {
+            Some((true, ahead)) => wall.checked_add(ahead).unwrap_or(wall),
+            Some((false, behind)) => wall.checked_sub(behind).unwrap_or(wall),
+            None => wall,
+        }
+    }
+
+    fn observe_date(&mut self, response: &HttpResponse, wall: SystemTime) {
+        if let Some(date) = crate::common::server_date(response) {
+            self.server_offset = Some(match date.duration_since(wall) {
+                Ok(ahead) => (true, ahead),
+                Err(e) => (false, e.duration()),
+            });
+        }
+    }
+
+    /// The pacer (rate limits, retry budget), for machines that pace their own
+    /// requests.
+    pub fn pacer_mut(&mut self) -> &mut Pacer<A::Id> {
+        &mut self.pacer
+    }
+}
+
+/// What a driver does next.
+#[derive(Debug)]
+pub enum Output<T> {
+    /// Send this request and report what came back with [`Call::handle_response`].
+    Send(HttpRequest),
+    /// Sleep until `until`, then poll again. `retry` is set when the wait is a retry
+    /// after a failure (worth telling a person about when it is long).
+    Wait {
+        /// When to poll again.
+        until: Instant,
+        /// Why, when the wait is a retry.
+        retry: Option<RetryNotice>,
+    },
+    /// The call is over.
+    Done(Result<T, CallError>),
+}
+
+/// A retry about to happen: for a driver to log (`offline::retry` at INFO in the
+/// providers) or show.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetryNotice {
+    /// The endpoint, as `Debug` prints it.
+    pub endpoint: String,
+    /// What went wrong, one line.
+    pub error: String,
+    /// How long until the next attempt.
+    pub delay: Duration,
+    /// Which retry this is (from 1).
+    pub attempt: u32,
+    /// The most retries the call makes.
+    pub max: u32,
+}
+
+/// Why a call failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CallError {
+    /// Refused locally; nothing was sent.
+    #[error("invalid request")]
+    Invalid(#[source] EncodeError),
+    /// No complete answer arrived and the request is safe to send again later (a read,
+    /// or a create that certainly did not leave this machine).
+    #[error("no answer from the server")]
+    Transport(#[source] TransportError),
+    /// The provider answered with an error.
+    #[error("the provider refused the request")]
+    Api(#[source] ApiError),
+    /// A create may have reached the server, but what it did is unknown; it was not
+    /// sent again.
+    #[error("the outcome of a create is unknown: it may have been carried out")]
+    OutcomeUnknown(#[source] Unknown),
+    /// No token is held and no credentials are configured to get one.
+    #[error("not authenticated: the token was rejected or expired and no credentials are configured to get a new one")]
+    NotAuthenticated,
+    /// Every token fetched in this call was unusable at once.
+    #[error("{fetches} access tokens were fetched for one call and none could be used")]
+    TokenLoop {
+        /// How many were fetched.
+        fetches: u32,
+    },
+}
+
+impl CallError {
+    /// The provider's answer, when the error is one.
+    pub fn api_error(&self) -> Option<&ApiError> {
+        match self {
+            Self::Api(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// What is known of a create whose outcome is unknown.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Unknown {
+    /// No complete answer (a timeout, a reset) after the request may have left.
+    #[error("no complete answer")]
+    Transport(#[source] TransportError),
+    /// An answer came but is not the provider's (a gateway's error page) or cannot be
+    /// read.
+    #[error("the answer is not the provider's or cannot be read")]
+    Answer(#[source] ApiError),
+}
+
+#[derive(Debug)]
+enum State {
+    Start,
+    NeedAuth,
+    FetchReady,
+    FetchInFlight,
+    Ready(Ticket),
+    InFlight(Ticket),
+    Done,
+}
+
+/// One call: a request's way through tokens, pacing, retries and the create rule.
+/// See the [module docs](self).
+#[derive(Debug)]
+pub struct Call<A: Auth, R: Request<A>> {
+    request: R,
+    id: A::Id,
+    state: State,
+    backoff: Option<Backoff>,
+    fetch_backoff: Option<Backoff>,
+    refreshed: bool,
+    token_fetches: u32,
+    retry_at: Option<(Instant, Option<RetryNotice>)>,
+    result: Option<Result<R::Output, CallError>>,
+    attempts: u32,
+}
+
+impl<A: Auth, R: Request<A>> Call<A, R> {
+    /// A call of `request`; nothing happens until [`poll`](Self::poll).
+    pub fn new(request: R) -> Self {
+        let id = request.id();
+        Self {
+            request,
+            id,
+            state: State::Start,
+            backoff: None,
+            fetch_backoff: None,
+            refreshed: false,
+            token_fetches: 0,
+            retry_at: None,
+            result: None,
+            attempts: 0,
+        }
+    }
+
+    /// The request.
+    pub fn request(&self) -> &R {
+        &self.request
+    }
+
+    /// How many times the request itself has been handed out to send.
+    pub fn attempts(&self) -> u32 {
+        self.attempts
+    }
+
+    /// Whether the request is out on the wire right now (a driver that must record
+    /// "may have been sent" before it goes checks this after [`Output::Send`]).
+    pub fn request_in_flight(&self) -> bool {
+        matches!(self.state, State::InFlight(_))
+    }
+
+    /// What to do next at `now` (monotonic) / `wall` (wall clock).
+    pub fn poll(
+        &mut self,
+        state: &mut ClientState<A>,
+        now: Instant,
+        wall: SystemTime,
+    ) -> Output<R::Output> {
+        loop {
+            if let Some((until, notice)) = &self.retry_at {
+                if now < *until {
+                    return Output::Wait {
+                        until: *until,
+                        retry: notice.clone(),
+                    };
+                }
+                self.retry_at = None;
+            }
+            match std::mem::replace(&mut self.state, State::Done) {
+                State::Start => {
+                    if let Err(e) = self.request.validate() {
+                        return self.finish(Err(CallError::Invalid(e.into())));
+                    }
+                    self.backoff = Some(state.pacer.begin(self.id, now));
+                    self.state = if self.request.authenticated() {
+                        State::NeedAuth
+                    } else {
+                        State::Ready(Ticket {
+                            seq: 0,
+                            token: None,
+                        })
+                    };
+                }
+                State::NeedAuth => match state.auth.poll(wall) {
+                    AuthStep::Use(ticket) => self.state = State::Ready(ticket),
+                    AuthStep::Fetch => {
+                        if self.token_fetches >= MAX_TOKEN_FETCHES {
+                            state.auth.handle_fetch_failed();
+                            return self.finish(Err(CallError::TokenLoop {
+                                fetches: self.token_fetches,
+                            }));
+                        }
+                        self.token_fetches += 1;
+                        let fetch_id = state.auth.fetch_endpoint();
+                        if self.fetch_backoff.is_none() {
+                            self.fetch_backoff = Some(state.pacer.begin(fetch_id, now));
+                        }
+                        state.fetching_since = Some(now);
+                        self.state = State::FetchReady;
+                    }
+                    AuthStep::Wait => {
+                        let stale = state
+                            .fetching_since
+                            .is_some_and(|t| now.saturating_duration_since(t) >= FETCH_LEASE);
+                        if stale {
+                            state.auth.handle_fetch_failed();
+                            state.fetching_since = None;
+                        }
+                        self.state = State::NeedAuth;
+                        self.retry_at = Some((now + TOKEN_WAIT, None));
+                    }
+                    AuthStep::Unavailable => return self.finish(Err(CallError::NotAuthenticated)),
+                },
+                State::FetchReady => {
+                    if let Err(wait) = state.pacer.try_acquire(state.auth.fetch_endpoint(), now) {
+                        self.state = State::FetchReady;
+                        return Output::Wait {
+                            until: deadline(now, wait),
+                            retry: None,
+                        };
+                    }
+                    match state.auth.fetch_request(&state.base) {
+                        Ok(request) => {
+                            state.token_fetches += 1;
+                            self.state = State::FetchInFlight;
+                            return Output::Send(request);
+                        }
+                        Err(e) => {
+                            state.auth.handle_fetch_failed();
+                            state.fetching_since = None;
+                            return self.finish(Err(CallError::Invalid(e)));
+                        }
+                    }
+                }
+                State::Ready(_) if !self.request.sends() => {
+                    let result = self
+                        .request
+                        .decode(&HttpResponse::default())
+                        .map_err(CallError::Api);
+                    return self.finish(result);
+                }
+                State::Ready(ticket) => {
+                    if let Err(wait) = state.pacer.try_acquire(self.id, now) {
+                        self.state = State::Ready(ticket);
+                        return Output::Wait {
+                            until: deadline(now, wait),
+                            retry: None,
+                        };
+                    }
+                    match self.request.to_http(&state.base, ticket.token.as_ref()) {
+                        Ok(request) => {
+                            self.attempts += 1;
+                            self.state = State::InFlight(ticket);
+                            return Output::Send(request);
+                        }
+                        Err(e) => return self.finish(Err(CallError::Invalid(e))),
+                    }
+                }
+                s @ (State::FetchInFlight | State::InFlight(_)) => {
+                    // Polled before the answer was handed in: nothing new to do. The
+                    // request is not handed out twice.
+                    self.state = s;
+                    return Output::Wait {
+                        until: now + TOKEN_WAIT,
+                        retry: None,
+                    };
+                }
+                State::Done => {
+                    return Output::Done(
+                        self.result
+                            .take()
+                            .unwrap_or(Err(CallError::NotAuthenticated)),
+                    );
+                }
+            }
+        }
+    }
+
+    /// What came back for the request last handed out by [`Output::Send`], at `now` /
+    /// `wall`.
+    pub fn handle_response(
+        &mut self,
+        state: &mut ClientState<A>,
+        result: Result<HttpResponse, TransportError>,
+        now: Instant,
+        wall: SystemTime,
+    ) {
+        match std::mem::replace(&mut self.state, State::Done) {
+            State::FetchInFlight => {
+                state.fetching_since = None;
+                let failure = match result {
+                    Ok(response) => match state.auth.handle_fetched(&response, wall) {
+                        Ok(()) => {
+                            self.state = State::NeedAuth;
+                            return;
+                        }
+                        Err(e) => Attempt::Api(e),
+                    },
+                    Err(e) => {
+                        state.auth.handle_fetch_failed();
+                        Attempt::Transport(e)
+                    }
+                };
+                let fetch_id = state.auth.fetch_endpoint();
+                let backoff = self
+                    .fetch_backoff
+                    .get_or_insert_with(|| Backoff::new(Duration::ZERO, Duration::ZERO, 0, 0));
+                match retry_decision(&mut state.pacer, backoff, false, &failure, now) {
+                    Some(delay) => {
+                        let attempt = backoff.attempts();
+                        self.schedule_retry(fetch_id, &failure, delay, attempt, now);
+                        self.state = State::NeedAuth;
+                    }
+                    None => self.state_finish(Err(failure.into_error(false))),
+                }
+            }
+            State::InFlight(ticket) => {
+                if let Ok(response) = &result {
+                    state.observe_date(response, wall);
+                    state.auth.handle_answer(self.id, &ticket, response);
+                }
+                let failure = match result {
+                    Ok(response) => match self.request.decode(&response) {
+                        Ok(output) => return self.state_finish(Ok(output)),
+                        Err(e) => Attempt::Api(e),
+                    },
+                    Err(e) => Attempt::Transport(e),
+                };
+                if let Attempt::Api(ApiError::TokenInvalid(_)) = &failure {
+                    if self.request.authenticated() && !self.refreshed {
+                        self.refreshed = true;
+                        if state.auth.handle_rejected(&ticket) {
+                            self.state = State::NeedAuth;
+                            return;
+                        }
+                    }
+                    return self.state_finish(Err(failure.into_error(false)));
+                }
+                let creates = self.id.creates();
+                let backoff = self
+                    .backoff
+                    .get_or_insert_with(|| Backoff::new(Duration::ZERO, Duration::ZERO, 0, 0));
+                match retry_decision(&mut state.pacer, backoff, creates, &failure, now) {
+                    Some(delay) => {
+                        let attempt = backoff.attempts();
+                        self.schedule_retry(self.id, &failure, delay, attempt, now);
+                        self.state = if self.request.authenticated() {
+                            State::NeedAuth
+                        } else {
+                            State::Ready(ticket)
+                        };
+                    }
+                    None => self.state_finish(Err(failure.into_error(creates))),
+                }
+            }
+            other => {
+                // An answer nobody asked for: ignored.
+                self.state = other;
+            }
+        }
+    }
+
+    /// The driver gives up on the call (its future was dropped): a token fetch under
+    /// way is released so that another call can fetch.
+    pub fn abandon(&mut self, state: &mut ClientState<A>) {
+        if matches!(self.state, State::FetchInFlight | State::FetchReady) {
+            state.auth.handle_fetch_failed();
+            state.fetching_since = None;
+        }
+        self.state = State::Done;
+    }
+
+    /// Whether the call is over.
+    pub fn is_done(&self) -> bool {
+        matches!(self.state, State::Done)
+    }
+
+    fn schedule_retry(
+        &mut self,
+        id: A::Id,
+        failure: &Attempt,
+        delay: Duration,
+        attempt: u32,
+        now: Instant,
+    ) {
+        let notice = RetryNotice {
+            endpoint: format!("{id:?}"),
+            error: failure.to_string(),
+            delay,
+            attempt,
+            max: retry::MAX_RETRIES,
+        };
+        match checked_deadline(now, delay) {
+            Some(until) => self.retry_at = Some((until, Some(notice))),
+            None => self.retry_at = None,
+        }
+    }
+
+    fn state_finish(&mut self, result: Result<R::Output, CallError>) {
+        self.result = Some(result);
+        self.state = State::Done;
+    }
+
+    fn finish(&mut self, result: Result<R::Output, CallError>) -> Output<R::Output> {
+        self.state = State::Done;
+        Output::Done(result)
+    }
+}
+
+fn deadline(now: Instant, wait: Duration) -> Instant {
+    checked_deadline(now, wait).unwrap_or(now + MAX_RETRY_AFTER)
+}
+
+/// The one retry decision: [`retry::classify`], the call's backoff, the budget, and the
+/// cap on `Retry-After`.
+fn retry_decision<K: Ord + Copy>(
+    pacer: &mut Pacer<K>,
+    backoff: &mut Backoff,
+    creates: bool,
+    failure: &Attempt,
+    now: Instant,
+) -> Option<Duration> {
+    if let Retry::After(wait) = retry::classify(creates, &failure.as_failure()) {
+        if wait > MAX_RETRY_AFTER {
+            return None;
+        }
+    }
+    pacer.retry_delay(backoff, creates, &failure.as_failure(), now)
+}
+
+/// A failed attempt, owned.
+#[derive(Debug)]
+enum Attempt {
+    Transport(TransportError),
+    Api(ApiError),
+}
+
+impl Attempt {
+    fn as_failure(&self) -> Failure<'_> {
+        match self {
+            Self::Transport(e) => Failure::Transport(e),
+            Self::Api(e) => Failure::Api(e),
+        }
+    }
+
+    /// The error the call ends with: the create rule.
+    fn into_error(self, creates: bool) -> CallError {
+        match self {
+            Self::Transport(e) if creates && e.may_have_been_sent() => {
+                CallError::OutcomeUnknown(Unknown::Transport(e))
+            }
+            Self::Transport(e) => CallError::Transport(e),
+            // Not the provider's envelope (a gateway's page) or unreadable: for a
+            // create, only the provider's envelope can say it did not happen.
+            Self::Api(e @ (ApiError::Http { .. } | ApiError::Decode(_))) if creates => {
+                CallError::OutcomeUnknown(Unknown::Answer(e))
+            }
+            Self::Api(e) => CallError::Api(e),
+        }
+    }
+}
+
+impl std::fmt::Display for Attempt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Transport(e) => e.fmt(f),
+            Self::Api(e) => e.fmt(f),
+        }
+    }
+}

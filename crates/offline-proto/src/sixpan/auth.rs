@@ -1,0 +1,165 @@
+//! 6pan's credential rules for the [call machine](crate::call): a login token
+//! (`Qingzhen-Token`) that every answer may replace (the newest by send order is kept,
+//! [`Session`]), obtained by logging in with the account and the password's MD5, and
+//! renewed by one login, shared by every call, when the service rejects it (a login
+//! elsewhere invalidates it).
+
+use std::time::SystemTime;
+
+use super::api::{rotated_token, Endpoint, Session};
+use super::{EndpointId, LoginRequest};
+use crate::call::{Auth, AuthStep, EndpointKind, Request, Ticket};
+use crate::{ApiError, BaseUrl, Code, EncodeError, HttpRequest, HttpResponse, ProviderError};
+use crate::{Secret, ValidationError};
+
+/// The credentials of a 6pan client and the state of its login token.
+#[derive(Debug, Clone, Default)]
+pub struct Credentials {
+    session: Session,
+    login: Option<LoginRequest>,
+    fetching: Option<u64>,
+    logins: u64,
+}
+
+impl Credentials {
+    /// Credentials that log in with `account` (phone number or e-mail) and
+    /// `password` (sent as its MD5), now and whenever the token is rejected.
+    pub fn login(account: impl Into<String>, password: &str) -> Self {
+        Self {
+            login: Some(LoginRequest::with_password(account, password)),
+            ..Self::default()
+        }
+    }
+
+    /// Starts from a token (a saved one); with an account as well, a rejected token is
+    /// replaced by logging in.
+    #[must_use]
+    pub fn with_token(mut self, token: impl Into<Secret>) -> Self {
+        self.session = Session::with_token(token.into());
+        self
+    }
+
+    /// The token held now (for saving between runs; treat it as a password).
+    pub fn token(&self) -> Option<&Secret> {
+        self.session.token()
+    }
+
+    /// How many logins these credentials have made.
+    pub fn logins(&self) -> u64 {
+        self.logins
+    }
+
+    /// How many times an answer replaced the token.
+    pub fn rotations(&self) -> u64 {
+        self.session.rotations()
+    }
+
+    /// Whether an account and password are known (a rejected token can be replaced).
+    pub fn can_login(&self) -> bool {
+        self.login.is_some()
+    }
+
+    /// Drops the token, so that the next call logs in (an explicit login).
+    pub fn force_login(&mut self) {
+        let current = self.session.token().cloned();
+        self.session.handle_rejected(current.as_ref());
+    }
+}
+
+impl EndpointKind for EndpointId {
+    fn creates(self) -> bool {
+        EndpointId::creates(self)
+    }
+    fn default_rate_per_second(self) -> f64 {
+        EndpointId::default_rate_per_second(self)
+    }
+}
+
+impl Auth for Credentials {
+    type Id = EndpointId;
+
+    fn fetch_endpoint(&self) -> EndpointId {
+        EndpointId::Login
+    }
+
+    fn poll(&mut self, _wall: SystemTime) -> AuthStep {
+        if self.fetching.is_some() {
+            return AuthStep::Wait;
+        }
+        if self.session.token().is_some() {
+            let (seq, token) = self.session.begin();
+            return AuthStep::Use(Ticket { seq, token });
+        }
+        if self.login.is_none() {
+            return AuthStep::Unavailable;
+        }
+        self.fetching = Some(self.session.begin().0);
+        AuthStep::Fetch
+    }
+
+    fn fetch_request(&self, base: &BaseUrl) -> Result<HttpRequest, EncodeError> {
+        match &self.login {
+            Some(login) => Endpoint::to_http(login, base, None),
+            None => Err(ValidationError::Empty("value").into()),
+        }
+    }
+
+    fn handle_fetched(
+        &mut self,
+        response: &HttpResponse,
+        _wall: SystemTime,
+    ) -> Result<(), ApiError> {
+        let seq = self.fetching.take().unwrap_or_default();
+        <LoginRequest as Endpoint>::decode(response)?;
+        let token = rotated_token(response).ok_or_else(|| {
+            ApiError::Provider(ProviderError {
+                code: Code::Text("NO_TOKEN".to_owned()),
+                message: "login answered without a token".to_owned(),
+                trace_id: None,
+                status: response.status(),
+            })
+        })?;
+        self.session.handle_token(seq, token);
+        self.logins += 1;
+        Ok(())
+    }
+
+    fn handle_fetch_failed(&mut self) {
+        self.fetching = None;
+    }
+
+    fn handle_answer(&mut self, endpoint: EndpointId, ticket: &Ticket, response: &HttpResponse) {
+        if endpoint != EndpointId::Login && ticket.seq > 0 {
+            self.session.handle_response(ticket.seq, response);
+        }
+    }
+
+    fn handle_rejected(&mut self, ticket: &Ticket) -> bool {
+        let newer = self.session.handle_rejected(ticket.token.as_ref());
+        newer || self.login.is_some()
+    }
+}
+
+impl<E: Endpoint> Request<Credentials> for E {
+    type Output = E::Output;
+
+    fn id(&self) -> EndpointId {
+        E::ID
+    }
+
+    fn authenticated(&self) -> bool {
+        E::ID != EndpointId::Login
+    }
+
+    fn validate(&self) -> Result<(), ValidationError> {
+        Endpoint::validate(self)
+    }
+
+    fn to_http(&self, base: &BaseUrl, token: Option<&Secret>) -> Result<HttpRequest, EncodeError> {
+        Endpoint::to_http(self, base, token)
+    }
+
+    fn decode(&self, response: &HttpResponse) -> Result<E::Output, ApiError> {
+        E::decode(response)
+    }
+}
