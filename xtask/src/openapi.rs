@@ -106,28 +106,6 @@ impl Document {
         Ok(Self { provider, root })
     }
 
-    /// The JSON form: the same document with a first key `x-generated` saying where it
-    /// comes from (JSON has no comments).
-    pub(crate) fn to_json(&self) -> Result<String> {
-        let mut map = Mapping::new();
-        map.insert(
-            Value::from("x-generated"),
-            Value::from(format!(
-                "by `cargo xtask codegen` from {}. Do not edit by hand.",
-                self.provider.yaml
-            )),
-        );
-        if let Some(entries) = self.root.as_mapping() {
-            for (k, v) in entries {
-                map.insert(k.clone(), v.clone());
-            }
-        }
-        let mut json = serde_json::to_string_pretty(&Value::Mapping(map))
-            .map_err(|e| format!("{}: cannot convert to JSON: {e}", self.provider.yaml))?;
-        json.push('\n');
-        Ok(json)
-    }
-
     /// Follows `value`'s `$ref` (a local JSON pointer), if it has one, transitively.
     pub(crate) fn resolve<'a>(&'a self, value: &'a Value) -> Result<&'a Value> {
         let mut current = value;
@@ -163,25 +141,26 @@ impl Document {
             .and_then(|r| r.strip_prefix("#/components/schemas/"))
     }
 
-    /// The component schemas, in document order.
-    pub(crate) fn schemas(&self) -> Vec<(&str, &Value)> {
+    /// A section of `components` (`schemas`, `securitySchemes`), in document order.
+    pub(crate) fn components(&self, section: &str) -> Option<&Mapping> {
         self.root
             .get("components")
-            .and_then(|c| c.get("schemas"))
+            .and_then(|c| c.get(section))
             .and_then(Value::as_mapping)
-            .map(|m| {
-                m.iter()
-                    .filter_map(|(k, v)| Some((k.as_str()?, v)))
-                    .collect()
-            })
-            .unwrap_or_default()
+    }
+
+    /// The component schemas, in document order.
+    pub(crate) fn schemas(&self) -> Vec<(&str, &Value)> {
+        self.components("schemas")
+            .into_iter()
+            .flatten()
+            .filter_map(|(k, v)| Some((k.as_str()?, v)))
+            .collect()
     }
 
     /// A component schema by name.
     pub(crate) fn schema(&self, name: &str) -> Result<&Value> {
-        self.root
-            .get("components")
-            .and_then(|c| c.get("schemas"))
+        self.components("schemas")
             .and_then(|s| s.get(name))
             .ok_or_else(|| format!("no schema {name:?} in components/schemas"))
     }

@@ -29,6 +29,7 @@
 //! the raw body.
 
 mod error;
+mod open_enum;
 mod secret;
 mod transport;
 

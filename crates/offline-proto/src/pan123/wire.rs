@@ -7,8 +7,9 @@
 //! top: `mod.rs` (encoding, decoding, constructors), `wire_ext.rs` (impls on these types)
 //! and `validate.rs` (local checks).
 
+use crate::open_enum::open_enum;
 use crate::Secret;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 /// The response envelope of every 123pan call:
@@ -53,47 +54,13 @@ pub struct AccessTokenData {
     pub expired_at: OffsetDateTime,
 }
 
-/// The `grant_type` of the OAuth token call.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum GrantType {
-    /// `authorization_code`: exchange the code from the authorization page.
-    AuthorizationCode,
-    /// `refresh_token`: exchange a refresh token (single-use) for new tokens.
-    RefreshToken,
-    /// Any other value: one this crate does not know (yet).
-    Unknown(String),
-}
-
-impl GrantType {
-    /// The wire value.
-    pub fn as_str(&self) -> &str {
-        match self {
-            Self::AuthorizationCode => "authorization_code",
-            Self::RefreshToken => "refresh_token",
-            Self::Unknown(s) => s,
-        }
-    }
-}
-
-impl From<&str> for GrantType {
-    fn from(value: &str) -> Self {
-        match value {
-            "authorization_code" => Self::AuthorizationCode,
-            "refresh_token" => Self::RefreshToken,
-            other => Self::Unknown(other.to_owned()),
-        }
-    }
-}
-
-impl Serialize for GrantType {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for GrantType {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(|s| Self::from(s.as_str()))
+open_enum! {
+    /// The `grant_type` of the OAuth token call.
+    pub enum GrantType: String {
+        /// `authorization_code`: exchange the code from the authorization page.
+        AuthorizationCode = "authorization_code",
+        /// `refresh_token`: exchange a refresh token (single-use) for new tokens.
+        RefreshToken = "refresh_token",
     }
 }
 
@@ -184,58 +151,21 @@ pub struct TaskCreated {
     pub task_id: TaskId,
 }
 
-/// A task's state (`status` of the progress calls, seed `003`).
-///
-/// Only `Failed` and `Succeeded` are final; a retrying task is still alive. A
-/// value this crate does not know decodes as `Unknown` and is treated as not
-/// final.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum TaskStatus {
-    /// `0`: downloading.
-    Running,
-    /// `1`: failed (progress drops to 0).
-    Failed,
-    /// `2`: done.
-    Succeeded,
-    /// `3`: the service is retrying; not final.
-    Retrying,
-    /// Any other value: one this crate does not know (yet).
-    Unknown(i64),
-}
-
-impl TaskStatus {
-    /// The wire value.
-    pub fn code(self) -> i64 {
-        match self {
-            Self::Running => 0,
-            Self::Failed => 1,
-            Self::Succeeded => 2,
-            Self::Retrying => 3,
-            Self::Unknown(c) => c,
-        }
-    }
-
-    /// The variant for a wire value.
-    pub fn from_code(code: i64) -> Self {
-        match code {
-            0 => Self::Running,
-            1 => Self::Failed,
-            2 => Self::Succeeded,
-            3 => Self::Retrying,
-            c => Self::Unknown(c),
-        }
-    }
-}
-
-impl Serialize for TaskStatus {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_i64(self.code())
-    }
-}
-
-impl<'de> Deserialize<'de> for TaskStatus {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        i64::deserialize(deserializer).map(Self::from_code)
+open_enum! {
+    /// A task's state (`status` of the progress calls, seed `003`).
+    ///
+    /// Only `Failed` and `Succeeded` are final; a retrying task is still alive. A
+    /// value this crate does not know decodes as `Unknown` and is treated as not
+    /// final.
+    pub enum TaskStatus: i64 {
+        /// `0`: downloading.
+        Running = 0,
+        /// `1`: failed (progress drops to 0).
+        Failed = 1,
+        /// `2`: done.
+        Succeeded = 2,
+        /// `3`: the service is retrying; not final.
+        Retrying = 3,
     }
 }
 
@@ -251,46 +181,13 @@ pub struct Process {
     pub status: TaskStatus,
 }
 
-/// Outcome code of a `Callback`: `0` success, `1` failure.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum CallbackStatus {
-    /// `0`: the file is in the drive.
-    Succeeded,
-    /// `1`: the task failed; see the reason.
-    Failed,
-    /// Any other value: one this crate does not know (yet).
-    Unknown(i64),
-}
-
-impl CallbackStatus {
-    /// The wire value.
-    pub fn code(self) -> i64 {
-        match self {
-            Self::Succeeded => 0,
-            Self::Failed => 1,
-            Self::Unknown(c) => c,
-        }
-    }
-
-    /// The variant for a wire value.
-    pub fn from_code(code: i64) -> Self {
-        match code {
-            0 => Self::Succeeded,
-            1 => Self::Failed,
-            c => Self::Unknown(c),
-        }
-    }
-}
-
-impl Serialize for CallbackStatus {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_i64(self.code())
-    }
-}
-
-impl<'de> Deserialize<'de> for CallbackStatus {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        i64::deserialize(deserializer).map(Self::from_code)
+open_enum! {
+    /// Outcome code of a `Callback`: `0` success, `1` failure.
+    pub enum CallbackStatus: i64 {
+        /// `0`: the file is in the drive.
+        Succeeded = 0,
+        /// `1`: the task failed; see the reason.
+        Failed = 1,
     }
 }
 

@@ -7,10 +7,11 @@
 //! top: `identity.rs` (identity blobs), `upload_token.rs` (upload tokens) and
 //! `crate::qetag` (etags).
 
+use crate::open_enum::open_enum;
 use crate::qetag::Etag;
 use crate::sixpan::identity::Identity;
 use crate::Secret;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
 /// The envelope of every answer of the API host:
 /// `{"status", "result", "code", "success", "message"?, "token"?}`.
@@ -36,89 +37,35 @@ pub struct Envelope<T> {
     pub token: Option<Secret>,
 }
 
-/// The envelope's `code`: `OK` or an error, as far as the sources name them (they
-/// list these as examples; the envelope's `code` accepts others). Two spellings are
-/// the service's own (`UNSUPPORED_PROTOCOL`, `URL_NED_PASSWORD`).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum ErrorCode {
-    /// `OK`: success.
-    Ok,
-    /// `FILE_NOT_FOUND`: no such file (a torrent hash not in the drive).
-    FileNotFound,
-    /// `UNSUPPORTED_FILE`: the file cannot be parsed (not a torrent).
-    UnsupportedFile,
-    /// `DOWNLOAD_TORRENT_FILE_FAILED`: the torrent could not be fetched.
-    DownloadTorrentFileFailed,
-    /// `MAGNET_URL_INVALID`: a malformed magnet link.
-    MagnetUrlInvalid,
-    /// `ED2K_URL_INVALID`: a malformed ed2k link.
-    Ed2kUrlInvalid,
-    /// `UNSUPPORED_PROTOCOL` (sic): a link scheme the service does not download.
-    UnsupportedProtocol,
-    /// `URL_NED_PASSWORD` (sic): the link needs a password (`password` of `parseUrl`).
-    UrlNeedsPassword,
-    /// `BEARER_AUTHORIZATION_HEADER_INVALID`: the token is missing, invalid or ended.
-    BearerAuthorizationHeaderInvalid,
-    /// `PASSWORD_NEED`: a password is needed.
-    PasswordNeeded,
-    /// `LOGIN_USER_TOO_MUCH`: too many devices logged in.
-    LoginUserTooMuch,
-    /// `INTERNAL_ERROR`: the service failed.
-    InternalError,
-    /// Any other value: one this crate does not know (yet).
-    Unknown(String),
-}
-
-impl ErrorCode {
-    /// The wire value.
-    pub fn as_str(&self) -> &str {
-        match self {
-            Self::Ok => "OK",
-            Self::FileNotFound => "FILE_NOT_FOUND",
-            Self::UnsupportedFile => "UNSUPPORTED_FILE",
-            Self::DownloadTorrentFileFailed => "DOWNLOAD_TORRENT_FILE_FAILED",
-            Self::MagnetUrlInvalid => "MAGNET_URL_INVALID",
-            Self::Ed2kUrlInvalid => "ED2K_URL_INVALID",
-            Self::UnsupportedProtocol => "UNSUPPORED_PROTOCOL",
-            Self::UrlNeedsPassword => "URL_NED_PASSWORD",
-            Self::BearerAuthorizationHeaderInvalid => "BEARER_AUTHORIZATION_HEADER_INVALID",
-            Self::PasswordNeeded => "PASSWORD_NEED",
-            Self::LoginUserTooMuch => "LOGIN_USER_TOO_MUCH",
-            Self::InternalError => "INTERNAL_ERROR",
-            Self::Unknown(s) => s,
-        }
-    }
-}
-
-impl From<&str> for ErrorCode {
-    fn from(value: &str) -> Self {
-        match value {
-            "OK" => Self::Ok,
-            "FILE_NOT_FOUND" => Self::FileNotFound,
-            "UNSUPPORTED_FILE" => Self::UnsupportedFile,
-            "DOWNLOAD_TORRENT_FILE_FAILED" => Self::DownloadTorrentFileFailed,
-            "MAGNET_URL_INVALID" => Self::MagnetUrlInvalid,
-            "ED2K_URL_INVALID" => Self::Ed2kUrlInvalid,
-            "UNSUPPORED_PROTOCOL" => Self::UnsupportedProtocol,
-            "URL_NED_PASSWORD" => Self::UrlNeedsPassword,
-            "BEARER_AUTHORIZATION_HEADER_INVALID" => Self::BearerAuthorizationHeaderInvalid,
-            "PASSWORD_NEED" => Self::PasswordNeeded,
-            "LOGIN_USER_TOO_MUCH" => Self::LoginUserTooMuch,
-            "INTERNAL_ERROR" => Self::InternalError,
-            other => Self::Unknown(other.to_owned()),
-        }
-    }
-}
-
-impl Serialize for ErrorCode {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for ErrorCode {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(|s| Self::from(s.as_str()))
+open_enum! {
+    /// The envelope's `code`: `OK` or an error, as far as the sources name them (they
+    /// list these as examples; the envelope's `code` accepts others). Two spellings are
+    /// the service's own (`UNSUPPORED_PROTOCOL`, `URL_NED_PASSWORD`).
+    pub enum ErrorCode: String {
+        /// `OK`: success.
+        Ok = "OK",
+        /// `FILE_NOT_FOUND`: no such file (a torrent hash not in the drive).
+        FileNotFound = "FILE_NOT_FOUND",
+        /// `UNSUPPORTED_FILE`: the file cannot be parsed (not a torrent).
+        UnsupportedFile = "UNSUPPORTED_FILE",
+        /// `DOWNLOAD_TORRENT_FILE_FAILED`: the torrent could not be fetched.
+        DownloadTorrentFileFailed = "DOWNLOAD_TORRENT_FILE_FAILED",
+        /// `MAGNET_URL_INVALID`: a malformed magnet link.
+        MagnetUrlInvalid = "MAGNET_URL_INVALID",
+        /// `ED2K_URL_INVALID`: a malformed ed2k link.
+        Ed2kUrlInvalid = "ED2K_URL_INVALID",
+        /// `UNSUPPORED_PROTOCOL` (sic): a link scheme the service does not download.
+        UnsupportedProtocol = "UNSUPPORED_PROTOCOL",
+        /// `URL_NED_PASSWORD` (sic): the link needs a password (`password` of `parseUrl`).
+        UrlNeedsPassword = "URL_NED_PASSWORD",
+        /// `BEARER_AUTHORIZATION_HEADER_INVALID`: the token is missing, invalid or ended.
+        BearerAuthorizationHeaderInvalid = "BEARER_AUTHORIZATION_HEADER_INVALID",
+        /// `PASSWORD_NEED`: a password is needed.
+        PasswordNeeded = "PASSWORD_NEED",
+        /// `LOGIN_USER_TOO_MUCH`: too many devices logged in.
+        LoginUserTooMuch = "LOGIN_USER_TOO_MUCH",
+        /// `INTERNAL_ERROR`: the service failed.
+        InternalError = "INTERNAL_ERROR",
     }
 }
 
@@ -402,106 +349,32 @@ pub struct TaskPage {
     pub page_size: Option<u32>,
 }
 
-/// A 6pan task's state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum TaskStatus {
-    /// `-1`: failed.
-    Failed,
-    /// `100`: downloading.
-    Downloading,
-    /// `900`: partly done (some files failed or were skipped).
-    PartlyDone,
-    /// `1000`: done.
-    Done,
-    /// Any other value: one this crate does not know (yet).
-    Unknown(i64),
-}
-
-impl TaskStatus {
-    /// The wire value.
-    pub fn code(self) -> i64 {
-        match self {
-            Self::Failed => -1,
-            Self::Downloading => 100,
-            Self::PartlyDone => 900,
-            Self::Done => 1000,
-            Self::Unknown(c) => c,
-        }
-    }
-
-    /// The variant for a wire value.
-    pub fn from_code(code: i64) -> Self {
-        match code {
-            -1 => Self::Failed,
-            100 => Self::Downloading,
-            900 => Self::PartlyDone,
-            1000 => Self::Done,
-            c => Self::Unknown(c),
-        }
+open_enum! {
+    /// A 6pan task's state.
+    pub enum TaskStatus: i64 {
+        /// `-1`: failed.
+        Failed = -1,
+        /// `100`: downloading.
+        Downloading = 100,
+        /// `900`: partly done (some files failed or were skipped).
+        PartlyDone = 900,
+        /// `1000`: done.
+        Done = 1000,
     }
 }
 
-impl Serialize for TaskStatus {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_i64(self.code())
-    }
-}
-
-impl<'de> Deserialize<'de> for TaskStatus {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        i64::deserialize(deserializer).map(Self::from_code)
-    }
-}
-
-/// A task's (and an identity's) type code, as far as the sources name them
-/// (clients must tolerate unknown ones; a task's `type` accepts others).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum TaskType {
-    /// `5020`: an http(s) link (seen in the seeds, not confirmed elsewhere).
-    Http,
-    /// `5030`: BitTorrent (a torrent or magnet link).
-    BitTorrent,
-    /// `5070`: a share link (other generations).
-    ShareLink,
-    /// `5090`: a video site (other generations).
-    VideoSite,
-    /// Any other value: one this crate does not know (yet).
-    Unknown(i64),
-}
-
-impl TaskType {
-    /// The wire value.
-    pub fn code(self) -> i64 {
-        match self {
-            Self::Http => 5020,
-            Self::BitTorrent => 5030,
-            Self::ShareLink => 5070,
-            Self::VideoSite => 5090,
-            Self::Unknown(c) => c,
-        }
-    }
-
-    /// The variant for a wire value.
-    pub fn from_code(code: i64) -> Self {
-        match code {
-            5020 => Self::Http,
-            5030 => Self::BitTorrent,
-            5070 => Self::ShareLink,
-            5090 => Self::VideoSite,
-            c => Self::Unknown(c),
-        }
-    }
-}
-
-impl Serialize for TaskType {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_i64(self.code())
-    }
-}
-
-impl<'de> Deserialize<'de> for TaskType {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        i64::deserialize(deserializer).map(Self::from_code)
+open_enum! {
+    /// A task's (and an identity's) type code, as far as the sources name them
+    /// (clients must tolerate unknown ones; a task's `type` accepts others).
+    pub enum TaskType: i64 {
+        /// `5020`: an http(s) link (seen in the seeds, not confirmed elsewhere).
+        Http = 5020,
+        /// `5030`: BitTorrent (a torrent or magnet link).
+        BitTorrent = 5030,
+        /// `5070`: a share link (other generations).
+        ShareLink = 5070,
+        /// `5090`: a video site (other generations).
+        VideoSite = 5090,
     }
 }
 
