@@ -331,6 +331,18 @@ impl<C: HttpClient> Pan123<C> {
         Ok(self.inner.token.lock().await.expires_at())
     }
 
+    /// The access token held now and its expiry, for saving between runs (the CLI's
+    /// token cache); `None` when none is held or it is about to expire. Treat it as a
+    /// password.
+    pub async fn current_token(&self) -> Option<(Secret, Option<SystemTime>)> {
+        // A copy: asking never starts a fetch on the client's own lifecycle.
+        let mut lifecycle = self.inner.token.lock().await.clone();
+        match lifecycle.poll(SystemTime::now()) {
+            TokenAction::Use(token) => Some((token, lifecycle.expires_at())),
+            _ => None,
+        }
+    }
+
     fn pacer(&self) -> std::sync::MutexGuard<'_, Pacer<EndpointId>> {
         self.inner.pacer.lock().unwrap_or_else(|p| p.into_inner())
     }
