@@ -364,13 +364,6 @@ impl Client {
         }
     }
 
-    /// The transport (its watchdog guards every call).
-    pub(crate) fn transport(&self) -> &Transport {
-        match self {
-            Self::Pan123(_, t) | Self::Pan6(_, t) => t,
-        }
-    }
-
     /// The provider's name in events.
     pub(crate) fn provider(&self) -> Provider {
         match self {

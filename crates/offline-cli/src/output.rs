@@ -81,21 +81,8 @@ impl Output {
         Self { json, provider }
     }
 
-    /// The same output about another provider.
-    pub(crate) fn with_provider(&self, provider: &'static str) -> Self {
-        Self {
-            json: self.json,
-            provider,
-        }
-    }
-
     pub(crate) fn is_json(&self) -> bool {
         self.json
-    }
-
-    /// The provider named in every event.
-    pub(crate) fn provider(&self) -> &'static str {
-        self.provider
     }
 
     /// Prints one JSON event; `provider` is added when the value lacks it.

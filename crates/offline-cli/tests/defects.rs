@@ -396,7 +396,8 @@ async fn exit_codes_follow_the_table() {
     // Task 1 does not exist: a provider error.
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));
     let mut c = env.cmd(&["status", "1"]);
-    c.env("OFFLINE_123PAN_CLIENT_SECRET", "wrong");
+    c.env("OFFLINE_123PAN_CLIENT_SECRET", "wrong")
+        .env("OFFLINE_CACHE_DIR", env.path("other-cache"));
     let o = c.output().unwrap();
     assert_eq!(o.status.code(), Some(7), "{}", text(&o));
     let o = Command::new(BIN)

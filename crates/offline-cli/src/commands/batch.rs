@@ -354,7 +354,6 @@ pub(crate) async fn add_from(client: &Client, args: &AddArgs, input: &Path, out:
             ));
             continue;
         }
-        let earlier = entry.state;
         if entry.state == State::Submitting {
             let (state, task, error) = reconcile(client, &entry).await;
             if let Err(e) = journal.set(&entry, state, task.as_deref(), error.as_deref()) {

@@ -21,7 +21,7 @@ use crate::exit;
 use crate::output::{table, Output};
 
 const IMAGE_NAME: &str = "trpl14-01.png";
-const IMAGE: &[u8] = include_bytes!("../../../fixtures/images/trpl14-01.png");
+const IMAGE: &[u8] = include_bytes!("../../../../fixtures/images/trpl14-01.png");
 
 #[derive(Args, Debug)]
 pub(crate) struct DemoArgs {

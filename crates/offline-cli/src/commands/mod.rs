@@ -101,13 +101,11 @@ pub(crate) async fn run(cli: Cli, explicit: Vec<&'static str>) -> u8 {
     };
     macro_rules! with_client {
         ($conn:expr, $out:expr, |$client:ident| $body:expr) => {{
-            let conn = $conn;
-            let out = $out;
-            crate::interrupt::install(&out);
-            match Client::connect(&conn, &out).await {
+            crate::interrupt::install(&$out);
+            match Client::connect(&$conn, &$out).await {
                 Ok($client) => {
                     let code = $body;
-                    $client.save_token(&conn).await;
+                    $client.save_token(&$conn).await;
                     code
                 }
                 Err(code) => code,
