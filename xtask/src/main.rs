@@ -18,9 +18,9 @@
 
 mod bench;
 mod codegen;
-mod man;
 #[cfg(feature = "fixtures")]
 mod fixtures;
+mod man;
 mod openapi;
 mod output;
 
@@ -57,7 +57,9 @@ fn main() -> ExitCode {
                 println!("{USAGE}");
                 return ExitCode::SUCCESS;
             }
-            "codegen" | "fixtures" | "man" | "bench" if command.is_none() => command = Some(arg.as_str()),
+            "codegen" | "fixtures" | "man" | "bench" if command.is_none() => {
+                command = Some(arg.as_str())
+            }
             other => {
                 eprintln!("unknown argument {other:?}\n\n{USAGE}");
                 return ExitCode::from(2);

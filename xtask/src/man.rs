@@ -15,7 +15,16 @@ pub(crate) fn run(root: &Path, mode: Mode) -> Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let out = std::process::Command::new(cargo)
         .current_dir(root)
-        .args(["run", "--quiet", "--package", "offline-cli", "--bin", "offline", "--", "__man"])
+        .args([
+            "run",
+            "--quiet",
+            "--package",
+            "offline-cli",
+            "--bin",
+            "offline",
+            "--",
+            "__man",
+        ])
         .output()
         .map_err(|e| format!("cannot run offline __man: {e}"))?;
     if !out.status.success() {

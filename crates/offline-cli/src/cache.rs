@@ -98,7 +98,10 @@ impl Locked {
     /// The cached token and its expiry, when one is cached and not about to expire.
     pub(crate) fn load_fresh(&self) -> Option<(String, Option<SystemTime>)> {
         let mut text = String::new();
-        File::open(&self.path).ok()?.read_to_string(&mut text).ok()?;
+        File::open(&self.path)
+            .ok()?
+            .read_to_string(&mut text)
+            .ok()?;
         let v: serde_json::Value = serde_json::from_str(&text).ok()?;
         let token = v["token"].as_str()?.to_owned();
         let expires = v["expires_at"]

@@ -45,7 +45,12 @@ pub(crate) struct TopArgs {
     #[arg(long, global = true)]
     pub(crate) json: bool,
     /// Which cloud drive to talk to.
-    #[arg(long, value_enum, env = "OFFLINE_PROVIDER", help_heading = "Connection")]
+    #[arg(
+        long,
+        value_enum,
+        env = "OFFLINE_PROVIDER",
+        help_heading = "Connection"
+    )]
     pub(crate) provider: Option<Provider>,
     #[command(flatten)]
     pub(crate) conn: TopConn,
@@ -99,7 +104,9 @@ pub(crate) struct TopCreds {
 
 /// The connection options after the command (they win over those before it).
 #[derive(Args, Debug, Clone, Default)]
-#[command(next_help_heading = "Connection (also before the command; OFFLINE_* variables fill them in)")]
+#[command(
+    next_help_heading = "Connection (also before the command; OFFLINE_* variables fill them in)"
+)]
 pub(crate) struct ConnArgs {
     /// Which cloud drive to talk to (OFFLINE_PROVIDER).
     #[arg(long, value_enum)]

@@ -352,11 +352,12 @@ impl Client {
                 Ok(Self::Pan123(pan, transport))
             }
             Provider::Pan6 => {
-                let cached = (!conn.no_token_cache && conn.token.is_none() && conn.account.is_some())
-                    .then(|| crate::cache::Entry::for_conn(conn))
-                    .flatten()
-                    .and_then(|e| e.lock().ok())
-                    .and_then(|l| l.load_fresh());
+                let cached =
+                    (!conn.no_token_cache && conn.token.is_none() && conn.account.is_some())
+                        .then(|| crate::cache::Entry::for_conn(conn))
+                        .flatten()
+                        .and_then(|e| e.lock().ok())
+                        .and_then(|l| l.load_fresh());
                 let pan = build_6(conn, transport.clone(), cached, more6)
                     .map_err(|e| hint(exit_code_6(&e), explain_6(&e)))?;
                 Ok(Self::Pan6(pan, transport))
@@ -383,8 +384,7 @@ impl Client {
         };
         match self {
             Self::Pan123(pan, _) if conn.access_token.is_none() => {
-                if let (Some((token, exp)), Ok(lock)) = (pan.current_token().await, entry.lock())
-                {
+                if let (Some((token, exp)), Ok(lock)) = (pan.current_token().await, entry.lock()) {
                     let _ = lock.save(token.expose(), exp);
                 }
             }
@@ -439,11 +439,13 @@ fn build_6(
     conn: &Conn,
     http: Transport,
     cached: Option<(String, Option<std::time::SystemTime>)>,
-    more: impl FnOnce(provider_6pan::SixPanBuilder<Transport>) -> provider_6pan::SixPanBuilder<Transport>,
+    more: impl FnOnce(
+        provider_6pan::SixPanBuilder<Transport>,
+    ) -> provider_6pan::SixPanBuilder<Transport>,
 ) -> Result<SixPan, provider_6pan::Error> {
     use provider_6pan::Error;
-    let mut b = more(provider_6pan::SixPan::builder().http_client(http))
-        .insecure_http(conn.insecure_http);
+    let mut b =
+        more(provider_6pan::SixPan::builder().http_client(http)).insecure_http(conn.insecure_http);
     if let Some(url) = conn.base_url_for("OFFLINE_6PAN_BASE_URL") {
         b = b.base_url(url);
     }

@@ -42,7 +42,10 @@ pub(crate) const TABLE: &[(u8, &str)] = &[
     (CONFIG, "configuration error or invalid input"),
     (CREDENTIALS, "credentials refused"),
     (BUSY, "the batch journal is in use by another run"),
-    (INTERRUPTED, "interrupted (the tasks keep running on the drive)"),
+    (
+        INTERRUPTED,
+        "interrupted (the tasks keep running on the drive)",
+    ),
 ];
 
 /// The table as one line for `--help`.

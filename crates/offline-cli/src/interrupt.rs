@@ -38,9 +38,7 @@ pub(crate) fn install(out: &Output) {
 pub(crate) fn report(out: &Output) {
     let hint = HINT.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let text = match &hint {
-        Some(h) => format!(
-            "interrupted: the tasks keep running on the drive; `{h}` shows them"
-        ),
+        Some(h) => format!("interrupted: the tasks keep running on the drive; `{h}` shows them"),
         None => "interrupted: tasks already created keep running on the drive".to_owned(),
     };
     if out.is_json() {

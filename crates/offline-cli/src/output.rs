@@ -381,7 +381,9 @@ mod tests {
         assert_eq!(lines.len(), 3, "{t}");
         // The second column starts at the same screen column on every line.
         let col = |l: &str| {
-            let idx = l.find(|c: char| !c.is_ascii_digit() && c != ' ').unwrap_or(0);
+            let idx = l
+                .find(|c: char| !c.is_ascii_digit() && c != ' ')
+                .unwrap_or(0);
             unicode_width::UnicodeWidthStr::width(&l[..idx])
         };
         assert_eq!(col(lines[1]), col(lines[2]), "{t}");

@@ -152,7 +152,12 @@ impl<S: Subscriber> Layer<S> for RetryLayer {
         if retrying_for < Duration::from_millis(900) {
             return;
         }
-        let line = render(f.error.as_deref().unwrap_or("error"), delay_ms, attempt, f.max);
+        let line = render(
+            f.error.as_deref().unwrap_or("error"),
+            delay_ms,
+            attempt,
+            f.max,
+        );
         errln!("{line}");
     }
 }
@@ -164,7 +169,12 @@ mod tests {
     #[test]
     fn retry_lines_read_like_a_sentence() {
         assert_eq!(
-            render("could not connect: tcp connect error: Connection refused (os error 111)", 2000, Some(2), Some(5)),
+            render(
+                "could not connect: tcp connect error: Connection refused (os error 111)",
+                2000,
+                Some(2),
+                Some(5)
+            ),
             "connection refused, retrying in 2 s (2/5)"
         );
         assert_eq!(render("503", 1500, None, None), "503, retrying in 1.5 s");

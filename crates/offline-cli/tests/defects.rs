@@ -35,7 +35,10 @@ impl Env {
             "f.bin".to_owned(),
             ServedFile::new("application/octet-stream", vec![7u8; 1000]),
         );
-        files.insert("a.png".to_owned(), ServedFile::new("image/png", PNG.to_vec()));
+        files.insert(
+            "a.png".to_owned(),
+            ServedFile::new("image/png", PNG.to_vec()),
+        );
         let src = SourceServer::start(files).await.unwrap();
         Self {
             emu,
@@ -161,7 +164,9 @@ async fn wait_from_waits_for_every_line() {
     let env = Env::new(None).await;
     let input = env.path("urls.txt");
     write_lines(&input, &(0..3).map(|i| env.url(i)).collect::<Vec<_>>());
-    let o = env.run(&["--json", "add", "--from", input.to_str().unwrap()]).await;
+    let o = env
+        .run(&["--json", "add", "--from", input.to_str().unwrap()])
+        .await;
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let o = env
         .run(&["--json", "wait", "--from", input.to_str().unwrap()])
@@ -172,7 +177,9 @@ async fn wait_from_waits_for_every_line() {
         .filter(|l| l["event"] == "done")
         .collect();
     assert_eq!(done.len(), 3, "{}", text(&o));
-    assert!(done.iter().all(|l| l["status"] == "succeeded" && l["task"].is_string()));
+    assert!(done
+        .iter()
+        .all(|l| l["status"] == "succeeded" && l["task"].is_string()));
 }
 
 fn journal_rows(path: &Path) -> Vec<(String, String, String)> {
@@ -194,7 +201,9 @@ async fn status_from_only_reads_and_the_kind_is_recorded_at_submission() {
     let img = |i: usize| format!("{}?n={i}", env.src.file_url("a.png"));
     write_lines(&input, &[img(1)]);
     let from = input.to_str().unwrap();
-    let o = env.run(&["--json", "add", "--from", from, "--image", "--wait"]).await;
+    let o = env
+        .run(&["--json", "add", "--from", from, "--image", "--wait"])
+        .await;
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     write_lines(&input, &[img(1), img(2)]);
     let journal = env.path("images.txt.journal.sqlite");
@@ -203,13 +212,20 @@ async fn status_from_only_reads_and_the_kind_is_recorded_at_submission() {
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let lines = json_lines(&o);
     assert_eq!(lines[1]["state"], "new", "{}", text(&o));
-    assert_eq!(journal_rows(&journal), before, "status wrote to the journal");
+    assert_eq!(
+        journal_rows(&journal),
+        before,
+        "status wrote to the journal"
+    );
     let o = env
         .run(&["--json", "add", "--from", from, "--image", "--wait"])
         .await;
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let rows = journal_rows(&journal);
-    assert!(rows.iter().all(|r| r.1 == "submitted" && r.2 == "image"), "{rows:?}");
+    assert!(
+        rows.iter().all(|r| r.1 == "submitted" && r.2 == "image"),
+        "{rows:?}"
+    );
     let o = env.run(&["--json", "status", "--from", from]).await;
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(json_lines(&o)
@@ -235,7 +251,14 @@ async fn flags_a_provider_cannot_honour_are_refused_before_sending() {
         vec!["--provider", "6pan", "add", &url, "--image"],
         vec!["--provider", "6pan", "add", &url, "--name", "x"],
         vec!["--provider", "6pan", "add", &url, "--dir", "5"],
-        vec!["--provider", "6pan", "add", &url, "--callback", "http://127.0.0.1:1/"],
+        vec![
+            "--provider",
+            "6pan",
+            "add",
+            &url,
+            "--callback",
+            "http://127.0.0.1:1/",
+        ],
         vec!["--provider", "6pan", "add", "--from", from, "--name", "x"],
         vec!["--provider", "6pan", "add", &url, "--select", "*.iso"],
         vec!["--provider", "6pan", "status", "x", "--image"],
@@ -253,7 +276,11 @@ async fn flags_a_provider_cannot_honour_are_refused_before_sending() {
     }
     assert!(env.emu.tasks().is_empty());
     assert!(env.emu.sixpan_tasks().is_empty());
-    assert_eq!(env.emu.token_requests(), 0, "not even a token was asked for");
+    assert_eq!(
+        env.emu.token_requests(),
+        0,
+        "not even a token was asked for"
+    );
     assert_eq!(env.emu.sixpan_logins(), 0);
 }
 
@@ -272,7 +299,10 @@ async fn a_rerun_says_what_every_line_is() {
     let o = env.run(&["add", "--from", from]).await;
     let out = String::from_utf8_lossy(&o.stdout);
     assert_eq!(o.status.code(), Some(6), "{}", text(&o));
-    assert!(out.contains("0 submitted now, 2 submitted earlier, 1 refused"), "{out}");
+    assert!(
+        out.contains("0 submitted now, 2 submitted earlier, 1 refused"),
+        "{out}"
+    );
     assert!(out.contains("refused: line 3 (ftp://not/allowed)"), "{out}");
     assert!(out.contains("exit code 6"), "{out}");
     let o = env.run(&["--json", "add", "--from", from]).await;
@@ -310,7 +340,10 @@ fn hash_into_a_closed_pipe_exits_0() {
             .unwrap();
         let stderr = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(6), "{stderr}");
-        assert!(stderr.contains("cannot write to standard output"), "{stderr}");
+        assert!(
+            stderr.contains("cannot write to standard output"),
+            "{stderr}"
+        );
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
 }
@@ -342,7 +375,10 @@ fn an_unreachable_server_fails_fast_and_says_it_retries() {
         let stderr = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(4), "{stderr}");
         assert!(took < Duration::from_secs(10), "took {took:?}");
-        assert!(stderr.contains("connection refused, retrying in"), "{stderr}");
+        assert!(
+            stderr.contains("connection refused, retrying in"),
+            "{stderr}"
+        );
         if json {
             let lines = json_lines(&o);
             assert_eq!(lines.len(), 1, "only the error event on stdout");
@@ -390,9 +426,7 @@ async fn small_input_mistakes_get_plain_answers() {
 #[tokio::test(flavor = "multi_thread")]
 async fn exit_codes_follow_the_table() {
     let env = Env::new(None).await;
-    let o = env
-        .run(&["status", "1"])
-        .await;
+    let o = env.run(&["status", "1"]).await;
     // Task 1 does not exist: a provider error.
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));
     let mut c = env.cmd(&["status", "1"]);
@@ -413,7 +447,10 @@ async fn exit_codes_follow_the_table() {
     assert!(!stderr.contains("set OFFLINE_123PAN"), "{stderr}");
     let o = Command::new(BIN).args(["add", "--bogus"]).output().unwrap();
     assert_eq!(o.status.code(), Some(2));
-    let o = Command::new(BIN).args(["--json", "add", "--bogus"]).output().unwrap();
+    let o = Command::new(BIN)
+        .args(["--json", "add", "--bogus"])
+        .output()
+        .unwrap();
     let lines = json_lines(&o);
     assert_eq!(lines[0]["event"], "error");
     assert_eq!(lines[0]["kind"], "usage");
@@ -454,9 +491,16 @@ async fn ctrl_c_stops_a_batch_cleanly() {
     assert!(stderr.contains("keep running on the drive"), "{stderr}");
     assert!(stderr.contains("offline status --from"), "{stderr}");
     let rows = journal_rows(&env.path("urls.txt.journal.sqlite"));
-    assert!(rows.iter().all(|r| r.1 == "submitted" || r.1 == "pending"), "{rows:?}");
+    assert!(
+        rows.iter().all(|r| r.1 == "submitted" || r.1 == "pending"),
+        "{rows:?}"
+    );
     let submitted = rows.iter().filter(|r| r.1 == "submitted").count();
-    assert_eq!(submitted, env.emu.tasks().len(), "every task is in the journal");
+    assert_eq!(
+        submitted,
+        env.emu.tasks().len(),
+        "every task is in the journal"
+    );
     assert!(submitted < 200, "stopped early");
 }
 

@@ -61,13 +61,22 @@ pub(crate) fn check(args: &AddArgs, provider: Provider) -> Vec<String> {
     match provider {
         Provider::Pan123 => {
             if args.path.is_some() {
-                no("--path", "is 6pan's folder path; 123pan takes a folder ID: --dir ID");
+                no(
+                    "--path",
+                    "is 6pan's folder path; 123pan takes a folder ID: --dir ID",
+                );
             }
             if !args.select.is_empty() {
-                no("--select", "needs a torrent: 123pan takes no torrents (6pan does)");
+                no(
+                    "--select",
+                    "needs a torrent: 123pan takes no torrents (6pan does)",
+                );
             }
             if args.image && args.dir.is_some() {
-                no("--dir", "is a cloud-drive folder; with --image use --image-dir");
+                no(
+                    "--dir",
+                    "is a cloud-drive folder; with --image use --image-dir",
+                );
             }
         }
         Provider::Pan6 => {
@@ -78,20 +87,29 @@ pub(crate) fn check(args: &AddArgs, provider: Provider) -> Vec<String> {
                 no("--image-dir", "is 123pan's image bed; 6pan has none");
             }
             if args.name.is_some() {
-                no("--name", "is not supported by 6pan (a task keeps its source's name)");
+                no(
+                    "--name",
+                    "is not supported by 6pan (a task keeps its source's name)",
+                );
             }
             if args.dir.is_some() {
                 no("--dir", "is a 123pan folder ID; 6pan takes --path /folder");
             }
             if args.callback.is_some() {
-                no("--callback", "is not supported by 6pan (it sends no callbacks)");
+                no(
+                    "--callback",
+                    "is not supported by 6pan (it sends no callbacks)",
+                );
             }
             if !args.select.is_empty() {
                 if let Some(url) = args.urls.iter().find(|u| {
                     let l = u.to_ascii_lowercase();
                     l.starts_with("http://") || l.starts_with("https://") || l.starts_with("ed2k:")
                 }) {
-                    no("--select", &format!("needs torrents or magnet links; {url} has no files to select"));
+                    no(
+                        "--select",
+                        &format!("needs torrents or magnet links; {url} has no files to select"),
+                    );
                 }
             }
         }
@@ -158,7 +176,8 @@ pub(crate) async fn run(client: &Client, args: &AddArgs, out: &Output) -> u8 {
                 }
             }
             if args.wait && !created.is_empty() {
-                let (_, watch_code) = super::watch::watch_123(pan, transport, &created, out, true).await;
+                let (_, watch_code) =
+                    super::watch::watch_123(pan, transport, &created, out, true).await;
                 code = code.max(watch_code);
             }
             code

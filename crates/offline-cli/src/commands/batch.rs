@@ -121,7 +121,12 @@ async fn submit(
                     code: exit::CONFIG,
                 });
             } else {
-                guarded(transport, pan.parse_urls(&[entry.source.as_str()]), refused_6).await
+                guarded(
+                    transport,
+                    pan.parse_urls(&[entry.source.as_str()]),
+                    refused_6,
+                )
+                .await
             };
             let result = parsed
                 .map_err(|e| failed_6(&e))?
@@ -145,9 +150,13 @@ async fn submit(
                 reason: format!("journal write failed: {e}"),
                 code: exit::CONFIG,
             })?;
-            let added = guarded(transport, pan.add_parsed(&result, &selection, &path), refused_6)
-                .await
-                .map_err(|e| failed_6(&e))?;
+            let added = guarded(
+                transport,
+                pan.add_parsed(&result, &selection, &path),
+                refused_6,
+            )
+            .await
+            .map_err(|e| failed_6(&e))?;
             added
                 .first()
                 .map(|t| t.identity.clone())
@@ -332,7 +341,8 @@ pub(crate) async fn add_from(client: &Client, args: &AddArgs, input: &Path, out:
         }
     };
     let kind = kind_of(client, args);
-    let db = |e: rusqlite::Error| out.fail(exit::CONFIG, &format!("journal write failed: {e}"), None);
+    let db =
+        |e: rusqlite::Error| out.fail(exit::CONFIG, &format!("journal write failed: {e}"), None);
     let entries = match journal.sync(&lines, kind) {
         Ok(e) => e,
         Err(e) => return db(e),
@@ -419,11 +429,15 @@ pub(crate) async fn add_from(client: &Client, args: &AddArgs, input: &Path, out:
                 summary.code = summary.code.max(exit::OUTCOME_UNKNOWN);
             }
             State::Failed => {
-                summary.refused.push((entry.line, entry.source.clone(), reason));
+                summary
+                    .refused
+                    .push((entry.line, entry.source.clone(), reason));
                 summary.code = summary.code.max(line_code.unwrap_or(exit::PROVIDER));
             }
             State::Pending | State::Submitting => {
-                summary.pending.push((entry.line, entry.source.clone(), reason));
+                summary
+                    .pending
+                    .push((entry.line, entry.source.clone(), reason));
                 summary.code = summary.code.max(line_code.unwrap_or(exit::NETWORK));
             }
         }
@@ -450,7 +464,8 @@ pub(crate) async fn add_from(client: &Client, args: &AddArgs, input: &Path, out:
     if args.wait && !interrupted {
         match client {
             Client::Pan123(pan, transport) if !to_watch_123.is_empty() => {
-                let (_, c) = super::watch::watch_123(pan, transport, &to_watch_123, out, true).await;
+                let (_, c) =
+                    super::watch::watch_123(pan, transport, &to_watch_123, out, true).await;
                 summary.code = summary.code.max(c);
             }
             Client::Pan6(pan, transport) if !to_watch_6.is_empty() => {
@@ -502,9 +517,9 @@ fn read_journal(
             None,
         )
     })?;
-    let entries = journal.read(&lines).map_err(|e| {
-        out.fail(exit::CONFIG, &format!("journal read failed: {e}"), None)
-    })?;
+    let entries = journal
+        .read(&lines)
+        .map_err(|e| out.fail(exit::CONFIG, &format!("journal read failed: {e}"), None))?;
     Ok(lines.into_iter().zip(entries).collect())
 }
 
@@ -544,7 +559,9 @@ pub(crate) async fn status_from(
                 .iter()
                 .filter_map(|(_, e)| e.as_ref().filter(|e| e.kind == "6pan")?.task.clone())
                 .collect();
-            super::pan6::find(pan, transport, &ids).await.unwrap_or_default()
+            super::pan6::find(pan, transport, &ids)
+                .await
+                .unwrap_or_default()
         }
         _ => Default::default(),
     };
@@ -552,7 +569,12 @@ pub(crate) async fn status_from(
     let mut rows = Vec::new();
     for (line, entry) in &rows_in {
         let (state, task, kind, error) = match entry {
-            Some(e) => (e.state.as_str(), e.task.clone(), e.kind.clone(), e.error.clone()),
+            Some(e) => (
+                e.state.as_str(),
+                e.task.clone(),
+                e.kind.clone(),
+                e.error.clone(),
+            ),
             None => ("new", None, String::new(), None),
         };
         let mut status: Option<String> = None;
@@ -567,7 +589,9 @@ pub(crate) async fn status_from(
                                 percent = Some(p.percent);
                             }
                             Err(err) => {
-                                code = code.max(out.error(&format!("line {} task {}", line.line, t.id), &err));
+                                code = code.max(
+                                    out.error(&format!("line {} task {}", line.line, t.id), &err),
+                                );
                             }
                         }
                     }
@@ -675,16 +699,17 @@ pub(crate) async fn wait_from(
         }
     }
     if t123.is_empty() && t6.is_empty() {
-        return out.fail(
-            exit::CONFIG,
-            &format!(
-                "no line of {} has a task yet: run `offline add --from {}` first",
-                input.display(),
-                input.display()
-            ),
-            None,
-        )
-        .max(code);
+        return out
+            .fail(
+                exit::CONFIG,
+                &format!(
+                    "no line of {} has a task yet: run `offline add --from {}` first",
+                    input.display(),
+                    input.display()
+                ),
+                None,
+            )
+            .max(code);
     }
     crate::interrupt::set_hint(format!("offline status --from {}", input.display()));
     let watched = match client {

@@ -35,8 +35,8 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
-use crate::output::Output;
 use crate::exit;
+use crate::output::Output;
 
 /// How long a client may take to send its headers, and then its body.
 const READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -186,12 +186,9 @@ pub(crate) async fn run(conn: &Conn, args: CallbacksArgs, out: &Output) -> u8 {
     let addr = listener.local_addr().unwrap_or(args.listen);
     let url = format!("http://{addr}/");
     if out.is_json() {
-        out.event(json!({"event": "listening", "addr": addr.to_string(), "url": url})
-        );
+        out.event(json!({"event": "listening", "addr": addr.to_string(), "url": url}));
     } else {
-        outln!(
-            "listening for 123pan callbacks on {url} (pass it as --callback; stop with Ctrl-C)"
-        );
+        outln!("listening for 123pan callbacks on {url} (pass it as --callback; stop with Ctrl-C)");
     }
     let (tx, mut rx) = mpsc::channel(QUEUE);
     let server = tokio::spawn(serve(listener, tx));
@@ -234,9 +231,8 @@ pub(crate) async fn run(conn: &Conn, args: CallbacksArgs, out: &Output) -> u8 {
     server.abort();
     if out.is_json() {
         out.event(json!({
-                "event": "stopped", "reason": why, "received": received, "confirmed": confirmed,
-            })
-        );
+            "event": "stopped", "reason": why, "received": received, "confirmed": confirmed,
+        }));
     } else {
         outln!("stopped ({why}): {received} callback(s), {confirmed} confirmed");
     }
@@ -347,19 +343,18 @@ async fn confirm(pan: &Pan123, known: impl Fn() -> Vec<Known>, cb: &Callback) ->
 fn report(out: &Output, cb: &Callback, v: &Verdict) {
     if out.is_json() {
         out.event(json!({
-                "event": "callback",
-                "url": cb.url,
-                "status": callback_status_word(cb.status),
-                "status_code": cb.status.code(),
-                "fail_reason": cb.fail_reason,
-                "file_id": cb.file_id,
-                "confirmed": v.confirmed,
-                "task": v.task.map(|t| t.id.to_string()),
-                "kind": v.task.map(|t| t.kind.as_str()),
-                "task_status": v.task_status.map(TaskStatus::as_str),
-                "reason": v.reason,
-            })
-        );
+            "event": "callback",
+            "url": cb.url,
+            "status": callback_status_word(cb.status),
+            "status_code": cb.status.code(),
+            "fail_reason": cb.fail_reason,
+            "file_id": cb.file_id,
+            "confirmed": v.confirmed,
+            "task": v.task.map(|t| t.id.to_string()),
+            "kind": v.task.map(|t| t.kind.as_str()),
+            "task_status": v.task_status.map(TaskStatus::as_str),
+            "reason": v.reason,
+        }));
     } else {
         let verdict = if v.confirmed {
             "confirmed"
@@ -380,8 +375,7 @@ fn report(out: &Output, cb: &Callback, v: &Verdict) {
 
 fn report_refused(out: &Output, status: StatusCode, reason: &str) {
     if out.is_json() {
-        out.event(json!({"event": "refused", "http_status": status.as_u16(), "reason": reason})
-        );
+        out.event(json!({"event": "refused", "http_status": status.as_u16(), "reason": reason}));
     } else {
         errln!("refused a request ({status}): {reason}");
     }

@@ -174,7 +174,8 @@ pub(crate) async fn run(args: DemoArgs, out: &Output) -> u8 {
         .iter()
         .map(|e| (e.task, e.source.rsplit('/').next().unwrap_or("").to_owned()))
         .collect();
-    let (results, _) = crate::commands::watch::watch_123(&pan, &transport, &labels, out, false).await;
+    let (results, _) =
+        crate::commands::watch::watch_123(&pan, &transport, &labels, out, false).await;
 
     let callbacks = sources
         .wait_callbacks(expectations.len(), Duration::from_secs(10))
@@ -415,7 +416,8 @@ async fn run_sixpan(emu: &offline_emulator::RunningEmulator, out: &Output) -> u8
         } else {
             outln!(
                 "created task {} ({}) with --select '*.txt'",
-                t.identity, t.name
+                t.identity,
+                t.name
             );
         }
     }

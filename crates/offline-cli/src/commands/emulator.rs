@@ -90,8 +90,7 @@ fn share(s: &str) -> Result<f64, String> {
 /// Single-quotes `s` for a POSIX shell when it needs it.
 fn sh(s: &str) -> String {
     if !s.is_empty()
-        && s
-            .chars()
+        && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || "-_./:@%+=,".contains(c))
     {
         s.to_owned()
@@ -159,7 +158,10 @@ pub(crate) async fn run(args: EmulatorArgs, out: &Output) -> u8 {
         Err(e) => {
             let what = if args.data_dir.is_none() {
                 // Binding comes after the temporary directory: say which failed.
-                match tempfile::Builder::new().prefix("offline-emulator-").tempdir() {
+                match tempfile::Builder::new()
+                    .prefix("offline-emulator-")
+                    .tempdir()
+                {
                     Err(te) => format!(
                         "cannot create a temporary data directory in {}: {te}",
                         std::env::temp_dir().display()

@@ -42,7 +42,11 @@ pub(crate) async fn login(client: &Client, conn: &Conn, out: &Output) -> u8 {
 /// Runs `logout`: deletes the cached token of these credentials, or every one.
 pub(crate) fn logout(conn: &Conn, all: bool, out: &Output) -> u8 {
     let Some(dir) = crate::cache::dir() else {
-        return out.fail(exit::CONFIG, "no cache directory (set OFFLINE_CACHE_DIR or HOME)", None);
+        return out.fail(
+            exit::CONFIG,
+            "no cache directory (set OFFLINE_CACHE_DIR or HOME)",
+            None,
+        );
     };
     let removed = if all {
         let mut n = 0u64;

@@ -51,7 +51,11 @@ pub(crate) fn explicit_options(matches: &clap::ArgMatches) -> Vec<&'static str> 
 pub(crate) fn refuse(out: &Output, provider: Provider, problems: &[String]) -> Option<u8> {
     let first = problems.first()?;
     let rest = if problems.len() > 1 {
-        format!(" (and {} more: {})", problems.len() - 1, problems[1..].join("; "))
+        format!(
+            " (and {} more: {})",
+            problems.len() - 1,
+            problems[1..].join("; ")
+        )
     } else {
         String::new()
     };
@@ -198,7 +202,9 @@ fn only_6pan(command: &str, conn: &Conn) -> Vec<String> {
     if conn.provider == Provider::Pan6 {
         Vec::new()
     } else {
-        vec![format!("`{command}` is a 6pan command: add --provider 6pan")]
+        vec![format!(
+            "`{command}` is a 6pan command: add --provider 6pan"
+        )]
     }
 }
 
@@ -206,6 +212,8 @@ fn only_123pan(command: &str, conn: &Conn) -> Vec<String> {
     if conn.provider == Provider::Pan123 {
         Vec::new()
     } else {
-        vec![format!("`{command}` is a 123pan command: 6pan sends no callbacks")]
+        vec![format!(
+            "`{command}` is a 123pan command: 6pan sends no callbacks"
+        )]
     }
 }

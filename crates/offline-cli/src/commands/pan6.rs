@@ -79,7 +79,13 @@ pub(crate) async fn add(client: &Client, args: &AddArgs, out: &Output) -> u8 {
                 ));
                 continue;
             }
-            match guarded(transport, pan.add_parsed(&result, &selection, &path), refused_6).await {
+            match guarded(
+                transport,
+                pan.add_parsed(&result, &selection, &path),
+                refused_6,
+            )
+            .await
+            {
                 Ok(tasks) => {
                     for t in tasks {
                         if selection != Selection::All {
@@ -149,7 +155,12 @@ pub(crate) fn report_missing(
 }
 
 /// `status` for 6pan.
-pub(crate) async fn status(pan: &SixPan, transport: &Transport, ids: &[String], out: &Output) -> u8 {
+pub(crate) async fn status(
+    pan: &SixPan,
+    transport: &Transport,
+    ids: &[String],
+    out: &Output,
+) -> u8 {
     let found = match find(pan, transport, ids).await {
         Ok(f) => f,
         Err(e) => return report_6(out, "status", &e),
@@ -188,13 +199,19 @@ pub(crate) async fn wait(pan: &SixPan, transport: &Transport, ids: &[String], ou
     }
     crate::interrupt::set_hint(format!(
         "offline --provider 6pan status {}",
-        known.iter().map(|(id, _)| id.as_str()).collect::<Vec<_>>().join(" ")
+        known
+            .iter()
+            .map(|(id, _)| id.as_str())
+            .collect::<Vec<_>>()
+            .join(" ")
     ));
     let code = watch_6(pan, transport, known, &BTreeSet::new(), out).await;
     code.max(missing)
 }
 
 /// The 6pan tasks' stream, for `list`.
-pub(crate) fn all_tasks(pan: &SixPan) -> futures_util::stream::BoxStream<'_, Result<OfflineTask, provider_6pan::Error>> {
+pub(crate) fn all_tasks(
+    pan: &SixPan,
+) -> futures_util::stream::BoxStream<'_, Result<OfflineTask, provider_6pan::Error>> {
     pan.tasks().boxed()
 }

@@ -17,7 +17,11 @@ pub(crate) async fn run(client: &Client, ids: &[String], out: &Output) -> u8 {
         Err(e) => return report_6(out, "rm", &e),
     };
     let missing = super::pan6::report_missing(out, ids, &found);
-    let known: Vec<String> = ids.iter().filter(|id| found.contains_key(*id)).cloned().collect();
+    let known: Vec<String> = ids
+        .iter()
+        .filter(|id| found.contains_key(*id))
+        .cloned()
+        .collect();
     if known.is_empty() {
         return missing;
     }

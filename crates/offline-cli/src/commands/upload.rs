@@ -10,9 +10,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use provider_6pan::{UploadPhase, UploadProgress, DEFAULT_BLOCKS_IN_FLIGHT};
 use serde_json::json;
 
-use crate::output::Output;
 use crate::client::{guarded, refused_6, report_6, Client, Conn};
 use crate::exit;
+use crate::output::Output;
 
 #[derive(Args, Debug)]
 pub(crate) struct UploadArgs {
@@ -57,7 +57,12 @@ pub(crate) async fn upload(conn: &Conn, args: &UploadArgs, out: &Output) -> u8 {
         let bar = (!out.is_json()).then(|| bar_for(&shown));
         let drawing = bar.clone().map(|bar| tokio::spawn(draw(bar, rx)));
         let started = Instant::now();
-        let result = guarded(&transport, pan.upload_file_with_progress(file, &args.path, &tx), refused_6).await;
+        let result = guarded(
+            &transport,
+            pan.upload_file_with_progress(file, &args.path, &tx),
+            refused_6,
+        )
+        .await;
         drop(tx);
         if let Some(task) = drawing {
             let _ = task.await;
@@ -68,12 +73,11 @@ pub(crate) async fn upload(conn: &Conn, args: &UploadArgs, out: &Output) -> u8 {
                 let rate = rate_text(report.size, took);
                 if out.is_json() {
                     out.event(json!({
-                            "event": "uploaded", "provider": "6pan", "file": shown,
-                            "path": args.path, "etag": report.etag.as_str(), "size": report.size,
-                            "instant": report.instant, "seconds": took.as_secs_f64(),
-                            "uuid": report.file.as_ref().map(|f| f.uuid.clone()),
-                        })
-                    );
+                        "event": "uploaded", "provider": "6pan", "file": shown,
+                        "path": args.path, "etag": report.etag.as_str(), "size": report.size,
+                        "instant": report.instant, "seconds": took.as_secs_f64(),
+                        "uuid": report.file.as_ref().map(|f| f.uuid.clone()),
+                    }));
                 } else {
                     let how = if report.instant {
                         "instant upload (the drive already had it)".to_owned()

@@ -20,7 +20,9 @@ pub(crate) async fn run(client: &Client, args: &TaskArgs, out: &Output) -> u8 {
                 .map(|t| (t, format!("task {}", t.id)))
                 .collect();
             super::add::set_hint_123(&tasks);
-            super::watch::watch_123(pan, transport, &tasks, out, true).await.1
+            super::watch::watch_123(pan, transport, &tasks, out, true)
+                .await
+                .1
         }
         Client::Pan6(pan, transport) => super::pan6::wait(pan, transport, &args.tasks, out).await,
     }
