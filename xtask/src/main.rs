@@ -6,6 +6,8 @@
 //! - `cargo xtask fixtures [--check]`: writes `fixtures/<provider>/<endpoint>/*.gen.http`
 //!   from the examples in the descriptions: the exact request each encoder produces,
 //!   and every documented response.
+//! - `cargo xtask man [--check]`: writes `docs/man/offline.1`, the `offline` man page,
+//!   from the CLI's clap definition (through its hidden `offline __man`).
 //! - `cargo xtask bench`: builds release binaries and measures every performance figure
 //!   beside its baseline (the Python SDK's qetag, `openssl sha1`, `curl`, the rate-limit
 //!   bound), printing the ratios and writing `target/bench/report.md`. Long; not in CI.
@@ -18,6 +20,7 @@ mod bench;
 mod codegen;
 #[cfg(feature = "fixtures")]
 mod fixtures;
+mod man;
 mod openapi;
 mod output;
 
@@ -33,11 +36,12 @@ enum Mode {
     Check,
 }
 
-const USAGE: &str = "usage: cargo xtask <codegen|fixtures> [--check]
+const USAGE: &str = "usage: cargo xtask <codegen|fixtures|man> [--check]
        cargo xtask bench
 
   codegen    write the wire types, endpoint tables and JSON descriptions from fixtures/openapi/*.yaml
   fixtures   write fixtures/<provider>/<endpoint>/*.gen.http from the descriptions' examples
+  man        write docs/man/offline.1 from the offline command's clap definition
   --check    write nothing; fail when a committed file is stale
   bench      measure every performance figure beside its baseline (minutes; needs python3,
              openssl, curl and /usr/bin/time); writes target/bench/report.md";
@@ -53,7 +57,9 @@ fn main() -> ExitCode {
                 println!("{USAGE}");
                 return ExitCode::SUCCESS;
             }
-            "codegen" | "fixtures" | "bench" if command.is_none() => command = Some(arg.as_str()),
+            "codegen" | "fixtures" | "man" | "bench" if command.is_none() => {
+                command = Some(arg.as_str())
+            }
             other => {
                 eprintln!("unknown argument {other:?}\n\n{USAGE}");
                 return ExitCode::from(2);
@@ -64,6 +70,7 @@ fn main() -> ExitCode {
     let result = match command {
         Some("codegen") => codegen::run(&root, mode),
         Some("fixtures") => run_fixtures(&root, mode),
+        Some("man") => man::run(&root, mode),
         Some("bench") if mode == Mode::Check => {
             eprintln!("bench has no --check\n\n{USAGE}");
             return ExitCode::from(2);

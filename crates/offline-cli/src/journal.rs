@@ -14,7 +14,11 @@
 //! | `unknown` | may or may not exist: check the drive before `--retry-unknown` | skipped unless `--retry-unknown` |
 //!
 //! The database uses WAL and `synchronous=FULL`: a committed row survives the process
-//! being killed.
+//! being killed. A run that submits holds an exclusive lock on `<journal>.lock`
+//! ([`lock`]) for its whole length, so two runs at once never submit a line twice:
+//! the second refuses at once. `status --from` and `wait --from` only read
+//! ([`Journal::open_read_only`]), lock-free; a line's kind (`cloud`, `image`, `6pan`)
+//! is recorded when it is submitted.
 
 use std::path::{Path, PathBuf};
 
@@ -79,6 +83,8 @@ pub(crate) struct InputLine {
 
 /// Reads a batch file: one source per line; blank lines and `#` comments skipped.
 pub(crate) fn parse_input(text: &str) -> Vec<InputLine> {
+    // A byte-order mark (editors on Windows write one) is not part of the first line.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut seen: std::collections::HashMap<&str, u32> = std::collections::HashMap::new();
     text.lines()
         .enumerate()
@@ -103,6 +109,35 @@ pub(crate) fn default_path(input: &Path) -> PathBuf {
     let mut name = input.file_name().unwrap_or_default().to_os_string();
     name.push(".journal.sqlite");
     input.with_file_name(name)
+}
+
+/// Why the journal's lock was not taken.
+#[derive(Debug)]
+pub(crate) enum LockError {
+    /// Another process holds it.
+    Busy,
+    /// The lock file cannot be opened or locked.
+    Io(std::io::Error),
+}
+
+/// Takes the exclusive lock of the journal at `path` (a `.lock` file beside it), or
+/// says at once that another run holds it. Released when the file is dropped (or the
+/// process ends, however it ends).
+pub(crate) fn lock(path: &Path) -> Result<std::fs::File, LockError> {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(path.with_file_name(name))
+        .map_err(LockError::Io)?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(LockError::Busy),
+        Err(std::fs::TryLockError::Error(e)) => Err(LockError::Io(e)),
+    }
 }
 
 /// An open journal.
@@ -133,7 +168,70 @@ impl Journal {
                 PRIMARY KEY (source, occurrence)
             );",
         )?;
+        // Added later: the exit code of a line's last outcome.
+        let has_code: bool = conn
+            .prepare("SELECT 1 FROM pragma_table_info('entries') WHERE name = 'exit_code'")?
+            .exists([])?;
+        if !has_code {
+            conn.execute_batch("ALTER TABLE entries ADD COLUMN exit_code INTEGER")?;
+        }
         Ok(Self { conn })
+    }
+
+    /// Opens an existing journal only to read it: nothing is created or written.
+    pub(crate) fn open_read_only(path: &Path) -> rusqlite::Result<Self> {
+        let conn = Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        Ok(Self { conn })
+    }
+
+    /// Every input line's entry, `None` for a line never recorded (nothing is written).
+    pub(crate) fn read(&self, lines: &[InputLine]) -> rusqlite::Result<Vec<Option<Entry>>> {
+        lines
+            .iter()
+            .map(|l| match self.get(&l.source, l.occurrence) {
+                Ok(mut e) => {
+                    e.line = l.line;
+                    Ok(Some(e))
+                }
+                Err(rusqlite::Error::QueryReturnedNoRows) => Ok(None),
+                Err(e) => Err(e),
+            })
+            .collect()
+    }
+
+    /// Marks a line `submitting` with the kind it is submitted as (committed before
+    /// anything is sent).
+    pub(crate) fn claim(&self, entry: &Entry, kind: &str) -> rusqlite::Result<()> {
+        self.conn.execute(
+            "UPDATE entries SET kind = ?3 WHERE source = ?1 AND occurrence = ?2",
+            params![entry.source, entry.occurrence, kind],
+        )?;
+        self.set(entry, State::Submitting, None, None)
+    }
+
+    /// Records the exit code of a line's outcome.
+    pub(crate) fn set_code(&self, entry: &Entry, code: u8) -> rusqlite::Result<()> {
+        self.conn.execute(
+            "UPDATE entries SET exit_code = ?3 WHERE source = ?1 AND occurrence = ?2",
+            params![entry.source, entry.occurrence, code],
+        )?;
+        Ok(())
+    }
+
+    /// The exit code recorded for a line, if any.
+    pub(crate) fn code(&self, entry: &Entry) -> Option<u8> {
+        self.conn
+            .query_row(
+                "SELECT exit_code FROM entries WHERE source = ?1 AND occurrence = ?2",
+                params![entry.source, entry.occurrence],
+                |r| r.get::<_, Option<u8>>(0),
+            )
+            .ok()
+            .flatten()
     }
 
     /// Makes sure every input line has a row (new ones `pending`), updates line
@@ -282,6 +380,22 @@ mod tests {
         assert!(entries[1].submitted_at.is_some());
         assert_eq!(entries[1].line, 2);
         assert_eq!(entries[2].state, State::Pending);
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_not_part_of_the_first_line() {
+        let lines = parse_input("\u{feff}http://a/1\nhttp://a/2\n");
+        assert_eq!(lines[0].source, "http://a/1");
+    }
+
+    #[test]
+    fn the_lock_is_exclusive() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.sqlite");
+        let held = lock(&path).unwrap();
+        assert!(matches!(lock(&path), Err(LockError::Busy)));
+        drop(held);
+        assert!(lock(&path).is_ok());
     }
 
     #[test]

@@ -1,51 +1,116 @@
 //! Everything the CLI prints: human lines, progress bars and tables on a terminal, one
-//! JSON object per line with `--json`. Secrets are never printed.
+//! JSON event per line with `--json` (the schema: `docs/events.schema.json`). Secrets
+//! are never printed.
+//!
+//! Standard output is written only through [`emit`] (the `outln!` macro): a closed
+//! pipe (`offline hash * | head -1`) ends the process quietly with exit 0, as ripgrep
+//! does; any other write error (a full disk) is one error line and exit
+//! [`exit::CONFIG`], never a panic. Standard error goes through `errln!`, which
+//! ignores write errors.
 
 use std::collections::BTreeMap;
 use std::io::Write;
 
-use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use provider_123pan::{Error, Progress, TaskRef, TaskStatus};
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::exit;
 
+/// Writes one line to standard output (see the [module docs](crate::output)).
+macro_rules! outln {
+    () => {
+        $crate::output::emit(format_args!(""))
+    };
+    ($($t:tt)*) => {
+        $crate::output::emit(format_args!($($t)*))
+    };
+}
+
+/// Writes one line to standard error, ignoring write errors.
+macro_rules! errln {
+    ($($t:tt)*) => {
+        $crate::output::emit_err(format_args!($($t)*))
+    };
+}
+
+/// Writes `args` and a newline to standard output; see the [module docs](self).
+pub(crate) fn emit(args: std::fmt::Arguments<'_>) {
+    let mut stdout = std::io::stdout().lock();
+    let result = stdout
+        .write_fmt(args)
+        .and_then(|()| stdout.write_all(b"\n"))
+        .and_then(|()| stdout.flush());
+    if let Err(e) = result {
+        stdout_failed(&e);
+    }
+}
+
+/// Ends the process after a failed write to standard output.
+pub(crate) fn stdout_failed(e: &std::io::Error) -> ! {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        // The reader has gone (`| head`): nothing more is wanted.
+        std::process::exit(0);
+    }
+    let _ = writeln!(
+        std::io::stderr(),
+        "error: cannot write to standard output: {e}"
+    );
+    std::process::exit(i32::from(exit::CONFIG));
+}
+
+/// Writes `args` and a newline to standard error; errors are ignored.
+pub(crate) fn emit_err(args: std::fmt::Arguments<'_>) {
+    let mut stderr = std::io::stderr().lock();
+    let _ = stderr
+        .write_fmt(args)
+        .and_then(|()| stderr.write_all(b"\n"));
+}
+
 /// Where output goes and in which form.
+#[derive(Debug, Clone)]
 pub(crate) struct Output {
     json: bool,
+    provider: &'static str,
 }
 
 impl Output {
-    pub(crate) fn new(json: bool) -> Self {
-        Self { json }
+    /// Human output, or JSON events with `json`, about `provider` (its name in every
+    /// event).
+    pub(crate) fn new(json: bool, provider: &'static str) -> Self {
+        Self { json, provider }
     }
 
     pub(crate) fn is_json(&self) -> bool {
         self.json
     }
 
-    fn line(&self, value: &serde_json::Value) {
-        let mut stdout = std::io::stdout().lock();
-        let _ = writeln!(stdout, "{value}");
+    /// Prints one JSON event; `provider` is added when the value lacks it.
+    pub(crate) fn event(&self, mut value: Value) {
+        if let Value::Object(map) = &mut value {
+            map.entry("provider")
+                .or_insert_with(|| Value::from(self.provider));
+        }
+        outln!("{value}");
     }
 
     /// A plain human line on stdout (nothing in JSON mode).
     pub(crate) fn say(&self, text: &str) {
         if !self.json {
-            println!("{text}");
+            outln!("{text}");
         }
     }
 
     pub(crate) fn created(&self, url: &str, task: TaskRef) {
         if self.json {
-            self.line(&json!({
+            self.event(json!({
                 "event": "created",
-                "task": task.id.0,
+                "task": task.id.to_string(),
                 "kind": task.kind.as_str(),
-                "url": url,
+                "source": url,
             }));
         } else {
-            println!(
+            outln!(
                 "created task {} ({}) for {url}",
                 task.id,
                 task.kind.as_str()
@@ -54,79 +119,76 @@ impl Output {
     }
 
     pub(crate) fn progress_json(&self, p: &Progress) {
-        self.line(&progress_value(p));
+        self.event(progress_value(p));
     }
 
     pub(crate) fn status_line(&self, p: &Progress) {
         if self.json {
-            self.progress_json(p);
+            let mut v = progress_value(p);
+            v["event"] = json!("status");
+            self.event(v);
         } else {
-            println!(
-                "task {} ({}): {} {:.1}%",
+            outln!(
+                "task {} ({}): {} {}%",
                 p.task.id,
                 p.task.kind.as_str(),
                 p.status,
-                p.percent
+                percent_text(p.percent)
             );
         }
     }
 
-    /// Reports `error` about `subject` (a URL or a task) and returns its exit code.
+    /// Reports a 123pan `error` about `subject` (a URL or a task) and returns its exit
+    /// code.
     pub(crate) fn error(&self, subject: &str, error: &Error) -> u8 {
+        let code = exit_code(error);
         let provider = error.provider_error();
+        self.error_event(
+            subject,
+            code,
+            &crate::client::explain_123(error),
+            provider.map(|p| p.code.to_string()),
+            provider.and_then(|p| p.trace_id.clone()),
+        );
+        code
+    }
+
+    /// One error: an `error` event in JSON mode, else a line on stderr.
+    pub(crate) fn error_event(
+        &self,
+        subject: &str,
+        code: u8,
+        message: &str,
+        provider_code: Option<String>,
+        trace_id: Option<String>,
+    ) {
         if self.json {
-            self.line(&json!({
+            self.event(json!({
                 "event": "error",
                 "subject": subject,
-                "kind": error_kind(error),
-                "message": error.to_string(),
-                "code": provider.map(|p| p.code.to_string()),
-                "trace_id": provider.and_then(|p| p.trace_id.clone()),
+                "kind": kind_of(code),
+                "message": message,
+                "code": provider_code,
+                "trace_id": trace_id,
+                "exit_code": code,
             }));
+        } else if subject.is_empty() {
+            errln!("error: {message}");
         } else {
-            eprintln!("error: {subject}: {error}");
+            errln!("error: {subject}: {message}");
         }
-        exit_code(error)
     }
 
-    /// A one-line error that is not a provider call's.
+    /// A one-line error that is not a provider call's, with the exit code it ends in
+    /// (which gives its `kind`).
+    pub(crate) fn fail(&self, code: u8, message: &str, subject: Option<&str>) -> u8 {
+        self.error_event(subject.unwrap_or(""), code, message, None, None);
+        code
+    }
+
+    /// A one-line configuration error (exit [`exit::CONFIG`]).
     pub(crate) fn error_line(&self, message: &str, subject: Option<&str>) {
-        if self.json {
-            self.line(&json!({"event": "error", "subject": subject, "kind": "config", "message": message}));
-        } else {
-            eprintln!("error: {message}");
-        }
-    }
-
-    /// The started emulator's address and the credentials it accepts. The client
-    /// secret is printed only when it is the built-in demo secret (public, and needed
-    /// to try the emulator); one the user chose (`--client-secret` or the environment)
-    /// shows as `***`, as every other secret does.
-    pub(crate) fn emulator_started(&self, emu: &offline_emulator::RunningEmulator) {
-        let demo = offline_emulator::EmulatorConfig::default().client_secret;
-        let secret = if emu.client_secret() == demo {
-            emu.client_secret()
-        } else {
-            "***"
-        };
-        if self.json {
-            self.line(&json!({
-                "event": "emulator",
-                "base_url": emu.base_url(),
-                "client_id": emu.client_id(),
-                "client_secret": secret,
-                "data_dir": emu.data_dir(),
-            }));
-        } else {
-            println!("emulator listening on {}", emu.base_url());
-            println!("  client ID:     {}", emu.client_id());
-            println!("  client secret: {secret}");
-            println!("  data dir:      {}", emu.data_dir().display());
-            println!();
-            println!("try: OFFLINE_123PAN_CLIENT_ID={} OFFLINE_123PAN_CLIENT_SECRET={secret} offline --base-url {} add URL --wait", emu.client_id(), emu.base_url());
-            println!("stop with Ctrl-C");
-        }
-        let _ = std::io::stdout().flush();
+        self.fail(exit::CONFIG, message, subject);
     }
 
     /// Progress bars (terminal) or JSON lines for a set of watched tasks.
@@ -140,23 +202,33 @@ impl Output {
 
     /// One progress bar per `(key, label)` on a terminal; nothing in JSON mode.
     pub(crate) fn bars(&self, tasks: &[(String, String)]) -> Watcher<'_> {
-        let multi = MultiProgress::new();
+        let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
         let mut bars = BTreeMap::new();
         if !self.json {
             let style =
-                ProgressStyle::with_template("{prefix:<24} [{bar:30.cyan/blue}] {pos:>3}% {msg}")
+                ProgressStyle::with_template("{prefix} [{bar:30.cyan/blue}] {pos:>3}% {msg}")
                     .unwrap_or_else(|_| ProgressStyle::default_bar())
                     .progress_chars("=> ");
             for (key, label) in tasks {
                 let bar = multi.add(ProgressBar::new(100));
                 bar.set_style(style.clone());
-                bar.set_prefix(format!("{} {}", shorten(key, 8), shorten(label, 15)));
+                bar.set_prefix(format!(
+                    "{} {}",
+                    fit(&shorten(key, 8), 8),
+                    fit(&shorten(label, 15), 15)
+                ));
                 bar.set_message("waiting");
                 bars.insert(key.clone(), bar);
             }
         }
         Watcher { out: self, bars }
     }
+}
+
+/// Pads `s` with spaces to `width` columns of the screen (CJK characters take two).
+pub(crate) fn fit(s: &str, width: usize) -> String {
+    let w = unicode_width::UnicodeWidthStr::width(s);
+    format!("{s}{}", " ".repeat(width.saturating_sub(w)))
 }
 
 /// Live display of watched tasks.
@@ -211,10 +283,16 @@ impl Watcher<'_> {
     }
 }
 
-fn progress_value(p: &Progress) -> serde_json::Value {
+/// A percentage as the provider reported it, for humans: no trailing `.0`.
+pub(crate) fn percent_text(p: f64) -> String {
+    let s = format!("{p:.2}");
+    s.trim_end_matches('0').trim_end_matches('.').to_owned()
+}
+
+fn progress_value(p: &Progress) -> Value {
     json!({
         "event": if p.status.is_final() { "done" } else { "progress" },
-        "task": p.task.id.0,
+        "task": p.task.id.to_string(),
         "kind": p.task.kind.as_str(),
         "status": p.status.as_str(),
         "status_code": p.status.code(),
@@ -232,66 +310,49 @@ fn shorten(s: &str, max: usize) -> String {
     }
 }
 
-/// A word for the kind of error, for `--json`.
-fn error_kind(e: &Error) -> &'static str {
-    match e {
-        Error::Config(_) | Error::Invalid(_) | Error::NotAuthenticated => "config",
-        Error::Transport(_) => "transport",
-        Error::Api(_) => "provider",
-        Error::OutcomeUnknown { .. } => "outcome_unknown",
-        _ => "other",
+/// A word for the kind of an error, from its exit code, for `--json`.
+pub(crate) fn kind_of(code: u8) -> &'static str {
+    match code {
+        exit::USAGE => "usage",
+        exit::NETWORK => "network",
+        exit::OUTCOME_UNKNOWN => "outcome_unknown",
+        exit::CONFIG => "config",
+        exit::CREDENTIALS => "credentials",
+        exit::BUSY => "busy",
+        exit::INTERRUPTED => "interrupted",
+        exit::TASK_FAILED => "task_failed",
+        _ => "provider",
     }
 }
 
-/// The exit code for an error.
+/// The exit code for a 123pan error.
 pub(crate) fn exit_code(e: &Error) -> u8 {
     use offline_proto::ApiError;
     match e {
-        Error::Config(_) | Error::Invalid(_) | Error::NotAuthenticated => exit::CONFIG,
+        Error::Config(_) | Error::Invalid(_) => exit::CONFIG,
+        Error::NotAuthenticated | Error::Api(ApiError::TokenInvalid(_)) => exit::CREDENTIALS,
         Error::Transport(_) | Error::Api(ApiError::Http { .. } | ApiError::Decode(_)) => {
-            exit::TRANSPORT
+            exit::NETWORK
         }
         Error::OutcomeUnknown { .. } => exit::OUTCOME_UNKNOWN,
         _ => exit::PROVIDER,
     }
 }
 
-/// Renders rows as an aligned text table with a header.
+/// Renders rows as a table with a header, aligned by screen width (CJK file names take
+/// two columns a character).
 pub(crate) fn table(header: &[&str], rows: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    let mut t = comfy_table::Table::new();
+    t.load_preset(comfy_table::presets::NOTHING)
+        .set_content_arrangement(comfy_table::ContentArrangement::Disabled)
+        .set_header(header.iter().copied());
     for row in rows {
-        for (i, cell) in row.iter().enumerate() {
-            if let Some(w) = widths.get_mut(i) {
-                *w = (*w).max(cell.chars().count());
-            }
-        }
+        t.add_row(row.iter().map(String::as_str));
     }
-    let render = |cells: Vec<&str>| {
-        cells
-            .iter()
-            .enumerate()
-            .map(|(i, c)| format!("{c:<width$}", width = widths[i]))
-            .collect::<Vec<_>>()
-            .join("  ")
-            .trim_end()
-            .to_owned()
-    };
-    let mut out = render(header.to_vec());
-    out.push('\n');
-    out.push_str(&render(
-        widths
-            .iter()
-            .map(|w| "-".repeat(*w))
-            .collect::<Vec<_>>()
-            .iter()
-            .map(String::as_str)
-            .collect(),
-    ));
-    for row in rows {
-        out.push('\n');
-        out.push_str(&render(row.iter().map(String::as_str).collect()));
-    }
-    out
+    t.lines()
+        .map(|l| l.trim_end().to_owned())
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// The exit code for a final status.
@@ -308,23 +369,42 @@ mod tests {
     use super::*;
 
     #[test]
-    fn table_aligns_columns() {
+    fn tables_align_by_screen_width() {
         let t = table(
-            &["task", "outcome"],
+            &["task", "name"],
             &[
-                vec!["1".into(), "succeeded".into()],
-                vec!["100002".into(), "failed".into()],
+                vec!["1".into(), "电影.mkv".into()],
+                vec!["100002".into(), "a.iso".into()],
             ],
         );
-        assert_eq!(
-            t,
-            "task    outcome\n------  ---------\n1       succeeded\n100002  failed"
-        );
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines.len(), 3, "{t}");
+        // The second column starts at the same screen column on every line.
+        let col = |l: &str| {
+            let idx = l
+                .find(|c: char| !c.is_ascii_digit() && c != ' ')
+                .unwrap_or(0);
+            unicode_width::UnicodeWidthStr::width(&l[..idx])
+        };
+        assert_eq!(col(lines[1]), col(lines[2]), "{t}");
+    }
+
+    #[test]
+    fn fit_pads_by_screen_width() {
+        assert_eq!(fit("电影", 6), "电影  ");
+        assert_eq!(fit("ab", 4), "ab  ");
     }
 
     #[test]
     fn shorten_keeps_the_tail() {
         assert_eq!(shorten("abc", 5), "abc");
         assert_eq!(shorten("abcdefgh", 5), "…efgh");
+    }
+
+    #[test]
+    fn percentages_keep_what_the_provider_said() {
+        assert_eq!(percent_text(100.0), "100");
+        assert_eq!(percent_text(45.5), "45.5");
+        assert_eq!(percent_text(33.333), "33.33");
     }
 }

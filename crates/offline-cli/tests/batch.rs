@@ -48,7 +48,9 @@ fn command(emu: &RunningEmulator, input: &std::path::Path, extra: &[&str]) -> Co
 fn json_lines(bytes: &[u8]) -> Vec<Value> {
     String::from_utf8_lossy(bytes)
         .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        // Batch lines only (a run ends with a `summary` event).
+        .filter(|v| v["event"] == "line")
         .collect()
 }
 
@@ -108,7 +110,11 @@ async fn a_second_run_submits_nothing_twice() {
         again.iter().filter(|l| l["state"] == "submitted").count(),
         8
     );
-    let ids = |ls: &[Value]| -> Vec<u64> { ls.iter().filter_map(|l| l["task"].as_u64()).collect() };
+    let ids = |ls: &[Value]| -> Vec<String> {
+        ls.iter()
+            .filter_map(|l| l["task"].as_str().map(str::to_owned))
+            .collect()
+    };
     assert_eq!(
         ids(&lines),
         ids(&again),
@@ -184,7 +190,7 @@ async fn a_batch_killed_mid_way_converges_without_duplicates() {
             // Every recorded task ID is a real task of that URL.
             "submitted" => assert_eq!(
                 tasks
-                    .get(&line["task"].as_u64().unwrap())
+                    .get(&line["task"].as_str().unwrap().parse::<u64>().unwrap())
                     .map(String::as_str),
                 Some(source)
             ),

@@ -87,10 +87,10 @@ async fn add_wait_json_completes_a_download() {
             .unwrap();
     assert_eq!(code, 0, "stderr: {stderr}");
     assert_eq!(lines[0]["event"], "created");
-    let task = lines[0]["task"].as_u64().unwrap();
+    let task = lines[0]["task"].as_str().unwrap().to_owned();
     let last = lines.last().unwrap();
     assert_eq!(last["event"], "done");
-    assert_eq!(last["task"].as_u64(), Some(task));
+    assert_eq!(last["task"].as_str(), Some(task.as_str()));
     assert_eq!(last["status"], "succeeded");
     assert_eq!(last["percent"].as_f64(), Some(100.0));
 }
@@ -108,7 +108,7 @@ async fn a_failed_task_exits_1_and_status_reports_it() {
     assert_eq!(code, 1);
     let last = lines.last().unwrap();
     assert_eq!(last["status"], "failed");
-    let task = lines[0]["task"].as_u64().unwrap().to_string();
+    let task = lines[0]["task"].as_str().unwrap().to_owned();
     let (code, lines, _) =
         tokio::task::spawn_blocking(move || offline(&base, &["status", &task, "--json"]))
             .await
@@ -326,6 +326,7 @@ fn sixpan_login_checks_credentials() {
         .env("OFFLINE_6PAN_PASSWORD", "wrong")
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(3));
+    // Wrong credentials have their own exit code.
+    assert_eq!(out.status.code(), Some(7));
     assert!(String::from_utf8_lossy(&out.stderr).contains("PASSWORD_ERROR"));
 }

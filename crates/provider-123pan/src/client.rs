@@ -333,12 +333,12 @@ impl<C: HttpClient> Pan123<C> {
     pub async fn ensure_token(&self) -> Result<Option<SystemTime>, Error> {
         self.call(offline_proto::call::EnsureToken(EndpointId::AccessToken))
             .await?;
-        Ok(self.access_token().and_then(|(_, exp)| exp))
+        Ok(self.current_token().and_then(|(_, exp)| exp))
     }
 
     /// The access token held now and its expiry, if one is held: for saving it
     /// between runs (treat it as a password).
-    pub fn access_token(&self) -> Option<(Secret, Option<SystemTime>)> {
+    pub fn current_token(&self) -> Option<(Secret, Option<SystemTime>)> {
         self.state().auth().current()
     }
 

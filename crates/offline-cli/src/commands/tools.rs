@@ -40,14 +40,11 @@ pub(crate) fn hash(args: &HashArgs, out: &Output) -> u8 {
         match hash_file(path, args.threads) {
             Ok((etag, size)) => {
                 if out.is_json() {
-                    println!(
-                        "{}",
-                        json!({"file": path, "etag": etag.as_str(), "size": size, "etag_with_size": format!("{etag}{}", size_suffix(size))})
-                    );
+                    out.event(json!({"event": "hash", "provider": "6pan", "file": path, "etag": etag.as_str(), "size": size, "etag_with_size": format!("{etag}{}", size_suffix(size))}));
                 } else if args.with_size {
-                    println!("{etag}{}  {}", size_suffix(size), path.display());
+                    outln!("{etag}{}  {}", size_suffix(size), path.display());
                 } else {
-                    println!("{etag}  {}", path.display());
+                    outln!("{etag}  {}", path.display());
                 }
             }
             Err(e) => {
@@ -79,9 +76,9 @@ pub(crate) fn torrent(command: &TorrentCommand, out: &Output) -> u8 {
         }
     };
     if out.is_json() {
-        println!(
-            "{}",
-            json!({
+        out.event(json!({
+                "event": "torrent",
+                "file": file,
                 "infohash": meta.info_hash.to_string(),
                 "name": meta.name,
                 "total_length": meta.total_length,
@@ -91,28 +88,27 @@ pub(crate) fn torrent(command: &TorrentCommand, out: &Output) -> u8 {
                 "trackers": meta.trackers(),
                 "magnet": meta.magnet(),
                 "files": meta.files.iter().map(|f| json!({"index": f.index, "path": f.joined_path(), "length": f.length})).collect::<Vec<_>>(),
-            })
-        );
+            }));
     } else {
-        println!("infohash      {}", meta.info_hash);
-        println!("name          {}", meta.name);
-        println!("total length  {} bytes", meta.total_length);
-        println!(
+        outln!("infohash      {}", meta.info_hash);
+        outln!("name          {}", meta.name);
+        outln!("total length  {} bytes", meta.total_length);
+        outln!(
             "piece length  {} bytes ({} pieces)",
             meta.piece_length,
             meta.piece_count()
         );
         if !meta.web_seeds.is_empty() {
-            println!("web seeds     {}", meta.web_seeds.join(", "));
+            outln!("web seeds     {}", meta.web_seeds.join(", "));
         }
-        println!("magnet        {}", meta.magnet());
-        println!();
+        outln!("magnet        {}", meta.magnet());
+        outln!();
         let rows: Vec<Vec<String>> = meta
             .files
             .iter()
             .map(|f| vec![f.index.to_string(), f.length.to_string(), f.joined_path()])
             .collect();
-        println!("{}", table(&["#", "bytes", "path"], &rows));
+        outln!("{}", table(&["#", "bytes", "path"], &rows));
     }
     exit::OK
 }

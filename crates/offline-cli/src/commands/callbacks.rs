@@ -28,13 +28,15 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use offline_proto::pan123::{decode_callback, Callback, CallbackStatus, CALLBACK_MAX_BYTES};
-use provider_123pan::{Pan123, TaskId, TaskRef, TaskStatus};
+use provider_123pan::{TaskId, TaskRef, TaskStatus};
+
+use crate::client::{Client, Conn, Pan123};
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
+use crate::exit;
 use crate::output::Output;
-use crate::{exit, Global, Provider};
 
 /// How long a client may take to send its headers, and then its body.
 const READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -125,13 +127,15 @@ fn journal_tasks(input: &std::path::Path, given: Option<&PathBuf>) -> Result<Vec
     if !path.exists() {
         return Ok(Vec::new());
     }
-    let mut journal = crate::journal::Journal::open(&path)
+    // Read only: the journal belongs to `add --from`.
+    let journal = crate::journal::Journal::open_read_only(&path)
         .map_err(|e| format!("cannot open the journal {}: {e}", path.display()))?;
     let entries = journal
-        .sync(&crate::journal::parse_input(&text), "cloud")
+        .read(&crate::journal::parse_input(&text))
         .map_err(|e| format!("journal read failed: {e}"))?;
     Ok(entries
         .into_iter()
+        .flatten()
         .filter(|e| e.kind != "6pan")
         .filter_map(|e| {
             let id = TaskId(e.task.as_deref()?.parse().ok()?);
@@ -148,11 +152,8 @@ fn journal_tasks(input: &std::path::Path, given: Option<&PathBuf>) -> Result<Vec
         .collect())
 }
 
-pub(crate) async fn run(global: &Global, args: CallbacksArgs, out: &Output) -> u8 {
-    if global.provider != Provider::Pan123 {
-        out.error_line("callbacks are a 123pan feature: drop --provider 6pan", None);
-        return exit::USAGE;
-    }
+/// Runs `callbacks`.
+pub(crate) async fn run(conn: &Conn, args: CallbacksArgs, out: &Output) -> u8 {
     let mut given = Vec::new();
     for t in &args.tasks {
         match parse_task(t, args.image) {
@@ -163,8 +164,9 @@ pub(crate) async fn run(global: &Global, args: CallbacksArgs, out: &Output) -> u
             }
         }
     }
-    let pan = match crate::commands::client(global, out) {
-        Ok(p) => p,
+    let pan = match Client::connect(conn, out).await {
+        Ok(Client::Pan123(p, _)) => p,
+        Ok(Client::Pan6(..)) => return exit::USAGE,
         Err(code) => return code,
     };
     if let Some(from) = &args.from {
@@ -184,14 +186,9 @@ pub(crate) async fn run(global: &Global, args: CallbacksArgs, out: &Output) -> u
     let addr = listener.local_addr().unwrap_or(args.listen);
     let url = format!("http://{addr}/");
     if out.is_json() {
-        println!(
-            "{}",
-            json!({"event": "listening", "addr": addr.to_string(), "url": url})
-        );
+        out.event(json!({"event": "listening", "addr": addr.to_string(), "url": url}));
     } else {
-        println!(
-            "listening for 123pan callbacks on {url} (pass it as --callback; stop with Ctrl-C)"
-        );
+        outln!("listening for 123pan callbacks on {url} (pass it as --callback; stop with Ctrl-C)");
     }
     let (tx, mut rx) = mpsc::channel(QUEUE);
     let server = tokio::spawn(serve(listener, tx));
@@ -233,14 +230,11 @@ pub(crate) async fn run(global: &Global, args: CallbacksArgs, out: &Output) -> u
     };
     server.abort();
     if out.is_json() {
-        println!(
-            "{}",
-            json!({
-                "event": "stopped", "reason": why, "received": received, "confirmed": confirmed,
-            })
-        );
+        out.event(json!({
+            "event": "stopped", "reason": why, "received": received, "confirmed": confirmed,
+        }));
     } else {
-        println!("stopped ({why}): {received} callback(s), {confirmed} confirmed");
+        outln!("stopped ({why}): {received} callback(s), {confirmed} confirmed");
     }
     exit::OK
 }
@@ -348,22 +342,19 @@ async fn confirm(pan: &Pan123, known: impl Fn() -> Vec<Known>, cb: &Callback) ->
 
 fn report(out: &Output, cb: &Callback, v: &Verdict) {
     if out.is_json() {
-        println!(
-            "{}",
-            json!({
-                "event": "callback",
-                "url": cb.url,
-                "status": callback_status_word(cb.status),
-                "status_code": cb.status.code(),
-                "fail_reason": cb.fail_reason,
-                "file_id": cb.file_id,
-                "confirmed": v.confirmed,
-                "task": v.task.map(|t| t.id.0),
-                "kind": v.task.map(|t| t.kind.as_str()),
-                "task_status": v.task_status.map(TaskStatus::as_str),
-                "reason": v.reason,
-            })
-        );
+        out.event(json!({
+            "event": "callback",
+            "url": cb.url,
+            "status": callback_status_word(cb.status),
+            "status_code": cb.status.code(),
+            "fail_reason": cb.fail_reason,
+            "file_id": cb.file_id,
+            "confirmed": v.confirmed,
+            "task": v.task.map(|t| t.id.to_string()),
+            "kind": v.task.map(|t| t.kind.as_str()),
+            "task_status": v.task_status.map(TaskStatus::as_str),
+            "reason": v.reason,
+        }));
     } else {
         let verdict = if v.confirmed {
             "confirmed"
@@ -378,18 +369,15 @@ fn report(out: &Output, cb: &Callback, v: &Verdict) {
         if !cb.fail_reason.is_empty() {
             line.push_str(&format!(" ({})", cb.fail_reason));
         }
-        println!("{line}; {verdict}: {}", v.reason);
+        outln!("{line}; {verdict}: {}", v.reason);
     }
 }
 
 fn report_refused(out: &Output, status: StatusCode, reason: &str) {
     if out.is_json() {
-        println!(
-            "{}",
-            json!({"event": "refused", "http_status": status.as_u16(), "reason": reason})
-        );
+        out.event(json!({"event": "refused", "http_status": status.as_u16(), "reason": reason}));
     } else {
-        eprintln!("refused a request ({status}): {reason}");
+        errln!("refused a request ({status}): {reason}");
     }
 }
 

@@ -13,15 +13,15 @@ use clap::Args;
 use offline_emulator::source::{ServedFile, SourceServer};
 use offline_proto::tracker::PollPolicy;
 use provider_123pan::{
-    CallbackStatus, OfflineDownloadRequest, OssOfflineDownloadRequest, Pan123, TaskRef, TaskStatus,
+    CallbackStatus, OfflineDownloadRequest, OssOfflineDownloadRequest, TaskRef, TaskStatus,
 };
 
-use crate::commands::watch;
+use crate::client::Transport;
 use crate::exit;
 use crate::output::{table, Output};
 
 const IMAGE_NAME: &str = "trpl14-01.png";
-const IMAGE: &[u8] = include_bytes!("../../../fixtures/images/trpl14-01.png");
+const IMAGE: &[u8] = include_bytes!("../../../../fixtures/images/trpl14-01.png");
 
 #[derive(Args, Debug)]
 pub(crate) struct DemoArgs {
@@ -87,7 +87,12 @@ pub(crate) async fn run(args: DemoArgs, out: &Output) -> u8 {
     ));
     out.say("");
 
-    let pan = match Pan123::builder()
+    let Ok(transport) = Transport::new() else {
+        out.error_line("cannot set up the transport", None);
+        return exit::CONFIG;
+    };
+    let pan = match provider_123pan::Pan123::builder()
+        .http_client(transport.clone())
         .base_url(emu.base_url())
         .client_id(emu.client_id())
         .client_secret(emu.client_secret())
@@ -96,7 +101,7 @@ pub(crate) async fn run(args: DemoArgs, out: &Output) -> u8 {
             max: Duration::from_millis(500),
             factor: 1.5,
         })
-        .build()
+        .build_with_transport()
     {
         Ok(p) => p,
         Err(e) => return out.error("client", &e),
@@ -169,7 +174,8 @@ pub(crate) async fn run(args: DemoArgs, out: &Output) -> u8 {
         .iter()
         .map(|e| (e.task, e.source.rsplit('/').next().unwrap_or("").to_owned()))
         .collect();
-    let (results, _) = watch(&pan, &labels, out, false).await;
+    let (results, _) =
+        crate::commands::watch::watch_123(&pan, &transport, &labels, out, false).await;
 
     let callbacks = sources
         .wait_callbacks(expectations.len(), Duration::from_secs(10))
@@ -235,18 +241,16 @@ pub(crate) async fn run(args: DemoArgs, out: &Output) -> u8 {
     }
     if out.is_json() {
         for row in &rows {
-            println!(
-                "{}",
-                serde_json::json!({
+            out.event(serde_json::json!({
                     "event": "summary", "provider": "123pan", "task": row[0], "kind": row[1], "source": row[2],
                     "outcome": row[3], "callback": row[4], "stored": row[5], "as_expected": row[6] == "yes",
                 })
             );
         }
     } else {
-        println!();
-        println!("Summary");
-        println!(
+        outln!();
+        outln!("Summary");
+        outln!(
             "{}",
             table(
                 &[
@@ -261,8 +265,8 @@ pub(crate) async fn run(args: DemoArgs, out: &Output) -> u8 {
                 &rows
             )
         );
-        println!();
-        println!(
+        outln!();
+        outln!(
             "{} tasks, {} callbacks, {} token request(s), {} rate-limit answers",
             expectations.len(),
             callbacks.len(),
@@ -328,7 +332,12 @@ async fn run_sixpan(emu: &offline_emulator::RunningEmulator, out: &Output) -> u8
         out.error_line(&format!("cannot write the demo torrent: {e}"), None);
         return exit::CONFIG;
     }
+    let Ok(transport) = Transport::new() else {
+        out.error_line("cannot set up the transport", None);
+        return exit::CONFIG;
+    };
     let pan = match SixPan::builder()
+        .http_client(transport.clone())
         .base_url(emu.base_url())
         .login(emu.sixpan_account(), emu.sixpan_password())
         .poll_policy(PollPolicy {
@@ -336,10 +345,10 @@ async fn run_sixpan(emu: &offline_emulator::RunningEmulator, out: &Output) -> u8
             max: Duration::from_millis(500),
             factor: 1.5,
         })
-        .build()
+        .build_with_transport()
     {
         Ok(p) => p,
-        Err(e) => return crate::sixpan::report(out, "6pan client", &e),
+        Err(e) => return crate::client::report_6(out, "6pan client", &e),
     };
     let mut rows = Vec::new();
     let mut code = exit::OK;
@@ -356,7 +365,7 @@ async fn run_sixpan(emu: &offline_emulator::RunningEmulator, out: &Output) -> u8
 
     let first = match pan.upload_torrent(&torrent_path).await {
         Ok(u) => u,
-        Err(e) => return crate::sixpan::report(out, "upload", &e),
+        Err(e) => return crate::client::report_6(out, "upload", &e),
     };
     check(
         "first upload",
@@ -381,11 +390,11 @@ async fn run_sixpan(emu: &offline_emulator::RunningEmulator, out: &Output) -> u8
                 ]
             })
             .collect();
-        println!("{}", table(&["#", "bytes", "path"], &file_rows));
+        outln!("{}", table(&["#", "bytes", "path"], &file_rows));
     }
     let second = match pan.upload_torrent(&torrent_path).await {
         Ok(u) => u,
-        Err(e) => return crate::sixpan::report(out, "upload", &e),
+        Err(e) => return crate::client::report_6(out, "upload", &e),
     };
     check(
         "second upload",
@@ -398,24 +407,24 @@ async fn run_sixpan(emu: &offline_emulator::RunningEmulator, out: &Output) -> u8
     let selection = Selection::Globs(vec!["*.txt".to_owned()]);
     let added = match pan.add_parsed(&second.result, &selection, "/demo").await {
         Ok(a) => a,
-        Err(e) => return crate::sixpan::report(out, "add", &e),
+        Err(e) => return crate::client::report_6(out, "add", &e),
     };
     for t in &added {
         if out.is_json() {
-            println!(
-                "{}",
-                serde_json::json!({"event": "created", "provider": "6pan", "task": t.identity, "name": t.name})
+            out.event(serde_json::json!({"event": "created", "provider": "6pan", "task": t.identity, "name": t.name})
             );
         } else {
-            println!(
+            outln!(
                 "created task {} ({}) with --select '*.txt'",
-                t.identity, t.name
+                t.identity,
+                t.name
             );
         }
     }
     let selected = added.iter().map(|t| t.identity.clone()).collect();
-    let watch_code = crate::sixpan::watch(
+    let watch_code = crate::commands::watch::watch_6(
         &pan,
+        &transport,
         added
             .iter()
             .map(|t| (t.identity.clone(), t.name.clone()))
@@ -465,20 +474,18 @@ async fn run_sixpan(emu: &offline_emulator::RunningEmulator, out: &Output) -> u8
     );
     if out.is_json() {
         for r in &rows {
-            println!(
-                "{}",
-                serde_json::json!({"event": "summary", "provider": "6pan", "step": r[0], "detail": r[1], "as_expected": r[2] == "yes"})
+            out.event(serde_json::json!({"event": "summary", "provider": "6pan", "step": r[0], "detail": r[1], "as_expected": r[2] == "yes"})
             );
         }
     } else {
-        println!();
-        println!("Summary (6pan)");
-        println!(
+        outln!();
+        outln!("Summary (6pan)");
+        outln!(
             "{}",
             table(&["step", "what happened", "as expected"], &rows)
         );
-        println!();
-        println!(
+        outln!();
+        outln!(
             "{} login(s), {} instant upload(s)",
             emu.sixpan_logins(),
             emu.instant_uploads()

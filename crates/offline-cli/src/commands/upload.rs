@@ -10,8 +10,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use provider_6pan::{UploadPhase, UploadProgress, DEFAULT_BLOCKS_IN_FLIGHT};
 use serde_json::json;
 
+use crate::client::{guarded, refused_6, report_6, Client, Conn};
+use crate::exit;
 use crate::output::Output;
-use crate::{exit, Global, Provider};
 
 #[derive(Args, Debug)]
 pub(crate) struct UploadArgs {
@@ -33,30 +34,21 @@ pub(crate) struct UploadArgs {
     hash_threads: usize,
 }
 
-pub(crate) async fn upload(global: &Global, args: &UploadArgs, out: &Output) -> u8 {
-    if global.provider != Provider::Pan6 {
-        out.error_line("upload is a 6pan command: add --provider 6pan", None);
-        return exit::USAGE;
-    }
+/// Runs `upload`.
+pub(crate) async fn upload(conn: &Conn, args: &UploadArgs, out: &Output) -> u8 {
     if args.parallel == 0 {
-        out.error_line("--parallel must be at least 1", None);
-        return exit::USAGE;
+        return out.fail(exit::USAGE, "--parallel must be at least 1", None);
     }
-    let pan = match crate::sixpan::build_client_with(global, |b| {
+    let (pan, transport) = match Client::connect_with(conn, out, |b| {
         b.max_blocks_in_flight(args.parallel)
             .chunk_size(args.chunk_kib * 1024)
             .hash_threads(args.hash_threads)
-    }) {
-        Ok(p) => p,
-        Err(e) => {
-            out.error_line(
-                &format!(
-                    "{e} (set OFFLINE_6PAN_ACCOUNT and OFFLINE_6PAN_PASSWORD, or OFFLINE_6PAN_TOKEN)"
-                ),
-                None,
-            );
-            return crate::sixpan::exit_code(&e);
-        }
+    })
+    .await
+    {
+        Ok(Client::Pan6(p, t)) => (p, t),
+        Ok(Client::Pan123(..)) => return exit::USAGE,
+        Err(code) => return code,
     };
     let mut code = exit::OK;
     for file in &args.files {
@@ -65,7 +57,12 @@ pub(crate) async fn upload(global: &Global, args: &UploadArgs, out: &Output) -> 
         let bar = (!out.is_json()).then(|| bar_for(&shown));
         let drawing = bar.clone().map(|bar| tokio::spawn(draw(bar, rx)));
         let started = Instant::now();
-        let result = pan.upload_file_with_progress(file, &args.path, &tx).await;
+        let result = guarded(
+            &transport,
+            pan.upload_file_with_progress(file, &args.path, &tx),
+            refused_6,
+        )
+        .await;
         drop(tx);
         if let Some(task) = drawing {
             let _ = task.await;
@@ -75,15 +72,12 @@ pub(crate) async fn upload(global: &Global, args: &UploadArgs, out: &Output) -> 
             Ok(report) => {
                 let rate = rate_text(report.size, took);
                 if out.is_json() {
-                    println!(
-                        "{}",
-                        json!({
-                            "event": "uploaded", "provider": "6pan", "file": shown,
-                            "path": args.path, "etag": report.etag.as_str(), "size": report.size,
-                            "instant": report.instant, "seconds": took.as_secs_f64(),
-                            "uuid": report.file.as_ref().map(|f| f.uuid.clone()),
-                        })
-                    );
+                    out.event(json!({
+                        "event": "uploaded", "provider": "6pan", "file": shown,
+                        "path": args.path, "etag": report.etag.as_str(), "size": report.size,
+                        "instant": report.instant, "seconds": took.as_secs_f64(),
+                        "uuid": report.file.as_ref().map(|f| f.uuid.clone()),
+                    }));
                 } else {
                     let how = if report.instant {
                         "instant upload (the drive already had it)".to_owned()
@@ -93,14 +87,14 @@ pub(crate) async fn upload(global: &Global, args: &UploadArgs, out: &Output) -> 
                     if let Some(bar) = &bar {
                         bar.finish_and_clear();
                     }
-                    println!("{}  {shown}  {} bytes, {how}", report.etag, report.size);
+                    outln!("{}  {shown}  {} bytes, {how}", report.etag, report.size);
                 }
             }
             Err(e) => {
                 if let Some(bar) = &bar {
                     bar.abandon();
                 }
-                code = code.max(crate::sixpan::report(out, &shown, &e));
+                code = code.max(report_6(out, &shown, &e));
             }
         }
     }

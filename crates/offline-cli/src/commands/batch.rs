@@ -1,0 +1,726 @@
+//! `offline add --from FILE`, `offline status --from FILE` and `offline wait --from
+//! FILE`: batch submission with a journal (see [`crate::journal`]), for both providers.
+//!
+//! `add --from` holds the journal's lock for its whole run (a second run at once
+//! refuses with exit [`exit::BUSY`]), records each line `submitting` (with the kind it
+//! is submitted as) before sending and its outcome after, and ends with a summary:
+//! lines submitted now, submitted earlier, refused (with the reason), unknown (with
+//! what to check), not submitted (a network error: run again); the exit code is the
+//! worst present. `status --from` and `wait --from` only read the journal.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use provider_123pan::{OfflineDownloadRequest, OssOfflineDownloadRequest, TaskRef};
+use provider_6pan::Selection;
+use serde_json::json;
+
+use crate::client::{guarded, next_guarded, refused_123, refused_6, Client, Conn};
+use crate::exit;
+use crate::journal::{self, Entry, Journal, State};
+use crate::output::{exit_code, percent_text, table, Output};
+
+use super::add::AddArgs;
+
+const UNKNOWN_AFTER_CRASH: &str = "the process stopped while this line was being submitted: a task may exist; check the drive, then run again with --retry-unknown";
+
+/// What to do about a line whose outcome is unknown.
+const UNKNOWN_HELP: &str = "a task may or may not exist for it: look for the URL in the drive's offline download list; if it is not there, run again with --retry-unknown to submit it";
+
+/// A failed submission: the state it leaves the line in, the reason, the exit code.
+struct Failed {
+    state: State,
+    reason: String,
+    code: u8,
+}
+
+fn failed_123(e: &provider_123pan::Error) -> Failed {
+    use offline_proto::ApiError;
+    use provider_123pan::Error;
+    let state = match e {
+        Error::OutcomeUnknown { .. } => State::Unknown,
+        // Certainly not carried out: worth another run.
+        Error::Transport(_)
+        | Error::Api(ApiError::RateLimited { .. } | ApiError::Http { .. })
+        | Error::NotAuthenticated
+        | Error::Config(_) => State::Pending,
+        _ => State::Failed,
+    };
+    Failed {
+        state,
+        reason: crate::client::explain_123(e),
+        code: exit_code(e),
+    }
+}
+
+fn failed_6(e: &provider_6pan::Error) -> Failed {
+    use offline_proto::ApiError;
+    use provider_6pan::Error;
+    let state = match e {
+        Error::OutcomeUnknown { .. } => State::Unknown,
+        Error::Transport(_)
+        | Error::Api(ApiError::RateLimited { .. } | ApiError::Http { .. })
+        | Error::NotAuthenticated
+        | Error::Config(_) => State::Pending,
+        _ => State::Failed,
+    };
+    Failed {
+        state,
+        reason: crate::client::explain_6(e),
+        code: crate::client::exit_code_6(e),
+    }
+}
+
+/// The journal kind a line is submitted as.
+fn kind_of(client: &Client, args: &AddArgs) -> &'static str {
+    match (client, args.image) {
+        (Client::Pan6(..), _) => "6pan",
+        (Client::Pan123(..), true) => "image",
+        (Client::Pan123(..), false) => "cloud",
+    }
+}
+
+/// Submits one line. For 6pan the parsed name is recorded before the add, so that
+/// an interrupted submission can be found again in the task list.
+async fn submit(
+    client: &Client,
+    args: &AddArgs,
+    journal: &Journal,
+    entry: &Entry,
+) -> Result<String, Failed> {
+    match client {
+        Client::Pan123(pan, transport) => {
+            let call = async {
+                if args.image {
+                    let mut req = OssOfflineDownloadRequest::new(entry.source.as_str());
+                    req.business_dir_id.clone_from(&args.image_dir);
+                    req.callback_url.clone_from(&args.callback);
+                    pan.oss_offline_download(req).await.map(TaskRef::image)
+                } else {
+                    let mut req = OfflineDownloadRequest::new(entry.source.as_str());
+                    req.dir_id = args.dir;
+                    req.callback_url.clone_from(&args.callback);
+                    pan.offline_download(req).await.map(TaskRef::cloud)
+                }
+            };
+            guarded(transport, call, refused_123)
+                .await
+                .map(|t| t.id.to_string())
+                .map_err(|e| failed_123(&e))
+        }
+        Client::Pan6(pan, transport) => {
+            let path = args.path.clone().unwrap_or_else(|| "/".to_owned());
+            let parsed = if super::pan6::source_is_torrent_file(&entry.source) {
+                guarded(transport, pan.upload_torrent(&entry.source), refused_6)
+                    .await
+                    .map(|u| vec![u.result])
+            } else if super::add::is_local_path(&entry.source) {
+                return Err(Failed {
+                    state: State::Failed,
+                    reason: format!("{}: no such file", entry.source),
+                    code: exit::CONFIG,
+                });
+            } else {
+                guarded(
+                    transport,
+                    pan.parse_urls(&[entry.source.as_str()]),
+                    refused_6,
+                )
+                .await
+            };
+            let result = parsed
+                .map_err(|e| failed_6(&e))?
+                .into_iter()
+                .next()
+                .ok_or_else(|| Failed {
+                    state: State::Failed,
+                    reason: "the link parsed to nothing".to_owned(),
+                    code: exit::PROVIDER,
+                })?;
+            let selection = super::pan6::selection(args);
+            if selection != Selection::All && result.files.is_empty() {
+                return Err(Failed {
+                    state: State::Failed,
+                    reason: "--select: this source has no files to select".to_owned(),
+                    code: exit::USAGE,
+                });
+            }
+            journal.set_name(entry, &result.name).map_err(|e| Failed {
+                state: State::Pending,
+                reason: format!("journal write failed: {e}"),
+                code: exit::CONFIG,
+            })?;
+            let added = guarded(
+                transport,
+                pan.add_parsed(&result, &selection, &path),
+                refused_6,
+            )
+            .await
+            .map_err(|e| failed_6(&e))?;
+            added
+                .first()
+                .map(|t| t.identity.clone())
+                .ok_or_else(|| Failed {
+                    state: State::Unknown,
+                    reason: "added, but the task did not show up in the list".to_owned(),
+                    code: exit::OUTCOME_UNKNOWN,
+                })
+        }
+    }
+}
+
+/// A line found `submitting` after a crash: its new state and task.
+async fn reconcile(client: &Client, entry: &Entry) -> (State, Option<String>, Option<String>) {
+    let Client::Pan6(pan, transport) = client else {
+        return (State::Unknown, None, Some(UNKNOWN_AFTER_CRASH.to_owned()));
+    };
+    // Nothing is added before the name is recorded: without a name, nothing exists.
+    let Some(name) = &entry.name else {
+        return (State::Pending, None, None);
+    };
+    let since = entry.submitted_at.unwrap_or(0) - 2_000;
+    let mut tasks = pan.tasks();
+    while let Some(t) = next_guarded(transport, &mut tasks, refused_6).await {
+        match t {
+            Ok(t) if t.create_time.is_some_and(|c| c < since) => break,
+            Ok(t) if &t.name == name => return (State::Submitted, Some(t.identity), None),
+            Ok(_) => {}
+            Err(e) => {
+                return (
+                    State::Unknown,
+                    None,
+                    Some(format!("{UNKNOWN_AFTER_CRASH} ({e})")),
+                )
+            }
+        }
+    }
+    (State::Pending, None, None)
+}
+
+fn journal_path(input: &Path, given: Option<&PathBuf>) -> PathBuf {
+    given
+        .cloned()
+        .unwrap_or_else(|| journal::default_path(input))
+}
+
+fn line_json(e: &Entry) -> serde_json::Value {
+    json!({
+        "event": "line", "line": e.line, "source": e.source, "state": e.state.as_str(),
+        "task": e.task, "kind": e.kind, "error": e.error,
+    })
+}
+
+/// Reads and parses the batch file; refuses an empty one.
+fn read_input(input: &Path, out: &Output) -> Result<Vec<journal::InputLine>, u8> {
+    let text = std::fs::read_to_string(input).map_err(|e| {
+        out.fail(
+            exit::CONFIG,
+            &format!("cannot read {}: {e}", input.display()),
+            None,
+        )
+    })?;
+    let lines = journal::parse_input(&text);
+    if lines.is_empty() {
+        return Err(out.fail(
+            exit::CONFIG,
+            &format!(
+                "{} holds no URL (only blank lines and # comments): nothing to submit",
+                input.display()
+            ),
+            None,
+        ));
+    }
+    Ok(lines)
+}
+
+/// The counts of a batch run, for its summary.
+#[derive(Default)]
+struct Summary {
+    lines: usize,
+    now: usize,
+    before: usize,
+    refused: Vec<(usize, String, String)>,
+    unknown: Vec<(usize, String)>,
+    pending: Vec<(usize, String, String)>,
+    code: u8,
+}
+
+impl Summary {
+    fn print(&self, input: &Path, out: &Output, interrupted: bool) {
+        if out.is_json() {
+            out.event(json!({
+                "event": "summary",
+                "lines": self.lines,
+                "submitted_now": self.now,
+                "submitted_before": self.before,
+                "refused": self.refused.len(),
+                "unknown": self.unknown.len(),
+                "not_submitted": self.pending.len(),
+                "interrupted": interrupted,
+                "exit_code": self.code,
+            }));
+            return;
+        }
+        let mut parts = vec![
+            format!("{} submitted now", self.now),
+            format!("{} submitted earlier", self.before),
+        ];
+        if !self.refused.is_empty() {
+            parts.push(format!("{} refused", self.refused.len()));
+        }
+        if !self.unknown.is_empty() {
+            parts.push(format!("{} unknown", self.unknown.len()));
+        }
+        if !self.pending.is_empty() {
+            parts.push(format!("{} not submitted", self.pending.len()));
+        }
+        outln!(
+            "{}: {} lines: {}{}",
+            input.display(),
+            self.lines,
+            parts.join(", "),
+            if interrupted { " (interrupted)" } else { "" }
+        );
+        for (line, source, reason) in &self.refused {
+            outln!("  refused: line {line} ({source}): {reason}");
+        }
+        for (line, source) in &self.unknown {
+            outln!("  unknown: line {line} ({source}): {UNKNOWN_HELP}");
+        }
+        for (line, source, reason) in &self.pending {
+            outln!("  not submitted: line {line} ({source}): {reason}; run again to submit it");
+        }
+        if self.code != exit::OK {
+            outln!(
+                "exit code {}: {}",
+                self.code,
+                crate::exit::TABLE
+                    .iter()
+                    .find(|(c, _)| *c == self.code)
+                    .map_or("", |(_, m)| m)
+            );
+        }
+    }
+}
+
+/// Submits every line of `input` not yet submitted, recording each step.
+pub(crate) async fn add_from(client: &Client, args: &AddArgs, input: &Path, out: &Output) -> u8 {
+    let lines = match read_input(input, out) {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    let path = journal_path(input, args.journal.as_ref());
+    let _lock = match journal::lock(&path) {
+        Ok(l) => l,
+        Err(journal::LockError::Busy) => {
+            return out.fail(
+                exit::BUSY,
+                &format!(
+                    "the journal {} is in use by another `offline add --from` run: nothing was submitted; run again when it has ended",
+                    path.display()
+                ),
+                None,
+            )
+        }
+        Err(journal::LockError::Io(e)) => {
+            return out.fail(
+                exit::CONFIG,
+                &format!("cannot lock the journal {}: {e}", path.display()),
+                None,
+            )
+        }
+    };
+    let mut journal = match Journal::open(&path) {
+        Ok(j) => j,
+        Err(e) => {
+            return out.fail(
+                exit::CONFIG,
+                &format!("cannot open the journal {}: {e}", path.display()),
+                None,
+            )
+        }
+    };
+    let kind = kind_of(client, args);
+    let db =
+        |e: rusqlite::Error| out.fail(exit::CONFIG, &format!("journal write failed: {e}"), None);
+    let entries = match journal.sync(&lines, kind) {
+        Ok(e) => e,
+        Err(e) => return db(e),
+    };
+    crate::interrupt::set_cooperative(true);
+    crate::interrupt::set_hint(format!("offline status --from {}", input.display()));
+    let mut summary = Summary {
+        lines: entries.len(),
+        ..Summary::default()
+    };
+    let mut to_watch_123 = Vec::new();
+    let mut to_watch_6 = Vec::new();
+    for mut entry in entries {
+        if crate::interrupt::interrupted() {
+            summary.pending.push((
+                entry.line,
+                entry.source.clone(),
+                "interrupted before it was sent".to_owned(),
+            ));
+            continue;
+        }
+        if entry.state == State::Submitting {
+            let (state, task, error) = reconcile(client, &entry).await;
+            if let Err(e) = journal.set(&entry, state, task.as_deref(), error.as_deref()) {
+                return db(e);
+            }
+            entry.state = state;
+            entry.task = task.or(entry.task);
+            entry.error = error;
+        }
+        let retry =
+            entry.state == State::Pending || (entry.state == State::Unknown && args.retry_unknown);
+        let mut submitted_now = false;
+        let mut line_code = journal.code(&entry);
+        if retry {
+            // Recorded before anything is sent: a kill from here on leaves `submitting`.
+            if let Err(e) = journal.claim(&entry, kind) {
+                return db(e);
+            }
+            entry.kind = kind.to_owned();
+            let (state, task, error, code) = match submit(client, args, &journal, &entry).await {
+                Ok(task) => (State::Submitted, Some(task), None, exit::OK),
+                Err(f) => (f.state, None, Some(f.reason), f.code),
+            };
+            if let Err(e) = journal
+                .set(&entry, state, task.as_deref(), error.as_deref())
+                .and_then(|()| journal.set_code(&entry, code))
+            {
+                return db(e);
+            }
+            entry.state = state;
+            entry.task = task.or(entry.task);
+            entry.error = error;
+            line_code = Some(code);
+            submitted_now = state == State::Submitted;
+        }
+        let reason = entry.error.clone().unwrap_or_default();
+        match entry.state {
+            State::Submitted => {
+                if submitted_now {
+                    summary.now += 1;
+                } else {
+                    summary.before += 1;
+                }
+                if let Some(task) = entry.task.clone() {
+                    match entry.kind.as_str() {
+                        "6pan" => to_watch_6.push((task, entry.source.clone())),
+                        k => {
+                            if let Ok(id) = task.parse() {
+                                let id = provider_123pan::TaskId(id);
+                                let t = if k == "image" {
+                                    TaskRef::image(id)
+                                } else {
+                                    TaskRef::cloud(id)
+                                };
+                                to_watch_123.push((t, entry.source.clone()));
+                            }
+                        }
+                    }
+                }
+            }
+            State::Unknown => {
+                summary.unknown.push((entry.line, entry.source.clone()));
+                summary.code = summary.code.max(exit::OUTCOME_UNKNOWN);
+            }
+            State::Failed => {
+                summary
+                    .refused
+                    .push((entry.line, entry.source.clone(), reason));
+                summary.code = summary.code.max(line_code.unwrap_or(exit::PROVIDER));
+            }
+            State::Pending | State::Submitting => {
+                summary
+                    .pending
+                    .push((entry.line, entry.source.clone(), reason));
+                summary.code = summary.code.max(line_code.unwrap_or(exit::NETWORK));
+            }
+        }
+        if out.is_json() {
+            out.event(line_json(&entry));
+        } else if submitted_now {
+            outln!(
+                "line {}: submitted, task {} ({})",
+                entry.line,
+                entry.task.as_deref().unwrap_or(""),
+                entry.source
+            );
+        } else if retry {
+            errln!(
+                "line {}: {}: {}",
+                entry.line,
+                entry.state.as_str(),
+                entry.error.as_deref().unwrap_or("")
+            );
+        }
+    }
+    let interrupted = crate::interrupt::interrupted();
+    crate::interrupt::set_cooperative(false);
+    if args.wait && !interrupted {
+        match client {
+            Client::Pan123(pan, transport) if !to_watch_123.is_empty() => {
+                let (_, c) =
+                    super::watch::watch_123(pan, transport, &to_watch_123, out, true).await;
+                summary.code = summary.code.max(c);
+            }
+            Client::Pan6(pan, transport) if !to_watch_6.is_empty() => {
+                let selected: BTreeSet<String> = if args.select.is_empty() {
+                    BTreeSet::new()
+                } else {
+                    to_watch_6.iter().map(|(id, _)| id.clone()).collect()
+                };
+                let c = super::watch::watch_6(pan, transport, to_watch_6, &selected, out).await;
+                summary.code = summary.code.max(c);
+            }
+            _ => {}
+        }
+    }
+    if interrupted {
+        summary.code = exit::INTERRUPTED;
+    }
+    summary.print(input, out, interrupted);
+    if interrupted {
+        crate::interrupt::report(out);
+    }
+    summary.code
+}
+
+/// The journal of `input`, opened only to read, and every line's entry (`None`: not
+/// recorded yet).
+fn read_journal(
+    input: &Path,
+    given: Option<&PathBuf>,
+    out: &Output,
+) -> Result<Vec<(journal::InputLine, Option<Entry>)>, u8> {
+    let path = journal_path(input, given);
+    if !path.exists() {
+        return Err(out.fail(
+            exit::CONFIG,
+            &format!(
+                "no journal at {} (run `offline add --from {}` first)",
+                path.display(),
+                input.display()
+            ),
+            None,
+        ));
+    }
+    let lines = read_input(input, out)?;
+    let journal = Journal::open_read_only(&path).map_err(|e| {
+        out.fail(
+            exit::CONFIG,
+            &format!("cannot open the journal {}: {e}", path.display()),
+            None,
+        )
+    })?;
+    let entries = journal
+        .read(&lines)
+        .map_err(|e| out.fail(exit::CONFIG, &format!("journal read failed: {e}"), None))?;
+    Ok(lines.into_iter().zip(entries).collect())
+}
+
+fn task_ref(e: &Entry) -> Option<TaskRef> {
+    let id = provider_123pan::TaskId(e.task.as_deref()?.parse().ok()?);
+    match e.kind.as_str() {
+        "image" => Some(TaskRef::image(id)),
+        "cloud" => Some(TaskRef::cloud(id)),
+        _ => None,
+    }
+}
+
+/// Shows every line's journal state, and its task's progress when credentials are
+/// configured. Reads the journal only.
+pub(crate) async fn status_from(
+    conn: &Conn,
+    input: &Path,
+    journal_arg: Option<&PathBuf>,
+    out: &Output,
+) -> u8 {
+    let rows_in = match read_journal(input, journal_arg, out) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    let any_task = rows_in
+        .iter()
+        .any(|(_, e)| e.as_ref().is_some_and(|e| e.task.is_some()));
+    let client = if any_task {
+        Client::connect(conn, out).await.ok()
+    } else {
+        None
+    };
+    // 6pan: one listing for every task.
+    let six: std::collections::BTreeMap<String, provider_6pan::OfflineTask> = match &client {
+        Some(Client::Pan6(pan, transport)) => {
+            let ids: Vec<String> = rows_in
+                .iter()
+                .filter_map(|(_, e)| e.as_ref().filter(|e| e.kind == "6pan")?.task.clone())
+                .collect();
+            super::pan6::find(pan, transport, &ids)
+                .await
+                .unwrap_or_default()
+        }
+        _ => Default::default(),
+    };
+    let mut code = exit::OK;
+    let mut rows = Vec::new();
+    for (line, entry) in &rows_in {
+        let (state, task, kind, error) = match entry {
+            Some(e) => (
+                e.state.as_str(),
+                e.task.clone(),
+                e.kind.clone(),
+                e.error.clone(),
+            ),
+            None => ("new", None, String::new(), None),
+        };
+        let mut status: Option<String> = None;
+        let mut percent: Option<f64> = None;
+        if let (Some(e), Some(client)) = (entry, &client) {
+            match client {
+                Client::Pan123(pan, transport) => {
+                    if let Some(t) = task_ref(e) {
+                        match guarded(transport, pan.progress(t), refused_123).await {
+                            Ok(p) => {
+                                status = Some(p.status.as_str().to_owned());
+                                percent = Some(p.percent);
+                            }
+                            Err(err) => {
+                                code = code.max(
+                                    out.error(&format!("line {} task {}", line.line, t.id), &err),
+                                );
+                            }
+                        }
+                    }
+                }
+                Client::Pan6(..) => {
+                    if let Some(t) = e.task.as_ref().and_then(|t| six.get(t)) {
+                        status = Some(super::watch::status_word(t.status).to_owned());
+                        percent = t.progress;
+                    }
+                }
+            }
+        }
+        if out.is_json() {
+            out.event(json!({
+                "event": "line", "line": line.line, "source": line.source, "state": state,
+                "task": task, "kind": if kind.is_empty() { None } else { Some(kind) }, "error": error,
+                "status": status, "percent": percent,
+            }));
+        } else {
+            rows.push(vec![
+                line.line.to_string(),
+                state.to_owned(),
+                task.unwrap_or_default(),
+                match (status, percent) {
+                    (Some(s), Some(p)) => format!("{s} {}%", percent_text(p)),
+                    (Some(s), None) => s,
+                    _ => String::new(),
+                },
+                line.source.clone(),
+                error.unwrap_or_default(),
+            ]);
+        }
+    }
+    if !out.is_json() {
+        outln!(
+            "{}",
+            table(
+                &["line", "state", "task", "progress", "source", "reason"],
+                &rows
+            )
+        );
+    }
+    code
+}
+
+/// Waits for the task of every submitted line to end. Reads the journal only.
+pub(crate) async fn wait_from(
+    client: &Client,
+    input: &Path,
+    journal_arg: Option<&PathBuf>,
+    out: &Output,
+) -> u8 {
+    let rows = match read_journal(input, journal_arg, out) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    let mut code = exit::OK;
+    let mut not_submitted = Vec::new();
+    let mut t123 = Vec::new();
+    let mut t6 = Vec::new();
+    for (line, entry) in &rows {
+        match entry {
+            Some(e) if e.state == State::Submitted && e.task.is_some() => {
+                if e.kind == "6pan" {
+                    t6.push((e.task.clone().unwrap_or_default(), e.source.clone()));
+                } else if let Some(t) = task_ref(e) {
+                    t123.push((t, e.source.clone()));
+                }
+            }
+            Some(e) => {
+                if e.state == State::Unknown {
+                    code = code.max(exit::OUTCOME_UNKNOWN);
+                }
+                not_submitted.push(format!("line {} ({})", line.line, e.state.as_str()));
+            }
+            None => not_submitted.push(format!("line {} (new)", line.line)),
+        }
+    }
+    let mismatch = match client {
+        Client::Pan123(..) => !t6.is_empty(),
+        Client::Pan6(..) => !t123.is_empty(),
+    };
+    if mismatch {
+        return out.fail(
+            exit::USAGE,
+            &format!(
+                "the journal of {} holds tasks of another provider than {}: pass the --provider it was submitted with",
+                input.display(),
+                client.provider().name()
+            ),
+            None,
+        );
+    }
+    if !not_submitted.is_empty() {
+        let msg = format!(
+            "{} line(s) have no task to wait for: {} (see `offline status --from {}`)",
+            not_submitted.len(),
+            not_submitted.join(", "),
+            input.display()
+        );
+        if out.is_json() {
+            out.event(json!({"event": "note", "message": msg}));
+        } else {
+            errln!("note: {msg}");
+        }
+    }
+    if t123.is_empty() && t6.is_empty() {
+        return out
+            .fail(
+                exit::CONFIG,
+                &format!(
+                    "no line of {} has a task yet: run `offline add --from {}` first",
+                    input.display(),
+                    input.display()
+                ),
+                None,
+            )
+            .max(code);
+    }
+    crate::interrupt::set_hint(format!("offline status --from {}", input.display()));
+    let watched = match client {
+        Client::Pan123(pan, transport) => {
+            super::watch::watch_123(pan, transport, &t123, out, true)
+                .await
+                .1
+        }
+        Client::Pan6(pan, transport) => {
+            super::watch::watch_6(pan, transport, t6, &BTreeSet::new(), out).await
+        }
+    };
+    code.max(watched)
+}

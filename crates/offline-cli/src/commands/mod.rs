@@ -1,0 +1,219 @@
+//! One module per command, and the dispatch: for a command that talks to a provider,
+//! its options are checked against the provider first (a flag the provider cannot
+//! honour is refused with exit 2 before anything is sent), then the client is built
+//! (reading the token cache), the command runs, and the newest token is cached.
+
+pub(crate) mod add;
+pub(crate) mod batch;
+pub(crate) mod callbacks;
+pub(crate) mod completions;
+pub(crate) mod demo;
+pub(crate) mod emulator;
+pub(crate) mod list;
+pub(crate) mod login;
+pub(crate) mod pan6;
+pub(crate) mod rm;
+pub(crate) mod status;
+pub(crate) mod tools;
+pub(crate) mod upload;
+pub(crate) mod wait;
+pub(crate) mod watch;
+
+use clap::parser::ValueSource;
+
+use crate::cli::{Cli, Command, ConnArgs, Provider};
+use crate::client::{Client, Conn};
+use crate::exit;
+use crate::output::Output;
+
+/// The credential options given on the command line (before or after the command),
+/// by id: a credential of the other provider is refused, not ignored.
+pub(crate) fn explicit_options(matches: &clap::ArgMatches) -> Vec<&'static str> {
+    const IDS: [&str; 6] = [
+        "client_id",
+        "client_secret",
+        "access_token",
+        "account",
+        "password",
+        "token",
+    ];
+    let given = |m: &clap::ArgMatches, id: &str| {
+        m.try_contains_id(id).unwrap_or(false)
+            && m.value_source(id) == Some(ValueSource::CommandLine)
+    };
+    let sub = matches.subcommand().map(|(_, m)| m);
+    IDS.into_iter()
+        .filter(|id| given(matches, id) || sub.is_some_and(|m| given(m, id)))
+        .collect()
+}
+
+/// Refuses, with exit 2, options that `provider` cannot honour.
+pub(crate) fn refuse(out: &Output, provider: Provider, problems: &[String]) -> Option<u8> {
+    let first = problems.first()?;
+    let rest = if problems.len() > 1 {
+        format!(
+            " (and {} more: {})",
+            problems.len() - 1,
+            problems[1..].join("; ")
+        )
+    } else {
+        String::new()
+    };
+    Some(out.fail(
+        exit::USAGE,
+        &format!("{first}{rest}; nothing was sent to {}", provider.name()),
+        None,
+    ))
+}
+
+fn foreign_credentials(conn: &Conn, explicit: &[&'static str]) -> Vec<String> {
+    let foreign: &[&str] = match conn.provider {
+        Provider::Pan123 => &["account", "password", "token"],
+        Provider::Pan6 => &["client_id", "client_secret", "access_token"],
+    };
+    explicit
+        .iter()
+        .filter(|id| foreign.contains(id))
+        .map(|id| {
+            format!(
+                "--{} is a {} credential, not one of {}",
+                id.replace('_', "-"),
+                if conn.provider == Provider::Pan123 {
+                    "6pan"
+                } else {
+                    "123pan"
+                },
+                conn.provider.name()
+            )
+        })
+        .collect()
+}
+
+/// Runs the parsed command line; returns the exit code.
+pub(crate) async fn run(cli: Cli, explicit: Vec<&'static str>) -> u8 {
+    let json = cli.top.json;
+    let top = cli.top;
+    let prepare = |conn: &ConnArgs, extra: Vec<String>| -> Result<(Conn, Output), u8> {
+        let conn = top.resolve(conn);
+        let out = Output::new(json, conn.provider.name());
+        let mut problems = foreign_credentials(&conn, &explicit);
+        problems.extend(extra);
+        if let Some(code) = refuse(&out, conn.provider, &problems) {
+            return Err(code);
+        }
+        Ok((conn, out))
+    };
+    macro_rules! with_client {
+        ($conn:expr, $out:expr, |$client:ident| $body:expr) => {{
+            crate::interrupt::install(&$out);
+            match Client::connect(&$conn, &$out).await {
+                Ok($client) => {
+                    let code = $body;
+                    $client.save_token(&$conn).await;
+                    code
+                }
+                Err(code) => code,
+            }
+        }};
+    }
+    match cli.command {
+        Command::Demo(args) => demo::run(args, &Output::new(json, "123pan")).await,
+        Command::Emulator(args) => emulator::run(args, &Output::new(json, "emulator")).await,
+        Command::Add { args, conn } => {
+            let provider = top.resolve(&conn).provider;
+            let (conn, out) = match prepare(&conn, add::check(&args, provider)) {
+                Ok(v) => v,
+                Err(c) => return c,
+            };
+            if let Some(code) = add::check_inputs(&args, &out) {
+                return code;
+            }
+            with_client!(conn, out, |client| add::run(&client, &args, &out).await)
+        }
+        Command::Status { args, conn } => {
+            let provider = top.resolve(&conn).provider;
+            let (conn, out) = match prepare(&conn, status::check(&args, provider)) {
+                Ok(v) => v,
+                Err(c) => return c,
+            };
+            if let Some(from) = &args.from {
+                return batch::status_from(&conn, from, args.journal.as_ref(), &out).await;
+            }
+            with_client!(conn, out, |client| status::run(&client, &args, &out).await)
+        }
+        Command::Wait { args, conn } => {
+            let provider = top.resolve(&conn).provider;
+            let (conn, out) = match prepare(&conn, status::check(&args, provider)) {
+                Ok(v) => v,
+                Err(c) => return c,
+            };
+            with_client!(conn, out, |client| wait::run(&client, &args, &out).await)
+        }
+        Command::List { conn } => {
+            let (conn, out) = match prepare(&conn, only_6pan("list", &top.resolve(&conn))) {
+                Ok(v) => v,
+                Err(c) => return c,
+            };
+            with_client!(conn, out, |client| list::run(&client, &out).await)
+        }
+        Command::Rm { tasks, conn } => {
+            let (conn, out) = match prepare(&conn, only_6pan("rm", &top.resolve(&conn))) {
+                Ok(v) => v,
+                Err(c) => return c,
+            };
+            with_client!(conn, out, |client| rm::run(&client, &tasks, &out).await)
+        }
+        Command::Login { conn } => {
+            let (conn, out) = match prepare(&conn, Vec::new()) {
+                Ok(v) => v,
+                Err(c) => return c,
+            };
+            with_client!(conn, out, |client| login::login(&client, &conn, &out).await)
+        }
+        Command::Logout { all, conn } => {
+            let (conn, out) = match prepare(&conn, Vec::new()) {
+                Ok(v) => v,
+                Err(c) => return c,
+            };
+            login::logout(&conn, all, &out)
+        }
+        Command::Hash(args) => tools::hash(&args, &Output::new(json, "6pan")),
+        Command::Callbacks { args, conn } => {
+            let (conn, out) = match prepare(&conn, only_123pan("callbacks", &top.resolve(&conn))) {
+                Ok(v) => v,
+                Err(c) => return c,
+            };
+            callbacks::run(&conn, args, &out).await
+        }
+        Command::Upload { args, conn } => {
+            let (conn, out) = match prepare(&conn, only_6pan("upload", &top.resolve(&conn))) {
+                Ok(v) => v,
+                Err(c) => return c,
+            };
+            upload::upload(&conn, &args, &out).await
+        }
+        Command::Torrent(cmd) => tools::torrent(&cmd, &Output::new(json, top.provider().name())),
+        Command::Completions { shell } => completions::completions(shell),
+        Command::Man => completions::man(),
+    }
+}
+
+fn only_6pan(command: &str, conn: &Conn) -> Vec<String> {
+    if conn.provider == Provider::Pan6 {
+        Vec::new()
+    } else {
+        vec![format!(
+            "`{command}` is a 6pan command: add --provider 6pan"
+        )]
+    }
+}
+
+fn only_123pan(command: &str, conn: &Conn) -> Vec<String> {
+    if conn.provider == Provider::Pan123 {
+        Vec::new()
+    } else {
+        vec![format!(
+            "`{command}` is a 123pan command: 6pan sends no callbacks"
+        )]
+    }
+}

@@ -1,0 +1,557 @@
+//! One test per defect of the CLI issue, each through the real binary against the
+//! in-process emulator (counted from its own task list and token counter).
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use offline_emulator::source::{ServedFile, SourceServer};
+use offline_emulator::{Emulator, EmulatorConfig, EndpointId, Faults, RunningEmulator};
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_offline");
+const PNG: &[u8] = include_bytes!("../../../fixtures/images/trpl14-01.png");
+
+struct Env {
+    emu: RunningEmulator,
+    src: SourceServer,
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    async fn new(faults: Option<Faults>) -> Self {
+        let emu = Emulator::start(EmulatorConfig {
+            faults: faults.unwrap_or_default(),
+            ..EmulatorConfig::default()
+        })
+        .await
+        .unwrap();
+        for e in EndpointId::ALL {
+            emu.set_rate_limit(e, 1000.0);
+        }
+        let mut files = BTreeMap::new();
+        files.insert(
+            "f.bin".to_owned(),
+            ServedFile::new("application/octet-stream", vec![7u8; 1000]),
+        );
+        files.insert(
+            "a.png".to_owned(),
+            ServedFile::new("image/png", PNG.to_vec()),
+        );
+        let src = SourceServer::start(files).await.unwrap();
+        Self {
+            emu,
+            src,
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn url(&self, i: usize) -> String {
+        format!("{}?n={i}", self.src.file_url("f.bin"))
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// `offline` with the emulator's 123pan credentials and a private token cache.
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(BIN);
+        c.args(["--base-url", &self.emu.base_url()])
+            .args(args)
+            .env("OFFLINE_123PAN_CLIENT_ID", self.emu.client_id())
+            .env("OFFLINE_123PAN_CLIENT_SECRET", self.emu.client_secret())
+            .env("OFFLINE_6PAN_ACCOUNT", self.emu.sixpan_account())
+            .env("OFFLINE_6PAN_PASSWORD", self.emu.sixpan_password())
+            .env_remove("OFFLINE_123PAN_ACCESS_TOKEN")
+            .env_remove("OFFLINE_6PAN_TOKEN")
+            .env_remove("OFFLINE_PROVIDER")
+            .env("OFFLINE_CACHE_DIR", self.dir.path().join("cache"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        c
+    }
+
+    async fn run(&self, args: &[&str]) -> Output {
+        let mut c = self.cmd(args);
+        tokio::task::spawn_blocking(move || c.output().unwrap())
+            .await
+            .unwrap()
+    }
+}
+
+fn json_lines(o: &Output) -> Vec<Value> {
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l:?}: {e}")))
+        .collect()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn tasks_per_url(emu: &RunningEmulator) -> HashMap<String, usize> {
+    let mut m = HashMap::new();
+    for t in emu.tasks() {
+        *m.entry(t.url).or_insert(0) += 1;
+    }
+    m
+}
+
+fn write_lines(path: &Path, lines: &[String]) {
+    std::fs::write(path, lines.join("\n") + "\n").unwrap();
+}
+
+/// Defect 1: two batch runs at once never submit a line twice; the second refuses
+/// at once with its own exit code (8).
+#[tokio::test(flavor = "multi_thread")]
+async fn two_concurrent_batches_submit_no_line_twice() {
+    let env = Env::new(Some(Faults {
+        latency: Duration::from_millis(15),
+        ..Faults::default()
+    }))
+    .await;
+    let input = env.path("urls.txt");
+    let n = 200;
+    let urls: Vec<String> = (0..n).map(|i| env.url(i)).collect();
+    write_lines(&input, &urls);
+    let args = [
+        "--rate-limit",
+        "offline_download=500",
+        "--json",
+        "add",
+        "--from",
+        input.to_str().unwrap(),
+    ];
+    let a = env.cmd(&args).spawn().unwrap();
+    let b = env.cmd(&args).spawn().unwrap();
+    let (a, b) = tokio::task::spawn_blocking(move || {
+        (a.wait_with_output().unwrap(), b.wait_with_output().unwrap())
+    })
+    .await
+    .unwrap();
+    let codes = [a.status.code(), b.status.code()];
+    let per_url = tasks_per_url(&env.emu);
+    assert!(
+        per_url.values().all(|&c| c == 1),
+        "a line was submitted twice: {:?}",
+        per_url.values().filter(|&&c| c > 1).count()
+    );
+    assert_eq!(env.emu.tasks().len(), n, "{}\n{}", text(&a), text(&b));
+    assert!(codes.contains(&Some(0)), "{codes:?}");
+    // Both started together: the later one refused at once (or, rarely, ran after).
+    let refused = if a.status.code() == Some(8) { &a } else { &b };
+    if refused.status.code() == Some(8) {
+        let lines = json_lines(refused);
+        assert_eq!(lines.len(), 1, "{}", text(refused));
+        assert_eq!(lines[0]["event"], "error");
+        assert_eq!(lines[0]["kind"], "busy");
+        assert!(lines[0]["message"].as_str().unwrap().contains("in use"));
+    }
+}
+
+/// Defect 2: `wait --from` waits for every line's task.
+#[tokio::test(flavor = "multi_thread")]
+async fn wait_from_waits_for_every_line() {
+    let env = Env::new(None).await;
+    let input = env.path("urls.txt");
+    write_lines(&input, &(0..3).map(|i| env.url(i)).collect::<Vec<_>>());
+    let o = env
+        .run(&["--json", "add", "--from", input.to_str().unwrap()])
+        .await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = env
+        .run(&["--json", "wait", "--from", input.to_str().unwrap()])
+        .await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let done: Vec<Value> = json_lines(&o)
+        .into_iter()
+        .filter(|l| l["event"] == "done")
+        .collect();
+    assert_eq!(done.len(), 3, "{}", text(&o));
+    assert!(done
+        .iter()
+        .all(|l| l["status"] == "succeeded" && l["task"].is_string()));
+}
+
+fn journal_rows(path: &Path) -> Vec<(String, String, String)> {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    let mut st = conn
+        .prepare("SELECT source, state, kind FROM entries ORDER BY line")
+        .unwrap();
+    st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+/// Defect 3: `status --from` only reads; a line's kind is recorded when submitted.
+#[tokio::test(flavor = "multi_thread")]
+async fn status_from_only_reads_and_the_kind_is_recorded_at_submission() {
+    let env = Env::new(None).await;
+    let input = env.path("images.txt");
+    let img = |i: usize| format!("{}?n={i}", env.src.file_url("a.png"));
+    write_lines(&input, &[img(1)]);
+    let from = input.to_str().unwrap();
+    let o = env
+        .run(&["--json", "add", "--from", from, "--image", "--wait"])
+        .await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    write_lines(&input, &[img(1), img(2)]);
+    let journal = env.path("images.txt.journal.sqlite");
+    let before = journal_rows(&journal);
+    let o = env.run(&["--json", "status", "--from", from]).await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let lines = json_lines(&o);
+    assert_eq!(lines[1]["state"], "new", "{}", text(&o));
+    assert_eq!(
+        journal_rows(&journal),
+        before,
+        "status wrote to the journal"
+    );
+    let o = env
+        .run(&["--json", "add", "--from", from, "--image", "--wait"])
+        .await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let rows = journal_rows(&journal);
+    assert!(
+        rows.iter().all(|r| r.1 == "submitted" && r.2 == "image"),
+        "{rows:?}"
+    );
+    let o = env.run(&["--json", "status", "--from", from]).await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(json_lines(&o)
+        .iter()
+        .all(|l| l["status"] == "succeeded" && l["kind"] == "image"));
+}
+
+/// Defect 4: a flag the provider cannot honour is refused (exit 2) before anything is
+/// sent, never ignored.
+#[tokio::test(flavor = "multi_thread")]
+async fn flags_a_provider_cannot_honour_are_refused_before_sending() {
+    let env = Env::new(None).await;
+    let input = env.path("urls.txt");
+    write_lines(&input, &[env.url(1)]);
+    let from = input.to_str().unwrap();
+    let url = env.url(2);
+    let cases: Vec<Vec<&str>> = vec![
+        vec!["add", &url, "--select", "*.iso"],
+        vec!["add", &url, "--path", "/x"],
+        vec!["add", "--from", from, "--select", "*.iso"],
+        vec!["add", "--from", from, "--name", "x"],
+        vec!["add", &url, "--image", "--dir", "5"],
+        vec!["--provider", "6pan", "add", &url, "--image"],
+        vec!["--provider", "6pan", "add", &url, "--name", "x"],
+        vec!["--provider", "6pan", "add", &url, "--dir", "5"],
+        vec![
+            "--provider",
+            "6pan",
+            "add",
+            &url,
+            "--callback",
+            "http://127.0.0.1:1/",
+        ],
+        vec!["--provider", "6pan", "add", "--from", from, "--name", "x"],
+        vec!["--provider", "6pan", "add", &url, "--select", "*.iso"],
+        vec!["--provider", "6pan", "status", "x", "--image"],
+        vec!["add", &url, "--account", "someone"],
+        vec!["list"],
+    ];
+    for case in cases {
+        let o = env.run(&case).await;
+        assert_eq!(o.status.code(), Some(2), "{case:?}: {}", text(&o));
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains("nothing was sent"),
+            "{case:?}: {}",
+            text(&o)
+        );
+    }
+    assert!(env.emu.tasks().is_empty());
+    assert!(env.emu.sixpan_tasks().is_empty());
+    assert_eq!(
+        env.emu.token_requests(),
+        0,
+        "not even a token was asked for"
+    );
+    assert_eq!(env.emu.sixpan_logins(), 0);
+}
+
+/// Defect 5: every batch run ends with a summary; the exit code is the worst state.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rerun_says_what_every_line_is() {
+    let env = Env::new(None).await;
+    let input = env.path("urls.txt");
+    write_lines(
+        &input,
+        &[env.url(1), env.url(2), "ftp://not/allowed".to_owned()],
+    );
+    let from = input.to_str().unwrap();
+    let o = env.run(&["add", "--from", from]).await;
+    assert_eq!(o.status.code(), Some(6), "{}", text(&o));
+    let o = env.run(&["add", "--from", from]).await;
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(6), "{}", text(&o));
+    assert!(
+        out.contains("0 submitted now, 2 submitted earlier, 1 refused"),
+        "{out}"
+    );
+    assert!(out.contains("refused: line 3 (ftp://not/allowed)"), "{out}");
+    assert!(out.contains("exit code 6"), "{out}");
+    let o = env.run(&["--json", "add", "--from", from]).await;
+    let summary = json_lines(&o).pop().unwrap();
+    assert_eq!(summary["event"], "summary");
+    assert_eq!(summary["submitted_before"], 2);
+    assert_eq!(summary["refused"], 1);
+    assert_eq!(summary["exit_code"], 6);
+}
+
+/// Defect 6: a closed stdout ends the command quietly (exit 0); a full disk is an
+/// error line.
+#[test]
+fn hash_into_a_closed_pipe_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut files = Vec::new();
+    for i in 0..300 {
+        let p = dir.path().join(format!("f{i}"));
+        std::fs::write(&p, vec![i as u8; 4096]).unwrap();
+        files.push(p.display().to_string());
+    }
+    let script = format!(
+        "{BIN} hash {} | head -1 >/dev/null; echo \"${{PIPESTATUS[0]}}\"",
+        files.join(" ")
+    );
+    let o = Command::new("bash").args(["-c", &script]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "0", "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    if Path::new("/dev/full").exists() {
+        let o = Command::new(BIN)
+            .args(["hash", &files[0]])
+            .stdout(std::fs::File::create("/dev/full").unwrap())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(6), "{stderr}");
+        assert!(
+            stderr.contains("cannot write to standard output"),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
+
+/// Defect 7: connection refused fails within seconds, saying that it retries.
+#[test]
+fn an_unreachable_server_fails_fast_and_says_it_retries() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    for json in [false, true] {
+        let started = Instant::now();
+        let mut c = Command::new(BIN);
+        c.args(["--base-url", &format!("http://127.0.0.1:{port}")]);
+        if json {
+            c.arg("--json");
+        }
+        let o = c
+            .args(["status", "1"])
+            .env("OFFLINE_123PAN_CLIENT_ID", "id")
+            .env("OFFLINE_123PAN_CLIENT_SECRET", "secret")
+            .env("OFFLINE_CACHE_DIR", dir.path())
+            .output()
+            .unwrap();
+        let took = started.elapsed();
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(4), "{stderr}");
+        assert!(took < Duration::from_secs(10), "took {took:?}");
+        assert!(
+            stderr.contains("connection refused, retrying in"),
+            "{stderr}"
+        );
+        if json {
+            let lines = json_lines(&o);
+            assert_eq!(lines.len(), 1, "only the error event on stdout");
+            assert_eq!(lines[0]["kind"], "network");
+        }
+    }
+}
+
+/// Defect 8: a byte-order mark, a missing torrent file, unknown 6pan tasks, an empty
+/// batch file.
+#[tokio::test(flavor = "multi_thread")]
+async fn small_input_mistakes_get_plain_answers() {
+    let env = Env::new(None).await;
+    let input = env.path("bom.txt");
+    std::fs::write(&input, format!("\u{feff}{}\n", env.url(1))).unwrap();
+    let o = env
+        .run(&["--json", "add", "--from", input.to_str().unwrap()])
+        .await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(json_lines(&o)[0]["state"], "submitted");
+
+    for provider in ["123pan", "6pan"] {
+        let o = env
+            .run(&["--provider", provider, "add", "missing.torrent"])
+            .await;
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(6), "{}", text(&o));
+        assert!(stderr.contains("no such file"), "{stderr}");
+        assert!(!stderr.to_lowercase().contains("invalid url"), "{stderr}");
+    }
+    for cmd in ["wait", "rm"] {
+        let o = env.run(&["--provider", "6pan", cmd, "UNKNOWN"]).await;
+        assert_eq!(o.status.code(), Some(3), "{cmd}: {}", text(&o));
+        assert!(String::from_utf8_lossy(&o.stderr).contains("not found"));
+    }
+    let empty = env.path("empty.txt");
+    std::fs::write(&empty, "# nothing\n\n").unwrap();
+    let o = env.run(&["add", "--from", empty.to_str().unwrap()]).await;
+    assert_eq!(o.status.code(), Some(6));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("holds no URL"));
+}
+
+/// Defect 9: wrong credentials have their own exit code; a config error carries no
+/// credentials hint when credentials are set; the https refusal names the flag.
+#[tokio::test(flavor = "multi_thread")]
+async fn exit_codes_follow_the_table() {
+    let env = Env::new(None).await;
+    let o = env.run(&["status", "1"]).await;
+    // Task 1 does not exist: a provider error.
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    let mut c = env.cmd(&["status", "1"]);
+    c.env("OFFLINE_123PAN_CLIENT_SECRET", "wrong")
+        .env("OFFLINE_CACHE_DIR", env.path("other-cache"));
+    let o = c.output().unwrap();
+    assert_eq!(o.status.code(), Some(7), "{}", text(&o));
+    let o = Command::new(BIN)
+        .args(["--base-url", "http://10.0.0.1", "status", "1"])
+        .env("OFFLINE_123PAN_CLIENT_ID", "id")
+        .env("OFFLINE_123PAN_CLIENT_SECRET", "secret")
+        .env("OFFLINE_CACHE_DIR", env.path("cache"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(6), "{stderr}");
+    assert!(stderr.contains("--insecure-http"), "{stderr}");
+    assert!(!stderr.contains("set OFFLINE_123PAN"), "{stderr}");
+    let o = Command::new(BIN).args(["add", "--bogus"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let o = Command::new(BIN)
+        .args(["--json", "add", "--bogus"])
+        .output()
+        .unwrap();
+    let lines = json_lines(&o);
+    assert_eq!(lines[0]["event"], "error");
+    assert_eq!(lines[0]["kind"], "usage");
+}
+
+fn sigint(pid: u32) {
+    let ok = Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+}
+
+/// Defect 10: Ctrl-C during a batch: one line, the journal consistent, exit 130.
+#[tokio::test(flavor = "multi_thread")]
+async fn ctrl_c_stops_a_batch_cleanly() {
+    let env = Env::new(Some(Faults {
+        latency: Duration::from_millis(30),
+        ..Faults::default()
+    }))
+    .await;
+    let input = env.path("urls.txt");
+    write_lines(&input, &(0..200).map(|i| env.url(i)).collect::<Vec<_>>());
+    let child = env
+        .cmd(&["add", "--from", input.to_str().unwrap()])
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while env.emu.tasks().len() < 5 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    sigint(child.id());
+    let o = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(130), "{}", text(&o));
+    assert!(stderr.contains("keep running on the drive"), "{stderr}");
+    assert!(stderr.contains("offline status --from"), "{stderr}");
+    let rows = journal_rows(&env.path("urls.txt.journal.sqlite"));
+    assert!(
+        rows.iter().all(|r| r.1 == "submitted" || r.1 == "pending"),
+        "{rows:?}"
+    );
+    let submitted = rows.iter().filter(|r| r.1 == "submitted").count();
+    assert_eq!(
+        submitted,
+        env.emu.tasks().len(),
+        "every task is in the journal"
+    );
+    assert!(submitted < 200, "stopped early");
+}
+
+/// Defect 10: Ctrl-C during `wait`.
+#[tokio::test(flavor = "multi_thread")]
+async fn ctrl_c_during_wait_says_where_the_tasks_are() {
+    let env = Env::new(None).await;
+    let o = env.run(&["--json", "add", &env.url(1)]).await;
+    let task = json_lines(&o)[0]["task"].as_str().unwrap().to_owned();
+    // A task ID that never ends: the emulator does not know it, so 123pan's wait
+    // keeps asking; use a real one with a slow source instead when available.
+    let mut child = env.cmd(&["wait", &task, "99999999"]).spawn().unwrap();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    if child.try_wait().unwrap().is_some() {
+        return; // Ended before the signal: nothing to interrupt.
+    }
+    sigint(child.id());
+    let o = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    if o.status.code() == Some(130) {
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert!(stderr.contains("keep running on the drive"), "{stderr}");
+        assert!(stderr.contains("offline status"), "{stderr}");
+    }
+}
+
+/// Token cache: N sequential runs fetch one token; `logout` deletes it.
+#[tokio::test(flavor = "multi_thread")]
+async fn sequential_runs_share_one_cached_token() {
+    let env = Env::new(None).await;
+    let o = env.run(&["--json", "add", &env.url(1)]).await;
+    let task = json_lines(&o)[0]["task"].as_str().unwrap().to_owned();
+    for _ in 0..5 {
+        let o = env.run(&["status", &task]).await;
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    }
+    assert_eq!(env.emu.token_requests(), 1);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for e in std::fs::read_dir(env.path("cache")).unwrap() {
+            let e = e.unwrap();
+            if e.path().extension().is_some_and(|x| x == "json") {
+                assert_eq!(e.metadata().unwrap().permissions().mode() & 0o777, 0o600);
+            }
+        }
+    }
+    let o = env.run(&["logout"]).await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = env.run(&["status", &task]).await;
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(env.emu.token_requests(), 2);
+}
