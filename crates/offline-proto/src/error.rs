@@ -98,6 +98,7 @@ pub enum DecodeErrorKind {
 /// HTTP status, the JSON path where decoding stopped, and the raw body.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{}", self.describe())]
+#[non_exhaustive]
 pub struct DecodeError {
     /// What went wrong.
     pub kind: DecodeErrorKind,
@@ -304,7 +305,9 @@ impl std::fmt::Display for Code {
 }
 
 /// An error answer from the provider: its code, message and trace ID, as sent.
+/// Built by the decoders, or by [`ProviderError::new`].
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ProviderError {
     /// The provider's code.
     pub code: Code,
@@ -314,6 +317,23 @@ pub struct ProviderError {
     pub trace_id: Option<String>,
     /// The HTTP status the error came with (123pan answers most errors with 200).
     pub status: StatusCode,
+}
+
+impl ProviderError {
+    /// An error answer with `code` and `message`, as if sent with HTTP `status`.
+    pub fn new(
+        code: Code,
+        message: impl Into<String>,
+        trace_id: Option<String>,
+        status: StatusCode,
+    ) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            trace_id,
+            status,
+        }
+    }
 }
 
 impl std::fmt::Display for ProviderError {

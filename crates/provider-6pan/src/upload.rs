@@ -301,12 +301,12 @@ impl<C: HttpClient> SixPan<C> {
             .await?;
         let mut results = self.parse_torrents(&[etag]).await?;
         let result = results.pop().ok_or_else(|| {
-            Error::Api(ApiError::Provider(offline_proto::ProviderError {
-                code: offline_proto::Code::Text("EMPTY_RESULT".to_owned()),
-                message: "parseTorrent answered no result".to_owned(),
-                trace_id: None,
-                status: http::StatusCode::OK,
-            }))
+            Error::Api(ApiError::Provider(offline_proto::ProviderError::new(
+                offline_proto::Code::Text("EMPTY_RESULT".to_owned()),
+                "parseTorrent answered no result",
+                None,
+                http::StatusCode::OK,
+            )))
         })?;
         Ok(TorrentUpload {
             etag,

@@ -1,4 +1,5 @@
-//! Local checks that need no server: source URLs, image extensions, file names.
+//! Local checks that need no server: image extensions and sizes (URLs and file names
+//! are checked by [`crate::common`], shared with 6pan).
 //!
 //! Facts: `docs/wire-notes.md` (123pan section) and seeds `002`, `003` (cloud drive: http and
 //! https only) and `004` (image bed: the extension list and the 100 MB limit).
@@ -16,41 +17,7 @@ pub const IMAGE_MAX_BYTES: u64 = 100 * 1024 * 1024;
 
 const IMAGE_EXTENSIONS_TEXT: &str = "png, gif, jpeg, tiff, webp, jpg, tif, svg, bmp";
 
-/// Characters 123pan refuses in a file name.
-const FORBIDDEN_NAME_CHARS: &[char] = &['\\', '/', ':', '*', '?', '"', '<', '>', '|'];
-
-/// The longest file name accepted, in characters.
-pub const FILE_NAME_MAX_CHARS: usize = 255;
-
-/// Checks that `url` is an absolute http or https URL with a host, and returns it parsed.
-///
-/// # Errors
-///
-/// [`ValidationError::Empty`], [`ValidationError::InvalidUrl`] or
-/// [`ValidationError::UnsupportedScheme`].
-pub fn http_url(field: &'static str, url: &str) -> Result<url::Url, ValidationError> {
-    if url.trim().is_empty() {
-        return Err(ValidationError::Empty(field));
-    }
-    let parsed = url::Url::parse(url).map_err(|e| ValidationError::InvalidUrl {
-        url: url.to_owned(),
-        reason: e.to_string(),
-    })?;
-    if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(ValidationError::UnsupportedScheme {
-            url: url.to_owned(),
-            scheme: parsed.scheme().to_owned(),
-            allowed: "only http and https URLs can be downloaded offline",
-        });
-    }
-    if parsed.host().is_none() {
-        return Err(ValidationError::InvalidUrl {
-            url: url.to_owned(),
-            reason: "no host".to_owned(),
-        });
-    }
-    Ok(parsed)
-}
+pub use crate::common::{file_name, http_url, FILE_NAME_MAX_CHARS};
 
 /// The extension of a name (after the last dot), lowercase, if any.
 fn extension(name: &str) -> Option<String> {
@@ -112,34 +79,6 @@ pub fn image_source(url: &url::Url, file_name: Option<&str>) -> Result<(), Valid
             allowed: IMAGE_EXTENSIONS_TEXT,
         })
     }
-}
-
-/// Checks a file name: not empty, at most [`FILE_NAME_MAX_CHARS`] characters, none of
-/// `\ / : * ? " < > |`, not only dots or spaces.
-///
-/// # Errors
-///
-/// [`ValidationError::InvalidFileName`].
-pub fn file_name(name: &str) -> Result<(), ValidationError> {
-    let bad = |reason| {
-        Err(ValidationError::InvalidFileName {
-            name: name.to_owned(),
-            reason,
-        })
-    };
-    if name.trim().is_empty() {
-        return bad("empty");
-    }
-    if name.chars().count() > FILE_NAME_MAX_CHARS {
-        return bad("longer than 255 characters");
-    }
-    if name.contains(FORBIDDEN_NAME_CHARS) || name.chars().any(char::is_control) {
-        return bad("contains one of \\ / : * ? \" < > | or a control character");
-    }
-    if name.chars().all(|c| c == '.' || c == ' ') {
-        return bad("only dots and spaces");
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -331,7 +331,7 @@ impl Endpoint for StoreTokenRequest {
     const ID: EndpointId = EndpointId::StoreToken;
 
     fn validate(&self) -> Result<(), ValidationError> {
-        crate::pan123::validate_file_name(&self.name)
+        crate::common::file_name(&self.name)
     }
 }
 
@@ -399,7 +399,7 @@ pub fn validate_link(link: &str) -> Result<LinkKind, ValidationError> {
             ))
         };
     }
-    match crate::pan123::validate_http_url("url", link) {
+    match crate::common::http_url("url", link) {
         Ok(_) => Ok(LinkKind::Http),
         Err(ValidationError::UnsupportedScheme { url, scheme, .. }) => {
             Err(ValidationError::UnsupportedScheme {

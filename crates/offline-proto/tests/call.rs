@@ -1,0 +1,378 @@
+//! The call machine's rules, on synthetic time: tokens, pacing, retries, the create
+//! rule, `Retry-After`, token fetch bounds. No I/O: answers are made up here.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use offline_proto::call::{Call, CallError, ClientState, EnsureToken, Output, Unknown};
+use offline_proto::clock::{Clock, ManualClock};
+use offline_proto::driver::drive_blocking;
+use offline_proto::pan123::{
+    Credentials, EndpointId, OfflineDownloadRequest, OfflineProcessRequest, TaskId,
+};
+use offline_proto::{
+    ApiError, BaseUrl, HttpRequest, HttpResponse, TransportError, TransportErrorKind,
+};
+
+fn wall0() -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000)
+}
+
+fn rfc3339(t: SystemTime) -> String {
+    let odt = time::OffsetDateTime::from(t);
+    odt.format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+}
+
+fn state(limits: f64) -> ClientState<Credentials> {
+    ClientState::new(
+        BaseUrl::parse("http://127.0.0.1:1").unwrap(),
+        Credentials::client("id", "secret", Duration::from_secs(300)),
+        EndpointId::ALL.map(|e| (e, limits)),
+        7,
+    )
+}
+
+fn json(status: u16, body: &str) -> HttpResponse {
+    http::Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Bytes::from(body.to_owned()))
+        .unwrap()
+}
+
+fn token_answer(token: &str, expires: SystemTime) -> HttpResponse {
+    json(
+        200,
+        &format!(
+            r#"{{"code":0,"message":"ok","data":{{"accessToken":"{token}","expiredAt":"{}"}},"x-traceID":"t"}}"#,
+            rfc3339(expires)
+        ),
+    )
+}
+
+fn created(id: u64) -> HttpResponse {
+    json(
+        200,
+        &format!(r#"{{"code":0,"message":"ok","data":{{"taskID":{id}}},"x-traceID":"t"}}"#),
+    )
+}
+
+fn progress() -> HttpResponse {
+    json(
+        200,
+        r#"{"code":0,"message":"ok","data":{"process":50.0,"status":0},"x-traceID":"t"}"#,
+    )
+}
+
+fn is_token_request(r: &HttpRequest) -> bool {
+    r.uri().path() == "/api/v1/access_token"
+}
+
+/// A server in a closure: answers token requests with `token`, the rest with `other`;
+/// counts token requests and other requests.
+struct Scripted<F> {
+    other: F,
+    expires_in: Duration,
+    clock: ManualClock,
+    tokens: Mutex<u32>,
+    calls: Mutex<u32>,
+}
+
+impl<F: Fn(u32, &HttpRequest) -> Result<HttpResponse, TransportError>> Scripted<F> {
+    fn new(clock: &ManualClock, expires_in: Duration, other: F) -> Self {
+        Self {
+            other,
+            expires_in,
+            clock: clock.clone(),
+            tokens: Mutex::new(0),
+            calls: Mutex::new(0),
+        }
+    }
+
+    fn send(&self, r: HttpRequest) -> Result<HttpResponse, TransportError> {
+        if is_token_request(&r) {
+            let mut n = self.tokens.lock().unwrap();
+            *n += 1;
+            return Ok(token_answer(
+                &format!("tok{n}"),
+                self.clock.wall() + self.expires_in,
+            ));
+        }
+        let mut n = self.calls.lock().unwrap();
+        *n += 1;
+        (self.other)(*n, &r)
+    }
+
+    fn tokens(&self) -> u32 {
+        *self.tokens.lock().unwrap()
+    }
+    fn calls(&self) -> u32 {
+        *self.calls.lock().unwrap()
+    }
+}
+
+fn run<R: offline_proto::call::Request<Credentials>>(
+    st: &Mutex<ClientState<Credentials>>,
+    server: &Scripted<impl Fn(u32, &HttpRequest) -> Result<HttpResponse, TransportError>>,
+    clock: &ManualClock,
+    request: R,
+) -> Result<R::Output, CallError> {
+    drive_blocking(st, &|r| server.send(r), clock, request, |_| {})
+}
+
+#[test]
+fn thirty_two_calls_that_need_a_token_make_one_token_request() {
+    let mut st = state(0.0);
+    let now = Instant::now();
+    let mut calls: Vec<_> = (0..32)
+        .map(|i| Call::new(OfflineProcessRequest::new(TaskId(i))))
+        .collect();
+    let mut token_requests = 0;
+    let mut fetcher = None;
+    for (i, call) in calls.iter_mut().enumerate() {
+        match call.poll(&mut st, now, wall0()) {
+            Output::Send(r) if is_token_request(&r) => {
+                token_requests += 1;
+                fetcher = Some(i);
+            }
+            Output::Wait { .. } => {}
+            other => panic!("call {i}: {other:?}"),
+        }
+    }
+    assert_eq!(token_requests, 1);
+    let f = fetcher.unwrap();
+    calls[f].handle_response(
+        &mut st,
+        Ok(token_answer("t", wall0() + Duration::from_secs(7200))),
+        now,
+        wall0(),
+    );
+    // Every call now sends its own request with that token, and no other token request.
+    for call in &mut calls {
+        match call.poll(&mut st, now + Duration::from_millis(30), wall0()) {
+            Output::Send(r) => {
+                assert!(!is_token_request(&r));
+                assert_eq!(r.headers()["authorization"], "Bearer t");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(st.token_fetches(), 1);
+}
+
+#[test]
+fn a_token_that_expires_inside_the_margin_is_used_not_refetched_every_call() {
+    let clock = ManualClock::new(Instant::now(), wall0());
+    let server = Scripted::new(&clock, Duration::from_secs(120), |_, _| Ok(progress()));
+    let st = Mutex::new(state(0.0));
+    for i in 0..20 {
+        run(&st, &server, &clock, OfflineProcessRequest::new(TaskId(i))).unwrap();
+        clock.advance(Duration::from_secs(1));
+    }
+    assert_eq!(
+        server.tokens(),
+        1,
+        "120 s token, 300 s margin: used until it expires"
+    );
+    clock.advance(Duration::from_secs(120));
+    run(&st, &server, &clock, OfflineProcessRequest::new(TaskId(1))).unwrap();
+    assert_eq!(server.tokens(), 2, "expired: one new token");
+}
+
+#[test]
+fn tokens_stale_on_arrival_end_the_call_after_three_fetches() {
+    let clock = ManualClock::new(Instant::now(), wall0());
+    // Every token the server hands out has already expired.
+    let server = Scripted::new(&clock, Duration::ZERO, |_, _| Ok(progress()));
+    let st = Mutex::new(state(0.0));
+    let err = run(&st, &server, &clock, OfflineProcessRequest::new(TaskId(1))).unwrap_err();
+    assert!(
+        matches!(err, CallError::TokenLoop { fetches: 3 }),
+        "{err:?}"
+    );
+    assert_eq!(server.tokens(), 3);
+    assert_eq!(server.calls(), 0);
+}
+
+#[test]
+fn retry_after_beyond_the_cap_gives_up_with_the_servers_answer_and_never_panics() {
+    for after in ["86400", "18446744073709551615"] {
+        let clock = ManualClock::new(Instant::now(), wall0());
+        let server = Scripted::new(&clock, Duration::from_secs(7200), move |_, _| {
+            Ok(http::Response::builder()
+                .status(429)
+                .header("retry-after", after)
+                .body(Bytes::from_static(b"slow down"))
+                .unwrap())
+        });
+        let st = Mutex::new(state(0.0));
+        let started = clock.now();
+        let err = run(&st, &server, &clock, OfflineProcessRequest::new(TaskId(1))).unwrap_err();
+        assert!(
+            matches!(err, CallError::Api(ApiError::RateLimited { .. })),
+            "{after}: {err:?}"
+        );
+        assert_eq!(server.calls(), 1, "{after}: not sent again");
+        assert!(
+            clock.now() - started < Duration::from_secs(1),
+            "{after}: no wait"
+        );
+    }
+    // Eight zeros, then a huge value: still no panic, still capped.
+    let clock = ManualClock::new(Instant::now(), wall0());
+    let server = Scripted::new(&clock, Duration::from_secs(7200), |n, _| {
+        let after = if n <= 8 { "0" } else { "18446744073709551615" };
+        Ok(http::Response::builder()
+            .status(429)
+            .header("retry-after", after)
+            .body(Bytes::new())
+            .unwrap())
+    });
+    let st = Mutex::new(state(0.0));
+    let err = run(&st, &server, &clock, OfflineProcessRequest::new(TaskId(1))).unwrap_err();
+    assert!(
+        matches!(err, CallError::Api(ApiError::RateLimited { .. })),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn a_gateway_error_page_after_a_create_is_outcome_unknown_and_a_read_is_retried() {
+    let page = |_: u32, _: &HttpRequest| {
+        Ok(http::Response::builder()
+            .status(502)
+            .header("content-type", "text/html")
+            .body(Bytes::from_static(b"<html>502 Bad Gateway</html>"))
+            .unwrap())
+    };
+    let clock = ManualClock::new(Instant::now(), wall0());
+    let server = Scripted::new(&clock, Duration::from_secs(7200), page);
+    let st = Mutex::new(state(0.0));
+    let err = run(
+        &st,
+        &server,
+        &clock,
+        OfflineDownloadRequest::new("https://example.com/a.bin"),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            CallError::OutcomeUnknown(Unknown::Answer(ApiError::Http { .. }))
+        ),
+        "{err:?}"
+    );
+    assert_eq!(
+        server.calls(),
+        1,
+        "a create is never sent again after a 502"
+    );
+
+    let server = Scripted::new(&clock, Duration::from_secs(7200), |n, r| {
+        if n < 3 {
+            page(n, r)
+        } else {
+            Ok(progress())
+        }
+    });
+    let st = Mutex::new(state(0.0));
+    run(&st, &server, &clock, OfflineProcessRequest::new(TaskId(1))).unwrap();
+    assert_eq!(server.calls(), 3, "a read is retried");
+}
+
+#[test]
+fn creates_are_sent_again_only_when_the_server_certainly_did_not_act() {
+    let clock = ManualClock::new(Instant::now(), wall0());
+    // Refused connection, then a rate limit, then a token rejection, then success.
+    let server = Scripted::new(&clock, Duration::from_secs(7200), |n, _| match n {
+        1 => Err(TransportError::new(TransportErrorKind::Connect, "refused")),
+        2 => Ok(json(
+            200,
+            r#"{"code":429,"message":"too many","data":null,"x-traceID":"t"}"#,
+        )),
+        3 => Ok(json(
+            200,
+            r#"{"code":401,"message":"expired","data":null,"x-traceID":"t"}"#,
+        )),
+        _ => Ok(created(9)),
+    });
+    let st = Mutex::new(state(0.0));
+    let out = run(
+        &st,
+        &server,
+        &clock,
+        OfflineDownloadRequest::new("https://example.com/a.bin"),
+    )
+    .unwrap();
+    assert_eq!(out.task_id, TaskId(9));
+    assert_eq!(server.calls(), 4);
+    assert_eq!(server.tokens(), 2, "the rejected token was replaced once");
+
+    for failure in [TransportErrorKind::Timeout, TransportErrorKind::Closed] {
+        let server = Scripted::new(&clock, Duration::from_secs(7200), move |_, _| {
+            Err(TransportError::new(failure, "lost"))
+        });
+        let st = Mutex::new(state(0.0));
+        let err = run(
+            &st,
+            &server,
+            &clock,
+            OfflineDownloadRequest::new("https://example.com/a.bin"),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(err, CallError::OutcomeUnknown(Unknown::Transport(_))),
+            "{err:?}"
+        );
+        assert_eq!(server.calls(), 1);
+    }
+}
+
+#[test]
+fn pacing_spaces_requests_at_the_rate_limit() {
+    let clock = ManualClock::new(Instant::now(), wall0());
+    let server = Scripted::new(&clock, Duration::from_secs(7200), |_, _| Ok(progress()));
+    let st = Mutex::new(state(5.0));
+    let start = clock.now();
+    for i in 0..11 {
+        run(&st, &server, &clock, OfflineProcessRequest::new(TaskId(i))).unwrap();
+    }
+    let took = clock.now() - start;
+    // 11 calls at 5/s (paced at 99 %): ten intervals of about 202 ms.
+    assert!(
+        took >= Duration::from_millis(2_000) && took < Duration::from_millis(2_200),
+        "{took:?}"
+    );
+}
+
+#[test]
+fn an_abandoned_token_fetch_lets_the_next_call_fetch_at_once() {
+    let mut st = state(0.0);
+    let now = Instant::now();
+    let mut first = Call::new(EnsureToken(EndpointId::AccessToken));
+    assert!(matches!(first.poll(&mut st, now, wall0()), Output::Send(_)));
+    first.abandon(&mut st);
+    let mut second = Call::new(OfflineProcessRequest::new(TaskId(1)));
+    match second.poll(&mut st, now, wall0()) {
+        Output::Send(r) => assert!(is_token_request(&r)),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn invalid_requests_send_nothing_not_even_a_token_request() {
+    let clock = ManualClock::new(Instant::now(), wall0());
+    let server = Scripted::new(&clock, Duration::from_secs(7200), |_, _| Ok(progress()));
+    let st = Mutex::new(state(0.0));
+    let err = run(
+        &st,
+        &server,
+        &clock,
+        OfflineDownloadRequest::new("ftp://example.com/a"),
+    )
+    .unwrap_err();
+    assert!(matches!(err, CallError::Invalid(_)), "{err:?}");
+    assert_eq!((server.tokens(), server.calls()), (0, 0));
+}
