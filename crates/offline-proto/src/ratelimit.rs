@@ -45,12 +45,15 @@ impl TokenBucket {
     /// `Err(wait)`: no token now; try again after `wait`.
     pub fn try_acquire(&mut self, now: Instant) -> Result<(), Duration> {
         self.refill(now);
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
+        // A hair below one token counts as one: refilling by the exact wait this
+        // method asked for can land a rounding error short, and the caller must not
+        // be sent back to wait for nanoseconds forever.
+        if self.tokens >= 1.0 - 1e-9 {
+            self.tokens = (self.tokens - 1.0).max(0.0);
             Ok(())
         } else {
             let missing = 1.0 - self.tokens;
-            Err(Duration::from_secs_f64(missing / self.rate))
+            Err(Duration::from_secs_f64(missing / self.rate).max(Duration::from_micros(1)))
         }
     }
 }

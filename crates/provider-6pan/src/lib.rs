@@ -41,6 +41,6 @@ pub use error::Error;
 pub use offline::{Selection, CREATE_TIME_TOLERANCE, PAGE_SIZE};
 pub use offline_proto::sixpan::tasks::{Expected, Match};
 pub use offline_proto::sixpan::{
-    AddTask, EndpointId, OfflineTask, ParseFile, ParseResult, TaskStatus, TaskType,
+    AddTask, EndpointId, OfflineTask, ParseFile, ParseResult, TaskId, TaskStatus, TaskType,
 };
 pub use upload::{TorrentUpload, UploadPhase, UploadProgress, UploadReport, TORRENT_FOLDER};

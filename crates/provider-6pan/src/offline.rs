@@ -10,7 +10,7 @@ use offline_proto::qetag::Etag;
 use offline_proto::sixpan::tasks::{Expected, Match, Pager, Reconciler, MAX_PAGES};
 use offline_proto::sixpan::{
     AddRequest, AddTask, DeleteRequest, OfflineTask, PageRequest, ParseResult, ParseTorrentRequest,
-    ParseUrlRequest, TaskPage, TaskStatus,
+    ParseUrlRequest, TaskId, TaskPage, TaskStatus,
 };
 use offline_proto::tracker::{Next, Tracker};
 use offline_proto::HttpClient;
@@ -176,7 +176,7 @@ impl<C: HttpClient> SixPan<C> {
         &self,
         path: &str,
         tasks: Vec<(Expected, AddTask)>,
-        claimed: &BTreeSet<String>,
+        claimed: &BTreeSet<TaskId>,
     ) -> Result<Vec<OfflineTask>, Error> {
         // A selection makes the task smaller than the parse result: its size says
         // nothing then.
@@ -231,7 +231,7 @@ impl<C: HttpClient> SixPan<C> {
         &self,
         expected: Vec<Expected>,
         since_ms: Option<i64>,
-        claimed: BTreeSet<String>,
+        claimed: BTreeSet<TaskId>,
     ) -> Result<Vec<Match>, Error> {
         let mut reconciler = Reconciler::new(expected, since_ms, claimed);
         let mut pager = Pager::new(PAGE_SIZE, MAX_PAGES);
@@ -377,7 +377,7 @@ impl<C: HttpClient> SixPan<C> {
     /// # Errors
     ///
     /// As every call; [`Error::Invalid`] for an empty list.
-    pub async fn delete(&self, identities: &[String]) -> Result<u64, Error> {
+    pub async fn delete(&self, identities: &[TaskId]) -> Result<u64, Error> {
         self.call(DeleteRequest {
             identities: identities.to_vec(),
         })
@@ -388,11 +388,11 @@ impl<C: HttpClient> SixPan<C> {
     /// gone: a stream of every change seen. Tasks are read from the list (the only
     /// progress call 6pan has), one listing serving every watched task, at the
     /// builder's poll policy and within the list endpoint's rate limit.
-    pub fn wait(&self, identities: Vec<String>) -> BoxStream<'_, Result<OfflineTask, Error>> {
+    pub fn wait(&self, identities: Vec<TaskId>) -> BoxStream<'_, Result<OfflineTask, Error>> {
         struct St {
             tracker: Tracker<u8>,
-            pending: BTreeSet<String>,
-            last: BTreeMap<String, (TaskStatus, Option<f64>)>,
+            pending: BTreeSet<TaskId>,
+            last: BTreeMap<TaskId, (TaskStatus, Option<f64>)>,
             ready: VecDeque<Result<OfflineTask, Error>>,
             misses: u32,
         }

@@ -236,7 +236,7 @@ async fn torrent_task_with_selection_completes_through_the_web_seed() {
     let snap = emu
         .sixpan_tasks()
         .into_iter()
-        .find(|t| t.identity == added[0].identity)
+        .find(|t| t.identity == added[0].identity.0)
         .unwrap();
     let mut selected = snap.selected_files.clone();
     selected.sort();
@@ -306,7 +306,7 @@ async fn http_links_download_real_bytes_and_tasks_can_be_listed_and_deleted() {
     let snap = emu
         .sixpan_tasks()
         .into_iter()
-        .find(|t| t.identity == added[0].identity)
+        .find(|t| t.identity == added[0].identity.0)
         .unwrap();
     assert_eq!(
         std::fs::read(&snap.stored_paths[0]).unwrap(),

@@ -159,7 +159,7 @@ async fn submit(
             .map_err(|e| failed_6(&e))?;
             added
                 .first()
-                .map(|t| t.identity.clone())
+                .map(|t| t.identity.0.clone())
                 .ok_or_else(|| Failed {
                     state: State::Unknown,
                     reason: "added, but the task did not show up in the list".to_owned(),
@@ -183,7 +183,7 @@ async fn reconcile(client: &Client, entry: &Entry) -> (State, Option<String>, Op
     while let Some(t) = next_guarded(transport, &mut tasks, refused_6).await {
         match t {
             Ok(t) if t.create_time.is_some_and(|c| c < since) => break,
-            Ok(t) if &t.name == name => return (State::Submitted, Some(t.identity), None),
+            Ok(t) if &t.name == name => return (State::Submitted, Some(t.identity.0), None),
             Ok(_) => {}
             Err(e) => {
                 return (

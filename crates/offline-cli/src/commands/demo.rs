@@ -421,13 +421,13 @@ async fn run_sixpan(emu: &offline_emulator::RunningEmulator, out: &Output) -> u8
             );
         }
     }
-    let selected = added.iter().map(|t| t.identity.clone()).collect();
+    let selected = added.iter().map(|t| t.identity.0.clone()).collect();
     let watch_code = crate::commands::watch::watch_6(
         &pan,
         &transport,
         added
             .iter()
-            .map(|t| (t.identity.clone(), t.name.clone()))
+            .map(|t| (t.identity.0.clone(), t.name.clone()))
             .collect(),
         &selected,
         out,
@@ -443,7 +443,7 @@ async fn run_sixpan(emu: &offline_emulator::RunningEmulator, out: &Output) -> u8
     let snapshot = emu
         .sixpan_tasks()
         .into_iter()
-        .find(|t| added.first().is_some_and(|a| a.identity == t.identity));
+        .find(|t| added.first().is_some_and(|a| a.identity.0 == t.identity));
     let stored: Vec<(String, bool)> = snapshot
         .map(|t| {
             t.stored_paths

@@ -17,7 +17,7 @@ pub(crate) async fn run(client: &Client, out: &Output) -> u8 {
         match t {
             Ok(t) if out.is_json() => out.event(task_json("task", &t)),
             Ok(t) => rows.push(vec![
-                t.identity.clone(),
+                t.identity.0.clone(),
                 status_word(t.status).to_owned(),
                 percent_text(t.progress.unwrap_or(0.0)),
                 t.size.map(|s| s.to_string()).unwrap_or_default(),

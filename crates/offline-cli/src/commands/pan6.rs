@@ -89,7 +89,7 @@ pub(crate) async fn add(client: &Client, args: &AddArgs, out: &Output) -> u8 {
                 Ok(tasks) => {
                     for t in tasks {
                         if selection != Selection::All {
-                            with_selection.insert(t.identity.clone());
+                            with_selection.insert(t.identity.0.clone());
                         }
                         if out.is_json() {
                             out.event(task_json("created", &t));
@@ -111,7 +111,7 @@ pub(crate) async fn add(client: &Client, args: &AddArgs, out: &Output) -> u8 {
     if args.wait && !created.is_empty() {
         let ids = created
             .iter()
-            .map(|t| (t.identity.clone(), t.name.clone()))
+            .map(|t| (t.identity.0.clone(), t.name.clone()))
             .collect();
         code = code.max(watch_6(pan, transport, ids, &with_selection, out).await);
     }
@@ -128,8 +128,8 @@ pub(crate) async fn find(
     let mut stream = pan.tasks();
     while let Some(t) = next_guarded(transport, &mut stream, refused_6).await {
         let t = t?;
-        if ids.contains(&t.identity) {
-            found.insert(t.identity.clone(), t);
+        if ids.contains(&t.identity.0) {
+            found.insert(t.identity.0.clone(), t);
         }
     }
     Ok(found)

@@ -25,7 +25,13 @@ pub(crate) async fn run(client: &Client, ids: &[String], out: &Output) -> u8 {
     if known.is_empty() {
         return missing;
     }
-    match guarded(transport, pan.delete(&known), refused_6).await {
+    match guarded(
+        transport,
+        pan.delete(&known.iter().map(|k| k.as_str().into()).collect::<Vec<_>>()),
+        refused_6,
+    )
+    .await
+    {
         Ok(n) => {
             if out.is_json() {
                 out.event(json!({"event": "deleted", "count": n, "tasks": known}));

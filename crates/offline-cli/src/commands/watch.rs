@@ -119,12 +119,12 @@ pub(crate) async fn watch_6(
     let watcher = out.bars(&tasks);
     let mut last: BTreeMap<String, OfflineTask> = BTreeMap::new();
     let mut code = exit::OK;
-    let mut stream = pan.wait(tasks.iter().map(|(id, _)| id.clone()).collect());
+    let mut stream = pan.wait(tasks.iter().map(|(id, _)| id.as_str().into()).collect());
     while let Some(update) = next_guarded(transport, &mut stream, refused_6).await {
         match update {
             Ok(t) => {
                 let expected_partial =
-                    t.status == TaskStatus::PartlyDone && selected.contains(&t.identity);
+                    t.status == TaskStatus::PartlyDone && selected.contains(&t.identity.0);
                 let done = t
                     .status
                     .is_final()
@@ -136,7 +136,7 @@ pub(crate) async fn watch_6(
                     ));
                 }
                 watcher.set(
-                    &t.identity,
+                    &t.identity.0,
                     t.progress.unwrap_or(0.0),
                     status_word(t.status),
                     done,
@@ -144,7 +144,7 @@ pub(crate) async fn watch_6(
                 if done == Some(false) {
                     code = code.max(exit::TASK_FAILED);
                 }
-                last.insert(t.identity.clone(), t);
+                last.insert(t.identity.0.clone(), t);
             }
             Err(e) => {
                 code = code.max(crate::client::report_6(out, "watch", &e));

@@ -788,7 +788,7 @@ impl SixpanState {
     fn offline_task(&self, task: &Task, now: Instant) -> OfflineTask {
         let (status, progress, downloaded) = task.view(now, self.simulated_duration);
         OfflineTask {
-            identity: task.identity.clone(),
+            identity: task.identity.clone().into(),
             user_identity: Some(self.user.identity.clone()),
             create_time: Some(task.create_time),
             name: task.name.clone(),
@@ -817,7 +817,7 @@ impl SixpanState {
             ));
         }
         conform(EndpointId::DeleteTasks, &json)?;
-        let wanted: HashSet<&str> = request.identities.iter().map(String::as_str).collect();
+        let wanted: HashSet<&str> = request.identities.iter().map(|i| i.as_str()).collect();
         let mut tasks = lock(&self.tasks);
         let before = tasks.list.len();
         tasks.list.retain(|t| !wanted.contains(t.identity.as_str()));

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeSet;
 
-use super::{OfflineTask, PageRequest, ParseResult, TaskPage, TaskStatus};
+use super::{OfflineTask, PageRequest, ParseResult, TaskId, TaskPage, TaskStatus};
 
 /// The page size a client asks for.
 pub const PAGE_SIZE: u32 = 100;
@@ -15,6 +15,37 @@ pub const PAGE_SIZE: u32 = 100;
 /// The most pages one listing reads when the server says nothing of the total
 /// (`totalPage`, `totalCount`): 1,000 pages of 100 tasks.
 pub const MAX_PAGES: u32 = 1_000;
+
+impl TaskId {
+    /// The identity as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for TaskId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<String> for TaskId {
+    fn from(s: String) -> Self {
+        Self(s)
+    }
+}
+
+impl From<&str> for TaskId {
+    fn from(s: &str) -> Self {
+        Self(s.to_owned())
+    }
+}
+
+impl std::borrow::Borrow<str> for TaskId {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
 
 impl TaskStatus {
     /// Whether the task has ended: failed, partly done or done. Downloading and unknown
@@ -54,7 +85,7 @@ pub struct Pager {
     page_size: u32,
     max_pages: u32,
     last_page: Option<u64>,
-    previous: Vec<String>,
+    previous: Vec<TaskId>,
     done: bool,
 }
 
@@ -93,7 +124,7 @@ impl Pager {
     /// [`PagingError`] when the listing must stop early; it has ended then.
     pub fn handle_page(&mut self, page: &TaskPage) -> Result<(), PagingError> {
         let number = self.next;
-        let ids: Vec<String> = page.list.iter().map(|t| t.identity.clone()).collect();
+        let ids: Vec<TaskId> = page.list.iter().map(|t| t.identity.clone()).collect();
         if !ids.is_empty() && ids == self.previous {
             self.done = true;
             return Err(PagingError::RepeatedPage { page: number });
@@ -155,7 +186,7 @@ pub enum Match {
     /// Exactly one task fits.
     Found(OfflineTask),
     /// Several tasks fit and nothing tells them apart: their identities.
-    Ambiguous(Vec<String>),
+    Ambiguous(Vec<TaskId>),
     /// No task fits.
     Missing,
 }
@@ -172,7 +203,7 @@ pub enum Match {
 pub struct Reconciler {
     expected: Vec<Expected>,
     since_ms: Option<i64>,
-    claimed: BTreeSet<String>,
+    claimed: BTreeSet<TaskId>,
     candidates: Vec<Vec<OfflineTask>>,
     older_seen: bool,
 }
@@ -180,7 +211,7 @@ pub struct Reconciler {
 impl Reconciler {
     /// Looks for `expected`, among tasks created at or after `since_ms` (server
     /// milliseconds; `None`: any time), never matching an identity in `claimed`.
-    pub fn new(expected: Vec<Expected>, since_ms: Option<i64>, claimed: BTreeSet<String>) -> Self {
+    pub fn new(expected: Vec<Expected>, since_ms: Option<i64>, claimed: BTreeSet<TaskId>) -> Self {
         let candidates = vec![Vec::new(); expected.len()];
         Self {
             expected,
@@ -237,7 +268,7 @@ impl Reconciler {
     /// One [`Match`] per expected task, in order. A task fits one expected task only:
     /// when one expected task has a single candidate it is claimed first.
     pub fn finish(self) -> Vec<Match> {
-        let mut taken: BTreeSet<String> = BTreeSet::new();
+        let mut taken: BTreeSet<TaskId> = BTreeSet::new();
         let mut out = vec![Match::Missing; self.expected.len()];
         // Expected tasks with fewer candidates choose first.
         let mut order: Vec<usize> = (0..self.expected.len()).collect();
@@ -352,7 +383,7 @@ mod tests {
         let mut r = Reconciler::new(
             vec![exp("same.bin", Some(10))],
             Some(1_000),
-            ["owned".to_owned()].into(),
+            [TaskId::from("owned")].into(),
         );
         r.handle_page(&tasks);
         assert!(!r.wants_more());

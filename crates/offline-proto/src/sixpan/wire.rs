@@ -378,11 +378,17 @@ open_enum! {
     }
 }
 
+/// A task's identity as the task list gives it (`identity`, a hex string in the
+/// seeds and in every client), the handle `deleteTasks` takes.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct TaskId(pub String);
+
 /// One offline task, as `listTasks` lists it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OfflineTask {
     /// The task's identity, for `deleteTasks`.
-    pub identity: String,
+    pub identity: TaskId,
     /// The owner's identity (type not documented; a string in the clients).
     #[serde(
         rename = "userIdentity",
@@ -430,7 +436,7 @@ pub struct OfflineTask {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeleteRequest {
     /// The identities of the tasks to delete.
-    pub identities: Vec<String>,
+    pub identities: Vec<TaskId>,
 }
 
 /// The storage service's answer to `upload` and `makeFile`: `{hash, key}`.
