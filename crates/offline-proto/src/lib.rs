@@ -6,15 +6,30 @@
 //!
 //! - it performs **no I/O**: a request is plain data ([`HttpRequest`], an
 //!   `http::Request<Bytes>`), a response is plain data ([`HttpResponse`]); any
-//!   transport can carry them (`transport-hyper` is the default; see
-//!   `examples/blocking_transport.rs` for one that is not);
-//! - it reads **no clock**: the state machines ([`token::TokenLifecycle`],
-//!   [`tracker::Tracker`], [`ratelimit::RateLimiter`], [`retry::Backoff`] and
-//!   [`retry::RetryBudget`], 6pan's token rotation [`sixpan::api::Session`] and storage
-//!   upload [`sixpan::upload::UploadPlan`]) are handed `now` or answers and say what to
-//!   do next, so tests drive them with synthetic time;
-//! - it needs **no runtime**: nothing here is async except the [`HttpClient`] trait,
-//!   which the provider crates are generic over.
+//!   transport can carry them (`transport-hyper` is the default; a closure is one too,
+//!   and `examples/blocking_client/` is a complete client over blocking `std::net`);
+//! - it reads **no clock**: the state machines are handed `now` or answers and say
+//!   what to do next, so tests drive them with synthetic time
+//!   ([`clock::ManualClock`]);
+//! - it needs **no runtime**: [`driver::drive`] runs over any async [`HttpClient`] and
+//!   [`driver::Timer`], [`driver::drive_blocking`] over any
+//!   [`driver::BlockingHttpClient`].
+//!
+//! The state machines:
+//!
+//! - [`call::Call`]: **one provider call**, with every rule of it in one place —
+//!   validation, the token (one fetch however many calls need it, one refresh on a
+//!   rejection, 6pan's rotation by send order), pacing, retries classified once,
+//!   `Retry-After` capped, and the create rule (sent again only when the server
+//!   certainly did not act, else [`call::CallError::OutcomeUnknown`]). The shared part
+//!   is [`call::ClientState`]; the providers' credential rules are
+//!   [`pan123::Credentials`] and [`sixpan::auth::Credentials`].
+//! - [`token::TokenLifecycle`], [`ratelimit::RateLimiter`], [`retry::Backoff`],
+//!   [`retry::RetryBudget`] and [`retry::Pacer`]: the parts the call is made of.
+//! - [`tracker::Tracker`]: which task to poll next and when.
+//! - [`sixpan::upload::UploadPlan`]: a 6pan storage upload.
+//! - [`sixpan::tasks::Pager`] and [`sixpan::tasks::Reconciler`]: bounded paging of the
+//!   task list, and finding the tasks a lost `add` created.
 //!
 //! Beside the protocols: [`qetag`] (the Qiniu etag 6pan identifies files by) and
 //! [`torrent`] (metainfo with the infohash of the raw info dictionary, and a builder).
