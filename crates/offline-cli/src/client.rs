@@ -241,7 +241,7 @@ fn explain(
     transport: Option<&TransportError>,
 ) -> String {
     match (config, transport) {
-        (Some(m), _) if m.contains("plain http") => {
+        (Some(m), _) if m.contains("plain http") && !m.contains("--insecure-http") => {
             format!("{} (pass --insecure-http to allow it)", chain(e))
         }
         (_, Some(t)) => format!("transport: {}", short_refusal(&chain(t))),

@@ -180,6 +180,95 @@ pub trait Request<A: Auth> {
     fn decode(&self, response: &HttpResponse) -> Result<Self::Output, ApiError>;
 }
 
+/// The methods both providers' `Error` types share, over the variants they share
+/// (`Config`, `Invalid`, `Transport`, `Api`, `OutcomeUnknown { endpoint, source }`,
+/// `NotAuthenticated`, `TokenLoop { fetches }`), so that one situation is one variant
+/// and one rule in both: `provider_error`, `ask_again_later` and `from_call`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! provider_error_impls {
+    ($error:ident, $id:ty) => {
+        impl $error {
+            /// The provider's answer, if the error is one: code, message, trace ID.
+            pub fn provider_error(&self) -> Option<&$crate::ProviderError> {
+                match self {
+                    Self::Api(e) => e.provider_error(),
+                    _ => None,
+                }
+            }
+
+            /// For a watch whose progress or list call failed: `Some(wait)` to ask
+            /// again later, `None` when the failure is final
+            /// ([`offline_proto::retry::ask_again_later`]).
+            pub fn ask_again_later(&self) -> Option<Option<std::time::Duration>> {
+                match self {
+                    Self::Transport(_) => Some(None),
+                    Self::Api(e) => $crate::retry::ask_again_later(e),
+                    _ => None,
+                }
+            }
+
+            /// The error a call machine's `CallError` at `endpoint` is.
+            pub(crate) fn from_call(e: $crate::call::CallError, endpoint: $id) -> Self {
+                use $crate::call::CallError;
+                match e {
+                    CallError::Invalid(e) => Self::Invalid(e),
+                    CallError::Transport(e) => Self::Transport(e),
+                    CallError::Api(e) => Self::Api(e),
+                    CallError::OutcomeUnknown(source) => Self::OutcomeUnknown { endpoint, source },
+                    CallError::TokenLoop { fetches } => Self::TokenLoop { fetches },
+                    _ => Self::NotAuthenticated,
+                }
+            }
+        }
+    };
+}
+
+/// Makes a provider's endpoint table an [`EndpointKind`] and every request type of its
+/// `Endpoint` trait a [`Request`] for its credentials `Auth`; the listed endpoints are
+/// sent without the token (the token requests themselves).
+macro_rules! provider_requests {
+    ($endpoint:ident, $auth:ty, $id:ty, unauthenticated: [$($un:path),*]) => {
+        impl $crate::call::EndpointKind for $id {
+            fn creates(self) -> bool {
+                <$id>::creates(self)
+            }
+            fn default_rate_per_second(self) -> f64 {
+                <$id>::default_rate_per_second(self)
+            }
+        }
+
+        impl<E: $endpoint> $crate::call::Request<$auth> for E {
+            type Output = E::Output;
+
+            fn id(&self) -> $id {
+                E::ID
+            }
+
+            fn authenticated(&self) -> bool {
+                !matches!(E::ID, $($un)|*)
+            }
+
+            fn validate(&self) -> Result<(), $crate::ValidationError> {
+                $endpoint::validate(self)
+            }
+
+            fn to_http(
+                &self,
+                base: &$crate::BaseUrl,
+                token: Option<&$crate::Secret>,
+            ) -> Result<$crate::HttpRequest, $crate::EncodeError> {
+                $endpoint::to_http(self, base, token)
+            }
+
+            fn decode(&self, response: &$crate::HttpResponse) -> Result<E::Output, $crate::ApiError> {
+                E::decode(response)
+            }
+        }
+    };
+}
+pub(crate) use provider_requests;
+
 /// A "call" that sends nothing of its own: it ends, with the ticket it was given, as
 /// soon as a usable token is held, fetching one (or logging in) first when needed,
 /// under the same rules as every call. `0` is the endpoint it is paced and reported as.

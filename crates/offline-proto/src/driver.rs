@@ -66,14 +66,60 @@ fn lock<A: Auth>(state: &Mutex<ClientState<A>>) -> MutexGuard<'_, ClientState<A>
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Releases what a call holds in the shared state (a token fetch under way) when its
-/// future is dropped before the end.
-struct Guard<'a, A: Auth, R: Request<A>> {
+/// One call in progress against its shared state: both drivers' common half. It
+/// releases what the call holds in the shared state (a token fetch under way) when it
+/// is dropped before the end (a future dropped mid-call).
+struct Run<'a, A: Auth, R: Request<A>> {
     state: &'a Mutex<ClientState<A>>,
     call: Call<A, R>,
 }
 
-impl<A: Auth, R: Request<A>> Drop for Guard<'_, A, R> {
+/// What a driver does next: the machine's [`Output`] with the retry notice handed on.
+enum Step<T> {
+    Send(HttpRequest),
+    Sleep(Instant),
+    Done(Result<T, CallError>),
+}
+
+impl<'a, A: Auth, R: Request<A>> Run<'a, A, R> {
+    fn new(state: &'a Mutex<ClientState<A>>, request: R) -> Self {
+        Self {
+            state,
+            call: Call::new(request),
+        }
+    }
+
+    fn next(
+        &mut self,
+        clock: &(impl Clock + ?Sized),
+        on_retry: &impl Fn(&RetryNotice),
+    ) -> Step<R::Output> {
+        let output = self
+            .call
+            .poll(&mut lock(self.state), clock.now(), clock.wall());
+        match output {
+            Output::Send(request) => Step::Send(request),
+            Output::Wait { until, retry } => {
+                if let Some(notice) = &retry {
+                    on_retry(notice);
+                }
+                Step::Sleep(until)
+            }
+            Output::Done(result) => Step::Done(result),
+        }
+    }
+
+    fn answer(
+        &mut self,
+        result: Result<HttpResponse, TransportError>,
+        clock: &(impl Clock + ?Sized),
+    ) {
+        self.call
+            .handle_response(&mut lock(self.state), result, clock.now(), clock.wall());
+    }
+}
+
+impl<A: Auth, R: Request<A>> Drop for Run<'_, A, R> {
     fn drop(&mut self) {
         if !self.call.is_done() {
             self.call.abandon(&mut lock(self.state));
@@ -100,30 +146,15 @@ where
     H: HttpClient + ?Sized,
     T: Timer + ?Sized,
 {
-    let mut guard = Guard {
-        state,
-        call: Call::new(request),
-    };
+    let mut run = Run::new(state, request);
     loop {
-        let output = {
-            let mut s = lock(state);
-            guard.call.poll(&mut s, timer.now(), timer.wall())
-        };
-        match output {
-            Output::Send(req) => {
+        match run.next(timer, &on_retry) {
+            Step::Send(req) => {
                 let result = http.send(req).await;
-                let mut s = lock(state);
-                guard
-                    .call
-                    .handle_response(&mut s, result, timer.now(), timer.wall());
+                run.answer(result, timer);
             }
-            Output::Wait { until, retry } => {
-                if let Some(notice) = &retry {
-                    on_retry(notice);
-                }
-                timer.sleep_until(until).await;
-            }
-            Output::Done(result) => return result,
+            Step::Sleep(until) => timer.sleep_until(until).await,
+            Step::Done(result) => return result,
         }
     }
 }
@@ -146,30 +177,12 @@ where
     H: BlockingHttpClient + ?Sized,
     T: BlockingTimer + ?Sized,
 {
-    let mut guard = Guard {
-        state,
-        call: Call::new(request),
-    };
+    let mut run = Run::new(state, request);
     loop {
-        let output = {
-            let mut s = lock(state);
-            guard.call.poll(&mut s, timer.now(), timer.wall())
-        };
-        match output {
-            Output::Send(req) => {
-                let result: Result<HttpResponse, TransportError> = http.send(req);
-                let mut s = lock(state);
-                guard
-                    .call
-                    .handle_response(&mut s, result, timer.now(), timer.wall());
-            }
-            Output::Wait { until, retry } => {
-                if let Some(notice) = &retry {
-                    on_retry(notice);
-                }
-                timer.block_until(until);
-            }
-            Output::Done(result) => return result,
+        match run.next(timer, &on_retry) {
+            Step::Send(req) => run.answer(http.send(req), timer),
+            Step::Sleep(until) => timer.block_until(until),
+            Step::Done(result) => return result,
         }
     }
 }

@@ -147,6 +147,21 @@ pub enum BaseUrlError {
         /// What was given.
         input: String,
     },
+    /// Plain http to a host other than loopback, without the explicit permission:
+    /// credentials would travel unencrypted.
+    #[error("base URL {input} is plain http on a non-loopback host; use https or allow insecure http explicitly (--insecure-http)")]
+    PlainHttp {
+        /// What was given.
+        input: String,
+    },
+    /// A user name or password in the URL (`http://user:pass@host`): never used by
+    /// either provider, and it would be printed wherever the URL is. Shown without
+    /// them.
+    #[error("base URL {redacted} carries a user name or password; remove them (credentials go in their own options)")]
+    Userinfo {
+        /// The URL with the user name and password removed.
+        redacted: String,
+    },
 }
 
 impl BaseUrl {
@@ -171,6 +186,36 @@ impl BaseUrl {
         let path = url.path().trim_end_matches('/').to_owned();
         url.set_path(&path);
         Ok(Self { url })
+    }
+
+    /// Parses a base URL that credentials will be sent to: like [`parse`](Self::parse),
+    /// and refusing plain http to a non-loopback host unless `allow_insecure_http`,
+    /// and any user name or password in the URL (the error does not repeat them).
+    ///
+    /// # Errors
+    ///
+    /// As [`parse`](Self::parse); [`BaseUrlError::PlainHttp`],
+    /// [`BaseUrlError::Userinfo`].
+    pub fn parse_for_credentials(
+        input: &str,
+        allow_insecure_http: bool,
+    ) -> Result<Self, BaseUrlError> {
+        if let Ok(mut url) = url::Url::parse(input) {
+            if !url.username().is_empty() || url.password().is_some() {
+                let _ = url.set_username("");
+                let _ = url.set_password(None);
+                return Err(BaseUrlError::Userinfo {
+                    redacted: url.to_string(),
+                });
+            }
+        }
+        let base = Self::parse(input)?;
+        if !base.is_https() && !base.is_loopback() && !allow_insecure_http {
+            return Err(BaseUrlError::PlainHttp {
+                input: base.as_str().to_owned(),
+            });
+        }
+        Ok(base)
     }
 
     /// The URL as given (normalised, without a trailing slash).
@@ -256,6 +301,58 @@ mod tests {
         );
         assert!(p.is_loopback());
         assert!(!b.is_loopback());
+    }
+
+    #[test]
+    fn credentials_go_over_https_or_loopback_or_explicitly_insecure_http() {
+        for base in [
+            "http://example.com",
+            "http://open-api.123pan.com/",
+            "http://localhost.example.com",
+            "http://10.0.0.1:8080",
+            "http://0.0.0.0:1",
+        ] {
+            assert!(
+                matches!(
+                    BaseUrl::parse_for_credentials(base, false),
+                    Err(BaseUrlError::PlainHttp { .. })
+                ),
+                "{base}"
+            );
+            assert!(BaseUrl::parse_for_credentials(base, true).is_ok(), "{base}");
+        }
+        for base in [
+            "https://open-api.123pan.com",
+            "https://example.com:8443/prefix",
+            "http://127.0.0.1:8123",
+            "http://127.1.2.3",
+            "http://localhost:8123",
+            "http://[::1]:8123",
+        ] {
+            assert!(
+                BaseUrl::parse_for_credentials(base, false).is_ok(),
+                "{base}"
+            );
+        }
+        for base in ["ftp://example.com", "file:///etc/passwd", "example.com"] {
+            assert!(
+                BaseUrl::parse_for_credentials(base, true).is_err(),
+                "{base}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_password_in_a_base_url_is_refused_and_never_repeated() {
+        for base in [
+            "http://user:hunter2@127.0.0.1:8123",
+            "https://hunter2@example.com/",
+        ] {
+            let err = BaseUrl::parse_for_credentials(base, true).unwrap_err();
+            assert!(matches!(err, BaseUrlError::Userinfo { .. }), "{base}");
+            assert!(!err.to_string().contains("hunter2"), "{err}");
+            assert!(!format!("{err:?}").contains("hunter2"), "{err:?}");
+        }
     }
 
     #[test]

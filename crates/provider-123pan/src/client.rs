@@ -180,12 +180,8 @@ impl<C> Pan123Builder<C> {
 
 impl<C: HttpClient> Pan123Builder<C> {
     fn finish(self, http: C) -> Result<Pan123<C>, Error> {
-        let base = BaseUrl::parse(&self.base_url).map_err(|e| Error::Config(e.to_string()))?;
-        if !base.is_https() && !base.is_loopback() && !self.insecure_http {
-            return Err(Error::Config(format!(
-                "base URL {base} is plain http on a non-loopback host; use https or allow insecure http explicitly"
-            )));
-        }
+        let base = BaseUrl::parse_for_credentials(&self.base_url, self.insecure_http)
+            .map_err(|e| Error::Config(e.to_string()))?;
         let clock = TokioClock::new();
         let credentials = match (
             self.access_token,

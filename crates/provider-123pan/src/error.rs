@@ -1,8 +1,8 @@
 //! The error of every [`Pan123`](crate::Pan123) call.
 
-use offline_proto::call::{CallError, Unknown};
+use offline_proto::call::Unknown;
 use offline_proto::pan123::EndpointId;
-use offline_proto::{ApiError, EncodeError, ProviderError, TransportError};
+use offline_proto::{ApiError, EncodeError, TransportError};
 
 /// Why a call failed. `Display` describes this level only; the cause is the
 /// [`source`](std::error::Error::source) (print the chain, e.g. `{:#}` with anyhow, to
@@ -46,34 +46,4 @@ pub enum Error {
     },
 }
 
-impl Error {
-    /// The provider's answer, if the error is one: code, message, trace ID.
-    pub fn provider_error(&self) -> Option<&ProviderError> {
-        match self {
-            Self::Api(e) => e.provider_error(),
-            _ => None,
-        }
-    }
-
-    /// For a watch whose progress call failed: `Some(wait)` to ask again later,
-    /// `None` when the failure is final ([`offline_proto::retry::ask_again_later`]).
-    pub fn ask_again_later(&self) -> Option<Option<std::time::Duration>> {
-        match self {
-            Self::Transport(_) => Some(None),
-            Self::Api(e) => offline_proto::retry::ask_again_later(e),
-            _ => None,
-        }
-    }
-
-    /// The error a call machine's [`CallError`] at `endpoint` is.
-    pub(crate) fn from_call(e: CallError, endpoint: EndpointId) -> Self {
-        match e {
-            CallError::Invalid(e) => Self::Invalid(e),
-            CallError::Transport(e) => Self::Transport(e),
-            CallError::Api(e) => Self::Api(e),
-            CallError::OutcomeUnknown(source) => Self::OutcomeUnknown { endpoint, source },
-            CallError::TokenLoop { fetches } => Self::TokenLoop { fetches },
-            _ => Self::NotAuthenticated,
-        }
-    }
-}
+offline_proto::provider_error_impls!(Error, EndpointId);

@@ -216,12 +216,8 @@ impl<C> SixPanBuilder<C> {
     }
 
     fn finish<H: HttpClient>(self, http: H) -> Result<SixPan<H>, Error> {
-        let base = BaseUrl::parse(&self.base_url).map_err(|e| Error::Config(e.to_string()))?;
-        if !base.is_https() && !base.is_loopback() && !self.insecure_http {
-            return Err(Error::Config(format!(
-                "base URL {base} is plain http on a non-loopback host; use https or allow insecure http explicitly"
-            )));
-        }
+        let base = BaseUrl::parse_for_credentials(&self.base_url, self.insecure_http)
+            .map_err(|e| Error::Config(e.to_string()))?;
         if self.token.is_none() && (self.account.is_none() || self.password.is_none()) {
             return Err(Error::Config(
                 "either a token or an account and password is needed".to_owned(),

@@ -5,7 +5,7 @@
 use std::time::{Duration, SystemTime};
 
 use super::{AccessTokenRequest, Endpoint, EndpointId};
-use crate::call::{Auth, AuthStep, EndpointKind, Request, Ticket};
+use crate::call::{Auth, AuthStep, Ticket};
 use crate::token::{TokenAction, TokenLifecycle, DEFAULT_MARGIN};
 use crate::{ApiError, BaseUrl, EncodeError, HttpRequest, HttpResponse, Secret, ValidationError};
 
@@ -78,15 +78,6 @@ impl Default for Credentials {
     }
 }
 
-impl EndpointKind for EndpointId {
-    fn creates(self) -> bool {
-        EndpointId::creates(self)
-    }
-    fn default_rate_per_second(self) -> f64 {
-        EndpointId::default_rate_per_second(self)
-    }
-}
-
 impl Auth for Credentials {
     type Id = EndpointId;
 
@@ -156,26 +147,4 @@ impl Auth for Credentials {
     }
 }
 
-impl<E: Endpoint> Request<Credentials> for E {
-    type Output = E::Output;
-
-    fn id(&self) -> EndpointId {
-        E::ID
-    }
-
-    fn authenticated(&self) -> bool {
-        !matches!(E::ID, EndpointId::AccessToken | EndpointId::OAuthToken)
-    }
-
-    fn validate(&self) -> Result<(), ValidationError> {
-        Endpoint::validate(self)
-    }
-
-    fn to_http(&self, base: &BaseUrl, token: Option<&Secret>) -> Result<HttpRequest, EncodeError> {
-        Endpoint::to_http(self, base, token)
-    }
-
-    fn decode(&self, response: &HttpResponse) -> Result<E::Output, ApiError> {
-        E::decode(response)
-    }
-}
+crate::call::provider_requests!(Endpoint, Credentials, EndpointId, unauthenticated: [EndpointId::AccessToken, EndpointId::OAuthToken]);

@@ -8,7 +8,7 @@ use std::time::SystemTime;
 
 use super::api::{rotated_token, Endpoint, Session};
 use super::{EndpointId, LoginRequest};
-use crate::call::{Auth, AuthStep, EndpointKind, Request, Ticket};
+use crate::call::{Auth, AuthStep, Ticket};
 use crate::{ApiError, BaseUrl, Code, EncodeError, HttpRequest, HttpResponse, ProviderError};
 use crate::{Secret, ValidationError};
 
@@ -63,15 +63,6 @@ impl Credentials {
     pub fn force_login(&mut self) {
         let current = self.session.token().cloned();
         self.session.handle_rejected(current.as_ref());
-    }
-}
-
-impl EndpointKind for EndpointId {
-    fn creates(self) -> bool {
-        EndpointId::creates(self)
-    }
-    fn default_rate_per_second(self) -> f64 {
-        EndpointId::default_rate_per_second(self)
     }
 }
 
@@ -140,26 +131,4 @@ impl Auth for Credentials {
     }
 }
 
-impl<E: Endpoint> Request<Credentials> for E {
-    type Output = E::Output;
-
-    fn id(&self) -> EndpointId {
-        E::ID
-    }
-
-    fn authenticated(&self) -> bool {
-        E::ID != EndpointId::Login
-    }
-
-    fn validate(&self) -> Result<(), ValidationError> {
-        Endpoint::validate(self)
-    }
-
-    fn to_http(&self, base: &BaseUrl, token: Option<&Secret>) -> Result<HttpRequest, EncodeError> {
-        Endpoint::to_http(self, base, token)
-    }
-
-    fn decode(&self, response: &HttpResponse) -> Result<E::Output, ApiError> {
-        E::decode(response)
-    }
-}
+crate::call::provider_requests!(Endpoint, Credentials, EndpointId, unauthenticated: [EndpointId::Login]);

@@ -131,6 +131,10 @@ fn parse_base(url: &str) -> Result<BaseUrl, EncodeError> {
             BaseUrlError::Invalid { input, reason } => {
                 ValidationError::InvalidUrl { url: input, reason }
             }
+            other => ValidationError::InvalidUrl {
+                url: url.to_owned(),
+                reason: other.to_string(),
+            },
         })
     })
 }
