@@ -89,19 +89,20 @@ impl<'a, A: Auth, R: Request<A>> Run<'a, A, R> {
         }
     }
 
-    fn next(
-        &mut self,
-        clock: &(impl Clock + ?Sized),
-        on_retry: &impl Fn(&RetryNotice),
-    ) -> Step<R::Output> {
+    fn next(&mut self, clock: &(impl Clock + ?Sized), watch: &impl Watch) -> Step<R::Output> {
         let output = self
             .call
             .poll(&mut lock(self.state), clock.now(), clock.wall());
         match output {
-            Output::Send(request) => Step::Send(request),
+            Output::Send(request) => {
+                if self.call.request_in_flight() {
+                    watch.sending(&request);
+                }
+                Step::Send(request)
+            }
             Output::Wait { until, retry } => {
                 if let Some(notice) = &retry {
-                    on_retry(notice);
+                    watch.retry(notice);
                 }
                 Step::Sleep(until)
             }
@@ -127,6 +128,26 @@ impl<A: Auth, R: Request<A>> Drop for Run<'_, A, R> {
     }
 }
 
+/// What a driver tells its caller while a call runs.
+pub trait Watch {
+    /// A retry is about to be waited for.
+    fn retry(&self, notice: &RetryNotice);
+    /// The request itself (not a token request) is about to leave: from now on it
+    /// may reach the server. A batch records "may have been sent" here, after every
+    /// rate-limit wait.
+    fn sending(&self, _request: &HttpRequest) {}
+}
+
+/// A [`Watch`] that only hears of retries.
+#[derive(Debug, Clone, Copy)]
+pub struct OnRetry<F>(pub F);
+
+impl<F: Fn(&RetryNotice)> Watch for OnRetry<F> {
+    fn retry(&self, notice: &RetryNotice) {
+        (self.0)(notice);
+    }
+}
+
 /// Runs `request` to the end over `http`, sleeping with `timer`; `on_retry` hears of
 /// every retry before its wait.
 ///
@@ -146,9 +167,30 @@ where
     H: HttpClient + ?Sized,
     T: Timer + ?Sized,
 {
+    drive_watched(state, http, timer, request, OnRetry(on_retry)).await
+}
+
+/// [`drive`], with a [`Watch`] that also hears when the request itself leaves.
+///
+/// # Errors
+///
+/// The call's [`CallError`].
+pub async fn drive_watched<A, R, H, T>(
+    state: &Mutex<ClientState<A>>,
+    http: &H,
+    timer: &T,
+    request: R,
+    watch: impl Watch,
+) -> Result<R::Output, CallError>
+where
+    A: Auth,
+    R: Request<A>,
+    H: HttpClient + ?Sized,
+    T: Timer + ?Sized,
+{
     let mut run = Run::new(state, request);
     loop {
-        match run.next(timer, &on_retry) {
+        match run.next(timer, &watch) {
             Step::Send(req) => {
                 let result = http.send(req).await;
                 run.answer(result, timer);
@@ -177,9 +219,10 @@ where
     H: BlockingHttpClient + ?Sized,
     T: BlockingTimer + ?Sized,
 {
+    let watch = OnRetry(on_retry);
     let mut run = Run::new(state, request);
     loop {
-        match run.next(timer, &on_retry) {
+        match run.next(timer, &watch) {
             Step::Send(req) => run.answer(http.send(req), timer),
             Step::Sleep(until) => timer.block_until(until),
             Step::Done(result) => return result,

@@ -285,6 +285,36 @@ impl<C: HttpClient> Pan123<C> {
         Ok(self.call(request).await?.task_id)
     }
 
+    /// [`offline_download`](Self::offline_download), calling `sending` right before
+    /// the create request leaves (after every rate-limit and token wait), so that a
+    /// caller records "may have been sent" only when it may: a batch journal marks
+    /// its line then.
+    ///
+    /// # Errors
+    ///
+    /// As [`offline_download`](Self::offline_download).
+    pub async fn offline_download_observed(
+        &self,
+        request: impl Into<OfflineDownloadRequest>,
+        sending: impl Fn(),
+    ) -> Result<TaskId, Error> {
+        Ok(self.call_observed(request.into(), sending).await?.task_id)
+    }
+
+    /// [`oss_offline_download`](Self::oss_offline_download) with the same `sending`
+    /// hook as [`offline_download_observed`](Self::offline_download_observed).
+    ///
+    /// # Errors
+    ///
+    /// As [`oss_offline_download`](Self::oss_offline_download).
+    pub async fn oss_offline_download_observed(
+        &self,
+        request: impl Into<OssOfflineDownloadRequest>,
+        sending: impl Fn(),
+    ) -> Result<TaskId, Error> {
+        Ok(self.call_observed(request.into(), sending).await?.task_id)
+    }
+
     /// Asks the service to migrate the image at `request.url` into the image bed
     /// (`POST /api/v1/oss/offline/download`).
     ///
@@ -357,13 +387,21 @@ impl<C: HttpClient> Pan123<C> {
     /// Runs one call through the call machine ([`offline_proto::call`]): token,
     /// pacing, retries, the create rule.
     async fn call<R: Request<Credentials>>(&self, request: R) -> Result<R::Output, Error> {
+        self.call_observed(request, || {}).await
+    }
+
+    async fn call_observed<R: Request<Credentials>>(
+        &self,
+        request: R,
+        sending: impl Fn(),
+    ) -> Result<R::Output, Error> {
         let id = request.id();
-        offline_proto::driver::drive(
+        offline_proto::driver::drive_watched(
             &self.inner.state,
             &self.inner.http,
             &self.inner.clock,
             request,
-            transport_hyper::log_retry,
+            transport_hyper::Logged(sending),
         )
         .await
         .map_err(|e| Error::from_call(e, id))

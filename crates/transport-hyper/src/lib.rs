@@ -294,3 +294,17 @@ pub fn log_retry(notice: &offline_proto::call::RetryNotice) {
         "retrying"
     );
 }
+
+/// A [`Watch`](offline_proto::driver::Watch) that logs retries as [`log_retry`] does
+/// and calls the closure when the request leaves.
+#[derive(Debug, Clone, Copy)]
+pub struct Logged<F>(pub F);
+
+impl<F: Fn()> offline_proto::driver::Watch for Logged<F> {
+    fn retry(&self, notice: &offline_proto::call::RetryNotice) {
+        log_retry(notice);
+    }
+    fn sending(&self, _request: &offline_proto::HttpRequest) {
+        (self.0)();
+    }
+}
