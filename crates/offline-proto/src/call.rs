@@ -82,7 +82,16 @@ pub trait EndpointKind: Copy + Ord + std::fmt::Debug + Send + Sync + 'static {
     fn creates(self) -> bool;
     /// The published (or customary) rate limit, requests per second.
     fn default_rate_per_second(self) -> f64;
+    /// The largest answer this endpoint can legitimately send, in bytes: 8 MiB unless
+    /// an endpoint's answer grows with its input. Configurable per client
+    /// ([`ClientState::set_response_limit`]).
+    fn response_limit(self) -> usize {
+        DEFAULT_RESPONSE_LIMIT
+    }
 }
+
+/// The answer size limit of an endpoint that does not say otherwise: 8 MiB.
+pub const DEFAULT_RESPONSE_LIMIT: usize = 8 * 1024 * 1024;
 
 /// The token a request was sent with, and its place in the send order (6pan keeps the
 /// token of the answer to the latest *sent* request).
@@ -236,6 +245,9 @@ macro_rules! provider_requests {
             fn default_rate_per_second(self) -> f64 {
                 <$id>::default_rate_per_second(self)
             }
+            fn response_limit(self) -> usize {
+                <$id>::response_limit(self)
+            }
         }
 
         impl<E: $endpoint> $crate::call::Request<$auth> for E {
@@ -304,6 +316,7 @@ pub struct ClientState<A: Auth> {
     fetching_since: Option<Instant>,
     token_fetches: u64,
     server_offset: Option<(bool, Duration)>,
+    response_limits: std::collections::BTreeMap<A::Id, usize>,
 }
 
 impl<A: Auth> ClientState<A> {
@@ -326,7 +339,22 @@ impl<A: Auth> ClientState<A> {
             fetching_since: None,
             token_fetches: 0,
             server_offset: None,
+            response_limits: std::collections::BTreeMap::new(),
         }
+    }
+
+    /// Sets the largest answer `id` may send, in bytes (instead of its
+    /// [`EndpointKind::response_limit`]).
+    pub fn set_response_limit(&mut self, id: A::Id, bytes: usize) {
+        self.response_limits.insert(id, bytes);
+    }
+
+    /// The largest answer `id` may send, in bytes.
+    pub fn response_limit(&self, id: A::Id) -> usize {
+        self.response_limits
+            .get(&id)
+            .copied()
+            .unwrap_or_else(|| id.response_limit())
     }
 
     /// The base URL.
@@ -630,7 +658,9 @@ impl<A: Auth, R: Request<A>> Call<A, R> {
                         };
                     }
                     match self.request.to_http(&state.base, ticket.token.as_ref()) {
-                        Ok(request) => {
+                        Ok(mut request) => {
+                            let limit = state.response_limit(self.id);
+                            request.extensions_mut().insert(crate::ResponseLimit(limit));
                             self.attempts += 1;
                             self.state = State::InFlight(ticket);
                             return Output::Send(request);

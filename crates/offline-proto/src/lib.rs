@@ -66,6 +66,6 @@ pub use error::{
 };
 pub use secret::Secret;
 pub use transport::{
-    shared, BaseUrl, BaseUrlError, HttpClient, HttpRequest, HttpResponse, TransportError,
-    TransportErrorKind,
+    shared, BaseUrl, BaseUrlError, HttpClient, HttpRequest, HttpResponse, ResponseLimit,
+    TransportError, TransportErrorKind,
 };

@@ -48,6 +48,14 @@ where
     }
 }
 
+/// The largest answer a request may have, in bytes, as a request extension
+/// (`request.extensions().get::<ResponseLimit>()`): the call machine sets it from the
+/// endpoint ([`crate::call::EndpointKind::response_limit`]), since what an endpoint can
+/// legitimately answer differs (a parse answer grows with a torrent's file count). A
+/// transport should honour it instead of its own default; `transport-hyper` does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResponseLimit(pub usize);
+
 /// A transport shared by `Arc`: several clients (or a test that keeps a handle to count
 /// requests) use one `client`.
 pub fn shared<T: HttpClient + 'static>(client: std::sync::Arc<T>) -> impl HttpClient + Clone {

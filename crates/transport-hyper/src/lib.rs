@@ -163,6 +163,12 @@ impl HyperClient {
     }
 
     async fn send_inner(&self, request: HttpRequest) -> Result<HttpResponse, TransportError> {
+        // The endpoint's own limit when the request carries one (the call machine sets
+        // it), else this client's.
+        let limit = request
+            .extensions()
+            .get::<offline_proto::ResponseLimit>()
+            .map(|l| l.0);
         let (parts, body) = request.into_parts();
         let request = http::Request::from_parts(parts, Full::new(body));
         let response = self.inner.request(request).await.map_err(|e| {
@@ -179,7 +185,7 @@ impl HyperClient {
             TransportError::new(kind, format!("{msg}: {}", error_chain(&e))).with_source(e)
         })?;
         let (parts, body) = response.into_parts();
-        let limit = self.body_limit;
+        let limit = limit.unwrap_or(self.body_limit);
         let collected = Limited::new(body, limit).collect().await.map_err(|e| {
             if e.downcast_ref::<http_body_util::LengthLimitError>()
                 .is_some()

@@ -108,3 +108,30 @@ async fn the_default_client_limits_every_body() {
     let response = HyperClient::new().unwrap().send(request).await.unwrap();
     assert_eq!(response.body().len(), DEFAULT_BODY_LIMIT);
 }
+
+#[tokio::test]
+async fn a_request_can_carry_its_own_limit() {
+    let big = DEFAULT_BODY_LIMIT + 1024;
+    let (url, _) = serve(
+        format!("HTTP/1.1 200 OK\r\ncontent-length: {big}\r\n\r\n"),
+        big,
+    )
+    .await;
+    let mut request = http::Request::get(&url).body(Bytes::new()).unwrap();
+    request
+        .extensions_mut()
+        .insert(offline_proto::ResponseLimit(DEFAULT_BODY_LIMIT * 2));
+    let response = HyperClient::new().unwrap().send(request).await.unwrap();
+    assert_eq!(
+        response.body().len(),
+        big,
+        "an endpoint that may answer more"
+    );
+
+    let mut request = http::Request::get(&url).body(Bytes::new()).unwrap();
+    request
+        .extensions_mut()
+        .insert(offline_proto::ResponseLimit(16));
+    let err = HyperClient::new().unwrap().send(request).await.unwrap_err();
+    assert_eq!(err.kind(), TransportErrorKind::BodyTooLarge { limit: 16 });
+}

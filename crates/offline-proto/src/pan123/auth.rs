@@ -78,6 +78,14 @@ impl Default for Credentials {
     }
 }
 
+impl EndpointId {
+    /// The largest answer the call can legitimately send, in bytes: every 123pan
+    /// answer here is small, [`crate::call::DEFAULT_RESPONSE_LIMIT`] (8 MiB).
+    pub fn response_limit(self) -> usize {
+        crate::call::DEFAULT_RESPONSE_LIMIT
+    }
+}
+
 impl Auth for Credentials {
     type Id = EndpointId;
 

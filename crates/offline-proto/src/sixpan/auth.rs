@@ -66,6 +66,21 @@ impl Credentials {
     }
 }
 
+impl EndpointId {
+    /// The largest answer the call can legitimately send, in bytes. A parse answer
+    /// lists every file of a torrent (a few hundred bytes each, with paths that can be
+    /// long), so `parseUrl` and `parseTorrent` may answer up to 256 MiB — a torrent of
+    /// several hundred thousand files; a page of the task list up to 32 MiB; the rest
+    /// up to [`crate::call::DEFAULT_RESPONSE_LIMIT`] (8 MiB).
+    pub fn response_limit(self) -> usize {
+        match self {
+            Self::ParseUrl | Self::ParseTorrent => 256 * 1024 * 1024,
+            Self::ListTasks => 32 * 1024 * 1024,
+            _ => crate::call::DEFAULT_RESPONSE_LIMIT,
+        }
+    }
+}
+
 impl Auth for Credentials {
     type Id = EndpointId;
 
