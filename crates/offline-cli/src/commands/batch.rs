@@ -15,7 +15,7 @@ use provider_123pan::{OfflineDownloadRequest, OssOfflineDownloadRequest, TaskRef
 use provider_6pan::Selection;
 use serde_json::json;
 
-use crate::client::{guarded, next_guarded, refused_123, refused_6, Client, Conn};
+use crate::client::{guarded, refused_123, refused_6, Client, Conn};
 use crate::exit;
 use crate::journal::{self, Entry, Journal, State};
 use crate::output::{exit_code, percent_text, table, Output};
@@ -87,26 +87,46 @@ async fn submit(
     args: &AddArgs,
     journal: &Journal,
     entry: &Entry,
+    kind: &str,
+    owned: &std::collections::BTreeSet<provider_6pan::TaskId>,
 ) -> Result<String, Failed> {
     match client {
         Client::Pan123(pan, transport) => {
+            // `submitting` ("may have been sent") is recorded when the create is about
+            // to leave, after the rate-limit wait: a kill before that leaves the line
+            // pending, never unknown.
+            let claim_failed = std::cell::Cell::new(None);
+            let sending = || {
+                if let Err(e) = journal.claim(entry, kind) {
+                    claim_failed.set(Some(e));
+                }
+            };
             let call = async {
                 if args.image {
                     let mut req = OssOfflineDownloadRequest::new(entry.source.as_str());
                     req.business_dir_id.clone_from(&args.image_dir);
                     req.callback_url.clone_from(&args.callback);
-                    pan.oss_offline_download(req).await.map(TaskRef::image)
+                    pan.oss_offline_download_observed(req, sending)
+                        .await
+                        .map(TaskRef::image)
                 } else {
                     let mut req = OfflineDownloadRequest::new(entry.source.as_str());
                     req.dir_id = args.dir;
                     req.callback_url.clone_from(&args.callback);
-                    pan.offline_download(req).await.map(TaskRef::cloud)
+                    pan.offline_download_observed(req, sending)
+                        .await
+                        .map(TaskRef::cloud)
                 }
             };
-            guarded(transport, call, refused_123)
-                .await
-                .map(|t| t.id.to_string())
-                .map_err(|e| failed_123(&e))
+            let result = guarded(transport, call, refused_123).await;
+            if let Some(e) = claim_failed.take() {
+                return Err(Failed {
+                    state: State::Unknown,
+                    reason: format!("journal write failed while the create was sent: {e}"),
+                    code: exit::CONFIG,
+                });
+            }
+            result.map(|t| t.id.to_string()).map_err(|e| failed_123(&e))
         }
         Client::Pan6(pan, transport) => {
             let path = args.path.clone().unwrap_or_else(|| "/".to_owned());
@@ -150,9 +170,19 @@ async fn submit(
                 reason: format!("journal write failed: {e}"),
                 code: exit::CONFIG,
             })?;
+            let ignore = selection.ignore_list(&result).map_err(|e| failed_6(&e))?;
+            let task = provider_6pan::AddTask {
+                identity: result.identity.clone(),
+                ignore_files: ignore,
+            };
+            // Never confirmed with a task another line of the journal owns.
             let added = guarded(
                 transport,
-                pan.add_parsed(&result, &selection, &path),
+                pan.add_tasks_excluding(
+                    &path,
+                    vec![(provider_6pan::Expected::from_parse(&result), task)],
+                    owned,
+                ),
                 refused_6,
             )
             .await
@@ -170,7 +200,17 @@ async fn submit(
 }
 
 /// A line found `submitting` after a crash: its new state and task.
-async fn reconcile(client: &Client, entry: &Entry) -> (State, Option<String>, Option<String>) {
+///
+/// 6pan: the task list is searched with the core's reconciliation
+/// ([`provider_6pan::SixPan::reconcile`]): the recorded name, a creation time no
+/// earlier than the submission (on the server's clock, with a tolerance), and never a
+/// task another line of the journal already owns. One fit: submitted; none: pending
+/// (the add never happened); several: unknown, with the candidates named.
+async fn reconcile(
+    client: &Client,
+    entry: &Entry,
+    owned: &std::collections::BTreeSet<provider_6pan::TaskId>,
+) -> (State, Option<String>, Option<String>) {
     let Client::Pan6(pan, transport) = client else {
         return (State::Unknown, None, Some(UNKNOWN_AFTER_CRASH.to_owned()));
     };
@@ -178,23 +218,45 @@ async fn reconcile(client: &Client, entry: &Entry) -> (State, Option<String>, Op
     let Some(name) = &entry.name else {
         return (State::Pending, None, None);
     };
-    let since = entry.submitted_at.unwrap_or(0) - 2_000;
-    let mut tasks = pan.tasks();
-    while let Some(t) = next_guarded(transport, &mut tasks, refused_6).await {
-        match t {
-            Ok(t) if t.create_time.is_some_and(|c| c < since) => break,
-            Ok(t) if &t.name == name => return (State::Submitted, Some(t.identity.0), None),
-            Ok(_) => {}
-            Err(e) => {
-                return (
-                    State::Unknown,
-                    None,
-                    Some(format!("{UNKNOWN_AFTER_CRASH} ({e})")),
-                )
-            }
+    let expected = provider_6pan::Expected {
+        name: name.clone(),
+        identity: None,
+        size: None,
+    };
+    // The submission time is the local clock's; the server's may differ: the
+    // tolerance covers a skew of a minute, and other lines' tasks are excluded.
+    let since = entry.submitted_at.map(|t| t - 60_000);
+    let found = guarded(
+        transport,
+        pan.reconcile(vec![expected], since, owned.clone()),
+        refused_6,
+    )
+    .await;
+    match found.as_deref() {
+        Ok([provider_6pan::Match::Found(t)]) => {
+            (State::Submitted, Some(t.identity.0.clone()), None)
         }
+        Ok([provider_6pan::Match::Ambiguous(candidates)]) => {
+            let names: Vec<&str> = candidates.iter().map(|c| c.as_str()).collect();
+            (
+                State::Unknown,
+                None,
+                Some(format!(
+                    "{UNKNOWN_AFTER_CRASH}; several tasks could be this line's: {} (check with `offline --provider 6pan list`, then `rm` the extra one or rerun with --retry-unknown)",
+                    names.join(", ")
+                )),
+            )
+        }
+        Ok(_) => (State::Pending, None, None),
+        Err(e) => (
+            State::Unknown,
+            None,
+            Some(format!(
+                "{UNKNOWN_AFTER_CRASH} ({})",
+                crate::client::explain_6(e)
+            )),
+        ),
     }
-    (State::Pending, None, None)
 }
 
 fn journal_path(input: &Path, given: Option<&PathBuf>) -> PathBuf {
@@ -355,6 +417,13 @@ pub(crate) async fn add_from(client: &Client, args: &AddArgs, input: &Path, out:
     };
     let mut to_watch_123 = Vec::new();
     let mut to_watch_6 = Vec::new();
+    // The 6pan tasks the journal's lines own: a line caught mid-submission is never
+    // matched with one of them.
+    let mut owned: std::collections::BTreeSet<provider_6pan::TaskId> = entries
+        .iter()
+        .filter_map(|e| e.task.as_deref())
+        .map(provider_6pan::TaskId::from)
+        .collect();
     for mut entry in entries {
         if crate::interrupt::interrupted() {
             summary.pending.push((
@@ -365,7 +434,7 @@ pub(crate) async fn add_from(client: &Client, args: &AddArgs, input: &Path, out:
             continue;
         }
         if entry.state == State::Submitting {
-            let (state, task, error) = reconcile(client, &entry).await;
+            let (state, task, error) = reconcile(client, &entry, &owned).await;
             if let Err(e) = journal.set(&entry, state, task.as_deref(), error.as_deref()) {
                 return db(e);
             }
@@ -378,15 +447,20 @@ pub(crate) async fn add_from(client: &Client, args: &AddArgs, input: &Path, out:
         let mut submitted_now = false;
         let mut line_code = journal.code(&entry);
         if retry {
-            // Recorded before anything is sent: a kill from here on leaves `submitting`.
-            if let Err(e) = journal.claim(&entry, kind) {
-                return db(e);
+            // 6pan: recorded before anything is sent, and found again in the task list
+            // after a kill. 123pan has no task list: `submit` records it when the
+            // create is about to leave, so that `unknown` means "may have been sent".
+            if matches!(client, Client::Pan6(..)) {
+                if let Err(e) = journal.claim(&entry, kind) {
+                    return db(e);
+                }
             }
             entry.kind = kind.to_owned();
-            let (state, task, error, code) = match submit(client, args, &journal, &entry).await {
-                Ok(task) => (State::Submitted, Some(task), None, exit::OK),
-                Err(f) => (f.state, None, Some(f.reason), f.code),
-            };
+            let (state, task, error, code) =
+                match submit(client, args, &journal, &entry, kind, &owned).await {
+                    Ok(task) => (State::Submitted, Some(task), None, exit::OK),
+                    Err(f) => (f.state, None, Some(f.reason), f.code),
+                };
             if let Err(e) = journal
                 .set(&entry, state, task.as_deref(), error.as_deref())
                 .and_then(|()| journal.set_code(&entry, code))
@@ -396,6 +470,9 @@ pub(crate) async fn add_from(client: &Client, args: &AddArgs, input: &Path, out:
             entry.state = state;
             entry.task = task.or(entry.task);
             entry.error = error;
+            if let Some(task) = &entry.task {
+                owned.insert(provider_6pan::TaskId::from(task.as_str()));
+            }
             line_code = Some(code);
             submitted_now = state == State::Submitted;
         }
