@@ -132,3 +132,31 @@ fn torrent_inspect_matches_the_fixture_table() {
     }
     assert_eq!(checked, 9);
 }
+
+/// Devices, pipes and oversized files are refused before they are read: `/dev/zero`
+/// is endless, and a 200 MB "torrent" must not be read into memory to be refused.
+#[test]
+fn endless_and_oversized_inputs_are_refused_without_reading_them() {
+    for args in [
+        &["hash", "/dev/zero"][..],
+        &["torrent", "inspect", "/dev/zero"][..],
+    ] {
+        let out = Command::new(BIN).args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(6), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("not a regular file"), "{args:?}: {err}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("big.torrent");
+    let f = std::fs::File::create(&big).unwrap();
+    // A sparse 200 MB file: no disk used, and reading it would take 200 MB of memory.
+    f.set_len(200 * 1024 * 1024).unwrap();
+    let out = Command::new(BIN)
+        .args(["torrent", "inspect"])
+        .arg(&big)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(6));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("larger than 16777216 bytes"), "{err}");
+}

@@ -34,10 +34,42 @@ pub(crate) enum TorrentCommand {
     },
 }
 
+/// Refuses what is not a regular file (a device such as `/dev/zero`, a FIFO, a
+/// directory) before anything reads it: such a "file" can be endless.
+fn regular(path: &std::path::Path) -> std::io::Result<()> {
+    let meta = std::fs::metadata(path)?;
+    if meta.is_file() {
+        Ok(())
+    } else {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file (a device, pipe or directory has no size to hash or read)",
+        ))
+    }
+}
+
+/// Reads at most `cap` bytes of a regular file; more is an error (nothing beyond
+/// `cap` + 1 bytes is ever read).
+fn read_capped(path: &std::path::Path, cap: usize) -> std::io::Result<Vec<u8>> {
+    use std::io::Read as _;
+    regular(path)?;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(cap as u64 + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() > cap {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("larger than {cap} bytes, the most a torrent file may be"),
+        ));
+    }
+    Ok(bytes)
+}
+
 pub(crate) fn hash(args: &HashArgs, out: &Output) -> u8 {
     let mut code = exit::OK;
     for path in &args.files {
-        match hash_file(path, args.threads) {
+        match regular(path).and_then(|()| hash_file(path, args.threads)) {
             Ok((etag, size)) => {
                 if out.is_json() {
                     out.event(json!({"event": "hash", "provider": "6pan", "file": path, "etag": etag.as_str(), "size": size, "etag_with_size": format!("{etag}{}", size_suffix(size))}));
@@ -61,7 +93,7 @@ pub(crate) fn hash(args: &HashArgs, out: &Output) -> u8 {
 
 pub(crate) fn torrent(command: &TorrentCommand, out: &Output) -> u8 {
     let TorrentCommand::Inspect { file } = command;
-    let bytes = match std::fs::read(file) {
+    let bytes = match read_capped(file, offline_proto::torrent::MAX_TORRENT_BYTES) {
         Ok(b) => b,
         Err(e) => {
             out.error_line(&format!("{}: {e}", file.display()), None);
