@@ -215,7 +215,7 @@ impl Output {
                 bar.set_prefix(format!(
                     "{} {}",
                     fit(&shorten(key, 8), 8),
-                    fit(&shorten(label, 15), 15)
+                    fit(&shorten(&screen(label), 15), 15)
                 ));
                 bar.set_message("waiting");
                 bars.insert(key.clone(), bar);
@@ -261,7 +261,7 @@ impl Watcher<'_> {
     pub(crate) fn set(&self, key: &str, percent: f64, message: &str, done: Option<bool>) {
         if let Some(bar) = self.bars.get(key) {
             bar.set_position(percent.clamp(0.0, 100.0).round() as u64);
-            bar.set_message(message.to_owned());
+            bar.set_message(screen(message).into_owned());
             match done {
                 Some(true) => bar.finish(),
                 // Keep the real position: a failed task's progress drops to 0.
@@ -341,13 +341,35 @@ pub(crate) fn exit_code(e: &Error) -> u8 {
 
 /// Renders rows as a table with a header, aligned by screen width (CJK file names take
 /// two columns a character).
+/// `s` safe to print on a terminal: every control character (ESC, BEL, CR, LF, NUL,
+/// …) shown as an escape (`\u{1b}`), so a name from a torrent or a server cannot move
+/// the cursor, retitle the window or forge lines. JSON output is never passed
+/// through this: it stays exact.
+pub(crate) fn screen(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    std::borrow::Cow::Owned(
+        s.chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_unicode().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect(),
+    )
+}
+
+/// A table for people: every cell passed through [`screen`].
 pub(crate) fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     let mut t = comfy_table::Table::new();
     t.load_preset(comfy_table::presets::NOTHING)
         .set_content_arrangement(comfy_table::ContentArrangement::Disabled)
         .set_header(header.iter().copied());
     for row in rows {
-        t.add_row(row.iter().map(String::as_str));
+        t.add_row(row.iter().map(|c| screen(c).into_owned()));
     }
     t.lines()
         .map(|l| l.trim_end().to_owned())

@@ -160,3 +160,43 @@ fn endless_and_oversized_inputs_are_refused_without_reading_them() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("larger than 16777216 bytes"), "{err}");
 }
+
+/// Names from a torrent reach a terminal escaped: no ESC, BEL, CR, LF or NUL is
+/// printed raw; the JSON output keeps them exact.
+#[test]
+fn control_characters_in_torrent_names_are_escaped_for_people_only() {
+    // (A NUL is refused by the parser itself: a name with one is unusable.)
+    let evil = "a\u{1b}]0;pwned\u{7}b\rc\nd";
+    let torrent = offline_proto::torrent::TorrentBuilder::new(evil)
+        .file(&["x.txt"], b"data".to_vec())
+        .build();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("evil.torrent");
+    std::fs::write(&path, torrent).unwrap();
+    let out = Command::new(BIN)
+        .args(["torrent", "inspect"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    for c in ['\u{1b}', '\u{7}', '\r'] {
+        assert!(!text.contains(c), "{c:?} printed raw: {text:?}");
+    }
+    assert!(
+        text.contains("a\\u{1b}]0;pwned\\u{7}b\\u{d}c\\u{a}d"),
+        "{text}"
+    );
+    let out = Command::new(BIN)
+        .args(["torrent", "inspect", "--json"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["name"], evil);
+}

@@ -123,7 +123,7 @@ pub(crate) fn torrent(command: &TorrentCommand, out: &Output) -> u8 {
             }));
     } else {
         outln!("infohash      {}", meta.info_hash);
-        outln!("name          {}", meta.name);
+        outln!("name          {}", crate::output::screen(&meta.name));
         outln!("total length  {} bytes", meta.total_length);
         outln!(
             "piece length  {} bytes ({} pieces)",
@@ -131,7 +131,10 @@ pub(crate) fn torrent(command: &TorrentCommand, out: &Output) -> u8 {
             meta.piece_count()
         );
         if !meta.web_seeds.is_empty() {
-            outln!("web seeds     {}", meta.web_seeds.join(", "));
+            outln!(
+                "web seeds     {}",
+                crate::output::screen(&meta.web_seeds.join(", "))
+            );
         }
         outln!("magnet        {}", meta.magnet());
         outln!();
