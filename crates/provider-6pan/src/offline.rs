@@ -147,7 +147,10 @@ impl<C: HttpClient> SixPan<C> {
     }
 
     /// Adds tasks into the folder `path` (absolute, e.g. `/downloads`). Returns the
-    /// tasks as listed right after adding, found by [`reconcile`](Self::reconcile).
+    /// tasks as listed right after adding, found by [`reconcile`](Self::reconcile):
+    /// fewer than asked (even none) when the add was answered but a task could not be
+    /// found or the list could not be read — the add was carried out all the same, so
+    /// never send it again on that account.
     ///
     /// If the answer is lost after the request may have arrived, the task list is
     /// checked: when every task is found (unambiguously), the add counts as done;
@@ -206,7 +209,12 @@ impl<C: HttpClient> SixPan<C> {
         let matches = self.reconcile(expected, Some(since), claimed.clone()).await;
         match (unknown, matches) {
             (None, Ok(matches)) => Ok(found(matches)),
-            (None, Err(e)) => Err(e),
+            // The add was carried out; only finding its tasks failed. Its error must
+            // not be returned: it would read as "not added" and invite a resubmit.
+            (None, Err(e)) => {
+                tracing::info!(error = %e, "added, but the task list could not be read");
+                Ok(Vec::new())
+            }
             (Some((endpoint, source)), Ok(matches)) => {
                 if matches.iter().all(|m| matches!(m, Match::Found(_))) {
                     Ok(found(matches))
