@@ -17,10 +17,8 @@ use sha2::Sha256;
 use url::Url;
 
 use super::storage::parse_etag;
-use super::{
-    conform, constant_time_eq, hex, md5_hex, now_ms, parse_json, to_value, Answer, ApiError,
-    SixpanState,
-};
+use super::{conform, md5_hex, parse_json, to_value, Answer, ApiError, SixpanState};
+use crate::common::{constant_time_eq, hex};
 
 /// Identity type of an http(s) link.
 pub(super) const TYPE_HTTP: i64 = 5020;
@@ -138,7 +136,7 @@ impl SixpanState {
                 "name": meta.name,
                 "url": format!("{INTERNAL_SCHEME}{etag}"),
             }))?;
-            let created = now_ms();
+            let created = self.env.now_ms();
             let files = meta
                 .files
                 .iter()

@@ -1,5 +1,5 @@
-//! The provider descriptions the emulator serves (`/openapi.json` for 123pan,
-//! `/6pan/openapi.json` for 6pan) and checks every request against.
+//! Checking requests against a provider description (each provider embeds its own:
+//! `/openapi.json` for 123pan, `/6pan/openapi.json` for 6pan).
 //!
 //! The descriptions are the JSON forms that `cargo xtask codegen` writes from
 //! `fixtures/openapi/*.yaml`, embedded at build time. A request is read into the
@@ -17,23 +17,10 @@
 //! `oneOf`, `not`, and annotations (`description`, `title`, `examples`, `default`,
 //! `contentMediaType`, `x-*`).
 
-use std::sync::LazyLock;
-
 use http::{HeaderMap, Method};
 use serde_json::{Map, Value};
 
-/// The 123pan description, as served at `/openapi.json`.
-pub(crate) const PAN123_JSON: &str = include_str!("../../../fixtures/openapi/123pan.json");
-
-/// The 123pan description, parsed.
-pub(crate) static PAN123: LazyLock<Description> = LazyLock::new(|| Description::new(PAN123_JSON));
-
-/// The 6pan description as generated (`servers` name the real hosts; the emulator
-/// serves it with them rewritten, see [`Description::with_servers`]).
-pub(crate) const SIXPAN_JSON: &str = include_str!("../../../fixtures/openapi/6pan.json");
-
-/// The 6pan description, parsed.
-pub(crate) static SIXPAN: LazyLock<Description> = LazyLock::new(|| Description::new(SIXPAN_JSON));
+use super::is_uuid;
 
 /// A parsed description.
 #[derive(Debug)]
@@ -49,6 +36,22 @@ impl Description {
         Self {
             root: serde_json::from_str(json).unwrap_or(Value::Null),
         }
+    }
+
+    /// The request body schema of `method` on `path` for `media_type` (compared by
+    /// essence, case-insensitively), if the operation has one.
+    fn body_schema(&self, method: &Method, path: &str, media_type: &str) -> Option<&Value> {
+        let wanted = essence(media_type);
+        self.operation(method, path)
+            .and_then(|op| op.get("requestBody"))
+            .map(|b| self.resolve(b))
+            .and_then(|b| b.get("content")?.as_object())
+            .and_then(|content| {
+                content
+                    .iter()
+                    .find(|(media, _)| essence(media) == wanted)
+                    .and_then(|(_, m)| m.get("schema"))
+            })
     }
 
     /// The operation object of `method` on `path`: the path item of that literal path,
@@ -130,19 +133,7 @@ impl Description {
         media_type: &str,
         body: &Value,
     ) -> Result<(), String> {
-        let wanted = essence(media_type);
-        let Some(schema) = self
-            .operation(method, path)
-            .and_then(|op| op.get("requestBody"))
-            .map(|b| self.resolve(b))
-            .and_then(|b| b.get("content")?.as_object())
-            .and_then(|content| {
-                content
-                    .iter()
-                    .find(|(media, _)| essence(media) == wanted)
-                    .and_then(|(_, m)| m.get("schema"))
-            })
-        else {
+        let Some(schema) = self.body_schema(method, path, media_type) else {
             return Ok(());
         };
         self.check(schema, body, "")
@@ -165,19 +156,7 @@ impl Description {
         media_type: &str,
         fields: &[(String, String)],
     ) -> Result<(), String> {
-        let wanted = essence(media_type);
-        let Some(schema) = self
-            .operation(method, path)
-            .and_then(|op| op.get("requestBody"))
-            .map(|b| self.resolve(b))
-            .and_then(|b| b.get("content")?.as_object())
-            .and_then(|content| {
-                content
-                    .iter()
-                    .find(|(media, _)| essence(media) == wanted)
-                    .and_then(|(_, m)| m.get("schema"))
-            })
-        else {
+        let Some(schema) = self.body_schema(method, path, media_type) else {
             return Ok(());
         };
         let rules = self.resolve(schema);
@@ -674,18 +653,16 @@ fn typed(raw: &str) -> Value {
     }
 }
 
-fn is_uuid(s: &str) -> bool {
-    let groups: Vec<&str> = s.split('-').collect();
-    groups.len() == 5
-        && groups
-            .iter()
-            .zip([8, 4, 4, 4, 12])
-            .all(|(g, n)| g.len() == n && g.chars().all(|c| c.is_ascii_hexdigit()))
-}
-
 #[cfg(test)]
 mod tests {
+    use std::sync::LazyLock;
+
     use super::*;
+
+    const PAN123_JSON: &str = include_str!("../../../../fixtures/openapi/123pan.json");
+    const SIXPAN_JSON: &str = include_str!("../../../../fixtures/openapi/6pan.json");
+    static PAN123: LazyLock<Description> = LazyLock::new(|| Description::new(PAN123_JSON));
+    static SIXPAN: LazyLock<Description> = LazyLock::new(|| Description::new(SIXPAN_JSON));
 
     /// Every keyword of every schema in `value` (which is a schema).
     fn keywords(value: &Value, out: &mut std::collections::BTreeSet<String>) {
