@@ -28,13 +28,23 @@ pub struct Stats {
 }
 
 /// Both halves, what they share, and the admin token.
-#[derive(Debug)]
 pub(crate) struct Hub {
     pub(crate) env: Arc<Env>,
     pub(crate) pan123: Arc<Pan123State>,
     pub(crate) sixpan: Arc<SixpanState>,
     /// What the admin routes that change the emulator require.
     pub(crate) admin_token: String,
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Not the admin token: a `{:?}` of the emulator must not print it.
+        f.debug_struct("Hub")
+            .field("data_dir", &self.env.data_dir)
+            .field("client_id", &self.pan123.client_id)
+            .field("sixpan_account", &self.sixpan.account())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Hub {

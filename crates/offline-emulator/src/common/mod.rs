@@ -56,15 +56,6 @@ pub(crate) struct Env {
     workers: Mutex<JoinSet<()>>,
 }
 
-impl std::fmt::Debug for Env {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Env")
-            .field("data_dir", &self.data_dir)
-            .field("clock", &self.clock)
-            .finish_non_exhaustive()
-    }
-}
-
 impl Env {
     /// The shared state for `config`, storing files in `data_dir`.
     pub(crate) fn new(

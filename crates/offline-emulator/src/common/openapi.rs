@@ -87,6 +87,27 @@ impl Description {
             .collect()
     }
 
+    /// The named parameters in `place` of `method` on `path`: each one's name, whether
+    /// it is required, and its schema.
+    fn named_parameters<'a>(
+        &'a self,
+        method: &Method,
+        path: &str,
+        place: &str,
+    ) -> Vec<(&'a str, bool, Option<&'a Value>)> {
+        let Some(op) = self.operation(method, path) else {
+            return Vec::new();
+        };
+        self.parameters(op, place)
+            .into_iter()
+            .filter_map(|param| {
+                let name = param.get("name").and_then(Value::as_str)?;
+                let required = param.get("required").and_then(Value::as_bool) == Some(true);
+                Some((name, required, param.get("schema")))
+            })
+            .collect()
+    }
+
     /// Follows `value`'s `$ref`, if any (a few hops at most).
     fn resolve<'a>(&'a self, mut value: &'a Value) -> &'a Value {
         for _ in 0..8 {
@@ -201,21 +222,15 @@ impl Description {
     ///
     /// The message for the 400 answer.
     pub(crate) fn check_path(&self, method: &Method, path: &str) -> Result<(), String> {
-        let Some((template, item)) = self.path_item(path) else {
-            return Ok(());
-        };
-        let Some(op) = item.get(method.as_str().to_ascii_lowercase()) else {
+        let Some((template, _)) = self.path_item(path) else {
             return Ok(());
         };
         let values = template_values(template, path).unwrap_or_default();
-        for param in self.parameters(op, "path") {
-            let Some(name) = param.get("name").and_then(Value::as_str) else {
-                continue;
-            };
+        for (name, _, schema) in self.named_parameters(method, path, "path") {
             let Some((_, raw)) = values.iter().find(|(k, _)| k == name) else {
                 continue;
             };
-            let Some(schema) = param.get("schema") else {
+            let Some(schema) = schema else {
                 continue;
             };
             self.check(schema, &self.typed_for(schema, raw), name)
@@ -237,21 +252,14 @@ impl Description {
         path: &str,
         pairs: &[(String, String)],
     ) -> Result<(), String> {
-        let Some(op) = self.operation(method, path) else {
-            return Ok(());
-        };
-        for param in self.parameters(op, "query") {
-            let Some(name) = param.get("name").and_then(Value::as_str) else {
-                continue;
-            };
-            let required = param.get("required").and_then(Value::as_bool) == Some(true);
+        for (name, required, schema) in self.named_parameters(method, path, "query") {
             let Some((_, raw)) = pairs.iter().find(|(k, _)| k == name) else {
                 if required {
                     return Err(format!("invalid query: {name} is required"));
                 }
                 continue;
             };
-            let Some(schema) = param.get("schema") else {
+            let Some(schema) = schema else {
                 continue;
             };
             let value = self.typed_for(schema, raw);
@@ -272,14 +280,7 @@ impl Description {
         path: &str,
         headers: &HeaderMap,
     ) -> Result<(), String> {
-        let Some(op) = self.operation(method, path) else {
-            return Ok(());
-        };
-        for param in self.parameters(op, "header") {
-            let Some(name) = param.get("name").and_then(Value::as_str) else {
-                continue;
-            };
-            let required = param.get("required").and_then(Value::as_bool) == Some(true);
+        for (name, required, schema) in self.named_parameters(method, path, "header") {
             let Some(value) = headers.get(name) else {
                 if required {
                     return Err(format!("missing header {name}"));
@@ -287,7 +288,7 @@ impl Description {
                 continue;
             };
             let value = Value::String(String::from_utf8_lossy(value.as_bytes()).trim().to_owned());
-            if let Some(schema) = param.get("schema") {
+            if let Some(schema) = schema {
                 self.check(schema, &value, name)
                     .map_err(|(_, why)| format!("invalid header {name}: {why}"))?;
             }

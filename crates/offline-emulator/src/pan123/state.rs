@@ -140,15 +140,6 @@ pub(crate) struct State {
     trace_counter: AtomicU64,
 }
 
-impl std::fmt::Debug for State {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("State")
-            .field("client_id", &self.client_id)
-            .field("env", &self.env)
-            .finish_non_exhaustive()
-    }
-}
-
 impl State {
     pub(crate) fn new(config: &EmulatorConfig, env: Arc<Env>) -> Self {
         Self {

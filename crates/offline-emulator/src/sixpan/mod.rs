@@ -249,15 +249,6 @@ pub(crate) struct SixpanState {
     uploaded_chunks: AtomicU64,
 }
 
-impl std::fmt::Debug for SixpanState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SixpanState")
-            .field("account", &self.account)
-            .field("root", &self.root)
-            .finish_non_exhaustive()
-    }
-}
-
 impl SixpanState {
     /// The state for `config`, keeping its files under `<data_dir>/6pan` (created when
     /// first needed).

@@ -186,6 +186,16 @@ impl SixpanState {
         to_value(&results)
     }
 
+    /// The result of parsing a link: `json` signed into its identity.
+    fn link_result(&self, name: String, size: u64, json: &Value) -> Result<ParseResult, ApiError> {
+        Ok(ParseResult {
+            name,
+            identity: self.sign_identity(json)?,
+            size,
+            files: Vec::new(),
+        })
+    }
+
     fn parse_link(&self, link: &str) -> Result<ParseResult, ApiError> {
         let scheme = link
             .split_once(':')
@@ -204,54 +214,39 @@ impl SixpanState {
                     .map(|s| percent_decode(&s))
                     .filter(|s| !s.trim().is_empty())
                     .unwrap_or_else(|| digest.clone());
-                let identity = self.sign_identity(&json!({
+                let json = json!({
                     "success": true,
                     "type": TYPE_HTTP,
                     "identity": digest,
                     "url": link,
                     "name": name,
-                }))?;
-                Ok(ParseResult {
-                    name,
-                    identity,
-                    size: 0,
-                    files: Vec::new(),
-                })
+                });
+                self.link_result(name, 0, &json)
             }
             "magnet" => {
                 let (info_hash, name) = parse_magnet(link)?;
                 let name = name.unwrap_or_else(|| info_hash.clone());
-                let identity = self.sign_identity(&json!({
+                let json = json!({
                     "identity": info_hash,
                     "success": true,
                     "type": TYPE_BT,
                     "infoHash": info_hash,
                     "name": name,
                     "url": link,
-                }))?;
-                Ok(ParseResult {
-                    name,
-                    identity,
-                    size: 0,
-                    files: Vec::new(),
-                })
+                });
+                self.link_result(name, 0, &json)
             }
             "ed2k" => {
                 let (name, size, hash) = parse_ed2k(link)?;
-                let identity = self.sign_identity(&json!({
+                let json = json!({
                     "identity": hash,
                     "success": true,
                     "type": TYPE_ED2K,
                     "name": name,
                     "size": size,
                     "url": link,
-                }))?;
-                Ok(ParseResult {
-                    name,
-                    identity,
-                    size,
-                    files: Vec::new(),
-                })
+                });
+                self.link_result(name, size, &json)
             }
             _ => Err(ApiError::bad(
                 ErrorCode::UnsupportedProtocol.as_str(),

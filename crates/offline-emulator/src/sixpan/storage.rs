@@ -641,6 +641,22 @@ fn parse_number(what: &str, text: &str) -> Result<u64, StorageError> {
     })
 }
 
+/// The checks of a chunk call (`mkblk`, `bput`) and its body: the upload batch and
+/// the chunk, not empty.
+async fn read_chunk(
+    state: &SixpanState,
+    req: Request<Incoming>,
+    endpoint: EndpointId,
+) -> Result<(String, Bytes), StorageError> {
+    let (_, _, batch) = block_auth(state, req.headers(), true)?;
+    conform_call(endpoint, &below_prefix(&req), req.headers())?;
+    let chunk = read_body(req, CHUNK_LIMIT).await?;
+    if chunk.is_empty() {
+        return Err(StorageError::bad("the chunk is empty"));
+    }
+    Ok((batch, chunk))
+}
+
 /// `POST /wcs/mkblk/{blockSize}/{blockIndex}`: a new block with its first chunk.
 async fn make_block(
     state: &Arc<SixpanState>,
@@ -655,12 +671,7 @@ async fn make_block(
             "blockSize must be between 1 and {BLOCK_SIZE}, got {size}"
         )));
     }
-    let (_, _, batch) = block_auth(state, req.headers(), true)?;
-    conform_call(EndpointId::MakeBlock, &below_prefix(&req), req.headers())?;
-    let chunk = read_body(req, CHUNK_LIMIT).await?;
-    if chunk.is_empty() {
-        return Err(StorageError::bad("the chunk is empty"));
-    }
+    let (batch, chunk) = read_chunk(state, req, EndpointId::MakeBlock).await?;
     let len = chunk.len() as u64;
     if len > size {
         return Err(StorageError::bad(format!(
@@ -717,12 +728,7 @@ async fn put_chunk(
     offset: &str,
 ) -> Stored {
     let offset = parse_number("offset", offset)?;
-    let (_, _, batch) = block_auth(state, req.headers(), true)?;
-    conform_call(EndpointId::PutChunk, &below_prefix(&req), req.headers())?;
-    let chunk = read_body(req, CHUNK_LIMIT).await?;
-    if chunk.is_empty() {
-        return Err(StorageError::bad("the chunk is empty"));
-    }
+    let (batch, chunk) = read_chunk(state, req, EndpointId::PutChunk).await?;
     let len = chunk.len() as u64;
     let (id, path) = {
         let mut store = lock(&state.store);
