@@ -71,6 +71,26 @@
 //! ed2k identities have type 5040. (The description leaves both sets open, so these
 //! conform to it.)
 //!
+//! # Time
+//!
+//! Every reading of time goes through one clock, [`EmulatorConfig::clock`]
+//! (default [`TokioClock`]: tokio's clock, with a wall clock anchored to it), and every
+//! wait through `tokio::time`, so that a test in tokio's paused time moves token expiry,
+//! deadlines, rate limits, progress and callback backoff without waiting.
+//!
+//! # The emulator's own routes
+//!
+//! `GET /_emulator/stats` answers the counters ([`Stats`], also
+//! [`RunningEmulator::stats`]) to anyone; `GET /_emulator/faults` the faults in force.
+//! `PUT /_emulator/faults`, and every other method but `GET` and `HEAD` under
+//! `/_emulator/`, needs the admin token ([`RunningEmulator::admin_token`]) as
+//! `Authorization: Bearer <token>` (HTTP 401 without it). These routes are never
+//! faulted.
+//!
+//! The emulator is a test tool: it fetches whatever URL a task names. With
+//! [`EmulatorConfig::loopback_only`] it stays on this machine, but still reaches every
+//! local port; keep it on loopback.
+//!
 //! # Not emulated
 //!
 //! Directories (`dirID`/`businessDirID` are only checked for the root), the OAuth
