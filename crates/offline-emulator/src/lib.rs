@@ -71,6 +71,26 @@
 //! ed2k identities have type 5040. (The description leaves both sets open, so these
 //! conform to it.)
 //!
+//! # Time
+//!
+//! Every reading of time goes through one clock, [`EmulatorConfig::clock`]
+//! (default [`TokioClock`]: tokio's clock, with a wall clock anchored to it), and every
+//! wait through `tokio::time`, so that a test in tokio's paused time moves token expiry,
+//! deadlines, rate limits, progress and callback backoff without waiting.
+//!
+//! # The emulator's own routes
+//!
+//! `GET /_emulator/stats` answers the counters ([`Stats`], also
+//! [`RunningEmulator::stats`]) to anyone; `GET /_emulator/faults` the faults in force.
+//! `PUT /_emulator/faults`, and every other method but `GET` and `HEAD` under
+//! `/_emulator/`, needs the admin token ([`RunningEmulator::admin_token`]) as
+//! `Authorization: Bearer <token>` (HTTP 401 without it). These routes are never
+//! faulted.
+//!
+//! The emulator is a test tool: it fetches whatever URL a task names. With
+//! [`EmulatorConfig::loopback_only`] it stays on this machine, but still reaches every
+//! local port; keep it on loopback.
+//!
 //! # Not emulated
 //!
 //! Directories (`dirID`/`businessDirID` are only checked for the root), the OAuth
@@ -79,16 +99,15 @@
 //! tokens per client, the "retrying" status (3), and overwriting images with the same
 //! etag.
 
-mod config;
-mod faults;
-mod fetch;
+mod admin;
+mod common;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
-mod openapi;
+mod hub;
+mod pan123;
 mod server;
 mod sixpan;
 pub mod source;
-mod state;
 
 use std::io;
 use std::net::SocketAddr;
@@ -100,13 +119,16 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::info;
 
-pub use config::EmulatorConfig;
-pub use faults::{decide as fault_for_request, Action as FaultAction, Faults};
+pub use common::clock::TokioClock;
+pub use common::config::EmulatorConfig;
+pub use common::faults::{decide as fault_for_request, Action as FaultAction, Faults};
+pub use hub::Stats;
+pub use offline_proto::clock::Clock;
 pub use offline_proto::pan123::{EndpointId, TaskId, TaskStatus};
-pub use sixpan::{SixpanTaskKind, SixpanTaskSnapshot};
-pub use state::{TaskKind, TaskSnapshot};
+pub use pan123::state::{Pan123Stats, TaskKind, TaskSnapshot};
+pub use sixpan::{SixpanStats, SixpanTaskKind, SixpanTaskSnapshot};
 
-use state::Shared;
+use hub::Hub;
 
 /// Starts emulators. See [`RunningEmulator`] for what a started one offers.
 #[derive(Debug, Clone, Copy)]
@@ -137,17 +159,12 @@ impl Emulator {
         let listener = TcpListener::bind(config.addr).await?;
         let addr = listener.local_addr()?;
         let (stop, stopped) = watch::channel(false);
-        let shared = Arc::new(Shared::new(
-            &config,
-            data_dir,
-            fetch::http_client(),
-            stopped,
-        ));
-        let accept = tokio::spawn(server::serve(listener, shared.clone()));
-        info!(%addr, data_dir = %shared.data_dir.display(), "emulator listening");
+        let hub = Arc::new(Hub::new(&config, data_dir, stopped));
+        let accept = tokio::spawn(server::serve(listener, hub.clone()));
+        info!(%addr, data_dir = %hub.env.data_dir.display(), "emulator listening");
         Ok(RunningEmulator {
             addr,
-            shared,
+            hub,
             stop,
             accept: Some(accept),
             _temp_dir: temp_dir,
@@ -170,7 +187,7 @@ impl Emulator {
 #[derive(Debug)]
 pub struct RunningEmulator {
     addr: SocketAddr,
-    shared: Arc<Shared>,
+    hub: Arc<Hub>,
     stop: watch::Sender<bool>,
     accept: Option<JoinHandle<()>>,
     /// Held only to be removed on drop.
@@ -190,99 +207,117 @@ impl RunningEmulator {
 
     /// The client ID the token call accepts.
     pub fn client_id(&self) -> &str {
-        &self.shared.client_id
+        &self.hub.pan123.client_id
     }
 
     /// The client secret the token call accepts.
     pub fn client_secret(&self) -> &str {
-        &self.shared.client_secret
+        &self.hub.pan123.client_secret
     }
 
     /// The directory downloaded files are stored in, as
     /// `<taskID>-<sanitized file name>`.
     pub fn data_dir(&self) -> &Path {
-        &self.shared.data_dir
+        &self.hub.env.data_dir
+    }
+
+    /// The clock the emulator reads the time from ([`EmulatorConfig::clock`]).
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.hub.env.clock
+    }
+
+    /// The token that the admin routes which change the emulator
+    /// (`PUT /_emulator/faults`) require, as `Authorization: Bearer <token>`:
+    /// [`EmulatorConfig::admin_token`], or a random one made at start. The in-process
+    /// calls ([`set_faults`](Self::set_faults) and the rest) need none.
+    pub fn admin_token(&self) -> &str {
+        &self.hub.admin_token
+    }
+
+    /// Every counter so far, as `GET /_emulator/stats` answers them.
+    pub fn stats(&self) -> Stats {
+        self.hub.stats()
     }
 
     /// How many access-token requests were answered successfully.
     pub fn token_requests(&self) -> u64 {
-        self.shared.token_requests()
+        self.hub.pan123.stats().token_requests
     }
 
     /// How many requests were answered with code 429.
     pub fn rate_limited(&self) -> u64 {
-        self.shared.rate_limited()
+        self.hub.pan123.stats().rate_limited
     }
 
     /// Expires every token issued so far: their next use is answered with code 401
     /// `token is expired`. Tokens issued afterwards work.
     pub fn expire_tokens(&self) {
-        self.shared.expire_tokens();
+        self.hub.pan123.expire_tokens();
     }
 
     /// Sets the rate limit of `endpoint`, in requests per second per client (bursts of
     /// `max(1, per_second)`), and refills its buckets. A value that is not a positive
     /// finite number removes the limit.
     pub fn set_rate_limit(&self, endpoint: EndpointId, per_second: f64) {
-        self.shared.set_rate_limit(endpoint, per_second);
+        self.hub.pan123.set_rate_limit(endpoint, per_second);
     }
 
     /// Every task so far, ordered by ID.
     pub fn tasks(&self) -> Vec<TaskSnapshot> {
-        self.shared.tasks()
+        self.hub.pan123.tasks()
     }
 
     /// The 6pan account a login accepts ([`EmulatorConfig::sixpan_account`]).
     pub fn sixpan_account(&self) -> &str {
-        self.shared.sixpan.account()
+        self.hub.sixpan.account()
     }
 
     /// The 6pan password a login accepts (sent as its lowercase hex MD5).
     pub fn sixpan_password(&self) -> &str {
-        self.shared.sixpan.password()
+        self.hub.sixpan.password()
     }
 
     /// Every 6pan task that was not deleted, oldest first.
     pub fn sixpan_tasks(&self) -> Vec<SixpanTaskSnapshot> {
-        self.shared.sixpan.tasks()
+        self.hub.sixpan.tasks()
     }
 
     /// How many 6pan `/v1/store/token` calls created the file at once (秒传).
     pub fn instant_uploads(&self) -> u64 {
-        self.shared.sixpan.instant_uploads()
+        self.hub.sixpan.stats().instant_uploads
     }
 
     /// How many chunks (`mkblk` and `bput`) the 6pan storage service accepted.
     pub fn uploaded_chunks(&self) -> u64 {
-        self.shared.sixpan.uploaded_chunks()
+        self.hub.sixpan.stats().uploaded_chunks
     }
 
     /// How many 6pan logins succeeded.
     pub fn sixpan_logins(&self) -> u64 {
-        self.shared.sixpan.logins()
+        self.hub.sixpan.stats().logins
     }
 
     /// Ends every 6pan token issued so far, at once, as a login elsewhere would: their
     /// next use is answered HTTP 401 `BEARER_AUTHORIZATION_HEADER_INVALID`.
     pub fn expire_sixpan_tokens(&self) {
-        self.shared.sixpan.expire_tokens();
+        self.hub.sixpan.expire_tokens();
     }
 
     /// Where the 6pan blob of `etag` (a bare 28-character etag, or one with a size
     /// suffix) is stored, if one is: an upload's bytes, or a downloaded file's.
     pub fn stored_blob(&self, etag: impl AsRef<str>) -> Option<std::path::PathBuf> {
-        self.shared.sixpan.stored_blob(etag.as_ref())
+        self.hub.sixpan.stored_blob(etag.as_ref())
     }
 
     /// Switches the injected faults (see [`Faults`]); takes effect from the next
-    /// request. `Faults::default()` switches them off.
+    /// request. `Faults::default()` switches them off. No admin token needed.
     pub fn set_faults(&self, faults: Faults) {
-        self.shared.faults.set(faults);
+        self.hub.env.faults.set(faults);
     }
 
     /// How many requests met an injected fault so far.
     pub fn faults_injected(&self) -> u64 {
-        self.shared.faults.injected()
+        self.hub.env.faults.injected()
     }
 
     /// Stops gracefully: stops accepting, lets open connections finish their current
@@ -294,12 +329,7 @@ impl RunningEmulator {
         if let Some(accept) = self.accept.take() {
             let _ = accept.await;
         }
-        let mut workers = self.shared.take_workers();
-        let drain = async { while workers.join_next().await.is_some() {} };
-        if tokio::time::timeout(server::GRACE, drain).await.is_err() {
-            workers.shutdown().await;
-        }
-        self.shared.sixpan.shutdown().await;
+        self.hub.env.drain_workers().await;
         info!(addr = %self.addr, "emulator stopped");
     }
 }

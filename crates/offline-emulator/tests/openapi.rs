@@ -7,26 +7,29 @@ mod common;
 use bytes::Bytes;
 use common::*;
 use http::Method;
-use offline_emulator::{Emulator, EmulatorConfig, EndpointId, TaskStatus};
+use offline_emulator::{EmulatorConfig, EndpointId, RunningEmulator, TaskStatus};
 use serde_json::{json, Value};
 
 const STATIC_TOKEN: &str = "static-test-token";
 
-fn tool_config() -> EmulatorConfig {
+/// An emulator as the tools run it: a static token, loopback only, no rate limits.
+async fn tool_emulator() -> (RunningEmulator, Api) {
     let mut config = EmulatorConfig {
         static_token: Some(STATIC_TOKEN.to_owned()),
         loopback_only: true,
         ..EmulatorConfig::default()
     };
     config.rate_limits.clear();
-    config
+    let emu = start(config).await;
+    let api = Api::new(&emu);
+    (emu, api)
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn the_description_is_served_and_lists_every_endpoint() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    let emu = Emulator::start_default().await.unwrap();
+    let emu = start(EmulatorConfig::default()).await;
     let mut stream = tokio::net::TcpStream::connect(emu.addr()).await.unwrap();
     stream
         .write_all(b"GET /openapi.json HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
@@ -47,10 +50,9 @@ async fn the_description_is_served_and_lists_every_endpoint() {
     emu.shutdown().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_static_token_is_always_valid() {
-    let emu = Emulator::start(tool_config()).await.unwrap();
-    let api = Api::new(&emu);
+    let (emu, api) = tool_emulator().await;
     let a = api.get(&format!("{PROCESS}?taskID=1"), STATIC_TOKEN).await;
     assert_eq!(a.code(), 404, "{a:?}");
     let a = api
@@ -60,10 +62,9 @@ async fn a_static_token_is_always_valid() {
     emu.shutdown().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn loopback_only_fails_other_sources_at_once() {
-    let emu = Emulator::start(tool_config()).await.unwrap();
-    let api = Api::new(&emu);
+    let (emu, api) = tool_emulator().await;
     let body = json!({"url": "http://example.invalid/file.bin", "callBackUrl": "http://example.invalid/cb"});
     let task = api.create(CREATE, STATIC_TOKEN, &body).await;
     let data = api.wait_final(PROCESS, STATIC_TOKEN, task).await;
@@ -76,10 +77,9 @@ async fn loopback_only_fails_other_sources_at_once() {
     emu.shutdown().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn oauth_input_is_checked_and_every_code_refused() {
-    let emu = Emulator::start(tool_config()).await.unwrap();
-    let api = Api::new(&emu);
+    let (emu, api) = tool_emulator().await;
     let oauth = EndpointId::OAuthToken.path();
     let call = |query: String| {
         let api = &api;
@@ -96,48 +96,62 @@ async fn oauth_input_is_checked_and_every_code_refused() {
     let id = emu.client_id().to_owned();
     let secret = emu.client_secret().to_owned();
 
-    let a = call(format!("client_id={id}&client_secret={secret}")).await;
-    assert_eq!(a.code(), 400);
-    assert!(a.message().contains("grant_type"), "{}", a.message());
-    // Refused by the description alone (`minLength: 1`): no Rust code states it.
-    let a = call(format!(
-        "client_id=&client_secret={secret}&grant_type=refresh_token"
-    ))
-    .await;
-    assert_eq!(a.code(), 400);
-    assert_eq!(
-        a.message(),
-        "invalid query at `client_id`: shorter than 1 characters"
-    );
-    let a = call(format!(
-        "client_id={id}&client_secret={secret}&grant_type=password"
-    ))
-    .await;
-    assert_eq!(a.code(), 400);
-    assert!(a.message().contains("grant_type"), "{}", a.message());
-    let a = call(format!(
-        "client_id={id}&client_secret=wrong&grant_type=authorization_code&code=x"
-    ))
-    .await;
-    assert_eq!(a.code(), 401);
-    let a = call(format!(
-        "client_id={id}&client_secret={secret}&grant_type=authorization_code&code=x"
-    ))
-    .await;
-    assert_eq!((a.code(), a.message()), (401, "authorization code invalid"));
-    assert!(a.data().is_null());
-    let a = call(format!(
-        "client_id={id}&client_secret={secret}&grant_type=refresh_token"
-    ))
-    .await;
-    assert_eq!(a.code(), 400);
+    // (query, code, message: exactly, or containing, or anything when empty).
+    let cases = [
+        (
+            format!("client_id={id}&client_secret={secret}"),
+            400,
+            "grant_type",
+            false,
+        ),
+        // Refused by the description alone (`minLength: 1`): no Rust code states it.
+        (
+            format!("client_id=&client_secret={secret}&grant_type=refresh_token"),
+            400,
+            "invalid query at `client_id`: shorter than 1 characters",
+            true,
+        ),
+        (
+            format!("client_id={id}&client_secret={secret}&grant_type=password"),
+            400,
+            "grant_type",
+            false,
+        ),
+        (
+            format!("client_id={id}&client_secret=wrong&grant_type=authorization_code&code=x"),
+            401,
+            "",
+            false,
+        ),
+        (
+            format!("client_id={id}&client_secret={secret}&grant_type=authorization_code&code=x"),
+            401,
+            "authorization code invalid",
+            true,
+        ),
+        (
+            format!("client_id={id}&client_secret={secret}&grant_type=refresh_token"),
+            400,
+            "",
+            false,
+        ),
+    ];
+    for (query, code, message, exact) in cases {
+        let a = call(query.clone()).await;
+        assert_eq!(a.code(), code, "{query}: {a:?}");
+        if exact {
+            assert_eq!(a.message(), message, "{query}");
+        } else {
+            assert!(a.message().contains(message), "{query}: {}", a.message());
+        }
+        assert!(a.data().is_null(), "{query}: {a:?}");
+    }
     emu.shutdown().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn shape_errors_name_the_field() {
-    let emu = Emulator::start(tool_config()).await.unwrap();
-    let api = Api::new(&emu);
+    let (emu, api) = tool_emulator().await;
     let a = api
         .post(
             CREATE,
@@ -160,7 +174,6 @@ async fn shape_errors_name_the_field() {
         )
         .await;
     assert_eq!(a.code(), 400, "{a:?}");
-    let a: Value = a.json;
-    assert!(a["data"].is_null());
+    assert!(a.json["data"].is_null());
     emu.shutdown().await;
 }

@@ -3,255 +3,25 @@
 //! parsing torrents and links, and tasks (web-seed downloads, file selection, page,
 //! delete).
 
-use std::collections::BTreeMap;
-use std::time::{Duration, Instant, SystemTime};
+mod common;
+
+use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderMap, Method, Request, StatusCode};
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
-use offline_emulator::source::{ServedFile, SourceServer};
-use offline_emulator::{Emulator, EmulatorConfig, RunningEmulator};
+use common::*;
+use http::{Method, StatusCode};
+use offline_emulator::{EmulatorConfig, RunningEmulator};
 use offline_proto::qetag::qetag;
 use offline_proto::sixpan::identity::{Identity, IdentityType};
 use offline_proto::sixpan::upload_token::UploadToken;
 use offline_proto::sixpan::TaskStatus;
 use serde_json::{json, Value};
 use sha1::{Digest as _, Sha1};
-
-/// The longest any poll loop waits.
-const POLL_LIMIT: Duration = Duration::from_secs(10);
-/// One storage block.
-const BLOCK: usize = 4 * 1024 * 1024;
-const MIB: usize = 1024 * 1024;
+use tokio::time::Instant;
 
 const ALICE: &[u8] = include_bytes!("../../../fixtures/torrents/alice.torrent");
 const NUMBERS: &[u8] = include_bytes!("../../../fixtures/torrents/numbers.torrent");
-const BATCH: &str = "0f8fad5b-d9cb-469f-a165-70867728950e";
-
-/// `n` deterministic bytes.
-fn pattern(n: usize) -> Vec<u8> {
-    (0..n)
-        .map(|i| u8::try_from((i * 31 + i / 4093 + (i >> 13)) % 251).unwrap())
-        .collect()
-}
-
-/// One answer: status, headers, body (and the body as JSON, `Null` when it is not).
-#[derive(Debug)]
-struct Reply {
-    status: StatusCode,
-    headers: HeaderMap,
-    json: Value,
-}
-
-impl Reply {
-    fn code(&self) -> &str {
-        self.json["code"].as_str().unwrap_or_default()
-    }
-
-    fn result(&self) -> &Value {
-        &self.json["result"]
-    }
-
-    fn new_token(&self) -> Option<String> {
-        self.headers
-            .get("qingzhen-token")
-            .map(|v| v.to_str().unwrap().to_owned())
-    }
-
-    /// Asserts a successful envelope with `status` 0 (v2) or 200 (v1).
-    fn ok(self, status: i64) -> Self {
-        assert_eq!(self.status, StatusCode::OK, "{self:?}");
-        assert_eq!(self.json["success"], true, "{self:?}");
-        assert_eq!(self.json["code"], "OK", "{self:?}");
-        assert_eq!(self.json["status"], status, "{self:?}");
-        self
-    }
-
-    /// Asserts an error envelope with this HTTP status and code.
-    fn err(self, http: u16, code: &str) -> Self {
-        assert_eq!(self.status.as_u16(), http, "{self:?}");
-        assert_eq!(self.json["success"], false, "{self:?}");
-        assert_eq!(self.code(), code, "{self:?}");
-        assert!(self.json["result"].is_null(), "{self:?}");
-        self
-    }
-}
-
-/// A raw HTTP client with a 6pan session: it keeps the newest token.
-struct SixPan {
-    base: String,
-    client: Client<HttpConnector, Full<Bytes>>,
-    token: Option<String>,
-}
-
-impl SixPan {
-    fn new(emulator: &RunningEmulator) -> Self {
-        Self {
-            base: emulator.base_url(),
-            client: Client::builder(TokioExecutor::new()).build_http(),
-            token: None,
-        }
-    }
-
-    async fn send(
-        &self,
-        method: Method,
-        url: &str,
-        headers: &[(&str, &str)],
-        body: impl Into<Bytes>,
-    ) -> Reply {
-        let url = if url.starts_with("http") {
-            url.to_owned()
-        } else {
-            format!("{}{url}", self.base)
-        };
-        let mut builder = Request::builder().method(method).uri(url);
-        for (k, v) in headers {
-            builder = builder.header(*k, *v);
-        }
-        let request = builder.body(Full::new(body.into())).unwrap();
-        let response = tokio::time::timeout(POLL_LIMIT, self.client.request(request))
-            .await
-            .expect("answer within 10 s")
-            .expect("request reaches the emulator");
-        let status = response.status();
-        let headers = response.headers().clone();
-        let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Reply {
-            status,
-            headers,
-            json,
-        }
-    }
-
-    /// POSTs JSON with `token` (or none) in `Qingzhen-Token`.
-    async fn post_with(&self, path: &str, token: Option<&str>, body: &Value) -> Reply {
-        let mut headers = vec![("content-type", "application/json")];
-        if let Some(t) = token {
-            headers.push(("Qingzhen-Token", t));
-        }
-        self.send(
-            Method::POST,
-            path,
-            &headers,
-            serde_json::to_vec(body).unwrap(),
-        )
-        .await
-    }
-
-    /// POSTs JSON with the session's token and keeps the rotated one.
-    async fn call(&mut self, path: &str, body: &Value) -> Reply {
-        let reply = self
-            .post_with(path, self.token.clone().as_deref(), body)
-            .await;
-        if let Some(t) = reply.new_token() {
-            self.token = Some(t);
-        }
-        reply
-    }
-
-    async fn login_as(&mut self, account: &str, password: &str) -> Reply {
-        let body = json!({"value": account, "password": md5_hex(password), "code": ""});
-        let reply = self.post_with("/v2/user/login", None, &body).await;
-        if let Some(t) = reply.new_token() {
-            self.token = Some(t);
-        }
-        reply
-    }
-
-    async fn login(&mut self, emulator: &RunningEmulator) {
-        self.login_as(emulator.sixpan_account(), emulator.sixpan_password())
-            .await
-            .ok(0);
-        assert!(self.token.is_some());
-    }
-
-    /// `/v1/store/token` → the upload token and URL (asserts it is not instant).
-    async fn upload_token(&mut self, name: &str, hash: Option<&str>) -> (String, String) {
-        let mut body = json!({"name": name, "path": ":torrent"});
-        if let Some(h) = hash {
-            body["hash"] = json!(h);
-        }
-        let reply = self.call("/v1/store/token", &body).await.ok(200);
-        let token = reply.result()["token"]
-            .as_str()
-            .expect("upload token")
-            .to_owned();
-        let url = reply.result()["uploadUrl"].as_str().unwrap().to_owned();
-        (token, url)
-    }
-
-    /// Uploads `data` in one multipart form; the reply.
-    async fn form_upload(&mut self, name: &str, data: &[u8]) -> Reply {
-        let (token, url) = self.upload_token(name, None).await;
-        let (content_type, body) =
-            multipart(&[("token", token.as_bytes()), ("x:origin", b"test")], data);
-        self.send(
-            Method::POST,
-            &format!("{url}/file/upload"),
-            &[("content-type", &content_type)],
-            body,
-        )
-        .await
-    }
-
-    async fn parse_torrent(&mut self, hash: &str) -> Value {
-        self.call("/v2/offline/parseTorrent", &json!({"hash": [hash]}))
-            .await
-            .ok(0)
-            .result()[0]
-            .clone()
-    }
-
-    async fn page(&mut self, page: u32, size: u32) -> Value {
-        self.call("/v2/offline/page", &json!({"page": page, "pageSize": size}))
-            .await
-            .ok(0)
-            .result()
-            .clone()
-    }
-}
-
-fn md5_hex(text: &str) -> String {
-    use md5::Digest as _;
-    md5::Md5::digest(text.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-/// A multipart form of `parts` in order (a part named `file` is sent as a file);
-/// `(content type, body)`.
-fn form(parts: &[(&str, &[u8])]) -> (String, Vec<u8>) {
-    let boundary = "----sixpan-test-boundary-7MA4YWxkTrZu0gW";
-    let mut body = Vec::new();
-    for (name, value) in parts {
-        let head = if *name == "file" {
-            format!(
-                "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"f.bin\"\r\n\
-                 Content-Type: application/octet-stream\r\n\r\n"
-            )
-        } else {
-            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n")
-        };
-        body.extend_from_slice(head.as_bytes());
-        body.extend_from_slice(value);
-        body.extend_from_slice(b"\r\n");
-    }
-    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
-    (format!("multipart/form-data; boundary={boundary}"), body)
-}
-
-/// A multipart form of `fields` then `file`.
-fn multipart(fields: &[(&str, &[u8])], file: &[u8]) -> (String, Vec<u8>) {
-    let mut parts = fields.to_vec();
-    parts.push(("file", file));
-    form(&parts)
-}
+const INVALID_TOKEN: &str = "BEARER_AUTHORIZATION_HEADER_INVALID";
 
 /// Bencode of a single-file torrent of `content` with a `url-list`.
 fn single_file_torrent(name: &str, content: &[u8], piece_length: usize, web_seed: &str) -> Vec<u8> {
@@ -278,77 +48,52 @@ fn with_web_seed(torrent: &[u8], web_seed: &str) -> Vec<u8> {
     out
 }
 
-async fn start(config: EmulatorConfig) -> RunningEmulator {
-    Emulator::start(config).await.expect("emulator starts")
+/// Headers as owned pairs.
+fn owned(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
 }
 
-/// Polls until the task's status is final (not 100); its page entry.
-async fn wait_final(api: &mut SixPan, identity: &str) -> Value {
-    let deadline = Instant::now() + POLL_LIMIT;
-    loop {
-        let page = api.page(1, 100).await;
-        let task = page["list"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|t| t["identity"] == identity)
-            .cloned()
-            .expect("task listed");
-        if task["status"] != 100 {
-            return task;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "task still running after 10 s: {task}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+/// Uploads `torrent` as `name` and parses it; the parse result.
+async fn uploaded_torrent(api: &mut SixPan, name: &str, torrent: &[u8]) -> Value {
+    api.form_upload(name, torrent).await;
+    api.parse_torrent(qetag(torrent).as_str()).await
 }
 
-/// Adds one task; the new task's identity (the newest in the list).
-async fn add_one(api: &mut SixPan, task: Value) -> String {
-    let reply = api
-        .call(
-            "/v2/offline/add",
-            &json!({"path": "/downloads", "task": [task]}),
-        )
-        .await
-        .ok(0);
-    assert_eq!(reply.result(), &json!({"success": true, "count": 1}));
-    api.page(1, 1).await["list"][0]["identity"]
-        .as_str()
-        .unwrap()
-        .to_owned()
+/// Starts an emulator with `config` and a 6pan client that has not logged in.
+async fn anonymous(config: EmulatorConfig) -> (RunningEmulator, SixPan) {
+    let emu = start(config).await;
+    let api = SixPan::new(&emu);
+    (emu, api)
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn login_checks_credentials_and_devices() {
-    let emulator = start(EmulatorConfig {
+    let (emulator, mut api) = anonymous(EmulatorConfig {
         sixpan_max_devices: 2,
         ..EmulatorConfig::default()
     })
     .await;
-    let mut api = SixPan::new(&emulator);
-    assert_eq!(emulator.sixpan_account(), "demo@offline.local");
+    let (account, password) = (emulator.sixpan_account(), emulator.sixpan_password());
+    assert_eq!(account, "demo@offline.local");
 
     let reply = api
-        .login_as(emulator.sixpan_account(), "not the password")
+        .login_as(account, "not the password")
         .await
         .err(400, "PASSWORD_ERROR");
     assert!(reply.new_token().is_none());
-    api.login_as("someone@else", emulator.sixpan_password())
+    api.login_as("someone@else", password)
         .await
         .err(400, "USER_NOT_FOUND");
-    let bad = json!({"value": emulator.sixpan_account(), "password": "PLAIN", "code": ""});
+    let bad = json!({"value": account, "password": "PLAIN", "code": ""});
     api.post_with("/v2/user/login", None, &bad)
         .await
         .err(400, "PARAMETER_ERROR");
     assert_eq!(emulator.sixpan_logins(), 0);
 
-    let reply = api
-        .login_as(emulator.sixpan_account(), emulator.sixpan_password())
-        .await
-        .ok(0);
+    let reply = api.login_as(account, password).await.ok(0);
     let first = reply
         .new_token()
         .expect("token in the qingzhen-token header");
@@ -359,26 +104,20 @@ async fn login_checks_credentials_and_devices() {
     // A second login (another device) ends the first token at once.
     api.login(&emulator).await;
     let second = api.token.clone().unwrap();
-    api.post_with("/v2/user/info", Some(&first), &json!({}))
-        .await
-        .err(401, "BEARER_AUTHORIZATION_HEADER_INVALID");
-    api.post_with("/v2/user/info", Some(&second), &json!({}))
-        .await
-        .ok(0);
+    api.info_with(Some(&first)).await.err(401, INVALID_TOKEN);
+    api.info_with(Some(&second)).await.ok(0);
 
     // A third login within the token lifetime is one device too many.
-    api.login_as(emulator.sixpan_account(), emulator.sixpan_password())
+    api.login_as(account, password)
         .await
         .err(400, "LOGIN_USER_TOO_MUCH");
     assert_eq!(emulator.sixpan_logins(), 2);
     emulator.shutdown().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn tokens_rotate_on_every_call() {
-    let emulator = start(EmulatorConfig::default()).await;
-    let mut api = SixPan::new(&emulator);
-    api.login(&emulator).await;
+    let (emulator, mut api) = sixpan(EmulatorConfig::default()).await;
     let t0 = api.token.clone().unwrap();
 
     let reply = api.call("/v2/user/info", &json!({})).await.ok(0);
@@ -394,10 +133,7 @@ async fn tokens_rotate_on_every_call() {
     assert_ne!(t2, t1);
 
     // The superseded token still works within the grace period (and rotates too).
-    let again = api
-        .post_with("/v2/user/info", Some(&t0), &json!({}))
-        .await
-        .ok(0);
+    let again = api.info_with(Some(&t0)).await.ok(0);
     assert!(again.new_token().is_some_and(|t| t != t0));
 
     // v1 answers carry the token in the body and as a bearer header too.
@@ -410,47 +146,31 @@ async fn tokens_rotate_on_every_call() {
     assert_eq!(v1.headers["authorization"], format!("Bearer {t3}").as_str());
 
     // No token, an unknown one.
-    api.post_with("/v2/user/info", None, &json!({}))
-        .await
-        .err(401, "BEARER_AUTHORIZATION_HEADER_INVALID");
-    api.post_with("/v2/user/info", Some("nope"), &json!({}))
-        .await
-        .err(401, "BEARER_AUTHORIZATION_HEADER_INVALID");
+    api.info_with(None).await.err(401, INVALID_TOKEN);
+    api.info_with(Some("nope")).await.err(401, INVALID_TOKEN);
 
     // Like a login elsewhere: every token ends.
     emulator.expire_sixpan_tokens();
-    let refused = api
-        .post_with("/v2/user/info", Some(&t3), &json!({}))
-        .await
-        .err(401, "BEARER_AUTHORIZATION_HEADER_INVALID");
+    let refused = api.info_with(Some(&t3)).await.err(401, INVALID_TOKEN);
     assert!(refused.new_token().is_none());
-    api.post_with("/v2/user/info", Some(&t0), &json!({}))
-        .await
-        .err(401, "BEARER_AUTHORIZATION_HEADER_INVALID");
+    api.info_with(Some(&t0)).await.err(401, INVALID_TOKEN);
     api.login(&emulator).await;
     api.call("/v2/user/info", &json!({})).await.ok(0);
     emulator.shutdown().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn superseded_tokens_stop_after_the_grace_and_tokens_expire() {
-    let emulator = start(EmulatorConfig {
+    let (emulator, mut api) = sixpan(EmulatorConfig {
         sixpan_rotation_grace: Duration::from_millis(300),
         ..EmulatorConfig::default()
     })
     .await;
-    let mut api = SixPan::new(&emulator);
-    api.login(&emulator).await;
     let t0 = api.token.clone().unwrap();
     api.call("/v2/user/info", &json!({})).await.ok(0);
-    api.post_with("/v2/user/info", Some(&t0), &json!({}))
-        .await
-        .ok(0);
+    api.info_with(Some(&t0)).await.ok(0);
     tokio::time::sleep(Duration::from_millis(400)).await;
-    let refused = api
-        .post_with("/v2/user/info", Some(&t0), &json!({}))
-        .await
-        .err(401, "BEARER_AUTHORIZATION_HEADER_INVALID");
+    let refused = api.info_with(Some(&t0)).await.err(401, INVALID_TOKEN);
     assert!(
         refused.json["message"]
             .as_str()
@@ -462,29 +182,26 @@ async fn superseded_tokens_stop_after_the_grace_and_tokens_expire() {
     api.call("/v2/user/info", &json!({})).await.ok(0);
     emulator.shutdown().await;
 
-    let emulator = start(EmulatorConfig {
+    let (emulator, mut api) = sixpan(EmulatorConfig {
         token_lifetime: Duration::from_millis(300),
         ..EmulatorConfig::default()
     })
     .await;
-    let mut api = SixPan::new(&emulator);
-    api.login(&emulator).await;
     api.call("/v2/user/info", &json!({})).await.ok(0);
     tokio::time::sleep(Duration::from_millis(400)).await;
     api.call("/v2/user/info", &json!({}))
         .await
-        .err(401, "BEARER_AUTHORIZATION_HEADER_INVALID");
+        .err(401, INVALID_TOKEN);
     emulator.shutdown().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn form_upload_then_instant_upload() {
-    let emulator = start(EmulatorConfig::default()).await;
-    let mut api = SixPan::new(&emulator);
+    let (emulator, mut api) = anonymous(EmulatorConfig::default()).await;
     // Unauthenticated store token calls are refused.
     api.post_with("/v1/store/token", None, &json!({"name": "alice.torrent"}))
         .await
-        .err(401, "BEARER_AUTHORIZATION_HEADER_INVALID");
+        .err(401, INVALID_TOKEN);
     api.login(&emulator).await;
     let etag = qetag(ALICE);
 
@@ -502,7 +219,7 @@ async fn form_upload_then_instant_upload() {
     assert_eq!(result["version"], 1);
     let token = UploadToken::parse(result["token"].as_str().unwrap()).unwrap();
     let deadline = token.deadline().unwrap();
-    let from_now = deadline.duration_since(SystemTime::now()).unwrap();
+    let from_now = deadline.duration_since(emulator.clock().wall()).unwrap();
     assert!(
         from_now > Duration::from_secs(3500) && from_now <= Duration::from_secs(3600),
         "{from_now:?}"
@@ -538,96 +255,38 @@ async fn form_upload_then_instant_upload() {
 
     // A form whose `file` is not last, and one without a token.
     let (token, url) = api.upload_token("x.bin", None).await;
+    let upload = format!("{url}/file/upload");
     let (ct, body) = form(&[("file", b"abc"), ("token", token.as_bytes())]);
     let late = api
-        .send(
-            Method::POST,
-            &format!("{url}/file/upload"),
-            &[("content-type", &ct)],
-            body,
-        )
-        .await;
+        .send(Method::POST, &upload, &[("content-type", &ct)], body)
+        .await
+        .storage_err(400, "last");
     assert_eq!(late.status, StatusCode::BAD_REQUEST, "{late:?}");
-    assert!(
-        late.json["message"].as_str().unwrap().contains("last"),
-        "{late:?}"
-    );
     let (ct, body) = multipart(&[], b"abc");
     let anonymous = api
-        .send(
-            Method::POST,
-            &format!("{url}/file/upload"),
-            &[("content-type", &ct)],
-            body,
-        )
+        .send(Method::POST, &upload, &[("content-type", &ct)], body)
         .await;
     assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED, "{anonymous:?}");
     assert_eq!(anonymous.json["code"], 401);
     emulator.shutdown().await;
 }
 
-/// `mkblk` + `bput`s of one block, `chunk` bytes at a time; the block's last ctx.
-async fn put_block(
-    api: &SixPan,
-    url: &str,
-    token: &str,
-    index: usize,
-    block: &[u8],
-    chunk: usize,
-) -> String {
-    let headers = [
-        ("authorization", token),
-        ("UploadBatch", BATCH),
-        ("content-type", "application/octet-stream"),
-    ];
-    let mut chunks = block.chunks(chunk);
-    let first = chunks.next().unwrap();
-    let reply = api
-        .send(
-            Method::POST,
-            &format!("{url}/mkblk/{}/{index}", block.len()),
-            &headers,
-            first.to_vec(),
-        )
-        .await;
-    assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
-    let mut ctx = reply.json["ctx"].as_str().unwrap().to_owned();
-    let mut offset = reply.json["offset"].as_u64().unwrap();
-    assert_eq!(offset, first.len() as u64);
-    for next in chunks {
-        let reply = api
-            .send(
-                Method::POST,
-                &format!("{url}/bput/{ctx}/{offset}"),
-                &headers,
-                next.to_vec(),
-            )
-            .await;
-        assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
-        ctx = reply.json["ctx"].as_str().unwrap().to_owned();
-        assert_eq!(reply.json["offset"], offset + next.len() as u64);
-        offset += next.len() as u64;
-    }
-    ctx
-}
-
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn block_upload_of_9_mib_in_3_blocks() {
-    let emulator = start(EmulatorConfig::default()).await;
-    let mut api = SixPan::new(&emulator);
-    api.login(&emulator).await;
+    let (emulator, mut api) = sixpan(EmulatorConfig::default()).await;
     let data = pattern(9 * MIB);
     let etag = qetag(&data);
     let (token, url) = api.upload_token("nine.bin", Some(etag.as_str())).await;
     let mut ctxs = Vec::new();
     for (index, block) in data.chunks(BLOCK).enumerate() {
-        ctxs.push(put_block(&api, &url, &token, index, block, MIB).await);
+        ctxs.push(api.put_block(&url, &token, index, block, MIB).await);
     }
     assert_eq!(emulator.uploaded_chunks(), 9);
+    let mkfile = format!("{url}/mkfile/{}", data.len());
     let reply = api
         .send(
             Method::POST,
-            &format!("{url}/mkfile/{}", data.len()),
+            &mkfile,
             &[
                 ("authorization", &token),
                 ("UploadBatch", BATCH),
@@ -644,7 +303,7 @@ async fn block_upload_of_9_mib_in_3_blocks() {
     let again = api
         .send(
             Method::POST,
-            &format!("{url}/mkfile/{}", data.len()),
+            &mkfile,
             &[("authorization", &token), ("UploadBatch", BATCH)],
             ctxs.join(","),
         )
@@ -661,191 +320,140 @@ async fn block_upload_of_9_mib_in_3_blocks() {
     emulator.shutdown().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn block_upload_refusals() {
-    let emulator = start(EmulatorConfig::default()).await;
-    let mut api = SixPan::new(&emulator);
-    api.login(&emulator).await;
+    let (emulator, mut api) = sixpan(EmulatorConfig::default()).await;
     let (token, url) = api.upload_token("x.bin", None).await;
     let octet = ("content-type", "application/octet-stream");
     let chunk = vec![7u8; 1000];
-    let expect = |reply: Reply, status: u16, needle: &str| {
-        assert_eq!(reply.status.as_u16(), status, "{reply:?}");
-        assert_eq!(reply.json["code"], status, "{reply:?}");
-        let message = reply.json["message"].as_str().unwrap();
-        assert!(message.contains(needle), "{needle:?} not in {message:?}");
+    let post = |path: String, headers: Vec<(String, String)>, body: Vec<u8>| {
+        let api = &api;
+        let url = url.clone();
+        async move {
+            let headers: Vec<(&str, &str)> = headers
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            api.send(Method::POST, &format!("{url}{path}"), &headers, body)
+                .await
+        }
     };
 
     let bearer = format!("Bearer {token}");
-    let r = api
-        .send(
-            Method::POST,
-            &format!("{url}/mkblk/4000/0"),
-            &[("authorization", &bearer), ("UploadBatch", BATCH), octet],
-            chunk.clone(),
-        )
-        .await;
-    expect(r, 401, "Bearer");
-    let r = api
-        .send(
-            Method::POST,
-            &format!("{url}/mkblk/4000/0"),
-            &[("UploadBatch", BATCH), octet],
-            chunk.clone(),
-        )
-        .await;
-    expect(r, 401, "Authorization");
-    let r = api
-        .send(
-            Method::POST,
-            &format!("{url}/mkblk/4000/0"),
-            &[
+    for (path, headers, needle, status) in [
+        (
+            "/mkblk/4000/0",
+            owned(&[("authorization", &bearer), ("UploadBatch", BATCH), octet]),
+            "Bearer",
+            401,
+        ),
+        (
+            "/mkblk/4000/0",
+            owned(&[("UploadBatch", BATCH), octet]),
+            "Authorization",
+            401,
+        ),
+        (
+            "/mkblk/4000/0",
+            owned(&[
                 ("authorization", "ak:c2ln:e30="),
                 ("UploadBatch", BATCH),
                 octet,
-            ],
-            chunk.clone(),
-        )
-        .await;
-    expect(r, 401, "unknown upload token");
-    let r = api
-        .send(
-            Method::POST,
-            &format!("{url}/mkblk/4000/0"),
-            &[("authorization", &token), octet],
-            chunk.clone(),
-        )
-        .await;
-    expect(r, 400, "UploadBatch");
-    let r = api
-        .send(
-            Method::POST,
-            &format!("{url}/mkblk/9999999/0"),
-            &[("authorization", &token), ("UploadBatch", BATCH), octet],
-            chunk.clone(),
-        )
-        .await;
-    expect(r, 400, "blockSize");
+            ]),
+            "unknown upload token",
+            401,
+        ),
+        (
+            "/mkblk/4000/0",
+            owned(&[("authorization", &token), octet]),
+            "UploadBatch",
+            400,
+        ),
+        (
+            "/mkblk/9999999/0",
+            owned(&[("authorization", &token), ("UploadBatch", BATCH), octet]),
+            "blockSize",
+            400,
+        ),
+    ] {
+        post(path.to_owned(), headers, chunk.clone())
+            .await
+            .storage_err(status, needle);
+    }
 
-    let headers = [
-        ("authorization", token.as_str()),
-        ("UploadBatch", BATCH),
-        octet,
-    ];
-    let r = api
-        .send(
-            Method::POST,
-            &format!("{url}/mkblk/4000/0"),
-            &headers,
-            chunk.clone(),
-        )
-        .await;
+    let headers = owned(&block_headers(&token));
+    let r = post("/mkblk/4000/0".to_owned(), headers.clone(), chunk.clone()).await;
     assert_eq!(r.status, StatusCode::OK, "{r:?}");
     let ctx = r.json["ctx"].as_str().unwrap().to_owned();
-    // A wrong offset, then a chunk past the block's end.
-    let r = api
-        .send(
-            Method::POST,
-            &format!("{url}/bput/{ctx}/999"),
-            &headers,
-            chunk.clone(),
-        )
-        .await;
-    expect(r, 400, "offset 999");
-    let r = api
-        .send(
-            Method::POST,
-            &format!("{url}/bput/{ctx}/1000"),
-            &headers,
+    // A wrong offset, then a chunk past the block's end, then an unknown ctx.
+    for (path, body, needle) in [
+        (format!("/bput/{ctx}/999"), chunk.clone(), "offset 999"),
+        (
+            format!("/bput/{ctx}/1000"),
             vec![1u8; 3001],
-        )
-        .await;
-    expect(r, 400, "past the block size");
-    let r = api
-        .send(
-            Method::POST,
-            &format!("{url}/bput/nope/1000"),
-            &headers,
-            chunk.clone(),
-        )
-        .await;
-    expect(r, 400, "ctx");
+            "past the block size",
+        ),
+        ("/bput/nope/1000".to_owned(), chunk.clone(), "ctx"),
+    ] {
+        post(path, headers.clone(), body)
+            .await
+            .storage_err(400, needle);
+    }
     // An incomplete block, and sizes that do not add up.
-    let text = [("authorization", token.as_str()), ("UploadBatch", BATCH)];
-    let r = api
-        .send(
-            Method::POST,
-            &format!("{url}/mkfile/4000"),
-            &text,
-            ctx.clone(),
-        )
-        .await;
-    expect(r, 400, "incomplete");
-    let r = api
-        .send(
-            Method::POST,
-            &format!("{url}/bput/{ctx}/1000"),
-            &headers,
-            vec![1u8; 3000],
-        )
-        .await;
+    let text = owned(&[("authorization", &token), ("UploadBatch", BATCH)]);
+    post(
+        "/mkfile/4000".to_owned(),
+        text.clone(),
+        ctx.clone().into_bytes(),
+    )
+    .await
+    .storage_err(400, "incomplete");
+    let r = post(
+        format!("/bput/{ctx}/1000"),
+        headers.clone(),
+        vec![1u8; 3000],
+    )
+    .await;
     assert_eq!(r.status, StatusCode::OK, "{r:?}");
     let ctx = r.json["ctx"].as_str().unwrap().to_owned();
-    let r = api
-        .send(
-            Method::POST,
-            &format!("{url}/mkfile/4001"),
-            &text,
-            ctx.clone(),
-        )
-        .await;
-    expect(r, 400, "not fileSize");
+    post(
+        "/mkfile/4001".to_owned(),
+        text.clone(),
+        ctx.clone().into_bytes(),
+    )
+    .await
+    .storage_err(400, "not fileSize");
     // A chunk over 4 MiB.
-    let r = api
-        .send(
-            Method::POST,
-            &format!("{url}/mkblk/4194304/1"),
-            &headers,
-            vec![0u8; BLOCK + 1],
-        )
-        .await;
-    expect(r, 413, "larger");
-    let r = api
-        .send(Method::POST, &format!("{url}/mkfile/4000"), &text, ctx)
-        .await;
+    post("/mkblk/4194304/1".to_owned(), headers, vec![0u8; BLOCK + 1])
+        .await
+        .storage_err(413, "larger");
+    let r = post("/mkfile/4000".to_owned(), text, ctx.into_bytes()).await;
     assert_eq!(r.status, StatusCode::OK, "{r:?}");
 
     // An expired upload token.
-    let emulator2 = start(EmulatorConfig {
+    let (emulator2, mut api2) = sixpan(EmulatorConfig {
         sixpan_upload_token_lifetime: Duration::ZERO,
         ..EmulatorConfig::default()
     })
     .await;
-    let mut api2 = SixPan::new(&emulator2);
-    api2.login(&emulator2).await;
     let (token, url) = api2.upload_token("x.bin", None).await;
-    let r = api2
-        .send(
-            Method::POST,
-            &format!("{url}/mkblk/4000/0"),
-            &[("authorization", &token), ("UploadBatch", BATCH), octet],
-            chunk,
-        )
-        .await;
-    expect(r, 401, "expired");
+    api2.send(
+        Method::POST,
+        &format!("{url}/mkblk/4000/0"),
+        &block_headers(&token),
+        chunk,
+    )
+    .await
+    .storage_err(401, "expired");
     emulator2.shutdown().await;
     emulator.shutdown().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn parse_torrent_of_uploaded_files() {
-    let emulator = start(EmulatorConfig::default()).await;
-    let mut api = SixPan::new(&emulator);
-    api.login(&emulator).await;
+    let (emulator, mut api) = sixpan(EmulatorConfig::default()).await;
     let etag = qetag(ALICE);
-    api.form_upload("alice.torrent", ALICE).await;
-
-    let parsed = api.parse_torrent(etag.as_str()).await;
+    let parsed = uploaded_torrent(&mut api, "alice.torrent", ALICE).await;
     assert_eq!(parsed["name"], "alice.txt");
     assert_eq!(parsed["size"], 163_783);
     let files = parsed["files"].as_array().unwrap();
@@ -871,42 +479,30 @@ async fn parse_torrent_of_uploaded_files() {
     assert_eq!(again["files"][0]["pathIdentity"], path_identity);
 
     // Unknown hash; a stored file that is not a torrent; a malformed hash.
-    api.call(
-        "/v2/offline/parseTorrent",
-        &json!({"hash": [qetag(b"nothing").as_str()]}),
-    )
-    .await
-    .err(400, "FILE_NOT_FOUND");
     let text = b"just some text, not bencode";
     api.form_upload("notes.torrent", text).await;
-    api.call(
-        "/v2/offline/parseTorrent",
-        &json!({"hash": [qetag(text).as_str()]}),
-    )
-    .await
-    .err(400, "UNSUPPORTED_FILE");
-    api.call("/v2/offline/parseTorrent", &json!({"hash": ["short"]}))
-        .await
-        .err(400, "PARAMETER_ERROR");
+    for (hash, code) in [
+        (qetag(b"nothing").as_str().to_owned(), "FILE_NOT_FOUND"),
+        (qetag(text).as_str().to_owned(), "UNSUPPORTED_FILE"),
+        ("short".to_owned(), "PARAMETER_ERROR"),
+    ] {
+        api.call("/v2/offline/parseTorrent", &json!({"hash": [hash]}))
+            .await
+            .err(400, code);
+    }
     emulator.shutdown().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn parse_url_of_each_kind() {
-    let emulator = start(EmulatorConfig::default()).await;
-    let mut api = SixPan::new(&emulator);
-    api.login(&emulator).await;
+    let (emulator, mut api) = sixpan(EmulatorConfig::default()).await;
     let links = [
         "https://example.com/files/archive%20v1.zip",
         "magnet:?xt=urn:btih:89D97C2261A21B040CF11CAA661A3BA7233BB7E6&dn=numbers",
         "magnet:?xt=urn:btih:RHMXYITBUINQIDHRDSVGMGR3U4RTXN7G",
         "ed2k://|file|movie.mkv|734003200|0123456789ABCDEF0123456789ABCDEF|/",
     ];
-    let reply = api
-        .call("/v2/offline/parseUrl", &json!({"url": links.join("\n")}))
-        .await
-        .ok(0);
-    let results = reply.result().as_array().unwrap();
+    let results = api.parse_url(&links).await;
     assert_eq!(results.len(), 4);
     let identity = |i: usize| Identity::parse(results[i]["identity"].as_str().unwrap()).unwrap();
 
@@ -944,28 +540,19 @@ async fn parse_url_of_each_kind() {
         let body = json!({"url": format!("https://example.com/ok.zip\n{link}")});
         api.call("/v2/offline/parseUrl", &body).await.err(400, code);
     }
-    api.call("/v2/offline/parseUrl", &json!({"url": " \n "}))
-        .await
-        .err(400, "PARAMETER_ERROR");
-    api.call("/v2/offline/parseUrl", &json!({"link": "x"}))
-        .await
-        .err(400, "PARAMETER_ERROR");
+    for body in [json!({"url": " \n "}), json!({"link": "x"})] {
+        api.call("/v2/offline/parseUrl", &body)
+            .await
+            .err(400, "PARAMETER_ERROR");
+    }
     emulator.shutdown().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn add_refuses_bad_identities_and_creates_nothing() {
-    let emulator = start(EmulatorConfig::default()).await;
-    let mut api = SixPan::new(&emulator);
-    api.login(&emulator).await;
-    let reply = api
-        .call(
-            "/v2/offline/parseUrl",
-            &json!({"url": "https://example.com/a.zip"}),
-        )
-        .await
-        .ok(0);
-    let good = reply.result()[0]["identity"].as_str().unwrap().to_owned();
+    let (emulator, mut api) = sixpan(EmulatorConfig::default()).await;
+    let results = api.parse_url(&["https://example.com/a.zip"]).await;
+    let good = results[0]["identity"].as_str().unwrap().to_owned();
     let (encoded, mac) = good.rsplit_once('$').unwrap();
 
     // A different MAC digit.
@@ -1008,38 +595,24 @@ async fn add_refuses_bad_identities_and_creates_nothing() {
     emulator.shutdown().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn torrent_with_a_loopback_web_seed_is_downloaded() {
     let content = pattern(100_000);
     let mut corrupt = content.clone();
     corrupt[40_000] ^= 0xff;
-    let mut files = BTreeMap::new();
-    files.insert(
-        "payload.bin".to_owned(),
-        ServedFile::new("application/octet-stream", content.clone()),
-    );
-    files.insert(
-        "corrupt.bin".to_owned(),
-        ServedFile::new("application/octet-stream", corrupt),
-    );
-    let source = SourceServer::start(files).await.unwrap();
+    let octet = "application/octet-stream";
+    let source = served(&[
+        ("payload.bin", octet, &content),
+        ("corrupt.bin", octet, &corrupt),
+    ])
+    .await;
+    let (emulator, mut api) = sixpan(EmulatorConfig::default()).await;
 
-    let emulator = start(EmulatorConfig::default()).await;
-    let mut api = SixPan::new(&emulator);
-    api.login(&emulator).await;
-
-    let torrent = single_file_torrent(
-        "payload.bin",
-        &content,
-        16_384,
-        &source.file_url("payload.bin"),
-    );
-    let etag = qetag(&torrent);
-    api.form_upload("payload.torrent", &torrent).await;
-    let parsed = api.parse_torrent(etag.as_str()).await;
+    let seeded =
+        |file: &str| single_file_torrent("payload.bin", &content, 16_384, &source.file_url(file));
+    let parsed = uploaded_torrent(&mut api, "payload.torrent", &seeded("payload.bin")).await;
     assert_eq!(parsed["size"], 100_000);
-    let id = add_one(&mut api, json!({"identity": parsed["identity"]})).await;
-    let task = wait_final(&mut api, &id).await;
+    let (id, task) = api.run(&parsed["identity"], json!({})).await;
     assert_eq!(task["status"], 1000, "{task}");
     assert_eq!(task["progress"], 100.0);
     assert_eq!(task["type"], 5030);
@@ -1048,11 +621,7 @@ async fn torrent_with_a_loopback_web_seed_is_downloaded() {
     assert_eq!(task["downloadSize"], 100_000);
     assert_eq!(task["userIdentity"].as_str().unwrap().len(), 32);
 
-    let snapshot = emulator
-        .sixpan_tasks()
-        .into_iter()
-        .find(|t| t.identity == id)
-        .unwrap();
+    let snapshot = sixpan_task(&emulator, &id);
     assert_eq!(snapshot.status, TaskStatus::Done);
     assert_eq!(snapshot.selected_files, ["payload.bin"]);
     assert_eq!(snapshot.stored_paths.len(), 1);
@@ -1068,22 +637,10 @@ async fn torrent_with_a_loopback_web_seed_is_downloaded() {
     assert_eq!(emulator.instant_uploads(), 1);
 
     // The same torrent served with one byte changed fails its piece check.
-    let bad = single_file_torrent(
-        "payload.bin",
-        &content,
-        16_384,
-        &source.file_url("corrupt.bin"),
-    );
-    api.form_upload("bad.torrent", &bad).await;
-    let parsed = api.parse_torrent(qetag(&bad).as_str()).await;
-    let id = add_one(&mut api, json!({"identity": parsed["identity"]})).await;
-    let task = wait_final(&mut api, &id).await;
+    let parsed = uploaded_torrent(&mut api, "bad.torrent", &seeded("corrupt.bin")).await;
+    let (id, task) = api.run(&parsed["identity"], json!({})).await;
     assert_eq!(task["status"], -1, "{task}");
-    let snapshot = emulator
-        .sixpan_tasks()
-        .into_iter()
-        .find(|t| t.identity == id)
-        .unwrap();
+    let snapshot = sixpan_task(&emulator, &id);
     assert!(
         snapshot.fail_reason.as_deref().unwrap().contains("SHA-1"),
         "{snapshot:?}"
@@ -1092,48 +649,32 @@ async fn torrent_with_a_loopback_web_seed_is_downloaded() {
     emulator.shutdown().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn file_selection_stores_only_the_selected_files() {
-    let mut files = BTreeMap::new();
-    for (name, body) in [
-        ("numbers/1.txt", "1"),
-        ("numbers/2.txt", "22"),
-        ("numbers/3.txt", "333"),
-    ] {
-        files.insert(
-            name.to_owned(),
-            ServedFile::new("text/plain", body.as_bytes().to_vec()),
-        );
-    }
-    let source = SourceServer::start(files).await.unwrap();
+    let source = served(&[
+        ("numbers/1.txt", "text/plain", b"1"),
+        ("numbers/2.txt", "text/plain", b"22"),
+        ("numbers/3.txt", "text/plain", b"333"),
+    ])
+    .await;
     let torrent = with_web_seed(NUMBERS, &format!("{}/files/", source.base_url()));
 
-    let emulator = start(EmulatorConfig::default()).await;
-    let mut api = SixPan::new(&emulator);
-    api.login(&emulator).await;
-    api.form_upload("numbers.torrent", &torrent).await;
-    let parsed = api.parse_torrent(qetag(&torrent).as_str()).await;
+    let (emulator, mut api) = sixpan(EmulatorConfig::default()).await;
+    let parsed = uploaded_torrent(&mut api, "numbers.torrent", &torrent).await;
     let listed = parsed["files"].as_array().unwrap();
     assert_eq!(listed.len(), 3);
     assert_eq!(listed[1]["path"], "numbers/2.txt");
     let skip = listed[1]["pathIdentity"].clone();
 
-    let id = add_one(
-        &mut api,
-        json!({"identity": parsed["identity"], "iginreFiles": [skip]}),
-    )
-    .await;
-    let task = wait_final(&mut api, &id).await;
+    let (id, task) = api
+        .run(&parsed["identity"], json!({"iginreFiles": [skip]}))
+        .await;
     assert_eq!(
         task["status"], 900,
         "partly done: a file was skipped: {task}"
     );
     assert_eq!(task["size"], 4);
-    let snapshot = emulator
-        .sixpan_tasks()
-        .into_iter()
-        .find(|t| t.identity == id)
-        .unwrap();
+    let snapshot = sixpan_task(&emulator, &id);
     assert_eq!(snapshot.selected_files, ["numbers/1.txt", "numbers/3.txt"]);
     let contents: Vec<(String, Vec<u8>)> = snapshot
         .stored_paths
@@ -1155,19 +696,11 @@ async fn file_selection_stores_only_the_selected_files() {
     assert!(emulator.stored_blob(qetag(b"22")).is_none());
 
     // Every file: done.
-    let id = add_one(
-        &mut api,
-        json!({"identity": parsed["identity"], "iginreFiles": []}),
-    )
-    .await;
-    let task = wait_final(&mut api, &id).await;
+    let (id, task) = api
+        .run(&parsed["identity"], json!({"iginreFiles": []}))
+        .await;
     assert_eq!(task["status"], 1000, "{task}");
-    let snapshot = emulator
-        .sixpan_tasks()
-        .into_iter()
-        .find(|t| t.identity == id)
-        .unwrap();
-    assert_eq!(snapshot.stored_paths.len(), 3);
+    assert_eq!(sixpan_task(&emulator, &id).stored_paths.len(), 3);
 
     // Skipping every file is refused.
     let all: Vec<Value> = listed.iter().map(|f| f["pathIdentity"].clone()).collect();
@@ -1180,66 +713,46 @@ async fn file_selection_stores_only_the_selected_files() {
     emulator.shutdown().await;
 }
 
-#[tokio::test]
+/// The `field` of every task of a page, as text.
+fn listed(page: &Value, field: &str) -> Vec<String> {
+    page["list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t[field].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
 async fn http_and_simulated_tasks_page_and_delete() {
     let content = pattern(300_000);
-    let mut files = BTreeMap::new();
-    files.insert(
-        "movie.bin".to_owned(),
-        ServedFile::new("application/octet-stream", content.clone()),
-    );
-    let source = SourceServer::start(files).await.unwrap();
-    let emulator = start(EmulatorConfig {
+    let source = served(&[("movie.bin", "application/octet-stream", &content)]).await;
+    let (emulator, mut api) = sixpan(EmulatorConfig {
         sixpan_simulated_duration: Duration::from_millis(500),
         ..EmulatorConfig::default()
     })
     .await;
-    let mut api = SixPan::new(&emulator);
-    api.login(&emulator).await;
 
+    let (movie, missing) = (source.file_url("movie.bin"), source.file_url("missing.bin"));
     let links = [
-        source.file_url("movie.bin"),
-        source.file_url("missing.bin"),
-        "magnet:?xt=urn:btih:89d97c2261a21b040cf11caa661a3ba7233bb7e6&dn=numbers".to_owned(),
-        "ed2k://|file|movie.mkv|1000|0123456789abcdef0123456789abcdef|/".to_owned(),
+        movie.as_str(),
+        missing.as_str(),
+        "magnet:?xt=urn:btih:89d97c2261a21b040cf11caa661a3ba7233bb7e6&dn=numbers",
+        "ed2k://|file|movie.mkv|1000|0123456789abcdef0123456789abcdef|/",
     ];
-    let reply = api
-        .call("/v2/offline/parseUrl", &json!({"url": links.join("\n")}))
-        .await
-        .ok(0);
-    let tasks: Vec<Value> = reply
-        .result()
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| json!({"identity": r["identity"]}))
-        .collect();
-    let reply = api
-        .call("/v2/offline/add", &json!({"path": "/ab/c", "task": tasks}))
-        .await
-        .ok(0);
+    let reply = api.add_links("/ab/c", &links).await;
     assert_eq!(reply.result(), &json!({"success": true, "count": 4}));
 
     // Newest first.
     let page = api.page(1, 20).await;
     assert_eq!(page["totalCount"], 4);
     assert_eq!(page["totalPage"], 1);
-    let names: Vec<&str> = page["list"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["name"].as_str().unwrap())
-        .collect();
+    let names = listed(&page, "name");
     assert_eq!(names, ["movie.mkv", "numbers", "missing.bin", "movie.bin"]);
-    let ids: Vec<String> = page["list"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["identity"].as_str().unwrap().to_owned())
-        .collect();
+    let ids = listed(&page, "identity");
 
     for id in &ids {
-        let task = wait_final(&mut api, id).await;
+        let task = api.wait_final(id).await;
         let expected = if task["name"] == "missing.bin" {
             -1
         } else {
@@ -1248,16 +761,17 @@ async fn http_and_simulated_tasks_page_and_delete() {
         assert_eq!(task["status"], expected, "{task}");
     }
     let snapshots = emulator.sixpan_tasks();
-    let http = snapshots.iter().find(|t| t.name == "movie.bin").unwrap();
+    let named = |name: &str| snapshots.iter().find(|t| t.name == name).unwrap();
+    let http = named("movie.bin");
     assert_eq!(http.type_code, 5020);
     assert!(std::fs::read(&http.stored_paths[0]).unwrap() == content);
     assert_eq!(http.folder, "/ab/c");
-    let missing = snapshots.iter().find(|t| t.name == "missing.bin").unwrap();
+    let missing = named("missing.bin");
     assert!(
         missing.fail_reason.as_deref().unwrap().contains("404"),
         "{missing:?}"
     );
-    let ed2k = snapshots.iter().find(|t| t.name == "movie.mkv").unwrap();
+    let ed2k = named("movie.mkv");
     assert_eq!((ed2k.type_code, ed2k.download_size), (5040, 1000));
     assert!(ed2k.stored_paths.is_empty());
 
@@ -1286,11 +800,9 @@ async fn http_and_simulated_tasks_page_and_delete() {
     emulator.shutdown().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn unknown_paths_methods_and_bodies() {
-    let emulator = start(EmulatorConfig::default()).await;
-    let mut api = SixPan::new(&emulator);
-    api.login(&emulator).await;
+    let (emulator, mut api) = sixpan(EmulatorConfig::default()).await;
     let token = api.token.clone().unwrap();
     let r = api
         .send(
@@ -1346,36 +858,21 @@ async fn unknown_paths_methods_and_bodies() {
     emulator.shutdown().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn shutdown_stops_running_downloads() {
-    let mut files = BTreeMap::new();
-    files.insert(
-        "slow.bin".to_owned(),
-        ServedFile::new("application/octet-stream", pattern(MIB)),
-    );
-    let source = SourceServer::start(files).await.unwrap();
-    let emulator = start(EmulatorConfig {
+    let source = served(&[("slow.bin", "application/octet-stream", &pattern(MIB))]).await;
+    let (emulator, mut api) = sixpan(EmulatorConfig {
         fetch_rate: Some(64 * 1024),
         ..EmulatorConfig::default()
     })
     .await;
-    let mut api = SixPan::new(&emulator);
-    api.login(&emulator).await;
-    let reply = api
-        .call(
-            "/v2/offline/parseUrl",
-            &json!({"url": source.file_url("slow.bin")}),
-        )
-        .await
-        .ok(0);
-    let id = add_one(&mut api, json!({"identity": reply.result()[0]["identity"]})).await;
+    let results = api.parse_url(&[&source.file_url("slow.bin")]).await;
+    let id = api
+        .add_one(json!({"identity": results[0]["identity"]}))
+        .await;
     let deadline = Instant::now() + POLL_LIMIT;
     loop {
-        let task = emulator
-            .sixpan_tasks()
-            .into_iter()
-            .find(|t| t.identity == id)
-            .unwrap();
+        let task = sixpan_task(&emulator, &id);
         if task.download_size > 0 {
             assert_eq!(task.status, TaskStatus::Downloading);
             assert!(task.progress > 0.0 && task.progress < 100.0, "{task:?}");

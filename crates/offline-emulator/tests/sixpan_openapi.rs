@@ -2,27 +2,18 @@
 //! against it, and the static token as a 6pan token and as an upload token: what CI's
 //! schemathesis run relies on.
 
+mod common;
+
 use bytes::Bytes;
-use http::{HeaderMap, Method, Request, StatusCode};
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
-use offline_emulator::{Emulator, EmulatorConfig, RunningEmulator};
+use common::*;
+use http::{Method, StatusCode};
+use offline_emulator::{EmulatorConfig, RunningEmulator};
 use offline_proto::sixpan::{EndpointId, Host};
 use serde_json::{json, Value};
 
 const STATIC_TOKEN: &str = "static-6pan-token";
-const BATCH: &str = "0f8fad5b-d9cb-469f-a165-70867728950e";
 
-/// One answer: status, headers, and the body as JSON (`Null` when it is not JSON).
-#[derive(Debug)]
-struct Reply {
-    status: StatusCode,
-    headers: HeaderMap,
-    json: Value,
-}
-
+/// Sends a request to the emulator.
 async fn send(
     emulator: &RunningEmulator,
     method: Method,
@@ -30,67 +21,53 @@ async fn send(
     headers: &[(&str, &str)],
     body: impl Into<Bytes>,
 ) -> Reply {
-    let client: Client<HttpConnector, Full<Bytes>> =
-        Client::builder(TokioExecutor::new()).build_http();
-    let mut builder = Request::builder()
-        .method(method)
-        .uri(format!("{}{path}", emulator.base_url()));
-    for (k, v) in headers {
-        builder = builder.header(*k, *v);
-    }
-    let request = builder.body(Full::new(body.into())).unwrap();
-    let response =
-        tokio::time::timeout(std::time::Duration::from_secs(10), client.request(request))
-            .await
-            .expect("answer within 10 s")
-            .expect("request reaches the emulator");
-    let status = response.status();
-    let headers = response.headers().clone();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    Reply {
-        status,
-        headers,
-        json: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    }
+    SixPan::new(emulator)
+        .send(method, path, headers, body)
+        .await
 }
 
 /// POSTs JSON to an API-host call with the static token.
 async fn call(emulator: &RunningEmulator, path: &str, body: &Value) -> Reply {
+    SixPan::new(emulator)
+        .post_with(path, Some(STATIC_TOKEN), body)
+        .await
+}
+
+/// A block call (`path` under `/wcs`) with the static token as the upload token.
+async fn block_call(
+    emulator: &RunningEmulator,
+    path: &str,
+    batch: &str,
+    content_type: &str,
+    body: impl Into<Bytes>,
+) -> Reply {
+    let headers = [
+        ("Authorization", STATIC_TOKEN),
+        ("UploadBatch", batch),
+        ("content-type", content_type),
+    ];
     send(
         emulator,
         Method::POST,
-        path,
-        &[
-            ("content-type", "application/json"),
-            ("Qingzhen-Token", STATIC_TOKEN),
-        ],
-        serde_json::to_vec(body).unwrap(),
+        &format!("/wcs{path}"),
+        &headers,
+        body,
     )
     .await
 }
 
-/// Asserts an HTTP 400 `PARAMETER_ERROR` envelope; its message.
-fn parameter_error(reply: &Reply) -> &str {
-    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{reply:?}");
-    assert_eq!(reply.json["code"], "PARAMETER_ERROR", "{reply:?}");
-    assert_eq!(reply.json["success"], false, "{reply:?}");
-    assert!(reply.json["result"].is_null(), "{reply:?}");
-    reply.json["message"].as_str().unwrap()
-}
-
-async fn start() -> RunningEmulator {
-    Emulator::start(EmulatorConfig {
+async fn start_static() -> RunningEmulator {
+    start(EmulatorConfig {
         static_token: Some(STATIC_TOKEN.to_owned()),
         loopback_only: true,
         ..EmulatorConfig::default()
     })
     .await
-    .expect("emulator starts")
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn the_description_is_served_with_the_emulator_as_its_servers() {
-    let emulator = start().await;
+    let emulator = start_static().await;
     let reply = send(
         &emulator,
         Method::GET,
@@ -134,9 +111,9 @@ async fn the_description_is_served_with_the_emulator_as_its_servers() {
     emulator.shutdown().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn bodies_the_description_refuses_are_parameter_errors() {
-    let emulator = start().await;
+    let emulator = start_static().await;
     // A wrong type, caught by the typed parse.
     let reply = call(
         &emulator,
@@ -144,7 +121,7 @@ async fn bodies_the_description_refuses_are_parameter_errors() {
         &json!({"page": "1", "pageSize": 20}),
     )
     .await;
-    let message = parameter_error(&reply);
+    let message = reply.parameter_error();
     assert!(message.contains("`page`"), "{message}");
     // Authenticated answers hand the static token back, errors included.
     assert_eq!(reply.headers["qingzhen-token"], STATIC_TOKEN);
@@ -157,7 +134,7 @@ async fn bodies_the_description_refuses_are_parameter_errors() {
         &json!({"name": "a.bin", "hash": ""}),
     )
     .await;
-    let message = parameter_error(&reply);
+    let message = reply.parameter_error();
     assert!(
         message.starts_with("invalid request body at `hash`: does not match"),
         "{message}"
@@ -171,14 +148,14 @@ async fn bodies_the_description_refuses_are_parameter_errors() {
         &json!({"hash": [" lgYD1AjrK5Daxq-Dt0qemSPKdNbh "]}),
     )
     .await;
-    let message = parameter_error(&reply);
+    let message = reply.parameter_error();
     assert!(message.contains("`hash[0]`"), "{message}");
     emulator.shutdown().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn the_static_token_is_a_6pan_token_and_an_upload_token() {
-    let emulator = start().await;
+    let emulator = start_static().await;
     let reply = call(&emulator, "/v2/user/info", &json!({})).await;
     assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
     assert_eq!(reply.json["code"], "OK");
@@ -204,33 +181,13 @@ async fn the_static_token_is_a_6pan_token_and_an_upload_token() {
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{reply:?}");
 
     // As a bare upload token on a block call.
-    let block = send(
-        &emulator,
-        Method::POST,
-        "/wcs/mkblk/5/0",
-        &[
-            ("Authorization", STATIC_TOKEN),
-            ("UploadBatch", BATCH),
-            ("content-type", "application/octet-stream"),
-        ],
-        "hello",
-    )
-    .await;
+    let octet = "application/octet-stream";
+    let block = block_call(&emulator, "/mkblk/5/0", BATCH, octet, "hello").await;
     assert_eq!(block.status, StatusCode::OK, "{block:?}");
     assert_eq!(block.json["offset"], 5);
     let ctx = block.json["ctx"].as_str().unwrap().to_owned();
-    let file = send(
-        &emulator,
-        Method::POST,
-        "/wcs/mkfile/5",
-        &[
-            ("Authorization", STATIC_TOKEN),
-            ("UploadBatch", BATCH),
-            ("content-type", "text/plain;charset=UTF-8"),
-        ],
-        ctx,
-    )
-    .await;
+    let text = "text/plain;charset=UTF-8";
+    let file = block_call(&emulator, "/mkfile/5", BATCH, text, ctx).await;
     assert_eq!(file.status, StatusCode::OK, "{file:?}");
     let etag = offline_proto::qetag::qetag(b"hello");
     assert_eq!(file.json["hash"], etag.as_str());
@@ -238,43 +195,25 @@ async fn the_static_token_is_a_6pan_token_and_an_upload_token() {
 
     // In a form; a field of the wrong type is refused by the description, in the
     // storage service's own error shape.
-    let form = |deadline: &str| {
-        let boundary = "sixpan-openapi-boundary";
-        let mut body = String::new();
-        for (name, value) in [("token", STATIC_TOKEN), ("deadline", deadline)] {
-            body.push_str(&format!(
-                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
-            ));
+    let upload = |deadline: &str| {
+        let (content_type, body) = form(&[
+            ("token", STATIC_TOKEN.as_bytes()),
+            ("deadline", deadline.as_bytes()),
+            ("file", b"form bytes"),
+        ]);
+        let emulator = &emulator;
+        async move {
+            let headers = [("content-type", content_type.as_str())];
+            send(emulator, Method::POST, "/wcs/file/upload", &headers, body).await
         }
-        body.push_str(&format!(
-            "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"f.bin\"\r\n\
-             Content-Type: application/octet-stream\r\n\r\nform bytes\r\n--{boundary}--\r\n"
-        ));
-        (format!("multipart/form-data; boundary={boundary}"), body)
     };
-    let (content_type, body) = form("soon");
-    let reply = send(
-        &emulator,
-        Method::POST,
-        "/wcs/file/upload",
-        &[("content-type", &content_type)],
-        body,
-    )
-    .await;
+    let reply = upload("soon").await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{reply:?}");
     assert_eq!(
         reply.json,
         json!({"code": 400, "message": "invalid request body at `deadline`: expected integer, got a string"})
     );
-    let (content_type, body) = form("7");
-    let reply = send(
-        &emulator,
-        Method::POST,
-        "/wcs/file/upload",
-        &[("content-type", &content_type)],
-        body,
-    )
-    .await;
+    let reply = upload("7").await;
     assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
     assert_eq!(
         reply.json["hash"],
@@ -283,37 +222,15 @@ async fn the_static_token_is_a_6pan_token_and_an_upload_token() {
     emulator.shutdown().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn path_and_header_parameters_are_checked() {
-    let emulator = start().await;
-    let octet = ("content-type", "application/octet-stream");
+    let emulator = start_static().await;
+    let octet = "application/octet-stream";
     // The description's `maximum` of blockSize, and a UUID in UploadBatch.
-    let reply = send(
-        &emulator,
-        Method::POST,
-        "/wcs/mkblk/4194305/0",
-        &[
-            ("Authorization", STATIC_TOKEN),
-            ("UploadBatch", BATCH),
-            octet,
-        ],
-        "x",
-    )
-    .await;
+    let reply = block_call(&emulator, "/mkblk/4194305/0", BATCH, octet, "x").await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{reply:?}");
     assert_eq!(reply.json["code"], 400);
-    let reply = send(
-        &emulator,
-        Method::POST,
-        "/wcs/mkblk/1/0",
-        &[
-            ("Authorization", STATIC_TOKEN),
-            ("UploadBatch", "not-a-uuid"),
-            octet,
-        ],
-        "x",
-    )
-    .await;
+    let reply = block_call(&emulator, "/mkblk/1/0", "not-a-uuid", octet, "x").await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{reply:?}");
     let message = reply.json["message"].as_str().unwrap();
     assert!(message.contains("UploadBatch"), "{message}");

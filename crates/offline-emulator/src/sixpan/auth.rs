@@ -20,9 +20,10 @@ use sha2::Sha256;
 use tracing::info;
 
 use super::{
-    conform, header_text, is_lower_hex, lock, now_ms, parse_json, random_hex, Answer, ApiError,
-    SixpanState, PASSWORD_ERROR, USER_NOT_FOUND,
+    conform, header_text, is_lower_hex, parse_json, Answer, ApiError, SixpanState, PASSWORD_ERROR,
+    USER_NOT_FOUND,
 };
+use crate::common::{constant_time_eq, lock, random_hex};
 
 /// The request header that carries the token.
 const REQUEST_HEADER: &str = "qingzhen-token";
@@ -139,11 +140,11 @@ impl SixpanState {
             info!("6pan login refused: unknown account");
             return Err(ApiError::bad(USER_NOT_FOUND, "no such user"));
         }
-        if !super::constant_time_eq(password.as_bytes(), self.password_md5.as_bytes()) {
+        if !constant_time_eq(password.as_bytes(), self.password_md5.as_bytes()) {
             info!("6pan login refused: wrong password");
             return Err(ApiError::bad(PASSWORD_ERROR, "wrong password"));
         }
-        let now = Instant::now();
+        let now = self.env.now();
         let token = {
             let mut sessions = lock(&self.auth);
             let window = self.token_lifetime;
@@ -181,10 +182,10 @@ impl SixpanState {
         let token = header_text(headers, REQUEST_HEADER)
             .filter(|t| !t.is_empty())
             .ok_or(Refusal::Missing)?;
-        if self.is_static_token(token) {
+        if self.env.is_static_token(token) {
             return Ok(token.to_owned());
         }
-        let now = Instant::now();
+        let now = self.env.now();
         let mut sessions = lock(&self.auth);
         sessions.check(token, now, self.rotation_grace)?;
         if let Some(record) = sessions.tokens.get_mut(token) {
@@ -202,7 +203,7 @@ impl SixpanState {
 
     /// A new HS256 JWT naming the user; its validity is what the server remembers.
     fn mint_token(&self) -> String {
-        let issued = now_ms() / 1000;
+        let issued = self.env.now_ms() / 1000;
         let lifetime = i64::try_from(self.token_lifetime.as_secs()).unwrap_or(i64::MAX);
         let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
         let claims = json!({
@@ -221,7 +222,7 @@ impl SixpanState {
             // HMAC takes keys of any length; not reached.
             Err(_) => random_hex(32),
         };
-        format!("{}{input}.{signature}", self.token_prefix)
+        format!("{}{input}.{signature}", self.env.token_prefix)
     }
 
     /// The user, as login and user info answer it (the fields are not documented).

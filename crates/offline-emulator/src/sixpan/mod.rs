@@ -45,7 +45,7 @@
 //! [`OPENAPI_PATH`] serves `fixtures/openapi/6pan.json` with its servers rewritten to
 //! this emulator ([`description`]). Every call is checked against it (`conform` for
 //! API bodies; `check_form`, `check_path`, `check_headers` and `check_body_as` of
-//! [`crate::openapi`] for the storage calls) after the emulator's own checks, so that
+//! `common::openapi` for the storage calls) after the emulator's own checks, so that
 //! the more specific code (`IDENTITY_INVALID`, a 401) wins, and before anything
 //! changes. The static token ([`EmulatorConfig::static_token`]) is a valid
 //! `Qingzhen-Token` and a valid upload token.
@@ -59,38 +59,40 @@ mod storage;
 mod tasks;
 mod webseed;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, LazyLock, Mutex};
+use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use http::header::{ALLOW, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
+use bytes::Bytes;
+use http::header::{ALLOW, AUTHORIZATION};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use offline_proto::sixpan::{EndpointId, Envelope, ErrorCode};
 use offline_proto::Secret;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tokio::sync::watch;
-use tokio::task::JoinSet;
 use tracing::{debug, warn};
 
-use crate::config::EmulatorConfig;
-use crate::fetch::HttpClient;
-use crate::openapi;
+use crate::common::body::{self, read_body, BodyError};
+use crate::common::config::EmulatorConfig;
+use crate::common::faults::Action;
+use crate::common::openapi::Description;
+use crate::common::{json_response, lock, random_hex, Env};
 
 pub use tasks::{SixpanTaskKind, SixpanTaskSnapshot};
 
 /// The largest body of an API call, in bytes (1 MiB).
 const API_BODY_LIMIT: usize = 1024 * 1024;
-/// Bytes of an oversized body read and thrown away so the client sees the answer.
-const DRAIN_LIMIT: usize = 64 * 1024 * 1024;
-/// How long a client may take to send a body chunk.
-const BODY_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long workers get to finish after a stop.
-const GRACE: Duration = Duration::from_secs(5);
+
+/// The 6pan description as generated (`servers` name the real hosts; the emulator
+/// serves it with them rewritten, see [`Description::with_servers`]).
+const DESCRIPTION_JSON: &str = include_str!("../../../../fixtures/openapi/6pan.json");
+
+/// The 6pan description, parsed: every call is checked against it.
+static DESCRIPTION: LazyLock<Description> = LazyLock::new(|| Description::new(DESCRIPTION_JSON));
 
 /// The response header that carries the rotated token.
 pub(crate) const TOKEN_HEADER: &str = "qingzhen-token";
@@ -128,17 +130,33 @@ pub(crate) fn description(headers: &HeaderMap) -> Response<Full<Bytes>> {
         Some(base) => (base.clone(), format!("{base}{}", storage::PREFIX)),
         None => ("/".to_owned(), storage::PREFIX.to_owned()),
     };
-    let served = openapi::SIXPAN.with_servers(&api, &storage);
+    let served = DESCRIPTION.with_servers(&api, &storage);
     let body = serde_json::to_vec_pretty(&served).unwrap_or_else(|e| {
         // Not expected: a JSON value always serializes.
         warn!(error = %e, "cannot encode the 6pan description");
-        openapi::SIXPAN_JSON.as_bytes().to_vec()
+        DESCRIPTION_JSON.as_bytes().to_vec()
     });
-    let mut response = Response::new(Full::new(Bytes::from(body)));
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    response
+    json_response(StatusCode::OK, body)
+}
+
+/// The answer to a request that meets an injected fault that answers without carrying
+/// the request out: `None` for the faults that are not answers of the provider
+/// (passing, dropping, truncating, the HTTP 503 page).
+pub(crate) fn fault_answer(action: Action) -> Option<Response<Full<Bytes>>> {
+    let body: &'static str = match action {
+        Action::RateLimited => {
+            r#"{"status":429,"result":null,"code":"TOO_MANY_REQUESTS","success":false,"message":"too many requests"}"#
+        }
+        Action::TokenExpired => {
+            r#"{"status":401,"result":null,"code":"BEARER_AUTHORIZATION_HEADER_INVALID","success":false,"message":"jwt expired"}"#
+        }
+        _ => return None,
+    };
+    let status = match action {
+        Action::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+        _ => StatusCode::UNAUTHORIZED,
+    };
+    Some(json_response(status, Bytes::from_static(body.as_bytes())))
 }
 
 /// Whether `path` belongs to the 6pan half: `/v1/...`, `/v2/...` and the storage
@@ -191,15 +209,26 @@ struct Keys {
     access_key: String,
 }
 
+/// The 6pan half's counters, as `GET /_emulator/stats` lists them under `6pan`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct SixpanStats {
+    /// Logins that succeeded.
+    pub logins: u64,
+    /// Tasks created by `/v2/offline/add` (one per task of the call).
+    pub tasks_created: u64,
+    /// `/v1/store/token` calls answered with the created file at once (秒传).
+    pub instant_uploads: u64,
+    /// Chunks (`mkblk` and `bput`) the storage service accepted.
+    pub uploaded_chunks: u64,
+}
+
 /// Everything the 6pan half remembers.
 pub(crate) struct SixpanState {
+    /// What both halves share (clock, HTTP client, stop signal, limits, workers).
+    env: Arc<Env>,
     account: String,
     password: String,
-    /// A token that is always valid, both as a `Qingzhen-Token` and as an upload token
-    /// ([`EmulatorConfig::static_token`]).
-    static_token: Option<String>,
-    /// What every issued token starts with ([`EmulatorConfig::token_prefix`]).
-    token_prefix: String,
     /// Lowercase hex MD5 of the password, as a login sends it.
     password_md5: String,
     user: User,
@@ -210,79 +239,49 @@ pub(crate) struct SixpanState {
     simulated_duration: Duration,
     /// `<data_dir>/6pan`.
     root: PathBuf,
-    loopback_only: bool,
-    max_source_bytes: u64,
-    fetch_rate: Option<u64>,
-    http: HttpClient,
-    shutdown: watch::Receiver<bool>,
     keys: Keys,
     auth: Mutex<auth::Sessions>,
     store: Mutex<storage::Store>,
     tasks: Mutex<tasks::Tasks>,
-    workers: Mutex<JoinSet<()>>,
     logins: AtomicU64,
+    tasks_created: AtomicU64,
     instant_uploads: AtomicU64,
     uploaded_chunks: AtomicU64,
-}
-
-impl std::fmt::Debug for SixpanState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SixpanState")
-            .field("account", &self.account)
-            .field("root", &self.root)
-            .finish_non_exhaustive()
-    }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic while holding the lock leaves plain data behind; keep serving.
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl SixpanState {
     /// The state for `config`, keeping its files under `<data_dir>/6pan` (created when
     /// first needed).
-    pub(crate) fn new(
-        config: &EmulatorConfig,
-        data_dir: &Path,
-        http: HttpClient,
-        shutdown: watch::Receiver<bool>,
-    ) -> Self {
+    pub(crate) fn new(config: &EmulatorConfig, env: Arc<Env>) -> Self {
         Self {
             account: config.sixpan_account.clone(),
             password: config.sixpan_password.clone(),
-            static_token: config.static_token.clone().filter(|t| !t.is_empty()),
-            token_prefix: config.token_prefix.clone(),
             password_md5: md5_hex(config.sixpan_password.as_bytes()),
             user: User {
                 id: 1,
                 identity: random_hex(16),
-                created: now_ms(),
+                created: env.now_ms(),
             },
             max_devices: config.sixpan_max_devices,
             rotation_grace: config.sixpan_rotation_grace,
             token_lifetime: config.token_lifetime,
             upload_token_lifetime: config.sixpan_upload_token_lifetime,
             simulated_duration: config.sixpan_simulated_duration,
-            root: data_dir.join("6pan"),
-            loopback_only: config.loopback_only,
-            max_source_bytes: config.max_source_bytes,
-            fetch_rate: config.fetch_rate.filter(|r| *r > 0),
-            http,
-            shutdown,
+            root: env.data_dir.join("6pan"),
             keys: Keys {
                 identity: rand::random(),
                 jwt: rand::random(),
                 upload: rand::random(),
-                access_key: format!("{}{}", config.token_prefix, random_hex(20)),
+                access_key: format!("{}{}", env.token_prefix, random_hex(20)),
             },
             auth: Mutex::new(auth::Sessions::default()),
             store: Mutex::new(storage::Store::default()),
             tasks: Mutex::new(tasks::Tasks::default()),
-            workers: Mutex::new(JoinSet::new()),
             logins: AtomicU64::new(0),
+            tasks_created: AtomicU64::new(0),
             instant_uploads: AtomicU64::new(0),
             uploaded_chunks: AtomicU64::new(0),
+            env,
         }
     }
 
@@ -296,26 +295,15 @@ impl SixpanState {
         &self.password
     }
 
-    /// Whether `token` is the configured static token.
-    fn is_static_token(&self, token: &str) -> bool {
-        self.static_token
-            .as_deref()
-            .is_some_and(|t| constant_time_eq(t.as_bytes(), token.as_bytes()))
-    }
-
-    /// How many logins succeeded.
-    pub(crate) fn logins(&self) -> u64 {
-        self.logins.load(Ordering::Relaxed)
-    }
-
-    /// How many `/v1/store/token` calls were answered with a created file (秒传).
-    pub(crate) fn instant_uploads(&self) -> u64 {
-        self.instant_uploads.load(Ordering::Relaxed)
-    }
-
-    /// How many chunks (`mkblk` and `bput`) the storage service accepted.
-    pub(crate) fn uploaded_chunks(&self) -> u64 {
-        self.uploaded_chunks.load(Ordering::Relaxed)
+    /// The counters so far.
+    pub(crate) fn stats(&self) -> SixpanStats {
+        let get = |n: &AtomicU64| n.load(Ordering::Relaxed);
+        SixpanStats {
+            logins: get(&self.logins),
+            tasks_created: get(&self.tasks_created),
+            instant_uploads: get(&self.instant_uploads),
+            uploaded_chunks: get(&self.uploaded_chunks),
+        }
     }
 
     /// Ends every token issued so far, at once, as a login elsewhere would.
@@ -326,23 +314,6 @@ impl SixpanState {
     /// Where the blob of `etag` is stored, if one is.
     pub(crate) fn stored_blob(&self, etag: &str) -> Option<PathBuf> {
         self.blob(etag).map(|b| b.path)
-    }
-
-    /// Runs `fut` as a background worker that [`shutdown`](Self::shutdown) waits for.
-    fn spawn_worker(&self, fut: impl std::future::Future<Output = ()> + Send + 'static) {
-        let mut workers = lock(&self.workers);
-        while workers.try_join_next().is_some() {}
-        workers.spawn(fut);
-    }
-
-    /// Waits (at most about 5 s) for the running downloads, which end on their own
-    /// once the emulator's stop signal is sent, then aborts any left.
-    pub(crate) async fn shutdown(&self) {
-        let mut workers = std::mem::take(&mut *lock(&self.workers));
-        let drain = async { while workers.join_next().await.is_some() {} };
-        if tokio::time::timeout(GRACE, drain).await.is_err() {
-            workers.shutdown().await;
-        }
     }
 
     /// A folder under `<data_dir>/6pan`.
@@ -461,13 +432,13 @@ async fn api(state: &Arc<SixpanState>, req: Request<Incoming>) -> Response<Full<
             .insert(ALLOW, HeaderValue::from_static("POST"));
         return response;
     }
-    if let Err(message) = openapi::SIXPAN.check_headers(req.method(), &path, req.headers()) {
+    if let Err(message) = DESCRIPTION.check_headers(req.method(), &path, req.headers()) {
         return envelope(version, Err(ApiError::parameter(message)), None);
     }
     if call == Call::Login {
-        let answer = match read_request_body(req, API_BODY_LIMIT).await {
+        let answer = match read_body(req, API_BODY_LIMIT).await {
             Ok(body) => state.login(&body),
-            Err(e) => Err(e.into_api()),
+            Err(e) => Err(e.into()),
         };
         return match answer {
             Ok((user, token)) => envelope(version, Ok(user), Some(token)),
@@ -493,8 +464,8 @@ async fn api(state: &Arc<SixpanState>, req: Request<Incoming>) -> Response<Full<
         .get(http::header::HOST)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let answer = match read_request_body(req, API_BODY_LIMIT).await {
-        Err(e) => Err(e.into_api()),
+    let answer = match read_body(req, API_BODY_LIMIT).await {
+        Err(e) => Err(e.into()),
         Ok(body) => match call {
             // Answered above, before authentication.
             Call::Login => Err(ApiError::internal("login answered out of turn")),
@@ -551,10 +522,8 @@ fn envelope(version: Version, answer: Answer, token: Option<String>) -> Response
         warn!(error = %e, "cannot encode a 6pan answer");
         br#"{"status":0,"result":null,"code":"INTERNAL_ERROR","success":false}"#.to_vec()
     });
-    let mut response = Response::new(Full::new(Bytes::from(body)));
-    *response.status_mut() = http;
+    let mut response = json_response(http, body);
     let headers = response.headers_mut();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     if let Some(token) = token {
         if let Ok(value) = HeaderValue::from_str(&token) {
             headers.insert(TOKEN_HEADER, value);
@@ -568,100 +537,23 @@ fn envelope(version: Version, answer: Answer, token: Option<String>) -> Response
     response
 }
 
-/// Why a body could not be read.
-#[derive(Debug)]
-pub(crate) enum BodyError {
-    /// Over the limit (in bytes).
-    TooLarge(usize),
-    /// The client stopped sending, or the connection failed.
-    Read(String),
-}
-
-impl BodyError {
-    fn into_api(self) -> ApiError {
-        match self {
-            Self::TooLarge(limit) => ApiError::new(
+impl From<BodyError> for ApiError {
+    fn from(e: BodyError) -> Self {
+        match e {
+            BodyError::TooLarge(_) => Self::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 REQUEST_TOO_LARGE,
-                format!("request body larger than {limit} bytes"),
+                e.message(),
             ),
-            Self::Read(message) => ApiError::parameter(message),
+            BodyError::Read(message) => Self::parameter(message),
         }
     }
-}
-
-/// Reads a request body of at most `limit` bytes. An oversized body is read on (up to
-/// [`DRAIN_LIMIT`]) and thrown away, so that the client gets to read the answer.
-async fn read_request_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, BodyError> {
-    let declared = req
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    let mut body = req.into_body();
-    if declared.is_some_and(|n| n > limit as u64) {
-        drain(body).await;
-        return Err(BodyError::TooLarge(limit));
-    }
-    let mut buf = BytesMut::new();
-    loop {
-        match tokio::time::timeout(BODY_TIMEOUT, body.frame()).await {
-            Err(_) => {
-                return Err(BodyError::Read(
-                    "timed out reading the request body".to_owned(),
-                ))
-            }
-            Ok(None) => return Ok(buf.freeze()),
-            Ok(Some(Err(e))) => {
-                return Err(BodyError::Read(format!(
-                    "cannot read the request body: {e}"
-                )))
-            }
-            Ok(Some(Ok(frame))) => {
-                if let Ok(data) = frame.into_data() {
-                    if buf.len() + data.len() > limit {
-                        drain(body).await;
-                        return Err(BodyError::TooLarge(limit));
-                    }
-                    buf.extend_from_slice(&data);
-                }
-            }
-        }
-    }
-}
-
-async fn drain(mut body: Incoming) {
-    let mut seen = 0usize;
-    let work = async {
-        while let Some(Ok(frame)) = body.frame().await {
-            if let Ok(data) = frame.into_data() {
-                seen += data.len();
-                if seen > DRAIN_LIMIT {
-                    break;
-                }
-            }
-        }
-    };
-    let _ = tokio::time::timeout(GRACE, work).await;
 }
 
 /// Reads a JSON body as `T`, keeping the JSON for the description check
 /// ([`conform`]); the message says where the shape is wrong.
 fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<(T, Value), ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::parameter("request body is empty; JSON expected"));
-    }
-    let json: Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::parameter(format!("invalid request body: {e}")))?;
-    let typed = serde_path_to_error::deserialize(&json).map_err(|e| {
-        let path = e.path().to_string();
-        if path.is_empty() || path == "." {
-            ApiError::parameter(format!("invalid request body: {}", e.inner()))
-        } else {
-            ApiError::parameter(format!("invalid request body at `{path}`: {}", e.inner()))
-        }
-    })?;
-    Ok((typed, json))
+    body::parse_json(body).map_err(ApiError::parameter)
 }
 
 /// Checks a JSON body against the call's request schema in the 6pan description: the
@@ -669,7 +561,7 @@ fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<(T, Value), ApiError> 
 /// and before anything is changed, catching what the description states and no Rust
 /// code does. A refusal is HTTP 400 `PARAMETER_ERROR`.
 fn conform(endpoint: EndpointId, body: &Value) -> Result<(), ApiError> {
-    openapi::SIXPAN
+    DESCRIPTION
         .check_body(&endpoint.method(), endpoint.path(), body)
         .map_err(ApiError::parameter)
 }
@@ -679,43 +571,15 @@ fn to_value<T: serde::Serialize>(value: &T) -> Answer {
         .map_err(|e| ApiError::internal(format!("cannot encode the answer: {e}")))
 }
 
-/// Milliseconds since the Unix epoch.
-pub(crate) fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
-/// Lowercase hex of `bytes`.
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(out, "{b:02x}");
-    }
-    out
-}
-
-/// `n` random bytes as lowercase hex (`2n` digits).
-pub(crate) fn random_hex(n: usize) -> String {
-    let bytes: Vec<u8> = (0..n).map(|_| rand::random::<u8>()).collect();
-    hex(&bytes)
-}
-
 /// Lowercase hex MD5 of `data`.
 pub(crate) fn md5_hex(data: &[u8]) -> String {
     use md5::Digest as _;
-    hex(&md5::Md5::digest(data))
+    crate::common::hex(&md5::Md5::digest(data))
 }
 
 /// Whether `text` is `len` lowercase hex digits.
 pub(crate) fn is_lower_hex(text: &str, len: usize) -> bool {
     text.len() == len && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-}
-
-/// Compares two byte strings in time that depends only on their lengths.
-pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// A folder path as the drive keeps it: `:torrent` for the torrent folder, else `/`
@@ -735,6 +599,68 @@ fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .get(name)
         .and_then(|v| v.to_str().ok())
         .map(str::trim)
+}
+
+/// The checks of a 6pan request before any state is touched, as one pure function for
+/// the fuzz target (`offline_emulator::fuzzing::validate_request`): the API calls'
+/// description checks and typed parse, and the storage calls' path, header and body
+/// checks.
+#[cfg(feature = "fuzzing")]
+pub(crate) fn check_request(
+    method: &Method,
+    path: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(), String> {
+    use http::header::CONTENT_TYPE;
+    use offline_proto::sixpan::{
+        AddRequest, DeleteRequest, LoginRequest, PageRequest, ParseTorrentRequest, ParseUrlRequest,
+        StoreTokenRequest, UserInfoRequest,
+    };
+
+    /// An API call's body: JSON, read as the request type, validated, and checked
+    /// against the description.
+    fn api<T>(endpoint: EndpointId, body: &[u8]) -> Result<(), String>
+    where
+        T: DeserializeOwned + offline_proto::sixpan::api::Endpoint,
+    {
+        let json: Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+        let request: T = serde_path_to_error::deserialize(&json).map_err(|e| e.to_string())?;
+        request.validate().map_err(|e| e.to_string())?;
+        DESCRIPTION.check_body(&endpoint.method(), endpoint.path(), &json)
+    }
+
+    let described = &*DESCRIPTION;
+    if let Some(below) = path.strip_prefix(storage::PREFIX) {
+        let endpoint = EndpointId::from_route(method, below)
+            .ok_or_else(|| format!("no storage call {method} {below}"))?;
+        described.check_path(method, below)?;
+        described.check_headers(method, endpoint.path(), headers)?;
+        if endpoint == EndpointId::MakeFile {
+            let text = std::str::from_utf8(body).map_err(|e| e.to_string())?;
+            let content_type = headers
+                .get(CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("text/plain");
+            described.check_body_as(method, endpoint.path(), content_type, &Value::from(text))?;
+        }
+        return Ok(());
+    }
+    let endpoint =
+        EndpointId::from_route(method, path).ok_or_else(|| format!("no API {method} {path}"))?;
+    described.check_headers(method, path, headers)?;
+    match endpoint {
+        EndpointId::Login => api::<LoginRequest>(endpoint, body),
+        EndpointId::UserInfo => api::<UserInfoRequest>(endpoint, body),
+        EndpointId::StoreToken => api::<StoreTokenRequest>(endpoint, body),
+        EndpointId::ParseUrl => api::<ParseUrlRequest>(endpoint, body),
+        EndpointId::ParseTorrent => api::<ParseTorrentRequest>(endpoint, body),
+        EndpointId::AddTasks => api::<AddRequest>(endpoint, body),
+        EndpointId::ListTasks => api::<PageRequest>(endpoint, body),
+        EndpointId::DeleteTasks => api::<DeleteRequest>(endpoint, body),
+        // Storage calls live under `/wcs`; not reached.
+        _ => Err(format!("{path} is a storage call")),
+    }
 }
 
 #[cfg(test)]
@@ -765,8 +691,5 @@ mod tests {
         assert_eq!(md5_hex(b"password"), "5f4dcc3b5aa765d61d8327deb882cf99");
         assert!(is_lower_hex(&random_hex(16), 32));
         assert!(!is_lower_hex("ABCDEF0123456789abcdef0123456789", 32));
-        assert!(constant_time_eq(b"abc", b"abc"));
-        assert!(!constant_time_eq(b"abc", b"abd"));
-        assert!(!constant_time_eq(b"abc", b"ab"));
     }
 }

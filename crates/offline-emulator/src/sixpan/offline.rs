@@ -17,10 +17,8 @@ use sha2::Sha256;
 use url::Url;
 
 use super::storage::parse_etag;
-use super::{
-    conform, constant_time_eq, hex, md5_hex, now_ms, parse_json, to_value, Answer, ApiError,
-    SixpanState,
-};
+use super::{conform, md5_hex, parse_json, to_value, Answer, ApiError, SixpanState};
+use crate::common::{constant_time_eq, hex};
 
 /// Identity type of an http(s) link.
 pub(super) const TYPE_HTTP: i64 = 5020;
@@ -138,7 +136,7 @@ impl SixpanState {
                 "name": meta.name,
                 "url": format!("{INTERNAL_SCHEME}{etag}"),
             }))?;
-            let created = now_ms();
+            let created = self.env.now_ms();
             let files = meta
                 .files
                 .iter()
@@ -188,6 +186,16 @@ impl SixpanState {
         to_value(&results)
     }
 
+    /// The result of parsing a link: `json` signed into its identity.
+    fn link_result(&self, name: String, size: u64, json: &Value) -> Result<ParseResult, ApiError> {
+        Ok(ParseResult {
+            name,
+            identity: self.sign_identity(json)?,
+            size,
+            files: Vec::new(),
+        })
+    }
+
     fn parse_link(&self, link: &str) -> Result<ParseResult, ApiError> {
         let scheme = link
             .split_once(':')
@@ -206,54 +214,39 @@ impl SixpanState {
                     .map(|s| percent_decode(&s))
                     .filter(|s| !s.trim().is_empty())
                     .unwrap_or_else(|| digest.clone());
-                let identity = self.sign_identity(&json!({
+                let json = json!({
                     "success": true,
                     "type": TYPE_HTTP,
                     "identity": digest,
                     "url": link,
                     "name": name,
-                }))?;
-                Ok(ParseResult {
-                    name,
-                    identity,
-                    size: 0,
-                    files: Vec::new(),
-                })
+                });
+                self.link_result(name, 0, &json)
             }
             "magnet" => {
                 let (info_hash, name) = parse_magnet(link)?;
                 let name = name.unwrap_or_else(|| info_hash.clone());
-                let identity = self.sign_identity(&json!({
+                let json = json!({
                     "identity": info_hash,
                     "success": true,
                     "type": TYPE_BT,
                     "infoHash": info_hash,
                     "name": name,
                     "url": link,
-                }))?;
-                Ok(ParseResult {
-                    name,
-                    identity,
-                    size: 0,
-                    files: Vec::new(),
-                })
+                });
+                self.link_result(name, 0, &json)
             }
             "ed2k" => {
                 let (name, size, hash) = parse_ed2k(link)?;
-                let identity = self.sign_identity(&json!({
+                let json = json!({
                     "identity": hash,
                     "success": true,
                     "type": TYPE_ED2K,
                     "name": name,
                     "size": size,
                     "url": link,
-                }))?;
-                Ok(ParseResult {
-                    name,
-                    identity,
-                    size,
-                    files: Vec::new(),
-                })
+                });
+                self.link_result(name, size, &json)
             }
             _ => Err(ApiError::bad(
                 ErrorCode::UnsupportedProtocol.as_str(),

@@ -23,7 +23,7 @@ use base64::Engine as _;
 use bytes::Bytes;
 use hmac::{Hmac, Mac};
 use http::header::{AUTHORIZATION, CONTENT_TYPE};
-use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use http::{HeaderMap, Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use offline_proto::qetag::{qetag, Etag, Qetag, BLOCK_SIZE};
@@ -33,13 +33,15 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use sha1::Sha1;
 use tokio::io::AsyncWriteExt;
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
 use super::{
-    conform, header_text, hex, lock, md5_hex, normalize_folder, now_ms, parse_json, random_hex,
-    read_request_body, to_value, Answer, ApiError, BodyError, SixpanState,
+    conform, header_text, md5_hex, normalize_folder, parse_json, to_value, Answer, ApiError,
+    SixpanState, DESCRIPTION,
 };
-use crate::openapi;
+use crate::common::body::{read_body, BodyError};
+use crate::common::fetch::remove_quietly;
+use crate::common::{hex, is_uuid, json_response, lock, random_hex};
 
 /// Where the storage service is mounted.
 pub(super) const PREFIX: &str = "/wcs";
@@ -177,7 +179,7 @@ impl SixpanState {
             folder: folder.to_owned(),
             name: name.to_owned(),
             size,
-            ctime: now_ms(),
+            ctime: self.env.now_ms(),
             lft,
         };
         store.files.push(file.clone());
@@ -275,13 +277,13 @@ impl SixpanState {
                 return to_value(&file);
             }
         }
-        let deadline_ms = now_ms().saturating_add(
+        let deadline_ms = self.env.now_ms().saturating_add(
             i64::try_from(self.upload_token_lifetime.as_millis()).unwrap_or(i64::MAX),
         );
         let save_key = format!("user-upload/{}/{}.tmp", self.user.id, random_hex(8));
         let token = self.mint_upload_token(deadline_ms, &save_key);
         let mut store = lock(&self.store);
-        let now = now_ms();
+        let now = self.env.now_ms();
         store.uploads.retain(|_, u| u.deadline_ms > now);
         store.uploads.insert(
             token.clone(),
@@ -336,7 +338,7 @@ impl SixpanState {
     /// The static token ([`EmulatorConfig::static_token`](crate::EmulatorConfig::static_token))
     /// is always valid: it uploads a file named `upload-<hex>` to the root folder.
     fn upload_of(&self, token: &str) -> Result<PendingUpload, StorageError> {
-        if self.is_static_token(token.trim()) {
+        if self.env.is_static_token(token.trim()) {
             return Ok(PendingUpload {
                 name: format!("upload-{}", random_hex(4)),
                 folder: "/".to_owned(),
@@ -349,7 +351,7 @@ impl SixpanState {
             .get(token.trim())
             .cloned()
             .ok_or_else(|| StorageError::unauthorized("unknown upload token"))?;
-        if now_ms() >= upload.deadline_ms {
+        if self.env.now_ms() >= upload.deadline_ms {
             return Err(StorageError::unauthorized("upload token expired"));
         }
         Ok(upload)
@@ -375,14 +377,6 @@ impl SixpanState {
 /// The UUID of a folder: stable per path.
 fn folder_uuid(folder: &str) -> String {
     md5_hex(format!("folder:{folder}").as_bytes())
-}
-
-async fn remove_quietly(path: &std::path::Path) {
-    if let Err(e) = tokio::fs::remove_file(path).await {
-        if e.kind() != std::io::ErrorKind::NotFound {
-            warn!(path = %path.display(), error = %e, "cannot remove a temporary file");
-        }
-    }
 }
 
 /// An error of the storage service: `{"code": <HTTP status>, "message"}`.
@@ -415,23 +409,12 @@ impl StorageError {
 
 impl From<BodyError> for StorageError {
     fn from(e: BodyError) -> Self {
-        match e {
-            BodyError::TooLarge(limit) => Self::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("request body larger than {limit} bytes"),
-            ),
-            BodyError::Read(message) => Self::bad(message),
-        }
+        let status = match e {
+            BodyError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            BodyError::Read(_) => StatusCode::BAD_REQUEST,
+        };
+        Self::new(status, e.message())
     }
-}
-
-fn json_response(status: StatusCode, body: &Value) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
-    *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    response
 }
 
 /// Answers a storage call.
@@ -479,12 +462,12 @@ pub(super) async fn handle(
         }
     };
     match result {
-        Ok(body) => json_response(StatusCode::OK, &body),
+        Ok(body) => json_response(StatusCode::OK, body.to_string()),
         Err(e) => {
             debug!(%path, status = e.status.as_u16(), message = %e.message, "storage call refused");
             json_response(
                 e.status,
-                &json!({"code": e.status.as_u16(), "message": e.message}),
+                json!({"code": e.status.as_u16(), "message": e.message}).to_string(),
             )
         }
     }
@@ -505,7 +488,7 @@ async fn form_upload(state: &Arc<SixpanState>, req: Request<Incoming>) -> Stored
     let boundary = multer::parse_boundary(&content_type).map_err(|_| {
         StorageError::bad("Content-Type must be multipart/form-data with a boundary")
     })?;
-    let body = read_request_body(req, FORM_LIMIT).await?;
+    let body = read_body(req, FORM_LIMIT).await?;
     let stream = futures_util::stream::once(async move { Ok::<Bytes, std::io::Error>(body) });
     let mut form = multer::Multipart::new(stream, boundary);
     let mut token: Option<String> = None;
@@ -548,7 +531,7 @@ async fn form_upload(state: &Arc<SixpanState>, req: Request<Incoming>) -> Stored
     let upload = state.upload_of(&token)?;
     let file = file.ok_or_else(|| StorageError::bad("the form has no `file` field"))?;
     let endpoint = EndpointId::Upload;
-    openapi::SIXPAN
+    DESCRIPTION
         .check_form(&endpoint.method(), endpoint.path(), &content_type, &fields)
         .map_err(StorageError::bad)?;
     let etag = qetag(&file);
@@ -642,22 +625,12 @@ fn block_auth(
 /// parameters (`path` is the path below `/wcs`) and header parameters (`UploadBatch`).
 fn conform_call(endpoint: EndpointId, path: &str, headers: &HeaderMap) -> Result<(), StorageError> {
     let method = endpoint.method();
-    openapi::SIXPAN
+    DESCRIPTION
         .check_path(&method, path)
         .map_err(StorageError::bad)?;
-    openapi::SIXPAN
+    DESCRIPTION
         .check_headers(&method, endpoint.path(), headers)
         .map_err(StorageError::bad)
-}
-
-/// `8-4-4-4-12` hex digits.
-fn is_uuid(text: &str) -> bool {
-    let groups: Vec<&str> = text.split('-').collect();
-    groups.len() == 5
-        && groups
-            .iter()
-            .zip([8, 4, 4, 4, 12])
-            .all(|(g, n)| g.len() == n && g.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 fn parse_number(what: &str, text: &str) -> Result<u64, StorageError> {
@@ -666,6 +639,22 @@ fn parse_number(what: &str, text: &str) -> Result<u64, StorageError> {
             "{what} must be a non-negative integer, got {text:?}"
         ))
     })
+}
+
+/// The checks of a chunk call (`mkblk`, `bput`) and its body: the upload batch and
+/// the chunk, not empty.
+async fn read_chunk(
+    state: &SixpanState,
+    req: Request<Incoming>,
+    endpoint: EndpointId,
+) -> Result<(String, Bytes), StorageError> {
+    let (_, _, batch) = block_auth(state, req.headers(), true)?;
+    conform_call(endpoint, &below_prefix(&req), req.headers())?;
+    let chunk = read_body(req, CHUNK_LIMIT).await?;
+    if chunk.is_empty() {
+        return Err(StorageError::bad("the chunk is empty"));
+    }
+    Ok((batch, chunk))
 }
 
 /// `POST /wcs/mkblk/{blockSize}/{blockIndex}`: a new block with its first chunk.
@@ -682,12 +671,7 @@ async fn make_block(
             "blockSize must be between 1 and {BLOCK_SIZE}, got {size}"
         )));
     }
-    let (_, _, batch) = block_auth(state, req.headers(), true)?;
-    conform_call(EndpointId::MakeBlock, &below_prefix(&req), req.headers())?;
-    let chunk = read_request_body(req, CHUNK_LIMIT).await?;
-    if chunk.is_empty() {
-        return Err(StorageError::bad("the chunk is empty"));
-    }
+    let (batch, chunk) = read_chunk(state, req, EndpointId::MakeBlock).await?;
     let len = chunk.len() as u64;
     if len > size {
         return Err(StorageError::bad(format!(
@@ -744,12 +728,7 @@ async fn put_chunk(
     offset: &str,
 ) -> Stored {
     let offset = parse_number("offset", offset)?;
-    let (_, _, batch) = block_auth(state, req.headers(), true)?;
-    conform_call(EndpointId::PutChunk, &below_prefix(&req), req.headers())?;
-    let chunk = read_request_body(req, CHUNK_LIMIT).await?;
-    if chunk.is_empty() {
-        return Err(StorageError::bad("the chunk is empty"));
-    }
+    let (batch, chunk) = read_chunk(state, req, EndpointId::PutChunk).await?;
     let len = chunk.len() as u64;
     let (id, path) = {
         let mut store = lock(&state.store);
@@ -822,10 +801,10 @@ async fn make_file(state: &Arc<SixpanState>, req: Request<Incoming>, size: &str)
         .filter(|c| !c.is_empty())
         .unwrap_or("text/plain")
         .to_owned();
-    let body = read_request_body(req, MKFILE_LIMIT).await?;
+    let body = read_body(req, MKFILE_LIMIT).await?;
     let text =
         std::str::from_utf8(&body).map_err(|_| StorageError::bad("the ctx list is not UTF-8"))?;
-    openapi::SIXPAN
+    DESCRIPTION
         .check_body_as(
             &endpoint.method(),
             endpoint.path(),
@@ -963,12 +942,5 @@ mod tests {
         assert_eq!(parse_etag(&format!("{etag}2s")).unwrap(), etag);
         assert!(parse_etag("nope").is_err());
         assert!(parse_etag(&format!("{etag}X")).is_err());
-    }
-
-    #[test]
-    fn uuids() {
-        assert!(is_uuid("123e4567-e89b-12d3-a456-426614174000"));
-        assert!(!is_uuid("123e4567e89b12d3a456426614174000"));
-        assert!(!is_uuid("123e4567-e89b-12d3-a456-42661417400g"));
     }
 }

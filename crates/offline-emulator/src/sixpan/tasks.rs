@@ -20,11 +20,10 @@
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use http::header::CONTENT_LENGTH;
-use http_body_util::BodyExt;
 use offline_proto::qetag::{Etag, Qetag};
 use offline_proto::sixpan::{
     AddResult, DeleteRequest, EndpointId, OfflineTask, PageRequest, TaskPage, TaskStatus, TaskType,
@@ -32,27 +31,25 @@ use offline_proto::sixpan::{
 use offline_proto::torrent::Metainfo;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
-use tokio::io::AsyncWriteExt;
 use tracing::{debug, info, warn};
 use url::Url;
 
 use super::offline::{path_identity, INTERNAL_SCHEME, TYPE_BT, TYPE_ED2K, TYPE_HTTP};
 use super::webseed::{file_url, loopback_seed, PieceVerifier};
 use super::{
-    conform, lock, normalize_folder, now_ms, parse_json, random_hex, to_value, Answer, ApiError,
-    SixpanState, IDENTITY_INVALID,
+    conform, normalize_folder, parse_json, to_value, Answer, ApiError, SixpanState,
+    IDENTITY_INVALID,
 };
-use crate::fetch::{
-    cancelled, get_following_redirects, sanitize_file_name, size_text, IDLE_TIMEOUT,
+use crate::common::fetch::{
+    cancelled, open_source, remove_quietly, running_process, sanitize_file_name, size_text,
+    stream_to_file, MAX_PIECE,
 };
-use crate::state::running_process;
+use crate::common::{lock, random_hex};
 
 /// The largest page; a larger `pageSize` is clamped to it.
 pub(super) const MAX_PAGE_SIZE: u32 = 100;
 /// Folder of downloads under `<data_dir>/6pan`.
 const DOWNLOADS: &str = "downloads";
-/// The largest piece of a body written (and counted for progress) at once.
-const MAX_PIECE: usize = 64 * 1024;
 /// The failure reason of a download whose task was deleted.
 const DELETED: &str = "task deleted";
 
@@ -251,7 +248,7 @@ struct Fetched {
 impl SixpanState {
     /// Every task, oldest first.
     pub(crate) fn tasks(&self) -> Vec<SixpanTaskSnapshot> {
-        let now = Instant::now();
+        let now = self.env.now();
         lock(&self.tasks)
             .list
             .iter()
@@ -407,7 +404,7 @@ impl SixpanState {
         let identity = random_hex(16);
         let run = match prepared.plan {
             Plan::Simulated => Run::Simulated {
-                started: Instant::now(),
+                started: self.env.now(),
             },
             Plan::Http { .. } | Plan::Torrent { .. } => Run::Fetching,
         };
@@ -418,7 +415,7 @@ impl SixpanState {
             type_code: prepared.type_code,
             url: prepared.url,
             folder: folder.to_owned(),
-            create_time: now_ms(),
+            create_time: self.env.now_ms(),
             size: prepared.size,
             size_known: prepared.kind != SixpanTaskKind::Http,
             downloaded: 0,
@@ -428,6 +425,7 @@ impl SixpanState {
             stored: Vec::new(),
             fail_reason: None,
         });
+        self.tasks_created.fetch_add(1, Ordering::Relaxed);
         info!(task = %identity, kind = ?prepared.kind, "6pan task created");
         let state = Arc::clone(self);
         let folder = folder.to_owned();
@@ -435,14 +433,15 @@ impl SixpanState {
             Plan::Simulated => {}
             Plan::Http { url } => {
                 let name = prepared.name;
-                self.spawn_worker(async move { state.run_http(identity, url, name, folder).await });
+                self.env
+                    .spawn_worker(async move { state.run_http(identity, url, name, folder).await });
             }
             Plan::Torrent {
                 meta,
                 selected,
                 seed,
             } => {
-                self.spawn_worker(async move {
+                self.env.spawn_worker(async move {
                     state
                         .run_torrent(identity, *meta, selected, seed, folder)
                         .await;
@@ -474,7 +473,7 @@ impl SixpanState {
         name: String,
         folder: String,
     ) {
-        let mut shutdown = self.shutdown.clone();
+        let mut shutdown = self.env.shutdown.clone();
         let dir = self.dir(DOWNLOADS).join(&identity);
         let target = dir.join(sanitize_file_name(&name));
         let result = tokio::select! {
@@ -509,7 +508,7 @@ impl SixpanState {
         seed: Url,
         folder: String,
     ) {
-        let mut shutdown = self.shutdown.clone();
+        let mut shutdown = self.env.shutdown.clone();
         let dir = self.dir(DOWNLOADS).join(&identity);
         let outcome = tokio::select! {
             o = self.fetch_torrent(&identity, &meta, &selected, &seed, &dir) => o,
@@ -653,16 +652,7 @@ impl SixpanState {
         expected: Option<u64>,
         mut torrent: Option<(&mut PieceVerifier<'_>, u64)>,
     ) -> Result<(u64, Etag), String> {
-        let response = get_following_redirects(&self.http, url, self.loopback_only).await?;
-        let status = response.status();
-        if !status.is_success() {
-            return Err(format!("source answered HTTP {}", status.as_u16()));
-        }
-        let content_length = response
-            .headers()
-            .get(CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok());
+        let (response, content_length) = open_source(&self.env, url).await?;
         if let (Some(want), Some(have)) = (expected, content_length) {
             if want != have {
                 return Err(format!(
@@ -670,7 +660,7 @@ impl SixpanState {
                 ));
             }
         }
-        let limit = self.max_source_bytes;
+        let limit = self.env.max_source_bytes;
         if content_length.is_some_and(|n| n > limit) {
             return Err(format!("source larger than {}", size_text(limit)));
         }
@@ -686,34 +676,15 @@ impl SixpanState {
                 .await
                 .map_err(|e| format!("cannot store the file: {e}"))?;
         }
-        let mut file = tokio::fs::File::create(part)
-            .await
-            .map_err(|e| format!("cannot store the file: {e}"))?;
-        let mut body = response.into_body();
         let mut hasher = Qetag::new();
-        let mut received: u64 = 0;
-        let started = Instant::now();
-        loop {
-            let frame = match tokio::time::timeout(IDLE_TIMEOUT, body.frame()).await {
-                Err(_) => {
-                    return Err(format!(
-                        "source timed out: no data for {} s",
-                        IDLE_TIMEOUT.as_secs()
-                    ))
-                }
-                Ok(None) => break,
-                Ok(Some(Err(e))) => {
-                    return Err(format!(
-                        "source connection failed after {received} bytes: {e}"
-                    ))
-                }
-                Ok(Some(Ok(frame))) => frame,
-            };
-            let Ok(data) = frame.into_data() else {
-                continue; // trailers
-            };
-            for chunk in data.chunks(MAX_PIECE) {
-                received += chunk.len() as u64;
+        let received = stream_to_file(
+            &self.env,
+            response.into_body(),
+            part,
+            content_length,
+            MAX_PIECE,
+            |received, _, e| format!("source connection failed after {received} bytes: {e}"),
+            |chunk, received| {
                 if let Some(want) = expected.filter(|w| received > *w) {
                     return Err(format!(
                         "the web seed sent more than the file's {want} bytes"
@@ -726,28 +697,19 @@ impl SixpanState {
                     verifier.feed(chunk)?;
                 }
                 hasher.update(chunk);
-                file.write_all(chunk)
-                    .await
-                    .map_err(|e| format!("cannot store the file: {e}"))?;
                 let done = base.unwrap_or(0) + received;
-                if self.with_task(identity, |t| t.downloaded = done).is_none() {
-                    return Err(DELETED.to_owned());
+                match self.with_task(identity, |t| t.downloaded = done) {
+                    Some(()) => Ok(()),
+                    None => Err(DELETED.to_owned()),
                 }
-                throttle(self.fetch_rate, started, received).await;
-            }
-        }
-        if let Some(total) = content_length.filter(|t| *t != received) {
-            return Err(format!("truncated: received {received} of {total} bytes"));
-        }
+            },
+        )
+        .await?;
         if let Some(want) = expected.filter(|w| *w != received) {
             return Err(format!(
                 "the web seed sent {received} of the file's {want} bytes"
             ));
         }
-        file.flush()
-            .await
-            .map_err(|e| format!("cannot store the file: {e}"))?;
-        drop(file);
         tokio::fs::rename(part, target)
             .await
             .map_err(|e| format!("cannot store the file: {e}"))?;
@@ -763,7 +725,7 @@ impl SixpanState {
         conform(EndpointId::ListTasks, &json)?;
         let page = request.page.max(1);
         let size = request.page_size.min(MAX_PAGE_SIZE);
-        let now = Instant::now();
+        let now = self.env.now();
         let tasks = lock(&self.tasks);
         let total = tasks.list.len() as u64;
         let skip = usize::try_from(u64::from(page - 1) * u64::from(size)).unwrap_or(usize::MAX);
@@ -835,27 +797,6 @@ async fn fail_last(fetched: &mut Vec<Fetched>, failed: &mut Vec<String>, end: u6
         if let Some(file) = fetched.pop() {
             remove_quietly(&file.target).await;
             failed.push(format!("{}: {reason}", file.components.join("/")));
-        }
-    }
-}
-
-/// Sleeps until `received` bytes are due at `rate` bytes per second since `started`.
-async fn throttle(rate: Option<u64>, started: Instant, received: u64) {
-    let Some(rate) = rate.filter(|r| *r > 0) else {
-        return;
-    };
-    #[allow(clippy::cast_precision_loss)]
-    let due = Duration::from_secs_f64(received as f64 / rate as f64);
-    let elapsed = started.elapsed();
-    if due > elapsed {
-        tokio::time::sleep(due - elapsed).await;
-    }
-}
-
-async fn remove_quietly(path: &Path) {
-    if let Err(e) = tokio::fs::remove_file(path).await {
-        if e.kind() != std::io::ErrorKind::NotFound {
-            warn!(path = %path.display(), error = %e, "cannot remove a partial file");
         }
     }
 }

@@ -5,7 +5,7 @@ use offline_proto::torrent::{Metainfo, TorrentFile};
 use sha1::{Digest as _, Sha1};
 use url::Url;
 
-use crate::fetch::is_loopback;
+use crate::common::fetch::is_loopback;
 
 /// The first web seed on a loopback host (`127.0.0.0/8`, `::1`, `localhost`), over
 /// http(s): the only ones this emulator downloads from.

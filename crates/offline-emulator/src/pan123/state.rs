@@ -1,10 +1,9 @@
-//! What the emulator remembers: tokens, rate-limit buckets, tasks, counters.
+//! What the 123pan half remembers: tokens, rate-limit buckets, tasks, counters.
 
 use std::collections::{BTreeMap, HashMap};
-use std::future::Future;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use offline_proto::pan123::{AccessTokenData, EndpointId, TaskId, TaskStatus};
@@ -12,14 +11,13 @@ use offline_proto::ratelimit::TokenBucket;
 use offline_proto::Secret;
 use rand::distr::Alphanumeric;
 use rand::Rng;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use time::macros::offset;
 use time::OffsetDateTime;
-use tokio::sync::watch;
-use tokio::task::JoinSet;
 
-use crate::config::EmulatorConfig;
-use crate::fetch::HttpClient;
+use crate::common::config::EmulatorConfig;
+use crate::common::fetch::running_process;
+use crate::common::{lock, Env};
 
 /// The first task ID handed out; later ones count up.
 const FIRST_TASK_ID: u64 = 100_001;
@@ -27,8 +25,6 @@ const FIRST_TASK_ID: u64 = 100_001;
 const FIRST_FILE_ID: u64 = 500_001;
 /// Length of an access token, in characters.
 const TOKEN_CHARS: usize = 48;
-/// Bytes after which a download without a known length reports about half done.
-const UNKNOWN_LENGTH_HALF: f64 = 1024.0 * 1024.0;
 /// Stand-in lifetime, in days, when the configured one is too large to represent.
 const FAR_FUTURE_DAYS: i64 = 100 * 365;
 
@@ -77,19 +73,6 @@ pub struct TaskSnapshot {
     pub callback_delivered: bool,
 }
 
-/// The progress percentage of a running download.
-pub(crate) fn running_process(received: u64, content_length: Option<u64>) -> f64 {
-    // Precision loss above 2^53 bytes does not matter for a percentage.
-    #[allow(clippy::cast_precision_loss)]
-    let received = received as f64;
-    match content_length {
-        #[allow(clippy::cast_precision_loss)]
-        Some(total) if total > 0 => (received / total as f64 * 100.0).min(100.0),
-        Some(_) => 0.0,
-        None => 95.0 * (1.0 - 0.5_f64.powf(received / UNKNOWN_LENGTH_HALF)),
-    }
-}
-
 struct TokenRecord {
     client_id: String,
     expires: Instant,
@@ -103,7 +86,7 @@ pub(crate) enum TokenRefusal {
     Missing,
     /// A token this emulator never issued.
     Unknown,
-    /// Issued, but past its lifetime or expired by [`Shared::expire_tokens`].
+    /// Issued, but past its lifetime or expired by [`State::expire_tokens`].
     Expired,
 }
 
@@ -127,85 +110,44 @@ struct Inner {
     next_file: u64,
 }
 
-/// The state shared by the accept loop, every connection and every download.
-pub(crate) struct Shared {
+/// The 123pan half's counters, as `GET /_emulator/stats` lists them under `123pan`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Pan123Stats {
+    /// Access tokens issued (successful `POST /api/v1/access_token` calls).
+    pub token_requests: u64,
+    /// Cloud-drive tasks created (`POST /api/v1/offline/download` carried out).
+    pub tasks_created: u64,
+    /// Image-bed tasks created (`POST /api/v1/oss/offline/download` carried out).
+    pub image_tasks_created: u64,
+    /// Requests answered with code 429 by the rate limits (not injected faults).
+    pub rate_limited: u64,
+}
+
+/// Everything the 123pan half knows, shared by every connection and every download.
+pub(crate) struct State {
+    /// What both halves share (clock, HTTP client, stop signal, limits, workers).
+    pub(crate) env: Arc<Env>,
     pub(crate) client_id: String,
     pub(crate) client_secret: String,
-    pub(crate) token_lifetime: Duration,
-    pub(crate) data_dir: PathBuf,
-    pub(crate) fetch_rate: Option<u64>,
+    token_lifetime: Duration,
     pub(crate) max_image_bytes: u64,
-    pub(crate) max_source_bytes: u64,
-    /// Fetch sources and send callbacks only to loopback hosts.
-    pub(crate) loopback_only: bool,
-    /// A bearer token that is always valid (for the application's client ID).
-    static_token: Option<String>,
-    /// What every issued token starts with ([`EmulatorConfig::token_prefix`]).
-    token_prefix: String,
-    pub(crate) http: HttpClient,
-    /// Becomes `true` (or its sender goes away) when the emulator stops.
-    pub(crate) shutdown: watch::Receiver<bool>,
-    /// The 6pan half.
-    pub(crate) sixpan: std::sync::Arc<crate::sixpan::SixpanState>,
-    /// Injected faults.
-    pub(crate) faults: crate::faults::FaultState,
-    callbacks_sent: AtomicU64,
     inner: Mutex<Inner>,
-    workers: Mutex<JoinSet<()>>,
     token_requests: AtomicU64,
     rate_limited: AtomicU64,
+    tasks_created: AtomicU64,
+    image_tasks_created: AtomicU64,
     trace_counter: AtomicU64,
 }
 
-impl std::fmt::Debug for Shared {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Shared")
-            .field("client_id", &self.client_id)
-            .field("data_dir", &self.data_dir)
-            .finish_non_exhaustive()
-    }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic while holding the lock leaves plain data behind; keep serving.
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-impl Shared {
-    /// The number of the next callback, for fault decisions.
-    pub(crate) fn next_callback(&self) -> u64 {
-        self.callbacks_sent
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-    }
-
-    pub(crate) fn new(
-        config: &EmulatorConfig,
-        data_dir: PathBuf,
-        http: HttpClient,
-        shutdown: watch::Receiver<bool>,
-    ) -> Self {
-        let sixpan = std::sync::Arc::new(crate::sixpan::SixpanState::new(
-            config,
-            &data_dir,
-            http.clone(),
-            shutdown.clone(),
-        ));
+impl State {
+    pub(crate) fn new(config: &EmulatorConfig, env: Arc<Env>) -> Self {
         Self {
-            sixpan,
-            faults: crate::faults::FaultState::new(config.faults.clone()),
-            callbacks_sent: AtomicU64::new(0),
+            env,
             client_id: config.client_id.clone(),
             client_secret: config.client_secret.clone(),
             token_lifetime: config.token_lifetime,
-            data_dir,
-            fetch_rate: config.fetch_rate.filter(|r| *r > 0),
             max_image_bytes: config.max_image_bytes,
-            max_source_bytes: config.max_source_bytes,
-            loopback_only: config.loopback_only,
-            static_token: config.static_token.clone().filter(|t| !t.is_empty()),
-            token_prefix: config.token_prefix.clone(),
-            http,
-            shutdown,
             inner: Mutex::new(Inner {
                 tokens: HashMap::new(),
                 rates: config.rate_limits.clone(),
@@ -214,10 +156,22 @@ impl Shared {
                 next_task: FIRST_TASK_ID,
                 next_file: FIRST_FILE_ID,
             }),
-            workers: Mutex::new(JoinSet::new()),
             token_requests: AtomicU64::new(0),
             rate_limited: AtomicU64::new(0),
+            tasks_created: AtomicU64::new(0),
+            image_tasks_created: AtomicU64::new(0),
             trace_counter: AtomicU64::new(0),
+        }
+    }
+
+    /// The counters so far.
+    pub(crate) fn stats(&self) -> Pan123Stats {
+        let get = |n: &AtomicU64| n.load(Ordering::Relaxed);
+        Pan123Stats {
+            token_requests: get(&self.token_requests),
+            tasks_created: get(&self.tasks_created),
+            image_tasks_created: get(&self.image_tasks_created),
+            rate_limited: get(&self.rate_limited),
         }
     }
 
@@ -234,18 +188,19 @@ impl Shared {
             .take(TOKEN_CHARS)
             .map(char::from)
             .collect();
-        let token = format!("{}{random}", self.token_prefix);
+        let token = format!("{}{random}", self.env.token_prefix);
         let lifetime = self.token_lifetime;
-        let now = OffsetDateTime::now_utc();
+        let wall = OffsetDateTime::from(self.env.clock.wall());
         let expired_at = time::Duration::try_from(lifetime)
             .ok()
-            .and_then(|d| now.checked_add(d))
-            .unwrap_or_else(|| now + time::Duration::days(FAR_FUTURE_DAYS))
+            .and_then(|d| wall.checked_add(d))
+            .unwrap_or_else(|| wall + time::Duration::days(FAR_FUTURE_DAYS))
             .to_offset(offset!(+8));
         let expired_at = expired_at.replace_nanosecond(0).unwrap_or(expired_at);
-        let expires = Instant::now().checked_add(lifetime).unwrap_or_else(|| {
-            Instant::now() + Duration::from_secs(86_400 * FAR_FUTURE_DAYS.unsigned_abs())
-        });
+        let now = self.env.now();
+        let expires = now
+            .checked_add(lifetime)
+            .unwrap_or_else(|| now + Duration::from_secs(86_400 * FAR_FUTURE_DAYS.unsigned_abs()));
         lock(&self.inner).tokens.insert(
             token.clone(),
             TokenRecord {
@@ -270,12 +225,13 @@ impl Shared {
             })
             .filter(|t| !t.is_empty())
             .ok_or(TokenRefusal::Missing)?;
-        if self.static_token.as_deref() == Some(token) {
+        if self.env.is_static_token(token) {
             return Ok(self.client_id.clone());
         }
+        let now = self.env.now();
         let inner = lock(&self.inner);
         let record = inner.tokens.get(token).ok_or(TokenRefusal::Unknown)?;
-        if record.revoked || Instant::now() >= record.expires {
+        if record.revoked || now >= record.expires {
             return Err(TokenRefusal::Expired);
         }
         Ok(record.client_id.clone())
@@ -287,14 +243,6 @@ impl Shared {
         }
     }
 
-    pub(crate) fn token_requests(&self) -> u64 {
-        self.token_requests.load(Ordering::Relaxed)
-    }
-
-    pub(crate) fn rate_limited(&self) -> u64 {
-        self.rate_limited.load(Ordering::Relaxed)
-    }
-
     /// Sets an endpoint's rate and refills its buckets.
     pub(crate) fn set_rate_limit(&self, endpoint: EndpointId, per_second: f64) {
         let mut inner = lock(&self.inner);
@@ -303,8 +251,9 @@ impl Shared {
     }
 
     /// Takes a token from the bucket of `(client, endpoint)`; `false` (and one more
-    /// [`rate_limited`](Self::rate_limited)) when it is empty.
+    /// rate-limited request counted) when it is empty.
     pub(crate) fn acquire(&self, client: &str, endpoint: EndpointId) -> bool {
+        let now = self.env.now();
         let mut inner = lock(&self.inner);
         let Some(rate) = inner
             .rates
@@ -318,7 +267,7 @@ impl Shared {
             .buckets
             .entry((client.to_owned(), endpoint))
             .or_insert_with(|| TokenBucket::new(rate, rate.max(1.0)))
-            .try_acquire(Instant::now())
+            .try_acquire(now)
             .is_ok();
         if !ok {
             self.rate_limited.fetch_add(1, Ordering::Relaxed);
@@ -334,6 +283,11 @@ impl Shared {
         file_name: &str,
         callback_url: Option<String>,
     ) -> TaskId {
+        match kind {
+            TaskKind::CloudDrive => &self.tasks_created,
+            TaskKind::ImageBed => &self.image_tasks_created,
+        }
+        .fetch_add(1, Ordering::Relaxed);
         let mut inner = lock(&self.inner);
         let id = TaskId(inner.next_task);
         inner.next_task += 1;
@@ -405,19 +359,6 @@ impl Shared {
     pub(crate) fn tasks(&self) -> Vec<TaskSnapshot> {
         lock(&self.inner).tasks.values().cloned().collect()
     }
-
-    /// Runs `fut` as a background worker that [`take_workers`](Self::take_workers)
-    /// can wait for.
-    pub(crate) fn spawn_worker(&self, fut: impl Future<Output = ()> + Send + 'static) {
-        let mut workers = lock(&self.workers);
-        while workers.try_join_next().is_some() {}
-        workers.spawn(fut);
-    }
-
-    /// The workers spawned so far, to wait for at shutdown.
-    pub(crate) fn take_workers(&self) -> JoinSet<()> {
-        std::mem::take(&mut *lock(&self.workers))
-    }
 }
 
 #[cfg(test)]
@@ -445,17 +386,5 @@ mod tests {
         assert_eq!(v["id"], 100_001);
         assert_eq!(v["kind"], "image_bed");
         assert_eq!(v["status"], 2);
-    }
-
-    #[test]
-    fn process_from_bytes() {
-        assert_eq!(running_process(0, Some(100)), 0.0);
-        assert_eq!(running_process(50, Some(200)), 25.0);
-        assert_eq!(running_process(300, Some(200)), 100.0);
-        assert_eq!(running_process(10, Some(0)), 0.0);
-        assert_eq!(running_process(0, None), 0.0);
-        let half = running_process(1024 * 1024, None);
-        assert!((half - 47.5).abs() < 1e-9, "{half}");
-        assert!(running_process(u64::MAX, None) <= 95.0);
     }
 }

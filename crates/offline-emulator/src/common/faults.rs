@@ -1,5 +1,6 @@
 //! Faults the emulator can inject, switchable at start ([`crate::EmulatorConfig::faults`])
-//! and at run time ([`crate::RunningEmulator::set_faults`]), deterministic under a seed.
+//! and at run time ([`crate::RunningEmulator::set_faults`], or `PUT /_emulator/faults`
+//! with the admin token), deterministic under a seed.
 //!
 //! Each API request draws one [`Action`] from a generator seeded with
 //! `seed` and the request's number, so a client that sends the same requests in the
@@ -12,7 +13,8 @@ use std::time::Duration;
 
 /// What to inject, as fractions of requests (0.0 to 1.0) and durations.
 ///
-/// As JSON (the standalone emulator's `PUT /_emulator/faults`), durations are whole
+/// As JSON (the standalone emulator's `PUT /_emulator/faults`, with the admin token:
+/// see [`RunningEmulator::admin_token`](crate::RunningEmulator::admin_token)), durations are whole
 /// milliseconds: `{"seed": 1, "server_error": 0.05, "latency": 20}`; absent fields are 0.
 #[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(default)]
@@ -110,11 +112,12 @@ pub enum Action {
     TokenExpired,
 }
 
-/// The faults in force and the request counter.
+/// The faults in force and the request and callback counters.
 #[derive(Debug, Default)]
 pub(crate) struct FaultState {
     faults: Mutex<Faults>,
     requests: AtomicU64,
+    callbacks: AtomicU64,
     injected: AtomicU64,
 }
 
@@ -165,9 +168,10 @@ impl FaultState {
         (action, f.latency)
     }
 
-    /// Whether callback number `n` is lost, sent twice, and how long it waits.
-    pub(crate) fn callback(&self, n: u64) -> (bool, bool, Duration) {
+    /// Whether the next callback is lost, sent twice, and how long it waits.
+    pub(crate) fn next_callback(&self) -> (bool, bool, Duration) {
         let f = self.get();
+        let n = self.callbacks.fetch_add(1, Ordering::Relaxed);
         let lost = unit(f.seed, n, 0xCA11_BAC0) < f.callback_lost;
         let twice = unit(f.seed, n, 0x7_1CE) < f.callback_twice;
         (lost, twice, f.callback_delay)

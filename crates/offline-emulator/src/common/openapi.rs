@@ -1,5 +1,5 @@
-//! The provider descriptions the emulator serves (`/openapi.json` for 123pan,
-//! `/6pan/openapi.json` for 6pan) and checks every request against.
+//! Checking requests against a provider description (each provider embeds its own:
+//! `/openapi.json` for 123pan, `/6pan/openapi.json` for 6pan).
 //!
 //! The descriptions are the JSON forms that `cargo xtask codegen` writes from
 //! `fixtures/openapi/*.yaml`, embedded at build time. A request is read into the
@@ -17,23 +17,10 @@
 //! `oneOf`, `not`, and annotations (`description`, `title`, `examples`, `default`,
 //! `contentMediaType`, `x-*`).
 
-use std::sync::LazyLock;
-
 use http::{HeaderMap, Method};
 use serde_json::{Map, Value};
 
-/// The 123pan description, as served at `/openapi.json`.
-pub(crate) const PAN123_JSON: &str = include_str!("../../../fixtures/openapi/123pan.json");
-
-/// The 123pan description, parsed.
-pub(crate) static PAN123: LazyLock<Description> = LazyLock::new(|| Description::new(PAN123_JSON));
-
-/// The 6pan description as generated (`servers` name the real hosts; the emulator
-/// serves it with them rewritten, see [`Description::with_servers`]).
-pub(crate) const SIXPAN_JSON: &str = include_str!("../../../fixtures/openapi/6pan.json");
-
-/// The 6pan description, parsed.
-pub(crate) static SIXPAN: LazyLock<Description> = LazyLock::new(|| Description::new(SIXPAN_JSON));
+use super::is_uuid;
 
 /// A parsed description.
 #[derive(Debug)]
@@ -49,6 +36,22 @@ impl Description {
         Self {
             root: serde_json::from_str(json).unwrap_or(Value::Null),
         }
+    }
+
+    /// The request body schema of `method` on `path` for `media_type` (compared by
+    /// essence, case-insensitively), if the operation has one.
+    fn body_schema(&self, method: &Method, path: &str, media_type: &str) -> Option<&Value> {
+        let wanted = essence(media_type);
+        self.operation(method, path)
+            .and_then(|op| op.get("requestBody"))
+            .map(|b| self.resolve(b))
+            .and_then(|b| b.get("content")?.as_object())
+            .and_then(|content| {
+                content
+                    .iter()
+                    .find(|(media, _)| essence(media) == wanted)
+                    .and_then(|(_, m)| m.get("schema"))
+            })
     }
 
     /// The operation object of `method` on `path`: the path item of that literal path,
@@ -81,6 +84,27 @@ impl Description {
             .flatten()
             .map(|p| self.resolve(p))
             .filter(|p| p.get("in").and_then(Value::as_str) == Some(place))
+            .collect()
+    }
+
+    /// The named parameters in `place` of `method` on `path`: each one's name, whether
+    /// it is required, and its schema.
+    fn named_parameters<'a>(
+        &'a self,
+        method: &Method,
+        path: &str,
+        place: &str,
+    ) -> Vec<(&'a str, bool, Option<&'a Value>)> {
+        let Some(op) = self.operation(method, path) else {
+            return Vec::new();
+        };
+        self.parameters(op, place)
+            .into_iter()
+            .filter_map(|param| {
+                let name = param.get("name").and_then(Value::as_str)?;
+                let required = param.get("required").and_then(Value::as_bool) == Some(true);
+                Some((name, required, param.get("schema")))
+            })
             .collect()
     }
 
@@ -130,19 +154,7 @@ impl Description {
         media_type: &str,
         body: &Value,
     ) -> Result<(), String> {
-        let wanted = essence(media_type);
-        let Some(schema) = self
-            .operation(method, path)
-            .and_then(|op| op.get("requestBody"))
-            .map(|b| self.resolve(b))
-            .and_then(|b| b.get("content")?.as_object())
-            .and_then(|content| {
-                content
-                    .iter()
-                    .find(|(media, _)| essence(media) == wanted)
-                    .and_then(|(_, m)| m.get("schema"))
-            })
-        else {
+        let Some(schema) = self.body_schema(method, path, media_type) else {
             return Ok(());
         };
         self.check(schema, body, "")
@@ -165,19 +177,7 @@ impl Description {
         media_type: &str,
         fields: &[(String, String)],
     ) -> Result<(), String> {
-        let wanted = essence(media_type);
-        let Some(schema) = self
-            .operation(method, path)
-            .and_then(|op| op.get("requestBody"))
-            .map(|b| self.resolve(b))
-            .and_then(|b| b.get("content")?.as_object())
-            .and_then(|content| {
-                content
-                    .iter()
-                    .find(|(media, _)| essence(media) == wanted)
-                    .and_then(|(_, m)| m.get("schema"))
-            })
-        else {
+        let Some(schema) = self.body_schema(method, path, media_type) else {
             return Ok(());
         };
         let rules = self.resolve(schema);
@@ -222,21 +222,15 @@ impl Description {
     ///
     /// The message for the 400 answer.
     pub(crate) fn check_path(&self, method: &Method, path: &str) -> Result<(), String> {
-        let Some((template, item)) = self.path_item(path) else {
-            return Ok(());
-        };
-        let Some(op) = item.get(method.as_str().to_ascii_lowercase()) else {
+        let Some((template, _)) = self.path_item(path) else {
             return Ok(());
         };
         let values = template_values(template, path).unwrap_or_default();
-        for param in self.parameters(op, "path") {
-            let Some(name) = param.get("name").and_then(Value::as_str) else {
-                continue;
-            };
+        for (name, _, schema) in self.named_parameters(method, path, "path") {
             let Some((_, raw)) = values.iter().find(|(k, _)| k == name) else {
                 continue;
             };
-            let Some(schema) = param.get("schema") else {
+            let Some(schema) = schema else {
                 continue;
             };
             self.check(schema, &self.typed_for(schema, raw), name)
@@ -258,21 +252,14 @@ impl Description {
         path: &str,
         pairs: &[(String, String)],
     ) -> Result<(), String> {
-        let Some(op) = self.operation(method, path) else {
-            return Ok(());
-        };
-        for param in self.parameters(op, "query") {
-            let Some(name) = param.get("name").and_then(Value::as_str) else {
-                continue;
-            };
-            let required = param.get("required").and_then(Value::as_bool) == Some(true);
+        for (name, required, schema) in self.named_parameters(method, path, "query") {
             let Some((_, raw)) = pairs.iter().find(|(k, _)| k == name) else {
                 if required {
                     return Err(format!("invalid query: {name} is required"));
                 }
                 continue;
             };
-            let Some(schema) = param.get("schema") else {
+            let Some(schema) = schema else {
                 continue;
             };
             let value = self.typed_for(schema, raw);
@@ -293,14 +280,7 @@ impl Description {
         path: &str,
         headers: &HeaderMap,
     ) -> Result<(), String> {
-        let Some(op) = self.operation(method, path) else {
-            return Ok(());
-        };
-        for param in self.parameters(op, "header") {
-            let Some(name) = param.get("name").and_then(Value::as_str) else {
-                continue;
-            };
-            let required = param.get("required").and_then(Value::as_bool) == Some(true);
+        for (name, required, schema) in self.named_parameters(method, path, "header") {
             let Some(value) = headers.get(name) else {
                 if required {
                     return Err(format!("missing header {name}"));
@@ -308,7 +288,7 @@ impl Description {
                 continue;
             };
             let value = Value::String(String::from_utf8_lossy(value.as_bytes()).trim().to_owned());
-            if let Some(schema) = param.get("schema") {
+            if let Some(schema) = schema {
                 self.check(schema, &value, name)
                     .map_err(|(_, why)| format!("invalid header {name}: {why}"))?;
             }
@@ -674,18 +654,16 @@ fn typed(raw: &str) -> Value {
     }
 }
 
-fn is_uuid(s: &str) -> bool {
-    let groups: Vec<&str> = s.split('-').collect();
-    groups.len() == 5
-        && groups
-            .iter()
-            .zip([8, 4, 4, 4, 12])
-            .all(|(g, n)| g.len() == n && g.chars().all(|c| c.is_ascii_hexdigit()))
-}
-
 #[cfg(test)]
 mod tests {
+    use std::sync::LazyLock;
+
     use super::*;
+
+    const PAN123_JSON: &str = include_str!("../../../../fixtures/openapi/123pan.json");
+    const SIXPAN_JSON: &str = include_str!("../../../../fixtures/openapi/6pan.json");
+    static PAN123: LazyLock<Description> = LazyLock::new(|| Description::new(PAN123_JSON));
+    static SIXPAN: LazyLock<Description> = LazyLock::new(|| Description::new(SIXPAN_JSON));
 
     /// Every keyword of every schema in `value` (which is a schema).
     fn keywords(value: &Value, out: &mut std::collections::BTreeSet<String>) {

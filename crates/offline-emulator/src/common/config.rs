@@ -3,9 +3,14 @@
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
+use offline_proto::clock::Clock;
 use offline_proto::pan123::{EndpointId, IMAGE_MAX_BYTES};
+
+use super::clock::TokioClock;
+use super::faults::Faults;
 
 /// How an emulator is set up: where it listens, the one application it knows, token
 /// lifetime, rate limits and download limits.
@@ -72,7 +77,7 @@ pub struct EmulatorConfig {
     pub loopback_only: bool,
     /// Faults to inject from the start (see [`crate::Faults`]); none by default. Can be
     /// changed at run time with [`crate::RunningEmulator::set_faults`].
-    pub faults: crate::Faults,
+    pub faults: Faults,
     /// The 6pan account (phone number or e-mail) a login accepts. Default
     /// `demo@offline.local`.
     pub sixpan_account: String,
@@ -96,6 +101,18 @@ pub struct EmulatorConfig {
     /// test sets a sentinel here and then searches logs and output for it, to catch a
     /// token that leaks.
     pub token_prefix: String,
+    /// Where the emulator reads the time: every deadline, expiry, rate-limit refill and
+    /// progress (123pan `expiredAt` and token expiry, 6pan tokens and upload-token
+    /// deadlines, simulated task progress, download pacing) goes through this one
+    /// clock; every wait goes through `tokio::time`. Default a [`TokioClock`] made with
+    /// the config, so that a test in tokio's paused time moves all of it.
+    pub clock: Arc<dyn Clock>,
+    /// The token the admin routes that change the emulator (`PUT /_emulator/faults`)
+    /// require as `Authorization: Bearer <token>`; read it back with
+    /// [`RunningEmulator::admin_token`](crate::RunningEmulator::admin_token). `None`
+    /// (the default) or an empty string: a random one, made at start (after
+    /// [`token_prefix`](Self::token_prefix)).
+    pub admin_token: Option<String>,
 }
 
 /// The default of [`EmulatorConfig::max_source_bytes`]: 4 GiB.
@@ -118,7 +135,7 @@ impl Default for EmulatorConfig {
             max_source_bytes: DEFAULT_MAX_SOURCE_BYTES,
             static_token: None,
             loopback_only: false,
-            faults: crate::Faults::default(),
+            faults: Faults::default(),
             sixpan_account: "demo@offline.local".to_owned(),
             sixpan_password: "offline-demo-password".to_owned(),
             sixpan_max_devices: 1000,
@@ -126,6 +143,8 @@ impl Default for EmulatorConfig {
             sixpan_upload_token_lifetime: Duration::from_secs(3600),
             sixpan_simulated_duration: Duration::from_secs(10),
             token_prefix: String::new(),
+            clock: Arc::new(TokioClock::new()),
+            admin_token: None,
         }
     }
 }

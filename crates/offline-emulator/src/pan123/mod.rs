@@ -1,0 +1,564 @@
+//! The 123pan half of the emulator: the open platform's token call, the four offline
+//! calls (cloud drive and image bed) and the OAuth token call, the state behind them
+//! ([`state`]) and the tasks' work ([`tasks`]).
+//!
+//! Every answer is a 123pan envelope `{"code", "message", "data", "x-traceID"}` with
+//! `content-type: application/json`. HTTP status is 200 except for an unknown path
+//! (404), a wrong method (405) and a body over the limit (413); the envelope code then
+//! repeats the HTTP status.
+
+pub(crate) mod state;
+mod tasks;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, LazyLock};
+
+use bytes::Bytes;
+use http::header::ALLOW;
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use offline_proto::pan123::{
+    url_file_name, validate_http_url, AccessTokenRequest, Endpoint, EndpointId, Envelope,
+    GrantType, OAuthTokenQuery, OfflineDownloadRequest, OssOfflineDownloadRequest, Process,
+    TaskCreated, TaskId, TaskStatus, OSS_BUSINESS_TYPE, PLATFORM, PLATFORM_HEADER,
+};
+use serde::Serialize;
+use serde_json::Value;
+use tracing::{debug, info, warn};
+
+use crate::common::body::{self, read_body, shape_error, BodyError};
+use crate::common::faults::Action;
+use crate::common::json_response;
+use crate::common::openapi::Description;
+use state::{State, TaskKind};
+use tasks::Job;
+
+/// The largest request body read, in bytes (1 MiB).
+const BODY_LIMIT: usize = 1024 * 1024;
+
+/// Envelope code of a malformed request (bad header, body, query or field).
+const CODE_BAD_REQUEST: i64 = 400;
+/// Envelope code of an unknown or expired token and of wrong client credentials.
+const CODE_UNAUTHORIZED: i64 = 401;
+/// Envelope code of an unknown task, or a task of the other product.
+const CODE_TASK_NOT_FOUND: i64 = 404;
+/// Envelope code of a wrong method.
+const CODE_METHOD_NOT_ALLOWED: i64 = 405;
+/// Envelope code of a body over [`BODY_LIMIT`].
+const CODE_TOO_LARGE: i64 = 413;
+/// Envelope code of a request over the rate limit.
+const CODE_RATE_LIMITED: i64 = 429;
+/// The message of a request over the rate limit, as the service words it.
+const RATE_LIMITED_MESSAGE: &str = "操作频繁，请稍后再试";
+
+/// The 123pan description, as served at [`OPENAPI_PATH`].
+const DESCRIPTION_JSON: &str = include_str!("../../../../fixtures/openapi/123pan.json");
+
+/// The 123pan description, parsed: every request is checked against it.
+static DESCRIPTION: LazyLock<Description> = LazyLock::new(|| Description::new(DESCRIPTION_JSON));
+
+/// Where the 123pan description is served.
+pub(crate) const OPENAPI_PATH: &str = "/openapi.json";
+
+/// `GET /openapi.json`: the 123pan description as generated.
+pub(crate) fn description() -> Response<Full<Bytes>> {
+    json_response(
+        StatusCode::OK,
+        Bytes::from_static(DESCRIPTION_JSON.as_bytes()),
+    )
+}
+
+/// The answer to a request that meets an injected fault that answers without carrying
+/// the request out: `None` for the faults that are not answers of the provider
+/// (passing, dropping, truncating, the HTTP 503 page).
+pub(crate) fn fault_answer(state: &State, action: Action) -> Option<Response<Full<Bytes>>> {
+    let fail = match action {
+        Action::RateLimited => Fail::rate_limited(),
+        Action::TokenExpired => Fail::code(CODE_UNAUTHORIZED, "token is expired"),
+        _ => return None,
+    };
+    Some(respond(Err(fail), state.trace_id()))
+}
+
+/// An error answer.
+#[derive(Debug)]
+struct Fail {
+    http: StatusCode,
+    code: i64,
+    message: String,
+    allow: Option<Method>,
+}
+
+impl Fail {
+    /// An error with HTTP status 200, as the service answers most errors.
+    fn code(code: i64, message: impl Into<String>) -> Self {
+        Self {
+            http: StatusCode::OK,
+            code,
+            message: message.into(),
+            allow: None,
+        }
+    }
+
+    fn bad_request(message: impl Into<String>) -> Self {
+        Self::code(CODE_BAD_REQUEST, message)
+    }
+
+    fn too_large() -> Self {
+        Self {
+            http: StatusCode::PAYLOAD_TOO_LARGE,
+            code: CODE_TOO_LARGE,
+            message: format!("request body larger than {BODY_LIMIT} bytes"),
+            allow: None,
+        }
+    }
+
+    fn rate_limited() -> Self {
+        Self::code(CODE_RATE_LIMITED, RATE_LIMITED_MESSAGE)
+    }
+}
+
+impl From<BodyError> for Fail {
+    fn from(e: BodyError) -> Self {
+        match e {
+            BodyError::TooLarge(_) => Self::too_large(),
+            BodyError::Read(message) => Self::bad_request(message),
+        }
+    }
+}
+
+type Answer = Result<Value, Fail>;
+
+/// Answers one 123pan API call (anything that is not a description, a 6pan path or an
+/// admin route). Never panics; every failure is an error envelope.
+pub(crate) async fn handle(
+    state: &Arc<State>,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+) -> Response<Full<Bytes>> {
+    let trace_id = state.trace_id();
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let answer = route(state, req, peer).await;
+    let code = answer.as_ref().map_or_else(|f| f.code, |_| 0);
+    debug!(%method, %path, code, trace_id, "answered");
+    respond(answer, trace_id)
+}
+
+fn respond(answer: Answer, trace_id: String) -> Response<Full<Bytes>> {
+    let (status, allow, envelope) = match answer {
+        Ok(data) => (StatusCode::OK, None, Envelope::ok(data, trace_id)),
+        Err(fail) => (
+            fail.http,
+            fail.allow,
+            Envelope::error(fail.code, fail.message, trace_id),
+        ),
+    };
+    let body = serde_json::to_vec(&envelope).unwrap_or_else(|e| {
+        // Not expected: every data type here serializes.
+        warn!(error = %e, "cannot encode an answer");
+        br#"{"code":1,"message":"internal error","data":null}"#.to_vec()
+    });
+    let mut response = json_response(status, body);
+    if let Some(method) = allow {
+        if let Ok(v) = HeaderValue::from_str(method.as_str()) {
+            response.headers_mut().insert(ALLOW, v);
+        }
+    }
+    response
+}
+
+async fn route(state: &Arc<State>, req: Request<Incoming>, peer: SocketAddr) -> Answer {
+    let path = req.uri().path();
+    let Some(endpoint) = EndpointId::from_route(req.method(), path) else {
+        if let Some(e) = EndpointId::ALL.into_iter().find(|e| e.path() == path) {
+            return Err(Fail {
+                http: StatusCode::METHOD_NOT_ALLOWED,
+                code: CODE_METHOD_NOT_ALLOWED,
+                message: format!("method {} not allowed; use {}", req.method(), e.method()),
+                allow: Some(e.method()),
+            });
+        }
+        return Err(Fail {
+            http: StatusCode::NOT_FOUND,
+            code: 404,
+            message: format!("no such API: {path}"),
+            allow: None,
+        });
+    };
+    check_platform(req.headers())?;
+    DESCRIPTION
+        .check_headers(req.method(), path, req.headers())
+        .map_err(Fail::bad_request)?;
+    match endpoint {
+        EndpointId::AccessToken => access_token(state, req, peer).await,
+        EndpointId::OAuthToken => oauth_token(state, req.uri().query()),
+        EndpointId::OfflineDownload => {
+            authorize(state, req.headers(), endpoint)?;
+            create(state, req, TaskKind::CloudDrive).await
+        }
+        EndpointId::OssOfflineDownload => {
+            authorize(state, req.headers(), endpoint)?;
+            create(state, req, TaskKind::ImageBed).await
+        }
+        EndpointId::OfflineProcess => {
+            authorize(state, req.headers(), endpoint)?;
+            process(state, endpoint, req.uri().query(), TaskKind::CloudDrive)
+        }
+        EndpointId::OssOfflineProcess => {
+            authorize(state, req.headers(), endpoint)?;
+            process(state, endpoint, req.uri().query(), TaskKind::ImageBed)
+        }
+    }
+}
+
+fn check_platform(headers: &HeaderMap) -> Result<(), Fail> {
+    match headers.get(PLATFORM_HEADER).map(HeaderValue::to_str) {
+        Some(Ok(v)) if v.trim() == PLATFORM => Ok(()),
+        None => Err(Fail::bad_request(format!(
+            "missing header Platform: {PLATFORM}"
+        ))),
+        Some(_) => Err(Fail::bad_request(format!(
+            "header Platform must be {PLATFORM}"
+        ))),
+    }
+}
+
+/// Checks the bearer token, then the client's rate limit for `endpoint`.
+fn authorize(state: &State, headers: &HeaderMap, endpoint: EndpointId) -> Result<(), Fail> {
+    let header = headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let client = state
+        .check_token(header)
+        .map_err(|refusal| Fail::code(CODE_UNAUTHORIZED, refusal.message()))?;
+    if state.acquire(&client, endpoint) {
+        Ok(())
+    } else {
+        Err(Fail::rate_limited())
+    }
+}
+
+fn to_data<T: Serialize>(data: &T) -> Answer {
+    serde_json::to_value(data).map_err(|e| Fail::code(1, format!("internal error: {e}")))
+}
+
+async fn access_token(state: &State, req: Request<Incoming>, peer: SocketAddr) -> Answer {
+    let body = read_body(req, BODY_LIMIT).await?;
+    let parsed = parse_json::<AccessTokenRequest>(&body);
+    let key = match &parsed {
+        Ok((r, _)) => r.client_id.clone(),
+        Err(_) => format!("peer:{}", peer.ip()),
+    };
+    if !state.acquire(&key, EndpointId::AccessToken) {
+        return Err(Fail::rate_limited());
+    }
+    let (request, json) = parsed?;
+    conform(EndpointId::AccessToken, &json)?;
+    if request.client_id != state.client_id || request.client_secret.expose() != state.client_secret
+    {
+        info!(client_id = %request.client_id, "token refused: wrong credentials");
+        return Err(Fail::code(
+            CODE_UNAUTHORIZED,
+            "clientID or clientSecret invalid",
+        ));
+    }
+    let data = state.issue_token(&request.client_id);
+    debug!(client_id = %request.client_id, "token issued");
+    to_data(&data)
+}
+
+/// The fields a create call needs, from either product's request.
+struct Create {
+    url: String,
+    file_name: Option<String>,
+    callback_url: Option<String>,
+}
+
+impl From<OfflineDownloadRequest> for Create {
+    fn from(r: OfflineDownloadRequest) -> Self {
+        Self {
+            url: r.url,
+            file_name: r.file_name,
+            callback_url: r.callback_url,
+        }
+    }
+}
+
+impl From<OssOfflineDownloadRequest> for Create {
+    fn from(r: OssOfflineDownloadRequest) -> Self {
+        Self {
+            url: r.url,
+            file_name: r.file_name,
+            callback_url: r.callback_url,
+        }
+    }
+}
+
+/// Reads and checks the create call of `kind` (the checks as one pure function:
+/// [`check_request`] makes the same), returning what the task needs.
+fn checked_create(kind: TaskKind, body: &[u8]) -> Result<(Create, String), Fail> {
+    let (create, json) = match kind {
+        TaskKind::CloudDrive => {
+            let (request, json) = parse_json::<OfflineDownloadRequest>(body)?;
+            request
+                .validate()
+                .map_err(|e| Fail::bad_request(e.to_string()))?;
+            (Create::from(request), json)
+        }
+        TaskKind::ImageBed => {
+            let (request, json) = parse_json::<OssOfflineDownloadRequest>(body)?;
+            if request.business_type != OSS_BUSINESS_TYPE {
+                return Err(Fail::bad_request(format!(
+                    "type must be {OSS_BUSINESS_TYPE}"
+                )));
+            }
+            request
+                .validate()
+                .map_err(|e| Fail::bad_request(e.to_string()))?;
+            (Create::from(request), json)
+        }
+    };
+    conform(create_endpoint(kind), &json)?;
+    let file_name = file_name_of(&create.url, create.file_name.as_deref())?;
+    Ok((create, file_name))
+}
+
+/// The create call of a product.
+fn create_endpoint(kind: TaskKind) -> EndpointId {
+    match kind {
+        TaskKind::CloudDrive => EndpointId::OfflineDownload,
+        TaskKind::ImageBed => EndpointId::OssOfflineDownload,
+    }
+}
+
+/// A create call (`POST /api/v1/offline/download` or `POST /api/v1/oss/offline/download`).
+async fn create(state: &Arc<State>, req: Request<Incoming>, kind: TaskKind) -> Answer {
+    let body = read_body(req, BODY_LIMIT).await?;
+    let (create, file_name) = checked_create(kind, &body)?;
+    let id = state.create_task(kind, &create.url, &file_name, create.callback_url.clone());
+    info!(task = %id, ?kind, "task created");
+    let job = Job {
+        id,
+        kind,
+        url: create.url,
+        file_name,
+        callback_url: create.callback_url,
+    };
+    state.env.spawn_worker(tasks::run(Arc::clone(state), job));
+    to_data(&TaskCreated { task_id: id })
+}
+
+/// `fileName` when given, else the URL's last path segment, else `download`.
+fn file_name_of(url: &str, given: Option<&str>) -> Result<String, Fail> {
+    if let Some(name) = given.filter(|n| !n.trim().is_empty()) {
+        return Ok(name.to_owned());
+    }
+    let parsed = validate_http_url("url", url).map_err(|e| Fail::bad_request(e.to_string()))?;
+    let name = url_file_name(&parsed);
+    Ok(if name.trim().is_empty() {
+        "download".to_owned()
+    } else {
+        name
+    })
+}
+
+/// `data` of the image-bed progress call: the percentage is an integer.
+#[derive(Serialize)]
+struct OssProcess {
+    process: u8,
+    status: TaskStatus,
+}
+
+fn process(state: &State, endpoint: EndpointId, query: Option<&str>, kind: TaskKind) -> Answer {
+    let id = task_id_of(query)?;
+    DESCRIPTION
+        .check_query(&endpoint.method(), endpoint.path(), &query_pairs(query))
+        .map_err(Fail::bad_request)?;
+    let task = state
+        .task(id)
+        .filter(|t| t.kind == kind)
+        .ok_or_else(|| Fail::code(CODE_TASK_NOT_FOUND, "task not found"))?;
+    match kind {
+        TaskKind::CloudDrive => to_data(&Process {
+            process: task.process,
+            status: task.status,
+        }),
+        TaskKind::ImageBed => to_data(&OssProcess {
+            // Saturating float-to-int conversion of a value already in 0..=100.
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            process: task.process.clamp(0.0, 100.0).floor() as u8,
+            status: task.status,
+        }),
+    }
+}
+
+fn task_id_of(query: Option<&str>) -> Result<TaskId, Fail> {
+    let value = query
+        .unwrap_or("")
+        .split('&')
+        .filter_map(|pair| pair.split_once('=').or(Some((pair, ""))))
+        .find(|(k, _)| k.eq_ignore_ascii_case("taskID"))
+        .map(|(_, v)| v)
+        .ok_or_else(|| Fail::bad_request("taskID is required"))?;
+    value
+        .parse::<TaskId>()
+        .map_err(|_| Fail::bad_request(format!("taskID must be a number, got {value:?}")))
+}
+
+/// The OAuth token call. The emulator has no authorization page, so it knows no
+/// authorization code and has issued no refresh token: after checking the query and
+/// the client's credentials it refuses the code or refresh token with code 401.
+fn oauth_token(state: &State, query: Option<&str>) -> Answer {
+    let endpoint = EndpointId::OAuthToken;
+    let request = oauth_query(query)?;
+    if !state.acquire(&request.client_id, endpoint) {
+        return Err(Fail::rate_limited());
+    }
+    if request.client_id != state.client_id || request.client_secret.expose() != state.client_secret
+    {
+        return Err(Fail::code(
+            CODE_UNAUTHORIZED,
+            "client_id or client_secret invalid",
+        ));
+    }
+    match request.grant_type {
+        GrantType::AuthorizationCode if request.code.as_deref().is_some_and(|c| !c.is_empty()) => {
+            Err(Fail::code(CODE_UNAUTHORIZED, "authorization code invalid"))
+        }
+        GrantType::AuthorizationCode => Err(Fail::bad_request(
+            "code is required with grant_type authorization_code",
+        )),
+        GrantType::RefreshToken
+            if request
+                .refresh_token
+                .as_ref()
+                .is_some_and(|t| !t.expose().is_empty()) =>
+        {
+            Err(Fail::code(CODE_UNAUTHORIZED, "refresh token invalid"))
+        }
+        GrantType::RefreshToken => Err(Fail::bad_request(
+            "refresh_token is required with grant_type refresh_token",
+        )),
+        GrantType::Unknown(other) => Err(Fail::bad_request(format!(
+            "unsupported grant_type {other:?}"
+        ))),
+    }
+}
+
+/// The OAuth token call's query, checked against the description and read.
+fn oauth_query(query: Option<&str>) -> Result<OAuthTokenQuery, Fail> {
+    let endpoint = EndpointId::OAuthToken;
+    let pairs = query_pairs(query);
+    DESCRIPTION
+        .check_query(&endpoint.method(), endpoint.path(), &pairs)
+        .map_err(Fail::bad_request)?;
+    let object: serde_json::Map<String, Value> = pairs
+        .into_iter()
+        .map(|(k, v)| (k, Value::String(v)))
+        .collect();
+    serde_path_to_error::deserialize(&Value::Object(object))
+        .map_err(|e| Fail::bad_request(shape_error("invalid query", &e)))
+}
+
+/// The decoded `name=value` pairs of a query.
+fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
+    form_urlencoded::parse(query.unwrap_or("").as_bytes())
+        .into_owned()
+        .collect()
+}
+
+/// Checks a request body against the endpoint's schema in the description: the last
+/// check, after the typed parse and the crate's validation, catching what the
+/// description states and no Rust code does.
+fn conform(endpoint: EndpointId, body: &Value) -> Result<(), Fail> {
+    DESCRIPTION
+        .check_body(&endpoint.method(), endpoint.path(), body)
+        .map_err(Fail::bad_request)
+}
+
+/// Reads a JSON body as `T` (the generated wire type), keeping the JSON for the
+/// description check. The message says where the shape is wrong.
+fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<(T, Value), Fail> {
+    body::parse_json(body).map_err(Fail::bad_request)
+}
+
+/// The checks [`route`] makes on a 123pan request before it touches any state (no
+/// token, rate limit or task lookups), in the same order, as one pure function: for the
+/// fuzz target (`offline_emulator::fuzzing::validate_request`). The error is the
+/// answer's envelope code and message.
+#[cfg(feature = "fuzzing")]
+pub(crate) fn check_request(
+    method: &Method,
+    path: &str,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(), (i64, String)> {
+    let fail = |f: Fail| (f.code, f.message);
+    let Some(endpoint) = EndpointId::from_route(method, path) else {
+        return Err((
+            CODE_METHOD_NOT_ALLOWED,
+            format!("no route for {method} {path}"),
+        ));
+    };
+    check_platform(headers).map_err(fail)?;
+    DESCRIPTION
+        .check_headers(method, path, headers)
+        .map_err(|m| (CODE_BAD_REQUEST, m))?;
+    if body.len() > BODY_LIMIT {
+        return Err(fail(Fail::too_large()));
+    }
+    let checked = match endpoint {
+        EndpointId::AccessToken => parse_json::<AccessTokenRequest>(body)
+            .and_then(|(_, json)| conform(EndpointId::AccessToken, &json)),
+        EndpointId::OAuthToken => oauth_query(query).map(drop),
+        EndpointId::OfflineDownload => checked_create(TaskKind::CloudDrive, body).map(drop),
+        EndpointId::OssOfflineDownload => checked_create(TaskKind::ImageBed, body).map(drop),
+        EndpointId::OfflineProcess | EndpointId::OssOfflineProcess => {
+            task_id_of(query).and_then(|_| {
+                DESCRIPTION
+                    .check_query(&endpoint.method(), endpoint.path(), &query_pairs(query))
+                    .map_err(Fail::bad_request)
+            })
+        }
+    };
+    checked.map_err(fail)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn task_ids_from_queries() {
+        assert_eq!(task_id_of(Some("taskID=100001")).unwrap(), TaskId(100_001));
+        assert_eq!(task_id_of(Some("a=1&taskid=7")).unwrap(), TaskId(7));
+        assert_eq!(task_id_of(None).unwrap_err().code, CODE_BAD_REQUEST);
+        assert_eq!(
+            task_id_of(Some("taskID")).unwrap_err().code,
+            CODE_BAD_REQUEST
+        );
+        let e = task_id_of(Some("taskID=abc")).unwrap_err();
+        assert!(e.message.contains("must be a number"), "{}", e.message);
+    }
+
+    #[test]
+    fn file_names() {
+        assert_eq!(
+            file_name_of("http://h/a/b%20c.bin", None).unwrap(),
+            "b c.bin"
+        );
+        assert_eq!(file_name_of("http://h/", None).unwrap(), "download");
+        assert_eq!(file_name_of("http://h/x", Some("y.png")).unwrap(), "y.png");
+        assert_eq!(file_name_of("http://h/x", Some(" ")).unwrap(), "x");
+    }
+
+    #[test]
+    fn envelopes_carry_trace_ids() {
+        let r = respond(Err(Fail::rate_limited()), "emu-1-00000000".to_owned());
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(r.headers()[http::header::CONTENT_TYPE], "application/json");
+    }
+}
