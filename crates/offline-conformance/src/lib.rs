@@ -137,7 +137,7 @@ pub struct Report {
     pub panicked: usize,
     /// Faults the emulator injected during the run.
     pub faults_injected: u64,
-    /// Requests the transport sent, when it counts them.
+    /// Requests the transport sent during the run, when it counts them.
     pub requests: Option<u64>,
     /// Token requests or logins the client made, when known.
     pub token_fetches: Option<u64>,
@@ -251,6 +251,7 @@ where
             .map(|i| sources.file_url(&source_name(provider, i)))
             .collect();
         let faults_before = emu.faults_injected();
+        let requests_before = transport.requests();
         emu.set_faults(Faults::mixed(FAULT_SEED, FAULT_RATE));
         let started = Instant::now();
         let outcomes: Vec<(String, Outcome)> = stream::iter(urls)
@@ -270,7 +271,9 @@ where
         let held = held_tasks(&emu, provider);
         let mut report = count(transport.name(), provider, &outcomes, &held);
         report.faults_injected = faults_injected;
-        report.requests = transport.requests();
+        report.requests = transport
+            .requests()
+            .map(|n| n - requests_before.unwrap_or(0));
         report.token_fetches = transport.token_fetches(provider);
         report.elapsed = elapsed;
         report.notes = transport.notes();
@@ -421,6 +424,12 @@ pub fn assert_conforms(reports: &[Report]) {
             problems.push(format!(
                 "{} {}: only {} of {} created",
                 r.transport, r.provider, r.created, r.creates
+            ));
+        }
+        if r.requests.is_some_and(|n| n < r.creates as u64) {
+            problems.push(format!(
+                "{} {}: {:?} requests counted for {} creates",
+                r.transport, r.provider, r.requests, r.creates
             ));
         }
         let settled = r.created + r.unknown + r.failed + r.duplicates + r.lost + r.panicked;
