@@ -47,7 +47,7 @@ fn pan123_outcome(r: Result<offline_proto::pan123::TaskId, provider_123pan::Erro
 fn sixpan_outcome(r: Result<Vec<provider_6pan::OfflineTask>, provider_6pan::Error>) -> Outcome {
     match r {
         Ok(tasks) => match tasks.as_slice() {
-            [one] => Outcome::Created(Some(one.identity.clone())),
+            [one] => Outcome::Created(Some(one.identity.0.clone())),
             // `Ok` without the task the add created: the caller cannot name it.
             other => Outcome::Created(Some(format!(
                 "Ok with {} tasks: {:?}",

@@ -1,6 +1,5 @@
-//! Defects the conformance suite found, each as the smallest test that shows it.
-//! They fail today; they are ignored so that the suite itself stays green, and run
-//! with `cargo test -p offline-conformance --test bugs -- --ignored`.
+//! Defects the conformance suite found, each as the smallest test that showed it;
+//! both are fixed and these tests keep them fixed.
 //!
 //! # A rate-limit wait of zero that never ends (offline-proto `ratelimit.rs`)
 //!
@@ -56,7 +55,6 @@ fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'st
 }
 
 #[test]
-#[ignore = "bug in offline-proto ratelimit.rs: TokenBucket::try_acquire answers Err(Duration::ZERO) without a token"]
 fn a_token_bucket_never_asks_to_wait_zero() {
     // The providers' default pacing of a 1/s endpoint: rate 0.99, burst 1.01.
     let mut bucket = TokenBucket::new(0.99, 1.01);
@@ -78,7 +76,6 @@ fn a_token_bucket_never_asks_to_wait_zero() {
 }
 
 #[test]
-#[ignore = "bug in offline-proto ratelimit.rs (a zero wait): drive_blocking on a ManualClock spins forever at the third create"]
 fn drive_blocking_on_a_manual_clock_ends() {
     let created = within(Duration::from_secs(10), || {
         let state = Mutex::new(ClientState::new(
@@ -116,7 +113,6 @@ fn drive_blocking_on_a_manual_clock_ends() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug in provider-6pan offline.rs: an add answered Ok whose task listing then fails is returned as that listing's error"]
 async fn an_add_carried_out_is_not_reported_as_failed() {
     let emu = Arc::new(Emulator::start_default().await.unwrap());
     let mut files = BTreeMap::new();

@@ -496,6 +496,11 @@ pub enum Unknown {
     /// read.
     #[error("the answer is not the provider's or cannot be read")]
     Answer(#[source] ApiError),
+    /// The create was answered, but what it created could not be found afterwards
+    /// (6pan: the task list could not be read): it was carried out, under an identity
+    /// that is not known.
+    #[error("carried out, but its task could not be found: {0}")]
+    Unlisted(String),
 }
 
 #[derive(Debug)]

@@ -148,9 +148,10 @@ impl<C: HttpClient> SixPan<C> {
 
     /// Adds tasks into the folder `path` (absolute, e.g. `/downloads`). Returns the
     /// tasks as listed right after adding, found by [`reconcile`](Self::reconcile):
-    /// fewer than asked (even none) when the add was answered but a task could not be
-    /// found or the list could not be read — the add was carried out all the same, so
-    /// never send it again on that account.
+    /// fewer than asked when the add was answered but a task could not be found. When
+    /// the list cannot be read after an answered add, the result is
+    /// [`Error::OutcomeUnknown`] (`Unknown::Unlisted`), never the listing's own error,
+    /// which would read as "not added".
     ///
     /// If the answer is lost after the request may have arrived, the task list is
     /// checked: when every task is found (unambiguously), the add counts as done;
@@ -211,10 +212,10 @@ impl<C: HttpClient> SixPan<C> {
             (None, Ok(matches)) => Ok(found(matches)),
             // The add was carried out; only finding its tasks failed. Its error must
             // not be returned: it would read as "not added" and invite a resubmit.
-            (None, Err(e)) => {
-                tracing::info!(error = %e, "added, but the task list could not be read");
-                Ok(Vec::new())
-            }
+            (None, Err(e)) => Err(Error::OutcomeUnknown {
+                endpoint: offline_proto::sixpan::EndpointId::AddTasks,
+                source: offline_proto::call::Unknown::Unlisted(e.to_string()),
+            }),
             (Some((endpoint, source)), Ok(matches)) => {
                 if matches.iter().all(|m| matches!(m, Match::Found(_))) {
                     Ok(found(matches))
