@@ -269,7 +269,7 @@ pub(crate) fn error_chain(e: &(dyn StdError + 'static)) -> String {
 
 /// A size for a failure reason: `100 MB` for whole mebibytes, else `N bytes`.
 pub(crate) fn size_text(bytes: u64) -> String {
-    if bytes >= MIB && bytes % MIB == 0 {
+    if bytes >= MIB && bytes.is_multiple_of(MIB) {
         format!("{} MB", bytes / MIB)
     } else {
         format!("{bytes} bytes")

@@ -84,7 +84,7 @@ impl<'a> PieceVerifier<'a> {
         }
         self.pos = to;
         self.hasher = Sha1::new();
-        self.intact = to % self.piece_length == 0;
+        self.intact = to.is_multiple_of(self.piece_length);
     }
 
     /// The next bytes; an error when they complete a piece whose SHA-1 is wrong.
@@ -101,7 +101,7 @@ impl<'a> PieceVerifier<'a> {
             }
             self.pos += take as u64;
             data = later;
-            if self.pos % self.piece_length == 0 {
+            if self.pos.is_multiple_of(self.piece_length) {
                 self.check(self.pos / self.piece_length - 1)?;
             }
         }
@@ -121,7 +121,7 @@ impl<'a> PieceVerifier<'a> {
 
     /// Checks the last, shorter piece once the whole torrent was fed.
     pub(super) fn finish(&mut self) -> Result<(), String> {
-        if self.piece_length == 0 || self.pos != self.total || self.pos % self.piece_length == 0 {
+        if self.piece_length == 0 || self.pos != self.total || self.pos.is_multiple_of(self.piece_length) {
             return Ok(());
         }
         self.check(self.pos / self.piece_length)
