@@ -354,11 +354,15 @@ fn hash_into_a_closed_pipe_exits_0() {
 /// Defect 7: connection refused fails within seconds, saying that it retries.
 #[test]
 fn an_unreachable_server_fails_fast_and_says_it_retries() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    // A privileged port nothing listens on: the kernel never hands one of those out
+    // for port 0 (a freed ephemeral port could be taken by another test's emulator
+    // meanwhile, which then answers).
+    let port = (1..1024u16)
+        .find(|p| {
+            std::net::TcpStream::connect(("127.0.0.1", *p))
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionRefused)
+        })
+        .expect("a refusing port below 1024");
     let dir = tempfile::tempdir().unwrap();
     for json in [false, true] {
         let started = Instant::now();
@@ -530,10 +534,12 @@ async fn ctrl_c_during_wait_says_where_the_tasks_are() {
     // JSON: the first progress event says the wait is watching; then Ctrl-C.
     let mut child = env.cmd(&["--json", "wait", &task]).spawn().unwrap();
     let stdout = child.stdout.take().unwrap();
-    let first = tokio::task::spawn_blocking(move || {
+    // The reader stays open to the end: a closed stdout would end the wait quietly.
+    let (mut reader, first) = tokio::task::spawn_blocking(move || {
+        let mut reader = std::io::BufReader::new(stdout);
         let mut line = String::new();
-        std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).unwrap();
-        line
+        std::io::BufRead::read_line(&mut reader, &mut line).unwrap();
+        (reader, line)
     })
     .await
     .unwrap();
@@ -544,13 +550,25 @@ async fn ctrl_c_during_wait_says_where_the_tasks_are() {
         "the task is still running when the signal is sent"
     );
     sigint(child.id());
-    let o = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
-        .await
-        .unwrap();
-    assert_eq!(o.status.code(), Some(130), "{}", text(&o));
-    let lines = json_lines(&o);
-    let last = lines.last().unwrap_or_else(|| panic!("{}", text(&o)));
-    assert_eq!(last["event"], "interrupted", "{}", text(&o));
+    let (code, rest, stderr) = tokio::task::spawn_blocking(move || {
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut reader, &mut rest).unwrap();
+        let o = child.wait_with_output().unwrap();
+        (
+            o.status.code(),
+            rest,
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, Some(130), "{rest}\n{stderr}");
+    let last: Value = rest
+        .lines()
+        .last()
+        .and_then(|l| serde_json::from_str(l).ok())
+        .unwrap_or_else(|| panic!("{rest}\n{stderr}"));
+    assert_eq!(last["event"], "interrupted", "{rest}");
     assert_eq!(last["command"], format!("offline status {task}"));
     assert!(
         last["message"]
