@@ -62,7 +62,7 @@ fn usage_error(e: &clap::Error, json: bool) -> u8 {
             .unwrap_or("")
             .trim_start_matches("error: ")
             .to_owned();
-        output::Output::new(true, "123pan").fail(exit::USAGE, &message, None);
+        output::Output::new(true, provider_named()).fail(exit::USAGE, &message, None);
         return exit::USAGE;
     }
     let _ = e.print();
@@ -70,6 +70,25 @@ fn usage_error(e: &clap::Error, json: bool) -> u8 {
         exit::USAGE
     } else {
         exit::OK
+    }
+}
+
+/// The provider a command line that could not be parsed names (`--provider X` or
+/// `--provider=X`, else `OFFLINE_PROVIDER`), for its usage error's event.
+fn provider_named() -> &'static str {
+    let args: Vec<String> = std::env::args().collect();
+    let given = args
+        .iter()
+        .enumerate()
+        .find_map(|(i, a)| match a.strip_prefix("--provider") {
+            Some("") => args.get(i + 1).cloned(),
+            Some(v) => v.strip_prefix('=').map(str::to_owned),
+            None => None,
+        })
+        .or_else(|| std::env::var("OFFLINE_PROVIDER").ok());
+    match given.as_deref().map(str::trim) {
+        Some("6pan") => cli::Provider::Pan6.name(),
+        _ => cli::Provider::Pan123.name(),
     }
 }
 

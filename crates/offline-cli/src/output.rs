@@ -71,25 +71,38 @@ pub(crate) fn emit_err(args: std::fmt::Arguments<'_>) {
 #[derive(Debug, Clone)]
 pub(crate) struct Output {
     json: bool,
-    provider: &'static str,
+    provider: Option<&'static str>,
 }
 
 impl Output {
     /// Human output, or JSON events with `json`, about `provider` (its name in every
     /// event).
     pub(crate) fn new(json: bool, provider: &'static str) -> Self {
-        Self { json, provider }
+        Self {
+            json,
+            provider: Some(provider),
+        }
+    }
+
+    /// Output of a command that talks to no provider (`offline emulator`, which
+    /// serves both): its events carry no `provider`.
+    pub(crate) fn without_provider(json: bool) -> Self {
+        Self {
+            json,
+            provider: None,
+        }
     }
 
     pub(crate) fn is_json(&self) -> bool {
         self.json
     }
 
-    /// Prints one JSON event; `provider` is added when the value lacks it.
+    /// Prints one JSON event; `provider` is added when the value lacks it (and the
+    /// command has one).
     pub(crate) fn event(&self, mut value: Value) {
-        if let Value::Object(map) = &mut value {
+        if let (Value::Object(map), Some(provider)) = (&mut value, self.provider) {
             map.entry("provider")
-                .or_insert_with(|| Value::from(self.provider));
+                .or_insert_with(|| Value::from(provider));
         }
         outln!("{value}");
     }

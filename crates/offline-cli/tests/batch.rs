@@ -40,9 +40,18 @@ fn command(emu: &RunningEmulator, input: &std::path::Path, extra: &[&str]) -> Co
     .args(extra)
     .env("OFFLINE_123PAN_CLIENT_ID", emu.client_id())
     .env("OFFLINE_123PAN_CLIENT_SECRET", emu.client_secret())
+    .env("OFFLINE_CACHE_DIR", cache_of(input))
+    .env_remove("OFFLINE_123PAN_ACCESS_TOKEN")
+    .env_remove("OFFLINE_PROVIDER")
     .stdout(Stdio::piped())
     .stderr(Stdio::piped());
     cmd
+}
+
+/// The private token cache of a test: beside its batch file, in the test's temporary
+/// directory.
+fn cache_of(input: &std::path::Path) -> std::path::PathBuf {
+    input.with_file_name("cache")
 }
 
 fn json_lines(bytes: &[u8]) -> Vec<Value> {
@@ -128,6 +137,7 @@ async fn a_second_run_submits_nothing_twice() {
         .arg(&input)
         .env("OFFLINE_123PAN_CLIENT_ID", emu.client_id())
         .env("OFFLINE_123PAN_CLIENT_SECRET", emu.client_secret())
+        .env("OFFLINE_CACHE_DIR", cache_of(&input))
         .output()
         .unwrap();
     let status = json_lines(&out.stdout);
@@ -246,6 +256,7 @@ fn command_6pan(emu: &RunningEmulator, input: &std::path::Path) -> Command {
     .arg(input)
     .env("OFFLINE_6PAN_ACCOUNT", emu.sixpan_account())
     .env("OFFLINE_6PAN_PASSWORD", emu.sixpan_password())
+    .env("OFFLINE_CACHE_DIR", cache_of(input))
     .env_remove("OFFLINE_6PAN_TOKEN")
     .stdout(Stdio::piped())
     .stderr(Stdio::piped());

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -47,11 +48,13 @@ async fn setup() -> (RunningEmulator, SourceServer) {
     (emu, SourceServer::start(files).await.unwrap())
 }
 
-fn offline(emu: &RunningEmulator) -> Command {
+/// `offline` with the emulator's credentials and a private token cache in `dir`.
+fn offline(emu: &RunningEmulator, dir: &Path) -> Command {
     let mut cmd = Command::new(BIN);
     cmd.args(["--base-url", &emu.base_url()])
         .env("OFFLINE_123PAN_CLIENT_ID", emu.client_id())
         .env("OFFLINE_123PAN_CLIENT_SECRET", emu.client_secret())
+        .env("OFFLINE_CACHE_DIR", dir.join("cache"))
         .env_remove("OFFLINE_123PAN_ACCESS_TOKEN")
         .env_remove("OFFLINE_PROVIDER");
     cmd
@@ -79,7 +82,7 @@ async fn real_callbacks_are_confirmed_and_forged_ones_are_not() {
     std::fs::write(&batch, format!("{ok}\n{missing}\n")).unwrap();
 
     // The listener: two real callbacks and three forged ones, then it stops.
-    let mut child = offline(&emu)
+    let mut child = offline(&emu, dir.path())
         .args(["--json", "callbacks", "--listen", "127.0.0.1:0", "--from"])
         .arg(&batch)
         .args(["--max", "5", "--timeout", "120"])
@@ -107,7 +110,7 @@ async fn real_callbacks_are_confirmed_and_forged_ones_are_not() {
 
     // Real tasks with real callbacks: one succeeds, one fails (404 at the source).
     let out = {
-        let mut cmd = offline(&emu);
+        let mut cmd = offline(&emu, dir.path());
         cmd.args(["--json", "add", "--from"])
             .arg(&batch)
             .args(["--callback", &url, "--wait"]);
@@ -172,7 +175,8 @@ async fn real_callbacks_are_confirmed_and_forged_ones_are_not() {
             .unwrap_or_else(|| panic!("no callback for {url} {status}: {lines:#?}"))
     };
     let tasks = emu.tasks();
-    let task_of = |u: &str| tasks.iter().find(|t| t.url == u).unwrap().id.0;
+    // Task IDs are strings in every event.
+    let task_of = |u: &str| tasks.iter().find(|t| t.url == u).unwrap().id.0.to_string();
 
     let real_ok = find(&ok, 0);
     assert_eq!(real_ok["confirmed"], true, "{real_ok}");
@@ -216,15 +220,16 @@ async fn real_callbacks_are_confirmed_and_forged_ones_are_not() {
 async fn tasks_on_the_command_line_and_a_timeout() {
     let (emu, src) = setup().await;
     let ok = src.file_url("ok.bin");
+    let dir = tempfile::tempdir().unwrap();
     // A task created beforehand, named with its URL on the command line.
-    let out = offline(&emu)
+    let out = offline(&emu, dir.path())
         .args(["--json", "add", &ok, "--wait"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0));
     let id = emu.tasks()[0].id.0;
 
-    let mut child = offline(&emu)
+    let mut child = offline(&emu, dir.path())
         .args(["callbacks", "--listen", "127.0.0.1:0", "--timeout", "3"])
         .args(["--task", &format!("{id}={ok}"), "--task", "424242"])
         .stdout(Stdio::piped())

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use bytes::Bytes;
@@ -11,8 +12,16 @@ use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_offline");
 
-/// A child process killed when dropped, so a failing test leaves nothing running.
-struct Guard(Child);
+/// A child process killed when dropped, so a failing test leaves nothing running; with
+/// the private token cache of the clients that talk to it.
+struct Guard(Child, tempfile::TempDir);
+
+impl Guard {
+    /// The clients' token cache (`OFFLINE_CACHE_DIR`).
+    fn cache(&self) -> PathBuf {
+        self.1.path().join("cache")
+    }
+}
 
 impl Drop for Guard {
     fn drop(&mut self) {
@@ -32,7 +41,7 @@ fn start_emulator() -> (Guard, String) {
         .spawn()
         .expect("offline emulator starts");
     let stdout = child.stdout.take().unwrap();
-    let guard = Guard(child);
+    let guard = Guard(child, tempfile::tempdir().unwrap());
     let mut first = String::new();
     BufReader::new(stdout).read_line(&mut first).unwrap();
     let v: Value = serde_json::from_str(&first).expect("the first line is JSON");
@@ -41,11 +50,12 @@ fn start_emulator() -> (Guard, String) {
     (guard, v["base_url"].as_str().unwrap().to_owned())
 }
 
-fn offline(base: &str, args: &[&str]) -> (i32, Vec<Value>, String) {
+fn offline(base: &str, cache: &Path, args: &[&str]) -> (i32, Vec<Value>, String) {
     let out = Command::new(BIN)
         .arg("--base-url")
         .arg(base)
         .args(args)
+        .env("OFFLINE_CACHE_DIR", cache)
         .env("OFFLINE_123PAN_CLIENT_ID", "offline-demo-client")
         .env("OFFLINE_123PAN_CLIENT_SECRET", "offline-demo-secret")
         .env_remove("OFFLINE_123PAN_ACCESS_TOKEN")
@@ -78,13 +88,15 @@ async fn sources() -> SourceServer {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn add_wait_json_completes_a_download() {
-    let (_emu, base) = start_emulator();
+    let (emu, base) = start_emulator();
+    let cache = emu.cache();
     let src = sources().await;
     let url = src.file_url("file.bin");
-    let (code, lines, stderr) =
-        tokio::task::spawn_blocking(move || offline(&base, &["add", &url, "--wait", "--json"]))
-            .await
-            .unwrap();
+    let (code, lines, stderr) = tokio::task::spawn_blocking(move || {
+        offline(&base, &cache, &["add", &url, "--wait", "--json"])
+    })
+    .await
+    .unwrap();
     assert_eq!(code, 0, "stderr: {stderr}");
     assert_eq!(lines[0]["event"], "created");
     let task = lines[0]["task"].as_str().unwrap().to_owned();
@@ -97,12 +109,13 @@ async fn add_wait_json_completes_a_download() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failed_task_exits_1_and_status_reports_it() {
-    let (_emu, base) = start_emulator();
+    let (emu, base) = start_emulator();
+    let cache = emu.cache();
     let src = sources().await;
     let url = src.file_url("missing.bin");
-    let b = base.clone();
+    let (b, c) = (base.clone(), cache.clone());
     let (code, lines, _) =
-        tokio::task::spawn_blocking(move || offline(&b, &["add", &url, "--wait", "--json"]))
+        tokio::task::spawn_blocking(move || offline(&b, &c, &["add", &url, "--wait", "--json"]))
             .await
             .unwrap();
     assert_eq!(code, 1);
@@ -110,7 +123,7 @@ async fn a_failed_task_exits_1_and_status_reports_it() {
     assert_eq!(last["status"], "failed");
     let task = lines[0]["task"].as_str().unwrap().to_owned();
     let (code, lines, _) =
-        tokio::task::spawn_blocking(move || offline(&base, &["status", &task, "--json"]))
+        tokio::task::spawn_blocking(move || offline(&base, &cache, &["status", &task, "--json"]))
             .await
             .unwrap();
     assert_eq!(code, 0);
@@ -119,9 +132,11 @@ async fn a_failed_task_exits_1_and_status_reports_it() {
 
 #[test]
 fn provider_errors_are_one_line_with_code_and_trace_id() {
-    let (_emu, base) = start_emulator();
+    let (emu, base) = start_emulator();
+    let cache = emu.cache();
     let out = Command::new(BIN)
         .args(["--base-url", &base, "status", "999999"])
+        .env("OFFLINE_CACHE_DIR", &cache)
         .env("OFFLINE_123PAN_CLIENT_ID", "offline-demo-client")
         .env("OFFLINE_123PAN_CLIENT_SECRET", "offline-demo-secret")
         .output()
@@ -137,13 +152,15 @@ fn provider_errors_are_one_line_with_code_and_trace_id() {
 
 #[test]
 fn invalid_input_and_missing_credentials_exit_6() {
-    let (_emu, base) = start_emulator();
-    let (code, lines, _) = offline(&base, &["add", "ftp://example.com/x", "--json"]);
+    let (emu, base) = start_emulator();
+    let cache = emu.cache();
+    let (code, lines, _) = offline(&base, &cache, &["add", "ftp://example.com/x", "--json"]);
     assert_eq!(code, 6);
     assert_eq!(lines[0]["event"], "error");
     assert_eq!(lines[0]["kind"], "config");
     let out = Command::new(BIN)
         .args(["--base-url", &base, "status", "1"])
+        .env("OFFLINE_CACHE_DIR", &cache)
         .env_remove("OFFLINE_123PAN_CLIENT_ID")
         .env_remove("OFFLINE_123PAN_CLIENT_SECRET")
         .env_remove("OFFLINE_123PAN_ACCESS_TOKEN")
@@ -188,7 +205,7 @@ fn demo_runs_and_every_task_ends_as_expected() {
     let summaries: Vec<Value> = stdout
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|v| v["event"] == "summary")
+        .filter(|v| v["event"] == "demo_summary")
         .collect();
     assert_eq!(
         summaries
@@ -232,10 +249,11 @@ async fn seeded_torrent(dir: &std::path::Path) -> (SourceServer, std::path::Path
     (src, path)
 }
 
-fn offline_6pan(base: &str, args: &[&str]) -> (i32, Vec<Value>, String) {
+fn offline_6pan(base: &str, cache: &Path, args: &[&str]) -> (i32, Vec<Value>, String) {
     let out = Command::new(BIN)
         .args(["--provider", "6pan", "--base-url", base])
         .args(args)
+        .env("OFFLINE_CACHE_DIR", cache)
         .env("OFFLINE_6PAN_ACCOUNT", "demo@offline.local")
         .env("OFFLINE_6PAN_PASSWORD", "offline-demo-password")
         .env_remove("OFFLINE_6PAN_TOKEN")
@@ -255,14 +273,16 @@ fn offline_6pan(base: &str, args: &[&str]) -> (i32, Vec<Value>, String) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sixpan_add_torrent_with_selection_waits_to_the_end_and_reupload_is_instant() {
-    let (_emu, base) = start_emulator();
+    let (emu, base) = start_emulator();
+    let cache = emu.cache();
     let dir = tempfile::tempdir().unwrap();
     let (_src, torrent) = seeded_torrent(dir.path()).await;
     let t = torrent.to_string_lossy().into_owned();
-    let b = base.clone();
+    let (b, c) = (base.clone(), cache.clone());
     let (code, lines, stderr) = tokio::task::spawn_blocking(move || {
         offline_6pan(
             &b,
+            &c,
             &[
                 "add",
                 &t,
@@ -289,25 +309,25 @@ async fn sixpan_add_torrent_with_selection_waits_to_the_end_and_reupload_is_inst
 
     // The same torrent again: an instant upload.
     let t = torrent.to_string_lossy().into_owned();
-    let b = base.clone();
+    let (b, c) = (base.clone(), cache.clone());
     let (code, lines, _) =
-        tokio::task::spawn_blocking(move || offline_6pan(&b, &["add", &t, "--json"]))
+        tokio::task::spawn_blocking(move || offline_6pan(&b, &c, &["add", &t, "--json"]))
             .await
             .unwrap();
     assert_eq!(code, 0);
     assert_eq!(lines[0]["instant"], true);
 
     // list shows both tasks; rm deletes one.
-    let b = base.clone();
+    let (b, c) = (base.clone(), cache.clone());
     let (code, lines, _) =
-        tokio::task::spawn_blocking(move || offline_6pan(&b, &["list", "--json"]))
+        tokio::task::spawn_blocking(move || offline_6pan(&b, &c, &["list", "--json"]))
             .await
             .unwrap();
     assert_eq!(code, 0);
     assert_eq!(lines.len(), 2);
     let id = lines[0]["task"].as_str().unwrap().to_owned();
     let (code, lines, _) =
-        tokio::task::spawn_blocking(move || offline_6pan(&base, &["rm", &id, "--json"]))
+        tokio::task::spawn_blocking(move || offline_6pan(&base, &cache, &["rm", &id, "--json"]))
             .await
             .unwrap();
     assert_eq!(code, 0);
@@ -316,12 +336,14 @@ async fn sixpan_add_torrent_with_selection_waits_to_the_end_and_reupload_is_inst
 
 #[test]
 fn sixpan_login_checks_credentials() {
-    let (_emu, base) = start_emulator();
-    let (code, lines, _) = offline_6pan(&base, &["login", "--json"]);
+    let (emu, base) = start_emulator();
+    let cache = emu.cache();
+    let (code, lines, _) = offline_6pan(&base, &cache, &["login", "--json"]);
     assert_eq!(code, 0);
     assert_eq!(lines[0]["ok"], true);
     let out = Command::new(BIN)
         .args(["--provider", "6pan", "--base-url", &base, "login"])
+        .env("OFFLINE_CACHE_DIR", &cache)
         .env("OFFLINE_6PAN_ACCOUNT", "demo@offline.local")
         .env("OFFLINE_6PAN_PASSWORD", "wrong")
         .output()

@@ -21,12 +21,15 @@ struct Env {
 
 impl Env {
     async fn new(faults: Option<Faults>) -> Self {
-        let emu = Emulator::start(EmulatorConfig {
+        Self::with_config(EmulatorConfig {
             faults: faults.unwrap_or_default(),
             ..EmulatorConfig::default()
         })
         .await
-        .unwrap();
+    }
+
+    async fn with_config(config: EmulatorConfig) -> Self {
+        let emu = Emulator::start(config).await.unwrap();
         for e in EndpointId::ALL {
             emu.set_rate_limit(e, 1000.0);
         }
@@ -351,11 +354,15 @@ fn hash_into_a_closed_pipe_exits_0() {
 /// Defect 7: connection refused fails within seconds, saying that it retries.
 #[test]
 fn an_unreachable_server_fails_fast_and_says_it_retries() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    // A privileged port nothing listens on: the kernel never hands one of those out
+    // for port 0 (a freed ephemeral port could be taken by another test's emulator
+    // meanwhile, which then answers).
+    let port = (1..1024u16)
+        .find(|p| {
+            std::net::TcpStream::connect(("127.0.0.1", *p))
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionRefused)
+        })
+        .expect("a refusing port below 1024");
     let dir = tempfile::tempdir().unwrap();
     for json in [false, true] {
         let started = Instant::now();
@@ -504,28 +511,104 @@ async fn ctrl_c_stops_a_batch_cleanly() {
     assert!(submitted < 200, "stopped early");
 }
 
-/// Defect 10: Ctrl-C during `wait`.
+/// Defect 10: Ctrl-C during `wait`: exit 130 and one line naming the command that
+/// shows the tasks. The emulator fetches the source at 100 bytes/s, so the task runs
+/// for 10 s and the signal always lands while `wait` is watching it.
 #[tokio::test(flavor = "multi_thread")]
 async fn ctrl_c_during_wait_says_where_the_tasks_are() {
-    let env = Env::new(None).await;
+    let env = Env::with_config(EmulatorConfig {
+        fetch_rate: Some(100),
+        ..EmulatorConfig::default()
+    })
+    .await;
     let o = env.run(&["--json", "add", &env.url(1)]).await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let task = json_lines(&o)[0]["task"].as_str().unwrap().to_owned();
-    // A task ID that never ends: the emulator does not know it, so 123pan's wait
-    // keeps asking; use a real one with a slow source instead when available.
-    let mut child = env.cmd(&["wait", &task, "99999999"]).spawn().unwrap();
-    tokio::time::sleep(Duration::from_millis(700)).await;
-    if child.try_wait().unwrap().is_some() {
-        return; // Ended before the signal: nothing to interrupt.
+    let running = || {
+        env.emu
+            .tasks()
+            .iter()
+            .all(|t| t.status == offline_emulator::TaskStatus::Running)
+    };
+
+    // JSON: the first progress event says the wait is watching; then Ctrl-C.
+    let mut child = env.cmd(&["--json", "wait", &task]).spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    // The reader stays open to the end: a closed stdout would end the wait quietly.
+    let (mut reader, first) = tokio::task::spawn_blocking(move || {
+        let mut reader = std::io::BufReader::new(stdout);
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut reader, &mut line).unwrap();
+        (reader, line)
+    })
+    .await
+    .unwrap();
+    let first: Value = serde_json::from_str(&first).unwrap_or_else(|e| panic!("{first:?}: {e}"));
+    assert_eq!(first["event"], "progress", "{first}");
+    assert!(
+        running(),
+        "the task is still running when the signal is sent"
+    );
+    sigint(child.id());
+    let (code, rest, stderr) = tokio::task::spawn_blocking(move || {
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut reader, &mut rest).unwrap();
+        let o = child.wait_with_output().unwrap();
+        (
+            o.status.code(),
+            rest,
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, Some(130), "{rest}\n{stderr}");
+    let last: Value = rest
+        .lines()
+        .last()
+        .and_then(|l| serde_json::from_str(l).ok())
+        .unwrap_or_else(|| panic!("{rest}\n{stderr}"));
+    assert_eq!(last["event"], "interrupted", "{rest}");
+    assert_eq!(last["command"], format!("offline status {task}"));
+    assert!(
+        last["message"]
+            .as_str()
+            .unwrap()
+            .contains("keep running on the drive"),
+        "{last}"
+    );
+
+    // Human: the wait fetches its own token (no cache); once the emulator has answered
+    // it, the wait starts watching at once, and the task runs for seconds more.
+    let tokens = env.emu.token_requests();
+    let child = env
+        .cmd(&["--no-token-cache", "wait", &task])
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while env.emu.token_requests() == tokens && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    assert!(
+        env.emu.token_requests() > tokens,
+        "the wait asked for a token"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        running(),
+        "the task is still running when the signal is sent"
+    );
     sigint(child.id());
     let o = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
         .await
         .unwrap();
-    if o.status.code() == Some(130) {
-        let stderr = String::from_utf8_lossy(&o.stderr);
-        assert!(stderr.contains("keep running on the drive"), "{stderr}");
-        assert!(stderr.contains("offline status"), "{stderr}");
-    }
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(130), "{}", text(&o));
+    assert!(stderr.contains("keep running on the drive"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("`offline status {task}` shows them")),
+        "{stderr}"
+    );
 }
 
 /// Token cache: N sequential runs fetch one token; `logout` deletes it.

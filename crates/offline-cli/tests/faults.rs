@@ -11,7 +11,13 @@ use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_offline");
 
-fn run(emu: &RunningEmulator, input: &std::path::Path) -> (i32, Vec<Value>) {
+/// One `add --from` run; its exit code and its `line` events (the `summary` event that
+/// ends the run is left out). `cache` is the private token cache.
+fn run(
+    emu: &RunningEmulator,
+    input: &std::path::Path,
+    cache: &std::path::Path,
+) -> (i32, Vec<Value>) {
     let out = Command::new(BIN)
         .args(["--base-url", &emu.base_url(), "--json"])
         .args([
@@ -24,13 +30,19 @@ fn run(emu: &RunningEmulator, input: &std::path::Path) -> (i32, Vec<Value>) {
         .arg(input)
         .env("OFFLINE_123PAN_CLIENT_ID", emu.client_id())
         .env("OFFLINE_123PAN_CLIENT_SECRET", emu.client_secret())
+        .env("OFFLINE_CACHE_DIR", cache)
+        .env_remove("OFFLINE_123PAN_ACCESS_TOKEN")
+        .env_remove("OFFLINE_PROVIDER")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .output()
         .unwrap();
     let lines = String::from_utf8_lossy(&out.stdout)
         .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap_or_else(|e| panic!("not JSON: {l:?}: {e}"))
+        })
+        .filter(|v| v["event"] == "line")
         .collect();
     (out.status.code().unwrap_or(-1), lines)
 }
@@ -61,7 +73,8 @@ async fn a_thousand_submissions_under_ten_percent_faults() {
     for _ in 0..4 {
         let emu_ref = &emu;
         let input = input.clone();
-        let (_, l) = tokio::task::block_in_place(move || run(emu_ref, &input));
+        let cache = dir.path().join("cache");
+        let (_, l) = tokio::task::block_in_place(move || run(emu_ref, &input, &cache));
         lines = l;
         if lines.iter().all(|l| l["state"] != "pending") {
             break;
@@ -86,11 +99,9 @@ async fn a_thousand_submissions_under_ten_percent_faults() {
         match line["state"].as_str().unwrap() {
             "submitted" => {
                 submitted += 1;
-                assert_eq!(
-                    tasks,
-                    vec![line["task"].as_u64().unwrap()],
-                    "the recorded task is the one created"
-                );
+                // Task IDs are strings in every event.
+                let task: u64 = line["task"].as_str().unwrap().parse().unwrap();
+                assert_eq!(tasks, vec![task], "the recorded task is the one created");
             }
             "unknown" | "failed" => {
                 reported += 1;

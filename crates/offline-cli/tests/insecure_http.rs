@@ -18,6 +18,8 @@ async fn plain_http_needs_the_flag_unless_the_host_is_loopback() {
     .await
     .unwrap();
     let base = format!("http://0.0.0.0:{}", emu.addr().port());
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().to_path_buf();
     let loopback = format!("http://127.0.0.1:{}", emu.addr().port());
     let run = |provider: &'static str, base: String, insecure: bool| {
         let mut cmd = Command::new(BIN);
@@ -26,6 +28,7 @@ async fn plain_http_needs_the_flag_unless_the_host_is_loopback() {
             .env("OFFLINE_123PAN_CLIENT_SECRET", emu.client_secret())
             .env("OFFLINE_6PAN_ACCOUNT", emu.sixpan_account())
             .env("OFFLINE_6PAN_PASSWORD", emu.sixpan_password())
+            .env("OFFLINE_CACHE_DIR", &cache)
             .env_remove("OFFLINE_123PAN_ACCESS_TOKEN")
             .env_remove("OFFLINE_6PAN_TOKEN");
         if insecure {

@@ -1,12 +1,16 @@
 //! Secrets never show: the real `offline` binary, run with `RUST_LOG=trace` against an
 //! emulator whose client secret, 6pan password and every issued token carry a sentinel,
-//! prints none of them on stdout or stderr (human or `--json` output, logs, errors);
-//! and `Debug` of every value that holds a secret prints `***` instead.
+//! prints none of them on stdout or stderr (human or `--json` output, logs, errors),
+//! and its token cache holds tokens only (never a secret or a password digest); and
+//! `Debug` of every value that holds a secret prints `***` instead.
 //!
-//! The `offline emulator` command prints the emulator's own client secret by design
-//! (the demo credentials it accepts, for the user to copy); it is not started here.
+//! The `offline emulator` command prints the credentials the emulator accepts by design
+//! (both providers', for the user to copy): its own, the demo's or those given to its
+//! flags, never the client's secrets from `OFFLINE_*` variables, which the last test
+//! checks.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use offline_emulator::source::{ServedFile, SourceServer};
@@ -26,6 +30,9 @@ const TOKEN_PREFIX: &str = "SENTINEL-token-";
 const STATIC_TOKEN: &str = "SENTINEL-token-static-3e4f";
 const FORGED_TOKEN: &str = "SENTINEL-token-forged-8d7c";
 const ACCOUNT: &str = "demo@offline.local";
+/// Client-side credentials of a user's own, in `OFFLINE_*` variables.
+const USER_CLIENT_ID: &str = "SENTINEL-clientid-4b1e";
+const USER_ACCOUNT: &str = "SENTINEL-account-2a6d@example.com";
 
 struct Setup {
     emu: RunningEmulator,
@@ -34,6 +41,10 @@ struct Setup {
     seen: Vec<(String, String)>,
     /// Secrets that are not marked: the MD5 digests 6pan logins send.
     digests: Vec<String>,
+    /// Holds the token caches: `cache` (shared by the runs, as a user's is) and the
+    /// fresh ones of the runs that must not find a cached token.
+    dir: tempfile::TempDir,
+    fresh_caches: usize,
 }
 
 impl Setup {
@@ -41,15 +52,34 @@ impl Setup {
         self.emu.base_url()
     }
 
-    /// Runs `offline` with `RUST_LOG=trace`, the given environment and arguments;
-    /// returns the exit code and the stdout's JSON lines, and records everything
-    /// printed.
+    /// The token cache the runs share.
+    fn cache(&self) -> PathBuf {
+        self.dir.path().join("cache")
+    }
+
+    /// A token cache of its own, for a run that must reach the provider with its
+    /// credentials (a wrong secret would otherwise be answered from the cache).
+    fn fresh_cache(&mut self) -> PathBuf {
+        self.fresh_caches += 1;
+        self.dir.path().join(format!("cache-{}", self.fresh_caches))
+    }
+
+    /// Runs `offline` with `RUST_LOG=trace`, the given environment and arguments and
+    /// the shared token cache; returns the exit code and the stdout's JSON lines, and
+    /// records everything printed.
     fn run(&mut self, env: &[(&str, &str)], args: &[&str]) -> (i32, Vec<Value>) {
+        let cache = self.cache();
+        self.run_in(&cache, env, args)
+    }
+
+    /// [`run`](Self::run) with the token cache `cache`.
+    fn run_in(&mut self, cache: &Path, env: &[(&str, &str)], args: &[&str]) -> (i32, Vec<Value>) {
         let mut cmd = Command::new(BIN);
         cmd.args(["--base-url", &self.base()])
             .args(args)
             .env("RUST_LOG", "trace")
-            .env("NO_COLOR", "1");
+            .env("NO_COLOR", "1")
+            .env("OFFLINE_CACHE_DIR", cache);
         for var in [
             "OFFLINE_123PAN_CLIENT_ID",
             "OFFLINE_123PAN_CLIENT_SECRET",
@@ -121,6 +151,34 @@ impl Setup {
             );
         }
     }
+
+    /// Fails if a token cache file holds a secret or a password digest (tokens are
+    /// what it is for); returns how many files held a token.
+    fn assert_cache_holds_no_secret(&self) -> usize {
+        let mut tokens = 0;
+        for dir in std::fs::read_dir(self.dir.path()).unwrap() {
+            let dir = dir.unwrap().path();
+            if !dir.is_dir() {
+                continue;
+            }
+            for file in std::fs::read_dir(&dir).unwrap() {
+                let path = file.unwrap().path();
+                let text = std::fs::read_to_string(&path).unwrap_or_default();
+                for secret in [CLIENT_SECRET, WRONG_SECRET, PASSWORD, WRONG_PASSWORD]
+                    .into_iter()
+                    .chain(self.digests.iter().map(String::as_str))
+                {
+                    assert!(
+                        !text.contains(secret),
+                        "{} holds a secret: {text}",
+                        path.display()
+                    );
+                }
+                tokens += usize::from(text.contains(TOKEN_PREFIX));
+            }
+        }
+        tokens
+    }
 }
 
 async fn setup() -> Setup {
@@ -162,6 +220,8 @@ async fn setup() -> Setup {
         src,
         seen: Vec::new(),
         digests,
+        dir: tempfile::tempdir().unwrap(),
+        fresh_caches: 0,
     }
 }
 
@@ -205,8 +265,9 @@ async fn no_secret_reaches_output_logs_or_errors() {
         let task = lines
             .iter()
             .find(|l| l["event"] == "created")
-            .map(|l| l["task"].to_string())
-            .expect("a task was created");
+            .and_then(|l| l["task"].as_str())
+            .map(str::to_owned)
+            .expect("a task was created (its ID a string)");
         let (code, _) = s.pan123(&["add", &ok, "--wait"]);
         assert_eq!(code, 0);
         let (code, _) = s.pan123(&["status", &task, "--json"]);
@@ -219,26 +280,69 @@ async fn no_secret_reaches_output_logs_or_errors() {
         assert_eq!(code, 0);
         let (code, _) = s.pan123(&["status", "--from", &batch]);
         assert_eq!(code, 0);
-        // Errors: a wrong secret, a forged access token, an invalid request.
+        // Errors: a wrong secret, a forged access token (both refused credentials,
+        // exit 7, reaching the emulator: a fresh token cache each), an invalid request.
         let id = s.emu.client_id().to_owned();
         for json in [true, false] {
             let mut args = vec!["status", task.as_str()];
             if json {
                 args.push("--json");
             }
-            let (code, _) = s.run(
+            let cache = s.fresh_cache();
+            let (code, _) = s.run_in(
+                &cache,
                 &[
                     ("OFFLINE_123PAN_CLIENT_ID", &id),
                     ("OFFLINE_123PAN_CLIENT_SECRET", WRONG_SECRET),
                 ],
                 &args,
             );
-            assert_eq!(code, 3);
-            let (code, _) = s.run(&[("OFFLINE_123PAN_ACCESS_TOKEN", FORGED_TOKEN)], &args);
-            assert_eq!(code, 3);
+            assert_eq!(code, 7);
+            let cache = s.fresh_cache();
+            let (code, _) = s.run_in(
+                &cache,
+                &[("OFFLINE_123PAN_ACCESS_TOKEN", FORGED_TOKEN)],
+                &args,
+            );
+            assert_eq!(code, 7);
         }
         let (code, _) = s.pan123(&["add", "ftp://example.com/x", "--json"]);
         assert_eq!(code, 6);
+        // A user's own credentials that the emulator does not know: refused, and
+        // never printed.
+        let cache = s.fresh_cache();
+        let (code, _) = s.run_in(
+            &cache,
+            &[
+                ("OFFLINE_123PAN_CLIENT_ID", USER_CLIENT_ID),
+                ("OFFLINE_123PAN_CLIENT_SECRET", CLIENT_SECRET),
+            ],
+            &["status", &task, "--json"],
+        );
+        assert_eq!(code, 7);
+        // Secrets on the command line, in commands refused before anything is sent.
+        for json in [true, false] {
+            let mut cases: Vec<Vec<&str>> = vec![
+                vec![
+                    "--provider",
+                    "6pan",
+                    "add",
+                    &ok,
+                    "--client-secret",
+                    CLIENT_SECRET,
+                ],
+                vec!["status", &task, "--password", PASSWORD],
+                vec!["add", "--client-secret", CLIENT_SECRET],
+                vec!["--client-secret", CLIENT_SECRET, "add", &ok, "--bogus"],
+            ];
+            for case in &mut cases {
+                if json {
+                    case.push("--json");
+                }
+                let (code, _) = s.run(&[], case);
+                assert_eq!(code, 2, "{case:?}");
+            }
+        }
 
         // 6pan: log in, add a link and a torrent file (an upload with an upload token),
         // list, with the account and with a ready token; then the errors.
@@ -263,24 +367,30 @@ async fn no_secret_reaches_output_logs_or_errors() {
         assert_eq!(code, 0);
         let (code, _) = s.run(&token_env, &["--provider", "6pan", "add", &ok, "--json"]);
         assert_eq!(code, 0);
-        let (code, _) = s.run(
+        let cache = s.fresh_cache();
+        let (code, _) = s.run_in(
+            &cache,
             &[("OFFLINE_6PAN_TOKEN", FORGED_TOKEN)],
             &["--provider", "6pan", "list", "--json"],
         );
-        assert_eq!(code, 3);
+        assert_eq!(code, 7);
         for json in [true, false] {
             let mut args = vec!["--provider", "6pan", "login"];
             if json {
                 args.push("--json");
             }
-            let (code, _) = s.run(
-                &[
-                    ("OFFLINE_6PAN_ACCOUNT", ACCOUNT),
-                    ("OFFLINE_6PAN_PASSWORD", WRONG_PASSWORD),
-                ],
-                &args,
-            );
-            assert_eq!(code, 3);
+            for account in [ACCOUNT, USER_ACCOUNT] {
+                let cache = s.fresh_cache();
+                let (code, _) = s.run_in(
+                    &cache,
+                    &[
+                        ("OFFLINE_6PAN_ACCOUNT", account),
+                        ("OFFLINE_6PAN_PASSWORD", WRONG_PASSWORD),
+                    ],
+                    &args,
+                );
+                assert_eq!(code, 7, "{account}");
+            }
         }
         s
     })
@@ -297,6 +407,8 @@ async fn no_secret_reaches_output_logs_or_errors() {
     assert!(s.emu.sixpan_logins() > 0);
     assert!(s.emu.uploaded_chunks() > 0);
     s.assert_clean();
+    // The cache did keep tokens (of both providers), and nothing else.
+    assert!(s.assert_cache_holds_no_secret() >= 2);
     // A leak would be caught: the check sees a token in the output.
     s.seen
         .push(("(self-test)".into(), format!("x {TOKEN_PREFIX}abc")));
@@ -370,54 +482,92 @@ fn debug_hides_secrets() {
     check("LoginRequest", format!("{login:?}"));
 }
 
-/// `offline emulator` prints the built-in demo secret (public, for trying the
-/// emulator) but never a secret the user chose.
+/// `offline emulator` prints the credentials it accepts, both providers' (the demo's,
+/// or those given to its own flags), and nothing of the client's: with every
+/// `OFFLINE_*` credential variable set to a sentinel and `RUST_LOG=trace`, neither its
+/// output nor its logs show one.
 #[test]
-fn the_emulator_command_shows_only_the_demo_secret() {
+fn the_emulator_command_shows_only_its_own_credentials() {
     use std::io::{BufRead, BufReader};
     use std::process::Stdio;
 
-    for json in [true, false] {
+    let client_env = [
+        ("OFFLINE_123PAN_CLIENT_ID", USER_CLIENT_ID),
+        ("OFFLINE_123PAN_CLIENT_SECRET", CLIENT_SECRET),
+        ("OFFLINE_123PAN_ACCESS_TOKEN", FORGED_TOKEN),
+        ("OFFLINE_6PAN_ACCOUNT", USER_ACCOUNT),
+        ("OFFLINE_6PAN_PASSWORD", PASSWORD),
+        ("OFFLINE_6PAN_TOKEN", STATIC_TOKEN),
+    ];
+    // Starts it, reads what it prints on starting (the human form ends its block with
+    // `stop with Ctrl-C`; JSON is one line), stops it; stdout's block and stderr.
+    let start = |json: bool, flags: &[&str]| -> (String, String) {
         let mut cmd = Command::new(BIN);
         cmd.args(["emulator", "--addr", "127.0.0.1:0"])
-            .env("OFFLINE_123PAN_CLIENT_SECRET", CLIENT_SECRET)
+            .args(flags)
+            .envs(client_env)
             .env("RUST_LOG", "trace")
+            .env("NO_COLOR", "1")
             .stdout(Stdio::piped())
-            .stderr(Stdio::null());
+            .stderr(Stdio::piped());
         if json {
             cmd.arg("--json");
         }
         let mut child = cmd.spawn().unwrap();
         let mut reader = BufReader::new(child.stdout.take().unwrap());
         let mut printed = String::new();
-        // The human form ends its block with `stop with Ctrl-C`; JSON is one line.
         while reader.read_line(&mut printed).unwrap() > 0 {
             if json || printed.contains("Ctrl-C") {
                 break;
             }
         }
-        let _ = child.kill();
-        let _ = child.wait();
-        assert!(printed.contains("***"), "{printed}");
-        assert!(!printed.contains(MARK), "{printed}");
+        // SIGTERM: it stops cleanly and removes its temporary data directory.
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let out = child.wait_with_output().unwrap();
+        (printed, String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let demo = EmulatorConfig::default();
+    for json in [true, false] {
+        let (printed, logs) = start(json, &[]);
+        for (what, text) in [("output", &printed), ("logs", &logs)] {
+            assert!(!text.contains(MARK), "{what} shows a client secret: {text}");
+        }
+        // Both providers' demo credentials, to be copied.
+        for cred in [
+            &demo.client_id,
+            &demo.client_secret,
+            &demo.sixpan_account,
+            &demo.sixpan_password,
+        ] {
+            assert!(printed.contains(cred.as_str()), "{cred} missing: {printed}");
+        }
+        if json {
+            let v: Value = serde_json::from_str(&printed).unwrap();
+            assert_eq!(v["client_id"], demo.client_id.as_str());
+            assert_eq!(v["client_secret"], demo.client_secret.as_str());
+            assert_eq!(v["account"], demo.sixpan_account.as_str());
+            assert_eq!(v["password"], demo.sixpan_password.as_str());
+        }
     }
-    // Without a secret of the user's, the demo one is shown to be copied.
-    let mut child = Command::new(BIN)
-        .args(["emulator", "--addr", "127.0.0.1:0", "--json"])
-        .env_remove("OFFLINE_123PAN_CLIENT_SECRET")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let _ = child.kill();
-    let _ = child.wait();
-    let v: Value = serde_json::from_str(&line).unwrap();
-    assert_eq!(
-        v["client_secret"],
-        EmulatorConfig::default().client_secret.as_str()
+    // Credentials given to its own flags are the ones it accepts, so those it prints.
+    let own = [
+        ("--client-id", "own-client"),
+        ("--client-secret", "own-secret"),
+        ("--account", "own@example.com"),
+        ("--password", "own-password"),
+    ];
+    let flags: Vec<&str> = own.iter().flat_map(|(f, v)| [*f, *v]).collect();
+    let (printed, logs) = start(true, &flags);
+    assert!(
+        !printed.contains(MARK) && !logs.contains(MARK),
+        "{printed}\n{logs}"
     );
+    let v: Value = serde_json::from_str(&printed).unwrap();
+    assert_eq!(v["client_id"], "own-client");
+    assert_eq!(v["client_secret"], "own-secret");
+    assert_eq!(v["account"], "own@example.com");
+    assert_eq!(v["password"], "own-password");
+    assert!(!printed.contains(demo.client_secret.as_str()), "{printed}");
 }

@@ -2,6 +2,7 @@
 //! another process.
 
 use std::io::{BufRead, BufReader};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 use serde_json::Value;
@@ -33,10 +34,12 @@ fn start_emulator() -> (Guard, String) {
     (guard, v["base_url"].as_str().unwrap().to_owned())
 }
 
-fn offline(base: &str, args: &[&str]) -> (i32, Vec<Value>, String) {
+/// `offline` against the emulator at `base`, with the token cache `cache`.
+fn offline(base: &str, cache: &Path, args: &[&str]) -> (i32, Vec<Value>, String) {
     let out = Command::new(BIN)
         .args(["--base-url", base])
         .args(args)
+        .env("OFFLINE_CACHE_DIR", cache)
         .env("OFFLINE_6PAN_ACCOUNT", "demo@offline.local")
         .env("OFFLINE_6PAN_PASSWORD", "offline-demo-password")
         .env_remove("OFFLINE_6PAN_TOKEN")
@@ -60,6 +63,7 @@ fn offline(base: &str, args: &[&str]) -> (i32, Vec<Value>, String) {
 fn upload_in_blocks_then_instantly_and_errors_have_their_codes() {
     let (_emu, base) = start_emulator();
     let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
     let path = dir.path().join("nine.bin");
     let data: Vec<u8> = (0..9 * 1024 * 1024 + 7u32)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
@@ -67,7 +71,7 @@ fn upload_in_blocks_then_instantly_and_errors_have_their_codes() {
     std::fs::write(&path, &data).unwrap();
     let file = path.to_string_lossy().into_owned();
 
-    let (code, hashed, _) = offline(&base, &["hash", &file, "--json"]);
+    let (code, hashed, _) = offline(&base, &cache, &["hash", &file, "--json"]);
     assert_eq!(code, 0);
     let etag = hashed[0]["etag"].as_str().unwrap().to_owned();
 
@@ -84,20 +88,21 @@ fn upload_in_blocks_then_instantly_and_errors_have_their_codes() {
         "--chunk-kib",
         "512",
     ];
-    let (code, lines, stderr) = offline(&base, &args);
+    let (code, lines, stderr) = offline(&base, &cache, &args);
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(lines[0]["event"], "uploaded");
     assert_eq!(lines[0]["etag"], etag.as_str());
     assert_eq!(lines[0]["size"], data.len() as u64);
     assert_eq!(lines[0]["instant"], false);
 
-    let (code, lines, _) = offline(&base, &args);
+    let (code, lines, _) = offline(&base, &cache, &args);
     assert_eq!(code, 0);
     assert_eq!(lines[0]["instant"], true, "the drive knows the etag now");
 
     // A missing file: a configuration error (6); a 123pan upload: usage (2).
     let (code, lines, _) = offline(
         &base,
+        &cache,
         &[
             "--provider",
             "6pan",
@@ -108,7 +113,7 @@ fn upload_in_blocks_then_instantly_and_errors_have_their_codes() {
     );
     assert_eq!(code, 6);
     assert_eq!(lines[0]["event"], "error");
-    let (code, _, stderr) = offline(&base, &["--provider", "123pan", "upload", &file]);
+    let (code, _, stderr) = offline(&base, &cache, &["--provider", "123pan", "upload", &file]);
     assert_eq!(code, 2);
     assert!(stderr.contains("6pan"), "{stderr}");
 }

@@ -208,7 +208,7 @@ pub(crate) async fn run(conn: &Conn, args: CallbacksArgs, out: &Output) -> u8 {
             _ = &mut interrupted => break "interrupted",
         };
         match next {
-            None => break "receiver stopped",
+            None => break "receiver_stopped",
             Some(Received::Refused(status, reason)) => report_refused(out, status, &reason),
             Some(Received::Callback(cb)) => {
                 received += 1;
@@ -246,6 +246,16 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     }
 }
 
+/// The callback's status as a stable word for `--json` (its code is `status_code`).
+fn callback_status_key(status: CallbackStatus) -> &'static str {
+    match status {
+        CallbackStatus::Succeeded => "succeeded",
+        CallbackStatus::Failed => "failed",
+        CallbackStatus::Unknown(_) => "unknown",
+    }
+}
+
+/// The callback's status for humans, with the code when it means nothing.
 fn callback_status_word(status: CallbackStatus) -> String {
     match status {
         CallbackStatus::Succeeded => "succeeded".to_owned(),
@@ -345,7 +355,7 @@ fn report(out: &Output, cb: &Callback, v: &Verdict) {
         out.event(json!({
             "event": "callback",
             "url": cb.url,
-            "status": callback_status_word(cb.status),
+            "status": callback_status_key(cb.status),
             "status_code": cb.status.code(),
             "fail_reason": cb.fail_reason,
             "file_id": cb.file_id,

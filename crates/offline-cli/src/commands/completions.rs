@@ -14,15 +14,55 @@ pub(crate) fn completions(shell: clap_complete::Shell) -> u8 {
     write_all(&buf)
 }
 
-/// Prints the man page.
+/// Prints the man page: one page for every command (the top-level options, then a
+/// section per command with its synopsis and options, then the exit codes), so that
+/// it refers to no other page.
 pub(crate) fn man() -> u8 {
-    let cmd = Cli::command();
+    let mut cmd = Cli::command().disable_help_subcommand(true);
+    cmd.build();
     let mut buf = Vec::new();
-    if let Err(e) = clap_mangen::Man::new(cmd).render(&mut buf) {
+    if let Err(e) = render_man(&cmd, &mut buf) {
         errln!("error: cannot render the man page: {e}");
         return exit::CONFIG;
     }
     write_all(&buf)
+}
+
+fn render_man(cmd: &clap::Command, w: &mut Vec<u8>) -> std::io::Result<()> {
+    let top = clap_mangen::Man::new(cmd.clone());
+    top.render_title(w)?;
+    top.render_name_section(w)?;
+    top.render_synopsis_section(w)?;
+    top.render_description_section(w)?;
+    top.render_options_section(w)?;
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+        render_command(sub, w)?;
+    }
+    top.render_extra_section(w)?;
+    top.render_version_section(w)
+}
+
+/// A command's section (`OFFLINE ADD`): its description, synopsis and options as
+/// subsections, then those of its own subcommands.
+fn render_command(cmd: &clap::Command, w: &mut Vec<u8>) -> std::io::Result<()> {
+    use std::io::Write;
+    let name = cmd.get_bin_name().unwrap_or(cmd.get_name()).to_owned();
+    let man = clap_mangen::Man::new(cmd.clone().display_name(name.clone()));
+    writeln!(w, ".SH \"{}\"", name.to_uppercase())?;
+    let mut section = Vec::new();
+    man.render_description_section(&mut section)?;
+    man.render_synopsis_section(&mut section)?;
+    man.render_options_section(&mut section)?;
+    for line in String::from_utf8_lossy(&section).lines() {
+        match line.strip_prefix(".SH ") {
+            Some(heading) => writeln!(w, ".SS {heading}")?,
+            None => writeln!(w, "{line}")?,
+        }
+    }
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+        render_command(sub, w)?;
+    }
+    Ok(())
 }
 
 fn write_all(bytes: &[u8]) -> u8 {

@@ -182,6 +182,7 @@ pub(crate) async fn run(args: DemoArgs, out: &Output) -> u8 {
         .await;
     let stored = emu.tasks();
     let mut rows = Vec::new();
+    let mut outcomes = Vec::new();
     for e in &expectations {
         let outcome = match results.get(&e.task) {
             Some(Ok(p)) => p.status,
@@ -225,6 +226,7 @@ pub(crate) async fn run(args: DemoArgs, out: &Output) -> u8 {
         if !as_expected {
             code = code.max(exit::TASK_FAILED);
         }
+        outcomes.push(outcome);
         rows.push(vec![
             e.task.id.to_string(),
             e.task.kind.as_str().to_owned(),
@@ -240,10 +242,10 @@ pub(crate) async fn run(args: DemoArgs, out: &Output) -> u8 {
         ]);
     }
     if out.is_json() {
-        for row in &rows {
+        for (row, outcome) in rows.iter().zip(&outcomes) {
             out.event(serde_json::json!({
-                    "event": "summary", "provider": "123pan", "task": row[0], "kind": row[1], "source": row[2],
-                    "outcome": row[3], "callback": row[4], "stored": row[5], "as_expected": row[6] == "yes",
+                    "event": "demo_summary", "provider": "123pan", "task": row[0], "kind": row[1], "source": row[2],
+                    "outcome": outcome.as_str(), "callback": row[4], "stored": row[5], "as_expected": row[6] == "yes",
                 })
             );
         }
@@ -411,8 +413,7 @@ async fn run_sixpan(emu: &offline_emulator::RunningEmulator, out: &Output) -> u8
     };
     for t in &added {
         if out.is_json() {
-            out.event(serde_json::json!({"event": "created", "provider": "6pan", "task": t.identity, "name": t.name})
-            );
+            out.event(crate::commands::watch::task_json("created", t));
         } else {
             outln!(
                 "created task {} ({}) with --select '*.txt'",
@@ -474,7 +475,7 @@ async fn run_sixpan(emu: &offline_emulator::RunningEmulator, out: &Output) -> u8
     );
     if out.is_json() {
         for r in &rows {
-            out.event(serde_json::json!({"event": "summary", "provider": "6pan", "step": r[0], "detail": r[1], "as_expected": r[2] == "yes"})
+            out.event(serde_json::json!({"event": "demo_summary", "provider": "6pan", "step": r[0], "detail": r[1], "as_expected": r[2] == "yes"})
             );
         }
     } else {

@@ -99,6 +99,30 @@ fn sh(s: &str) -> String {
     }
 }
 
+/// How to run this program from a shell: `offline` when that is what `PATH` finds,
+/// else this executable's path (`cargo run` builds one that is not on `PATH`), so that
+/// the `try:` lines work when pasted.
+fn invocation() -> String {
+    let Ok(exe) = std::env::current_exe() else {
+        return "offline".to_owned();
+    };
+    let same = |p: &std::path::Path| {
+        matches!(
+            (std::fs::canonicalize(p), std::fs::canonicalize(&exe)),
+            (Ok(a), Ok(b)) if a == b
+        )
+    };
+    let on_path = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join("offline"))
+            .find(|p| p.is_file())
+    });
+    match on_path {
+        Some(p) if same(&p) => "offline".to_owned(),
+        _ => sh(&exe.display().to_string()),
+    }
+}
+
 /// Runs the emulator until Ctrl-C or SIGTERM.
 pub(crate) async fn run(args: EmulatorArgs, out: &Output) -> u8 {
     if !args.addr.ip().is_loopback() && !args.public {
@@ -112,7 +136,9 @@ pub(crate) async fn run(args: EmulatorArgs, out: &Output) -> u8 {
         );
     }
     if let Some(dir) = &args.data_dir {
-        if let Err(e) = std::fs::create_dir_all(dir) {
+        // Created, and written to once: a directory the downloads cannot go to is
+        // refused now, not at the first task.
+        if let Err(e) = std::fs::create_dir_all(dir).and_then(|()| tempfile::tempfile_in(dir)) {
             return out.fail(
                 exit::CONFIG,
                 &format!("cannot use the data directory {}: {e}", dir.display()),
@@ -193,18 +219,20 @@ pub(crate) async fn run(args: EmulatorArgs, out: &Output) -> u8 {
         outln!("  6pan password:        {}", emu.sixpan_password());
         outln!("  data dir:             {}", emu.data_dir().display());
         outln!();
+        let offline = invocation();
+        let base = emu.base_url();
+        // A source that is always there: the emulator's own API description.
         outln!(
-            "try: OFFLINE_123PAN_CLIENT_ID={} OFFLINE_123PAN_CLIENT_SECRET={} offline --base-url {} add URL --wait",
+            "try: OFFLINE_123PAN_CLIENT_ID={} OFFLINE_123PAN_CLIENT_SECRET={} {offline} --base-url {base} add {base}/openapi.json --wait",
             sh(emu.client_id()),
             sh(&secret),
-            emu.base_url()
         );
         outln!(
-            "     OFFLINE_6PAN_ACCOUNT={} OFFLINE_6PAN_PASSWORD={} offline --provider 6pan --base-url {} list",
+            "     OFFLINE_6PAN_ACCOUNT={} OFFLINE_6PAN_PASSWORD={} {offline} --provider 6pan --base-url {base} list",
             sh(emu.sixpan_account()),
             sh(emu.sixpan_password()),
-            emu.base_url()
         );
+        outln!("(the first downloads the emulator's own API description into the data dir)");
         outln!("stop with Ctrl-C");
     }
     wait_for_stop().await;

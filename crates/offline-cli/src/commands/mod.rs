@@ -118,7 +118,7 @@ pub(crate) async fn run(cli: Cli, explicit: Vec<&'static str>) -> u8 {
     }
     match cli.command {
         Command::Demo(args) => demo::run(args, &Output::new(json, "123pan")).await,
-        Command::Emulator(args) => emulator::run(args, &Output::new(json, "emulator")).await,
+        Command::Emulator(args) => emulator::run(args, &Output::without_provider(json)).await,
         Command::Add { args, conn } => {
             let provider = top.resolve(&conn).provider;
             let (conn, out) = match prepare(&conn, add::check(&args, provider)) {

@@ -1,0 +1,320 @@
+//! `offline emulator`'s command-line face, through the real binary: what it refuses
+//! before binding anything, what it prints (both providers' credentials and `try:`
+//! commands that work when pasted), and that SIGTERM stops it cleanly, removing its
+//! temporary data directory.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Output, Stdio};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_offline");
+
+/// The client variables a pasted command must not lean on.
+const CLIENT_VARS: [&str; 7] = [
+    "OFFLINE_PROVIDER",
+    "OFFLINE_123PAN_CLIENT_ID",
+    "OFFLINE_123PAN_CLIENT_SECRET",
+    "OFFLINE_123PAN_ACCESS_TOKEN",
+    "OFFLINE_6PAN_ACCOUNT",
+    "OFFLINE_6PAN_PASSWORD",
+    "OFFLINE_6PAN_TOKEN",
+];
+
+/// A running `offline emulator`, stopped with SIGTERM (then killed) when dropped.
+struct Running {
+    child: Option<Child>,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl Running {
+    fn start(args: &[&str], path: Option<&str>) -> Self {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("emulator")
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if let Some(path) = path {
+            cmd.env("PATH", path);
+        }
+        let mut child = cmd.spawn().expect("offline emulator starts");
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        Self {
+            child: Some(child),
+            stdout,
+        }
+    }
+
+    fn line(&mut self) -> String {
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).unwrap();
+        line
+    }
+
+    /// The human form's block, up to `stop with Ctrl-C`.
+    fn block(&mut self) -> Vec<String> {
+        let mut lines = Vec::new();
+        loop {
+            let line = self.line();
+            assert!(!line.is_empty(), "it ended early: {lines:?}");
+            let done = line.contains("stop with Ctrl-C");
+            lines.push(line.trim_end().to_owned());
+            if done {
+                return lines;
+            }
+        }
+    }
+
+    /// SIGTERM, then what it printed on stderr and its exit status.
+    fn terminate(&mut self) -> Output {
+        let child = self.child.take().unwrap();
+        sigterm(child.id());
+        child.wait_with_output().unwrap()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn sigterm(pid: u32) {
+    let ok = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .arg("emulator")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn a_non_loopback_address_needs_public_and_is_refused_before_binding() {
+    // 192.0.2.1 (TEST-NET-1) is no address of this machine: binding it would fail with
+    // exit 6, so exit 2 says the address was refused before any bind.
+    let o = run(&["--addr", "192.0.2.1:8123"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(
+        e.contains("192.0.2.1:8123 is not a loopback address"),
+        "{e}"
+    );
+    assert!(e.contains("--public"), "{e}");
+    assert!(o.stdout.is_empty());
+    // Every non-loopback address, the unspecified one too.
+    let o = run(&["--addr", "0.0.0.0:0"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    // With --json: one `error` event of kind `usage`, and no provider (it serves both).
+    let o = run(&["--addr", "192.0.2.1:8123", "--json"]);
+    assert_eq!(o.status.code(), Some(2));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["event"], "error");
+    assert_eq!(v["kind"], "usage");
+    assert_eq!(v["exit_code"], 2);
+    assert!(v.get("provider").is_none(), "{v}");
+    // With --public it goes on to bind, which fails here: a configuration error that
+    // names the address.
+    let o = run(&["--addr", "192.0.2.1:8123", "--public"]);
+    assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("cannot listen on 192.0.2.1:8123"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn shares_outside_0_to_1_are_refused() {
+    for (flag, value) in [
+        ("--fault-rate", "1.5"),
+        ("--callback-lost", "2"),
+        ("--callback-twice", "x"),
+    ] {
+        let o = run(&["--addr", "127.0.0.1:0", flag, value]);
+        assert_eq!(o.status.code(), Some(2), "{flag} {value}: {}", stderr(&o));
+        let e = stderr(&o);
+        assert!(e.contains(flag) && e.contains(value), "{e}");
+        assert!(o.stdout.is_empty());
+    }
+    let o = run(&["--addr", "127.0.0.1:0", "--fault-rate", "1.5"]);
+    assert!(
+        stderr(&o).contains("1.5 is not between 0 and 1"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn a_bad_data_dir_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, b"not a directory").unwrap();
+    // A regular file, and a directory under one.
+    for bad in [file.clone(), file.join("sub")] {
+        let o = run(&["--addr", "127.0.0.1:0", "--data-dir", bad.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
+        let e = stderr(&o);
+        assert!(
+            e.contains(&format!("cannot use the data directory {}", bad.display())),
+            "{e}"
+        );
+    }
+    // A directory it may not write to (not as root: root writes anywhere).
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let ro = dir.path().join("read-only");
+        std::fs::create_dir(&ro).unwrap();
+        std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o500)).unwrap();
+        if std::fs::write(ro.join("probe"), b"").is_err() {
+            let o = run(&["--addr", "127.0.0.1:0", "--data-dir", ro.to_str().unwrap()]);
+            assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
+            assert!(stderr(&o).contains("data directory"), "{}", stderr(&o));
+        }
+        std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o700)).unwrap();
+    }
+}
+
+#[test]
+fn sigterm_removes_the_temporary_data_dir_and_keeps_a_given_one() {
+    let mut emu = Running::start(&["--addr", "127.0.0.1:0", "--json"], None);
+    let v: Value = serde_json::from_str(&emu.line()).unwrap();
+    assert_eq!(v["event"], "emulator");
+    let data_dir = PathBuf::from(v["data_dir"].as_str().unwrap());
+    assert!(data_dir.is_dir(), "{}", data_dir.display());
+    let o = emu.terminate();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        !data_dir.exists(),
+        "{} is still there after SIGTERM",
+        data_dir.display()
+    );
+
+    // A --data-dir of the user's is theirs: kept.
+    let dir = tempfile::tempdir().unwrap();
+    let given = dir.path().join("data");
+    let mut emu = Running::start(
+        &[
+            "--addr",
+            "127.0.0.1:0",
+            "--json",
+            "--data-dir",
+            given.to_str().unwrap(),
+        ],
+        None,
+    );
+    let v: Value = serde_json::from_str(&emu.line()).unwrap();
+    assert_eq!(Path::new(v["data_dir"].as_str().unwrap()), given);
+    let o = emu.terminate();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(given.is_dir());
+}
+
+/// Runs a pasted command line in `sh`, with no client credentials of the user's and a
+/// private token cache.
+fn paste(command: &str, path: &str, cache: &Path) -> Output {
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", command])
+        .env("PATH", path)
+        .env("OFFLINE_CACHE_DIR", cache)
+        .stdin(Stdio::null());
+    for var in CLIENT_VARS {
+        cmd.env_remove(var);
+    }
+    cmd.output().unwrap()
+}
+
+#[test]
+fn it_prints_both_providers_credentials_and_try_lines_that_work_when_pasted() {
+    let demo = offline_emulator::EmulatorConfig::default();
+    let bin_dir = Path::new(BIN).parent().unwrap().display().to_string();
+    let system_path = std::env::var("PATH").unwrap_or_default();
+    let dir = tempfile::tempdir().unwrap();
+    // Not on PATH (as under `cargo run`): the lines name this executable; on PATH:
+    // `offline`.
+    for (path, program) in [
+        (system_path.clone(), BIN.to_owned()),
+        (format!("{bin_dir}:{system_path}"), "offline".to_owned()),
+    ] {
+        let mut emu = Running::start(&["--addr", "127.0.0.1:0"], Some(&path));
+        let block = emu.block();
+        let text = block.join("\n");
+        let base = block[0]
+            .strip_prefix("emulator listening on ")
+            .unwrap_or_else(|| panic!("{text}"))
+            .to_owned();
+        for (label, value) in [
+            ("123pan client ID:", &demo.client_id),
+            ("123pan client secret:", &demo.client_secret),
+            ("6pan account:", &demo.sixpan_account),
+            ("6pan password:", &demo.sixpan_password),
+        ] {
+            assert!(
+                block
+                    .iter()
+                    .any(|l| l.trim_start().starts_with(label) && l.ends_with(value.as_str())),
+                "{label} {value}: {text}"
+            );
+        }
+        let at = block
+            .iter()
+            .position(|l| l.starts_with("try: "))
+            .unwrap_or_else(|| panic!("no try line: {text}"));
+        let first = block[at].strip_prefix("try: ").unwrap();
+        let second = block[at + 1].trim_start();
+        for command in [first, second] {
+            assert!(
+                command.contains(&format!(" {program} --")),
+                "{program}: {command}"
+            );
+            assert!(command.contains(&base), "{command}");
+        }
+        let cache = dir.path().join("cache");
+        // 123pan: a download of the emulator's own API description, watched to its end.
+        let o = paste(first, &path, &cache);
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert_eq!(o.status.code(), Some(0), "{first}\n{out}\n{}", stderr(&o));
+        assert!(out.contains("succeeded"), "{out}");
+        // 6pan: the task list.
+        let o = paste(second, &path, &cache);
+        assert_eq!(o.status.code(), Some(0), "{second}\n{}", stderr(&o));
+        let o = emu.terminate();
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    }
+}
+
+#[test]
+fn its_json_event_has_both_providers_credentials() {
+    let demo = offline_emulator::EmulatorConfig::default();
+    let mut emu = Running::start(&["--addr", "127.0.0.1:0", "--json"], None);
+    let v: Value = serde_json::from_str(&emu.line()).unwrap();
+    assert_eq!(v["event"], "emulator");
+    assert!(v["base_url"]
+        .as_str()
+        .unwrap()
+        .starts_with("http://127.0.0.1:"));
+    assert_eq!(v["client_id"], demo.client_id.as_str());
+    assert_eq!(v["client_secret"], demo.client_secret.as_str());
+    assert_eq!(v["account"], demo.sixpan_account.as_str());
+    assert_eq!(v["password"], demo.sixpan_password.as_str());
+    assert!(v.get("provider").is_none(), "it serves both: {v}");
+    let o = emu.terminate();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}

@@ -1,0 +1,501 @@
+//! `docs/events.schema.json` describes every `--json` event: the real binary runs a
+//! representative set of commands of both providers (add, status, wait, batches,
+//! list, rm, upload, login, logout, callbacks, Ctrl-C, hash, torrent inspect, the
+//! emulator, the demo, usage and provider errors) against an in-process emulator,
+//! and every line it prints on stdout is a JSON object that the schema accepts; every
+//! event the schema names is seen at least once. The schema itself is valid JSON
+//! Schema (2020-12) and refuses what it should.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use offline_emulator::source::{ServedFile, SourceServer};
+use offline_emulator::{Emulator, EmulatorConfig, EndpointId, RunningEmulator};
+use serde_json::{json, Value};
+
+const BIN: &str = env!("CARGO_BIN_EXE_offline");
+const PNG: &[u8] = include_bytes!("../../../fixtures/images/trpl14-01.png");
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn schema() -> Value {
+    let text = std::fs::read_to_string(root().join("docs/events.schema.json")).unwrap();
+    serde_json::from_str(&text).expect("the schema is JSON")
+}
+
+/// The schema's validator, and the event names it lists.
+fn validator() -> (jsonschema::Validator, BTreeSet<String>) {
+    let schema = schema();
+    assert!(
+        jsonschema::meta::is_valid(&schema),
+        "docs/events.schema.json is not a valid JSON Schema"
+    );
+    let names = schema["properties"]["event"]["enum"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect();
+    (jsonschema::validator_for(&schema).unwrap(), names)
+}
+
+/// Why `event` does not fit the schema (empty: it fits).
+fn problems(validator: &jsonschema::Validator, event: &Value) -> Vec<String> {
+    validator
+        .iter_errors(event)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect()
+}
+
+/// What the runs printed, checked line by line.
+struct Seen {
+    validator: jsonschema::Validator,
+    names: BTreeSet<String>,
+    events: BTreeMap<String, usize>,
+    failures: Vec<String>,
+}
+
+impl Seen {
+    fn new() -> Self {
+        let (validator, names) = validator();
+        Self {
+            validator,
+            names,
+            events: BTreeMap::new(),
+            failures: Vec::new(),
+        }
+    }
+
+    /// Checks every line of `stdout` of `what`; returns the events.
+    fn check(&mut self, what: &str, stdout: &[u8]) -> Vec<Value> {
+        let mut events = Vec::new();
+        for line in String::from_utf8_lossy(stdout).lines() {
+            let event: Value = match serde_json::from_str(line) {
+                Ok(v) => v,
+                Err(e) => {
+                    self.failures
+                        .push(format!("`{what}`: not JSON ({e}): {line}"));
+                    continue;
+                }
+            };
+            let why = problems(&self.validator, &event);
+            if !why.is_empty() {
+                self.failures
+                    .push(format!("`{what}`: {line}\n    {}", why.join("\n    ")));
+            }
+            if let Some(name) = event["event"].as_str() {
+                *self.events.entry(name.to_owned()).or_default() += 1;
+            }
+            events.push(event);
+        }
+        events
+    }
+
+    fn assert_all_valid_and_every_event_seen(&self) {
+        assert!(
+            self.failures.is_empty(),
+            "{} line(s) do not fit docs/events.schema.json:\n{}",
+            self.failures.len(),
+            self.failures.join("\n")
+        );
+        let seen: BTreeSet<String> = self.events.keys().cloned().collect();
+        let missing: Vec<&String> = self.names.difference(&seen).collect();
+        assert!(
+            missing.is_empty(),
+            "events the schema names but no run printed: {missing:?} (seen: {:?})",
+            self.events
+        );
+    }
+}
+
+struct Env {
+    emu: RunningEmulator,
+    src: SourceServer,
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    async fn new(fetch_rate: Option<u64>) -> Self {
+        let emu = Emulator::start(EmulatorConfig {
+            fetch_rate,
+            sixpan_simulated_duration: Duration::from_millis(500),
+            ..EmulatorConfig::default()
+        })
+        .await
+        .unwrap();
+        for e in EndpointId::ALL {
+            emu.set_rate_limit(e, 1000.0);
+        }
+        let mut files = BTreeMap::new();
+        files.insert(
+            "f.bin".to_owned(),
+            ServedFile::new("application/octet-stream", vec![7u8; 1000]),
+        );
+        files.insert(
+            "a.png".to_owned(),
+            ServedFile::new("image/png", PNG.to_vec()),
+        );
+        for (n, d) in [("a.txt", &b"first\n"[..]), ("b.txt", &b"second\n"[..])] {
+            files.insert(
+                format!("seed/pack/{n}"),
+                ServedFile::new("text/plain", d.to_vec()),
+            );
+        }
+        let src = SourceServer::start(files).await.unwrap();
+        Self {
+            emu,
+            src,
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// `offline --json ARGS` against the emulator, with its credentials of both
+    /// providers and a private token cache.
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(BIN);
+        c.args(["--base-url", &self.emu.base_url(), "--json"])
+            .args(args)
+            .env("OFFLINE_123PAN_CLIENT_ID", self.emu.client_id())
+            .env("OFFLINE_123PAN_CLIENT_SECRET", self.emu.client_secret())
+            .env("OFFLINE_6PAN_ACCOUNT", self.emu.sixpan_account())
+            .env("OFFLINE_6PAN_PASSWORD", self.emu.sixpan_password())
+            .env("OFFLINE_CACHE_DIR", self.path("cache"))
+            .env_remove("OFFLINE_123PAN_ACCESS_TOKEN")
+            .env_remove("OFFLINE_6PAN_TOKEN")
+            .env_remove("OFFLINE_PROVIDER")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        c
+    }
+
+    async fn run(&self, seen: &mut Seen, args: &[&str]) -> (Option<i32>, Vec<Value>) {
+        let mut c = self.cmd(args);
+        let o: Output = tokio::task::spawn_blocking(move || c.output().unwrap())
+            .await
+            .unwrap();
+        let events = seen.check(&args.join(" "), &o.stdout);
+        (o.status.code(), events)
+    }
+}
+
+/// Runs a command with no provider around (`hash`, `torrent inspect`, usage errors).
+fn run_local(seen: &mut Seen, args: &[&str]) -> (Option<i32>, Vec<Value>) {
+    let o = Command::new(BIN)
+        .args(args)
+        .env_remove("OFFLINE_PROVIDER")
+        .output()
+        .unwrap();
+    let events = seen.check(&args.join(" "), &o.stdout);
+    (o.status.code(), events)
+}
+
+fn task_of(events: &[Value], event: &str) -> String {
+    events
+        .iter()
+        .find(|e| e["event"] == event)
+        .and_then(|e| e["task"].as_str())
+        .unwrap_or_else(|| panic!("no {event} event with a task: {events:?}"))
+        .to_owned()
+}
+
+async fn post(url: &str, content_type: &str, body: impl Into<Bytes>) -> u16 {
+    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let req = http::Request::post(url)
+        .header("content-type", content_type)
+        .body(Full::new(body.into()))
+        .unwrap();
+    let resp = client.request(req).await.unwrap();
+    let status = resp.status().as_u16();
+    let _ = resp.into_body().collect().await;
+    status
+}
+
+fn sigint(pid: u32) {
+    assert!(Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .unwrap()
+        .success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_json_line_fits_the_schema() {
+    let mut seen = Seen::new();
+    let env = Env::new(None).await;
+    let ok = env.src.file_url("f.bin");
+    let missing = env.src.file_url("missing.bin");
+    let png = env.src.file_url("a.png");
+
+    // 123pan: add, status, wait; --wait with a failing task; the image bed.
+    let (code, events) = env.run(&mut seen, &["add", &ok]).await;
+    assert_eq!(code, Some(0), "{events:?}");
+    let task = task_of(&events, "created");
+    let (code, _) = env.run(&mut seen, &["wait", &task]).await;
+    assert_eq!(code, Some(0));
+    let (code, _) = env.run(&mut seen, &["status", &task]).await;
+    assert_eq!(code, Some(0));
+    let (code, _) = env.run(&mut seen, &["add", &missing, &ok, "--wait"]).await;
+    assert_eq!(code, Some(1));
+    let (code, _) = env
+        .run(&mut seen, &["add", &png, "--image", "--wait"])
+        .await;
+    assert_eq!(code, Some(0));
+    // Errors: a task the provider does not know, a source it cannot take, a bad ID.
+    let (code, _) = env.run(&mut seen, &["status", "999999"]).await;
+    assert_eq!(code, Some(3));
+    let (code, _) = env.run(&mut seen, &["add", "ftp://example.com/x"]).await;
+    assert_eq!(code, Some(6));
+    let (code, _) = env.run(&mut seen, &["status", "not-a-number"]).await;
+    assert_eq!(code, Some(2));
+    let (code, _) = env.run(&mut seen, &["login"]).await;
+    assert_eq!(code, Some(0));
+
+    // A batch: lines, its summary; status --from and wait --from (with a note about
+    // the refused line).
+    let batch = env.path("urls.txt");
+    std::fs::write(
+        &batch,
+        format!("# a batch\n{ok}?n=1\n{ok}?n=2\nftp://x/y\n"),
+    )
+    .unwrap();
+    let from = batch.to_str().unwrap();
+    let (code, events) = env.run(&mut seen, &["add", "--from", from]).await;
+    assert_eq!(code, Some(6), "{events:?}");
+    assert_eq!(events.last().unwrap()["event"], "summary");
+    let (code, _) = env.run(&mut seen, &["status", "--from", from]).await;
+    assert_eq!(code, Some(0));
+    let (code, events) = env.run(&mut seen, &["wait", "--from", from]).await;
+    assert_eq!(code, Some(0), "{events:?}");
+    let (code, _) = env.run(&mut seen, &["logout"]).await;
+    assert_eq!(code, Some(0));
+
+    // 6pan: login, a link, a torrent file (uploaded), list, status, wait, rm, upload.
+    let (code, _) = env.run(&mut seen, &["--provider", "6pan", "login"]).await;
+    assert_eq!(code, Some(0));
+    let (code, events) = env
+        .run(&mut seen, &["--provider", "6pan", "add", &ok, "--wait"])
+        .await;
+    assert_eq!(code, Some(0), "{events:?}");
+    let task6 = task_of(&events, "created");
+    let torrent = {
+        let mut b = offline_proto::torrent::TorrentBuilder::new("pack")
+            .web_seed(format!("{}/files/seed/", env.src.base_url()));
+        for (n, d) in [("a.txt", &b"first\n"[..]), ("b.txt", &b"second\n"[..])] {
+            b = b.file(&[n], d.to_vec());
+        }
+        let path = env.path("pack.torrent");
+        std::fs::write(&path, b.build()).unwrap();
+        path.to_string_lossy().into_owned()
+    };
+    let (code, events) = env
+        .run(
+            &mut seen,
+            &["--provider", "6pan", "add", &torrent, "--select", "*.txt"],
+        )
+        .await;
+    assert_eq!(code, Some(0), "{events:?}");
+    let (code, _) = env.run(&mut seen, &["--provider", "6pan", "list"]).await;
+    assert_eq!(code, Some(0));
+    let (code, _) = env
+        .run(&mut seen, &["--provider", "6pan", "status", &task6])
+        .await;
+    assert_eq!(code, Some(0));
+    let (code, _) = env
+        .run(
+            &mut seen,
+            &["--provider", "6pan", "wait", &task6, "UNKNOWN"],
+        )
+        .await;
+    assert_eq!(code, Some(3));
+    let (code, _) = env
+        .run(&mut seen, &["--provider", "6pan", "rm", &task6])
+        .await;
+    assert_eq!(code, Some(0));
+    let small = env.path("small.bin");
+    std::fs::write(&small, vec![9u8; 10_000]).unwrap();
+    let (code, _) = env
+        .run(
+            &mut seen,
+            &["--provider", "6pan", "upload", small.to_str().unwrap()],
+        )
+        .await;
+    assert_eq!(code, Some(0));
+    let (code, _) = env
+        .run(&mut seen, &["--provider", "6pan", "add", &ok, "--image"])
+        .await;
+    assert_eq!(code, Some(2));
+    let six_batch = env.path("links.txt");
+    std::fs::write(&six_batch, format!("{ok}?n=6\n")).unwrap();
+    let (code, _) = env
+        .run(
+            &mut seen,
+            &[
+                "--provider",
+                "6pan",
+                "add",
+                "--from",
+                six_batch.to_str().unwrap(),
+            ],
+        )
+        .await;
+    assert_eq!(code, Some(0));
+
+    // Callbacks: a refused request, a forged callback, then it stops (max).
+    let mut child = env
+        .cmd(&["callbacks", "--listen", "127.0.0.1:0", "--max", "1"])
+        .args(["--task", &format!("{task}={ok}"), "--timeout", "30"])
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    let listening: Value = serde_json::from_str(&first).unwrap();
+    let url = listening["url"].as_str().unwrap().to_owned();
+    assert_eq!(post(&url, "text/plain", "{}").await, 415);
+    let forged = json!({"url": ok, "status": 7}).to_string();
+    assert_eq!(post(&url, "application/json", forged).await, 200);
+    let rest = tokio::task::spawn_blocking(move || {
+        let mut rest = Vec::new();
+        std::io::Read::read_to_end(&mut stdout, &mut rest).unwrap();
+        let status = child.wait().unwrap();
+        (status, rest)
+    })
+    .await
+    .unwrap();
+    assert_eq!(rest.0.code(), Some(0));
+    let mut printed = first.into_bytes();
+    printed.extend(rest.1);
+    seen.check("callbacks", &printed);
+
+    // Ctrl-C during a wait on a slow source.
+    let slow = Env::new(Some(100)).await;
+    let (code, events) = slow
+        .run(&mut seen, &["add", &slow.src.file_url("f.bin")])
+        .await;
+    assert_eq!(code, Some(0));
+    let task = task_of(&events, "created");
+    let mut child = slow.cmd(&["wait", &task]).spawn().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    sigint(child.id());
+    let mut rest = Vec::new();
+    std::io::Read::read_to_end(&mut stdout, &mut rest).unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+    let mut printed = first.into_bytes();
+    printed.extend(rest);
+    let events = seen.check("wait (Ctrl-C)", &printed);
+    assert_eq!(events.last().unwrap()["event"], "interrupted");
+
+    // Local tools, usage errors.
+    let (code, _) = run_local(&mut seen, &["--json", "hash", small.to_str().unwrap()]);
+    assert_eq!(code, Some(0));
+    let (code, _) = run_local(&mut seen, &["--json", "hash", "/nonexistent"]);
+    assert_eq!(code, Some(6));
+    for t in ["sintel.torrent", "folder.torrent", "corrupt.torrent"] {
+        let file = root().join("fixtures/torrents").join(t);
+        let (code, _) = run_local(
+            &mut seen,
+            &["--json", "torrent", "inspect", file.to_str().unwrap()],
+        );
+        assert!(code == Some(0) || t == "corrupt.torrent", "{t}: {code:?}");
+    }
+    let (code, events) = run_local(&mut seen, &["--json", "add", "--bogus"]);
+    assert_eq!(code, Some(2));
+    assert_eq!(events[0]["kind"], "usage");
+    let (code, events) = run_local(&mut seen, &["--json", "--provider", "6pan", "frobnicate"]);
+    assert_eq!(code, Some(2));
+    assert_eq!(
+        events[0]["provider"], "6pan",
+        "the provider the command line named"
+    );
+
+    // The emulator's own event.
+    let mut child = Command::new(BIN)
+        .args(["emulator", "--addr", "127.0.0.1:0", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    seen.check("emulator", first.as_bytes());
+
+    // The demo, both providers.
+    let started = Instant::now();
+    let o = tokio::task::spawn_blocking(|| {
+        Command::new(BIN)
+            .args([
+                "demo",
+                "--size-mib",
+                "1",
+                "--fetch-rate",
+                "8388608",
+                "--json",
+            ])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "demo ({:?}): {}",
+        started.elapsed(),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    seen.check("demo", &o.stdout);
+
+    seen.assert_all_valid_and_every_event_seen();
+}
+
+/// The schema is strict enough to mean something: each of these breaks one rule.
+#[test]
+fn the_schema_refuses_what_it_should() {
+    let (validator, _) = validator();
+    let good = json!({
+        "event": "created", "provider": "123pan", "task": "100001", "kind": "cloud",
+        "source": "https://example.com/a",
+    });
+    assert!(problems(&validator, &good).is_empty(), "{good}");
+    let bad = [
+        json!({"provider": "123pan"}),
+        json!({"event": "nonsense", "provider": "123pan"}),
+        json!({"event": "created", "provider": "123pan", "task": 100001, "kind": "cloud", "source": "x"}),
+        json!({"event": "created", "task": "100001", "kind": "cloud", "source": "x"}),
+        json!({"event": "created", "provider": "123pan", "task": "1", "kind": "cloud", "source": "x", "extra": 1}),
+        json!({"event": "progress", "provider": "123pan", "task": "1", "kind": "cloud", "status": "Running", "status_code": 0, "percent": 5.0}),
+        json!({"event": "progress", "provider": "123pan", "task": "1", "kind": "cloud", "status": "running", "status_code": 0, "percent": 120.0}),
+        json!({"event": "error", "provider": "6pan", "subject": "", "message": "m", "code": null, "trace_id": null, "exit_code": 2}),
+        json!({"event": "error", "provider": "6pan", "subject": "", "kind": "oops", "message": "m", "code": null, "trace_id": null, "exit_code": 2}),
+        json!({"event": "summary", "provider": "123pan", "lines": 1}),
+        json!({"event": "hash", "provider": "6pan", "file": "f", "etag": "short", "size": 1, "etag_with_size": "x"}),
+    ];
+    for event in bad {
+        assert!(
+            !problems(&validator, &event).is_empty(),
+            "the schema accepts {event}"
+        );
+    }
+}
