@@ -19,12 +19,12 @@ use base64::Engine as _;
 use bytes::Bytes;
 use http::{header, StatusCode};
 use offline_proto::qetag::{qetag, Etag, Qetag, BLOCK_SIZE};
+use offline_proto::retry::Attempt;
 use offline_proto::sixpan::storage::{
     self, decode_chunk_stored, decode_file_stored, make_block_request, make_file_request,
     new_batch_id, put_chunk_request, upload_request, upload_request_with_boundary, UPLOAD_BATCH,
     UPLOAD_BATCH_HEADER,
 };
-use offline_proto::retry::Attempt;
 use offline_proto::sixpan::upload::{
     GiveUp, Output, Step, StepId, Ticket, UploadConfig, UploadError, UploadPlan, UploadPolicy,
 };
@@ -788,7 +788,11 @@ fn instant_upload_sends_no_bytes() {
     assert_eq!(request.hash, Some(qetag(&data)));
     assert_eq!(request.path.as_deref(), Some(":torrent"));
     assert_eq!(request.parent, None);
-    assert_eq!(driver.next(&mut plan), None, "nothing else before the answer");
+    assert_eq!(
+        driver.next(&mut plan),
+        None,
+        "nothing else before the answer"
+    );
     let answer = driver.answer_store_token(&request);
     plan.handle_store_token(ticket, answer, driver.mono, driver.now)
         .unwrap();
@@ -1190,7 +1194,11 @@ fn token_deadline_from_the_put_policy() {
     let Some((ticket, Step::StoreToken(_))) = driver.next(&mut plan) else {
         panic!("a new token first")
     };
-    assert_eq!(driver.next(&mut plan), None, "no storage step without a token");
+    assert_eq!(
+        driver.next(&mut plan),
+        None,
+        "no storage step without a token"
+    );
     let later = deadline_ms + 3_600_000;
     let renewed = policy_token(&format!(r#"{{"deadline":{later}}}"#));
     plan.handle_store_token(
@@ -1401,7 +1409,11 @@ fn a_token_near_its_deadline_is_renewed_before_the_next_step() {
     let Some((ticket, Step::StoreToken(request))) = driver.next(&mut plan) else {
         panic!("the token is renewed before the next chunk")
     };
-    assert_eq!(driver.next(&mut plan), None, "no storage step without a token");
+    assert_eq!(
+        driver.next(&mut plan),
+        None,
+        "no storage step without a token"
+    );
     fresh_token(&mut driver, Duration::from_secs(3600));
     let answer = driver.answer_store_token(&request);
     plan.handle_store_token(ticket, answer, driver.mono, driver.now)
@@ -1529,7 +1541,11 @@ fn a_renewal_to_another_storage_host_redoes_the_blocks() {
         panic!("renewed")
     };
     driver.run_step(&mut plan, out).unwrap();
-    assert_eq!(plan.bytes_acknowledged(), 0, "the ctxs belong to the old host");
+    assert_eq!(
+        plan.bytes_acknowledged(),
+        0,
+        "the ctxs belong to the old host"
+    );
     // The answer of the old host is ignored.
     assert!(matches!(
         driver.report(&mut plan, late, answer),

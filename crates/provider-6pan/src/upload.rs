@@ -37,7 +37,9 @@ use offline_proto::clock::Clock;
 use offline_proto::qetag::{qetag, Etag};
 use offline_proto::retry::Attempt;
 use offline_proto::sixpan::storage::new_batch_id;
-use offline_proto::sixpan::upload::{Output, Step, Ticket, UploadConfig, UploadOutcome, UploadPlan};
+use offline_proto::sixpan::upload::{
+    Output, Step, Ticket, UploadConfig, UploadOutcome, UploadPlan,
+};
 use offline_proto::sixpan::{ParseResult, StoreTokenResult, StoredFile};
 use offline_proto::torrent::{Metainfo, MAX_TORRENT_BYTES};
 use offline_proto::{ApiError, HttpClient, HttpResponse, TransportError};

@@ -83,8 +83,8 @@ fn on_disk(name: &str, bytes: &[u8]) -> (tempfile::TempDir, std::path::PathBuf) 
     (dir, path)
 }
 
-/// The emulator, the seeded pack, a client, and the pack's torrent uploaded and
-/// parsed.
+/// The emulator, the seeded pack's web seed (bind it, or it stops), a client, and the
+/// pack's torrent uploaded and parsed.
 struct Uploaded {
     emu: RunningEmulator,
     _src: SourceServer,
@@ -242,10 +242,10 @@ async fn a_tampered_identity_is_refused_and_nothing_is_created() {
 async fn torrent_task_with_selection_completes_through_the_web_seed() {
     let Uploaded {
         emu,
+        _src,
         served,
         pan,
         up,
-        ..
     } = uploaded_pack().await;
     let added = pan
         .add_parsed(
@@ -283,7 +283,10 @@ async fn torrent_task_with_selection_completes_through_the_web_seed() {
 
 #[tokio::test]
 async fn selection_errors_are_local() {
-    let Uploaded { emu, pan, up, .. } = uploaded_pack().await;
+    // `_src` is bound (not `..`) so that the web seed lives to the end of the test.
+    let Uploaded {
+        emu, _src, pan, up, ..
+    } = uploaded_pack().await;
     for sel in [
         Selection::Globs(vec!["*.mkv".into()]),
         Selection::Names(vec!["nope.txt".into()]),

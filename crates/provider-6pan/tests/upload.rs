@@ -49,8 +49,30 @@ impl Flaky {
     }
 }
 
+/// Runs `send` with a 1 ms tick beside it. Under paused time the runtime moves the
+/// clock to the next timer whenever it has nothing to do but wait for I/O — here the
+/// loopback sockets between client and emulator, which a loaded machine may deliver a
+/// moment late — and without the tick that timer would be the transport's 60 s
+/// timeout, firing for nothing.
+async fn ticking<T>(send: impl std::future::Future<Output = T>) -> T {
+    tokio::pin!(send);
+    let mut tick = tokio::time::interval(Duration::from_millis(1));
+    loop {
+        tokio::select! {
+            out = &mut send => return out,
+            _ = tick.tick() => {}
+        }
+    }
+}
+
 impl HttpClient for Flaky {
     async fn send(&self, request: HttpRequest) -> Result<HttpResponse, TransportError> {
+        ticking(self.send_flaky(request)).await
+    }
+}
+
+impl Flaky {
+    async fn send_flaky(&self, request: HttpRequest) -> Result<HttpResponse, TransportError> {
         let path = request.uri().path().to_owned();
         let is_chunk = path.contains("/mkblk/") || path.contains("/bput/");
         if !path.starts_with("/wcs/") {

@@ -550,7 +550,9 @@ pub enum GiveUp {
         retries: u32,
     },
     /// The server asked to wait longer than [`MAX_RETRY_AFTER`] before sending again.
-    #[error("the server asked to wait {asked:?} before sending again (more than {MAX_RETRY_AFTER:?})")]
+    #[error(
+        "the server asked to wait {asked:?} before sending again (more than {MAX_RETRY_AFTER:?})"
+    )]
     RetryAfter {
         /// The `Retry-After` asked for.
         asked: Duration,
@@ -1050,8 +1052,10 @@ impl UploadPlan {
             .filter(|b| matches!(b.state, BlockState::Active { .. }))
             .count();
         let next = (0..self.blocks.len()).find(|&i| {
-            matches!(self.blocks[i].state, BlockState::Active { sending: None, .. })
-                && self.waiting(StepId::Block(i as u64), now).is_none()
+            matches!(
+                self.blocks[i].state,
+                BlockState::Active { sending: None, .. }
+            ) && self.waiting(StepId::Block(i as u64), now).is_none()
         });
         let next = next.or_else(|| {
             (active < self.config.max_blocks_in_flight)
@@ -1327,8 +1331,7 @@ impl UploadPlan {
         answer: FileStored,
     ) -> Result<(), UploadError> {
         self.check_running()?;
-        if !matches!(ticket.id, StepId::UploadSmall | StepId::MakeFile) || !self.under_way(ticket)
-        {
+        if !matches!(ticket.id, StepId::UploadSmall | StepId::MakeFile) || !self.under_way(ticket) {
             return Err(UploadError::UnexpectedAnswer(
                 "a file answer, but no upload or makeFile step is under way",
             ));
@@ -1453,10 +1456,7 @@ impl UploadPlan {
 
     /// When step `id` may be sent again, if that is after `now`.
     fn waiting(&self, id: StepId, now: Instant) -> Option<Instant> {
-        self.retries
-            .get(&id)?
-            .not_before
-            .filter(|at| *at > now)
+        self.retries.get(&id)?.not_before.filter(|at| *at > now)
     }
 
     fn next_epoch(&mut self) -> u64 {
@@ -1475,15 +1475,19 @@ impl UploadPlan {
             StepId::StoreToken => {
                 self.token == TokenState::Asked && ticket.epoch == self.token_epoch
             }
-            StepId::UploadSmall => {
-                self.small && self.small_sent && ticket.epoch == self.file_epoch
-            }
+            StepId::UploadSmall => self.small && self.small_sent && ticket.epoch == self.file_epoch,
             StepId::MakeFile => {
                 !self.small && self.make_file_sent && ticket.epoch == self.file_epoch
             }
             StepId::Block(block) => self.block(block).is_some_and(|b| {
                 b.epoch == ticket.epoch
-                    && matches!(b.state, BlockState::Active { sending: Some(_), .. })
+                    && matches!(
+                        b.state,
+                        BlockState::Active {
+                            sending: Some(_),
+                            ..
+                        }
+                    )
             }),
         }
     }
