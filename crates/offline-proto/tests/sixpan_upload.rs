@@ -674,6 +674,22 @@ impl Driver {
         }
     }
 
+    /// The `storeToken` step that renews the token, which must come next; nothing
+    /// else is handed out before its answer.
+    fn renewal(&mut self, plan: &mut UploadPlan) -> (Ticket, StoreTokenRequest) {
+        let Some((ticket, Step::StoreToken(request))) = self.next(plan) else {
+            panic!("a new token first")
+        };
+        assert_eq!(self.next(plan), None, "no storage step without a token");
+        (ticket, request)
+    }
+
+    /// Runs the plan to its end and checks that it stored the file's etag.
+    fn finish(&mut self, plan: &mut UploadPlan) {
+        self.run(plan, 0).unwrap();
+        assert_eq!(plan.outcome().unwrap().etag, qetag(&self.data));
+    }
+
     /// How many calls to the fake start with `prefix` (`mkblk`, `bput`, `mkfile`).
     fn calls(&self, prefix: &str) -> usize {
         self.fake
@@ -761,6 +777,27 @@ fn assert_covers_once(sent: &[Sent], size: u64, config: UploadConfig) {
     assert!(matches!(sent.last(), Some(Sent::MakeFile { .. })));
 }
 
+/// Reports a made-up chunk answer (`offset`) to `ticket`, whose step is not under way,
+/// and checks that the plan refuses it and goes on.
+fn assert_refused_without_harm(plan: &mut UploadPlan, ticket: Ticket, offset: u64) {
+    let answer = ChunkStored {
+        ctx: "stale".into(),
+        offset,
+    };
+    assert!(matches!(
+        plan.handle_chunk(ticket, answer),
+        Err(UploadError::UnexpectedAnswer(_))
+    ));
+    assert!(!plan.is_finished());
+}
+
+/// `size` bytes of data from `seed`, a driver for them and a plan with `config`.
+fn setup(size: u64, seed: u64, config: UploadConfig) -> (Bytes, Driver, UploadPlan) {
+    let data = data_of(size, seed);
+    let plan = plan_for(&data, config);
+    (data.clone(), Driver::new(data), plan)
+}
+
 /// Runs the plan for `data` with `config` to its end and checks the etag; returns the
 /// driver for more checks.
 fn upload(data: &Bytes, config: UploadConfig, order_seed: u64) -> (Driver, UploadPlan) {
@@ -808,9 +845,7 @@ fn instant_upload_sends_no_bytes() {
 
 #[test]
 fn instant_file_with_another_hash_is_a_mismatch() {
-    let data = data_of(100, 2);
-    let mut driver = Driver::new(data.clone());
-    let mut plan = plan_for(&data, UploadConfig::default());
+    let (data, mut driver, mut plan) = setup(100, 2, UploadConfig::default());
     let (ticket, _) = driver.next(&mut plan).unwrap();
     let other = qetag(b"other");
     let err = plan
@@ -1009,9 +1044,7 @@ fn wrong_offset_is_an_error() {
 
 #[test]
 fn dropped_chunk_is_asked_again() {
-    let data = data_of(6 * MIB, 11);
-    let mut driver = Driver::new(data.clone());
-    let mut plan = plan_for(&data, UploadConfig::default());
+    let (_, mut driver, mut plan) = setup(6 * MIB, 11, UploadConfig::default());
     driver.step(&mut plan);
     driver.step(&mut plan);
 
@@ -1034,25 +1067,14 @@ fn dropped_chunk_is_asked_again() {
     driver.run_step(&mut plan, again).unwrap();
 
     // A stale answer to the step that was failed is refused and changes nothing.
-    let stale = ChunkStored {
-        ctx: "stale".into(),
-        offset: 2 * MIB,
-    };
-    assert!(matches!(
-        plan.handle_chunk(second.0, stale),
-        Err(UploadError::UnexpectedAnswer(_))
-    ));
-    assert!(!plan.is_finished());
+    assert_refused_without_harm(&mut plan, second.0, 2 * MIB);
 
-    driver.run(&mut plan, 0).unwrap();
-    assert_eq!(plan.outcome().unwrap().etag, qetag(&data));
+    driver.finish(&mut plan);
 }
 
 #[test]
 fn failed_token_and_make_file_are_asked_again() {
-    let data = data_of(5 * MIB, 12);
-    let mut driver = Driver::new(data.clone());
-    let mut plan = plan_for(&data, config(4 * MIB, 1));
+    let (data, mut driver, mut plan) = setup(5 * MIB, 12, config(4 * MIB, 1));
     let token = driver.next(&mut plan).unwrap();
     driver.fail(&mut plan, token.0, TransportErrorKind::Connect);
     let again = driver.next(&mut plan).unwrap();
@@ -1074,9 +1096,7 @@ fn failed_token_and_make_file_are_asked_again() {
 
 #[test]
 fn restart_block_redoes_it_from_mkblk() {
-    let data = data_of(9 * MIB, 13);
-    let mut driver = Driver::new(data.clone());
-    let mut plan = plan_for(&data, UploadConfig::default());
+    let (_, mut driver, mut plan) = setup(9 * MIB, 13, UploadConfig::default());
     // Through block 0 and two chunks of block 1.
     for _ in 0..7 {
         driver.step(&mut plan);
@@ -1102,16 +1122,13 @@ fn restart_block_redoes_it_from_mkblk() {
     assert_eq!(block_size, BLOCK);
     assert_eq!(range, BLOCK..BLOCK + MIB);
     driver.fail(&mut plan, ticket, TransportErrorKind::Connect);
-    driver.run(&mut plan, 0).unwrap();
-    assert_eq!(plan.outcome().unwrap().etag, qetag(&data));
+    driver.finish(&mut plan);
     assert_eq!(driver.calls("mkblk"), 4, "blocks 0, 1, 1 again, 2");
 }
 
 #[test]
 fn restart_after_make_file_refusal_redoes_every_block() {
-    let data = data_of(5 * MIB, 14);
-    let mut driver = Driver::new(data.clone());
-    let mut plan = plan_for(&data, config(4 * MIB, 2));
+    let (data, mut driver, mut plan) = setup(5 * MIB, 14, config(4 * MIB, 2));
     let make_file = loop {
         let out = driver.next(&mut plan).unwrap();
         if out.1.id() == StepId::MakeFile {
@@ -1191,14 +1208,7 @@ fn token_deadline_from_the_put_policy() {
     // where it was.
     driver.step(&mut plan);
     driver.advance(Duration::from_secs(600 - 30));
-    let Some((ticket, Step::StoreToken(_))) = driver.next(&mut plan) else {
-        panic!("a new token first")
-    };
-    assert_eq!(
-        driver.next(&mut plan),
-        None,
-        "no storage step without a token"
-    );
+    let (ticket, _) = driver.renewal(&mut plan);
     let later = deadline_ms + 3_600_000;
     let renewed = policy_token(&format!(r#"{{"deadline":{later}}}"#));
     plan.handle_store_token(
@@ -1219,16 +1229,13 @@ fn token_deadline_from_the_put_policy() {
     assert_eq!(offset, MIB);
     assert_eq!(token.expose(), renewed);
     driver.fail(&mut plan, ticket, TransportErrorKind::Connect);
-    driver.run(&mut plan, 0).unwrap();
-    assert_eq!(plan.outcome().unwrap().etag, qetag(&data));
+    driver.finish(&mut plan);
     assert_eq!(driver.store_tokens, 1, "the renewal was answered by hand");
 }
 
 #[test]
 fn token_expired_on_arrival_ends_the_plan() {
-    let data = data_of(10, 17);
-    let mut driver = Driver::new(data.clone());
-    let mut plan = plan_for(&data, UploadConfig::default());
+    let (data, mut driver, mut plan) = setup(10, 17, UploadConfig::default());
     let (ticket, _) = driver.next(&mut plan).unwrap();
     // {"deadline": 1517373343891}: January 2018.
     let token = policy_token(r#"{"deadline":1517373343891}"#);
@@ -1293,8 +1300,7 @@ fn a_lost_make_block_answer_redoes_the_block() {
     assert_eq!(again.1, step);
     assert!(driver.mono > t0, "sent again after a backoff wait");
     driver.run_step(&mut plan, again).unwrap();
-    driver.run(&mut plan, 0).unwrap();
-    assert_eq!(plan.outcome().unwrap().etag, qetag(&data));
+    driver.finish(&mut plan);
     assert_eq!(driver.calls("mkblk"), 3, "block 0 twice, block 1");
 }
 
@@ -1321,17 +1327,9 @@ fn a_ctx_refused_after_a_lost_answer_restarts_the_block() {
     };
     assert_ne!(redo.epoch(), lost.0.epoch(), "in a new epoch");
     // A late answer from before the restart is ignored by the plan.
-    let late = ChunkStored {
-        ctx: "late".into(),
-        offset: 3 * MIB,
-    };
-    assert!(matches!(
-        plan.handle_chunk(lost.0, late),
-        Err(UploadError::UnexpectedAnswer(_))
-    ));
+    assert_refused_without_harm(&mut plan, lost.0, 3 * MIB);
     driver.fail(&mut plan, redo, TransportErrorKind::Connect);
-    driver.run(&mut plan, 0).unwrap();
-    assert_eq!(plan.outcome().unwrap().etag, qetag(&data));
+    driver.finish(&mut plan);
     // As against the emulator: 3 stored + 1 refused, then 4 + 4 + 1.
     assert_eq!(driver.calls("mkblk") + driver.calls("bput"), 3 + 1 + 9);
 }
@@ -1345,8 +1343,7 @@ fn make_file_refused_restarts_everything_within_the_budget() {
     driver.refusals_expected = true;
     driver.fake.forget_at_mkfile = 1;
     let mut plan = plan_for(&data, config);
-    driver.run(&mut plan, 0).unwrap();
-    assert_eq!(plan.outcome().unwrap().etag, qetag(&data));
+    driver.finish(&mut plan);
     assert_eq!(driver.calls("mkfile"), 2);
     assert_eq!(driver.calls("mkblk"), 4, "both blocks twice");
     // Twice: the budget (one full restart) is spent.
@@ -1393,10 +1390,8 @@ fn fresh_token(driver: &mut Driver, lifetime: Duration) {
 
 #[test]
 fn a_token_near_its_deadline_is_renewed_before_the_next_step() {
-    let data = data_of(5 * MIB, 23);
-    let mut driver = Driver::new(data.clone());
+    let (_, mut driver, mut plan) = setup(5 * MIB, 23, UploadConfig::default());
     fresh_token(&mut driver, Duration::from_secs(120));
-    let mut plan = plan_for(&data, UploadConfig::default());
     driver.step(&mut plan);
     driver.step(&mut plan);
     // 59 s later the deadline is 61 s away: not yet within the 60 s margin.
@@ -1406,14 +1401,7 @@ fn a_token_near_its_deadline_is_renewed_before_the_next_step() {
     driver.run_step(&mut plan, out).unwrap();
     // One second more: within the margin.
     driver.advance(Duration::from_secs(1));
-    let Some((ticket, Step::StoreToken(request))) = driver.next(&mut plan) else {
-        panic!("the token is renewed before the next chunk")
-    };
-    assert_eq!(
-        driver.next(&mut plan),
-        None,
-        "no storage step without a token"
-    );
+    let (ticket, request) = driver.renewal(&mut plan);
     fresh_token(&mut driver, Duration::from_secs(3600));
     let answer = driver.answer_store_token(&request);
     plan.handle_store_token(ticket, answer, driver.mono, driver.now)
@@ -1427,17 +1415,14 @@ fn a_token_near_its_deadline_is_renewed_before_the_next_step() {
     assert_eq!((*offset, token.expose()), (2 * MIB, driver.token.as_str()));
     assert_eq!(driver.store_tokens, 2);
     driver.run_step(&mut plan, out).unwrap();
-    driver.run(&mut plan, 0).unwrap();
-    assert_eq!(plan.outcome().unwrap().etag, qetag(&data));
+    driver.finish(&mut plan);
 }
 
 #[test]
 fn a_short_lived_token_is_not_renewed_in_a_loop() {
-    let data = data_of(5 * MIB, 24);
-    let mut driver = Driver::new(data.clone());
+    let (_, mut driver, mut plan) = setup(5 * MIB, 24, UploadConfig::default());
     // Every token the service hands out is within the margin at once.
     fresh_token(&mut driver, Duration::from_secs(30));
-    let mut plan = plan_for(&data, UploadConfig::default());
     driver.step(&mut plan);
     let out = driver.next(&mut plan).unwrap();
     assert!(matches!(out.1, Step::MakeBlock { .. }), "used at once");
@@ -1456,6 +1441,19 @@ fn limited(seconds: u64) -> HttpResponse {
         .header(header::RETRY_AFTER, seconds.to_string())
         .body(Bytes::from_static(b"busy"))
         .unwrap()
+}
+
+/// Answers the token, then `429` with `Retry-After: 7` to the first storage step, and
+/// checks that the plan waits exactly that long.
+fn answer_429_to_the_first_storage_step(driver: &mut Driver, plan: &mut UploadPlan) {
+    driver.step(plan);
+    let (ticket, _) = driver.next(plan).unwrap();
+    plan.handle_response(ticket, Ok(limited(7)), driver.mono, driver.now)
+        .unwrap();
+    assert_eq!(
+        plan.poll(driver.mono, driver.now),
+        Output::WaitUntil(driver.mono + Duration::from_secs(7))
+    );
 }
 
 #[test]
@@ -1508,14 +1506,7 @@ fn a_retry_that_would_pass_the_deadline_renews_the_token() {
     // A wait that ends before the deadline keeps the token.
     let mut plan = plan_for(&data, UploadConfig::default()).with_policy(policy);
     fresh_token(&mut driver, Duration::from_secs(120));
-    driver.step(&mut plan);
-    let (ticket, _) = driver.next(&mut plan).unwrap();
-    plan.handle_response(ticket, Ok(limited(7)), driver.mono, driver.now)
-        .unwrap();
-    assert_eq!(
-        plan.poll(driver.mono, driver.now),
-        Output::WaitUntil(driver.mono + Duration::from_secs(7))
-    );
+    answer_429_to_the_first_storage_step(&mut driver, &mut plan);
 }
 
 #[test]
@@ -1560,9 +1551,7 @@ fn a_renewal_to_another_storage_host_redoes_the_blocks() {
 
 #[test]
 fn resends_run_out_into_a_clear_error() {
-    let data = data_of(5 * MIB, 27);
-    let mut driver = Driver::new(data.clone());
-    let mut plan = plan_for(&data, UploadConfig::default());
+    let (_, mut driver, mut plan) = setup(5 * MIB, 27, UploadConfig::default());
     driver.step(&mut plan);
     let start = driver.mono;
     let policy = UploadPolicy::default();
@@ -1626,19 +1615,9 @@ fn block_restarts_run_out_into_a_clear_error() {
 
 #[test]
 fn retry_after_is_waited_for() {
-    let data = data_of(10, 29);
-    let mut driver = Driver::new(data.clone());
-    let mut plan = plan_for(&data, UploadConfig::default());
-    driver.step(&mut plan);
-    let (ticket, _) = driver.next(&mut plan).unwrap();
-    plan.handle_response(ticket, Ok(limited(7)), driver.mono, driver.now)
-        .unwrap();
-    assert_eq!(
-        plan.poll(driver.mono, driver.now),
-        Output::WaitUntil(driver.mono + Duration::from_secs(7))
-    );
-    driver.run(&mut plan, 0).unwrap();
-    assert_eq!(plan.outcome().unwrap().etag, qetag(&data));
+    let (_, mut driver, mut plan) = setup(10, 29, UploadConfig::default());
+    answer_429_to_the_first_storage_step(&mut driver, &mut plan);
+    driver.finish(&mut plan);
 }
 
 // ---------------------------------------------------------------------------------
@@ -1869,102 +1848,53 @@ fn upload_url_with_or_without_the_form_path() {
 #[test]
 fn encoders_refuse_bad_input() {
     let t = Secret::new("t");
-    let chunk = || Bytes::from_static(b"x");
-    let invalid = |r: Result<HttpRequest, EncodeError>| matches!(r, Err(EncodeError::Invalid(_)));
-    assert!(invalid(make_block_request(
-        UPLOAD_URL,
-        &t,
-        "b",
-        0,
-        0,
-        chunk()
-    )));
-    assert!(invalid(make_block_request(
-        UPLOAD_URL,
-        &t,
-        "b",
-        BLOCK + 1,
-        0,
-        chunk()
-    )));
-    assert!(invalid(make_block_request(
-        UPLOAD_URL,
-        &t,
-        "b",
-        1,
-        0,
-        Bytes::from_static(b"xy")
-    )));
-    assert!(invalid(make_block_request(
-        UPLOAD_URL,
-        &t,
-        "b",
-        1,
-        0,
-        Bytes::new()
-    )));
-    assert!(invalid(make_block_request(
-        UPLOAD_URL,
-        &Secret::new(""),
-        "b",
-        1,
-        0,
-        chunk()
-    )));
-    assert!(invalid(make_block_request(
-        UPLOAD_URL,
-        &t,
-        "",
-        1,
-        0,
-        chunk()
-    )));
-    assert!(invalid(put_chunk_request(
-        UPLOAD_URL,
-        &t,
-        "b",
-        "",
-        0,
-        chunk()
-    )));
-    assert!(invalid(put_chunk_request(
-        UPLOAD_URL,
-        &t,
-        "b",
-        "c",
-        BLOCK,
-        chunk()
-    )));
-    assert!(invalid(make_file_request(
-        UPLOAD_URL,
-        &t,
-        "b",
-        BLOCK + 1,
-        &["c".into()]
-    )));
-    assert!(invalid(make_file_request(
-        UPLOAD_URL,
-        &t,
-        "b",
-        1,
-        &["a,b".into()]
-    )));
-    assert!(invalid(upload_request(
-        UPLOAD_URL,
-        &t,
-        None,
-        "",
-        None,
-        chunk()
-    )));
-    assert!(invalid(upload_request(
-        UPLOAD_URL,
-        &Secret::new(""),
-        None,
-        "f",
-        None,
-        chunk()
-    )));
+    let empty = Secret::new("");
+    let x = || Bytes::from_static(b"x");
+    let block = |token: &Secret, batch: &str, size: u64, data: Bytes| {
+        make_block_request(UPLOAD_URL, token, batch, size, 0, data)
+    };
+    let refused: [(&str, Result<HttpRequest, EncodeError>); 12] = [
+        ("an empty block", block(&t, "b", 0, x())),
+        ("a block over 4 MiB", block(&t, "b", BLOCK + 1, x())),
+        (
+            "a chunk larger than its block",
+            block(&t, "b", 1, Bytes::from_static(b"xy")),
+        ),
+        ("an empty chunk", block(&t, "b", 1, Bytes::new())),
+        ("an empty token", block(&empty, "b", 1, x())),
+        ("an empty batch", block(&t, "", 1, x())),
+        (
+            "an empty ctx",
+            put_chunk_request(UPLOAD_URL, &t, "b", "", 0, x()),
+        ),
+        (
+            "an offset at the block's end",
+            put_chunk_request(UPLOAD_URL, &t, "b", "c", BLOCK, x()),
+        ),
+        (
+            "more blocks than ctxs",
+            make_file_request(UPLOAD_URL, &t, "b", BLOCK + 1, &["c".into()]),
+        ),
+        (
+            "a ctx with a comma",
+            make_file_request(UPLOAD_URL, &t, "b", 1, &["a,b".into()]),
+        ),
+        (
+            "an empty file name",
+            upload_request(UPLOAD_URL, &t, None, "", None, x()),
+        ),
+        (
+            "an empty form token",
+            upload_request(UPLOAD_URL, &empty, None, "f", None, x()),
+        ),
+    ];
+    for (what, result) in refused {
+        assert!(
+            matches!(result, Err(EncodeError::Invalid(_))),
+            "{what}: {result:?}"
+        );
+    }
+    let chunk = x;
     assert_eq!(
         make_block_request(UPLOAD_URL, &Secret::new("a\nb"), "b", 1, 0, chunk()).unwrap_err(),
         EncodeError::Header("Authorization")

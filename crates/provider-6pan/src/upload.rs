@@ -228,8 +228,9 @@ impl<C: HttpClient> SixPan<C> {
     /// Uploads any file into the folder `dest` (a path such as `/backups`): hashed on
     /// every core, created at once when the drive knows its etag (instant upload),
     /// else sent in a form upload (up to 4 MiB) or a block upload with several blocks
-    /// in flight, each chunk read from disk when it is sent. See the
-    /// [module docs](self) for how failures are resumed.
+    /// in flight, each chunk read from disk when it is sent. Failures are survived by
+    /// the rules of [`UploadPlan`] ([`offline_proto::sixpan::upload`], "How failures
+    /// are survived").
     ///
     /// # Errors
     ///
@@ -355,7 +356,7 @@ impl<C: HttpClient> SixPan<C> {
                 }
                 Output::Done(outcome) => {
                     report(UploadPhase::Done, total, outcome.instant);
-                    return Ok(outcome);
+                    return Ok(*outcome);
                 }
                 Output::Failed(error) => {
                     tracing::debug!(%error, "upload ended");

@@ -352,8 +352,8 @@ pub enum Output {
     WaitUntil(Instant),
     /// Nothing to send until an answer to a step under way arrives.
     AwaitAnswer,
-    /// The upload ended well.
-    Done(UploadOutcome),
+    /// The upload ended well (boxed: it is much larger than the other variants).
+    Done(Box<UploadOutcome>),
     /// The upload cannot go on.
     Failed(UploadError),
 }
@@ -990,7 +990,7 @@ impl UploadPlan {
     pub fn poll(&mut self, now: Instant, wall: SystemTime) -> Output {
         if let Some(finished) = &self.finished {
             return match finished {
-                Ok(outcome) => Output::Done(outcome.clone()),
+                Ok(outcome) => Output::Done(Box::new(outcome.clone())),
                 Err(error) => Output::Failed(error.clone()),
             };
         }
