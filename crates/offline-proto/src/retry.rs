@@ -11,6 +11,12 @@
 //! out — a connection that never opened, or an explicit rate-limit or busy answer.
 //! After a timeout, a reset or a truncated answer it may exist; the caller gets
 //! [`Retry::No`] and must reconcile (list tasks) or report "outcome unknown".
+//!
+//! The 6pan storage service's upload steps are judged by
+//! [`sixpan::upload::recovery`](crate::sixpan::upload::recovery), which starts from
+//! [`classify`] (as a read) and adds what the storage service needs (resend any
+//! unanswered chunk, renew a refused upload token, redo a block whose ctx is refused);
+//! its table says where the two differ.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};

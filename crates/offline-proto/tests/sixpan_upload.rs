@@ -13,23 +13,27 @@
 
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use base64::Engine as _;
 use bytes::Bytes;
 use http::{header, StatusCode};
 use offline_proto::qetag::{qetag, Etag, Qetag, BLOCK_SIZE};
+use offline_proto::retry::Attempt;
 use offline_proto::sixpan::storage::{
     self, decode_chunk_stored, decode_file_stored, make_block_request, make_file_request,
     new_batch_id, put_chunk_request, upload_request, upload_request_with_boundary, UPLOAD_BATCH,
     UPLOAD_BATCH_HEADER,
 };
-use offline_proto::sixpan::upload::{Step, StepId, UploadConfig, UploadError, UploadPlan};
+use offline_proto::sixpan::upload::{
+    GiveUp, Output, Step, StepId, Ticket, UploadConfig, UploadError, UploadPlan, UploadPolicy,
+};
 use offline_proto::sixpan::{
-    ChunkStored, FileStored, StoreTokenRequest, StoreTokenResult, StoredFile, UploadInfo,
+    ChunkStored, EndpointId, FileStored, StoreTokenRequest, StoreTokenResult, StoredFile,
+    UploadInfo,
 };
 use offline_proto::{ApiError, Code, DecodeErrorKind, EncodeError, HttpRequest, HttpResponse};
-use offline_proto::{Secret, ValidationError};
+use offline_proto::{Secret, TransportError, TransportErrorKind, ValidationError};
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
 
@@ -141,6 +145,11 @@ struct FakeStorage {
     wrong_hash: bool,
     /// Add this to every chunk answer's offset.
     offset_skew: u64,
+    /// Refuse an older ctx of a block once a newer one was handed out, as the real
+    /// service (and the emulator) does; by default an old ctx branches off a copy.
+    supersede: bool,
+    /// Forget every ctx at the next this many `mkfile` calls (refusing them).
+    forget_at_mkfile: u32,
     /// Every call, in order, for assertions.
     calls: Vec<String>,
     /// Batch IDs seen on block calls.
@@ -197,6 +206,9 @@ impl FakeStorage {
             return Err((400, "chunk runs past the block".into()));
         }
         if self.buffers[buffer].len() as u64 != len {
+            if self.supersede {
+                return Err((400, format!("superseded ctx {ctx}")));
+            }
             // An older ctx used again: branch off a copy of its prefix.
             let prefix = self.buffers[buffer][..len as usize].to_vec();
             self.buffers.push(prefix);
@@ -208,6 +220,10 @@ impl FakeStorage {
 
     fn make_file(&mut self, size: u64, ctxs: &[&str]) -> Result<FileStored, Refusal> {
         self.calls.push(format!("mkfile {size} {}", ctxs.len()));
+        if self.forget_at_mkfile > 0 {
+            self.forget_at_mkfile -= 1;
+            self.ctxs.clear();
+        }
         let mut hasher = Qetag::new();
         for (i, ctx) in ctxs.iter().enumerate() {
             let Some(&(buffer, len, block_size)) = self.ctxs.get(*ctx) else {
@@ -409,16 +425,23 @@ enum Sent {
     },
 }
 
+/// A step as the plan hands it out, with the ticket its answer goes back with.
+type Out = (Ticket, Step);
+
 struct Driver {
     data: Bytes,
     fake: FakeStorage,
     /// Through `http` requests and responses (true) or the fake's typed calls.
     over_http: bool,
+    /// Synthetic time: the wall clock, and the monotonic clock moving with it.
     now: SystemTime,
+    mono: Instant,
     token: String,
     upload_url: String,
     sent: Vec<Sent>,
     store_tokens: usize,
+    /// Whether a refusal of the fake goes to the plan (true) or fails the test.
+    refusals_expected: bool,
 }
 
 impl Driver {
@@ -429,11 +452,54 @@ impl Driver {
             fake: FakeStorage::new(&token),
             over_http: true,
             now: SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+            mono: Instant::now(),
             token,
             upload_url: UPLOAD_URL.into(),
             sent: Vec::new(),
             store_tokens: 0,
+            refusals_expected: false,
         }
+    }
+
+    /// Moves synthetic time forward.
+    fn advance(&mut self, by: Duration) {
+        self.mono += by;
+        self.now += by;
+    }
+
+    /// The next step to send, waiting (in synthetic time) when the plan says so;
+    /// `None` when the plan waits for an answer or is finished.
+    fn next(&mut self, plan: &mut UploadPlan) -> Option<Out> {
+        loop {
+            match plan.poll(self.mono, self.now) {
+                Output::Send(ticket, step) => return Some((ticket, step)),
+                Output::WaitUntil(at) => self.advance(at - self.mono),
+                _ => return None,
+            }
+        }
+    }
+
+    /// Every step the plan hands out now (waiting first when it has none to give).
+    fn poll_all(&mut self, plan: &mut UploadPlan) -> Vec<Out> {
+        let mut steps = Vec::new();
+        loop {
+            match plan.poll(self.mono, self.now) {
+                Output::Send(ticket, step) => steps.push((ticket, step)),
+                Output::WaitUntil(at) if steps.is_empty() => self.advance(at - self.mono),
+                _ => return steps,
+            }
+        }
+    }
+
+    /// Reports that `ticket`'s step failed in transport with `kind`.
+    fn fail(&self, plan: &mut UploadPlan, ticket: Ticket, kind: TransportErrorKind) {
+        let error = TransportError::new(kind, "connection reset");
+        plan.handle_failure(ticket, Attempt::Transport(error), self.mono, self.now);
+    }
+
+    /// Reports that `ticket`'s step was refused with `status`.
+    fn refuse(&self, plan: &mut UploadPlan, ticket: Ticket, status: u16) {
+        plan.handle_failure(ticket, Attempt::Api(refused(status)), self.mono, self.now);
     }
 
     fn answer_store_token(&mut self, request: &StoreTokenRequest) -> StoreTokenResult {
@@ -486,14 +552,19 @@ impl Driver {
         })
     }
 
+    /// Sends a storage step to the fake over `http` and returns its response.
+    fn serve(&mut self, step: &Step) -> HttpResponse {
+        let request = step
+            .storage_request(&batch(), self.bytes(step))
+            .expect("a storage step")
+            .expect("the request encodes");
+        self.fake.serve(&request)
+    }
+
     /// Sends a storage step to the fake and returns the raw answer.
     fn call(&mut self, step: &Step) -> Result<Answer, ApiError> {
         if self.over_http {
-            let request = step
-                .storage_request(&batch(), self.bytes(step))
-                .expect("a storage step")
-                .expect("the request encodes");
-            let response = self.fake.serve(&request);
+            let response = self.serve(step);
             return match step {
                 Step::MakeBlock { .. } | Step::PutChunk { .. } => {
                     decode_chunk_stored(&response).map(Answer::Chunk)
@@ -531,30 +602,51 @@ impl Driver {
         .map_err(refused)
     }
 
-    /// Runs one step and reports its answer to the plan.
-    fn run_step(&mut self, plan: &mut UploadPlan, step: Step) -> Result<(), UploadError> {
+    /// Runs one step and reports its answer to the plan: over `http`, the response
+    /// goes to `handle_response` (the plan decodes it); typed, to `handle_chunk` and
+    /// `handle_file_stored`. A refusal of the fake fails the test unless
+    /// `refusals_expected`.
+    fn run_step(&mut self, plan: &mut UploadPlan, (ticket, step): Out) -> Result<(), UploadError> {
         if let Step::StoreToken(request) = &step {
             let answer = self.answer_store_token(request);
-            return plan.handle_store_token(answer, self.now);
+            return plan.handle_store_token(ticket, answer, self.mono, self.now);
         }
         self.record(&step);
-        let answer = self
-            .call(&step)
-            .unwrap_or_else(|e| panic!("the fake refused {step:?}: {e}"));
-        self.report(plan, &step, answer)
+        if self.over_http {
+            let response = self.serve(&step);
+            assert!(
+                self.refusals_expected || response.status().is_success(),
+                "the fake refused {step:?}: {}",
+                String::from_utf8_lossy(response.body())
+            );
+            return plan.handle_response(ticket, Ok(response), self.mono, self.now);
+        }
+        match self.call(&step) {
+            Ok(answer) => self.report(plan, ticket, answer),
+            Err(e) if self.refusals_expected => {
+                plan.handle_failure(ticket, Attempt::Api(e), self.mono, self.now);
+                Ok(())
+            }
+            Err(e) => panic!("the fake refused {step:?}: {e}"),
+        }
     }
 
     fn report(
         &self,
         plan: &mut UploadPlan,
-        step: &Step,
+        ticket: Ticket,
         answer: Answer,
     ) -> Result<(), UploadError> {
-        match (answer, step.id()) {
-            (Answer::Chunk(chunk), StepId::Block(block)) => plan.handle_chunk(block, chunk),
-            (Answer::File(file), _) => plan.handle_file_stored(file),
-            (answer, id) => panic!("{answer:?} for {id:?}"),
+        match answer {
+            Answer::Chunk(chunk) => plan.handle_chunk(ticket, chunk),
+            Answer::File(file) => plan.handle_file_stored(ticket, file),
         }
+    }
+
+    /// Runs the next step; panics when there is none.
+    fn step(&mut self, plan: &mut UploadPlan) {
+        let out = self.next(plan).expect("a step to send");
+        self.run_step(plan, out).unwrap();
     }
 
     /// Polls every available step, runs them in an order chosen by `order_seed` (0:
@@ -562,7 +654,7 @@ impl Driver {
     fn run(&mut self, plan: &mut UploadPlan, order_seed: u64) -> Result<(), UploadError> {
         let mut state = order_seed;
         loop {
-            let mut steps: Vec<Step> = std::iter::from_fn(|| plan.poll()).collect();
+            let mut steps = self.poll_all(plan);
             if steps.is_empty() {
                 assert!(plan.is_finished(), "the plan waits with nothing under way");
                 return Ok(());
@@ -581,12 +673,48 @@ impl Driver {
             }
         }
     }
+
+    /// The `storeToken` step that renews the token, which must come next; nothing
+    /// else is handed out before its answer.
+    fn renewal(&mut self, plan: &mut UploadPlan) -> (Ticket, StoreTokenRequest) {
+        let Some((ticket, Step::StoreToken(request))) = self.next(plan) else {
+            panic!("a new token first")
+        };
+        assert_eq!(self.next(plan), None, "no storage step without a token");
+        (ticket, request)
+    }
+
+    /// Runs the plan to its end and checks that it stored the file's etag.
+    fn finish(&mut self, plan: &mut UploadPlan) {
+        self.run(plan, 0).unwrap();
+        assert_eq!(plan.outcome().unwrap().etag, qetag(&self.data));
+    }
+
+    /// How many calls to the fake start with `prefix` (`mkblk`, `bput`, `mkfile`).
+    fn calls(&self, prefix: &str) -> usize {
+        self.fake
+            .calls
+            .iter()
+            .filter(|c| c.starts_with(prefix))
+            .count()
+    }
 }
 
 #[derive(Debug)]
 enum Answer {
     Chunk(ChunkStored),
     File(FileStored),
+}
+
+/// A refusal with a `{code, message}` body, as the storage decoders read one.
+fn refused(status: u16) -> ApiError {
+    let message = format!(r#"{{"code":{status},"message":"refused"}}"#);
+    let response = http::Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Bytes::from(message))
+        .unwrap();
+    decode_chunk_stored(&response).unwrap_err()
 }
 
 /// Checks that the executed steps cover every byte of a `size`-byte file exactly
@@ -649,6 +777,37 @@ fn assert_covers_once(sent: &[Sent], size: u64, config: UploadConfig) {
     assert!(matches!(sent.last(), Some(Sent::MakeFile { .. })));
 }
 
+/// Reports a made-up chunk answer (`offset`) to `ticket`, whose step is not under way,
+/// and checks that the plan refuses it and goes on.
+fn assert_refused_without_harm(plan: &mut UploadPlan, ticket: Ticket, offset: u64) {
+    let answer = ChunkStored {
+        ctx: "stale".into(),
+        offset,
+    };
+    assert!(matches!(
+        plan.handle_chunk(ticket, answer),
+        Err(UploadError::UnexpectedAnswer(_))
+    ));
+    assert!(!plan.is_finished());
+}
+
+/// `size` bytes of data from `seed`, a driver for them and a plan with `config`.
+fn setup(size: u64, seed: u64, config: UploadConfig) -> (Bytes, Driver, UploadPlan) {
+    let data = data_of(size, seed);
+    let plan = plan_for(&data, config);
+    (data.clone(), Driver::new(data), plan)
+}
+
+/// Runs the plan for `data` with `config` to its end and checks the etag; returns the
+/// driver for more checks.
+fn upload(data: &Bytes, config: UploadConfig, order_seed: u64) -> (Driver, UploadPlan) {
+    let mut driver = Driver::new(data.clone());
+    let mut plan = plan_for(data, config);
+    driver.run(&mut plan, order_seed).unwrap();
+    assert_eq!(plan.outcome().unwrap().etag, qetag(data));
+    (driver, plan)
+}
+
 // ---------------------------------------------------------------------------------
 // The plan against the fake
 // ---------------------------------------------------------------------------------
@@ -659,17 +818,22 @@ fn instant_upload_sends_no_bytes() {
     let mut driver = Driver::new(data.clone());
     driver.fake.held.insert(qetag(&data));
     let mut plan = plan_for(&data, UploadConfig::default());
-    let Some(Step::StoreToken(request)) = plan.poll() else {
+    let Some((ticket, Step::StoreToken(request))) = driver.next(&mut plan) else {
         panic!("the first step asks for a token")
     };
     assert_eq!(request.name, "file.bin");
     assert_eq!(request.hash, Some(qetag(&data)));
     assert_eq!(request.path.as_deref(), Some(":torrent"));
     assert_eq!(request.parent, None);
-    assert_eq!(plan.poll(), None, "nothing else before the answer");
+    assert_eq!(
+        driver.next(&mut plan),
+        None,
+        "nothing else before the answer"
+    );
     let answer = driver.answer_store_token(&request);
-    plan.handle_store_token(answer, driver.now).unwrap();
-    assert_eq!(plan.poll(), None);
+    plan.handle_store_token(ticket, answer, driver.mono, driver.now)
+        .unwrap();
+    assert_eq!(driver.next(&mut plan), None);
     let outcome = plan.outcome().unwrap();
     assert!(outcome.instant);
     assert_eq!(outcome.etag, qetag(&data));
@@ -681,13 +845,14 @@ fn instant_upload_sends_no_bytes() {
 
 #[test]
 fn instant_file_with_another_hash_is_a_mismatch() {
-    let data = data_of(100, 2);
-    let mut plan = plan_for(&data, UploadConfig::default());
-    plan.poll();
+    let (data, mut driver, mut plan) = setup(100, 2, UploadConfig::default());
+    let (ticket, _) = driver.next(&mut plan).unwrap();
     let other = qetag(b"other");
     let err = plan
         .handle_store_token(
+            ticket,
             StoreTokenResult::Instant(stored_file(other, "file.bin", 100)),
+            driver.mono,
             SystemTime::UNIX_EPOCH,
         )
         .unwrap_err();
@@ -704,9 +869,7 @@ fn instant_file_with_another_hash_is_a_mismatch() {
 #[test]
 fn second_upload_of_the_same_file_is_instant() {
     let data = data_of(3 * KIB, 3);
-    let mut driver = Driver::new(data.clone());
-    let mut first = plan_for(&data, UploadConfig::default());
-    driver.run(&mut first, 0).unwrap();
+    let (mut driver, first) = upload(&data, UploadConfig::default(), 0);
     assert!(!first.outcome().unwrap().instant);
     let mut second = plan_for(&data, UploadConfig::default());
     let calls = driver.fake.calls.len();
@@ -718,10 +881,8 @@ fn second_upload_of_the_same_file_is_instant() {
 #[test]
 fn small_file_is_one_form_upload_of_the_whole_range() {
     let data = data_of(1000, 4);
-    let mut driver = Driver::new(data.clone());
-    let mut plan = plan_for(&data, UploadConfig::default());
-    assert!(plan.is_form_upload());
-    driver.run(&mut plan, 0).unwrap();
+    assert!(plan_for(&data, UploadConfig::default()).is_form_upload());
+    let (driver, plan) = upload(&data, UploadConfig::default(), 0);
     assert_eq!(driver.sent, [Sent::Small(0..1000)]);
     assert_eq!(driver.fake.calls, ["upload 1000"]);
     let outcome = plan.outcome().unwrap();
@@ -739,16 +900,12 @@ fn small_file_is_one_form_upload_of_the_whole_range() {
 fn empty_file_is_an_empty_form_upload() {
     let data = Bytes::new();
     for small_file_limit in [BLOCK, 0] {
-        let mut driver = Driver::new(data.clone());
-        let mut plan = plan_for(
-            &data,
-            UploadConfig {
-                small_file_limit,
-                ..UploadConfig::default()
-            },
-        );
-        assert!(plan.is_form_upload());
-        driver.run(&mut plan, 0).unwrap();
+        let config = UploadConfig {
+            small_file_limit,
+            ..UploadConfig::default()
+        };
+        assert!(plan_for(&data, config).is_form_upload());
+        let (driver, plan) = upload(&data, config, 0);
         assert_eq!(driver.sent, [Sent::Small(0..0)]);
         assert_eq!(
             plan.outcome().unwrap().etag.as_str(),
@@ -760,21 +917,16 @@ fn empty_file_is_an_empty_form_upload() {
 #[test]
 fn exactly_one_block_is_a_form_upload() {
     let data = data_of(BLOCK, 5);
-    let mut driver = Driver::new(data.clone());
-    let mut plan = plan_for(&data, UploadConfig::default());
-    driver.run(&mut plan, 0).unwrap();
+    let (driver, _) = upload(&data, UploadConfig::default(), 0);
     assert_eq!(driver.sent, [Sent::Small(0..BLOCK)]);
-    assert_eq!(plan.outcome().unwrap().etag, qetag(&data));
 }
 
 #[test]
 fn one_byte_over_a_block_is_two_blocks() {
     let data = data_of(BLOCK + 1, 6);
-    let mut driver = Driver::new(data.clone());
     let config = UploadConfig::default();
-    let mut plan = plan_for(&data, config);
-    assert_eq!(plan.block_count(), 2);
-    driver.run(&mut plan, 0).unwrap();
+    assert_eq!(plan_for(&data, config).block_count(), 2);
+    let (driver, _) = upload(&data, config, 0);
     assert_covers_once(&driver.sent, BLOCK + 1, config);
     assert_eq!(
         driver.sent[4..],
@@ -790,22 +942,18 @@ fn one_byte_over_a_block_is_two_blocks() {
             },
         ]
     );
-    assert_eq!(plan.outcome().unwrap().etag, qetag(&data));
 }
 
 #[test]
 fn one_block_file_can_go_in_blocks() {
     let data = data_of(2 * MIB + 3, 7);
-    let mut driver = Driver::new(data.clone());
     let config = UploadConfig {
         small_file_limit: 0,
         ..UploadConfig::default()
     };
-    let mut plan = plan_for(&data, config);
-    driver.run(&mut plan, 0).unwrap();
+    let (driver, _) = upload(&data, config, 0);
     assert_covers_once(&driver.sent, data.len() as u64, config);
     assert_eq!(driver.sent.len(), 4, "mkblk, 2 bput, mkfile");
-    assert_eq!(plan.outcome().unwrap().etag, qetag(&data));
 }
 
 #[test]
@@ -816,7 +964,7 @@ fn nine_mib_in_one_mib_chunks_is_three_blocks() {
     let mut plan = plan_for(&data, config);
     assert_eq!(plan.block_count(), 3);
     let mut progress = vec![plan.bytes_acknowledged()];
-    while let Some(step) = plan.poll() {
+    while let Some(step) = driver.next(&mut plan) {
         driver.run_step(&mut plan, step).unwrap();
         progress.push(plan.bytes_acknowledged());
     }
@@ -870,7 +1018,7 @@ fn wrong_hash_is_an_etag_mismatch_naming_both() {
         assert!(err.ends_upload());
         assert_eq!(plan.error(), Some(&err));
         assert_eq!(plan.outcome(), None);
-        assert_eq!(plan.poll(), None);
+        assert_eq!(driver.next(&mut plan), None);
     }
 }
 
@@ -891,125 +1039,105 @@ fn wrong_offset_is_an_error() {
     );
     assert!(err.to_string().contains("offset"), "{err}");
     assert!(plan.is_finished());
-    assert_eq!(plan.poll(), None);
+    assert_eq!(driver.next(&mut plan), None);
 }
 
 #[test]
 fn dropped_chunk_is_asked_again() {
-    let data = data_of(6 * MIB, 11);
-    let mut driver = Driver::new(data.clone());
-    let mut plan = plan_for(&data, UploadConfig::default());
-    let token = plan.poll().unwrap();
-    driver.run_step(&mut plan, token).unwrap();
-    let first = plan.poll().unwrap();
-    driver.run_step(&mut plan, first).unwrap();
+    let (_, mut driver, mut plan) = setup(6 * MIB, 11, UploadConfig::default());
+    driver.step(&mut plan);
+    driver.step(&mut plan);
 
     // The second chunk never reaches the service.
-    let second = plan.poll().unwrap();
-    assert!(matches!(second, Step::PutChunk { offset, .. } if offset == MIB));
-    assert_eq!(plan.poll(), None, "one step per block at a time");
-    plan.handle_failed(second.id());
-    assert_eq!(plan.poll().as_ref(), Some(&second), "the same chunk again");
+    let second = driver.next(&mut plan).unwrap();
+    assert!(matches!(second.1, Step::PutChunk { offset, .. } if offset == MIB));
+    assert_eq!(driver.next(&mut plan), None, "one step per block at a time");
+    driver.fail(&mut plan, second.0, TransportErrorKind::Connect);
+    assert_eq!(
+        driver.next(&mut plan).as_ref(),
+        Some(&second),
+        "the same chunk again"
+    );
 
     // It reaches the service but the answer is lost: sent again with the same ctx.
-    driver.call(&second).unwrap();
-    plan.handle_failed(StepId::Block(0));
-    let again = plan.poll().unwrap();
+    driver.call(&second.1).unwrap();
+    driver.fail(&mut plan, second.0, TransportErrorKind::Closed);
+    let again = driver.next(&mut plan).unwrap();
     assert_eq!(again, second);
     driver.run_step(&mut plan, again).unwrap();
 
     // A stale answer to the step that was failed is refused and changes nothing.
-    let stale = ChunkStored {
-        ctx: "stale".into(),
-        offset: 2 * MIB,
-    };
-    assert!(matches!(
-        plan.handle_chunk(0, stale),
-        Err(UploadError::UnexpectedAnswer(_))
-    ));
-    assert!(!plan.is_finished());
+    assert_refused_without_harm(&mut plan, second.0, 2 * MIB);
 
-    driver.run(&mut plan, 0).unwrap();
-    assert_eq!(plan.outcome().unwrap().etag, qetag(&data));
+    driver.finish(&mut plan);
 }
 
 #[test]
 fn failed_token_and_make_file_are_asked_again() {
-    let data = data_of(5 * MIB, 12);
-    let mut driver = Driver::new(data.clone());
-    let mut plan = plan_for(&data, config(4 * MIB, 1));
-    let token = plan.poll().unwrap();
-    plan.handle_failed(token.id());
-    assert_eq!(plan.poll(), Some(token.clone()));
-    driver.run_step(&mut plan, token).unwrap();
+    let (data, mut driver, mut plan) = setup(5 * MIB, 12, config(4 * MIB, 1));
+    let token = driver.next(&mut plan).unwrap();
+    driver.fail(&mut plan, token.0, TransportErrorKind::Connect);
+    let again = driver.next(&mut plan).unwrap();
+    assert_eq!(again.1, token.1);
+    driver.run_step(&mut plan, again).unwrap();
     for _ in 0..2 {
-        let step = plan.poll().unwrap();
-        driver.run_step(&mut plan, step).unwrap();
+        driver.step(&mut plan);
     }
-    let make_file = plan.poll().unwrap();
-    assert_eq!(make_file.id(), StepId::MakeFile);
-    assert_eq!(plan.poll(), None);
-    plan.handle_failed(StepId::MakeFile);
-    let again = plan.poll().unwrap();
+    let make_file = driver.next(&mut plan).unwrap();
+    assert_eq!(make_file.1.id(), StepId::MakeFile);
+    assert_eq!(driver.next(&mut plan), None);
+    driver.fail(&mut plan, make_file.0, TransportErrorKind::Timeout);
+    let again = driver.next(&mut plan).unwrap();
     assert_eq!(again, make_file);
     driver.run_step(&mut plan, again).unwrap();
-    assert_eq!(plan.poll(), None);
+    assert_eq!(driver.next(&mut plan), None);
     assert_eq!(plan.outcome().unwrap().etag, qetag(&data));
 }
 
 #[test]
 fn restart_block_redoes_it_from_mkblk() {
-    let data = data_of(9 * MIB, 13);
-    let mut driver = Driver::new(data.clone());
-    let mut plan = plan_for(&data, UploadConfig::default());
+    let (_, mut driver, mut plan) = setup(9 * MIB, 13, UploadConfig::default());
     // Through block 0 and two chunks of block 1.
     for _ in 0..7 {
-        let step = plan.poll().unwrap();
-        driver.run_step(&mut plan, step).unwrap();
+        driver.step(&mut plan);
     }
     assert_eq!(plan.bytes_acknowledged(), 6 * MIB);
-    // The connection drops with the third chunk of block 1 under way.
-    let lost = plan.poll().unwrap();
-    assert!(matches!(lost, Step::PutChunk { block: 1, offset, .. } if offset == 2 * MIB));
-    plan.restart_block(1);
+    // The third chunk of block 1 is refused: its ctx is no longer known.
+    let (lost, step) = driver.next(&mut plan).unwrap();
+    assert!(matches!(step, Step::PutChunk { block: 1, offset, .. } if offset == 2 * MIB));
+    driver.refuse(&mut plan, lost, 400);
     assert_eq!(plan.bytes_acknowledged(), 4 * MIB);
-    let Some(Step::MakeBlock {
-        block: 1,
-        block_size,
-        range,
-        ..
-    }) = plan.poll()
+    let Some((
+        ticket,
+        Step::MakeBlock {
+            block: 1,
+            block_size,
+            range,
+            ..
+        },
+    )) = driver.next(&mut plan)
     else {
         panic!("block 1 starts over")
     };
     assert_eq!(block_size, BLOCK);
     assert_eq!(range, BLOCK..BLOCK + MIB);
-    plan.handle_failed(StepId::Block(1));
-    driver.run(&mut plan, 0).unwrap();
-    assert_eq!(plan.outcome().unwrap().etag, qetag(&data));
-    let mkblks = driver
-        .fake
-        .calls
-        .iter()
-        .filter(|c| c.starts_with("mkblk"))
-        .count();
-    assert_eq!(mkblks, 4, "blocks 0, 1, 1 again, 2");
+    driver.fail(&mut plan, ticket, TransportErrorKind::Connect);
+    driver.finish(&mut plan);
+    assert_eq!(driver.calls("mkblk"), 4, "blocks 0, 1, 1 again, 2");
 }
 
 #[test]
 fn restart_after_make_file_refusal_redoes_every_block() {
-    let data = data_of(5 * MIB, 14);
-    let mut driver = Driver::new(data.clone());
-    let mut plan = plan_for(&data, config(4 * MIB, 2));
-    loop {
-        let step = plan.poll().unwrap();
-        if step.id() == StepId::MakeFile {
-            break;
+    let (data, mut driver, mut plan) = setup(5 * MIB, 14, config(4 * MIB, 2));
+    let make_file = loop {
+        let out = driver.next(&mut plan).unwrap();
+        if out.1.id() == StepId::MakeFile {
+            break out.0;
         }
-        driver.run_step(&mut plan, step).unwrap();
-    }
+        driver.run_step(&mut plan, out).unwrap();
+    };
     // The service forgot the ctxs: refused, so every block is redone.
-    plan.restart_all_blocks();
+    driver.refuse(&mut plan, make_file, 400);
     assert_eq!(plan.bytes_acknowledged(), 0);
     driver.sent.clear();
     driver.run(&mut plan, 0).unwrap();
@@ -1023,12 +1151,11 @@ fn three_blocks_in_flight_before_any_answer() {
     let mut driver = Driver::new(data.clone());
     let config = config(MIB, 3);
     let mut plan = plan_for(&data, config);
-    let token = plan.poll().unwrap();
-    driver.run_step(&mut plan, token).unwrap();
-    let first: Vec<Step> = std::iter::from_fn(|| plan.poll()).collect();
+    driver.step(&mut plan);
+    let first = driver.poll_all(&mut plan);
     let blocks: Vec<(u64, Range<u64>)> = first
         .iter()
-        .map(|s| match s {
+        .map(|(_, s)| match s {
             Step::MakeBlock { block, range, .. } => (*block, range.clone()),
             other => panic!("{other:?}"),
         })
@@ -1045,11 +1172,12 @@ fn three_blocks_in_flight_before_any_answer() {
     for step in first.into_iter().rev() {
         driver.run_step(&mut plan, step).unwrap();
     }
-    let next: Vec<StepId> = std::iter::from_fn(|| plan.poll()).map(|s| s.id()).collect();
-    assert_eq!(next, [StepId::Block(0), StepId::Block(1), StepId::Block(2)]);
-    plan.handle_failed(StepId::Block(0));
-    plan.handle_failed(StepId::Block(1));
-    plan.handle_failed(StepId::Block(2));
+    let next = driver.poll_all(&mut plan);
+    let ids: Vec<StepId> = next.iter().map(|(t, _)| t.id()).collect();
+    assert_eq!(ids, [StepId::Block(0), StepId::Block(1), StepId::Block(2)]);
+    for (ticket, _) in next {
+        driver.fail(&mut plan, ticket, TransportErrorKind::Connect);
+    }
     driver.run(&mut plan, 7).unwrap();
     assert_covers_once(&driver.sent, 13 * MIB, config);
     assert_eq!(plan.outcome().unwrap().etag, qetag(&data));
@@ -1070,51 +1198,50 @@ fn token_deadline_from_the_put_policy() {
     let mut plan = plan_for(&data, UploadConfig::default());
     let minute = Duration::from_secs(60);
     assert!(!plan.token_expired(driver.now, minute), "no token yet");
-    let step = plan.poll().unwrap();
-    driver.run_step(&mut plan, step).unwrap();
+    driver.step(&mut plan);
     assert_eq!(plan.token_deadline(), Some(deadline));
     assert!(!plan.token_expired(driver.now, minute));
     assert!(plan.token_expired(deadline - minute, minute));
     assert!(plan.token_expired(deadline, Duration::ZERO));
 
-    // Half-way, the token is about to expire: renew it and go on where it was.
-    let step = plan.poll().unwrap();
-    driver.run_step(&mut plan, step).unwrap();
-    plan.renew_token();
-    let Some(Step::StoreToken(_)) = plan.poll() else {
-        panic!("a new token first")
-    };
-    assert_eq!(plan.poll(), None, "no storage step without a token");
+    // Half-way, the token is about to expire: it is renewed and the upload goes on
+    // where it was.
+    driver.step(&mut plan);
+    driver.advance(Duration::from_secs(600 - 30));
+    let (ticket, _) = driver.renewal(&mut plan);
     let later = deadline_ms + 3_600_000;
     let renewed = policy_token(&format!(r#"{{"deadline":{later}}}"#));
-    plan.handle_store_token(upload_info(&renewed, UPLOAD_URL), driver.now)
-        .unwrap();
+    plan.handle_store_token(
+        ticket,
+        upload_info(&renewed, UPLOAD_URL),
+        driver.mono,
+        driver.now,
+    )
+    .unwrap();
     driver.fake.token.clone_from(&renewed);
     assert_eq!(
         plan.token_deadline(),
         Some(SystemTime::UNIX_EPOCH + Duration::from_millis(later))
     );
-    let Some(Step::PutChunk { offset, token, .. }) = plan.poll() else {
+    let Some((ticket, Step::PutChunk { offset, token, .. })) = driver.next(&mut plan) else {
         panic!("progress is kept")
     };
     assert_eq!(offset, MIB);
     assert_eq!(token.expose(), renewed);
-    plan.handle_failed(StepId::Block(0));
-    driver.run(&mut plan, 0).unwrap();
-    assert_eq!(plan.outcome().unwrap().etag, qetag(&data));
+    driver.fail(&mut plan, ticket, TransportErrorKind::Connect);
+    driver.finish(&mut plan);
     assert_eq!(driver.store_tokens, 1, "the renewal was answered by hand");
 }
 
 #[test]
 fn token_expired_on_arrival_ends_the_plan() {
-    let data = data_of(10, 17);
-    let mut plan = plan_for(&data, UploadConfig::default());
-    plan.poll();
+    let (data, mut driver, mut plan) = setup(10, 17, UploadConfig::default());
+    let (ticket, _) = driver.next(&mut plan).unwrap();
     // {"deadline": 1517373343891}: January 2018.
     let token = policy_token(r#"{"deadline":1517373343891}"#);
     let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
     let err = plan
-        .handle_store_token(upload_info(&token, UPLOAD_URL), now)
+        .handle_store_token(ticket, upload_info(&token, UPLOAD_URL), driver.mono, now)
         .unwrap_err();
     assert_eq!(
         err,
@@ -1122,11 +1249,11 @@ fn token_expired_on_arrival_ends_the_plan() {
             deadline: SystemTime::UNIX_EPOCH + Duration::from_millis(1_517_373_343_891)
         }
     );
-    assert_eq!(plan.poll(), None);
+    assert_eq!(driver.next(&mut plan), None);
     // A token that is not Qiniu-shaped has no local deadline: the service judges.
     let mut plan = plan_for(&data, UploadConfig::default());
-    plan.poll();
-    plan.handle_store_token(upload_info("opaque", UPLOAD_URL), now)
+    let (ticket, _) = driver.next(&mut plan).unwrap();
+    plan.handle_store_token(ticket, upload_info("opaque", UPLOAD_URL), driver.mono, now)
         .unwrap();
     assert!(!plan.token_expired(now, Duration::from_secs(3600)));
     assert_eq!(plan.token_deadline(), None);
@@ -1142,6 +1269,355 @@ fn typed_calls_without_http_agree() {
     driver.run(&mut plan, 3).unwrap();
     assert_covers_once(&driver.sent, data.len() as u64, config);
     assert_eq!(plan.outcome().unwrap().etag, qetag(&data));
+}
+
+// ---------------------------------------------------------------------------------
+// The failure policy, in synthetic time
+// ---------------------------------------------------------------------------------
+
+/// A driver whose fake refuses an older ctx of a block, as the real service does.
+fn superseding(data: &Bytes) -> Driver {
+    let mut driver = Driver::new(data.clone());
+    driver.fake.supersede = true;
+    driver.refusals_expected = true;
+    driver
+}
+
+#[test]
+fn a_lost_make_block_answer_redoes_the_block() {
+    let data = data_of(6 * MIB, 20);
+    let mut driver = superseding(&data);
+    let mut plan = plan_for(&data, UploadConfig::default());
+    driver.step(&mut plan);
+    // mkblk reaches the service, its answer is lost: no ctx is known, so the block
+    // is made again from its first chunk.
+    let (ticket, step) = driver.next(&mut plan).unwrap();
+    assert!(matches!(step, Step::MakeBlock { block: 0, .. }));
+    driver.call(&step).unwrap();
+    driver.fail(&mut plan, ticket, TransportErrorKind::Closed);
+    let t0 = driver.mono;
+    let again = driver.next(&mut plan).unwrap();
+    assert_eq!(again.1, step);
+    assert!(driver.mono > t0, "sent again after a backoff wait");
+    driver.run_step(&mut plan, again).unwrap();
+    driver.finish(&mut plan);
+    assert_eq!(driver.calls("mkblk"), 3, "block 0 twice, block 1");
+}
+
+#[test]
+fn a_ctx_refused_after_a_lost_answer_restarts_the_block() {
+    let data = data_of(2 * BLOCK + 12_345, 21);
+    let mut driver = superseding(&data);
+    let mut plan = plan_for(&data, UploadConfig::default());
+    for _ in 0..3 {
+        driver.step(&mut plan);
+    }
+    // The third chunk is stored, its answer lost: the same chunk is sent again with
+    // the old ctx, which the service refuses, so block 0 is redone from mkblk.
+    let lost = driver.next(&mut plan).unwrap();
+    assert!(matches!(lost.1, Step::PutChunk { block: 0, offset, .. } if offset == 2 * MIB));
+    driver.call(&lost.1).unwrap();
+    driver.fail(&mut plan, lost.0, TransportErrorKind::Closed);
+    let resent = driver.next(&mut plan).unwrap();
+    assert_eq!(resent, lost, "the same chunk, the same ctx");
+    driver.run_step(&mut plan, resent).unwrap();
+    assert_eq!(plan.bytes_acknowledged(), 0, "block 0 starts over");
+    let Some((redo, Step::MakeBlock { block: 0, .. })) = driver.next(&mut plan) else {
+        panic!("block 0 is made again")
+    };
+    assert_ne!(redo.epoch(), lost.0.epoch(), "in a new epoch");
+    // A late answer from before the restart is ignored by the plan.
+    assert_refused_without_harm(&mut plan, lost.0, 3 * MIB);
+    driver.fail(&mut plan, redo, TransportErrorKind::Connect);
+    driver.finish(&mut plan);
+    // As against the emulator: 3 stored + 1 refused, then 4 + 4 + 1.
+    assert_eq!(driver.calls("mkblk") + driver.calls("bput"), 3 + 1 + 9);
+}
+
+#[test]
+fn make_file_refused_restarts_everything_within_the_budget() {
+    let data = data_of(5 * MIB, 22);
+    let config = config(4 * MIB, 2);
+    // Once: every block is redone and the upload ends well.
+    let mut driver = Driver::new(data.clone());
+    driver.refusals_expected = true;
+    driver.fake.forget_at_mkfile = 1;
+    let mut plan = plan_for(&data, config);
+    driver.finish(&mut plan);
+    assert_eq!(driver.calls("mkfile"), 2);
+    assert_eq!(driver.calls("mkblk"), 4, "both blocks twice");
+    // Twice: the budget (one full restart) is spent.
+    let mut driver = Driver::new(data.clone());
+    driver.refusals_expected = true;
+    driver.fake.forget_at_mkfile = 2;
+    let mut plan = plan_for(&data, config);
+    driver.run(&mut plan, 0).unwrap();
+    let error = plan.error().unwrap().clone();
+    assert!(
+        matches!(
+            &error,
+            UploadError::GaveUp {
+                step: StepId::MakeFile,
+                endpoint: EndpointId::MakeFile,
+                reason: GiveUp::FullRestarts { budget: 1 },
+                last,
+            } if last.contains("unknown ctx")
+        ),
+        "{error:?}"
+    );
+    assert!(
+        error.to_string().contains("every block was redone 1 times"),
+        "{error}"
+    );
+    assert!(matches!(plan.poll(driver.mono, driver.now), Output::Failed(e) if e == error));
+    assert!(matches!(plan.take_cause(), Some(Attempt::Api(_))));
+}
+
+/// A token whose put policy's deadline is `wall + lifetime`.
+fn token_for(wall: SystemTime, lifetime: Duration) -> String {
+    let deadline = (wall + lifetime)
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    policy_token(&format!(r#"{{"deadline":{deadline}}}"#))
+}
+
+/// Gives `driver` (and its fake) a token that lasts `lifetime` from now.
+fn fresh_token(driver: &mut Driver, lifetime: Duration) {
+    driver.token = token_for(driver.now, lifetime);
+    driver.fake.token.clone_from(&driver.token);
+}
+
+#[test]
+fn a_token_near_its_deadline_is_renewed_before_the_next_step() {
+    let (_, mut driver, mut plan) = setup(5 * MIB, 23, UploadConfig::default());
+    fresh_token(&mut driver, Duration::from_secs(120));
+    driver.step(&mut plan);
+    driver.step(&mut plan);
+    // 59 s later the deadline is 61 s away: not yet within the 60 s margin.
+    driver.advance(Duration::from_secs(59));
+    let out = driver.next(&mut plan).unwrap();
+    assert!(matches!(out.1, Step::PutChunk { .. }), "{out:?}");
+    driver.run_step(&mut plan, out).unwrap();
+    // One second more: within the margin.
+    driver.advance(Duration::from_secs(1));
+    let (ticket, request) = driver.renewal(&mut plan);
+    fresh_token(&mut driver, Duration::from_secs(3600));
+    let answer = driver.answer_store_token(&request);
+    plan.handle_store_token(ticket, answer, driver.mono, driver.now)
+        .unwrap();
+    let Some(out @ (_, Step::PutChunk { .. })) = driver.next(&mut plan) else {
+        panic!("progress is kept")
+    };
+    let Step::PutChunk { offset, token, .. } = &out.1 else {
+        unreachable!()
+    };
+    assert_eq!((*offset, token.expose()), (2 * MIB, driver.token.as_str()));
+    assert_eq!(driver.store_tokens, 2);
+    driver.run_step(&mut plan, out).unwrap();
+    driver.finish(&mut plan);
+}
+
+#[test]
+fn a_short_lived_token_is_not_renewed_in_a_loop() {
+    let (_, mut driver, mut plan) = setup(5 * MIB, 24, UploadConfig::default());
+    // Every token the service hands out is within the margin at once.
+    fresh_token(&mut driver, Duration::from_secs(30));
+    driver.step(&mut plan);
+    let out = driver.next(&mut plan).unwrap();
+    assert!(matches!(out.1, Step::MakeBlock { .. }), "used at once");
+    driver.run_step(&mut plan, out).unwrap();
+    driver.advance(UploadPolicy::default().min_token_use);
+    assert!(matches!(
+        driver.next(&mut plan),
+        Some((_, Step::StoreToken(_)))
+    ));
+}
+
+/// A `429` answer asking to wait `seconds`.
+fn limited(seconds: u64) -> HttpResponse {
+    http::Response::builder()
+        .status(429)
+        .header(header::RETRY_AFTER, seconds.to_string())
+        .body(Bytes::from_static(b"busy"))
+        .unwrap()
+}
+
+/// Answers the token, then `429` with `Retry-After: 7` to the first storage step, and
+/// checks that the plan waits exactly that long.
+fn answer_429_to_the_first_storage_step(driver: &mut Driver, plan: &mut UploadPlan) {
+    driver.step(plan);
+    let (ticket, _) = driver.next(plan).unwrap();
+    plan.handle_response(ticket, Ok(limited(7)), driver.mono, driver.now)
+        .unwrap();
+    assert_eq!(
+        plan.poll(driver.mono, driver.now),
+        Output::WaitUntil(driver.mono + Duration::from_secs(7))
+    );
+}
+
+#[test]
+fn a_refused_token_is_renewed() {
+    let data = data_of(5 * MIB, 25);
+    let mut driver = Driver::new(data.clone());
+    driver.refusals_expected = true;
+    let mut plan = plan_for(&data, UploadConfig::default());
+    driver.step(&mut plan);
+    driver.step(&mut plan);
+    // The service no longer takes the token (a 401): renewed, then the chunk again.
+    driver.fake.token = "another".into();
+    driver.step(&mut plan);
+    assert_eq!(driver.store_tokens, 1);
+    driver.token = "another".into();
+    let Some(out @ (_, Step::StoreToken(_))) = driver.next(&mut plan) else {
+        panic!("the refused token is renewed")
+    };
+    driver.run_step(&mut plan, out).unwrap();
+    let Some((_, Step::PutChunk { offset, token, .. })) = driver.next(&mut plan) else {
+        panic!("the chunk again")
+    };
+    assert_eq!((offset, token.expose()), (MIB, "another"));
+}
+
+#[test]
+fn a_retry_that_would_pass_the_deadline_renews_the_token() {
+    let data = data_of(10, 26);
+    let mut driver = Driver::new(data.clone());
+    fresh_token(&mut driver, Duration::from_secs(120));
+    // No margin: only the retry rule can renew the token here.
+    let policy = UploadPolicy {
+        token_margin: Duration::ZERO,
+        ..UploadPolicy::default()
+    };
+    let mut plan = plan_for(&data, UploadConfig::default()).with_policy(policy);
+    driver.step(&mut plan);
+    let (ticket, _) = driver.next(&mut plan).unwrap();
+    driver.advance(Duration::from_secs(115));
+    // Waiting 7 s ends past the deadline, 5 s away.
+    plan.handle_response(ticket, Ok(limited(7)), driver.mono, driver.now)
+        .unwrap();
+    assert!(
+        matches!(
+            plan.poll(driver.mono, driver.now),
+            Output::Send(_, Step::StoreToken(_))
+        ),
+        "a new token first"
+    );
+    // A wait that ends before the deadline keeps the token.
+    let mut plan = plan_for(&data, UploadConfig::default()).with_policy(policy);
+    fresh_token(&mut driver, Duration::from_secs(120));
+    answer_429_to_the_first_storage_step(&mut driver, &mut plan);
+}
+
+#[test]
+fn a_renewal_to_another_storage_host_redoes_the_blocks() {
+    let data = data_of(9 * MIB, 27);
+    let mut driver = Driver::new(data.clone());
+    driver.refusals_expected = true;
+    let mut plan = plan_for(&data, config(MIB, 2));
+    driver.step(&mut plan);
+    let first = driver.poll_all(&mut plan);
+    assert_eq!(first.len(), 2, "blocks 0 and 1 at once");
+    let mut first = first.into_iter();
+    driver.run_step(&mut plan, first.next().unwrap()).unwrap();
+    // Block 1's mkblk is stored; its answer arrives after the move.
+    let (late, step) = first.next().unwrap();
+    let answer = driver.call(&step).unwrap();
+    // The token is refused; the new one names another storage host (another port).
+    driver.fake.token = "moved".into();
+    driver.step(&mut plan);
+    driver.token = "moved".into();
+    driver.upload_url = "http://127.0.0.1:10/wcs/file/upload".into();
+    let Some(out @ (_, Step::StoreToken(_))) = driver.next(&mut plan) else {
+        panic!("renewed")
+    };
+    driver.run_step(&mut plan, out).unwrap();
+    assert_eq!(
+        plan.bytes_acknowledged(),
+        0,
+        "the ctxs belong to the old host"
+    );
+    // The answer of the old host is ignored.
+    assert!(matches!(
+        driver.report(&mut plan, late, answer),
+        Err(UploadError::UnexpectedAnswer(_))
+    ));
+    assert_eq!(plan.bytes_acknowledged(), 0);
+    driver.sent.clear();
+    driver.run(&mut plan, 0).unwrap();
+    assert_covers_once(&driver.sent, 9 * MIB, config(MIB, 2));
+    assert_eq!(plan.outcome().unwrap().etag, qetag(&data));
+}
+
+#[test]
+fn resends_run_out_into_a_clear_error() {
+    let (_, mut driver, mut plan) = setup(5 * MIB, 27, UploadConfig::default());
+    driver.step(&mut plan);
+    let start = driver.mono;
+    let policy = UploadPolicy::default();
+    for _ in 0..=policy.max_step_retries {
+        let (ticket, step) = driver.next(&mut plan).unwrap();
+        assert!(matches!(step, Step::MakeBlock { block: 0, .. }));
+        driver.fail(&mut plan, ticket, TransportErrorKind::Timeout);
+    }
+    let waited = driver.mono - start;
+    assert!(
+        waited <= policy.max_retry_wait * policy.max_step_retries,
+        "{waited:?}"
+    );
+    let error = plan.error().unwrap();
+    assert!(matches!(
+        error,
+        UploadError::GaveUp {
+            step: StepId::Block(0),
+            endpoint: EndpointId::MakeBlock,
+            reason: GiveUp::Retries { retries: 10 },
+            ..
+        }
+    ));
+    let message = error.to_string();
+    assert!(message.contains("makeBlock"), "{message}");
+    assert!(message.contains("10 times in a row"), "{message}");
+    assert!(message.contains("connection reset"), "{message}");
+    assert_eq!(driver.next(&mut plan), None);
+    let Some(Attempt::Transport(cause)) = plan.take_cause() else {
+        panic!("the failure itself")
+    };
+    assert_eq!(cause.kind(), TransportErrorKind::Timeout);
+}
+
+#[test]
+fn block_restarts_run_out_into_a_clear_error() {
+    let data = data_of(5 * MIB, 28);
+    let mut driver = Driver::new(data.clone());
+    let policy = UploadPolicy {
+        extra_block_restarts: 1,
+        ..UploadPolicy::default()
+    };
+    let mut plan = plan_for(&data, UploadConfig::default()).with_policy(policy);
+    driver.step(&mut plan);
+    // Budget: one restart per block (2) plus one.
+    for _ in 0..4 {
+        driver.step(&mut plan);
+        let (ticket, step) = driver.next(&mut plan).unwrap();
+        assert!(matches!(step, Step::PutChunk { block: 0, .. }));
+        driver.refuse(&mut plan, ticket, 400);
+    }
+    assert_eq!(
+        plan.error().map(ToString::to_string),
+        Some(format!(
+            "gave up on putChunk (Block(0)): blocks were redone 3 times already, the budget \
+             of this upload; the last failure: {}",
+            refused(400)
+        ))
+    );
+}
+
+#[test]
+fn retry_after_is_waited_for() {
+    let (_, mut driver, mut plan) = setup(10, 29, UploadConfig::default());
+    answer_429_to_the_first_storage_step(&mut driver, &mut plan);
+    driver.finish(&mut plan);
 }
 
 // ---------------------------------------------------------------------------------
@@ -1372,102 +1848,53 @@ fn upload_url_with_or_without_the_form_path() {
 #[test]
 fn encoders_refuse_bad_input() {
     let t = Secret::new("t");
-    let chunk = || Bytes::from_static(b"x");
-    let invalid = |r: Result<HttpRequest, EncodeError>| matches!(r, Err(EncodeError::Invalid(_)));
-    assert!(invalid(make_block_request(
-        UPLOAD_URL,
-        &t,
-        "b",
-        0,
-        0,
-        chunk()
-    )));
-    assert!(invalid(make_block_request(
-        UPLOAD_URL,
-        &t,
-        "b",
-        BLOCK + 1,
-        0,
-        chunk()
-    )));
-    assert!(invalid(make_block_request(
-        UPLOAD_URL,
-        &t,
-        "b",
-        1,
-        0,
-        Bytes::from_static(b"xy")
-    )));
-    assert!(invalid(make_block_request(
-        UPLOAD_URL,
-        &t,
-        "b",
-        1,
-        0,
-        Bytes::new()
-    )));
-    assert!(invalid(make_block_request(
-        UPLOAD_URL,
-        &Secret::new(""),
-        "b",
-        1,
-        0,
-        chunk()
-    )));
-    assert!(invalid(make_block_request(
-        UPLOAD_URL,
-        &t,
-        "",
-        1,
-        0,
-        chunk()
-    )));
-    assert!(invalid(put_chunk_request(
-        UPLOAD_URL,
-        &t,
-        "b",
-        "",
-        0,
-        chunk()
-    )));
-    assert!(invalid(put_chunk_request(
-        UPLOAD_URL,
-        &t,
-        "b",
-        "c",
-        BLOCK,
-        chunk()
-    )));
-    assert!(invalid(make_file_request(
-        UPLOAD_URL,
-        &t,
-        "b",
-        BLOCK + 1,
-        &["c".into()]
-    )));
-    assert!(invalid(make_file_request(
-        UPLOAD_URL,
-        &t,
-        "b",
-        1,
-        &["a,b".into()]
-    )));
-    assert!(invalid(upload_request(
-        UPLOAD_URL,
-        &t,
-        None,
-        "",
-        None,
-        chunk()
-    )));
-    assert!(invalid(upload_request(
-        UPLOAD_URL,
-        &Secret::new(""),
-        None,
-        "f",
-        None,
-        chunk()
-    )));
+    let empty = Secret::new("");
+    let x = || Bytes::from_static(b"x");
+    let block = |token: &Secret, batch: &str, size: u64, data: Bytes| {
+        make_block_request(UPLOAD_URL, token, batch, size, 0, data)
+    };
+    let refused: [(&str, Result<HttpRequest, EncodeError>); 12] = [
+        ("an empty block", block(&t, "b", 0, x())),
+        ("a block over 4 MiB", block(&t, "b", BLOCK + 1, x())),
+        (
+            "a chunk larger than its block",
+            block(&t, "b", 1, Bytes::from_static(b"xy")),
+        ),
+        ("an empty chunk", block(&t, "b", 1, Bytes::new())),
+        ("an empty token", block(&empty, "b", 1, x())),
+        ("an empty batch", block(&t, "", 1, x())),
+        (
+            "an empty ctx",
+            put_chunk_request(UPLOAD_URL, &t, "b", "", 0, x()),
+        ),
+        (
+            "an offset at the block's end",
+            put_chunk_request(UPLOAD_URL, &t, "b", "c", BLOCK, x()),
+        ),
+        (
+            "more blocks than ctxs",
+            make_file_request(UPLOAD_URL, &t, "b", BLOCK + 1, &["c".into()]),
+        ),
+        (
+            "a ctx with a comma",
+            make_file_request(UPLOAD_URL, &t, "b", 1, &["a,b".into()]),
+        ),
+        (
+            "an empty file name",
+            upload_request(UPLOAD_URL, &t, None, "", None, x()),
+        ),
+        (
+            "an empty form token",
+            upload_request(UPLOAD_URL, &empty, None, "f", None, x()),
+        ),
+    ];
+    for (what, result) in refused {
+        assert!(
+            matches!(result, Err(EncodeError::Invalid(_))),
+            "{what}: {result:?}"
+        );
+    }
+    let chunk = x;
     assert_eq!(
         make_block_request(UPLOAD_URL, &Secret::new("a\nb"), "b", 1, 0, chunk()).unwrap_err(),
         EncodeError::Header("Authorization")
@@ -1701,27 +2128,37 @@ proptest! {
             small_file_limit: 0,
         };
         let mut driver = Driver::new(data.clone());
-        let mut plan = plan_for(&data, config);
+        // Budgets that the faults below cannot spend: this is about the bytes.
+        let policy = UploadPolicy {
+            max_step_retries: 1000,
+            extra_block_restarts: 1000,
+            ..UploadPolicy::default()
+        };
+        let mut plan = plan_for(&data, config).with_policy(policy);
         // Faults for the first steps, then none: endless restarts could livelock.
         let mut faults = faults.into_iter().chain(std::iter::repeat(9));
         let mut rounds = 0;
         while !plan.is_finished() {
             rounds += 1;
             prop_assert!(rounds < 10_000, "no progress");
-            let steps: Vec<Step> = std::iter::from_fn(|| plan.poll()).collect();
+            let steps = driver.poll_all(&mut plan);
             prop_assert!(!steps.is_empty(), "waiting with nothing under way");
-            for step in steps {
-                match (faults.next().unwrap(), step.id()) {
+            for (ticket, step) in steps {
+                match (faults.next().unwrap(), &step) {
                     // Lost before reaching the service.
-                    (0, id) => plan.handle_failed(id),
+                    (0, _) => driver.fail(&mut plan, ticket, TransportErrorKind::Connect),
                     // Reached the service, answer lost.
-                    (1, id) if !matches!(step, Step::StoreToken(_)) => {
-                        driver.call(&step).unwrap();
-                        plan.handle_failed(id);
+                    (1, step) if !matches!(step, Step::StoreToken(_)) => {
+                        driver.call(step).unwrap();
+                        driver.fail(&mut plan, ticket, TransportErrorKind::Closed);
                     }
-                    // The connection drops: the block starts over.
-                    (2, StepId::Block(block)) => plan.restart_block(block),
-                    _ => driver.run_step(&mut plan, step).unwrap(),
+                    // The ctx is refused: the block starts over.
+                    (2, Step::PutChunk { .. }) => driver.refuse(&mut plan, ticket, 400),
+                    // The connection drops before mkblk's answer: it starts over too.
+                    (2, Step::MakeBlock { .. }) => {
+                        driver.fail(&mut plan, ticket, TransportErrorKind::Closed);
+                    }
+                    _ => driver.run_step(&mut plan, (ticket, step)).unwrap(),
                 }
             }
         }

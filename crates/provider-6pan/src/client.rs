@@ -357,7 +357,10 @@ impl<C: HttpClient> SixPan<C> {
             let wait = self.state().try_acquire(endpoint, now);
             match wait {
                 Ok(()) => return,
-                Err(d) => tokio::time::sleep(d).await,
+                Err(d) => {
+                    let at = offline_proto::clock::checked_deadline(now, d).unwrap_or(now);
+                    tokio::time::sleep_until(at.into()).await;
+                }
             }
         }
     }

@@ -12,7 +12,7 @@
 //!
 //! Data that arrives in order (a pipe, a socket, standard input) goes through
 //! [`hash_reader`], the same 128 KiB reads into the streaming
-//! [`Qetag`](offline_proto::qetag::Qetag) on one thread.
+//! [`offline_proto::qetag::Qetag`] on one thread.
 //!
 //! ```
 //! # fn main() -> std::io::Result<()> {
@@ -122,16 +122,11 @@ fn hash_stream(mut reader: impl Read, progress: Progress<'_>) -> io::Result<(Eta
     let mut hasher = Qetag::new();
     let mut buf = vec![0u8; READ_CHUNK];
     loop {
-        let n = match reader.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        hasher.update(&buf[..n]);
-        if let Some(report) = progress {
-            report(n as u64);
+        let n = read_some(&mut reader, &mut buf, progress)?;
+        if n == 0 {
+            break;
         }
+        hasher.update(&buf[..n]);
     }
     let size = hasher.bytes_hashed();
     Ok((hasher.finalize(), size))
@@ -198,6 +193,23 @@ fn hash_parallel(
     Ok(digests)
 }
 
+/// One read into `buf` (an interrupted read is tried again), reported to `progress`;
+/// 0 at the end of the data.
+fn read_some(reader: &mut impl Read, buf: &mut [u8], progress: Progress<'_>) -> io::Result<usize> {
+    loop {
+        match reader.read(buf) {
+            Ok(n) => {
+                if let Some(report) = progress.filter(|_| n > 0) {
+                    report(n as u64);
+                }
+                return Ok(n);
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// The digest of block `block` of a `size`-byte file, read in chunks into `buf`.
 fn hash_block(
     file: &mut File,
@@ -214,21 +226,14 @@ fn hash_block(
     while at < end {
         // At most READ_CHUNK, so it fits in usize.
         let want = (end - at).min(buf.len() as u64) as usize;
-        let n = match file.read(&mut buf[..want]) {
-            Ok(0) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    format!("the file became shorter while it was hashed (at byte {at} of {size})"),
-                ))
-            }
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        hasher.update(&buf[..n]);
-        if let Some(report) = progress {
-            report(n as u64);
+        let n = read_some(file, &mut buf[..want], progress)?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("the file became shorter while it was hashed (at byte {at} of {size})"),
+            ));
         }
+        hasher.update(&buf[..n]);
         at += n as u64;
     }
     Ok(hasher.finalize())

@@ -10,15 +10,21 @@
 //! positioned read on a blocking thread) only when its request is about to be sent,
 //! so memory is about one chunk per block in flight, whatever the file's size.
 //!
-//! A step that fails is sent again where it stopped, as long as the upload token
-//! lasts: a dropped connection or a 5xx resends the same chunk at the same offset
-//! (with backoff); a chunk whose answer was lost (the service moved the block's `ctx`
-//! on, so the old one is refused) redoes that block from `mkblk`; a refused or
-//! expiring upload token is renewed (`storeToken` again) without losing the blocks
-//! already stored. Progress, in bytes acknowledged by the storage service, goes to a
-//! [`watch`] channel ([`SixPan::upload_file_with_progress`]).
+//! Every rule of how failures are survived is the plan's
+//! ([`offline_proto::sixpan::upload`], "How failures are survived"): a dropped
+//! connection or a 5xx resends the same chunk at the same offset after a backoff; a
+//! chunk whose answer was lost (the service moved the block's `ctx` on, so the old one
+//! is refused) redoes that block from `mkblk`; a refused `mkfile` redoes every block;
+//! a refused or expiring upload token is renewed (`storeToken` again) without losing
+//! the blocks already stored. The driver here only reads the file, sends what the plan
+//! hands out (`storeToken` through the call machine, the storage calls after the
+//! endpoint's rate limit), sleeps until the plan's deadlines and reports every answer
+//! with the time of [`TokioClock`](transport_hyper::TokioClock). When the plan gives
+//! up on a step, the error is that step's failure ([`Error::Transport`],
+//! [`Error::Api`]); its own errors (an etag mismatch names both values) are
+//! [`Error::Upload`]. Progress, in bytes acknowledged by the storage service, goes to
+//! a [`watch`] channel ([`SixPan::upload_file_with_progress`]).
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -29,14 +35,14 @@ use bytes::Bytes;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use offline_proto::clock::Clock;
 use offline_proto::qetag::{qetag, Etag};
-use offline_proto::retry::Backoff;
-use offline_proto::sixpan::storage::{
-    decode_chunk_stored, decode_file_stored, new_batch_id, storage_base,
+use offline_proto::retry::Attempt;
+use offline_proto::sixpan::storage::new_batch_id;
+use offline_proto::sixpan::upload::{
+    Output, Step, Ticket, UploadConfig, UploadOutcome, UploadPlan,
 };
-use offline_proto::sixpan::upload::{Step, StepId, UploadConfig, UploadOutcome, UploadPlan};
 use offline_proto::sixpan::{ParseResult, StoreTokenResult, StoredFile};
 use offline_proto::torrent::{Metainfo, MAX_TORRENT_BYTES};
-use offline_proto::{ApiError, HttpClient, HttpResponse, TransportError, TransportErrorKind};
+use offline_proto::{ApiError, HttpClient, HttpResponse, TransportError};
 use tokio::sync::watch;
 
 use crate::{Error, SixPan};
@@ -44,25 +50,9 @@ use crate::{Error, SixPan};
 /// The folder `storeToken` puts torrents in.
 pub const TORRENT_FOLDER: &str = ":torrent";
 
-/// How many times in a row one storage step is sent again after a failure (with waits
-/// of up to [`MAX_STEP_WAIT`], about a minute or two in all).
-const MAX_STEP_RETRIES: u32 = 10;
-/// How many times blocks may be redone from `mkblk` in one upload, on top of one per
-/// block.
-const MAX_EXTRA_RESTARTS: u64 = 8;
-/// How many times every block may be redone (`mkfile` refused the ctxs).
-const MAX_FULL_RESTARTS: u32 = 1;
 /// The shortest time between two progress reports while chunks are acknowledged.
 const PROGRESS_EVERY: Duration = Duration::from_millis(50);
-/// A token that expires within this margin is renewed before the next step.
-const TOKEN_MARGIN: Duration = Duration::from_secs(60);
-/// A token is not renewed for being close to its deadline sooner than this after it
-/// arrived (a service that hands out short-lived tokens is not asked in a loop).
-const MIN_TOKEN_USE: Duration = Duration::from_secs(5);
-/// The first wait before a step is sent again; it doubles up to [`MAX_STEP_WAIT`].
-const FIRST_STEP_WAIT: Duration = Duration::from_millis(200);
-/// The longest wait before a step is sent again.
-const MAX_STEP_WAIT: Duration = Duration::from_secs(10);
+
 /// A torrent in the drive, parsed.
 #[derive(Debug, Clone)]
 pub struct TorrentUpload {
@@ -164,94 +154,14 @@ fn read_range(_file: &File, path: &Path, range: Range<u64>) -> std::io::Result<B
     Ok(Bytes::from(buf))
 }
 
-/// Why a storage step failed.
-enum StepFailure {
-    Transport(TransportError),
-    Api(ApiError),
-}
-
 /// The answer to one step, as the driver's loop receives it.
 enum Answer {
+    /// `storeToken`, through the call machine (which retries it by itself).
     Token(Result<StoreTokenResult, Error>),
-    Chunk(Result<offline_proto::sixpan::ChunkStored, StepFailure>),
-    File(Result<offline_proto::sixpan::FileStored, StepFailure>),
-    /// Reading the file failed: the upload cannot go on.
-    Read(Error),
-}
-
-/// A step that came back, with the epoch it was sent in (see [`Epochs`]).
-struct Event {
-    step: Step,
-    epoch: u64,
-    answer: Answer,
-}
-
-/// What to do about a failed storage step.
-enum Recovery {
-    /// Send the same step again (same chunk, offset and ctx).
-    Resend,
-    /// Ask for a new upload token, then send the step again.
-    RenewToken,
-    /// Redo this block from `mkblk`.
-    RestartBlock(u64),
-    /// Redo every block (the ctxs are no longer known).
-    RestartAll,
-    /// Give up.
-    Fatal,
-}
-
-/// Which failures are worth what, for a storage step.
-fn recovery(step: &Step, failure: &StepFailure) -> Recovery {
-    let status = match failure {
-        StepFailure::Transport(e) => {
-            return match e.kind() {
-                TransportErrorKind::BodyTooLarge { .. } => Recovery::Fatal,
-                _ => Recovery::Resend,
-            }
-        }
-        StepFailure::Api(ApiError::TokenInvalid(_)) => return Recovery::RenewToken,
-        StepFailure::Api(ApiError::RateLimited { .. } | ApiError::Decode(_)) => {
-            return Recovery::Resend
-        }
-        StepFailure::Api(e) => e.status(),
-    };
-    if status.is_server_error() || status == http::StatusCode::REQUEST_TIMEOUT {
-        return Recovery::Resend;
-    }
-    match step {
-        // The ctx was refused: most often the chunk was stored but its answer was lost,
-        // so the service moved the block on to a ctx this side never saw.
-        Step::PutChunk { block, .. } => Recovery::RestartBlock(*block),
-        Step::MakeFile { .. } => Recovery::RestartAll,
-        _ => Recovery::Fatal,
-    }
-}
-
-/// The blocks' epochs: a step carries the epoch of its block when it was handed out,
-/// and an answer from an older epoch (the block was redone since) is dropped, as
-/// [`UploadPlan::restart_block`] asks.
-#[derive(Default)]
-struct Epochs {
-    all: u64,
-    blocks: HashMap<u64, u64>,
-}
-
-impl Epochs {
-    fn of(&self, step: &Step) -> u64 {
-        match step.id() {
-            StepId::Block(b) => self.all + self.blocks.get(&b).copied().unwrap_or(0),
-            _ => 0,
-        }
-    }
-
-    fn restart_block(&mut self, block: u64) {
-        *self.blocks.entry(block).or_default() += 1;
-    }
-
-    fn restart_all(&mut self) {
-        // Added to every block's own count, so every block's epoch moves on.
-        self.all += 1 << 32;
-    }
+    /// A storage step's HTTP result, for the plan to decode and judge.
+    Storage(Result<HttpResponse, TransportError>),
+    /// Reading the file or encoding the request failed: the upload cannot go on.
+    Local(Error),
 }
 
 impl<C: HttpClient> SixPan<C> {
@@ -318,8 +228,9 @@ impl<C: HttpClient> SixPan<C> {
     /// Uploads any file into the folder `dest` (a path such as `/backups`): hashed on
     /// every core, created at once when the drive knows its etag (instant upload),
     /// else sent in a form upload (up to 4 MiB) or a block upload with several blocks
-    /// in flight, each chunk read from disk when it is sent. See the
-    /// [module docs](self) for how failures are resumed.
+    /// in flight, each chunk read from disk when it is sent. Failures are survived by
+    /// the rules of [`UploadPlan`] ([`offline_proto::sixpan::upload`], "How failures
+    /// are survived").
     ///
     /// # Errors
     ///
@@ -407,14 +318,17 @@ impl<C: HttpClient> SixPan<C> {
         })
     }
 
-    /// Drives one [`UploadPlan`] to its end, with every step it hands out under way at
-    /// once (the plan bounds them by its `max_blocks_in_flight`).
+    /// Drives one [`UploadPlan`] to its end: sends what it hands out (every step at
+    /// once; the plan bounds them by its `max_blocks_in_flight`), sleeps until its
+    /// deadlines, and reports every answer with the time. Every rule is the plan's.
     async fn run_plan(
         &self,
-        mut plan: UploadPlan,
+        plan: UploadPlan,
         source: Source,
         progress: Option<&watch::Sender<UploadProgress>>,
     ) -> Result<UploadOutcome, Error> {
+        let mut plan = plan.with_seed(self.seed());
+        let clock = &self.inner.clock;
         let batch = new_batch_id(self.seed());
         let total = plan.size();
         let report = |phase: UploadPhase, bytes: u64, instant: bool| {
@@ -428,174 +342,83 @@ impl<C: HttpClient> SixPan<C> {
             }
         };
         report(UploadPhase::Uploading, 0, false);
-        let mut epochs = Epochs::default();
-        // Per step: the backoff of its consecutive failures, and the wait before it is
-        // sent next.
-        let mut backoffs: HashMap<StepId, Backoff> = HashMap::new();
-        let mut waits: HashMap<StepId, Duration> = HashMap::new();
-        let mut restarts_left = plan.block_count() + MAX_EXTRA_RESTARTS;
-        let mut full_restarts_left = MAX_FULL_RESTARTS;
-        let mut reported = self.inner.clock.now();
-        let mut upload_url: Option<String> = None;
-        let mut token_at = self.inner.clock.now();
+        let mut reported = clock.now();
         let mut in_flight = FuturesUnordered::new();
         loop {
-            if let Some(e) = plan.error() {
-                return Err(Error::Upload(e.clone()));
-            }
-            if let Some(outcome) = plan.outcome() {
-                report(UploadPhase::Done, total, outcome.instant);
-                return Ok(outcome.clone());
-            }
-            if plan.token_expired(self.inner.clock.wall(), TOKEN_MARGIN)
-                && token_at.elapsed() >= MIN_TOKEN_USE
-            {
-                plan.renew_token();
-            }
-            while let Some(step) = plan.poll() {
-                if let Step::MakeFile { file_size, .. } = &step {
-                    // Every chunk is stored; the service assembles the file.
-                    report(UploadPhase::Uploading, *file_size, false);
+            let next = match plan.poll(clock.now(), clock.wall()) {
+                Output::Send(ticket, step) => {
+                    if let Step::MakeFile { file_size, .. } = &step {
+                        // Every chunk is stored; the service assembles the file.
+                        report(UploadPhase::Uploading, *file_size, false);
+                    }
+                    in_flight.push(self.perform(ticket, step, &batch, &source));
+                    continue;
                 }
-                let wait = waits.remove(&step.id());
-                let epoch = epochs.of(&step);
-                in_flight.push(self.perform(step, epoch, wait, &batch, &source));
-            }
-            let Some(event) = in_flight.next().await else {
+                Output::Done(outcome) => {
+                    report(UploadPhase::Done, total, outcome.instant);
+                    return Ok(*outcome);
+                }
+                Output::Failed(error) => {
+                    tracing::debug!(%error, "upload ended");
+                    return Err(match plan.take_cause() {
+                        Some(Attempt::Transport(e)) => Error::Transport(e),
+                        Some(Attempt::Api(e)) => Error::Api(e),
+                        None => Error::Upload(error),
+                    });
+                }
+                Output::WaitUntil(at) => {
+                    let sleep = tokio::time::sleep_until(at.into());
+                    if in_flight.is_empty() {
+                        sleep.await;
+                        continue;
+                    }
+                    tokio::select! {
+                        next = in_flight.next() => next,
+                        () = sleep => continue,
+                    }
+                }
+                Output::AwaitAnswer => in_flight.next().await,
+            };
+            let Some((ticket, answer)) = next else {
                 return Err(Error::Config(
-                    "the upload plan stopped without an outcome".to_owned(),
+                    "the upload plan waits for an answer with no step under way".to_owned(),
                 ));
             };
-            let Event {
-                step,
-                epoch,
-                answer,
-            } = event;
-            if epoch != epochs.of(&step) {
-                // An answer about a block redone since: the plan no longer expects it.
-                continue;
-            }
-            let id = step.id();
-            let failure = match answer {
-                Answer::Read(e) => return Err(e),
-                Answer::Token(Err(e)) => return Err(e),
+            // A refused answer either ends the plan (its next poll says so) or changes
+            // nothing (a stale one): the results of `handle_*` need no look.
+            let _ = match answer {
+                Answer::Local(e) | Answer::Token(Err(e)) => return Err(e),
                 Answer::Token(Ok(result)) => {
-                    token_at = self.inner.clock.now();
-                    if let StoreTokenResult::Upload(info) = &result {
-                        let moved = upload_url
-                            .as_deref()
-                            .is_some_and(|old| !same_storage(old, &info.upload_url));
-                        if moved {
-                            epochs.restart_all();
-                        }
-                        upload_url = Some(info.upload_url.clone());
-                    }
-                    // An error ends the plan; the loop reports it.
-                    let _ = plan.handle_store_token(result, self.inner.clock.wall());
-                    continue;
+                    plan.handle_store_token(ticket, result, clock.now(), clock.wall())
                 }
-                Answer::Chunk(Ok(stored)) => {
-                    backoffs.remove(&id);
-                    if let StepId::Block(block) = id {
-                        // A refused answer either ends the plan (reported by the loop)
-                        // or changes nothing.
-                        let _ = plan.handle_chunk(block, stored);
-                    }
-                    // `bytes_acknowledged` walks every block: not after every chunk.
-                    if reported.elapsed() >= PROGRESS_EVERY {
-                        reported = self.inner.clock.now();
-                        report(UploadPhase::Uploading, plan.bytes_acknowledged(), false);
-                    }
-                    continue;
+                Answer::Storage(result) => {
+                    plan.handle_response(ticket, result, clock.now(), clock.wall())
                 }
-                Answer::File(Ok(stored)) => {
-                    backoffs.remove(&id);
-                    let _ = plan.handle_file_stored(stored);
-                    continue;
-                }
-                Answer::Chunk(Err(f)) | Answer::File(Err(f)) => f,
             };
-            let give_up = |failure: StepFailure| match failure {
-                StepFailure::Transport(e) => Error::Transport(e),
-                StepFailure::Api(e) => Error::Api(e),
-            };
-            let recovery = recovery(&step, &failure);
-            tracing::debug!(step = ?id, error = %match &failure {
-                StepFailure::Transport(e) => e.to_string(),
-                StepFailure::Api(e) => e.to_string(),
-            }, "storage step failed");
-            match recovery {
-                Recovery::Fatal => return Err(give_up(failure)),
-                Recovery::RestartBlock(_) if restarts_left == 0 => return Err(give_up(failure)),
-                Recovery::RestartAll if full_restarts_left == 0 => return Err(give_up(failure)),
-                Recovery::RestartBlock(block) => {
-                    restarts_left -= 1;
-                    epochs.restart_block(block);
-                    plan.restart_block(block);
-                }
-                Recovery::RestartAll => {
-                    full_restarts_left -= 1;
-                    epochs.restart_all();
-                    plan.restart_all_blocks();
-                }
-                Recovery::Resend | Recovery::RenewToken => {
-                    let seed = self.seed();
-                    let backoff = backoffs.entry(id).or_insert_with(|| {
-                        Backoff::new(FIRST_STEP_WAIT, MAX_STEP_WAIT, MAX_STEP_RETRIES, seed)
-                    });
-                    let Some(wait) = backoff.next_delay() else {
-                        return Err(give_up(failure));
-                    };
-                    let past_deadline = plan
-                        .token_deadline()
-                        .is_some_and(|d| d <= self.inner.clock.wall() + wait);
-                    if matches!(recovery, Recovery::RenewToken) || past_deadline {
-                        plan.renew_token();
-                    }
-                    waits.insert(id, wait);
-                    plan.handle_failed(id);
-                }
+            // `bytes_acknowledged` walks every block: not after every chunk.
+            if clock.now().saturating_duration_since(reported) >= PROGRESS_EVERY {
+                reported = clock.now();
+                report(UploadPhase::Uploading, plan.bytes_acknowledged(), false);
             }
         }
     }
 
-    /// Sends one step (after `wait`, when it is being sent again) and decodes its
-    /// answer. A file step reads its bytes first.
+    /// Sends one step and returns its answer. A storage step reads its bytes first.
     async fn perform(
         &self,
+        ticket: Ticket,
         step: Step,
-        epoch: u64,
-        wait: Option<Duration>,
         batch: &str,
         source: &Source,
-    ) -> Event {
-        if let Some(wait) = wait {
-            tokio::time::sleep(wait).await;
-        }
-        if let Step::StoreToken(request) = &step {
-            let answer = Answer::Token(self.call(request.clone()).await);
-            return Event {
-                step,
-                epoch,
-                answer,
-            };
-        }
-        let answer = match self.send_storage(&step, batch, source).await {
-            Err(e) => Answer::Read(e),
-            Ok(sent) => match &step {
-                Step::MakeBlock { .. } | Step::PutChunk { .. } => Answer::Chunk(
-                    sent.and_then(|r| decode_chunk_stored(&r).map_err(StepFailure::Api)),
-                ),
-                _ => Answer::File(
-                    sent.and_then(|r| decode_file_stored(&r).map_err(StepFailure::Api)),
-                ),
+    ) -> (Ticket, Answer) {
+        let answer = match &step {
+            Step::StoreToken(request) => Answer::Token(self.call(request.clone()).await),
+            _ => match self.send_storage(&step, batch, source).await {
+                Ok(result) => Answer::Storage(result),
+                Err(e) => Answer::Local(e),
             },
         };
-        Event {
-            step,
-            epoch,
-            answer,
-        }
+        (ticket, answer)
     }
 
     /// Reads the step's range and sends its storage request. The outer error is a
@@ -605,7 +428,7 @@ impl<C: HttpClient> SixPan<C> {
         step: &Step,
         batch: &str,
         source: &Source,
-    ) -> Result<Result<HttpResponse, StepFailure>, Error> {
+    ) -> Result<Result<HttpResponse, TransportError>, Error> {
         let data = match step.range() {
             Some(range) => source.read(range).await?,
             None => Bytes::new(),
@@ -614,19 +437,6 @@ impl<C: HttpClient> SixPan<C> {
             .storage_request(batch, data)
             .ok_or_else(|| Error::Config("a storage step without a request".to_owned()))??;
         self.acquire(step.endpoint()).await;
-        Ok(self
-            .inner
-            .http
-            .send(request)
-            .await
-            .map_err(StepFailure::Transport))
-    }
-}
-
-/// Whether two upload URLs name the same storage service.
-fn same_storage(a: &str, b: &str) -> bool {
-    match (storage_base(a), storage_base(b)) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => a == b,
+        Ok(self.inner.http.send(request).await)
     }
 }

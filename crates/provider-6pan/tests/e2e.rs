@@ -75,13 +75,44 @@ async fn seeded() -> (SourceServer, Vec<u8>, BTreeMap<String, ServedFile>) {
     (src, builder.build(), served)
 }
 
+/// `bytes` written to `name` in a fresh directory (kept alive by the first value).
+fn on_disk(name: &str, bytes: &[u8]) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(name);
+    std::fs::write(&path, bytes).unwrap();
+    (dir, path)
+}
+
+/// The emulator, the seeded pack's web seed (bind it, or it stops), a client, and the
+/// pack's torrent uploaded and parsed.
+struct Uploaded {
+    emu: RunningEmulator,
+    _src: SourceServer,
+    served: BTreeMap<String, ServedFile>,
+    pan: SixPan,
+    up: provider_6pan::TorrentUpload,
+}
+
+async fn uploaded_pack() -> Uploaded {
+    let emu = emulator().await;
+    let (src, torrent, served) = seeded().await;
+    let (_dir, path) = on_disk("pack.torrent", &torrent);
+    let pan = client(&emu);
+    let up = pan.upload_torrent(&path).await.unwrap();
+    Uploaded {
+        emu,
+        _src: src,
+        served,
+        pan,
+        up,
+    }
+}
+
 #[tokio::test]
 async fn second_torrent_upload_is_instant() {
     let emu = emulator().await;
     let (_src, torrent, _) = seeded().await;
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("pack.torrent");
-    std::fs::write(&path, &torrent).unwrap();
+    let (_dir, path) = on_disk("pack.torrent", &torrent);
     let pan = client(&emu);
     let first = pan.upload_torrent(&path).await.unwrap();
     assert!(!first.instant);
@@ -97,9 +128,7 @@ async fn second_torrent_upload_is_instant() {
 #[tokio::test]
 async fn not_a_torrent_is_refused_before_sending() {
     let emu = emulator().await;
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("fake.torrent");
-    std::fs::write(&path, b"<html>not a torrent</html>").unwrap();
+    let (_dir, path) = on_disk("fake.torrent", b"<html>not a torrent</html>");
     let pan = client(&emu);
     let err = pan.upload_torrent(&path).await.unwrap_err();
     assert!(
@@ -112,12 +141,10 @@ async fn not_a_torrent_is_refused_before_sending() {
 #[tokio::test]
 async fn block_upload_of_a_file_over_8_mib() {
     let emu = emulator().await;
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("big.bin");
     let data: Vec<u8> = (0..(9 * 1024 * 1024 + 5) as u32)
         .map(|i| (i.wrapping_mul(31) >> 3) as u8)
         .collect();
-    std::fs::write(&path, &data).unwrap();
+    let (_dir, path) = on_disk("big.bin", &data);
     let pan = client(&emu);
     let report = pan.upload_file(&path, "/backups").await.unwrap();
     assert!(!report.instant);
@@ -213,13 +240,13 @@ async fn a_tampered_identity_is_refused_and_nothing_is_created() {
 
 #[tokio::test]
 async fn torrent_task_with_selection_completes_through_the_web_seed() {
-    let emu = emulator().await;
-    let (_src, torrent, served) = seeded().await;
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("pack.torrent");
-    std::fs::write(&path, &torrent).unwrap();
-    let pan = client(&emu);
-    let up = pan.upload_torrent(&path).await.unwrap();
+    let Uploaded {
+        emu,
+        _src,
+        served,
+        pan,
+        up,
+    } = uploaded_pack().await;
     let added = pan
         .add_parsed(
             &up.result,
@@ -256,13 +283,10 @@ async fn torrent_task_with_selection_completes_through_the_web_seed() {
 
 #[tokio::test]
 async fn selection_errors_are_local() {
-    let emu = emulator().await;
-    let (_src, torrent, _) = seeded().await;
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("pack.torrent");
-    std::fs::write(&path, &torrent).unwrap();
-    let pan = client(&emu);
-    let up = pan.upload_torrent(&path).await.unwrap();
+    // `_src` is bound (not `..`) so that the web seed lives to the end of the test.
+    let Uploaded {
+        emu, _src, pan, up, ..
+    } = uploaded_pack().await;
     for sel in [
         Selection::Globs(vec!["*.mkv".into()]),
         Selection::Names(vec!["nope.txt".into()]),

@@ -49,8 +49,30 @@ impl Flaky {
     }
 }
 
+/// Runs `send` with a 1 ms tick beside it. Under paused time the runtime moves the
+/// clock to the next timer whenever it has nothing to do but wait for I/O — here the
+/// loopback sockets between client and emulator, which a loaded machine may deliver a
+/// moment late — and without the tick that timer would be the transport's 60 s
+/// timeout, firing for nothing.
+async fn ticking<T>(send: impl std::future::Future<Output = T>) -> T {
+    tokio::pin!(send);
+    let mut tick = tokio::time::interval(Duration::from_millis(1));
+    loop {
+        tokio::select! {
+            out = &mut send => return out,
+            _ = tick.tick() => {}
+        }
+    }
+}
+
 impl HttpClient for Flaky {
     async fn send(&self, request: HttpRequest) -> Result<HttpResponse, TransportError> {
+        ticking(self.send_flaky(request)).await
+    }
+}
+
+impl Flaky {
+    async fn send_flaky(&self, request: HttpRequest) -> Result<HttpResponse, TransportError> {
         let path = request.uri().path().to_owned();
         let is_chunk = path.contains("/mkblk/") || path.contains("/bput/");
         if !path.starts_with("/wcs/") {
@@ -115,38 +137,43 @@ fn file(len: usize) -> (tempfile::TempDir, std::path::PathBuf, Vec<u8>) {
     (dir, path, data)
 }
 
-#[tokio::test]
-async fn a_connection_dropped_before_the_third_chunk_is_resumed() {
-    let emu = emulator().await;
-    let (_dir, path, data) = file(2 * 4 * 1024 * 1024 + 12_345);
-    let http = Flaky::new(Drop::BeforeSending, 3, Duration::ZERO);
-    let pan = client(&emu, Arc::clone(&http), 1);
+/// Uploads a file of `len` bytes through `http` with `blocks` blocks in flight and
+/// checks that the emulator stored exactly its bytes.
+async fn upload_checked(emu: &RunningEmulator, http: &Arc<Flaky>, blocks: usize, len: usize) {
+    let (_dir, path, data) = file(len);
+    let pan = client(emu, Arc::clone(http), blocks);
     let report = pan.upload_file(&path, "/up").await.unwrap();
     assert_eq!(report.etag, qetag(&data));
     let stored = emu.stored_blob(report.etag.as_str()).unwrap();
     assert_eq!(std::fs::read(stored).unwrap(), data);
+}
+
+/// Two blocks of 4 MiB and one of 12 345 bytes: 4 + 4 + 1 chunks.
+const NINE_CHUNKS: usize = 2 * 4 * 1024 * 1024 + 12_345;
+
+// Paused time: the resend waits its backoff at once (the emulator shares the runtime).
+#[tokio::test(start_paused = true)]
+async fn a_connection_dropped_before_the_third_chunk_is_resumed() {
+    let emu = emulator().await;
+    let http = Flaky::new(Drop::BeforeSending, 3, Duration::ZERO);
+    upload_checked(&emu, &http, 1, NINE_CHUNKS).await;
     // 4 + 4 + 1 chunks stored; the dropped one was sent again (10 attempts).
     assert_eq!(emu.uploaded_chunks(), 9);
     assert_eq!(http.chunks.load(Ordering::SeqCst), 10);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_lost_answer_in_the_middle_of_a_block_redoes_the_block() {
     let emu = emulator().await;
-    let (_dir, path, data) = file(2 * 4 * 1024 * 1024 + 12_345);
     let http = Flaky::new(Drop::AnswerLost, 3, Duration::ZERO);
-    let pan = client(&emu, Arc::clone(&http), 1);
-    let report = pan.upload_file(&path, "/up").await.unwrap();
-    assert_eq!(report.etag, qetag(&data));
-    let stored = emu.stored_blob(report.etag.as_str()).unwrap();
-    assert_eq!(std::fs::read(stored).unwrap(), data);
+    upload_checked(&emu, &http, 1, NINE_CHUNKS).await;
     // The third chunk was stored but its answer lost: resending it with the old ctx is
     // refused, so block 0 is redone from mkblk (3 stored + 1 refused + 4 + 4 + 1).
     assert_eq!(emu.uploaded_chunks(), 3 + 9);
     assert_eq!(http.chunks.load(Ordering::SeqCst), 3 + 1 + 9);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn three_blocks_in_flight_with_progress() {
     let emu = emulator().await;
     let (_dir, path, data) = file(5 * 4 * 1024 * 1024 + 1);
@@ -199,6 +226,8 @@ async fn three_blocks_in_flight_with_progress() {
     assert_eq!(rx.borrow().phase, UploadPhase::Done);
 }
 
+// Real time: the emulator judges upload tokens by the system clock, which paused time
+// does not move.
 #[tokio::test]
 async fn an_upload_token_that_expires_mid_upload_is_renewed_and_the_blocks_kept() {
     let emu = Emulator::start(EmulatorConfig {
@@ -207,14 +236,9 @@ async fn an_upload_token_that_expires_mid_upload_is_renewed_and_the_blocks_kept(
     })
     .await
     .unwrap();
-    let (_dir, path, data) = file(3 * 4 * 1024 * 1024 + 99);
     // 13 chunks, one at a time, 250 ms each: the first token dies after 2 s.
     let http = Flaky::new(Drop::Nothing, 0, Duration::from_millis(250));
-    let pan = client(&emu, Arc::clone(&http), 1);
-    let report = pan.upload_file(&path, "/up").await.unwrap();
-    assert_eq!(report.etag, qetag(&data));
-    let stored = emu.stored_blob(report.etag.as_str()).unwrap();
-    assert_eq!(std::fs::read(stored).unwrap(), data);
+    upload_checked(&emu, &http, 1, 3 * 4 * 1024 * 1024 + 99).await;
     // Every stored chunk was kept: 4 + 4 + 4 + 1, none sent twice but the refused one.
     assert_eq!(emu.uploaded_chunks(), 13);
     assert!(
