@@ -121,7 +121,10 @@ impl<'a> PieceVerifier<'a> {
 
     /// Checks the last, shorter piece once the whole torrent was fed.
     pub(super) fn finish(&mut self) -> Result<(), String> {
-        if self.piece_length == 0 || self.pos != self.total || self.pos.is_multiple_of(self.piece_length) {
+        if self.piece_length == 0
+            || self.pos != self.total
+            || self.pos.is_multiple_of(self.piece_length)
+        {
             return Ok(());
         }
         self.check(self.pos / self.piece_length)
