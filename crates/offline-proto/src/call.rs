@@ -724,6 +724,9 @@ impl<A: Auth, R: Request<A>> Call<A, R> {
                     .get_or_insert_with(|| Backoff::new(Duration::ZERO, Duration::ZERO, 0, 0));
                 match retry_decision(&mut state.pacer, backoff, false, &failure, now) {
                     Some(delay) => {
+                        // A failed fetch sent again is the same fetch: only tokens that
+                        // arrived and were unusable count toward MAX_TOKEN_FETCHES.
+                        self.token_fetches = self.token_fetches.saturating_sub(1);
                         let attempt = backoff.attempts();
                         self.schedule_retry(fetch_id, &failure, delay, attempt, now);
                         self.state = State::NeedAuth;

@@ -376,3 +376,30 @@ fn invalid_requests_send_nothing_not_even_a_token_request() {
     assert!(matches!(err, CallError::Invalid(_)), "{err:?}");
     assert_eq!((server.tokens(), server.calls()), (0, 0));
 }
+
+#[test]
+fn a_token_fetch_retried_after_refused_connections_is_one_fetch() {
+    let clock = ManualClock::new(Instant::now(), wall0());
+    let refused = Mutex::new(0);
+    let st = Mutex::new(state(0.0));
+    let http = |r: HttpRequest| {
+        if is_token_request(&r) {
+            let mut n = refused.lock().unwrap();
+            *n += 1;
+            if *n <= 5 {
+                return Err(TransportError::new(TransportErrorKind::Connect, "refused"));
+            }
+            return Ok(token_answer("t", wall0() + Duration::from_secs(7200)));
+        }
+        Ok(progress())
+    };
+    let out = drive_blocking(
+        &st,
+        &http,
+        &clock,
+        OfflineProcessRequest::new(TaskId(1)),
+        |_| {},
+    );
+    assert!(out.is_ok(), "{out:?}");
+    assert_eq!(*refused.lock().unwrap(), 6);
+}
