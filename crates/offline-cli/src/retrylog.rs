@@ -102,7 +102,7 @@ pub(crate) fn render(error: &str, delay_ms: u64, attempt: Option<u64>, max: Opti
     let error = crate::client::short_refusal(error);
     let error = error.strip_prefix("transport: ").unwrap_or(&error);
     let secs = delay_ms as f64 / 1000.0;
-    let delay = if delay_ms >= 10_000 || delay_ms % 1000 == 0 {
+    let delay = if delay_ms >= 10_000 || delay_ms.is_multiple_of(1000) {
         format!("{secs:.0} s")
     } else {
         format!("{secs:.1} s")
