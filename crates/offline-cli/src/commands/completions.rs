@@ -25,7 +25,26 @@ pub(crate) fn man() -> u8 {
         errln!("error: cannot render the man page: {e}");
         return exit::CONFIG;
     }
-    write_all(&buf)
+    write_all(&once_preamble(&buf))
+}
+
+/// Every section clap_mangen renders starts with the same two lines defining `Aq`
+/// (the apostrophe); the page needs them once, at its top.
+fn once_preamble(page: &[u8]) -> Vec<u8> {
+    const PREAMBLE: [&str; 2] = [".ie \\n(.g .ds Aq \\(aq", ".el .ds Aq '"];
+    let text = String::from_utf8_lossy(page);
+    let mut seen = [false; 2];
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines() {
+        if let Some(i) = PREAMBLE.iter().position(|p| *p == line) {
+            if std::mem::replace(&mut seen[i], true) {
+                continue;
+            }
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out.into_bytes()
 }
 
 fn render_man(cmd: &clap::Command, w: &mut Vec<u8>) -> std::io::Result<()> {

@@ -146,6 +146,7 @@ pub(crate) async fn run(args: EmulatorArgs, out: &Output) -> u8 {
             );
         }
     }
+    let stop = StopSignals::listen();
     let defaults = offline_emulator::EmulatorConfig::default();
     let mut config = offline_emulator::EmulatorConfig {
         addr: args.addr,
@@ -235,23 +236,48 @@ pub(crate) async fn run(args: EmulatorArgs, out: &Output) -> u8 {
         outln!("(the first downloads the emulator's own API description into the data dir)");
         outln!("stop with Ctrl-C");
     }
-    wait_for_stop().await;
+    stop.wait().await;
     emu.shutdown().await;
     exit::OK
 }
 
-/// Ctrl-C or SIGTERM.
-async fn wait_for_stop() {
+/// Ctrl-C or SIGTERM, listened for from the moment it is made: a signal that comes
+/// while the emulator is starting, or right after it has printed its address, still
+/// stops it cleanly (and removes its temporary data directory).
+struct StopSignals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
+    term: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    int: Option<tokio::signal::unix::Signal>,
+}
+
+impl StopSignals {
+    fn listen() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Self {
+                term: signal(SignalKind::terminate()).ok(),
+                int: signal(SignalKind::interrupt()).ok(),
             }
-            return;
+        }
+        #[cfg(not(unix))]
+        {
+            Self {}
         }
     }
-    let _ = tokio::signal::ctrl_c().await;
+
+    async fn wait(self) {
+        #[cfg(unix)]
+        {
+            if let (Some(mut term), Some(mut int)) = (self.term, self.int) {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+                return;
+            }
+        }
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
