@@ -366,7 +366,7 @@ impl Transport for Blocking {
     fn notes(&self) -> Option<String> {
         let zero = self.inner.clock.zero_waits.load(Ordering::Relaxed);
         Some(format!(
-            "{zero} waits of zero (nudged by 1 µs), {:.1} s of synthetic time",
+            "so far: {zero} waits of zero (nudged by 1 µs), {:.1} s of synthetic time",
             (self.inner.clock.now() - self.inner.started).as_secs_f64()
         ))
     }
