@@ -2,7 +2,7 @@
 //! back off, refresh once, rotate, outcome unknown.
 //!
 //! Every rule of a call lives here, for both providers; the async providers, the
-//! blocking client ([`driver::drive_blocking`]) and any user's own transport are the
+//! blocking client ([`crate::driver::drive_blocking`]) and any user's own transport are the
 //! same small loop around [`Call::poll`] and [`Call::handle_response`]:
 //!
 //! ```text
@@ -185,7 +185,7 @@ pub trait Request<A: Auth> {
     ///
     /// # Errors
     ///
-    /// The provider's error or a [`DecodeError`].
+    /// The provider's error or a [`crate::DecodeError`].
     fn decode(&self, response: &HttpResponse) -> Result<Self::Output, ApiError>;
 }
 
