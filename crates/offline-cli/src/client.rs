@@ -217,21 +217,7 @@ pub(crate) fn refused_6(e: TransportError) -> provider_6pan::Error {
     provider_6pan::Error::Transport(e)
 }
 
-/// An error and its causes on one line, each cause once (the providers' errors
-/// describe only their own level in `Display`, as reqwest's do).
-pub(crate) fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        let line = cause.to_string();
-        if !text.ends_with(&line) {
-            text.push_str(": ");
-            text.push_str(&line);
-        }
-        source = cause.source();
-    }
-    text
-}
+pub(crate) use offline_proto::error_chain as chain;
 
 /// An error's message with the hint that fixes it, when there is one: `config` is the
 /// configuration message, `transport` the transport error.

@@ -4,6 +4,29 @@
 use bytes::Bytes;
 use http::StatusCode;
 
+/// An error and its causes on one line, `error: cause: cause's cause`, each text once:
+/// a cause whose text the line already holds (an error that repeats its source in its
+/// own `Display`) is skipped. The errors of this workspace describe only their own
+/// level in `Display` (reqwest's convention), so this is how to print one whole.
+///
+/// ```
+/// let io = std::io::Error::other("connection reset");
+/// assert_eq!(offline_proto::error_chain(&io), "connection reset");
+/// ```
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let line = cause.to_string();
+        if !text.contains(&line) {
+            text.push_str(": ");
+            text.push_str(&line);
+        }
+        source = cause.source();
+    }
+    text
+}
+
 /// A request could not be built. Nothing was sent.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
@@ -466,5 +489,23 @@ mod tests {
             status: StatusCode::OK,
         };
         assert_eq!(e.to_string(), "code 5066: 文件不存在 (trace ID abc)");
+    }
+}
+
+#[cfg(test)]
+mod chain_tests {
+    #[derive(Debug, thiserror::Error)]
+    #[error("{0}")]
+    struct Level(&'static str, #[source] Option<Box<Level>>);
+
+    #[test]
+    fn each_cause_once() {
+        let leaf = Level("reset by peer", None);
+        let repeats = Level("send failed: reset by peer", Some(Box::new(leaf)));
+        let top = Level("no answer", Some(Box::new(repeats)));
+        assert_eq!(
+            super::error_chain(&top),
+            "no answer: send failed: reset by peer"
+        );
     }
 }

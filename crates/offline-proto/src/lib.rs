@@ -62,7 +62,8 @@ pub mod torrent;
 pub mod tracker;
 
 pub use error::{
-    ApiError, Code, DecodeError, DecodeErrorKind, EncodeError, ProviderError, ValidationError,
+    error_chain, ApiError, Code, DecodeError, DecodeErrorKind, EncodeError, ProviderError,
+    ValidationError,
 };
 pub use secret::Secret;
 pub use transport::{

@@ -57,6 +57,8 @@ struct Entry {
     in_flight: bool,
     done: bool,
     polls: u32,
+    /// Failed asks in a row.
+    errors: u32,
 }
 
 /// The tasks being waited for, keyed by `K`. See the [module docs](self).
@@ -86,6 +88,7 @@ impl<K: Ord + Clone> Tracker<K> {
                 in_flight: false,
                 done: false,
                 polls: 0,
+                errors: 0,
             },
         );
     }
@@ -145,6 +148,7 @@ impl<K: Ord + Clone> Tracker<K> {
         };
         e.in_flight = false;
         e.polls += 1;
+        e.errors = 0;
         if is_final {
             e.done = true;
             return true;
@@ -165,6 +169,38 @@ impl<K: Ord + Clone> Tracker<K> {
             e.interval = e.interval.mul_f64(policy.factor.max(1.0)).min(policy.max);
         }
     }
+
+    /// Asking about `key` failed at `now`; `again` is
+    /// [`ask_again_later`](crate::retry::ask_again_later)'s reading of the error
+    /// (`Some(retry_after)` for a failure worth asking again: a rate limit, a 5xx, a
+    /// truncated answer). The one rule of every watch: the task is asked again (as
+    /// [`handle_error`](Self::handle_error) schedules it) unless the failure is not
+    /// worth it or it is the [`MAX_CONSECUTIVE_WATCH_ERRORS`]th in a row; then the
+    /// task is no longer tracked. Returns whether it will be asked again (false: report
+    /// the error, the watch of `key` ended).
+    ///
+    /// [`MAX_CONSECUTIVE_WATCH_ERRORS`]: crate::retry::MAX_CONSECUTIVE_WATCH_ERRORS
+    pub fn handle_failure(
+        &mut self,
+        key: &K,
+        now: Instant,
+        again: Option<Option<Duration>>,
+    ) -> bool {
+        let Some(e) = self.tasks.get_mut(key) else {
+            return false;
+        };
+        e.errors += 1;
+        match again {
+            Some(retry_after) if e.errors < crate::retry::MAX_CONSECUTIVE_WATCH_ERRORS => {
+                self.handle_error(key, now, retry_after);
+                true
+            }
+            _ => {
+                self.remove(key);
+                false
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -177,6 +213,35 @@ mod tests {
             max: Duration::from_secs(4),
             factor: 2.0,
         }
+    }
+
+    #[test]
+    fn failures_are_asked_again_until_the_fifth_in_a_row_or_a_final_one() {
+        let t0 = Instant::now();
+        let mut tr = Tracker::new(policy());
+        tr.add(1u64, t0);
+        let later = Some(Some(Duration::from_secs(9)));
+        for _ in 0..4 {
+            assert_eq!(tr.poll(t0 + Duration::from_secs(100)), Next::Poll(1));
+            assert!(tr.handle_failure(&1, t0, later));
+        }
+        assert_eq!(tr.poll(t0), Next::At(t0 + Duration::from_secs(9)));
+        // An answer resets the count.
+        assert_eq!(tr.poll(t0 + Duration::from_secs(9)), Next::Poll(1));
+        tr.handle_progress(&1, false, t0);
+        for _ in 0..4 {
+            assert_eq!(tr.poll(t0 + Duration::from_secs(100)), Next::Poll(1));
+            assert!(tr.handle_failure(&1, t0, Some(None)));
+        }
+        assert_eq!(tr.poll(t0 + Duration::from_secs(100)), Next::Poll(1));
+        assert!(!tr.handle_failure(&1, t0, Some(None)), "the fifth in a row");
+        assert_eq!(tr.poll(t0), Next::Done);
+        // A failure not worth asking again ends the watch at once.
+        tr.add(2, t0);
+        assert_eq!(tr.poll(t0), Next::Poll(2));
+        assert!(!tr.handle_failure(&2, t0, None));
+        assert_eq!(tr.pending(), 0);
+        assert!(!tr.handle_failure(&3, t0, later), "unknown key");
     }
 
     #[test]

@@ -82,7 +82,6 @@ impl<C: HttpClient> Pan123<C> {
             by_url,
             callbacks: Some(callbacks.boxed()),
             ready: VecDeque::new(),
-            errors: BTreeMap::new(),
             finished: BTreeSet::new(),
         };
         futures_util::stream::unfold(state, |mut st| async move {
@@ -110,7 +109,6 @@ struct CallbackWait<'a, C: HttpClient> {
     /// `None` once the callbacks stream ended.
     callbacks: Option<BoxStream<'a, Callback>>,
     ready: VecDeque<(TaskRef, Result<Progress, Error>)>,
-    errors: BTreeMap<TaskRef, u32>,
     /// Tasks whose watch ended (a final update or an error).
     finished: BTreeSet<TaskRef>,
 }
@@ -207,7 +205,6 @@ impl<C: HttpClient> CallbackWait<'_, C> {
         let now = self.client.clock().now();
         match result {
             Ok(p) => {
-                self.errors.remove(&task);
                 let is_final = p.status.is_final();
                 self.tracker(queue).handle_progress(&task, is_final, now);
                 if is_final {
@@ -216,19 +213,14 @@ impl<C: HttpClient> CallbackWait<'_, C> {
                 self.ready.push_back((task, Ok(p)));
             }
             Err(e) => {
-                let retry_after = e.ask_again_later();
-                let count = self.errors.entry(task).or_default();
-                *count += 1;
-                match retry_after {
-                    Some(wait) if *count < offline_proto::retry::MAX_CONSECUTIVE_WATCH_ERRORS => {
-                        tracing::debug!(task = %task.id, error = %e, "progress call failed; asking again later");
-                        self.tracker(queue).handle_error(&task, now, wait);
-                    }
-                    _ => {
-                        self.tracker(queue).remove(&task);
-                        self.finished.insert(task);
-                        self.ready.push_back((task, Err(e)));
-                    }
+                if self
+                    .tracker(queue)
+                    .handle_failure(&task, now, e.ask_again_later())
+                {
+                    tracing::debug!(task = %task.id, error = %e, "progress call failed; asking again later");
+                } else {
+                    self.finished.insert(task);
+                    self.ready.push_back((task, Err(e)));
                 }
             }
         }

@@ -1,6 +1,6 @@
 //! Watching tasks until they end, as a stream of progress updates.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 
 use futures_util::stream::{BoxStream, StreamExt};
 use offline_proto::clock::Clock;
@@ -114,7 +114,6 @@ impl<C: HttpClient> Pan123<C> {
             client: self,
             tracker,
             ready: VecDeque::new(),
-            errors: BTreeMap::new(),
         };
         futures_util::stream::unfold(state, |mut st| async move {
             let item = st.next().await?;
@@ -142,7 +141,6 @@ struct WaitState<'a, C: HttpClient> {
     client: &'a Pan123<C>,
     tracker: Tracker<TaskRef>,
     ready: VecDeque<(TaskRef, Result<Progress, Error>)>,
-    errors: BTreeMap<TaskRef, u32>,
 }
 
 impl<C: HttpClient> WaitState<'_, C> {
@@ -165,24 +163,15 @@ impl<C: HttpClient> WaitState<'_, C> {
         let now = self.client.clock().now();
         match result {
             Ok(p) => {
-                self.errors.remove(&task);
                 self.tracker
                     .handle_progress(&task, p.status.is_final(), now);
                 self.ready.push_back((task, Ok(p)));
             }
             Err(e) => {
-                let retry_after = e.ask_again_later();
-                let count = self.errors.entry(task).or_default();
-                *count += 1;
-                match retry_after {
-                    Some(wait) if *count < offline_proto::retry::MAX_CONSECUTIVE_WATCH_ERRORS => {
-                        tracing::debug!(task = %task.id, error = %e, "progress call failed; asking again later");
-                        self.tracker.handle_error(&task, now, wait);
-                    }
-                    _ => {
-                        self.tracker.remove(&task);
-                        self.ready.push_back((task, Err(e)));
-                    }
+                if self.tracker.handle_failure(&task, now, e.ask_again_later()) {
+                    tracing::debug!(task = %task.id, error = %e, "progress call failed; asking again later");
+                } else {
+                    self.ready.push_back((task, Err(e)));
                 }
             }
         }

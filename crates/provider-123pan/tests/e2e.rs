@@ -1,4 +1,7 @@
-//! provider-123pan against the emulator over real loopback HTTP.
+//! provider-123pan against the emulator over real loopback HTTP, in tokio's paused
+//! time: the emulator reads time through tokio's clock, so token expiry, progress
+//! pacing, rate-limit refills, callback delays and the client's poll waits take no real
+//! time ([`start`] keeps paused time creeping while sockets work).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,8 +18,8 @@ use offline_proto::{
     ApiError, HttpClient, HttpRequest, HttpResponse, TransportError, TransportErrorKind,
 };
 use provider_123pan::{
-    CallbackStatus, Error, OfflineDownloadRequest, OssOfflineDownloadRequest, Pan123, TaskRef,
-    TaskStatus,
+    CallbackStatus, Error, OfflineDownloadRequest, OssOfflineDownloadRequest, Pan123,
+    Pan123Builder, TaskId, TaskRef, TaskStatus,
 };
 use transport_hyper::HyperClient;
 
@@ -51,19 +54,36 @@ fn fast_poll() -> PollPolicy {
     }
 }
 
-fn client(emu: &RunningEmulator) -> Pan123 {
+/// A builder with the emulator's address and credentials.
+fn builder(emu: &RunningEmulator) -> Pan123Builder<HyperClient> {
     Pan123::builder()
         .base_url(emu.base_url())
         .client_id(emu.client_id())
         .client_secret(emu.client_secret())
-        .poll_policy(fast_poll())
-        .build()
-        .unwrap()
 }
 
-/// Generous limits so that tests not about rate limits are not slowed by them.
+/// Rate limits high enough that tests not about them are never slowed by them.
+fn relaxed<C>(mut builder: Pan123Builder<C>) -> Pan123Builder<C> {
+    for e in EndpointId::ALL {
+        builder = builder.rate_limit(e, 1000.0);
+    }
+    builder
+}
+
+fn client(emu: &RunningEmulator) -> Pan123 {
+    builder(emu).poll_policy(fast_poll()).build().unwrap()
+}
+
+/// Starts an emulator in paused time (see the module docs).
+async fn start(config: EmulatorConfig) -> RunningEmulator {
+    transport_hyper::keep_paused_time_moving();
+    Emulator::start(config).await.unwrap()
+}
+
+/// An emulator with generous limits, so that tests not about rate limits are not
+/// slowed by them.
 async fn fast_emulator() -> RunningEmulator {
-    let emu = Emulator::start_default().await.unwrap();
+    let emu = start(EmulatorConfig::default()).await;
     for e in EndpointId::ALL {
         emu.set_rate_limit(e, 1000.0);
     }
@@ -71,26 +91,22 @@ async fn fast_emulator() -> RunningEmulator {
 }
 
 fn fast_client(emu: &RunningEmulator) -> Pan123 {
-    let mut b = Pan123::builder()
-        .base_url(emu.base_url())
-        .client_id(emu.client_id())
-        .client_secret(emu.client_secret())
-        .poll_policy(fast_poll());
-    for e in EndpointId::ALL {
-        b = b.rate_limit(e, 1000.0);
-    }
-    b.build().unwrap()
+    relaxed(builder(emu).poll_policy(fast_poll()))
+        .build()
+        .unwrap()
 }
 
-#[tokio::test]
+/// Asks for `file` of `src` to be downloaded into the drive.
+async fn create(pan: &Pan123, src: &SourceServer, file: &str) -> TaskId {
+    pan.offline_download(src.file_url(file)).await.unwrap()
+}
+
+#[tokio::test(start_paused = true)]
 async fn download_completes_with_the_right_bytes_stored() {
     let emu = fast_emulator().await;
     let (src, bytes) = sources().await;
     let pan = fast_client(&emu);
-    let task = pan
-        .offline_download(src.file_url("data.bin"))
-        .await
-        .unwrap();
+    let task = create(&pan, &src, "data.bin").await;
     let updates: Vec<_> = pan.wait(TaskRef::cloud(task)).collect().await;
     let last = updates.last().unwrap().as_ref().unwrap();
     assert_eq!(last.status, TaskStatus::Succeeded);
@@ -102,19 +118,16 @@ async fn download_completes_with_the_right_bytes_stored() {
     assert!(snap.file_id.is_some());
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn progress_is_reported_while_running() {
     let config = EmulatorConfig {
         fetch_rate: Some(400 * 1024), // ~0.75 s for the file
         ..Default::default()
     };
-    let emu = Emulator::start(config).await.unwrap();
+    let emu = start(config).await;
     let (src, _) = sources().await;
     let pan = client(&emu);
-    let task = pan
-        .offline_download(src.file_url("data.bin"))
-        .await
-        .unwrap();
+    let task = create(&pan, &src, "data.bin").await;
     let updates: Vec<_> = pan
         .wait(TaskRef::cloud(task))
         .map(Result::unwrap)
@@ -137,15 +150,12 @@ async fn progress_is_reported_while_running() {
     assert_eq!(updates.last().unwrap().status, TaskStatus::Succeeded);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn failing_source_fails_with_a_reason() {
     let emu = fast_emulator().await;
     let (src, _) = sources().await;
     let pan = fast_client(&emu);
-    let task = pan
-        .offline_download(src.file_url("nope.bin"))
-        .await
-        .unwrap();
+    let task = create(&pan, &src, "nope.bin").await;
     let last = pan.wait_final(TaskRef::cloud(task)).await.unwrap();
     assert_eq!(last.status, TaskStatus::Failed);
     assert_eq!(last.percent, 0.0);
@@ -153,15 +163,12 @@ async fn failing_source_fails_with_a_reason() {
     assert!(snap.fail_reason.unwrap().contains("404"));
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn token_expiry_in_the_middle_of_a_run_refreshes_once() {
     let emu = fast_emulator().await;
     let (src, _) = sources().await;
     let pan = fast_client(&emu);
-    let task = pan
-        .offline_download(src.file_url("data.bin"))
-        .await
-        .unwrap();
+    let task = create(&pan, &src, "data.bin").await;
     assert_eq!(emu.token_requests(), 1);
     emu.expire_tokens();
     let last = pan.wait_final(TaskRef::cloud(task)).await.unwrap();
@@ -169,15 +176,12 @@ async fn token_expiry_in_the_middle_of_a_run_refreshes_once() {
     assert_eq!(emu.token_requests(), 2);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn many_concurrent_calls_on_an_expired_token_make_one_token_request() {
     let emu = fast_emulator().await;
     let (src, _) = sources().await;
     let pan = fast_client(&emu);
-    let task = pan
-        .offline_download(src.file_url("data.bin"))
-        .await
-        .unwrap();
+    let task = create(&pan, &src, "data.bin").await;
     emu.expire_tokens();
     let calls = (0..32).map(|_| {
         let pan = pan.clone();
@@ -193,26 +197,19 @@ async fn many_concurrent_calls_on_an_expired_token_make_one_token_request() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn rate_limited_creates_are_sent_again_and_succeed() {
-    let emu = Emulator::start_default().await.unwrap();
+    let emu = start(EmulatorConfig::default()).await;
     emu.set_rate_limit(EndpointId::OfflineDownload, 2.0);
     let (src, _) = sources().await;
     // The client believes it may send 100/s, so the emulator must push back.
-    let pan = Pan123::builder()
-        .base_url(emu.base_url())
-        .client_id(emu.client_id())
-        .client_secret(emu.client_secret())
+    let pan = builder(&emu)
         .rate_limit(EndpointId::OfflineDownload, 100.0)
         .build()
         .unwrap();
     let mut ids = Vec::new();
     for _ in 0..4 {
-        ids.push(
-            pan.offline_download(src.file_url("data.bin"))
-                .await
-                .unwrap(),
-        );
+        ids.push(create(&pan, &src, "data.bin").await);
     }
     assert!(emu.rate_limited() >= 1, "the emulator never said 429");
     let created = emu.tasks();
@@ -222,29 +219,23 @@ async fn rate_limited_creates_are_sent_again_and_succeed() {
     assert_eq!(ids.len(), 4);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn the_client_paces_itself_to_avoid_429() {
-    let emu = Emulator::start_default().await.unwrap();
+    let emu = start(EmulatorConfig::default()).await;
     emu.set_rate_limit(EndpointId::OfflineProcess, 20.0);
     let (src, _) = sources().await;
-    let pan = Pan123::builder()
-        .base_url(emu.base_url())
-        .client_id(emu.client_id())
-        .client_secret(emu.client_secret())
+    let pan = builder(&emu)
         .rate_limit(EndpointId::OfflineProcess, 20.0)
         .build()
         .unwrap();
-    let task = pan
-        .offline_download(src.file_url("data.bin"))
-        .await
-        .unwrap();
+    let task = create(&pan, &src, "data.bin").await;
     for _ in 0..30 {
         pan.process(task).await.unwrap();
     }
     assert_eq!(emu.rate_limited(), 0);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn image_bed_accepts_images_and_refuses_others_locally() {
     let emu = fast_emulator().await;
     let (src, _) = sources().await;
@@ -274,7 +265,7 @@ async fn image_bed_accepts_images_and_refuses_others_locally() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn cloud_drive_refuses_bad_input_before_sending() {
     let emu = fast_emulator().await;
     let pan = fast_client(&emu);
@@ -295,7 +286,7 @@ async fn cloud_drive_refuses_bad_input_before_sending() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn callback_is_received_and_matches_progress() {
     let emu = fast_emulator().await;
     let (src, _) = sources().await;
@@ -324,7 +315,7 @@ async fn callback_is_received_and_matches_progress() {
     assert_eq!(pan.process(t2).await.unwrap().status, TaskStatus::Failed);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn unknown_task_is_a_provider_error_with_trace_id() {
     let emu = fast_emulator().await;
     let pan = fast_client(&emu);
@@ -336,7 +327,7 @@ async fn unknown_task_is_a_provider_error_with_trace_id() {
     assert!(provider.trace_id.as_deref().is_some_and(|t| !t.is_empty()));
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn wrong_secret_is_reported_not_retried_forever() {
     let emu = fast_emulator().await;
     let pan = Pan123::builder()
@@ -355,7 +346,7 @@ async fn wrong_secret_is_reported_not_retried_forever() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_fixed_token_that_expires_is_unavailable() {
     let emu = fast_emulator().await;
     let pan = fast_client(&emu);
@@ -396,7 +387,7 @@ impl HttpClient for LoseFirstCreateAnswer {
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_create_whose_answer_is_lost_is_not_sent_again() {
     let emu = fast_emulator().await;
     let (src, _) = sources().await;
@@ -404,15 +395,9 @@ async fn a_create_whose_answer_is_lost_is_not_sent_again() {
         inner: HyperClient::new().unwrap(),
         lost: AtomicBool::new(false),
     });
-    let mut b = Pan123::builder()
-        .http_client(offline_proto::shared(Arc::clone(&transport)))
-        .base_url(emu.base_url())
-        .client_id(emu.client_id())
-        .client_secret(emu.client_secret());
-    for e in EndpointId::ALL {
-        b = b.rate_limit(e, 1000.0);
-    }
-    let pan = b.build_with_transport().unwrap();
+    let pan = relaxed(builder(&emu).http_client(offline_proto::shared(Arc::clone(&transport))))
+        .build_with_transport()
+        .unwrap();
     let err = pan
         .offline_download(src.file_url("data.bin"))
         .await

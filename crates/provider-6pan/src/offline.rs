@@ -403,7 +403,6 @@ impl<C: HttpClient> SixPan<C> {
             pending: BTreeSet<TaskId>,
             last: BTreeMap<TaskId, (TaskStatus, Option<f64>)>,
             ready: VecDeque<Result<OfflineTask, Error>>,
-            misses: u32,
         }
         let mut tracker = Tracker::new(self.inner.poll_policy);
         tracker.add(0u8, self.inner.clock.now());
@@ -412,7 +411,6 @@ impl<C: HttpClient> SixPan<C> {
             pending: identities.into_iter().collect(),
             last: BTreeMap::new(),
             ready: VecDeque::new(),
-            misses: 0,
         };
         futures_util::stream::unfold(st, move |mut st| async move {
             loop {
@@ -448,23 +446,13 @@ impl<C: HttpClient> SixPan<C> {
                             }
                         }
                         if let Some(e) = failed {
-                            st.misses += 1;
-                            let again = e.ask_again_later();
-                            match again {
-                                Some(wait)
-                                    if st.misses
-                                        < offline_proto::retry::MAX_CONSECUTIVE_WATCH_ERRORS =>
-                                {
-                                    st.tracker.handle_error(&k, self.inner.clock.now(), wait);
-                                }
-                                _ => {
-                                    st.pending.clear();
-                                    st.ready.push_back(Err(e));
-                                }
+                            let now = self.inner.clock.now();
+                            if !st.tracker.handle_failure(&k, now, e.ask_again_later()) {
+                                st.pending.clear();
+                                st.ready.push_back(Err(e));
                             }
                             continue;
                         }
-                        st.misses = 0;
                         // Tasks that vanished (deleted elsewhere) end the watch for them.
                         st.pending.retain(|id| seen.contains(id));
                         st.tracker.handle_progress(

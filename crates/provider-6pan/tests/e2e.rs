@@ -1,27 +1,37 @@
-//! provider-6pan against the emulator over real loopback HTTP.
+//! provider-6pan against the emulator over real loopback HTTP, in tokio's paused
+//! time: the emulator reads time through tokio's clock, so its simulated download
+//! durations and the client's poll waits take no real time ([`emulator`] keeps paused
+//! time creeping while sockets work).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use offline_emulator::source::{ServedFile, SourceServer};
-use offline_emulator::{Emulator, EmulatorConfig, RunningEmulator};
+use offline_emulator::{Emulator, EmulatorConfig, RunningEmulator, SixpanTaskSnapshot};
 use offline_proto::qetag::qetag;
 use offline_proto::sixpan::identity::Identity;
 use offline_proto::torrent::TorrentBuilder;
 use offline_proto::tracker::PollPolicy;
 use offline_proto::ApiError;
-use provider_6pan::{AddTask, EndpointId, Error, Expected, Selection, SixPan, TaskStatus};
+use provider_6pan::{
+    AddTask, EndpointId, Error, Expected, Selection, SixPan, SixPanBuilder, TaskId, TaskStatus,
+};
+use transport_hyper::HyperClient;
+
+/// A builder with the emulator's address, logging in as `password`.
+fn builder(emu: &RunningEmulator, password: &str) -> SixPanBuilder<HyperClient> {
+    SixPan::builder()
+        .base_url(emu.base_url())
+        .login(emu.sixpan_account(), password)
+}
 
 fn client(emu: &RunningEmulator) -> SixPan {
-    let mut b = SixPan::builder()
-        .base_url(emu.base_url())
-        .login(emu.sixpan_account(), emu.sixpan_password())
-        .poll_policy(PollPolicy {
-            initial: Duration::from_millis(50),
-            max: Duration::from_millis(200),
-            factor: 1.5,
-        });
+    let mut b = builder(emu, emu.sixpan_password()).poll_policy(PollPolicy {
+        initial: Duration::from_millis(50),
+        max: Duration::from_millis(200),
+        factor: 1.5,
+    });
     for e in EndpointId::ALL {
         b = b.rate_limit(e, 1000.0);
     }
@@ -29,12 +39,21 @@ fn client(emu: &RunningEmulator) -> SixPan {
 }
 
 async fn emulator() -> RunningEmulator {
+    transport_hyper::keep_paused_time_moving();
     Emulator::start(EmulatorConfig {
         sixpan_simulated_duration: Duration::from_millis(500),
         ..Default::default()
     })
     .await
     .unwrap()
+}
+
+/// The one task of `emu` added as `identity`.
+fn snapshot(emu: &RunningEmulator, identity: &TaskId) -> SixpanTaskSnapshot {
+    emu.sixpan_tasks()
+        .into_iter()
+        .find(|t| t.identity == identity.0)
+        .unwrap()
 }
 
 const PACK: [(&str, &[u8]); 2] = [
@@ -108,7 +127,7 @@ async fn uploaded_pack() -> Uploaded {
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn second_torrent_upload_is_instant() {
     let emu = emulator().await;
     let (_src, torrent, _) = seeded().await;
@@ -125,7 +144,7 @@ async fn second_torrent_upload_is_instant() {
     assert_eq!(second.result.identity, first.result.identity);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn not_a_torrent_is_refused_before_sending() {
     let emu = emulator().await;
     let (_dir, path) = on_disk("fake.torrent", b"<html>not a torrent</html>");
@@ -138,7 +157,7 @@ async fn not_a_torrent_is_refused_before_sending() {
     assert_eq!(emu.sixpan_logins(), 0, "nothing was sent");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn block_upload_of_a_file_over_8_mib() {
     let emu = emulator().await;
     let data: Vec<u8> = (0..(9 * 1024 * 1024 + 5) as u32)
@@ -161,7 +180,7 @@ async fn block_upload_of_a_file_over_8_mib() {
     assert_eq!(emu.uploaded_chunks(), 10, "no byte sent the second time");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn token_rotation_is_invisible_and_relogin_happens_once() {
     let emu = emulator().await;
     let pan = client(&emu);
@@ -192,19 +211,15 @@ async fn token_rotation_is_invisible_and_relogin_happens_once() {
     assert_eq!(pan.logins(), 2);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn wrong_password_is_a_provider_error() {
     let emu = emulator().await;
-    let pan = SixPan::builder()
-        .base_url(emu.base_url())
-        .login(emu.sixpan_account(), "wrong")
-        .build()
-        .unwrap();
+    let pan = builder(&emu, "wrong").build().unwrap();
     let err = pan.user_info().await.unwrap_err();
     assert!(err.provider_error().is_some(), "{err:?}");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_tampered_identity_is_refused_and_nothing_is_created() {
     let emu = emulator().await;
     let pan = client(&emu);
@@ -238,7 +253,7 @@ async fn a_tampered_identity_is_refused_and_nothing_is_created() {
     assert!(emu.sixpan_tasks().is_empty());
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn torrent_task_with_selection_completes_through_the_web_seed() {
     let Uploaded {
         emu,
@@ -260,11 +275,7 @@ async fn torrent_task_with_selection_completes_through_the_web_seed() {
     let last = updates.last().unwrap().as_ref().unwrap();
     assert!(last.status.is_final());
     assert_ne!(last.status, TaskStatus::Failed);
-    let snap = emu
-        .sixpan_tasks()
-        .into_iter()
-        .find(|t| t.identity == added[0].identity.0)
-        .unwrap();
+    let snap = snapshot(&emu, &added[0].identity);
     let mut selected = snap.selected_files.clone();
     selected.sort();
     assert_eq!(selected.len(), 2, "{selected:?}");
@@ -281,7 +292,7 @@ async fn torrent_task_with_selection_completes_through_the_web_seed() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn selection_errors_are_local() {
     // `_src` is bound (not `..`) so that the web seed lives to the end of the test.
     let Uploaded {
@@ -304,7 +315,7 @@ async fn selection_errors_are_local() {
     assert_eq!(added.len(), 1);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn http_links_download_real_bytes_and_tasks_can_be_listed_and_deleted() {
     let emu = emulator().await;
     let mut files = BTreeMap::new();
@@ -327,11 +338,7 @@ async fn http_links_download_real_bytes_and_tasks_can_be_listed_and_deleted() {
         .unwrap()
         .unwrap();
     assert_eq!(last.status, TaskStatus::Done);
-    let snap = emu
-        .sixpan_tasks()
-        .into_iter()
-        .find(|t| t.identity == added[0].identity.0)
-        .unwrap();
+    let snap = snapshot(&emu, &added[0].identity);
     assert_eq!(
         std::fs::read(&snap.stored_paths[0]).unwrap(),
         vec![9u8; 70_000]
@@ -343,7 +350,7 @@ async fn http_links_download_real_bytes_and_tasks_can_be_listed_and_deleted() {
     assert_eq!(pan.tasks().collect::<Vec<_>>().await.len(), 0);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn magnets_and_bad_links() {
     let emu = emulator().await;
     let pan = client(&emu);

@@ -182,7 +182,8 @@ impl HyperClient {
             } else {
                 "connection closed before the response arrived"
             };
-            TransportError::new(kind, format!("{msg}: {}", error_chain(&e))).with_source(e)
+            TransportError::new(kind, format!("{msg}: {}", offline_proto::error_chain(&e)))
+                .with_source(e)
         })?;
         let (parts, body) = response.into_parts();
         let limit = limit.unwrap_or(self.body_limit);
@@ -195,26 +196,15 @@ impl HyperClient {
                     format!("response body larger than {limit} bytes"),
                 )
             } else {
-                let msg = format!("response body broken off: {}", error_chain(e.as_ref()));
+                let msg = format!(
+                    "response body broken off: {}",
+                    offline_proto::error_chain(e.as_ref())
+                );
                 TransportError::new(TransportErrorKind::Closed, msg).with_source(e)
             }
         })?;
         Ok(http::Response::from_parts(parts, collected.to_bytes()))
     }
-}
-
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let text = c.to_string();
-        if !s.contains(&text) {
-            s.push_str(": ");
-            s.push_str(&text);
-        }
-        cur = c.source();
-    }
-    s
 }
 
 impl HttpClient for HyperClient {
@@ -284,6 +274,29 @@ impl offline_proto::driver::Timer for TokioClock {
     ) -> impl std::future::Future<Output = ()> + Send {
         tokio::time::sleep_until(deadline.into())
     }
+}
+
+/// Keeps tokio's paused time (`#[tokio::test(start_paused = true)]`) moving in steps
+/// of at most 1 ms for as long as the runtime lives, so that tests over real loopback
+/// sockets run in paused time without jumping their timeouts.
+///
+/// Tokio advances paused time to the next timer whenever the runtime has nothing to
+/// run, also while a socket's data is on its way; alone, a wait on a socket would then
+/// jump straight past a 10 s connect or 60 s request timeout. With a timer always due
+/// within a millisecond, paused time only creeps while sockets work, and sleeps still
+/// take no real time (a step costs microseconds). Spawns one task; call it once per
+/// runtime, inside it.
+///
+/// # Panics
+///
+/// Outside a tokio runtime (as `tokio::spawn` does).
+pub fn keep_paused_time_moving() {
+    tokio::spawn(async {
+        let mut interval = tokio::time::interval(std::time::Duration::from_millis(1));
+        loop {
+            interval.tick().await;
+        }
+    });
 }
 
 /// Logs a retry the call machine is about to wait for, as the providers do: a

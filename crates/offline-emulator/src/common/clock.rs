@@ -7,45 +7,9 @@
 //! [`EmulatorConfig::clock`](crate::EmulatorConfig::clock); every wait goes through
 //! `tokio::time`, which paused time drives too.
 
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use offline_proto::clock::{Anchor, Clock};
-
-/// The clock of the tokio runtime: [`tokio::time::Instant`] for the monotonic time, and
-/// a wall clock anchored to it when the clock is made ([`Anchor`]), so that under
-/// tokio's paused time both advance together and nothing waits for real. Outside a
-/// paused runtime it follows the operating system's clocks.
-///
-/// The default of [`EmulatorConfig::clock`](crate::EmulatorConfig::clock).
-#[derive(Debug, Clone, Copy)]
-pub struct TokioClock {
-    anchor: Anchor,
-}
-
-impl TokioClock {
-    /// A clock anchored now: its wall time starts at `SystemTime::now()`.
-    pub fn new() -> Self {
-        Self {
-            anchor: Anchor::new(tokio::time::Instant::now().into_std(), SystemTime::now()),
-        }
-    }
-}
-
-impl Default for TokioClock {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Clock for TokioClock {
-    fn now(&self) -> Instant {
-        tokio::time::Instant::now().into_std()
-    }
-
-    fn wall(&self) -> SystemTime {
-        self.anchor.wall_at(self.now())
-    }
-}
+pub use transport_hyper::TokioClock;
 
 /// Milliseconds since the Unix epoch of `time` (0 before it, `i64::MAX` far after).
 pub(crate) fn unix_ms(time: SystemTime) -> i64 {
@@ -56,6 +20,8 @@ pub(crate) fn unix_ms(time: SystemTime) -> i64 {
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
+
+    use offline_proto::clock::Clock;
 
     use super::*;
 

@@ -253,19 +253,7 @@ fn describe_client_error(e: &hyper_util::client::legacy::Error) -> String {
     }
 }
 
-/// `error: cause: cause's cause`, without repeats.
-pub(crate) fn error_chain(e: &(dyn StdError + 'static)) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut next: Option<&(dyn StdError + 'static)> = Some(e);
-    while let Some(err) = next {
-        let text = err.to_string();
-        if parts.last() != Some(&text) {
-            parts.push(text);
-        }
-        next = err.source();
-    }
-    parts.join(": ")
-}
+pub(crate) use offline_proto::error_chain;
 
 /// A size for a failure reason: `100 MB` for whole mebibytes, else `N bytes`.
 pub(crate) fn size_text(bytes: u64) -> String {

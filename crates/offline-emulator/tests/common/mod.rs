@@ -37,8 +37,6 @@ use tokio::time::Instant;
 pub(crate) const POLL_LIMIT: Duration = Duration::from_secs(10);
 /// The pause between two polls (paused time).
 pub(crate) const POLL_STEP: Duration = Duration::from_millis(50);
-/// How far paused time moves at most while the runtime waits for sockets.
-const TICK: Duration = Duration::from_millis(1);
 
 /// The cloud-drive create path.
 pub(crate) const CREATE: &str = "/api/v1/offline/download";
@@ -69,18 +67,10 @@ pub(crate) fn pattern(n: usize) -> Vec<u8> {
         .collect()
 }
 
-/// Keeps paused time moving in steps of at most [`TICK`]: tokio advances paused time
-/// to the next timer whenever the runtime has nothing to run, also while a socket's
-/// data is on its way; with a timer always due within a millisecond, a wait on a
-/// socket can never jump a 10 s or 30 s timeout. Sleeps still take no real time (a
-/// step costs microseconds). Lives as long as the test's runtime.
+/// Keeps paused time moving in 1 ms steps while sockets work
+/// ([`transport_hyper::keep_paused_time_moving`]).
 pub(crate) fn tick() {
-    tokio::spawn(async {
-        let mut interval = tokio::time::interval(TICK);
-        loop {
-            interval.tick().await;
-        }
-    });
+    transport_hyper::keep_paused_time_moving();
 }
 
 /// Starts an emulator (and [`tick`]).
