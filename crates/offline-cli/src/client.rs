@@ -443,7 +443,7 @@ fn build_123(
         .map_err(Error::Config)?;
         builder = builder.rate_limit(endpoint, *rate);
     }
-    builder.build_with_transport()
+    builder.build()
 }
 
 /// Builds the 6pan client from the options (and the cached token).
@@ -475,5 +475,5 @@ fn build_6(
                 .map_err(Error::Config)?;
         b = b.rate_limit(endpoint, *rate);
     }
-    b.build_with_transport()
+    b.build()
 }

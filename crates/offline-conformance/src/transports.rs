@@ -72,7 +72,7 @@ fn providers<C: HttpClient + Clone>(emu: &RunningEmulator, http: C) -> (Pan123<C
     for e in offline_proto::pan123::EndpointId::ALL {
         b = b.rate_limit(e, RATE_LIMIT);
     }
-    let pan = b.build_with_transport().expect("a loopback 123pan client");
+    let pan = b.build().expect("a loopback 123pan client");
     let mut b = SixPan::builder()
         .http_client(http)
         .base_url(emu.base_url())
@@ -80,7 +80,7 @@ fn providers<C: HttpClient + Clone>(emu: &RunningEmulator, http: C) -> (Pan123<C
     for e in offline_proto::sixpan::EndpointId::ALL {
         b = b.rate_limit(e, RATE_LIMIT);
     }
-    let six = b.build_with_transport().expect("a loopback 6pan client");
+    let six = b.build().expect("a loopback 6pan client");
     (pan, six)
 }
 
@@ -128,7 +128,7 @@ impl Transport for Hyper {
 
 /// A closure transport: `move |request| async move { http.send(request).await }` over
 /// a [`HyperClient`], counting every request, through the real [`Pan123`] and
-/// [`SixPan`] (`http_client(closure).build_with_transport()`).
+/// [`SixPan`] (`http_client(closure).build()`).
 pub struct Closure<C: HttpClient> {
     pan: Pan123<C>,
     six: SixPan<C>,

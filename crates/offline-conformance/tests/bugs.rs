@@ -145,7 +145,7 @@ async fn an_add_carried_out_is_not_reported_as_failed() {
         .http_client(send)
         .base_url(emu.base_url())
         .login(emu.sixpan_account(), emu.sixpan_password())
-        .build_with_transport()
+        .build()
         .unwrap();
 
     let result = pan.add_urls(&[sources.file_url("a.bin")], "/x").await;

@@ -150,7 +150,7 @@ async fn tracking(count: u64, callbacks: bool) {
         .client_id(emu.client_id())
         .client_secret(emu.client_secret())
         .rate_limit(EndpointId::OfflineDownload, 1000.0)
-        .build_with_transport()
+        .build()
         .expect("a client");
     emu.set_rate_limit(EndpointId::OfflineDownload, 0.0);
     let mut watched = Vec::new();

@@ -12,7 +12,7 @@ use offline_proto::pan123::{
 };
 use offline_proto::token::DEFAULT_MARGIN;
 use offline_proto::tracker::PollPolicy;
-use offline_proto::{BaseUrl, HttpClient, Secret};
+use offline_proto::{BaseUrl, HttpClient, Secret, TransportError};
 use transport_hyper::{HyperClient, TokioClock};
 
 use crate::Error;
@@ -53,7 +53,8 @@ struct Inner<C> {
 /// Builds a [`Pan123`]: credentials (client ID and secret, or a ready access token),
 /// base URL, transport, rate limits, polling policy.
 pub struct Pan123Builder<C> {
-    http: Option<C>,
+    /// The transport, or why the default one could not be made.
+    http: Result<C, TransportError>,
     base_url: String,
     client_id: Option<String>,
     client_secret: Option<Secret>,
@@ -81,7 +82,7 @@ impl Pan123<HyperClient> {
     /// URL.
     pub fn builder() -> Pan123Builder<HyperClient> {
         Pan123Builder {
-            http: None,
+            http: HyperClient::new(),
             base_url: offline_proto::pan123::DEFAULT_BASE_URL.to_owned(),
             client_id: None,
             client_secret: None,
@@ -101,7 +102,7 @@ impl<C> Pan123Builder<C> {
     /// Uses another transport (any [`HttpClient`]).
     pub fn http_client<C2: HttpClient>(self, http: C2) -> Pan123Builder<C2> {
         Pan123Builder {
-            http: Some(http),
+            http: Ok(http),
             base_url: self.base_url,
             client_id: self.client_id,
             client_secret: self.client_secret,
@@ -179,7 +180,16 @@ impl<C> Pan123Builder<C> {
 }
 
 impl<C: HttpClient> Pan123Builder<C> {
-    fn finish(self, http: C) -> Result<Pan123<C>, Error> {
+    /// Builds the client. Nothing is sent until the first call.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] when neither credentials nor a token are given, the base URL
+    /// does not parse, or it is plain http on a non-loopback host without
+    /// [`insecure_http`](Self::insecure_http); [`Error::Transport`] if the default
+    /// transport ([`HyperClient`]) could not be made.
+    pub fn build(self) -> Result<Pan123<C>, Error> {
+        let http = self.http.map_err(Error::Transport)?;
         let base = BaseUrl::parse_for_credentials(&self.base_url, self.insecure_http)
             .map_err(|e| Error::Config(e.to_string()))?;
         let clock = TokioClock::new();
@@ -219,41 +229,6 @@ impl<C: HttpClient> Pan123Builder<C> {
                 poll_policy: self.poll_policy,
             }),
         })
-    }
-}
-
-impl Pan123Builder<HyperClient> {
-    /// Builds the client.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Config`] when neither credentials nor a token are given, the base URL
-    /// does not parse, or it is plain http on a non-loopback host without
-    /// [`insecure_http`](Self::insecure_http); [`Error::Transport`] if the default
-    /// transport cannot be made.
-    pub fn build(mut self) -> Result<Pan123<HyperClient>, Error> {
-        let http = match self.http.take() {
-            Some(h) => h,
-            None => HyperClient::new().map_err(Error::Transport)?,
-        };
-        self.finish(http)
-    }
-}
-
-impl<C: HttpClient> Pan123Builder<C> {
-    /// Builds the client with the transport given to
-    /// [`http_client`](Pan123Builder::http_client).
-    ///
-    /// # Errors
-    ///
-    /// As [`Pan123Builder::<HyperClient>::build`](Pan123Builder::build), and
-    /// [`Error::Config`] if no transport was given.
-    pub fn build_with_transport(mut self) -> Result<Pan123<C>, Error> {
-        let http = self
-            .http
-            .take()
-            .ok_or_else(|| Error::Config("no transport given".to_owned()))?;
-        self.finish(http)
     }
 }
 

@@ -67,7 +67,7 @@ async fn callbacks_ask_once_and_the_rest_is_polled() {
             max: Duration::from_millis(200),
             factor: 1.5,
         })
-        .build_with_transport()
+        .build()
         .unwrap();
     let mut watched = Vec::new();
     for (name, callback) in [("a.bin", true), ("b.bin", true), ("c.bin", false)] {

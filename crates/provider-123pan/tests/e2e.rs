@@ -396,7 +396,7 @@ async fn a_create_whose_answer_is_lost_is_not_sent_again() {
         lost: AtomicBool::new(false),
     });
     let pan = relaxed(builder(&emu).http_client(offline_proto::shared(Arc::clone(&transport))))
-        .build_with_transport()
+        .build()
         .unwrap();
     let err = pan
         .offline_download(src.file_url("data.bin"))

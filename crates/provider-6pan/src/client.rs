@@ -11,7 +11,7 @@ use offline_proto::sixpan::auth::Credentials;
 use offline_proto::sixpan::upload::UploadConfig;
 use offline_proto::sixpan::{EndpointId, UserInfo, UserInfoRequest};
 use offline_proto::tracker::PollPolicy;
-use offline_proto::{BaseUrl, HttpClient, Secret};
+use offline_proto::{BaseUrl, HttpClient, Secret, TransportError};
 use transport_hyper::{HyperClient, TokioClock};
 
 use crate::Error;
@@ -68,7 +68,8 @@ pub(crate) struct Inner<C> {
 /// Builds a [`SixPan`]: a token, or an account and password to log in with; base URL;
 /// transport; rate limits.
 pub struct SixPanBuilder<C> {
-    http: Option<C>,
+    /// The transport, or why the default one could not be made.
+    http: Result<C, TransportError>,
     base_url: String,
     account: Option<String>,
     password: Option<String>,
@@ -96,7 +97,7 @@ impl SixPan<HyperClient> {
     /// A builder with the default transport and the production base URL.
     pub fn builder() -> SixPanBuilder<HyperClient> {
         SixPanBuilder {
-            http: None,
+            http: HyperClient::new(),
             base_url: DEFAULT_BASE_URL.to_owned(),
             account: None,
             password: None,
@@ -129,7 +130,7 @@ impl<C> SixPanBuilder<C> {
     /// Uses another transport.
     pub fn http_client<C2: HttpClient>(self, http: C2) -> SixPanBuilder<C2> {
         SixPanBuilder {
-            http: Some(http),
+            http: Ok(http),
             base_url: self.base_url,
             account: self.account,
             password: self.password,
@@ -215,7 +216,19 @@ impl<C> SixPanBuilder<C> {
         self
     }
 
-    fn finish<H: HttpClient>(self, http: H) -> Result<SixPan<H>, Error> {
+    /// Builds the client. Nothing is sent until the first call (which logs in when no
+    /// token was given).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] when neither a token nor an account and password are given, or
+    /// the base URL is unusable; [`Error::Transport`] if the default transport
+    /// ([`HyperClient`]) could not be made.
+    pub fn build(self) -> Result<SixPan<C>, Error>
+    where
+        C: HttpClient,
+    {
+        let http = self.http.map_err(Error::Transport)?;
         let base = BaseUrl::parse_for_credentials(&self.base_url, self.insecure_http)
             .map_err(|e| Error::Config(e.to_string()))?;
         if self.token.is_none() && (self.account.is_none() || self.password.is_none()) {
@@ -246,38 +259,6 @@ impl<C> SixPanBuilder<C> {
                 hash_threads: self.hash_threads,
             }),
         })
-    }
-}
-
-impl SixPanBuilder<HyperClient> {
-    /// Builds the client. Nothing is sent until the first call (which logs in when no
-    /// token was given).
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Config`] when neither a token nor an account and password are given, or
-    /// the base URL is unusable; [`Error::Transport`] if the transport cannot be made.
-    pub fn build(mut self) -> Result<SixPan<HyperClient>, Error> {
-        let http = match self.http.take() {
-            Some(h) => h,
-            None => HyperClient::new().map_err(Error::Transport)?,
-        };
-        self.finish(http)
-    }
-}
-
-impl<C: HttpClient> SixPanBuilder<C> {
-    /// Builds the client with the transport given to [`http_client`](Self::http_client).
-    ///
-    /// # Errors
-    ///
-    /// As [`build`](SixPanBuilder::build), and [`Error::Config`] without a transport.
-    pub fn build_with_transport(mut self) -> Result<SixPan<C>, Error> {
-        let http = self
-            .http
-            .take()
-            .ok_or_else(|| Error::Config("no transport given".to_owned()))?;
-        self.finish(http)
     }
 }
 

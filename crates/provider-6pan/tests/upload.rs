@@ -123,7 +123,7 @@ fn client(emu: &RunningEmulator, http: Arc<Flaky>, blocks: usize) -> SixPan<impl
     for e in EndpointId::ALL {
         b = b.rate_limit(e, 1000.0);
     }
-    b.build_with_transport().unwrap()
+    b.build().unwrap()
 }
 
 /// A file of `len` bytes in a fresh directory.

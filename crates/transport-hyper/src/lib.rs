@@ -58,40 +58,33 @@ impl Default for HyperClientBuilder {
     }
 }
 
+/// Builder setters: each `field: Type` becomes `pub fn field(mut self, v: Type) -> Self`
+/// with the doc comments given.
+macro_rules! setters {
+    ($($(#[doc = $doc:expr])+ $field:ident: $ty:ty;)+) => {
+        $(
+            $(#[doc = $doc])+
+            #[must_use]
+            pub fn $field(mut self, value: $ty) -> Self {
+                self.$field = value;
+                self
+            }
+        )+
+    };
+}
+
 impl HyperClientBuilder {
-    /// How long to wait for a TCP (and TLS) connection. Default 10 s.
-    #[must_use]
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
-        self
-    }
-
-    /// How long one request may take from sending to the last body byte. Default 60 s.
-    #[must_use]
-    pub fn total_timeout(mut self, timeout: Duration) -> Self {
-        self.total_timeout = timeout;
-        self
-    }
-
-    /// The largest response body accepted, in bytes. Default 8 MiB.
-    #[must_use]
-    pub fn body_limit(mut self, bytes: usize) -> Self {
-        self.body_limit = bytes;
-        self
-    }
-
-    /// How long an idle pooled connection is kept. Default 90 s.
-    #[must_use]
-    pub fn pool_idle_timeout(mut self, timeout: Duration) -> Self {
-        self.pool_idle_timeout = timeout;
-        self
-    }
-
-    /// How many idle connections per host the pool keeps. Default 32.
-    #[must_use]
-    pub fn pool_max_idle_per_host(mut self, n: usize) -> Self {
-        self.pool_max_idle_per_host = n;
-        self
+    setters! {
+        /// How long to wait for a TCP (and TLS) connection. Default 10 s.
+        connect_timeout: Duration;
+        /// How long one request may take from sending to the last body byte. Default 60 s.
+        total_timeout: Duration;
+        /// The largest response body accepted, in bytes. Default 8 MiB.
+        body_limit: usize;
+        /// How long an idle pooled connection is kept. Default 90 s.
+        pool_idle_timeout: Duration;
+        /// How many idle connections per host the pool keeps. Default 32.
+        pool_max_idle_per_host: usize;
     }
 
     /// Builds the client. Must be called inside a Tokio runtime's context only when

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use offline_proto::{HttpClient, TransportErrorKind};
+use offline_proto::{HttpClient, HttpResponse, TransportError, TransportErrorKind};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use transport_hyper::HyperClient;
@@ -30,15 +30,16 @@ fn get(uri: &str) -> http::Request<Bytes> {
     http::Request::get(uri).body(Bytes::new()).unwrap()
 }
 
+/// What `client` makes of a GET answered at once with the raw bytes `answer`.
+async fn send(client: &HyperClient, answer: &'static [u8]) -> Result<HttpResponse, TransportError> {
+    let uri = one_shot(answer, Duration::ZERO).await;
+    client.send(get(&uri)).await
+}
+
 #[tokio::test]
 async fn reads_a_whole_response() {
-    let uri = one_shot(
-        b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 11\r\n\r\n{\"code\":0}\n",
-        Duration::ZERO,
-    )
-    .await;
-    let client = HyperClient::new().unwrap();
-    let resp = client.send(get(&uri)).await.unwrap();
+    let answer = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 11\r\n\r\n{\"code\":0}\n";
+    let resp = send(&HyperClient::new().unwrap(), answer).await.unwrap();
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["content-type"], "application/json");
     assert_eq!(&resp.body()[..], b"{\"code\":0}\n");
@@ -46,18 +47,16 @@ async fn reads_a_whole_response() {
 
 #[tokio::test]
 async fn refuses_a_body_over_the_limit() {
-    let uri = one_shot(
-        b"HTTP/1.1 200 OK\r\ncontent-length: 20\r\n\r\n01234567890123456789",
-        Duration::ZERO,
-    )
-    .await;
     let client = HyperClient::builder().body_limit(10).build().unwrap();
-    let err = client.send(get(&uri)).await.unwrap_err();
+    let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 20\r\n\r\n01234567890123456789";
+    let err = send(&client, answer).await.unwrap_err();
     assert_eq!(err.kind(), TransportErrorKind::BodyTooLarge { limit: 10 });
 }
 
-#[tokio::test]
+// Paused time: the server's 3 s and the client's 200 ms pass without waiting.
+#[tokio::test(start_paused = true)]
 async fn times_out() {
+    transport_hyper::keep_paused_time_moving();
     let uri = one_shot(
         b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n",
         Duration::from_secs(3),
@@ -88,24 +87,17 @@ async fn connection_refused_is_a_connect_error() {
 
 #[tokio::test]
 async fn truncated_body_is_closed_not_success() {
-    let uri = one_shot(
-        b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n{\"code\":0,",
-        Duration::ZERO,
-    )
-    .await;
-    let client = HyperClient::new().unwrap();
-    let err = client.send(get(&uri)).await.unwrap_err();
+    let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n{\"code\":0,";
+    let err = send(&HyperClient::new().unwrap(), answer)
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), TransportErrorKind::Closed);
 }
 
 #[tokio::test]
 async fn does_not_follow_redirects() {
-    let uri = one_shot(
-        b"HTTP/1.1 302 Found\r\nlocation: http://127.0.0.2:1/steal\r\ncontent-length: 0\r\n\r\n",
-        Duration::ZERO,
-    )
-    .await;
-    let client = HyperClient::new().unwrap();
-    let resp = client.send(get(&uri)).await.unwrap();
+    let answer =
+        b"HTTP/1.1 302 Found\r\nlocation: http://127.0.0.2:1/steal\r\ncontent-length: 0\r\n\r\n";
+    let resp = send(&HyperClient::new().unwrap(), answer).await.unwrap();
     assert_eq!(resp.status(), 302);
 }

@@ -51,13 +51,18 @@ mod tests {
 
     #[test]
     fn names() {
-        assert_eq!(snake_case("fileName"), "file_name");
-        assert_eq!(snake_case("taskID"), "task_id");
-        assert_eq!(snake_case("clientID"), "client_id");
-        assert_eq!(snake_case("businessDirID"), "business_dir_id");
-        assert_eq!(snake_case("x-traceID"), "x_trace_id");
-        assert_eq!(snake_case("access_token"), "access_token");
-        assert_eq!(pascal_case("accessToken"), "AccessToken");
-        assert_eq!(pascal_case("parse_url"), "ParseUrl");
+        for (wire, snake) in [
+            ("fileName", "file_name"),
+            ("taskID", "task_id"),
+            ("clientID", "client_id"),
+            ("businessDirID", "business_dir_id"),
+            ("x-traceID", "x_trace_id"),
+            ("access_token", "access_token"),
+        ] {
+            assert_eq!(snake_case(wire), snake, "{wire}");
+        }
+        for (wire, pascal) in [("accessToken", "AccessToken"), ("parse_url", "ParseUrl")] {
+            assert_eq!(pascal_case(wire), pascal, "{wire}");
+        }
     }
 }

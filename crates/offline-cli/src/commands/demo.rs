@@ -101,7 +101,7 @@ pub(crate) async fn run(args: DemoArgs, out: &Output) -> u8 {
             max: Duration::from_millis(500),
             factor: 1.5,
         })
-        .build_with_transport()
+        .build()
     {
         Ok(p) => p,
         Err(e) => return out.error("client", &e),
@@ -347,7 +347,7 @@ async fn run_sixpan(emu: &offline_emulator::RunningEmulator, out: &Output) -> u8
             max: Duration::from_millis(500),
             factor: 1.5,
         })
-        .build_with_transport()
+        .build()
     {
         Ok(p) => p,
         Err(e) => return crate::client::report_6(out, "6pan client", &e),

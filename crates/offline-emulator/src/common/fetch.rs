@@ -301,10 +301,15 @@ mod tests {
 
     #[test]
     fn stored_names() {
-        assert_eq!(sanitize_file_name("a/b\\c:d.png"), "a_b_c_d.png");
-        assert_eq!(sanitize_file_name(".."), "download");
-        assert_eq!(sanitize_file_name("  "), "download");
-        assert_eq!(sanitize_file_name("测试.mp4"), "测试.mp4");
+        crate::common::check_table(
+            sanitize_file_name,
+            [
+                ("a/b\\c:d.png", "a_b_c_d.png"),
+                ("..", "download"),
+                ("  ", "download"),
+                ("测试.mp4", "测试.mp4"),
+            ],
+        );
         let long = "文".repeat(300);
         let s = sanitize_file_name(&long);
         assert!(s.len() <= MAX_STORED_NAME_BYTES);
@@ -319,11 +324,16 @@ mod tests {
 
     #[test]
     fn process_from_bytes() {
-        assert_eq!(running_process(0, Some(100)), 0.0);
-        assert_eq!(running_process(50, Some(200)), 25.0);
-        assert_eq!(running_process(300, Some(200)), 100.0);
-        assert_eq!(running_process(10, Some(0)), 0.0);
-        assert_eq!(running_process(0, None), 0.0);
+        crate::common::check_table(
+            |(received, length)| running_process(received, length),
+            [
+                ((0, Some(100)), 0.0),
+                ((50, Some(200)), 25.0),
+                ((300, Some(200)), 100.0),
+                ((10, Some(0)), 0.0),
+                ((0, None), 0.0),
+            ],
+        );
         let half = running_process(1024 * 1024, None);
         assert!((half - 47.5).abs() < 1e-9, "{half}");
         assert!(running_process(u64::MAX, None) <= 95.0);

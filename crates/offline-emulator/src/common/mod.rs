@@ -26,6 +26,19 @@ use config::EmulatorConfig;
 use faults::FaultState;
 use fetch::HttpClient;
 
+/// Checks `f` against a table of `(input, expected output)` cases (unit tests).
+#[cfg(test)]
+pub(crate) fn check_table<I: std::fmt::Debug + Copy, O: PartialEq<E> + std::fmt::Debug, E>(
+    f: impl Fn(I) -> O,
+    cases: impl IntoIterator<Item = (I, E)>,
+) where
+    E: std::fmt::Debug,
+{
+    for (input, expected) in cases {
+        assert_eq!(f(input), expected, "for {input:?}");
+    }
+}
+
 /// How long connections and workers get to finish after a stop.
 pub(crate) const GRACE: Duration = Duration::from_secs(5);
 

@@ -669,21 +669,31 @@ mod tests {
 
     #[test]
     fn paths_are_told_apart() {
-        assert!(is_sixpan_path("/v2/user/login"));
-        assert!(is_sixpan_path("/v1/store/token"));
-        assert!(is_sixpan_path("/wcs/mkblk/4/0"));
-        assert!(is_sixpan_path("/wcs"));
-        assert!(!is_sixpan_path("/wcsx"));
-        assert!(!is_sixpan_path("/api/v1/offline/download"));
-        assert!(!is_sixpan_path("/openapi.json"));
+        crate::common::check_table(
+            is_sixpan_path,
+            [
+                ("/v2/user/login", true),
+                ("/v1/store/token", true),
+                ("/wcs/mkblk/4/0", true),
+                ("/wcs", true),
+                ("/wcsx", false),
+                ("/api/v1/offline/download", false),
+                ("/openapi.json", false),
+            ],
+        );
     }
 
     #[test]
     fn folders() {
-        assert_eq!(normalize_folder(""), "/");
-        assert_eq!(normalize_folder("/"), "/");
-        assert_eq!(normalize_folder("ab//c/"), "/ab/c");
-        assert_eq!(normalize_folder(":torrent"), ":torrent");
+        crate::common::check_table(
+            normalize_folder,
+            [
+                ("", "/"),
+                ("/", "/"),
+                ("ab//c/", "/ab/c"),
+                (":torrent", ":torrent"),
+            ],
+        );
     }
 
     #[test]
