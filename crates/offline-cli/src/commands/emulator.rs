@@ -69,6 +69,11 @@ pub(crate) struct EmulatorArgs {
     /// token, a 6pan `Qingzhen-Token`, and a 6pan upload token.
     #[arg(long, value_name = "TOKEN")]
     static_token: Option<String>,
+    /// The token the control API (`PUT`/`POST`/`DELETE /_emulator/...`: faults, rate
+    /// limits, token expiry) wants as `Authorization: Bearer <token>` (default: a random
+    /// one, printed at start). `GET /_emulator/stats` needs none.
+    #[arg(long, value_name = "TOKEN")]
+    admin_token: Option<String>,
     /// Fetch sources and send callbacks only to loopback hosts; other tasks fail at once.
     #[arg(long)]
     loopback_only: bool,
@@ -174,6 +179,7 @@ pub(crate) async fn run(args: EmulatorArgs, out: &Output) -> u8 {
             ..offline_emulator::Faults::mixed(args.fault_seed, args.fault_rate)
         },
         static_token: args.static_token.clone(),
+        admin_token: args.admin_token.clone(),
         loopback_only: args.loopback_only,
         ..defaults
     };
@@ -211,6 +217,7 @@ pub(crate) async fn run(args: EmulatorArgs, out: &Output) -> u8 {
             "account": emu.sixpan_account(),
             "password": emu.sixpan_password(),
             "data_dir": emu.data_dir(),
+            "admin_token": emu.admin_token(),
         }));
     } else {
         outln!("emulator listening on {}", emu.base_url());
@@ -219,6 +226,7 @@ pub(crate) async fn run(args: EmulatorArgs, out: &Output) -> u8 {
         outln!("  6pan account:         {}", emu.sixpan_account());
         outln!("  6pan password:        {}", emu.sixpan_password());
         outln!("  data dir:             {}", emu.data_dir().display());
+        outln!("  admin token:          {}", emu.admin_token());
         outln!();
         let offline = invocation();
         let base = emu.base_url();
