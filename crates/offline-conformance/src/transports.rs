@@ -24,17 +24,7 @@ pub const ASYNC_CONCURRENCY: usize = 8;
 /// Every provider.
 const BOTH: &[Provider] = &[Provider::Pan123, Provider::SixPan];
 
-/// An error and its causes, one line: `a: b: c`.
-fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
-}
+use offline_proto::error_chain as chain;
 
 fn pan123_outcome(r: Result<offline_proto::pan123::TaskId, provider_123pan::Error>) -> Outcome {
     match r {
@@ -84,12 +74,27 @@ fn providers<C: HttpClient + Clone>(emu: &RunningEmulator, http: C) -> (Pan123<C
     (pan, six)
 }
 
-/// `transport-hyper`'s [`HyperClient`] through the real [`Pan123`] and [`SixPan`].
-#[derive(Debug)]
-pub struct Hyper {
-    pan: Pan123<HyperClient>,
-    six: SixPan<HyperClient>,
+/// The real async [`Pan123`] and [`SixPan`] over one [`HttpClient`]: [`hyper`]'s
+/// `transport-hyper` [`HyperClient`], or [`closure`]'s closure (which counts every
+/// request).
+pub struct Async<C: HttpClient> {
+    name: &'static str,
+    pan: Pan123<C>,
+    six: SixPan<C>,
+    requests: Option<Arc<AtomicU64>>,
 }
+
+impl<C: HttpClient> std::fmt::Debug for Async<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Async")
+            .field("name", &self.name)
+            .field("requests", &self.requests)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `transport-hyper`'s [`HyperClient`] through the real [`Pan123`] and [`SixPan`].
+pub type Hyper = Async<HyperClient>;
 
 /// The [`Hyper`] transport for `emu`.
 ///
@@ -99,56 +104,22 @@ pub struct Hyper {
 pub fn hyper(emu: &RunningEmulator) -> Hyper {
     let http = HyperClient::new().expect("the default transport");
     let (pan, six) = providers(emu, http);
-    Hyper { pan, six }
-}
-
-impl Transport for Hyper {
-    fn name(&self) -> &'static str {
-        "hyper"
-    }
-    fn providers(&self) -> &'static [Provider] {
-        BOTH
-    }
-    fn concurrency(&self) -> usize {
-        ASYNC_CONCURRENCY
-    }
-    async fn create(&self, provider: Provider, url: String) -> Outcome {
-        match provider {
-            Provider::Pan123 => pan123_outcome(self.pan.offline_download(url).await),
-            Provider::SixPan => sixpan_outcome(self.six.add_urls(&[url], SIXPAN_FOLDER).await),
-        }
-    }
-    fn token_fetches(&self, provider: Provider) -> Option<u64> {
-        Some(match provider {
-            Provider::Pan123 => self.pan.token_requests(),
-            Provider::SixPan => self.six.logins(),
-        })
+    Async {
+        name: "hyper",
+        pan,
+        six,
+        requests: None,
     }
 }
 
 /// A closure transport: `move |request| async move { http.send(request).await }` over
 /// a [`HyperClient`], counting every request, through the real [`Pan123`] and
 /// [`SixPan`] (`http_client(closure).build()`).
-pub struct Closure<C: HttpClient> {
-    pan: Pan123<C>,
-    six: SixPan<C>,
-    requests: Arc<AtomicU64>,
-}
-
-impl<C: HttpClient> std::fmt::Debug for Closure<C> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Closure")
-            .field("requests", &self.requests)
-            .finish_non_exhaustive()
-    }
-}
-
-/// The [`Closure`] transport for `emu`.
 ///
 /// # Panics
 ///
 /// When the TLS roots cannot be loaded.
-pub fn closure(emu: &RunningEmulator) -> Closure<impl HttpClient + Clone> {
+pub fn closure(emu: &RunningEmulator) -> Async<impl HttpClient + Clone> {
     let http = HyperClient::new().expect("the default transport");
     let requests = Arc::new(AtomicU64::new(0));
     let counter = Arc::clone(&requests);
@@ -158,12 +129,17 @@ pub fn closure(emu: &RunningEmulator) -> Closure<impl HttpClient + Clone> {
         async move { http.send(request).await }
     };
     let (pan, six) = providers(emu, send);
-    Closure { pan, six, requests }
+    Async {
+        name: "closure",
+        pan,
+        six,
+        requests: Some(requests),
+    }
 }
 
-impl<C: HttpClient> Transport for Closure<C> {
+impl<C: HttpClient> Transport for Async<C> {
     fn name(&self) -> &'static str {
-        "closure"
+        self.name
     }
     fn providers(&self) -> &'static [Provider] {
         BOTH
@@ -178,7 +154,7 @@ impl<C: HttpClient> Transport for Closure<C> {
         }
     }
     fn requests(&self) -> Option<u64> {
-        Some(self.requests.load(Ordering::Relaxed))
+        self.requests.as_ref().map(|r| r.load(Ordering::Relaxed))
     }
     fn token_fetches(&self, provider: Provider) -> Option<u64> {
         Some(match provider {

@@ -42,8 +42,10 @@ async fn serve(head: String, body_len: usize) -> (String, Arc<AtomicUsize>) {
     (format!("http://{addr}"), connections)
 }
 
-#[tokio::test]
+// Paused time: the 100 ms given to a stray connection pass without waiting.
+#[tokio::test(start_paused = true)]
 async fn a_redirect_to_another_host_is_not_followed_with_the_credentials() {
+    transport_hyper::keep_paused_time_moving();
     let (elsewhere, reached) =
         serve("HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n".to_owned(), 0).await;
     for status in [
