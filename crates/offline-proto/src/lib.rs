@@ -46,6 +46,7 @@
 mod error;
 mod open_enum;
 mod secret;
+mod setters;
 mod transport;
 
 pub mod call;

@@ -148,33 +148,22 @@ impl<C> Pan123Builder<C> {
         self
     }
 
-    /// Allows a plain-http base URL on a host other than loopback (credentials then
-    /// travel unencrypted). Loopback URLs are always allowed.
-    #[must_use]
-    pub fn insecure_http(mut self, allow: bool) -> Self {
-        self.insecure_http = allow;
-        self
+    offline_proto::setters! {
+        /// Allows a plain-http base URL on a host other than loopback (credentials then
+        /// travel unencrypted). Loopback URLs are always allowed.
+        insecure_http: bool;
+        /// How long before `expiredAt` a token is replaced. Default 5 minutes.
+        token_margin: Duration;
+        /// How often [`Pan123::wait`] asks about a running task.
+        poll_policy: PollPolicy;
     }
 
     /// The rate limit of `endpoint` in requests per second (the client paces itself at
-    /// 99 % of it). Defaults: [`EndpointId::default_rate_per_second`].
+    /// [`PACE`](offline_proto::retry::PACE), 99 %, of it); 0 removes it. Defaults:
+    /// [`EndpointId::default_rate_per_second`].
     #[must_use]
     pub fn rate_limit(mut self, endpoint: EndpointId, per_second: f64) -> Self {
         self.rate_limits.insert(endpoint, per_second);
-        self
-    }
-
-    /// How long before `expiredAt` a token is replaced. Default 5 minutes.
-    #[must_use]
-    pub fn token_margin(mut self, margin: Duration) -> Self {
-        self.token_margin = margin;
-        self
-    }
-
-    /// How often [`Pan123::wait`] asks about a running task.
-    #[must_use]
-    pub fn poll_policy(mut self, policy: PollPolicy) -> Self {
-        self.poll_policy = policy;
         self
     }
 }

@@ -197,16 +197,23 @@ async fn many_concurrent_calls_on_an_expired_token_make_one_token_request() {
     );
 }
 
+/// An emulator that allows `server` requests a second to `endpoint`, a client that
+/// believes it may send `client` a second, and the sources.
+async fn limited(
+    endpoint: EndpointId,
+    server: f64,
+    client: f64,
+) -> (RunningEmulator, Pan123, SourceServer) {
+    let emu = start(EmulatorConfig::default()).await;
+    emu.set_rate_limit(endpoint, server);
+    let pan = builder(&emu).rate_limit(endpoint, client).build().unwrap();
+    (emu, pan, sources().await.0)
+}
+
 #[tokio::test(start_paused = true)]
 async fn rate_limited_creates_are_sent_again_and_succeed() {
-    let emu = start(EmulatorConfig::default()).await;
-    emu.set_rate_limit(EndpointId::OfflineDownload, 2.0);
-    let (src, _) = sources().await;
     // The client believes it may send 100/s, so the emulator must push back.
-    let pan = builder(&emu)
-        .rate_limit(EndpointId::OfflineDownload, 100.0)
-        .build()
-        .unwrap();
+    let (emu, pan, src) = limited(EndpointId::OfflineDownload, 2.0, 100.0).await;
     let mut ids = Vec::new();
     for _ in 0..4 {
         ids.push(create(&pan, &src, "data.bin").await);
@@ -221,13 +228,7 @@ async fn rate_limited_creates_are_sent_again_and_succeed() {
 
 #[tokio::test(start_paused = true)]
 async fn the_client_paces_itself_to_avoid_429() {
-    let emu = start(EmulatorConfig::default()).await;
-    emu.set_rate_limit(EndpointId::OfflineProcess, 20.0);
-    let (src, _) = sources().await;
-    let pan = builder(&emu)
-        .rate_limit(EndpointId::OfflineProcess, 20.0)
-        .build()
-        .unwrap();
+    let (emu, pan, src) = limited(EndpointId::OfflineProcess, 20.0, 20.0).await;
     let task = create(&pan, &src, "data.bin").await;
     for _ in 0..30 {
         pan.process(task).await.unwrap();

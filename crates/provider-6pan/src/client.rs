@@ -166,14 +166,18 @@ impl<C> SixPanBuilder<C> {
         self
     }
 
-    /// Allows a plain-http base URL on a non-loopback host.
-    #[must_use]
-    pub fn insecure_http(mut self, allow: bool) -> Self {
-        self.insecure_http = allow;
-        self
+    offline_proto::setters! {
+        /// Allows a plain-http base URL on a non-loopback host.
+        insecure_http: bool;
+        /// How many threads hash a file before it is uploaded; 0 (the default) is one
+        /// per core. See [`hash_file`](crate::hash::hash_file).
+        hash_threads: usize;
+        /// How often [`SixPan::wait`](crate::SixPan::wait) lists tasks.
+        poll_policy: PollPolicy;
     }
 
-    /// The rate limit of `endpoint`, requests per second (paced at 97 % of it); 0
+    /// The rate limit of `endpoint`, requests per second (paced at
+    /// [`PACE`](offline_proto::retry::PACE), 99 %, of it); 0
     /// removes it. Every API-host call has one by default
     /// ([`EndpointId::default_rate_per_second`]); the storage calls (`upload`,
     /// `makeBlock`, `putChunk`, `makeFile`) have none unless set here, as an upload is
@@ -198,21 +202,6 @@ impl<C> SixPanBuilder<C> {
     #[must_use]
     pub fn chunk_size(mut self, bytes: u32) -> Self {
         self.upload_config.chunk_size = bytes;
-        self
-    }
-
-    /// How many threads hash a file before it is uploaded; 0 (the default) is one per
-    /// core. See [`hash_file`](crate::hash::hash_file).
-    #[must_use]
-    pub fn hash_threads(mut self, threads: usize) -> Self {
-        self.hash_threads = threads;
-        self
-    }
-
-    /// How often [`SixPan::wait`](crate::SixPan::wait) lists tasks.
-    #[must_use]
-    pub fn poll_policy(mut self, policy: PollPolicy) -> Self {
-        self.poll_policy = policy;
         self
     }
 

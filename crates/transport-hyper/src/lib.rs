@@ -58,23 +58,8 @@ impl Default for HyperClientBuilder {
     }
 }
 
-/// Builder setters: each `field: Type` becomes `pub fn field(mut self, v: Type) -> Self`
-/// with the doc comments given.
-macro_rules! setters {
-    ($($(#[doc = $doc:expr])+ $field:ident: $ty:ty;)+) => {
-        $(
-            $(#[doc = $doc])+
-            #[must_use]
-            pub fn $field(mut self, value: $ty) -> Self {
-                self.$field = value;
-                self
-            }
-        )+
-    };
-}
-
 impl HyperClientBuilder {
-    setters! {
+    offline_proto::setters! {
         /// How long to wait for a TCP (and TLS) connection. Default 10 s.
         connect_timeout: Duration;
         /// How long one request may take from sending to the last body byte. Default 60 s.
