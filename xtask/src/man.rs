@@ -13,7 +13,7 @@ pub(crate) const PAGE: &str = "docs/man/offline.1";
 /// Writes or checks the page.
 pub(crate) fn run(root: &Path, mode: Mode) -> Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    let out = std::process::Command::new(cargo)
+    let output = std::process::Command::new(cargo)
         .current_dir(root)
         .args([
             "run",
@@ -25,17 +25,11 @@ pub(crate) fn run(root: &Path, mode: Mode) -> Result<()> {
             "--",
             "__man",
         ])
-        .output()
-        .map_err(|e| format!("cannot run offline __man: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "offline __man failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
+        .output();
+    let page = crate::output::checked_stdout("offline __man", output)?;
     let path = root.join(PAGE);
     let current = std::fs::read(&path).unwrap_or_default();
-    if current == out.stdout {
+    if current == page {
         return Ok(());
     }
     match mode {
@@ -44,7 +38,7 @@ pub(crate) fn run(root: &Path, mode: Mode) -> Result<()> {
             if let Some(dir) = path.parent() {
                 std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
             }
-            std::fs::write(&path, &out.stdout).map_err(|e| format!("{PAGE}: {e}"))?;
+            std::fs::write(&path, &page).map_err(|e| format!("{PAGE}: {e}"))?;
             println!("wrote {PAGE}");
             Ok(())
         }

@@ -84,6 +84,23 @@ impl Outputs {
     }
 }
 
+/// The standard output of a command that ran to its end, or an error naming `what`
+/// (why it could not run, or its exit status and standard error).
+pub(crate) fn checked_stdout(
+    what: &str,
+    output: std::io::Result<std::process::Output>,
+) -> Result<Vec<u8>> {
+    let output = output.map_err(|e| format!("cannot run {what}: {e}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "{what} failed ({}):\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    Ok(output.stdout)
+}
+
 /// Formats Rust source with `rustfmt --edition 2021` (which ships with the toolchain).
 pub(crate) fn rustfmt(source: &str) -> Result<String> {
     let rustfmt = std::env::var("RUSTFMT").unwrap_or_else(|_| "rustfmt".to_owned());
@@ -100,14 +117,7 @@ pub(crate) fn rustfmt(source: &str) -> Result<String> {
         .ok_or("rustfmt has no stdin")?
         .write_all(source.as_bytes())
         .map_err(|e| format!("cannot feed rustfmt: {e}"))?;
-    let output = child
-        .wait_with_output()
-        .map_err(|e| format!("rustfmt failed: {e}"))?;
-    if !output.status.success() {
-        return Err(format!(
-            "rustfmt refused the generated code:\n{}\n--- source ---\n{source}",
-            String::from_utf8_lossy(&output.stderr)
-        ));
-    }
-    String::from_utf8(output.stdout).map_err(|e| format!("rustfmt printed non-UTF-8: {e}"))
+    let stdout = checked_stdout("rustfmt", child.wait_with_output())
+        .map_err(|e| format!("{e}\n--- source ---\n{source}"))?;
+    String::from_utf8(stdout).map_err(|e| format!("rustfmt printed non-UTF-8: {e}"))
 }
