@@ -119,8 +119,9 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::info;
 
+pub use common::body::BODY_DEADLINE;
 pub use common::clock::TokioClock;
-pub use common::config::EmulatorConfig;
+pub use common::config::{EmulatorConfig, DEFAULT_MAX_CONNECTIONS};
 pub use common::faults::{decide as fault_for_request, Action as FaultAction, Faults};
 pub use hub::Stats;
 pub use offline_proto::clock::Clock;

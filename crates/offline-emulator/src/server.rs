@@ -16,6 +16,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tracing::{debug, warn};
 
@@ -33,13 +34,27 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 pub(crate) async fn serve(listener: TcpListener, hub: Arc<Hub>) {
     let mut shutdown = hub.env.shutdown.clone();
     let mut connections = JoinSet::new();
+    // One permit per connection served: at the cap, new connections wait in the
+    // kernel's backlog until one ends.
+    let slots = Arc::new(Semaphore::new(hub.env.max_connections));
     loop {
+        let slot = tokio::select! {
+            () = cancelled(&mut shutdown) => break,
+            slot = Arc::clone(&slots).acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+        };
         tokio::select! {
             () = cancelled(&mut shutdown) => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     while connections.try_join_next().is_some() {}
-                    connections.spawn(serve_connection(stream, peer, hub.clone()));
+                    let hub = hub.clone();
+                    connections.spawn(async move {
+                        serve_connection(stream, peer, hub).await;
+                        drop(slot);
+                    });
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: wait a little, go on.

@@ -17,6 +17,10 @@ use super::GRACE;
 const DRAIN_LIMIT: usize = 64 * 1024 * 1024;
 /// How long a client may take to send a body chunk.
 pub(crate) const BODY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a client may take to send a whole request body (a body trickled a byte
+/// at a time, each within [`BODY_TIMEOUT`], is cut off here): 120 s, room for the
+/// largest body the emulator accepts (a 4 MiB chunk) at 35 KB/s.
+pub const BODY_DEADLINE: Duration = Duration::from_secs(120);
 
 /// Why a body could not be read.
 #[derive(Debug)]
@@ -55,12 +59,16 @@ pub(crate) async fn read_body(req: Request<Incoming>, limit: usize) -> Result<By
         return Err(BodyError::TooLarge(limit));
     }
     let mut buf = BytesMut::new();
+    let deadline = tokio::time::Instant::now() + BODY_DEADLINE;
     loop {
-        match tokio::time::timeout(BODY_TIMEOUT, body.frame()).await {
+        let due = deadline.min(tokio::time::Instant::now() + BODY_TIMEOUT);
+        match tokio::time::timeout_at(due, body.frame()).await {
             Err(_) => {
-                return Err(BodyError::Read(
-                    "timed out reading the request body".to_owned(),
-                ))
+                return Err(BodyError::Read(format!(
+                    "timed out reading the request body (each chunk is due within {} s, the whole body within {} s)",
+                    BODY_TIMEOUT.as_secs(),
+                    BODY_DEADLINE.as_secs()
+                )))
             }
             Ok(None) => return Ok(buf.freeze()),
             Ok(Some(Err(e))) => {

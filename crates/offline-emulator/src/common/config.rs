@@ -113,7 +113,17 @@ pub struct EmulatorConfig {
     /// (the default) or an empty string: a random one, made at start (after
     /// [`token_prefix`](Self::token_prefix)).
     pub admin_token: Option<String>,
+    /// How many client connections are served at once; more wait in the listen backlog
+    /// until one ends (with request headers due within 30 s and a body within 30 s per
+    /// chunk and [`BODY_DEADLINE`](crate::BODY_DEADLINE) in all, a slow client cannot
+    /// hold a slot for long). Default [`DEFAULT_MAX_CONNECTIONS`] (512); 0 reads as 1.
+    pub max_connections: usize,
 }
+
+/// The default of [`EmulatorConfig::max_connections`]: 512, well below the usual
+/// limit of 1,024 open files, so that the emulator keeps room for its own files and
+/// its downloads.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 512;
 
 /// The default of [`EmulatorConfig::max_source_bytes`]: 4 GiB.
 const DEFAULT_MAX_SOURCE_BYTES: u64 = 4 * 1024 * 1024 * 1024;
@@ -145,6 +155,7 @@ impl Default for EmulatorConfig {
             token_prefix: String::new(),
             clock: Arc::new(TokioClock::new()),
             admin_token: None,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
         }
     }
 }

@@ -66,6 +66,8 @@ pub(crate) struct Env {
     static_token: Option<String>,
     /// What every issued credential starts with ([`EmulatorConfig::token_prefix`]).
     pub(crate) token_prefix: String,
+    /// Connections served at once ([`EmulatorConfig::max_connections`]).
+    pub(crate) max_connections: usize,
     workers: Mutex<JoinSet<()>>,
 }
 
@@ -85,6 +87,7 @@ impl Env {
             loopback_only: config.loopback_only,
             fetch_rate: config.fetch_rate.filter(|r| *r > 0),
             max_source_bytes: config.max_source_bytes,
+            max_connections: config.max_connections.max(1),
             static_token: config.static_token.clone().filter(|t| !t.is_empty()),
             token_prefix: config.token_prefix.clone(),
             workers: Mutex::new(JoinSet::new()),
