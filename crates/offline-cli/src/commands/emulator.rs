@@ -140,6 +140,13 @@ pub(crate) async fn run(args: EmulatorArgs, out: &Output) -> u8 {
             None,
         );
     }
+    if !args.addr.ip().is_loopback() {
+        // Standard error, also under --json: stdout carries only the events.
+        errln!(
+            "warning: listening on {}, a non-loopback address: anyone who can reach it can use the emulator, which fetches any URL a task names (a test tool, not a service)",
+            args.addr
+        );
+    }
     if let Some(dir) = &args.data_dir {
         // Created, and written to once: a directory the downloads cannot go to is
         // refused now, not at the first task.
