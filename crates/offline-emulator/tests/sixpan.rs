@@ -493,6 +493,59 @@ async fn parse_torrent_of_uploaded_files() {
     emulator.shutdown().await;
 }
 
+/// A torrent whose `name` of `name_bytes` bytes heads each of `files` empty files.
+fn long_named(name_bytes: usize, files: usize) -> Vec<u8> {
+    let mut builder = offline_proto::torrent::TorrentBuilder::new("n".repeat(name_bytes));
+    for i in 0..files {
+        builder = builder.file(&[&i.to_string()], Vec::new());
+    }
+    builder.build()
+}
+
+// Issue 10 #10: a 300 KB name over 10 000 files would be 3 GB of paths (and of answer).
+#[tokio::test(start_paused = true)]
+async fn parse_torrent_answers_stay_proportional_to_the_input() {
+    let (emulator, mut api) = sixpan(EmulatorConfig::default()).await;
+    let hostile = long_named(300_000, 10_000);
+    assert!(hostile.len() < 600_000, "{}", hostile.len());
+    api.form_upload("long.torrent", &hostile).await;
+    let hash = qetag(&hostile);
+    let reply = api
+        .call(
+            "/v2/offline/parseTorrent",
+            &json!({"hash": [hash.as_str()]}),
+        )
+        .await;
+    assert!(
+        reply
+            .json
+            .to_string()
+            .contains("file paths come to more than"),
+        "{}",
+        reply.json
+    );
+    reply.err(400, "UNSUPPORTED_FILE");
+    // Within the bound one torrent parses (1 000 files of 10 KB paths: 10 MB), but an
+    // answer that lists it seven times would pass 64 MiB.
+    let big = long_named(10_000, 1_000);
+    api.form_upload("big.torrent", &big).await;
+    let hash = qetag(&big);
+    assert_eq!(
+        api.parse_torrent(hash.as_str()).await["files"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1_000
+    );
+    api.call(
+        "/v2/offline/parseTorrent",
+        &json!({"hash": vec![hash.as_str(); 7]}),
+    )
+    .await
+    .err(400, "PARAMETER_ERROR");
+    emulator.shutdown().await;
+}
+
 #[tokio::test(start_paused = true)]
 async fn parse_url_of_each_kind() {
     let (emulator, mut api) = sixpan(EmulatorConfig::default()).await;

@@ -56,6 +56,15 @@ pub const MAX_DEPTH: usize = 64;
 /// The most files accepted in one torrent: 1 000 000.
 pub const MAX_FILES: usize = 1_000_000;
 
+/// The most bytes of file paths one torrent may expand to: 64 MiB (67 108 864), counted
+/// over every file's [`TorrentFile::path`] (the torrent's `name`, which each path of a
+/// multi-file torrent repeats, included). The input holds each path once, but the
+/// `name` is written once for all files: a 300 KB name over 10 000 files would expand
+/// a 340 KB torrent to 3 GB. With this bound a parsed torrent takes at most about
+/// 64 MiB of path text plus some 150 bytes of bookkeeping per file (so 1 000 000 files,
+/// [`MAX_FILES`], stay under about 250 MiB).
+pub const MAX_PATH_BYTES: usize = 64 * 1024 * 1024;
+
 /// The most characters of hostile input an error message repeats.
 const ECHO_MAX: usize = 40;
 
@@ -70,6 +79,8 @@ pub struct Limits {
     pub max_depth: usize,
     /// The most entries accepted in `info.files`.
     pub max_files: usize,
+    /// The most bytes all files' paths may expand to ([`MAX_PATH_BYTES`]).
+    pub max_path_bytes: usize,
 }
 
 impl Default for Limits {
@@ -78,6 +89,7 @@ impl Default for Limits {
             max_bytes: MAX_TORRENT_BYTES,
             max_depth: MAX_DEPTH,
             max_files: MAX_FILES,
+            max_path_bytes: MAX_PATH_BYTES,
         }
     }
 }
@@ -98,6 +110,12 @@ impl Limits {
     /// These limits with `max_files` replaced.
     pub fn with_max_files(mut self, max_files: usize) -> Self {
         self.max_files = max_files;
+        self
+    }
+
+    /// These limits with `max_path_bytes` (in bytes) replaced.
+    pub fn with_max_path_bytes(mut self, max_path_bytes: usize) -> Self {
+        self.max_path_bytes = max_path_bytes;
         self
     }
 }
@@ -208,6 +226,17 @@ pub enum TorrentError {
     TooManyFiles {
         /// The limit.
         max: usize,
+    },
+    /// The files' paths, with the torrent's `name` in front of each, come to more than
+    /// [`Limits::max_path_bytes`] (a long `name` over many files).
+    #[error("torrent's file paths come to more than {max} bytes (its name of {name_bytes} bytes is repeated in each of {files} paths)")]
+    PathsTooLong {
+        /// The limit, in bytes.
+        max: usize,
+        /// The length of `info.name`, in bytes.
+        name_bytes: usize,
+        /// How many files the torrent lists.
+        files: usize,
     },
     /// A multi-file torrent whose `files` list is empty.
     #[error("torrent's `info.files` is empty")]
@@ -764,6 +793,23 @@ fn read_info(raw: &[u8], limits: &Limits) -> Result<Info, TorrentError> {
         (None, Some(files)) => (true, files),
     };
 
+    let file_count = files.len();
+    let mut path_bytes = 0usize;
+    for raw in &files {
+        path_bytes = raw
+            .path
+            .iter()
+            .fold(path_bytes.saturating_add(name.len()), |sum, c| {
+                sum.saturating_add(c.len())
+            });
+        if path_bytes > limits.max_path_bytes {
+            return Err(TorrentError::PathsTooLong {
+                max: limits.max_path_bytes,
+                name_bytes: name.len(),
+                files: file_count,
+            });
+        }
+    }
     let mut total_length: u64 = 0;
     let files = files
         .into_iter()
@@ -1149,6 +1195,46 @@ fn put_int(out: &mut Vec<u8>, n: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A torrent whose `name` of `name_bytes` bytes heads each of `files` empty files.
+    fn long_named(name_bytes: usize, files: usize) -> Vec<u8> {
+        let mut builder = TorrentBuilder::new("n".repeat(name_bytes));
+        for i in 0..files {
+            builder = builder.file(&[&i.to_string()], Vec::new());
+        }
+        builder.build()
+    }
+
+    // Issue 10 #10: 570 KB that expanded to 3 GB of paths before the bound.
+    #[test]
+    fn a_long_name_over_many_files_is_refused_before_it_is_copied() {
+        let hostile = long_named(300_000, 10_000);
+        assert!(hostile.len() < 600_000, "{}", hostile.len());
+        assert_eq!(
+            Metainfo::from_bytes(&hostile),
+            Err(TorrentError::PathsTooLong {
+                max: MAX_PATH_BYTES,
+                name_bytes: 300_000,
+                files: 10_000,
+            })
+        );
+        // The bound counts the name in every path: 10 files of a 100-byte name and
+        // one-digit paths are 1 010 bytes.
+        let small = long_named(100, 10);
+        let limits = Limits::default().with_max_path_bytes(1_010);
+        assert_eq!(
+            Metainfo::from_bytes_with_limits(&small, &limits)
+                .unwrap()
+                .files
+                .len(),
+            10
+        );
+        let limits = limits.with_max_path_bytes(1_009);
+        assert!(matches!(
+            Metainfo::from_bytes_with_limits(&small, &limits),
+            Err(TorrentError::PathsTooLong { max: 1_009, .. })
+        ));
+    }
 
     #[test]
     fn info_hash_hex_round_trip() {

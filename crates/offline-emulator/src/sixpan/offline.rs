@@ -10,7 +10,7 @@ use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use offline_proto::sixpan::identity::{Identity, MAC_LEN};
 use offline_proto::sixpan::{EndpointId, ErrorCode, ParseFile, ParseResult, ParseUrlRequest};
-use offline_proto::torrent::{Metainfo, MAX_TORRENT_BYTES};
+use offline_proto::torrent::{Metainfo, MAX_PATH_BYTES, MAX_TORRENT_BYTES};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use sha2::Sha256;
@@ -125,8 +125,21 @@ impl SixpanState {
             .map_err(ApiError::parameter)?;
         conform(EndpointId::ParseTorrent, &json)?;
         let mut results = Vec::with_capacity(etags.len());
+        // Each torrent's paths are bounded by the parser (MAX_PATH_BYTES); so is the
+        // answer, which may list one torrent many times.
+        let mut path_bytes = 0usize;
         for etag in etags {
             let meta = self.load_torrent(etag.as_str()).await?;
+            path_bytes = meta.files.iter().fold(path_bytes, |sum, f| {
+                f.path
+                    .iter()
+                    .fold(sum, |sum, c| sum.saturating_add(c.len()))
+            });
+            if path_bytes > MAX_PATH_BYTES {
+                return Err(ApiError::parameter(format!(
+                    "the torrents' file paths come to more than {MAX_PATH_BYTES} bytes: ask about fewer at once"
+                )));
+            }
             let info_hash = meta.info_hash.to_string();
             let identity = self.sign_identity(&json!({
                 "identity": info_hash,
