@@ -352,8 +352,6 @@ pub(crate) fn exit_code(e: &Error) -> u8 {
     }
 }
 
-/// Renders rows as a table with a header, aligned by screen width (CJK file names take
-/// two columns a character).
 /// `s` safe to print on a terminal: every control character (ESC, BEL, CR, LF, NUL,
 /// …) shown as an escape (`\u{1b}`), so a name from a torrent or a server cannot move
 /// the cursor, retitle the window or forge lines. JSON output is never passed
@@ -375,7 +373,8 @@ pub(crate) fn screen(s: &str) -> std::borrow::Cow<'_, str> {
     )
 }
 
-/// A table for people: every cell passed through [`screen`].
+/// Renders rows as a table with a header, aligned by screen width (CJK file names take
+/// two columns a character); a table for people, every cell passed through [`screen`].
 pub(crate) fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     let mut t = comfy_table::Table::new();
     t.load_preset(comfy_table::presets::NOTHING)

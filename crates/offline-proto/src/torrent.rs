@@ -22,9 +22,12 @@
 //! and `path.utf-8` are preferred when present and valid UTF-8; optional top-level
 //! fields of an unexpected type (an integer `announce`, a non-UTF-8 `comment`) are
 //! dropped rather than failing the torrent; bytes after the top-level dictionary are
-//! ignored. Not lenient: [`bendy`] enforces canonical bencode, so dictionaries whose
-//! keys are unsorted or repeated, and integers with leading zeros or `-0`, are
-//! rejected as [`BencodeErrorKind::Syntax`] / [`BencodeErrorKind::UnsortedKeys`].
+//! ignored; the top-level dictionary's keys may come in any order (the infohash comes
+//! from the info dictionary's bytes alone; [`Metainfo::canonical`] says whether they
+//! were sorted). Not lenient: [`bendy`] enforces canonical bencode below the top
+//! level, so an info dictionary (or any nested one) whose keys are unsorted, a key
+//! repeated anywhere, and integers with leading zeros or `-0` are rejected as
+//! [`BencodeErrorKind::Syntax`] / [`BencodeErrorKind::UnsortedKeys`].
 //!
 //! ```
 //! use offline_proto::torrent::Metainfo;
@@ -425,12 +428,52 @@ pub struct TorrentFile {
     /// Whether this is a BEP 47 padding file (`attr` contains `p`), which clients do
     /// not write to disk.
     pub padding: bool,
+    /// The file's `path` joined with `/` (lossy UTF-8; below the torrent's name, which
+    /// it does not repeat) when [`path`](Self::path) came from `path.utf-8` and `path`
+    /// says otherwise: tools that read `path` name the file this way.
+    pub other_path: Option<String>,
 }
 
 impl TorrentFile {
     /// The path's components joined with `/`.
     pub fn joined_path(&self) -> String {
         self.path.join("/")
+    }
+
+    /// The first component of the path Windows cannot name a file with, and why
+    /// ([`windows_unsafe`]).
+    pub fn windows_unsafe(&self) -> Option<(&str, &'static str)> {
+        self.path
+            .iter()
+            .find_map(|c| windows_unsafe(c).map(|why| (c.as_str(), why)))
+    }
+}
+
+/// Why Windows cannot create a file or folder named `component`, if it cannot: a
+/// reserved device name (`CON`, `PRN`, `AUX`, `NUL`, `COM1`–`COM9`, `LPT1`–`LPT9`, in any
+/// case, with or without an extension), a character Windows forbids (`<>:"|?*` or a
+/// control character), or a trailing dot or space. Such a torrent downloads fine to a
+/// cloud drive, but a Windows client syncing it renames or skips the file.
+pub fn windows_unsafe(component: &str) -> Option<&'static str> {
+    let stem = component.split('.').next().unwrap_or(component);
+    let reserved = ["CON", "PRN", "AUX", "NUL"]
+        .iter()
+        .any(|r| stem.eq_ignore_ascii_case(r))
+        || (stem.len() == 4
+            && ["COM", "LPT"]
+                .iter()
+                .any(|p| stem[..3].eq_ignore_ascii_case(p))
+            && matches!(stem.as_bytes()[3], b'1'..=b'9'));
+    if reserved {
+        Some("is a reserved device name on Windows")
+    } else if component.contains(['<', '>', ':', '"', '|', '?', '*']) {
+        Some("holds a character Windows forbids in names (<>:\"|?*)")
+    } else if component.chars().any(char::is_control) {
+        Some("holds a control character")
+    } else if component.ends_with(['.', ' ']) {
+        Some("ends in a dot or a space, which Windows drops")
+    } else {
+        None
     }
 }
 
@@ -469,6 +512,10 @@ pub struct Metainfo {
     /// some programs (WebTorrent, in the fixtures) wrote milliseconds; see
     /// [`Metainfo::creation_time`].
     pub creation_date: Option<i64>,
+    /// Whether the file is canonical bencode throughout. `false` when the top-level
+    /// dictionary's keys are not in sorted order (accepted: the infohash is unaffected,
+    /// but tools that re-encode the file will write other bytes).
+    pub canonical: bool,
 }
 
 impl Metainfo {
@@ -494,7 +541,24 @@ impl Metainfo {
                 max: limits.max_bytes,
             });
         }
-        check_structure(bytes, limits)?;
+        let sorted;
+        let (bytes, canonical) = match check_structure(bytes, limits) {
+            Ok(()) => (bytes, true),
+            Err(
+                error @ TorrentError::Bencode {
+                    kind: BencodeErrorKind::UnsortedKeys,
+                    ..
+                },
+            ) => {
+                // Perhaps only the top level is out of order: sort it and try again
+                // (nested dictionaries are copied byte for byte, so they are checked
+                // as strictly as before, and the infohash is the same).
+                sorted = sorted_top_level(bytes, limits.max_depth).ok_or(error)?;
+                check_structure(&sorted, limits)?;
+                (sorted.as_slice(), false)
+            }
+            Err(error) => return Err(error),
+        };
         let top = read_top(bytes, limits)?;
         let info_raw = top.info.ok_or(TorrentError::MissingInfo)?;
         let info = read_info(info_raw, limits)?;
@@ -513,6 +577,7 @@ impl Metainfo {
             comment: top.comment_utf8.or(top.comment),
             created_by: top.created_by,
             creation_date: top.creation_date,
+            canonical,
         })
     }
 
@@ -599,6 +664,64 @@ fn check_structure(bytes: &[u8], limits: &Limits) -> Result<(), TorrentError> {
         _ => Err(TorrentError::NotADictionary),
     };
     checked
+}
+
+/// `bytes`' top-level dictionary with its entries in sorted key order, each key and
+/// value copied byte for byte (bytes after the dictionary dropped); `None` when it is
+/// not a well-formed dictionary, a key repeats, or it nests deeper than `max_depth`
+/// (the strict reading then reports the error).
+fn sorted_top_level(bytes: &[u8], max_depth: usize) -> Option<Vec<u8>> {
+    let mut entries: Vec<(&[u8], &[u8])> = Vec::new();
+    let mut at = 1;
+    if bytes.first() != Some(&b'd') {
+        return None;
+    }
+    while *bytes.get(at)? != b'e' {
+        let key_start = at;
+        let (key, after_key) = bencode_string(bytes, at)?;
+        let end = skip_value(bytes, after_key, max_depth.checked_sub(1)?)?;
+        entries.push((key, &bytes[key_start..end]));
+        at = end;
+    }
+    entries.sort_by(|a, b| a.0.cmp(b.0));
+    if entries.windows(2).any(|w| w[0].0 == w[1].0) {
+        return None;
+    }
+    let mut out = Vec::with_capacity(at + 1);
+    out.push(b'd');
+    for (_, entry) in entries {
+        out.extend_from_slice(entry);
+    }
+    out.push(b'e');
+    Some(out)
+}
+
+/// A bencode string at `at`: its bytes and where it ends.
+fn bencode_string(bytes: &[u8], at: usize) -> Option<(&[u8], usize)> {
+    let colon = at + bytes.get(at..)?.iter().position(|&b| b == b':')?;
+    let digits = std::str::from_utf8(&bytes[at..colon]).ok()?;
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let start = colon + 1;
+    let end = start.checked_add(digits.parse::<usize>().ok()?)?;
+    Some((bytes.get(start..end)?, end))
+}
+
+/// Where the bencode value at `at` ends; `None` if malformed or deeper than `depth`.
+fn skip_value(bytes: &[u8], at: usize, depth: usize) -> Option<usize> {
+    match *bytes.get(at)? {
+        b'i' => Some(at + 1 + bytes.get(at + 1..)?.iter().position(|&b| b == b'e')? + 1),
+        b'l' | b'd' => {
+            let depth = depth.checked_sub(1)?;
+            let mut next = at + 1;
+            while *bytes.get(next)? != b'e' {
+                next = skip_value(bytes, next, depth)?;
+            }
+            Some(next + 1)
+        }
+        _ => bencode_string(bytes, at).map(|(_, end)| end),
+    }
 }
 
 fn read_top<'a>(bytes: &'a [u8], limits: &Limits) -> Result<Top<'a>, TorrentError> {
@@ -697,6 +820,7 @@ struct Info {
 /// A file entry before the torrent's name is known.
 struct RawFile {
     path: Vec<String>,
+    other_path: Option<String>,
     length: u64,
     padding: bool,
 }
@@ -785,6 +909,7 @@ fn read_info(raw: &[u8], limits: &Limits) -> Result<Info, TorrentError> {
             false,
             vec![RawFile {
                 path: Vec::new(),
+                other_path: None,
                 length,
                 padding: false,
             }],
@@ -828,6 +953,7 @@ fn read_info(raw: &[u8], limits: &Limits) -> Result<Info, TorrentError> {
                 index,
                 offset,
                 padding: raw.padding,
+                other_path: raw.other_path,
             })
         })
         .collect::<Result<Vec<_>, TorrentError>>()?;
@@ -962,9 +1088,10 @@ fn read_files(value: Object<'_, '_>, limits: &Limits) -> Result<Vec<RawFile>, To
         let length = length.ok_or(TorrentError::MissingField {
             field: "info.files[].length",
         })?;
-        let path = file_path(index, path, path_utf8)?;
+        let (path, other_path) = file_path(index, path, path_utf8)?;
         files.push(RawFile {
             path,
+            other_path,
             length,
             padding,
         });
@@ -988,20 +1115,33 @@ fn byte_strings<'ser>(value: Object<'_, 'ser>) -> Result<Option<Vec<&'ser [u8]>>
 }
 
 /// A file's checked components: `path.utf-8` when every component is UTF-8, else
-/// `path`, which must be.
+/// `path`, which must be; and `path` joined (lossy) when it says otherwise.
 fn file_path(
     index: usize,
     path: Option<Vec<&[u8]>>,
     path_utf8: Option<Vec<&[u8]>>,
-) -> Result<Vec<String>, TorrentError> {
+) -> Result<(Vec<String>, Option<String>), TorrentError> {
     let utf8 = |components: &[&[u8]]| -> Option<Vec<String>> {
         components
             .iter()
             .map(|c| std::str::from_utf8(c).ok().map(str::to_owned))
             .collect()
     };
+    let mut other = None;
     let chosen = match (path_utf8.as_deref().and_then(utf8), path) {
-        (Some(components), _) if !components.is_empty() => components,
+        (Some(components), raw) if !components.is_empty() => {
+            if let Some(raw) = raw.filter(|raw| {
+                raw.len() != components.len()
+                    || raw.iter().zip(&components).any(|(r, c)| *r != c.as_bytes())
+            }) {
+                let joined: Vec<String> = raw
+                    .iter()
+                    .map(|c| String::from_utf8_lossy(c).into_owned())
+                    .collect();
+                other = Some(joined.join("/"));
+            }
+            components
+        }
         (_, None) => {
             return Err(TorrentError::MissingField {
                 field: "info.files[].path",
@@ -1035,7 +1175,7 @@ fn file_path(
             reason,
         })?;
     }
-    Ok(chosen)
+    Ok((chosen, other))
 }
 
 /// Builds small, valid torrent files: for tests, demos and emulators that need a
@@ -1234,6 +1374,73 @@ mod tests {
             Metainfo::from_bytes_with_limits(&small, &limits),
             Err(TorrentError::PathsTooLong { max: 1_009, .. })
         ));
+    }
+
+    // Issue 10 #13: the infohash of a torrent whose top-level keys are unsorted is
+    // well defined (the info dictionary's bytes); such a file is read, marked.
+    #[test]
+    fn unsorted_top_level_keys_are_read_and_marked_not_canonical() {
+        let info =
+            b"d6:lengthi3e4:name5:a.txt12:piece lengthi16384e6:pieces20:aaaaaaaaaaaaaaaaaaaae";
+        let canonical = [&b"d8:announce9:http://t/4:info"[..], info, b"e"].concat();
+        let unsorted = [
+            &b"d4:info"[..],
+            info,
+            b"7:comment2:hi8:announce9:http://t/e",
+        ]
+        .concat();
+        let sorted = Metainfo::from_bytes(&canonical).unwrap();
+        assert!(sorted.canonical);
+        let meta = Metainfo::from_bytes(&unsorted).unwrap();
+        assert!(!meta.canonical);
+        assert_eq!(meta.info_hash, sorted.info_hash);
+        assert_eq!(meta.info_hash, InfoHash::of_info_bytes(info));
+        assert_eq!(meta.announce.as_deref(), Some("http://t/"));
+        assert_eq!(meta.comment.as_deref(), Some("hi"));
+        // Still strict below the top level, and about repeated keys.
+        let bad_info = b"d4:infod4:name5:a.txt6:lengthi3e12:piece lengthi16384e6:pieces20:aaaaaaaaaaaaaaaaaaaaee";
+        let repeated = [&b"d4:info"[..], info, b"4:info", info, b"e"].concat();
+        for bad in [&bad_info[..], &repeated] {
+            assert!(matches!(
+                Metainfo::from_bytes(bad),
+                Err(TorrentError::Bencode {
+                    kind: BencodeErrorKind::UnsortedKeys,
+                    ..
+                })
+            ));
+        }
+    }
+
+    // Issue 10 #12: names other tools would write differently are reported.
+    #[test]
+    fn windows_unsafe_names_and_disagreeing_paths_are_reported() {
+        for (name, unsafe_) in [
+            ("CON", true),
+            ("con.txt", true),
+            ("Lpt9.log", true),
+            ("COM0", false),
+            ("console.txt", false),
+            ("a:b", true),
+            ("what?", true),
+            ("trailing.", true),
+            ("trailing ", true),
+            ("bell\u{7}", true),
+            ("ordinary name.mkv", false),
+            ("测试.mp4", false),
+        ] {
+            assert_eq!(windows_unsafe(name).is_some(), unsafe_, "{name:?}");
+        }
+        let info = b"d5:filesld6:lengthi1e4:pathl3:CONe10:path.utf-8l3:CONeed6:lengthi1e4:pathl5:old.te10:path.utf-8l5:new.teee4:name4:pack12:piece lengthi16384e6:pieces20:aaaaaaaaaaaaaaaaaaaae";
+        let torrent = [&b"d4:info"[..], info, b"e"].concat();
+        let meta = Metainfo::from_bytes(&torrent).unwrap();
+        assert_eq!(
+            meta.files[0].windows_unsafe(),
+            Some(("CON", "is a reserved device name on Windows"))
+        );
+        assert_eq!(meta.files[0].other_path, None, "path and path.utf-8 agree");
+        assert_eq!(meta.files[1].joined_path(), "pack/new.t");
+        assert_eq!(meta.files[1].other_path.as_deref(), Some("old.t"));
+        assert_eq!(meta.files[1].windows_unsafe(), None);
     }
 
     #[test]

@@ -109,18 +109,19 @@ pub(crate) fn torrent(command: &TorrentCommand, out: &Output) -> u8 {
     };
     if out.is_json() {
         out.event(json!({
-                "event": "torrent",
-                "file": file,
-                "infohash": meta.info_hash.to_string(),
-                "name": meta.name,
-                "total_length": meta.total_length,
-                "piece_length": meta.piece_length,
-                "private": meta.private,
-                "web_seeds": meta.web_seeds,
-                "trackers": meta.trackers(),
-                "magnet": meta.magnet(),
-                "files": meta.files.iter().map(|f| json!({"index": f.index, "path": f.joined_path(), "length": f.length})).collect::<Vec<_>>(),
-            }));
+            "event": "torrent",
+            "file": file,
+            "infohash": meta.info_hash.to_string(),
+            "name": meta.name,
+            "total_length": meta.total_length,
+            "piece_length": meta.piece_length,
+            "private": meta.private,
+            "canonical": meta.canonical,
+            "web_seeds": meta.web_seeds,
+            "trackers": meta.trackers(),
+            "magnet": meta.magnet(),
+            "files": meta.files.iter().map(file_json).collect::<Vec<_>>(),
+        }));
     } else {
         outln!("infohash      {}", meta.info_hash);
         outln!("name          {}", crate::output::screen(&meta.name));
@@ -137,6 +138,25 @@ pub(crate) fn torrent(command: &TorrentCommand, out: &Output) -> u8 {
             );
         }
         outln!("magnet        {}", meta.magnet());
+        if !meta.canonical {
+            outln!("note          not canonical bencode: the top-level keys are not in sorted order (the infohash is unaffected)");
+        }
+        for f in &meta.files {
+            if let Some((component, why)) = f.windows_unsafe() {
+                outln!(
+                    "note          file {}: \"{}\" {why}",
+                    f.index,
+                    crate::output::screen(component)
+                );
+            }
+            if let Some(other) = &f.other_path {
+                outln!(
+                    "note          file {}: path.utf-8 and path disagree; tools that read path call it {}",
+                    f.index,
+                    crate::output::screen(other)
+                );
+            }
+        }
         outln!();
         let rows: Vec<Vec<String>> = meta
             .files
@@ -146,4 +166,16 @@ pub(crate) fn torrent(command: &TorrentCommand, out: &Output) -> u8 {
         outln!("{}", table(&["#", "bytes", "path"], &rows));
     }
     exit::OK
+}
+
+/// One file of `torrent inspect --json`: index, path, length, and the notes about it.
+fn file_json(f: &offline_proto::torrent::TorrentFile) -> serde_json::Value {
+    let mut v = json!({"index": f.index, "path": f.joined_path(), "length": f.length});
+    if let Some((_, why)) = f.windows_unsafe() {
+        v["windows_unsafe"] = json!(why);
+    }
+    if let Some(other) = &f.other_path {
+        v["other_path"] = json!(other);
+    }
+    v
 }
