@@ -85,7 +85,7 @@ async fn real_callbacks_are_confirmed_and_forged_ones_are_not() {
     let mut child = offline(&emu, dir.path())
         .args(["--json", "callbacks", "--listen", "127.0.0.1:0", "--from"])
         .arg(&batch)
-        .args(["--max", "5", "--timeout", "120"])
+        .args(["--max", "4", "--timeout", "120"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -133,11 +133,31 @@ async fn real_callbacks_are_confirmed_and_forged_ones_are_not() {
     }
     assert!(emu.tasks().iter().all(|t| t.callback_delivered));
 
-    // Forged: success for the task that failed; a URL no task has; a status that is
-    // neither 0 nor 1.
+    // The listener's events as they come.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Value>();
+    let reader = tokio::task::spawn_blocking(move || {
+        for line in stdout.lines() {
+            let _ = tx.send(serde_json::from_str(&line.unwrap()).unwrap());
+        }
+        drop(guard);
+    });
+    let mut lines: Vec<Value> = Vec::new();
+    // A URL no task has: reported unconfirmed (after one more look a second later),
+    // and not counted toward --max.
+    let nowhere_url = "https://elsewhere.example/x.bin";
+    let body = serde_json::json!({"url": nowhere_url, "status": 0});
+    assert_eq!(post(&url, "application/json", body.to_string()).await, 200);
+    while !lines
+        .iter()
+        .any(|l| l["event"] == "callback" && l["url"] == nowhere_url)
+    {
+        let line = tokio::time::timeout(Duration::from_secs(30), rx.recv()).await;
+        lines.push(line.unwrap().expect("the listener reports it"));
+    }
+    // Forged for known tasks: success for the task that failed, with a fileID; a
+    // status that is neither 0 nor 1.
     let forged = [
         serde_json::json!({"url": missing, "status": 0, "failReason": "", "fileID": 9}),
-        serde_json::json!({"url": "https://elsewhere.example/x.bin", "status": 0}),
         serde_json::json!({"url": ok, "status": 7}),
     ];
     for body in &forged {
@@ -146,17 +166,10 @@ async fn real_callbacks_are_confirmed_and_forged_ones_are_not() {
             200
         );
     }
-
-    let lines: Vec<Value> = tokio::task::spawn_blocking(move || {
-        let lines = stdout
-            .lines()
-            .map(|l| serde_json::from_str(&l.unwrap()).unwrap())
-            .collect();
-        drop(guard);
-        lines
-    })
-    .await
-    .unwrap();
+    while let Some(line) = rx.recv().await {
+        lines.push(line);
+    }
+    reader.await.unwrap();
     let mut errors = String::new();
     std::io::Read::read_to_string(&mut BufReader::new(stderr), &mut errors).unwrap();
 
@@ -190,6 +203,12 @@ async fn real_callbacks_are_confirmed_and_forged_ones_are_not() {
 
     let forged_success = find(&missing, 0);
     assert_eq!(forged_success["confirmed"], false);
+    assert_eq!(forged_success["file_id"], 9, "reported as sent...");
+    assert_eq!(
+        forged_success["unverified"],
+        serde_json::json!(["file_id", "fail_reason"]),
+        "...and as unverified"
+    );
     assert_eq!(forged_success["task"], task_of(&missing));
     assert_eq!(forged_success["task_status"], "failed");
     assert!(
@@ -199,7 +218,7 @@ async fn real_callbacks_are_confirmed_and_forged_ones_are_not() {
             .contains("failed"),
         "{forged_success}"
     );
-    let nowhere = find("https://elsewhere.example/x.bin", 0);
+    let nowhere = find(nowhere_url, 0);
     assert_eq!(nowhere["confirmed"], false);
     assert_eq!(nowhere["task"], Value::Null);
     assert!(nowhere["reason"]
@@ -212,7 +231,11 @@ async fn real_callbacks_are_confirmed_and_forged_ones_are_not() {
     let last = lines.last().unwrap();
     assert_eq!(last["event"], "stopped");
     assert_eq!(last["reason"], "max");
-    assert_eq!(last["received"], 5);
+    assert_eq!(
+        last["received"], 4,
+        "the one for no known task is not counted"
+    );
+    assert_eq!(last["unmatched"], 1);
     assert_eq!(last["confirmed"], 2);
 }
 
@@ -262,4 +285,77 @@ async fn tasks_on_the_command_line_and_a_timeout() {
         rest.last().unwrap().starts_with("stopped (timeout)"),
         "{rest:?}"
     );
+}
+
+// Issue 10 #15: 1,100 garbage callbacks (well-formed, for URLs no task has) used to be
+// confirmed one at a time, about 2 s each, so the genuine callback behind them was
+// answered 503 and never reported. Now they are cheap, do not count toward --max, and
+// the genuine one is confirmed at once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_flood_of_garbage_callbacks_does_not_bury_the_genuine_one() {
+    let (emu, src) = setup().await;
+    let ok = src.file_url("ok.bin");
+    let dir = tempfile::tempdir().unwrap();
+    let out = offline(&emu, dir.path())
+        .args(["--json", "add", &ok, "--wait"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let id = emu.tasks()[0].id.0;
+    let mut child = offline(&emu, dir.path())
+        .args(["--json", "callbacks", "--listen", "127.0.0.1:0"])
+        .args([
+            "--task",
+            &format!("{id}={ok}"),
+            "--max",
+            "1",
+            "--timeout",
+            "60",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let guard = Guard(child);
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    let listening: Value = serde_json::from_str(&first).unwrap();
+    let url = listening["url"].as_str().unwrap().to_owned();
+
+    // In waves of 100 at once, so that the test stays within 1,024 open files.
+    let mut accepted = 0;
+    for wave in 0..11 {
+        let garbage = (0..100).map(|i| {
+            let url = url.clone();
+            let fake = format!("https://x.example/{wave}/{i}");
+            let body = serde_json::json!({"url": fake, "status": 0});
+            tokio::spawn(async move { post(&url, "application/json", body.to_string()).await })
+        });
+        let statuses = futures_util::future::join_all(garbage).await;
+        accepted += statuses.iter().filter(|s| matches!(s, Ok(200))).count();
+    }
+    assert_eq!(accepted, 1_100, "every garbage callback was answered 200");
+    let genuine = serde_json::json!({"url": ok, "status": 0, "fileID": 1}).to_string();
+    assert_eq!(post(&url, "application/json", genuine).await, 200);
+
+    let lines: Vec<Value> = tokio::task::spawn_blocking(move || {
+        let lines = stdout
+            .lines()
+            .map(|l| serde_json::from_str(&l.unwrap()).unwrap())
+            .collect();
+        drop(guard);
+        lines
+    })
+    .await
+    .unwrap();
+    let real = lines
+        .iter()
+        .find(|l| l["event"] == "callback" && l["url"] == ok.as_str())
+        .unwrap_or_else(|| panic!("the genuine callback was reported: {:?}", lines.last()));
+    assert_eq!(real["confirmed"], true, "{real}");
+    let last = lines.last().unwrap();
+    assert_eq!(last["event"], "stopped");
+    assert_eq!(last["reason"], "max", "{last}");
+    assert_eq!(last["received"], 1, "garbage does not count toward --max");
 }

@@ -10,10 +10,18 @@
 //! task with that URL, a task still running, one that ended the other way, a status
 //! code that is neither 0 nor 1) is reported unconfirmed, with the reason.
 //!
+//! Only the status is confirmed: the callback's `fileID` and `failReason` are the
+//! sender's word, reported as `unverified`.
+//!
 //! The receiver accepts `POST` with `Content-Type: application/json` only (415
 //! otherwise, 405 for other methods), bodies of at most
 //! [`CALLBACK_MAX_BYTES`] (413), bodies [`decode_callback`] reads (400 otherwise); it
-//! answers 200 at once and confirms afterwards, one callback at a time.
+//! answers 200 at once and confirms afterwards, [`CONFIRMING`] callbacks at a time
+//! (their progress calls paced by the client's rate limit). A callback for a URL no
+//! known task has is looked up once more a second later, without taking a
+//! confirmation slot, then reported unconfirmed; it does not count toward `--max`. At
+//! most [`MAX_CONNECTIONS`] connections are served at once, each with 10 s for its
+//! headers and 10 s for its body.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -32,8 +40,10 @@ use provider_123pan::{TaskId, TaskRef, TaskStatus};
 
 use crate::client::{Client, Conn, Pan123};
 use serde_json::json;
+use std::sync::Arc;
 use tokio::net::TcpListener;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Semaphore};
+use tokio::task::JoinSet;
 
 use crate::exit;
 use crate::output::Output;
@@ -46,6 +56,13 @@ const QUEUE: usize = 1024;
 /// moment before the progress call shows the end), and the pause between.
 const CONFIRM_ATTEMPTS: u32 = 3;
 const CONFIRM_PAUSE: Duration = Duration::from_secs(1);
+/// How many callbacks are confirmed at once.
+const CONFIRMING: usize = 8;
+/// How many callbacks may wait at once for their URL to appear in the journal; more
+/// are reported unconfirmed at once.
+const LOOKUPS: usize = 256;
+/// How many connections the receiver serves at once; more wait in the backlog.
+const MAX_CONNECTIONS: usize = 256;
 
 #[derive(Args, Debug)]
 pub(crate) struct CallbacksArgs {
@@ -93,6 +110,9 @@ enum Received {
 /// The outcome of confirming one callback.
 #[derive(Debug, Clone, PartialEq)]
 struct Verdict {
+    /// A known task was created for the callback's URL (only these count toward
+    /// `--max`).
+    matched: bool,
     confirmed: bool,
     /// The task the verdict is about, when one was asked.
     task: Option<TaskRef>,
@@ -195,15 +215,39 @@ pub(crate) async fn run(conn: &Conn, args: CallbacksArgs, out: &Output) -> u8 {
     let deadline = args
         .timeout
         .map(|s| tokio::time::Instant::now() + Duration::from_secs(s));
-    let (mut received, mut confirmed) = (0u64, 0u64);
+    let (mut received, mut confirmed, mut unmatched) = (0u64, 0u64, 0u64);
     let interrupted = tokio::signal::ctrl_c();
     tokio::pin!(interrupted);
+    let known = Arc::new(KnownTasks {
+        given,
+        from: args.from.clone(),
+        journal: args.journal.clone(),
+    });
+    let slots = Arc::new(Semaphore::new(CONFIRMING));
+    let lookups = Arc::new(Semaphore::new(LOOKUPS));
+    let mut confirming = JoinSet::new();
     let why = loop {
         if args.max.is_some_and(|max| received >= max) {
             break "max";
         }
         let next = tokio::select! {
             next = rx.recv() => next,
+            Some(done) = confirming.join_next(), if !confirming.is_empty() => {
+                let Ok((cb, verdict, journal_error)): Result<(Callback, Verdict, Option<String>), _> = done else {
+                    continue;
+                };
+                if let Some(message) = journal_error {
+                    out.error_line(&message, None);
+                }
+                if verdict.matched {
+                    received += 1;
+                } else {
+                    unmatched += 1;
+                }
+                confirmed += u64::from(verdict.confirmed);
+                report(out, &cb, &verdict);
+                continue;
+            }
             () = sleep_until(deadline) => break "timeout",
             _ = &mut interrupted => break "interrupted",
         };
@@ -211,30 +255,24 @@ pub(crate) async fn run(conn: &Conn, args: CallbacksArgs, out: &Output) -> u8 {
             None => break "receiver_stopped",
             Some(Received::Refused(status, reason)) => report_refused(out, status, &reason),
             Some(Received::Callback(cb)) => {
-                received += 1;
-                let known = || {
-                    let mut known = given.clone();
-                    if let Some(from) = &args.from {
-                        match journal_tasks(from, args.journal.as_ref()) {
-                            Ok(tasks) => known.extend(tasks),
-                            Err(message) => out.error_line(&message, None),
-                        }
-                    }
-                    known
-                };
-                let verdict = confirm(&pan, known, &cb).await;
-                confirmed += u64::from(verdict.confirmed);
-                report(out, &cb, &verdict);
+                let (pan, known, slots) = (pan.clone(), known.clone(), slots.clone());
+                let lookup = lookups.clone().try_acquire_owned().ok();
+                confirming.spawn(async move {
+                    let verdict = confirm(&pan, &known, &cb, &slots, lookup).await;
+                    (cb, verdict.0, verdict.1)
+                });
             }
         }
     };
+    confirming.abort_all();
     server.abort();
     if out.is_json() {
         out.event(json!({
             "event": "stopped", "reason": why, "received": received, "confirmed": confirmed,
+            "unmatched": unmatched,
         }));
     } else {
-        outln!("stopped ({why}): {received} callback(s), {confirmed} confirmed");
+        outln!("stopped ({why}): {received} callback(s), {confirmed} confirmed; {unmatched} for no known task");
     }
     exit::OK
 }
@@ -264,11 +302,56 @@ fn callback_status_word(status: CallbackStatus) -> String {
     }
 }
 
-/// Asks the tasks of the callback's URL until one has ended as the callback claims.
-/// `known` lists the tasks; it is asked again when no task has the URL yet (a callback
-/// can arrive before `add --from` has written the task's ID to its journal).
-async fn confirm(pan: &Pan123, known: impl Fn() -> Vec<Known>, cb: &Callback) -> Verdict {
-    let unconfirmed = |task, task_status, reason: String| Verdict {
+/// The tasks callbacks are matched against: `--task`, and the journal of `--from`,
+/// read again at every look-up.
+struct KnownTasks {
+    given: Vec<Known>,
+    from: Option<PathBuf>,
+    journal: Option<PathBuf>,
+}
+
+impl KnownTasks {
+    /// Every known task now, and why the journal could not be read (if it could not).
+    fn now(&self) -> (Vec<Known>, Option<String>) {
+        let mut known = self.given.clone();
+        let mut error = None;
+        if let Some(from) = &self.from {
+            match journal_tasks(from, self.journal.as_ref()) {
+                Ok(tasks) => known.extend(tasks),
+                Err(message) => error = Some(message),
+            }
+        }
+        (known, error)
+    }
+
+    /// The known tasks created for `url`, sorted, each once.
+    fn for_url(&self, url: &str) -> (Vec<TaskRef>, bool, Option<String>) {
+        let (known, error) = self.now();
+        let mut candidates: Vec<TaskRef> = known
+            .iter()
+            .filter(|k| k.url.as_deref() == Some(url))
+            .map(|k| k.task)
+            .collect();
+        candidates.sort();
+        candidates.dedup();
+        (candidates, known.iter().any(|k| k.url.is_some()), error)
+    }
+}
+
+/// Asks the tasks of the callback's URL until one has ended as the callback claims,
+/// holding one of `slots` while it asks. A URL no known task has is looked up once
+/// more after [`CONFIRM_PAUSE`] (a callback can arrive before `add --from` has written
+/// the task's ID to its journal), while `lookup` (a permit of [`LOOKUPS`]) is held;
+/// without one, at once. Returns the verdict and a journal read error, if any.
+async fn confirm(
+    pan: &Pan123,
+    known: &KnownTasks,
+    cb: &Callback,
+    slots: &Semaphore,
+    lookup: Option<tokio::sync::OwnedSemaphorePermit>,
+) -> (Verdict, Option<String>) {
+    let unconfirmed = |task: Option<TaskRef>, task_status, reason: String| Verdict {
+        matched: task.is_some(),
         confirmed: false,
         task,
         task_status,
@@ -278,48 +361,54 @@ async fn confirm(pan: &Pan123, known: impl Fn() -> Vec<Known>, cb: &Callback) ->
         CallbackStatus::Succeeded => TaskStatus::Succeeded,
         CallbackStatus::Failed => TaskStatus::Failed,
         CallbackStatus::Unknown(c) => {
-            return unconfirmed(
-                None,
-                None,
-                format!("status {c} is neither 0 (succeeded) nor 1 (failed)"),
-            )
+            let reason = format!("status {c} is neither 0 (succeeded) nor 1 (failed)");
+            let (candidates, _, error) = known.for_url(&cb.url);
+            let verdict = Verdict {
+                matched: !candidates.is_empty(),
+                ..unconfirmed(None, None, reason)
+            };
+            return (verdict, error);
         }
     };
     let claimed = callback_status_word(cb.status);
-    let mut last: (Option<TaskRef>, Option<TaskStatus>) = (None, None);
+    let (mut candidates, mut any_url, mut error) = known.for_url(&cb.url);
+    if candidates.is_empty() && lookup.is_some() {
+        tokio::time::sleep(CONFIRM_PAUSE).await;
+        (candidates, any_url, error) = known.for_url(&cb.url);
+    }
+    drop(lookup);
+    if candidates.is_empty() {
+        let why = if any_url {
+            "no known task was created for this URL"
+        } else {
+            "there is no task to check it against (give --task ID=URL or --from FILE)"
+        };
+        let reason = format!("the callback says {claimed}, but {why}");
+        return (unconfirmed(None, None, reason), error);
+    }
+    let Ok(_slot) = slots.acquire().await else {
+        return (unconfirmed(None, None, "stopping".to_owned()), error);
+    };
+    let mut last: (Option<TaskRef>, Option<TaskStatus>) = (Some(candidates[0]), None);
     let mut notes = Vec::new();
     for attempt in 1..=CONFIRM_ATTEMPTS {
         if attempt > 1 {
             tokio::time::sleep(CONFIRM_PAUSE).await;
+            (candidates, _, error) = known.for_url(&cb.url);
         }
-        let known = known();
-        let mut candidates: Vec<TaskRef> = known
-            .iter()
-            .filter(|k| k.url.as_deref() == Some(cb.url.as_str()))
-            .map(|k| k.task)
-            .collect();
-        candidates.sort();
-        candidates.dedup();
         notes.clear();
-        if candidates.is_empty() {
-            notes.push(if known.iter().any(|k| k.url.is_some()) {
-                "no known task was created for this URL".to_owned()
-            } else {
-                "there is no task to check it against (give --task ID=URL or --from FILE)"
-                    .to_owned()
-            });
-            continue;
-        }
         let mut running = false;
         for task in &candidates {
             match pan.progress(*task).await {
                 Ok(p) if p.status == expected => {
-                    return Verdict {
+                    let verdict = Verdict {
+                        matched: true,
                         confirmed: true,
                         task: Some(*task),
                         task_status: Some(p.status),
                         reason: format!("task {} {}", task.id, p.status),
                     };
+                    return (verdict, error);
                 }
                 Ok(p) => {
                     running |= !p.status.is_final();
@@ -343,11 +432,12 @@ async fn confirm(pan: &Pan123, known: impl Fn() -> Vec<Known>, cb: &Callback) ->
             break;
         }
     }
-    unconfirmed(
-        last.0,
-        last.1,
-        format!("the callback says {claimed}, but {}", notes.join("; ")),
-    )
+    let reason = format!("the callback says {claimed}, but {}", notes.join("; "));
+    let verdict = Verdict {
+        matched: true,
+        ..unconfirmed(last.0, last.1, reason)
+    };
+    (verdict, error)
 }
 
 fn report(out: &Output, cb: &Callback, v: &Verdict) {
@@ -360,6 +450,8 @@ fn report(out: &Output, cb: &Callback, v: &Verdict) {
             "fail_reason": cb.fail_reason,
             "file_id": cb.file_id,
             "confirmed": v.confirmed,
+            // The progress call confirms the status only.
+            "unverified": ["file_id", "fail_reason"],
             "task": v.task.map(|t| t.id.to_string()),
             "kind": v.task.map(|t| t.kind.as_str()),
             "task_status": v.task_status.map(TaskStatus::as_str),
@@ -373,13 +465,19 @@ fn report(out: &Output, cb: &Callback, v: &Verdict) {
         };
         let mut line = format!(
             "callback for {}: {}",
-            cb.url,
+            crate::output::screen(&cb.url),
             callback_status_word(cb.status)
         );
         if !cb.fail_reason.is_empty() {
-            line.push_str(&format!(" ({})", cb.fail_reason));
+            line.push_str(&format!(
+                " ({}, unverified)",
+                crate::output::screen(&cb.fail_reason)
+            ));
         }
-        outln!("{line}; {verdict}: {}", v.reason);
+        if let Some(id) = cb.file_id {
+            line.push_str(&format!(" file ID {id} (unverified)"));
+        }
+        outln!("{line}; {verdict}: {}", crate::output::screen(&v.reason));
     }
 }
 
@@ -392,13 +490,19 @@ fn report_refused(out: &Output, status: StatusCode, reason: &str) {
 }
 
 async fn serve(listener: TcpListener, tx: mpsc::Sender<Received>) {
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
         let Ok((stream, _)) = listener.accept().await else {
+            // Out of file descriptors and the like: back off, go on.
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
         let tx = tx.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             let service = hyper::service::service_fn(move |req| {
                 let tx = tx.clone();
                 async move { Ok::<_, Infallible>(receive(req, &tx).await) }
