@@ -18,11 +18,13 @@ use offline_proto::pan123::{
 use offline_proto::{ApiError, BaseUrl, Code, HttpRequest, HttpResponse, Secret};
 use proptest::prelude::*;
 use proptest::sample::select;
-use proptest::test_runner::FileFailurePersistence;
 use serde::de::IgnoredAny;
 use serde::Serialize;
 use serde_json::Value;
 use time::{OffsetDateTime, UtcOffset};
+
+mod common;
+use common::proptest_config::regressions_in;
 
 // ---------------------------------------------------------------------------------
 // Strategies
@@ -106,14 +108,7 @@ fn valid_offline_download() -> impl Strategy<Value = OfflineDownloadRequest> {
         proptest::option::of(1u64..),
         proptest::option::of(http_url()),
     )
-        .prop_map(
-            |(url, file_name, dir_id, callback_url)| OfflineDownloadRequest {
-                url,
-                file_name,
-                dir_id,
-                callback_url,
-            },
-        )
+        .prop_map(offline_download)
 }
 
 /// An image-bed request that passes validation: the URL is an image, or the file name
@@ -145,14 +140,19 @@ fn offline_download_any() -> impl Strategy<Value = OfflineDownloadRequest> {
         any::<Option<u64>>(),
         any::<Option<String>>(),
     )
-        .prop_map(
-            |(url, file_name, dir_id, callback_url)| OfflineDownloadRequest {
-                url,
-                file_name,
-                dir_id,
-                callback_url,
-            },
-        )
+        .prop_map(offline_download)
+}
+
+/// The request of the fields `(url, file_name, dir_id, callback_url)`.
+fn offline_download(
+    (url, file_name, dir_id, callback_url): (String, Option<String>, Option<u64>, Option<String>),
+) -> OfflineDownloadRequest {
+    OfflineDownloadRequest {
+        url,
+        file_name,
+        dir_id,
+        callback_url,
+    }
 }
 
 fn oss_offline_download_any() -> impl Strategy<Value = OssOfflineDownloadRequest> {
@@ -249,11 +249,16 @@ fn finite_f64() -> impl Strategy<Value = f64> {
 }
 
 fn process() -> impl Strategy<Value = Process> {
-    (percent(), task_status()).prop_map(|(process, status)| Process { process, status })
+    process_of(percent())
 }
 
 fn process_any_float() -> impl Strategy<Value = Process> {
-    (finite_f64(), task_status()).prop_map(|(process, status)| Process { process, status })
+    process_of(finite_f64())
+}
+
+/// A progress with `process` from `percent` and any status.
+fn process_of(percent: impl Strategy<Value = f64>) -> impl Strategy<Value = Process> {
+    (percent, task_status()).prop_map(|(process, status)| Process { process, status })
 }
 
 /// Callback statuses as they come off the wire: `0`, `1`, or any other code.
@@ -674,12 +679,7 @@ fn check_all_decoders(response: &HttpResponse) -> Result<(), TestCaseError> {
 proptest! {
     // Failures are recorded in `proptest-regressions/proptests.txt` (relative to this
     // crate, where `cargo test` runs), which is committed.
-    #![proptest_config(ProptestConfig {
-        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
-            "proptest-regressions/proptests.txt",
-        ))),
-        ..ProptestConfig::default()
-    })]
+    #![proptest_config(regressions_in("proptest-regressions/proptests.txt"))]
 
     #[test]
     fn offline_download_request_serde_round_trip(x in offline_download_any()) {
