@@ -110,8 +110,8 @@ pub fn file_name(name: &str) -> Result<(), ValidationError> {
 /// `EndpointId` is the provider's endpoint table): a request type with an `Output` and
 /// an `ID`, that checks itself (`validate`, by default nothing), encodes itself
 /// (`to_http`: `validate`, then `$encode(Self::ID, self, base, token)`) and decodes its
-/// answer (`decode`: `$decode(response)`). The docs of the trait, of `Output`, of
-/// `to_http` and of `decode` are the provider's.
+/// answer (`decode`: `$decode(response)`). The docs of the trait, of `Output`, and the
+/// summaries of `to_http` and `decode` are the provider's.
 macro_rules! endpoint_trait {
     (
         $(#[$trait_doc:meta])*
@@ -136,6 +136,13 @@ macro_rules! endpoint_trait {
             }
 
             $(#[$to_http_doc])*
+            ///
+            /// # Errors
+            ///
+            /// [`EncodeError::Invalid`](crate::EncodeError::Invalid) when
+            /// [`validate`](Self::validate) refuses the request,
+            /// [`EncodeError::Header`](crate::EncodeError::Header) when the token holds
+            /// characters a header cannot carry.
             fn to_http(
                 &self,
                 base: &$crate::BaseUrl,
@@ -146,6 +153,10 @@ macro_rules! endpoint_trait {
             }
 
             $(#[$decode_doc])*
+            ///
+            /// # Errors
+            ///
+            #[doc = concat!("As [`", stringify!($decode), "`].")]
             fn decode(
                 response: &$crate::HttpResponse,
             ) -> Result<Self::Output, $crate::ApiError> {
@@ -194,6 +205,21 @@ pub(crate) fn decode_body<T: DeserializeOwned>(response: &HttpResponse) -> Resul
     let mut de = serde_json::Deserializer::from_slice(response.body());
     serde_path_to_error::deserialize(&mut de)
         .map_err(|e| DecodeError::from_json(e.inner(), Some(e.path().to_string()), response).into())
+}
+
+/// The envelope field `name` of an answer, decoded (by [`decode_body`]) as `W`, a
+/// struct of that one field, which `field` takes out; [`DecodeError::missing_data`]
+/// when the envelope does not have it (`present` is false).
+pub(crate) fn decode_field<W: DeserializeOwned, T>(
+    response: &HttpResponse,
+    name: &'static str,
+    present: bool,
+    field: impl FnOnce(W) -> T,
+) -> Result<T, ApiError> {
+    if !present {
+        return Err(DecodeError::missing_data(response, name).into());
+    }
+    decode_body(response).map(field)
 }
 
 /// [`ApiError::RateLimited`] for `error`, with the answer's `Retry-After`.

@@ -128,60 +128,55 @@ fn access_token_request() {
 
 #[test]
 fn offline_download_minimal() {
-    let request = OfflineDownloadRequest::new("https://example.com/video.mp4")
-        .to_http(&base(), Some(&token()))
-        .unwrap();
+    let request = encoded(&OfflineDownloadRequest::new(
+        "https://example.com/video.mp4",
+    ));
     insta::assert_snapshot!(render(&request));
 }
 
 #[test]
 fn offline_download_with_every_option() {
-    let request = OfflineDownloadRequest {
+    let request = encoded(&OfflineDownloadRequest {
         url: "https://vip.123pan.cn/1815309870/...(过长省略)".to_owned(),
         file_name: Some("测试https离线下载.mp4".to_owned()),
         dir_id: Some(10023),
         callback_url: Some("https://hooks.example.com/123pan/offline".to_owned()),
-    }
-    .to_http(&base(), Some(&token()))
-    .unwrap();
+    });
     insta::assert_snapshot!(render(&request));
 }
 
 #[test]
 fn image_bed_download_seed() {
-    let request = OssOfflineDownloadRequest::new(SEED_004_URL)
-        .to_http(&base(), Some(&token()))
-        .unwrap();
+    let request = encoded(&OssOfflineDownloadRequest::new(SEED_004_URL));
     insta::assert_snapshot!(render(&request));
 }
 
 #[test]
 fn image_bed_download_with_every_option() {
-    let request = OssOfflineDownloadRequest {
+    let request = encoded(&OssOfflineDownloadRequest {
         file_name: Some("still.png".to_owned()),
         business_dir_id: Some("10023".to_owned()),
         callback_url: Some("https://hooks.example.com/123pan/oss".to_owned()),
         ..OssOfflineDownloadRequest::new("https://example.com/images/still.webp")
-    }
-    .to_http(&base(), Some(&token()))
-    .unwrap();
+    });
     insta::assert_snapshot!(render(&request));
 }
 
 #[test]
 fn offline_process() {
-    let request = OfflineProcessRequest::new(TaskId(394_756))
-        .to_http(&base(), Some(&token()))
-        .unwrap();
+    let request = encoded(&OfflineProcessRequest::new(TaskId(394_756)));
     insta::assert_snapshot!(render(&request));
 }
 
 #[test]
 fn image_bed_process() {
-    let request = OssProcessRequest::new(TaskId(403_316))
-        .to_http(&base(), Some(&token()))
-        .unwrap();
+    let request = encoded(&OssProcessRequest::new(TaskId(403_316)));
     insta::assert_snapshot!(render(&request));
+}
+
+/// `request` encoded with the test token; it must be valid.
+fn encoded(request: &impl Endpoint) -> HttpRequest {
+    request.to_http(&base(), Some(&token())).unwrap()
 }
 
 /// The validation error `request` is refused with.
@@ -215,7 +210,9 @@ fn only_http_and_https_sources_are_accepted() {
 fn a_request_with_one_bad_field_is_refused() {
     let drive = OfflineDownloadRequest::new;
     let bed = OssOfflineDownloadRequest::new;
-    let cases: [(ValidationError, fn(&ValidationError) -> bool); 6] = [
+    /// A refusal, and whether it is the right one.
+    type Case = (ValidationError, fn(&ValidationError) -> bool);
+    let cases: [Case; 6] = [
         // The callback URL must be http(s).
         (
             refusal(&OfflineDownloadRequest {
@@ -281,12 +278,10 @@ fn image_bed_refuses_a_video_url_without_an_image_file_name() {
 
 #[test]
 fn image_bed_accepts_a_video_url_with_an_image_file_name() {
-    let request = OssOfflineDownloadRequest {
+    let request = encoded(&OssOfflineDownloadRequest {
         file_name: Some("cover.png".to_owned()),
         ..OssOfflineDownloadRequest::new("https://example.com/media/movie.mp4")
-    }
-    .to_http(&base(), Some(&token()))
-    .unwrap();
+    });
     let body: Value = serde_json::from_slice(request.body()).unwrap();
     assert_eq!(body["fileName"], "cover.png");
     assert_eq!(body["url"], "https://example.com/media/movie.mp4");

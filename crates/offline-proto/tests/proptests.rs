@@ -676,25 +676,38 @@ fn check_all_decoders(response: &HttpResponse) -> Result<(), TestCaseError> {
 // Properties
 // ---------------------------------------------------------------------------------
 
+/// The configuration of every property test here: failures are recorded in
+/// `proptest-regressions/proptests.txt` (relative to this crate, where `cargo test`
+/// runs), which is committed.
+fn config() -> ProptestConfig {
+    regressions_in("proptest-regressions/proptests.txt")
+}
+
+/// One property test per `name: strategy`: every value survives a JSON round trip.
+macro_rules! serde_round_trips {
+    ($($name:ident: $strategy:expr),+ $(,)?) => {
+        proptest! {
+            #![proptest_config(config())]
+            $(
+                #[test]
+                fn $name(x in $strategy) {
+                    serde_round_trip(&x)?;
+                }
+            )+
+        }
+    };
+}
+
+serde_round_trips! {
+    offline_download_request_serde_round_trip: offline_download_any(),
+    oss_offline_download_request_serde_round_trip: oss_offline_download_any(),
+    access_token_request_serde_round_trip: access_token_request(false),
+    task_created_serde_round_trip: task_created(),
+    process_serde_round_trip: process(),
+}
+
 proptest! {
-    // Failures are recorded in `proptest-regressions/proptests.txt` (relative to this
-    // crate, where `cargo test` runs), which is committed.
-    #![proptest_config(regressions_in("proptest-regressions/proptests.txt"))]
-
-    #[test]
-    fn offline_download_request_serde_round_trip(x in offline_download_any()) {
-        serde_round_trip(&x)?;
-    }
-
-    #[test]
-    fn oss_offline_download_request_serde_round_trip(x in oss_offline_download_any()) {
-        serde_round_trip(&x)?;
-    }
-
-    #[test]
-    fn access_token_request_serde_round_trip(x in access_token_request(false)) {
-        serde_round_trip(&x)?;
-    }
+    #![proptest_config(config())]
 
     #[test]
     fn access_token_data_serde_round_trip_keeps_instant_and_offset(x in access_token_data()) {
@@ -704,16 +717,6 @@ proptest! {
         // `OffsetDateTime` equality compares instants only.
         prop_assert_eq!(back.expired_at.offset(), x.expired_at.offset());
         prop_assert_eq!(back.access_token.expose(), x.access_token.expose());
-    }
-
-    #[test]
-    fn task_created_serde_round_trip(x in task_created()) {
-        serde_round_trip(&x)?;
-    }
-
-    #[test]
-    fn process_serde_round_trip(x in process()) {
-        serde_round_trip(&x)?;
     }
 
     /// Fails until `serde_json`'s `float_roundtrip` feature is enabled for this crate:

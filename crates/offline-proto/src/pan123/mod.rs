@@ -46,7 +46,8 @@ pub use validate::{
 pub use wire::*;
 
 use crate::common::{
-    decode_body, parse_envelope, rate_limited, refuse_empty, sensitive_header, status_error,
+    decode_body, decode_field, parse_envelope, rate_limited, refuse_empty, sensitive_header,
+    status_error,
 };
 use crate::{ApiError, BaseUrl, Code, DecodeError, EncodeError, HttpRequest, HttpResponse};
 use crate::{ProviderError, Secret, ValidationError};
@@ -78,21 +79,9 @@ crate::common::endpoint_trait! {
         /// Builds the HTTP request: `Platform: open_platform`, `Authorization: Bearer
         /// <token>` when `token` is given, the body as JSON for POST, the fields as the
         /// query for GET.
-        ///
-        /// # Errors
-        ///
-        /// [`EncodeError::Invalid`] when [`validate`](Self::validate) refuses the
-        /// request, [`EncodeError::Header`] when the token holds characters a header
-        /// cannot carry.
         encode,
     decode:
         /// Decodes the answer.
-        ///
-        /// # Errors
-        ///
-        /// An [`ApiError`]: the provider's error code (typed for 401, 429, 5066, 5113),
-        /// a non-success HTTP status without an envelope, or a [`DecodeError`] with the
-        /// JSON path that failed and the raw body.
         decode_envelope,
 }
 
@@ -159,7 +148,9 @@ struct RawEnvelope<'a> {
 ///
 /// # Errors
 ///
-/// As [`Endpoint::decode`].
+/// An [`ApiError`]: the provider's error code (typed for 401, 429, 5066, 5113), a
+/// non-success HTTP status without an envelope, or a [`DecodeError`] with the JSON
+/// path that failed and the raw body.
 pub fn decode_envelope<T: DeserializeOwned>(response: &HttpResponse) -> Result<T, ApiError> {
     let raw = match parse_envelope::<RawEnvelope<'_>>(response.body()) {
         Ok(raw) => raw,
@@ -183,14 +174,11 @@ pub fn decode_envelope<T: DeserializeOwned>(response: &HttpResponse) -> Result<T
             _ => ApiError::Provider(error),
         });
     }
-    if raw.data.is_none() {
-        return Err(DecodeError::missing_data(response, "data").into());
-    }
     #[derive(serde::Deserialize)]
     struct DataOf<T> {
         data: T,
     }
-    decode_body::<DataOf<T>>(response).map(|d| d.data)
+    decode_field(response, "data", raw.data.is_some(), |d: DataOf<T>| d.data)
 }
 
 /// Decodes the answer of the OAuth token call (`POST /api/v1/oauth2/access_token`),
@@ -200,7 +188,7 @@ pub fn decode_envelope<T: DeserializeOwned>(response: &HttpResponse) -> Result<T
 ///
 /// # Errors
 ///
-/// As [`Endpoint::decode`].
+/// As [`decode_envelope`].
 pub fn decode_oauth_token(response: &HttpResponse) -> Result<OAuthToken, ApiError> {
     #[derive(serde::Deserialize)]
     struct Probe {

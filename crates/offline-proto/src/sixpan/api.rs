@@ -16,7 +16,7 @@ use super::{
     UserInfoRequest,
 };
 use crate::common::{
-    decode_body, parse_envelope, rate_limited, refuse_empty, sensitive_header, status_error,
+    decode_field, parse_envelope, rate_limited, refuse_empty, sensitive_header, status_error,
 };
 use crate::{ApiError, BaseUrl, Code, DecodeError, EncodeError, HttpRequest, HttpResponse};
 use crate::{ProviderError, Secret, ValidationError};
@@ -39,18 +39,9 @@ crate::common::endpoint_trait! {
     to_http:
         /// Builds the request: `POST`, the body as JSON, `Qingzhen-Token: <token>` when
         /// given.
-        ///
-        /// # Errors
-        ///
-        /// [`EncodeError::Invalid`] when [`validate`](Self::validate) refuses,
-        /// [`EncodeError::Header`] when the token cannot be a header value.
         encode,
     decode:
         /// Decodes the answer's envelope and `result`.
-        ///
-        /// # Errors
-        ///
-        /// As [`decode_envelope`].
         decode_envelope,
 }
 
@@ -133,14 +124,16 @@ pub fn decode_envelope<T: DeserializeOwned>(response: &HttpResponse) -> Result<T
             },
         );
     }
-    if raw.result.is_none() {
-        return Err(DecodeError::missing_data(response, "result").into());
-    }
     #[derive(serde::Deserialize)]
     struct ResultOf<T> {
         result: T,
     }
-    decode_body::<ResultOf<T>>(response).map(|r| r.result)
+    decode_field(
+        response,
+        "result",
+        raw.result.is_some(),
+        |r: ResultOf<T>| r.result,
+    )
 }
 
 /// The fresh token an answer carries, if any: the `qingzhen-token` response header, or
@@ -507,50 +500,41 @@ mod tests {
         );
         let r: AddResult = decode_envelope(&ok).unwrap();
         assert_eq!(r.count, 2);
-        let expired = response(
-            401,
-            &[],
-            r#"{"status":401,"result":null,"code":"BEARER_AUTHORIZATION_HEADER_INVALID","success":false,"message":"jwt expired"}"#,
-        );
-        assert!(matches!(
-            decode_envelope::<AddResult>(&expired),
-            Err(ApiError::TokenInvalid(_))
-        ));
-        let nf = response(
-            400,
-            &[],
-            r#"{"status":400,"code":"FILE_NOT_FOUND","success":false,"message":"no"}"#,
-        );
-        assert!(matches!(
-            decode_envelope::<AddResult>(&nf),
-            Err(ApiError::NotFound(_))
-        ));
-        let other = response(
-            400,
-            &[],
-            r#"{"status":400,"code":"UNSUPPORED_PROTOCOL","success":false}"#,
-        );
-        match decode_envelope::<AddResult>(&other) {
-            Err(ApiError::Provider(e)) => {
-                assert_eq!(e.code, Code::Text("UNSUPPORED_PROTOCOL".into()))
-            }
-            other => panic!("{other:?}"),
+        /// An answer's status and body, and what its error must be.
+        type Refused = (u16, &'static str, fn(&ApiError) -> bool);
+        let refused: [Refused; 5] = [
+            (
+                401,
+                r#"{"status":401,"result":null,"code":"BEARER_AUTHORIZATION_HEADER_INVALID","success":false,"message":"jwt expired"}"#,
+                |e| matches!(e, ApiError::TokenInvalid(_)),
+            ),
+            (
+                400,
+                r#"{"status":400,"code":"FILE_NOT_FOUND","success":false,"message":"no"}"#,
+                |e| matches!(e, ApiError::NotFound(_)),
+            ),
+            (
+                400,
+                r#"{"status":400,"code":"UNSUPPORED_PROTOCOL","success":false}"#,
+                |e| {
+                    matches!(e, ApiError::Provider(p)
+                        if p.code == Code::Text("UNSUPPORED_PROTOCOL".into()))
+                },
+            ),
+            (502, "<html>bad gateway</html>", |e| {
+                matches!(e, ApiError::Http { .. })
+            }),
+            // success flag without OK code is not success
+            (
+                200,
+                r#"{"status":0,"result":{"success":true,"count":2},"code":"WEIRD","success":true}"#,
+                |e| matches!(e, ApiError::Provider(_)),
+            ),
+        ];
+        for (status, body, expected) in refused {
+            let error = decode_envelope::<AddResult>(&response(status, &[], body)).unwrap_err();
+            assert!(expected(&error), "{status} {body}: {error:?}");
         }
-        let gw = response(502, &[], "<html>bad gateway</html>");
-        assert!(matches!(
-            decode_envelope::<AddResult>(&gw),
-            Err(ApiError::Http { .. })
-        ));
-        // success flag without OK code is not success
-        let odd = response(
-            200,
-            &[],
-            r#"{"status":0,"result":{"success":true,"count":2},"code":"WEIRD","success":true}"#,
-        );
-        assert!(matches!(
-            decode_envelope::<AddResult>(&odd),
-            Err(ApiError::Provider(_))
-        ));
     }
 
     #[test]

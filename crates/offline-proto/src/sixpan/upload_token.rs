@@ -25,7 +25,7 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::identity::{decode_base64_lenient, preview, take};
+use super::identity::{decode_base64_lenient, preview, string, take};
 use crate::Secret;
 
 /// A storage upload token with its decoded put policy.
@@ -151,7 +151,6 @@ pub struct PutPolicy {
 
 impl PutPolicy {
     fn from_object(mut object: Map<String, Value>) -> Self {
-        let string = |v: &Value| v.as_str().map(str::to_owned);
         Self {
             scope: take(&mut object, "scope", string),
             deadline: take(&mut object, "deadline", unsigned),
