@@ -100,15 +100,22 @@ fn image_url() -> impl Strategy<Value = String> {
         })
 }
 
+/// A strategy for the struct `Name`, each field drawn from its own strategy:
+/// `struct_of!(Name { field: strategy, ... })`.
+macro_rules! struct_of {
+    ($name:ident { $($field:ident: $strategy:expr),+ $(,)? }) => {
+        ($($strategy,)+).prop_map(|($($field,)+)| $name { $($field),+ })
+    };
+}
+
 /// A cloud-drive request that passes validation.
 fn valid_offline_download() -> impl Strategy<Value = OfflineDownloadRequest> {
-    (
-        http_url(),
-        proptest::option::of(file_name()),
-        proptest::option::of(1u64..),
-        proptest::option::of(http_url()),
-    )
-        .prop_map(offline_download)
+    struct_of!(OfflineDownloadRequest {
+        url: http_url(),
+        file_name: proptest::option::of(file_name()),
+        dir_id: proptest::option::of(1u64..),
+        callback_url: proptest::option::of(http_url()),
+    })
 }
 
 /// An image-bed request that passes validation: the URL is an image, or the file name
@@ -134,46 +141,22 @@ fn valid_oss_offline_download() -> impl Strategy<Value = OssOfflineDownloadReque
 }
 
 fn offline_download_any() -> impl Strategy<Value = OfflineDownloadRequest> {
-    (
-        any::<String>(),
-        any::<Option<String>>(),
-        any::<Option<u64>>(),
-        any::<Option<String>>(),
-    )
-        .prop_map(offline_download)
-}
-
-/// The request of the fields `(url, file_name, dir_id, callback_url)`.
-fn offline_download(
-    (url, file_name, dir_id, callback_url): (String, Option<String>, Option<u64>, Option<String>),
-) -> OfflineDownloadRequest {
-    OfflineDownloadRequest {
-        url,
-        file_name,
-        dir_id,
-        callback_url,
-    }
+    struct_of!(OfflineDownloadRequest {
+        url: any::<String>(),
+        file_name: any::<Option<String>>(),
+        dir_id: any::<Option<u64>>(),
+        callback_url: any::<Option<String>>(),
+    })
 }
 
 fn oss_offline_download_any() -> impl Strategy<Value = OssOfflineDownloadRequest> {
-    (
-        any::<String>(),
-        any::<Option<String>>(),
-        any::<Option<String>>(),
-        any::<Option<String>>(),
-        any::<u32>(),
-    )
-        .prop_map(
-            |(url, file_name, business_dir_id, callback_url, business_type)| {
-                OssOfflineDownloadRequest {
-                    url,
-                    file_name,
-                    business_dir_id,
-                    callback_url,
-                    business_type,
-                }
-            },
-        )
+    struct_of!(OssOfflineDownloadRequest {
+        url: any::<String>(),
+        file_name: any::<Option<String>>(),
+        business_dir_id: any::<Option<String>>(),
+        callback_url: any::<Option<String>>(),
+        business_type: any::<u32>(),
+    })
 }
 
 fn access_token_request(non_empty: bool) -> impl Strategy<Value = AccessTokenRequest> {
@@ -258,7 +241,10 @@ fn process_any_float() -> impl Strategy<Value = Process> {
 
 /// A progress with `process` from `percent` and any status.
 fn process_of(percent: impl Strategy<Value = f64>) -> impl Strategy<Value = Process> {
-    (percent, task_status()).prop_map(|(process, status)| Process { process, status })
+    struct_of!(Process {
+        process: percent,
+        status: task_status(),
+    })
 }
 
 /// Callback statuses as they come off the wire: `0`, `1`, or any other code.
@@ -273,35 +259,23 @@ fn callback_status() -> impl Strategy<Value = CallbackStatus> {
 }
 
 fn callback() -> impl Strategy<Value = Callback> {
-    (
-        any::<String>(),
-        callback_status(),
-        any::<String>(),
-        any::<Option<u64>>(),
-    )
-        .prop_map(|(url, status, fail_reason, file_id)| Callback {
-            url,
-            status,
-            fail_reason,
-            file_id,
-        })
+    struct_of!(Callback {
+        url: any::<String>(),
+        status: callback_status(),
+        fail_reason: any::<String>(),
+        file_id: any::<Option<u64>>(),
+    })
 }
 
 fn envelope<T: std::fmt::Debug>(
     data: impl Strategy<Value = T>,
 ) -> impl Strategy<Value = Envelope<T>> {
-    (
-        any::<i64>(),
-        any::<String>(),
-        proptest::option::of(data),
-        any::<Option<String>>(),
-    )
-        .prop_map(|(code, message, data, trace_id)| Envelope {
-            code,
-            message,
-            data,
-            trace_id,
-        })
+    struct_of!(Envelope {
+        code: any::<i64>(),
+        message: any::<String>(),
+        data: proptest::option::of(data),
+        trace_id: any::<Option<String>>(),
+    })
 }
 
 /// The names that occur on the 123pan wire, so that generated JSON reaches deep into
