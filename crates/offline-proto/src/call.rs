@@ -55,7 +55,7 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::clock::checked_deadline;
-use crate::retry::{self, Backoff, Failure, Pacer, Retry};
+use crate::retry::{self, Attempt, Backoff, Pacer, Retry};
 use crate::{
     ApiError, BaseUrl, EncodeError, HttpRequest, HttpResponse, Secret, TransportError,
     ValidationError,
@@ -731,7 +731,7 @@ impl<A: Auth, R: Request<A>> Call<A, R> {
                         self.schedule_retry(fetch_id, &failure, delay, attempt, now);
                         self.state = State::NeedAuth;
                     }
-                    None => self.state_finish(Err(failure.into_error(false))),
+                    None => self.state_finish(Err(CallError::from_attempt(failure, false))),
                 }
             }
             State::InFlight(ticket) => {
@@ -754,7 +754,7 @@ impl<A: Auth, R: Request<A>> Call<A, R> {
                             return;
                         }
                     }
-                    return self.state_finish(Err(failure.into_error(false)));
+                    return self.state_finish(Err(CallError::from_attempt(failure, false)));
                 }
                 let creates = self.id.creates();
                 let backoff = self
@@ -770,7 +770,7 @@ impl<A: Auth, R: Request<A>> Call<A, R> {
                             State::Ready(ticket)
                         };
                     }
-                    None => self.state_finish(Err(failure.into_error(creates))),
+                    None => self.state_finish(Err(CallError::from_attempt(failure, creates))),
                 }
             }
             other => {
@@ -848,43 +848,20 @@ fn retry_decision<K: Ord + Copy>(
     pacer.retry_delay(backoff, creates, &failure.as_failure(), now)
 }
 
-/// A failed attempt, owned.
-#[derive(Debug)]
-enum Attempt {
-    Transport(TransportError),
-    Api(ApiError),
-}
-
-impl Attempt {
-    fn as_failure(&self) -> Failure<'_> {
-        match self {
-            Self::Transport(e) => Failure::Transport(e),
-            Self::Api(e) => Failure::Api(e),
-        }
-    }
-
-    /// The error the call ends with: the create rule.
-    fn into_error(self, creates: bool) -> CallError {
-        match self {
-            Self::Transport(e) if creates && e.may_have_been_sent() => {
-                CallError::OutcomeUnknown(Unknown::Transport(e))
+impl CallError {
+    /// The error a call ends with after `failure`: the create rule.
+    fn from_attempt(failure: Attempt, creates: bool) -> Self {
+        match failure {
+            Attempt::Transport(e) if creates && e.may_have_been_sent() => {
+                Self::OutcomeUnknown(Unknown::Transport(e))
             }
-            Self::Transport(e) => CallError::Transport(e),
+            Attempt::Transport(e) => Self::Transport(e),
             // Not the provider's envelope (a gateway's page) or unreadable: for a
             // create, only the provider's envelope can say it did not happen.
-            Self::Api(e @ (ApiError::Http { .. } | ApiError::Decode(_))) if creates => {
-                CallError::OutcomeUnknown(Unknown::Answer(e))
+            Attempt::Api(e @ (ApiError::Http { .. } | ApiError::Decode(_))) if creates => {
+                Self::OutcomeUnknown(Unknown::Answer(e))
             }
-            Self::Api(e) => CallError::Api(e),
-        }
-    }
-}
-
-impl std::fmt::Display for Attempt {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Transport(e) => e.fmt(f),
-            Self::Api(e) => e.fmt(f),
+            Attempt::Api(e) => Self::Api(e),
         }
     }
 }

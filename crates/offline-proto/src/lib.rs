@@ -49,6 +49,11 @@ mod secret;
 mod setters;
 mod transport;
 
+/// The property tests' configuration, shared with the integration tests.
+#[cfg(test)]
+#[path = "../tests/common/proptest_config.rs"]
+mod proptest_config;
+
 pub mod call;
 pub mod clock;
 pub mod common;

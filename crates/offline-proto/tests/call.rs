@@ -9,7 +9,7 @@ use offline_proto::call::{Call, CallError, ClientState, EnsureToken, Output, Unk
 use offline_proto::clock::{Clock, ManualClock};
 use offline_proto::driver::drive_blocking;
 use offline_proto::pan123::{
-    Credentials, EndpointId, OfflineDownloadRequest, OfflineProcessRequest, TaskId,
+    Credentials, EndpointId, OfflineDownloadRequest, OfflineProcessRequest, TaskCreated, TaskId,
 };
 use offline_proto::{
     ApiError, BaseUrl, HttpRequest, HttpResponse, TransportError, TransportErrorKind,
@@ -122,6 +122,42 @@ fn run<R: offline_proto::call::Request<Credentials>>(
     drive_blocking(st, &|r| server.send(r), clock, request, |_| {})
 }
 
+/// [`run`] of a create: an offline download of a made-up file.
+fn create(
+    st: &Mutex<ClientState<Credentials>>,
+    server: &Scripted<impl Fn(u32, &HttpRequest) -> Result<HttpResponse, TransportError>>,
+    clock: &ManualClock,
+) -> Result<TaskCreated, CallError> {
+    run(
+        st,
+        server,
+        clock,
+        OfflineDownloadRequest::new("https://example.com/a.bin"),
+    )
+}
+
+/// A manual clock at [`wall0`].
+fn manual_clock() -> ManualClock {
+    ManualClock::new(Instant::now(), wall0())
+}
+
+/// A server whose tokens last two hours.
+fn scripted<F: Fn(u32, &HttpRequest) -> Result<HttpResponse, TransportError>>(
+    clock: &ManualClock,
+    other: F,
+) -> Scripted<F> {
+    Scripted::new(clock, Duration::from_secs(7200), other)
+}
+
+/// A 429 answer with `Retry-After: after`.
+fn too_many(after: &str, body: &'static [u8]) -> HttpResponse {
+    http::Response::builder()
+        .status(429)
+        .header("retry-after", after)
+        .body(Bytes::from_static(body))
+        .unwrap()
+}
+
 #[test]
 fn thirty_two_calls_that_need_a_token_make_one_token_request() {
     let mut st = state(0.0);
@@ -164,7 +200,7 @@ fn thirty_two_calls_that_need_a_token_make_one_token_request() {
 
 #[test]
 fn a_token_that_expires_inside_the_margin_is_used_not_refetched_every_call() {
-    let clock = ManualClock::new(Instant::now(), wall0());
+    let clock = manual_clock();
     let server = Scripted::new(&clock, Duration::from_secs(120), |_, _| Ok(progress()));
     let st = Mutex::new(state(0.0));
     for i in 0..20 {
@@ -183,7 +219,7 @@ fn a_token_that_expires_inside_the_margin_is_used_not_refetched_every_call() {
 
 #[test]
 fn tokens_stale_on_arrival_end_the_call_after_three_fetches() {
-    let clock = ManualClock::new(Instant::now(), wall0());
+    let clock = manual_clock();
     // Every token the server hands out has already expired.
     let server = Scripted::new(&clock, Duration::ZERO, |_, _| Ok(progress()));
     let st = Mutex::new(state(0.0));
@@ -199,14 +235,8 @@ fn tokens_stale_on_arrival_end_the_call_after_three_fetches() {
 #[test]
 fn retry_after_beyond_the_cap_gives_up_with_the_servers_answer_and_never_panics() {
     for after in ["86400", "18446744073709551615"] {
-        let clock = ManualClock::new(Instant::now(), wall0());
-        let server = Scripted::new(&clock, Duration::from_secs(7200), move |_, _| {
-            Ok(http::Response::builder()
-                .status(429)
-                .header("retry-after", after)
-                .body(Bytes::from_static(b"slow down"))
-                .unwrap())
-        });
+        let clock = manual_clock();
+        let server = scripted(&clock, move |_, _| Ok(too_many(after, b"slow down")));
         let st = Mutex::new(state(0.0));
         let started = clock.now();
         let err = run(&st, &server, &clock, OfflineProcessRequest::new(TaskId(1))).unwrap_err();
@@ -221,14 +251,10 @@ fn retry_after_beyond_the_cap_gives_up_with_the_servers_answer_and_never_panics(
         );
     }
     // Eight zeros, then a huge value: still no panic, still capped.
-    let clock = ManualClock::new(Instant::now(), wall0());
-    let server = Scripted::new(&clock, Duration::from_secs(7200), |n, _| {
+    let clock = manual_clock();
+    let server = scripted(&clock, |n, _| {
         let after = if n <= 8 { "0" } else { "18446744073709551615" };
-        Ok(http::Response::builder()
-            .status(429)
-            .header("retry-after", after)
-            .body(Bytes::new())
-            .unwrap())
+        Ok(too_many(after, b""))
     });
     let st = Mutex::new(state(0.0));
     let err = run(&st, &server, &clock, OfflineProcessRequest::new(TaskId(1))).unwrap_err();
@@ -247,16 +273,10 @@ fn a_gateway_error_page_after_a_create_is_outcome_unknown_and_a_read_is_retried(
             .body(Bytes::from_static(b"<html>502 Bad Gateway</html>"))
             .unwrap())
     };
-    let clock = ManualClock::new(Instant::now(), wall0());
-    let server = Scripted::new(&clock, Duration::from_secs(7200), page);
+    let clock = manual_clock();
+    let server = scripted(&clock, page);
     let st = Mutex::new(state(0.0));
-    let err = run(
-        &st,
-        &server,
-        &clock,
-        OfflineDownloadRequest::new("https://example.com/a.bin"),
-    )
-    .unwrap_err();
+    let err = create(&st, &server, &clock).unwrap_err();
     assert!(
         matches!(
             err,
@@ -270,13 +290,16 @@ fn a_gateway_error_page_after_a_create_is_outcome_unknown_and_a_read_is_retried(
         "a create is never sent again after a 502"
     );
 
-    let server = Scripted::new(&clock, Duration::from_secs(7200), |n, r| {
-        if n < 3 {
-            page(n, r)
-        } else {
-            Ok(progress())
-        }
-    });
+    let server = scripted(
+        &clock,
+        |n, r| {
+            if n < 3 {
+                page(n, r)
+            } else {
+                Ok(progress())
+            }
+        },
+    );
     let st = Mutex::new(state(0.0));
     run(&st, &server, &clock, OfflineProcessRequest::new(TaskId(1))).unwrap();
     assert_eq!(server.calls(), 3, "a read is retried");
@@ -284,9 +307,9 @@ fn a_gateway_error_page_after_a_create_is_outcome_unknown_and_a_read_is_retried(
 
 #[test]
 fn creates_are_sent_again_only_when_the_server_certainly_did_not_act() {
-    let clock = ManualClock::new(Instant::now(), wall0());
+    let clock = manual_clock();
     // Refused connection, then a rate limit, then a token rejection, then success.
-    let server = Scripted::new(&clock, Duration::from_secs(7200), |n, _| match n {
+    let server = scripted(&clock, |n, _| match n {
         1 => Err(TransportError::new(TransportErrorKind::Connect, "refused")),
         2 => Ok(json(
             200,
@@ -299,29 +322,17 @@ fn creates_are_sent_again_only_when_the_server_certainly_did_not_act() {
         _ => Ok(created(9)),
     });
     let st = Mutex::new(state(0.0));
-    let out = run(
-        &st,
-        &server,
-        &clock,
-        OfflineDownloadRequest::new("https://example.com/a.bin"),
-    )
-    .unwrap();
+    let out = create(&st, &server, &clock).unwrap();
     assert_eq!(out.task_id, TaskId(9));
     assert_eq!(server.calls(), 4);
     assert_eq!(server.tokens(), 2, "the rejected token was replaced once");
 
     for failure in [TransportErrorKind::Timeout, TransportErrorKind::Closed] {
-        let server = Scripted::new(&clock, Duration::from_secs(7200), move |_, _| {
+        let server = scripted(&clock, move |_, _| {
             Err(TransportError::new(failure, "lost"))
         });
         let st = Mutex::new(state(0.0));
-        let err = run(
-            &st,
-            &server,
-            &clock,
-            OfflineDownloadRequest::new("https://example.com/a.bin"),
-        )
-        .unwrap_err();
+        let err = create(&st, &server, &clock).unwrap_err();
         assert!(
             matches!(err, CallError::OutcomeUnknown(Unknown::Transport(_))),
             "{err:?}"
@@ -332,8 +343,8 @@ fn creates_are_sent_again_only_when_the_server_certainly_did_not_act() {
 
 #[test]
 fn pacing_spaces_requests_at_the_rate_limit() {
-    let clock = ManualClock::new(Instant::now(), wall0());
-    let server = Scripted::new(&clock, Duration::from_secs(7200), |_, _| Ok(progress()));
+    let clock = manual_clock();
+    let server = scripted(&clock, |_, _| Ok(progress()));
     let st = Mutex::new(state(5.0));
     let start = clock.now();
     for i in 0..11 {
@@ -363,8 +374,8 @@ fn an_abandoned_token_fetch_lets_the_next_call_fetch_at_once() {
 
 #[test]
 fn invalid_requests_send_nothing_not_even_a_token_request() {
-    let clock = ManualClock::new(Instant::now(), wall0());
-    let server = Scripted::new(&clock, Duration::from_secs(7200), |_, _| Ok(progress()));
+    let clock = manual_clock();
+    let server = scripted(&clock, |_, _| Ok(progress()));
     let st = Mutex::new(state(0.0));
     let err = run(
         &st,
@@ -379,7 +390,7 @@ fn invalid_requests_send_nothing_not_even_a_token_request() {
 
 #[test]
 fn a_token_fetch_retried_after_refused_connections_is_one_fetch() {
-    let clock = ManualClock::new(Instant::now(), wall0());
+    let clock = manual_clock();
     let refused = Mutex::new(0);
     let st = Mutex::new(state(0.0));
     let http = |r: HttpRequest| {

@@ -128,60 +128,55 @@ fn access_token_request() {
 
 #[test]
 fn offline_download_minimal() {
-    let request = OfflineDownloadRequest::new("https://example.com/video.mp4")
-        .to_http(&base(), Some(&token()))
-        .unwrap();
+    let request = encoded(&OfflineDownloadRequest::new(
+        "https://example.com/video.mp4",
+    ));
     insta::assert_snapshot!(render(&request));
 }
 
 #[test]
 fn offline_download_with_every_option() {
-    let request = OfflineDownloadRequest {
+    let request = encoded(&OfflineDownloadRequest {
         url: "https://vip.123pan.cn/1815309870/...(过长省略)".to_owned(),
         file_name: Some("测试https离线下载.mp4".to_owned()),
         dir_id: Some(10023),
         callback_url: Some("https://hooks.example.com/123pan/offline".to_owned()),
-    }
-    .to_http(&base(), Some(&token()))
-    .unwrap();
+    });
     insta::assert_snapshot!(render(&request));
 }
 
 #[test]
 fn image_bed_download_seed() {
-    let request = OssOfflineDownloadRequest::new(SEED_004_URL)
-        .to_http(&base(), Some(&token()))
-        .unwrap();
+    let request = encoded(&OssOfflineDownloadRequest::new(SEED_004_URL));
     insta::assert_snapshot!(render(&request));
 }
 
 #[test]
 fn image_bed_download_with_every_option() {
-    let request = OssOfflineDownloadRequest {
+    let request = encoded(&OssOfflineDownloadRequest {
         file_name: Some("still.png".to_owned()),
         business_dir_id: Some("10023".to_owned()),
         callback_url: Some("https://hooks.example.com/123pan/oss".to_owned()),
         ..OssOfflineDownloadRequest::new("https://example.com/images/still.webp")
-    }
-    .to_http(&base(), Some(&token()))
-    .unwrap();
+    });
     insta::assert_snapshot!(render(&request));
 }
 
 #[test]
 fn offline_process() {
-    let request = OfflineProcessRequest::new(TaskId(394_756))
-        .to_http(&base(), Some(&token()))
-        .unwrap();
+    let request = encoded(&OfflineProcessRequest::new(TaskId(394_756)));
     insta::assert_snapshot!(render(&request));
 }
 
 #[test]
 fn image_bed_process() {
-    let request = OssProcessRequest::new(TaskId(403_316))
-        .to_http(&base(), Some(&token()))
-        .unwrap();
+    let request = encoded(&OssProcessRequest::new(TaskId(403_316)));
     insta::assert_snapshot!(render(&request));
+}
+
+/// `request` encoded with the test token; it must be valid.
+fn encoded(request: &impl Endpoint) -> HttpRequest {
+    request.to_http(&base(), Some(&token())).unwrap()
 }
 
 /// The validation error `request` is refused with.
@@ -210,31 +205,64 @@ fn only_http_and_https_sources_are_accepted() {
     }
 }
 
+/// Requests that are valid but for one field, and the refusal each must get.
 #[test]
-fn callback_url_must_be_http() {
-    let request = OfflineDownloadRequest {
-        callback_url: Some("ftp://hooks.example.com/x".to_owned()),
-        ..OfflineDownloadRequest::new("https://example.com/a.zip")
-    };
-    assert!(matches!(
-        refusal(&request),
-        ValidationError::UnsupportedScheme { scheme, .. } if scheme == "ftp"
-    ));
-}
-
-#[test]
-fn root_directory_is_refused() {
-    let request = OfflineDownloadRequest {
-        dir_id: Some(0),
-        ..OfflineDownloadRequest::new("https://example.com/a.zip")
-    };
-    assert_eq!(refusal(&request), ValidationError::RootDirectory);
-
-    let request = OssOfflineDownloadRequest {
-        business_dir_id: Some("0".to_owned()),
-        ..OssOfflineDownloadRequest::new("https://example.com/a.png")
-    };
-    assert_eq!(refusal(&request), ValidationError::RootDirectory);
+fn a_request_with_one_bad_field_is_refused() {
+    let drive = OfflineDownloadRequest::new;
+    let bed = OssOfflineDownloadRequest::new;
+    /// A refusal, and whether it is the right one.
+    type Case = (ValidationError, fn(&ValidationError) -> bool);
+    let cases: [Case; 6] = [
+        // The callback URL must be http(s).
+        (
+            refusal(&OfflineDownloadRequest {
+                callback_url: Some("ftp://hooks.example.com/x".to_owned()),
+                ..drive("https://example.com/a.zip")
+            }),
+            |e| matches!(e, ValidationError::UnsupportedScheme { scheme, .. } if scheme == "ftp"),
+        ),
+        // The root directory is refused.
+        (
+            refusal(&OfflineDownloadRequest {
+                dir_id: Some(0),
+                ..drive("https://example.com/a.zip")
+            }),
+            |e| *e == ValidationError::RootDirectory,
+        ),
+        (
+            refusal(&OssOfflineDownloadRequest {
+                business_dir_id: Some("0".to_owned()),
+                ..bed("https://example.com/a.png")
+            }),
+            |e| *e == ValidationError::RootDirectory,
+        ),
+        // The image bed's `type` must be 1.
+        (
+            refusal(&OssOfflineDownloadRequest {
+                business_type: 2,
+                ..bed("https://example.com/a.png")
+            }),
+            |e| matches!(e, ValidationError::InvalidValue { field: "type", .. }),
+        ),
+        // A file name with a slash is refused.
+        (
+            refusal(&OfflineDownloadRequest {
+                file_name: Some("dir/video.mp4".to_owned()),
+                ..drive("https://example.com/video.mp4")
+            }),
+            |e| matches!(e, ValidationError::InvalidFileName { name, .. } if name == "dir/video.mp4"),
+        ),
+        (
+            refusal(&OssOfflineDownloadRequest {
+                file_name: Some("dir/still.png".to_owned()),
+                ..bed("https://example.com/still.png")
+            }),
+            |e| matches!(e, ValidationError::InvalidFileName { name, .. } if name == "dir/still.png"),
+        ),
+    ];
+    for (index, (error, expected)) in cases.iter().enumerate() {
+        assert!(expected(error), "case {index}: {error:?}");
+    }
 }
 
 #[test]
@@ -250,48 +278,13 @@ fn image_bed_refuses_a_video_url_without_an_image_file_name() {
 
 #[test]
 fn image_bed_accepts_a_video_url_with_an_image_file_name() {
-    let request = OssOfflineDownloadRequest {
+    let request = encoded(&OssOfflineDownloadRequest {
         file_name: Some("cover.png".to_owned()),
         ..OssOfflineDownloadRequest::new("https://example.com/media/movie.mp4")
-    }
-    .to_http(&base(), Some(&token()))
-    .unwrap();
+    });
     let body: Value = serde_json::from_slice(request.body()).unwrap();
     assert_eq!(body["fileName"], "cover.png");
     assert_eq!(body["url"], "https://example.com/media/movie.mp4");
-}
-
-#[test]
-fn image_bed_type_must_be_one() {
-    let request = OssOfflineDownloadRequest {
-        business_type: 2,
-        ..OssOfflineDownloadRequest::new("https://example.com/a.png")
-    };
-    assert!(matches!(
-        refusal(&request),
-        ValidationError::InvalidValue { field: "type", .. }
-    ));
-}
-
-#[test]
-fn file_name_with_a_slash_is_refused() {
-    let request = OfflineDownloadRequest {
-        file_name: Some("dir/video.mp4".to_owned()),
-        ..OfflineDownloadRequest::new("https://example.com/video.mp4")
-    };
-    assert!(matches!(
-        refusal(&request),
-        ValidationError::InvalidFileName { name, .. } if name == "dir/video.mp4"
-    ));
-
-    let request = OssOfflineDownloadRequest {
-        file_name: Some("dir/still.png".to_owned()),
-        ..OssOfflineDownloadRequest::new("https://example.com/still.png")
-    };
-    assert!(matches!(
-        refusal(&request),
-        ValidationError::InvalidFileName { name, .. } if name == "dir/still.png"
-    ));
 }
 
 #[test]

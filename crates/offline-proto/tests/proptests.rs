@@ -18,11 +18,13 @@ use offline_proto::pan123::{
 use offline_proto::{ApiError, BaseUrl, Code, HttpRequest, HttpResponse, Secret};
 use proptest::prelude::*;
 use proptest::sample::select;
-use proptest::test_runner::FileFailurePersistence;
 use serde::de::IgnoredAny;
 use serde::Serialize;
 use serde_json::Value;
 use time::{OffsetDateTime, UtcOffset};
+
+mod common;
+use common::proptest_config::regressions_in;
 
 // ---------------------------------------------------------------------------------
 // Strategies
@@ -98,22 +100,22 @@ fn image_url() -> impl Strategy<Value = String> {
         })
 }
 
+/// A strategy for the struct `Name`, each field drawn from its own strategy:
+/// `struct_of!(Name { field: strategy, ... })`.
+macro_rules! struct_of {
+    ($name:ident { $($field:ident: $strategy:expr),+ $(,)? }) => {
+        ($($strategy,)+).prop_map(|($($field,)+)| $name { $($field),+ })
+    };
+}
+
 /// A cloud-drive request that passes validation.
 fn valid_offline_download() -> impl Strategy<Value = OfflineDownloadRequest> {
-    (
-        http_url(),
-        proptest::option::of(file_name()),
-        proptest::option::of(1u64..),
-        proptest::option::of(http_url()),
-    )
-        .prop_map(
-            |(url, file_name, dir_id, callback_url)| OfflineDownloadRequest {
-                url,
-                file_name,
-                dir_id,
-                callback_url,
-            },
-        )
+    struct_of!(OfflineDownloadRequest {
+        url: http_url(),
+        file_name: proptest::option::of(file_name()),
+        dir_id: proptest::option::of(1u64..),
+        callback_url: proptest::option::of(http_url()),
+    })
 }
 
 /// An image-bed request that passes validation: the URL is an image, or the file name
@@ -139,41 +141,22 @@ fn valid_oss_offline_download() -> impl Strategy<Value = OssOfflineDownloadReque
 }
 
 fn offline_download_any() -> impl Strategy<Value = OfflineDownloadRequest> {
-    (
-        any::<String>(),
-        any::<Option<String>>(),
-        any::<Option<u64>>(),
-        any::<Option<String>>(),
-    )
-        .prop_map(
-            |(url, file_name, dir_id, callback_url)| OfflineDownloadRequest {
-                url,
-                file_name,
-                dir_id,
-                callback_url,
-            },
-        )
+    struct_of!(OfflineDownloadRequest {
+        url: any::<String>(),
+        file_name: any::<Option<String>>(),
+        dir_id: any::<Option<u64>>(),
+        callback_url: any::<Option<String>>(),
+    })
 }
 
 fn oss_offline_download_any() -> impl Strategy<Value = OssOfflineDownloadRequest> {
-    (
-        any::<String>(),
-        any::<Option<String>>(),
-        any::<Option<String>>(),
-        any::<Option<String>>(),
-        any::<u32>(),
-    )
-        .prop_map(
-            |(url, file_name, business_dir_id, callback_url, business_type)| {
-                OssOfflineDownloadRequest {
-                    url,
-                    file_name,
-                    business_dir_id,
-                    callback_url,
-                    business_type,
-                }
-            },
-        )
+    struct_of!(OssOfflineDownloadRequest {
+        url: any::<String>(),
+        file_name: any::<Option<String>>(),
+        business_dir_id: any::<Option<String>>(),
+        callback_url: any::<Option<String>>(),
+        business_type: any::<u32>(),
+    })
 }
 
 fn access_token_request(non_empty: bool) -> impl Strategy<Value = AccessTokenRequest> {
@@ -249,11 +232,19 @@ fn finite_f64() -> impl Strategy<Value = f64> {
 }
 
 fn process() -> impl Strategy<Value = Process> {
-    (percent(), task_status()).prop_map(|(process, status)| Process { process, status })
+    process_of(percent())
 }
 
 fn process_any_float() -> impl Strategy<Value = Process> {
-    (finite_f64(), task_status()).prop_map(|(process, status)| Process { process, status })
+    process_of(finite_f64())
+}
+
+/// A progress with `process` from `percent` and any status.
+fn process_of(percent: impl Strategy<Value = f64>) -> impl Strategy<Value = Process> {
+    struct_of!(Process {
+        process: percent,
+        status: task_status(),
+    })
 }
 
 /// Callback statuses as they come off the wire: `0`, `1`, or any other code.
@@ -268,35 +259,23 @@ fn callback_status() -> impl Strategy<Value = CallbackStatus> {
 }
 
 fn callback() -> impl Strategy<Value = Callback> {
-    (
-        any::<String>(),
-        callback_status(),
-        any::<String>(),
-        any::<Option<u64>>(),
-    )
-        .prop_map(|(url, status, fail_reason, file_id)| Callback {
-            url,
-            status,
-            fail_reason,
-            file_id,
-        })
+    struct_of!(Callback {
+        url: any::<String>(),
+        status: callback_status(),
+        fail_reason: any::<String>(),
+        file_id: any::<Option<u64>>(),
+    })
 }
 
 fn envelope<T: std::fmt::Debug>(
     data: impl Strategy<Value = T>,
 ) -> impl Strategy<Value = Envelope<T>> {
-    (
-        any::<i64>(),
-        any::<String>(),
-        proptest::option::of(data),
-        any::<Option<String>>(),
-    )
-        .prop_map(|(code, message, data, trace_id)| Envelope {
-            code,
-            message,
-            data,
-            trace_id,
-        })
+    struct_of!(Envelope {
+        code: any::<i64>(),
+        message: any::<String>(),
+        data: proptest::option::of(data),
+        trace_id: any::<Option<String>>(),
+    })
 }
 
 /// The names that occur on the 123pan wire, so that generated JSON reaches deep into
@@ -671,30 +650,38 @@ fn check_all_decoders(response: &HttpResponse) -> Result<(), TestCaseError> {
 // Properties
 // ---------------------------------------------------------------------------------
 
+/// The configuration of every property test here: failures are recorded in
+/// `proptest-regressions/proptests.txt` (relative to this crate, where `cargo test`
+/// runs), which is committed.
+fn config() -> ProptestConfig {
+    regressions_in("proptest-regressions/proptests.txt")
+}
+
+/// One property test per `name: strategy`: every value survives a JSON round trip.
+macro_rules! serde_round_trips {
+    ($($name:ident: $strategy:expr),+ $(,)?) => {
+        proptest! {
+            #![proptest_config(config())]
+            $(
+                #[test]
+                fn $name(x in $strategy) {
+                    serde_round_trip(&x)?;
+                }
+            )+
+        }
+    };
+}
+
+serde_round_trips! {
+    offline_download_request_serde_round_trip: offline_download_any(),
+    oss_offline_download_request_serde_round_trip: oss_offline_download_any(),
+    access_token_request_serde_round_trip: access_token_request(false),
+    task_created_serde_round_trip: task_created(),
+    process_serde_round_trip: process(),
+}
+
 proptest! {
-    // Failures are recorded in `proptest-regressions/proptests.txt` (relative to this
-    // crate, where `cargo test` runs), which is committed.
-    #![proptest_config(ProptestConfig {
-        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
-            "proptest-regressions/proptests.txt",
-        ))),
-        ..ProptestConfig::default()
-    })]
-
-    #[test]
-    fn offline_download_request_serde_round_trip(x in offline_download_any()) {
-        serde_round_trip(&x)?;
-    }
-
-    #[test]
-    fn oss_offline_download_request_serde_round_trip(x in oss_offline_download_any()) {
-        serde_round_trip(&x)?;
-    }
-
-    #[test]
-    fn access_token_request_serde_round_trip(x in access_token_request(false)) {
-        serde_round_trip(&x)?;
-    }
+    #![proptest_config(config())]
 
     #[test]
     fn access_token_data_serde_round_trip_keeps_instant_and_offset(x in access_token_data()) {
@@ -704,16 +691,6 @@ proptest! {
         // `OffsetDateTime` equality compares instants only.
         prop_assert_eq!(back.expired_at.offset(), x.expired_at.offset());
         prop_assert_eq!(back.access_token.expose(), x.access_token.expose());
-    }
-
-    #[test]
-    fn task_created_serde_round_trip(x in task_created()) {
-        serde_round_trip(&x)?;
-    }
-
-    #[test]
-    fn process_serde_round_trip(x in process()) {
-        serde_round_trip(&x)?;
     }
 
     /// Fails until `serde_json`'s `float_roundtrip` feature is enabled for this crate:

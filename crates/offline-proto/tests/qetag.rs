@@ -13,8 +13,10 @@ use offline_proto::qetag::{
     PREFIX_SINGLE_BLOCK,
 };
 use proptest::prelude::*;
-use proptest::test_runner::FileFailurePersistence;
 use sha1::{Digest as _, Sha1};
+
+mod common;
+use common::proptest_config::persisted;
 
 // ---------------------------------------------------------------------------------
 // The vectors file
@@ -348,13 +350,7 @@ fn splits() -> impl Strategy<Value = Vec<usize>> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig {
-        cases: 24,
-        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
-            "proptest-regressions/qetag.txt",
-        ))),
-        ..ProptestConfig::default()
-    })]
+    #![proptest_config(persisted(24, "proptest-regressions/qetag.txt"))]
 
     #[test]
     fn streaming_over_any_split_equals_one_shot(

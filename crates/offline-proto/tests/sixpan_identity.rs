@@ -11,9 +11,11 @@ use offline_proto::qetag::Etag;
 use offline_proto::sixpan::identity::{Identity, IdentityError, IdentityType};
 use offline_proto::torrent::InfoHash;
 use proptest::prelude::*;
-use proptest::test_runner::FileFailurePersistence;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
+
+mod common;
+use common::proptest_config::persisted;
 
 fn fixture(name: &str) -> String {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -30,6 +32,18 @@ fn blob(json: &str, mac: &str) -> String {
 
 const MAC: &str = "0123456789abcdef0123456789abcdef";
 
+/// Parses the seed blob in fixture `file` and checks what every seed blob states: the
+/// identity, its type, the display name and the source URL.
+fn seed_blob(file: &str, kind: IdentityType, identity: &str, name: &str, url: &str) -> Identity {
+    let parsed = Identity::parse(&fixture(file)).unwrap();
+    let view = parsed.view();
+    assert_eq!(view.kind, kind, "{file}");
+    assert_eq!(view.identity, identity, "{file}");
+    assert_eq!(view.name.as_deref(), Some(name), "{file}");
+    assert_eq!(view.url.as_deref(), Some(url), "{file}");
+    parsed
+}
+
 // ---------------------------------------------------------------------------------
 // The seed blobs
 // ---------------------------------------------------------------------------------
@@ -37,20 +51,19 @@ const MAC: &str = "0123456789abcdef0123456789abcdef";
 #[test]
 fn seed_000_parse_torrent_blob() {
     let text = fixture("parse_torrent_bt.txt");
-    let identity = Identity::parse(&text).unwrap();
+    let identity = seed_blob(
+        "parse_torrent_bt.txt",
+        IdentityType::BitTorrent,
+        "7e84c5236e77828be9727ed9dae3fe39c1a425b8",
+        "FSET774C",
+        "qingzhen-internal://FhIXuVl6_FgFM6yKdfcIIicpwMrG",
+    );
     let view = identity.view();
-    assert_eq!(view.identity, "7e84c5236e77828be9727ed9dae3fe39c1a425b8");
-    assert_eq!(view.kind, IdentityType::BitTorrent);
     assert_eq!(identity.kind().code(), 5030);
     assert_eq!(view.success, Some(true));
-    assert_eq!(view.name.as_deref(), Some("FSET774C"));
     assert_eq!(
         view.info_hash.as_deref(),
         Some("7e84c5236e77828be9727ed9dae3fe39c1a425b8")
-    );
-    assert_eq!(
-        view.url.as_deref(),
-        Some("qingzhen-internal://FhIXuVl6_FgFM6yKdfcIIicpwMrG")
     );
     assert!(view.extra.is_empty());
     assert_eq!(identity.mac(), "462517477d4d80d79a48796a07bb7540");
@@ -72,31 +85,25 @@ fn seed_000_parse_torrent_blob() {
 
 #[test]
 fn seed_000_add_request_blobs() {
-    let bilibili = Identity::parse(&fixture("add_task_bilibili.txt")).unwrap();
+    let bilibili = seed_blob(
+        "add_task_bilibili.txt",
+        IdentityType::Http,
+        "dda0b4e445c73dfd32832d8c683e5fa6",
+        "dda0b4e445c73dfd32832d8c683e5fa6",
+        "https://www.bilibili.com/video/av14112839/?spm_id_from=333.788.videocard.0",
+    );
     let view = bilibili.view();
-    assert_eq!(view.kind, IdentityType::Http);
-    assert_eq!(view.identity, "dda0b4e445c73dfd32832d8c683e5fa6");
-    assert_eq!(
-        view.name.as_deref(),
-        Some("dda0b4e445c73dfd32832d8c683e5fa6")
-    );
-    assert_eq!(
-        view.url.as_deref(),
-        Some("https://www.bilibili.com/video/av14112839/?spm_id_from=333.788.videocard.0")
-    );
     assert_eq!(view.success, Some(true));
     assert_eq!(view.info_hash, None);
     assert!(view.extra.is_empty());
     assert_eq!(bilibili.mac(), "7e9c34935b3749ac669e222aaa055454");
 
-    let parse_url = Identity::parse(&fixture("add_task_parse_url.txt")).unwrap();
-    let view = parse_url.view();
-    assert_eq!(view.kind, IdentityType::Http);
-    assert_eq!(view.identity, "27594a4f3dbd1b66a787c63190287eb7");
-    assert_eq!(view.name.as_deref(), Some("parseUrl"));
-    assert_eq!(
-        view.url.as_deref(),
-        Some("https://api.6pan.cn/v2/offline/parseUrl")
+    let parse_url = seed_blob(
+        "add_task_parse_url.txt",
+        IdentityType::Http,
+        "27594a4f3dbd1b66a787c63190287eb7",
+        "parseUrl",
+        "https://api.6pan.cn/v2/offline/parseUrl",
     );
     assert_eq!(parse_url.mac(), "e71c503288938e9614dca1c55e0ab811");
 }
@@ -422,13 +429,7 @@ fn identity_object() -> impl Strategy<Value = Map<String, Value>> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig {
-        cases: 256,
-        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
-            "proptest-regressions/sixpan_identity.txt",
-        ))),
-        ..ProptestConfig::default()
-    })]
+    #![proptest_config(persisted(256, "proptest-regressions/sixpan_identity.txt"))]
 
     #[test]
     fn any_object_and_mac_survive_byte_for_byte(

@@ -35,7 +35,9 @@ use offline_proto::sixpan::{
 use offline_proto::{ApiError, Code, DecodeErrorKind, EncodeError, HttpRequest, HttpResponse};
 use offline_proto::{Secret, TransportError, TransportErrorKind, ValidationError};
 use proptest::prelude::*;
-use proptest::test_runner::FileFailurePersistence;
+
+mod common;
+use common::proptest_config::persisted;
 
 const KIB: u64 = 1024;
 const MIB: u64 = 1024 * 1024;
@@ -1727,18 +1729,31 @@ fn form_upload_boundary_is_derived_from_the_data() {
     assert_eq!(a.uri(), "http://127.0.0.1:9/wcs/file/upload");
 }
 
-#[test]
-fn form_upload_refuses_a_boundary_in_the_data() {
-    let err = upload_request_with_boundary(
+/// The form upload of `data` as file `f`, token `t`, with `boundary`.
+fn form_with_boundary(data: &'static [u8], boundary: &str) -> Result<HttpRequest, EncodeError> {
+    upload_request_with_boundary(
         UPLOAD_URL,
         &Secret::new("t"),
         None,
         "f",
         None,
-        Bytes::from_static(b"--abc--"),
-        "abc",
+        Bytes::from_static(data),
+        boundary,
     )
-    .unwrap_err();
+}
+
+#[test]
+fn form_upload_quotes_a_boundary_a_header_token_cannot_hold() {
+    let request = form_with_boundary(b"x", "a:b").unwrap();
+    assert_eq!(
+        request.headers()[header::CONTENT_TYPE],
+        "multipart/form-data; boundary=\"a:b\""
+    );
+}
+
+#[test]
+fn form_upload_refuses_a_boundary_in_the_data() {
+    let err = form_with_boundary(b"--abc--", "abc").unwrap_err();
     assert!(matches!(
         err,
         EncodeError::Invalid(ValidationError::InvalidValue {
@@ -2073,13 +2088,7 @@ fn chunk_sizes() -> impl Strategy<Value = u64> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig {
-        cases: 40,
-        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
-            "proptest-regressions/sixpan_upload.txt",
-        ))),
-        ..ProptestConfig::default()
-    })]
+    #![proptest_config(persisted(40, "proptest-regressions/sixpan_upload.txt"))]
 
     #[test]
     fn every_byte_once_and_the_right_etag(

@@ -9,8 +9,10 @@ use offline_proto::torrent::{
     MAX_TORRENT_BYTES,
 };
 use proptest::prelude::*;
-use proptest::test_runner::FileFailurePersistence;
 use sha1::{Digest as _, Sha1};
+
+mod common;
+use common::proptest_config::persisted;
 
 fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/torrents")
@@ -75,19 +77,35 @@ fn pieces(count: usize) -> Vec<u8> {
     s(vec![7u8; 20 * count])
 }
 
+/// A torrent whose only field is the `info` dictionary of `info`.
+fn torrent(info: Vec<(&str, Vec<u8>)>) -> Vec<u8> {
+    d(vec![("info", d(info))])
+}
+
+/// `info` fields: `name`, `piece length` 16384, then `rest`.
+fn info<'a>(name: &str, rest: Vec<(&'a str, Vec<u8>)>) -> Vec<(&'a str, Vec<u8>)> {
+    let mut info = vec![("name", s(name)), ("piece length", i(16384))];
+    info.extend(rest);
+    info
+}
+
+/// A multi-file torrent named `name` of `files` (a bencoded list) and `piece_count`
+/// piece hashes.
+fn with_files(name: &str, piece_count: usize, files: Vec<u8>) -> Vec<u8> {
+    torrent(info(
+        name,
+        vec![("pieces", pieces(piece_count)), ("files", files)],
+    ))
+}
+
 /// A valid single-file torrent with extra info fields.
 fn single(extra_info: Vec<(&str, Vec<u8>)>) -> Vec<u8> {
-    let mut info = vec![
-        ("name", s("a.txt")),
-        ("piece length", i(16384)),
-        ("pieces", pieces(1)),
-        ("length", i(3)),
-    ];
+    let mut info = info("a.txt", vec![("pieces", pieces(1)), ("length", i(3))]);
     for (key, value) in extra_info {
         info.retain(|(k, _)| *k != key);
         info.push((key, value));
     }
-    d(vec![("info", d(info))])
+    torrent(info)
 }
 
 /// A valid multi-file torrent named `dir` of `files` (`(path components, length)`),
@@ -108,15 +126,7 @@ fn multi(files: Vec<(Vec<&str>, i128)>) -> Vec<u8> {
             ])
         })
         .collect();
-    d(vec![(
-        "info",
-        d(vec![
-            ("name", s("dir")),
-            ("piece length", i(16384)),
-            ("pieces", pieces(piece_count)),
-            ("files", l(files)),
-        ]),
-    )])
+    with_files("dir", piece_count, l(files))
 }
 
 fn err(bytes: &[u8]) -> TorrentError {
@@ -362,40 +372,30 @@ fn deep_nesting_is_refused() {
 
 #[test]
 fn lengths_past_the_end_are_truncation() {
-    assert_eq!(
-        bencode_kind(b"d4:info999999999999:abc"),
-        BencodeErrorKind::Truncated
-    );
-    assert_eq!(
-        bencode_kind(b"d4:infod4:name5:abc"),
-        BencodeErrorKind::Truncated
-    );
-    // Longer than any memory address: a syntax error, not an allocation.
-    assert_eq!(
-        bencode_kind(b"d4:info99999999999999999999999999:abc"),
-        BencodeErrorKind::Syntax
-    );
-    assert_eq!(bencode_kind(b"d4:infod"), BencodeErrorKind::Truncated);
+    for (bytes, kind) in [
+        (&b"d4:info999999999999:abc"[..], BencodeErrorKind::Truncated),
+        (&b"d4:infod4:name5:abc"[..], BencodeErrorKind::Truncated),
+        // Longer than any memory address: a syntax error, not an allocation.
+        (
+            &b"d4:info99999999999999999999999999:abc"[..],
+            BencodeErrorKind::Syntax,
+        ),
+        (&b"d4:infod"[..], BencodeErrorKind::Truncated),
+    ] {
+        assert_eq!(bencode_kind(bytes), kind, "{}", bytes.escape_ascii());
+    }
 }
 
 #[test]
 fn malformed_integers_are_refused() {
-    assert_eq!(
-        bencode_kind(&single(vec![("length", b"i-0e".to_vec())])),
-        BencodeErrorKind::Syntax
-    );
-    assert_eq!(
-        bencode_kind(&single(vec![("length", b"i03e".to_vec())])),
-        BencodeErrorKind::Syntax
-    );
-    assert_eq!(
-        bencode_kind(&single(vec![("length", b"ie".to_vec())])),
-        BencodeErrorKind::Syntax
-    );
-    assert_eq!(
-        bencode_kind(&single(vec![("length", b"i1.5e".to_vec())])),
-        BencodeErrorKind::Syntax
-    );
+    for length in [&b"i-0e"[..], b"i03e", b"ie", b"i1.5e"] {
+        assert_eq!(
+            bencode_kind(&single(vec![("length", length.to_vec())])),
+            BencodeErrorKind::Syntax,
+            "{}",
+            length.escape_ascii()
+        );
+    }
     assert!(matches!(
         err(&single(vec![("length", i(-5))])),
         TorrentError::InvalidLength { value: -5, .. }
@@ -501,16 +501,7 @@ fn unsafe_paths_are_refused() {
         ("length", i(1)),
         ("path", l(vec![s([0xffu8, 0xfe])])),
     ])]);
-    let torrent = d(vec![(
-        "info",
-        d(vec![
-            ("name", s("dir")),
-            ("piece length", i(16384)),
-            ("pieces", pieces(1)),
-            ("files", files),
-        ]),
-    )]);
-    let error = err(&torrent);
+    let error = err(&with_files("dir", 1, files));
     assert!(
         matches!(error, TorrentError::UnsafePath { .. }),
         "{error:?}"
@@ -520,26 +511,12 @@ fn unsafe_paths_are_refused() {
 
 #[test]
 fn name_problems_are_typed() {
-    let no_name = d(vec![(
-        "info",
-        d(vec![
-            ("piece length", i(16384)),
-            ("pieces", pieces(1)),
-            ("length", i(3)),
-        ]),
-    )]);
-    assert_eq!(err(&no_name), TorrentError::MissingName);
+    let mut no_name = info("x", vec![("pieces", pieces(1)), ("length", i(3))]);
+    no_name.retain(|(key, _)| *key != "name");
+    assert_eq!(err(&torrent(no_name.clone())), TorrentError::MissingName);
     // `name.utf-8` alone is enough.
-    let utf8_only = d(vec![(
-        "info",
-        d(vec![
-            ("name.utf-8", s("n")),
-            ("piece length", i(16384)),
-            ("pieces", pieces(1)),
-            ("length", i(3)),
-        ]),
-    )]);
-    assert_eq!(Metainfo::from_bytes(&utf8_only).unwrap().name, "n");
+    no_name.push(("name.utf-8", s("n")));
+    assert_eq!(Metainfo::from_bytes(&torrent(no_name)).unwrap().name, "n");
     assert!(matches!(
         err(&single(vec![("name", s(""))])),
         TorrentError::InvalidName { .. }
@@ -571,39 +548,34 @@ fn utf8_variants_are_preferred() {
         ("path", l(vec![s([0xb0, 0xa1])])),
         ("path.utf-8", l(vec![s("啊")])),
     ])]);
-    let torrent = d(vec![(
-        "info",
-        d(vec![
-            ("name", s("dir")),
-            ("piece length", i(16384)),
-            ("pieces", pieces(1)),
-            ("files", files),
-        ]),
-    )]);
-    let meta = Metainfo::from_bytes(&torrent).unwrap();
+    let meta = Metainfo::from_bytes(&with_files("dir", 1, files)).unwrap();
     assert_eq!(meta.files[0].path, ["dir", "啊"]);
 }
 
 #[test]
 fn pieces_are_checked() {
-    assert_eq!(
-        err(&single(vec![("pieces", s([0u8; 19]))])),
-        TorrentError::BadPieces { len: 19 }
-    );
-    assert_eq!(
-        err(&single(vec![("pieces", pieces(2))])),
-        TorrentError::PieceCountMismatch {
-            expected: 1,
-            found: 2
-        }
-    );
-    assert_eq!(
-        err(&single(vec![("length", i(16385))])),
-        TorrentError::PieceCountMismatch {
-            expected: 2,
-            found: 1
-        }
-    );
+    for (field, expected) in [
+        (
+            ("pieces", s([0u8; 19])),
+            TorrentError::BadPieces { len: 19 },
+        ),
+        (
+            ("pieces", pieces(2)),
+            TorrentError::PieceCountMismatch {
+                expected: 1,
+                found: 2,
+            },
+        ),
+        (
+            ("length", i(16385)),
+            TorrentError::PieceCountMismatch {
+                expected: 2,
+                found: 1,
+            },
+        ),
+    ] {
+        assert_eq!(err(&single(vec![field])), expected);
+    }
     // Empty content has no pieces.
     let meta = Metainfo::from_bytes(&single(vec![("length", i(0)), ("pieces", s(""))])).unwrap();
     assert_eq!(meta.piece_count(), 0);
@@ -622,43 +594,24 @@ fn layout_problems_are_typed() {
         err(&single(vec![("files", l(vec![]))])),
         TorrentError::AmbiguousLayout
     );
-    assert_eq!(
-        err(&d(vec![(
-            "info",
-            d(vec![
-                ("name", s("x")),
-                ("piece length", i(16384)),
-                ("pieces", s("")),
-                ("files", l(vec![])),
-            ])
-        )])),
-        TorrentError::NoFiles
-    );
-    assert_eq!(
-        err(&d(vec![(
-            "info",
-            d(vec![
-                ("name", s("x")),
-                ("piece length", i(16384)),
-                ("meta version", i(2)),
-                ("file tree", d(vec![])),
-            ])
-        )])),
-        TorrentError::V2Only
-    );
-    assert_eq!(
-        err(&d(vec![(
-            "info",
-            d(vec![
-                ("name", s("x")),
-                ("piece length", i(16384)),
-                ("pieces", s(""))
-            ])
-        )])),
-        TorrentError::MissingField {
-            field: "info.length or info.files"
-        }
-    );
+    for (rest, expected) in [
+        (
+            vec![("pieces", s("")), ("files", l(vec![]))],
+            TorrentError::NoFiles,
+        ),
+        (
+            vec![("meta version", i(2)), ("file tree", d(vec![]))],
+            TorrentError::V2Only,
+        ),
+        (
+            vec![("pieces", s(""))],
+            TorrentError::MissingField {
+                field: "info.length or info.files",
+            },
+        ),
+    ] {
+        assert_eq!(err(&torrent(info("x", rest))), expected);
+    }
     assert!(matches!(
         err(&multi(vec![(vec!["a"], 1)]).replace_in(b"4:path", b"4:patz")),
         TorrentError::MissingField { .. }
@@ -709,14 +662,15 @@ fn lenient_where_real_torrents_vary() {
         ("x-unknown", d(vec![("deep", l(vec![l(vec![i(1)])]))])),
         (
             "info",
-            d(vec![
-                ("name", s("dir")),
-                ("piece length", i(16384)),
-                ("pieces", pieces(1)),
-                ("files", files),
-                ("source", s("tracker")),
-                ("private", i(0)),
-            ]),
+            d(info(
+                "dir",
+                vec![
+                    ("pieces", pieces(1)),
+                    ("files", files),
+                    ("source", s("tracker")),
+                    ("private", i(0)),
+                ],
+            )),
         ),
     ]);
     torrent.extend_from_slice(b"\ntrailing garbage");
@@ -750,13 +704,10 @@ fn trackers_web_seeds_and_magnet() {
         ("comment.utf-8", s("ütf")),
         (
             "info",
-            d(vec![
-                ("name", s("a b+c&.txt")),
-                ("piece length", i(16384)),
-                ("pieces", pieces(1)),
-                ("length", i(3)),
-                ("private", i(1)),
-            ]),
+            d(info(
+                "a b+c&.txt",
+                vec![("pieces", pieces(1)), ("length", i(3)), ("private", i(1))],
+            )),
         ),
     ]);
     let meta = Metainfo::from_bytes(&torrent).unwrap();
@@ -796,12 +747,7 @@ fn trackers_web_seeds_and_magnet() {
         ("url-list", l(vec![s("http://a"), s(""), s("http://b")])),
         (
             "info",
-            d(vec![
-                ("name", s("x")),
-                ("piece length", i(16384)),
-                ("pieces", pieces(1)),
-                ("length", i(1)),
-            ]),
+            d(info("x", vec![("pieces", pieces(1)), ("length", i(1))])),
         ),
     ]);
     assert_eq!(
@@ -833,16 +779,7 @@ fn padding_files_are_marked() {
         ]),
         d(vec![("length", i(1)), ("path", l(vec![s("b")]))]),
     ]);
-    let torrent = d(vec![(
-        "info",
-        d(vec![
-            ("name", s("x")),
-            ("piece length", i(16384)),
-            ("pieces", pieces(2)),
-            ("files", files),
-        ]),
-    )]);
-    let meta = Metainfo::from_bytes(&torrent).unwrap();
+    let meta = Metainfo::from_bytes(&with_files("x", 2, files)).unwrap();
     let padding: Vec<bool> = meta.files.iter().map(|f| f.padding).collect();
     assert_eq!(padding, [false, true, false]);
     assert_eq!(meta.files[2].offset, 16384);
@@ -946,13 +883,7 @@ fn apply(bytes: &mut Vec<u8>, mutation: &Mutation) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig {
-        cases: 512,
-        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
-            "proptest-regressions/torrent.txt",
-        ))),
-        ..ProptestConfig::default()
-    })]
+    #![proptest_config(persisted(512, "proptest-regressions/torrent.txt"))]
 
     #[test]
     fn never_panics_on_arbitrary_bytes(bytes in prop::collection::vec(any::<u8>(), 0..512)) {

@@ -32,7 +32,7 @@ mod wire;
 mod wire_ext;
 
 use bytes::Bytes;
-use http::{header, HeaderValue, Method, StatusCode};
+use http::{header, Method, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -45,6 +45,10 @@ pub use validate::{
 };
 pub use wire::*;
 
+use crate::common::{
+    decode_body, decode_field, parse_envelope, rate_limited, refuse_empty, sensitive_header,
+    status_error,
+};
 use crate::{ApiError, BaseUrl, Code, DecodeError, EncodeError, HttpRequest, HttpResponse};
 use crate::{ProviderError, Secret, ValidationError};
 
@@ -67,45 +71,18 @@ pub const CODE_NOT_FOUND: i64 = 5066;
 /// Envelope code: traffic quota exceeded.
 pub const CODE_QUOTA_EXCEEDED: i64 = 5113;
 
-/// A 123pan call: a request type that encodes itself and decodes its answer.
-pub trait Endpoint: Serialize {
-    /// What a successful answer's `data` decodes to.
-    type Output: DeserializeOwned;
-    /// Which call this is.
-    const ID: EndpointId;
-
-    /// Checks the request locally. Called by [`to_http`](Self::to_http).
-    ///
-    /// # Errors
-    ///
-    /// A [`ValidationError`] saying what is wrong.
-    fn validate(&self) -> Result<(), ValidationError> {
-        Ok(())
-    }
-
-    /// Builds the HTTP request: `Platform: open_platform`, `Authorization: Bearer
-    /// <token>` when `token` is given, the body as JSON for POST, the fields as the
-    /// query for GET.
-    ///
-    /// # Errors
-    ///
-    /// [`EncodeError::Invalid`] when [`validate`](Self::validate) refuses the request,
-    /// [`EncodeError::Header`] when the token holds characters a header cannot carry.
-    fn to_http(&self, base: &BaseUrl, token: Option<&Secret>) -> Result<HttpRequest, EncodeError> {
-        self.validate()?;
-        encode(Self::ID, self, base, token)
-    }
-
-    /// Decodes the answer.
-    ///
-    /// # Errors
-    ///
-    /// An [`ApiError`]: the provider's error code (typed for 401, 429, 5066, 5113), a
-    /// non-success HTTP status without an envelope, or a [`DecodeError`] with the JSON
-    /// path that failed and the raw body.
-    fn decode(response: &HttpResponse) -> Result<Self::Output, ApiError> {
-        decode_envelope(response)
-    }
+crate::common::endpoint_trait! {
+    /// A 123pan call: a request type that encodes itself and decodes its answer.
+    output:
+        /// What a successful answer's `data` decodes to.
+    to_http:
+        /// Builds the HTTP request: `Platform: open_platform`, `Authorization: Bearer
+        /// <token>` when `token` is given, the body as JSON for POST, the fields as the
+        /// query for GET.
+        encode,
+    decode:
+        /// Decodes the answer.
+        decode_envelope,
 }
 
 fn encode<T: Serialize + ?Sized>(
@@ -148,10 +125,7 @@ fn encode<T: Serialize + ?Sized>(
         builder = builder.header(header::CONTENT_TYPE, "application/json");
     }
     if let Some(token) = token {
-        let value = HeaderValue::from_str(&format!("Bearer {}", token.expose()))
-            .map_err(|_| EncodeError::Header("authorization"))?;
-        let mut value = value;
-        value.set_sensitive(true);
+        let value = sensitive_header(&format!("Bearer {}", token.expose()), "authorization")?;
         builder = builder.header(header::AUTHORIZATION, value);
     }
     builder
@@ -174,68 +148,37 @@ struct RawEnvelope<'a> {
 ///
 /// # Errors
 ///
-/// As [`Endpoint::decode`].
+/// An [`ApiError`]: the provider's error code (typed for 401, 429, 5066, 5113), a
+/// non-success HTTP status without an envelope, or a [`DecodeError`] with the JSON
+/// path that failed and the raw body.
 pub fn decode_envelope<T: DeserializeOwned>(response: &HttpResponse) -> Result<T, ApiError> {
-    let status = response.status();
-    let body = response.body();
-    let mut de = serde_json::Deserializer::from_slice(body);
-    let parsed = serde_path_to_error::deserialize::<_, RawEnvelope<'_>>(&mut de)
-        .map_err(|e| (e.path().to_string(), e.into_inner()))
-        .and_then(|raw| de.end().map(|()| raw).map_err(|e| (String::new(), e)));
-    let raw = match parsed {
+    let raw = match parse_envelope::<RawEnvelope<'_>>(response.body()) {
         Ok(raw) => raw,
-        Err((path, e)) => {
-            if status == StatusCode::TOO_MANY_REQUESTS {
-                return Err(ApiError::RateLimited {
-                    error: ProviderError {
-                        code: Code::Int(CODE_RATE_LIMITED),
-                        message: crate::error::preview(body),
-                        trace_id: None,
-                        status,
-                    },
-                    retry_after: crate::common::retry_after(response),
-                });
-            }
-            if !status.is_success() {
-                return Err(ApiError::Http {
-                    status,
-                    body: body.clone(),
-                });
-            }
+        Err((path, e)) if response.status().is_success() => {
             return Err(DecodeError::from_json(&e, Some(path), response).into());
         }
+        Err(_) => return Err(status_error(response, Code::Int(CODE_RATE_LIMITED))),
     };
     if raw.code != CODE_OK {
         let error = ProviderError {
             code: Code::Int(raw.code),
             message: raw.message,
             trace_id: raw.trace_id,
-            status,
+            status: response.status(),
         };
         return Err(match raw.code {
             CODE_TOKEN_INVALID => ApiError::TokenInvalid(error),
-            CODE_RATE_LIMITED => ApiError::RateLimited {
-                error,
-                retry_after: crate::common::retry_after(response),
-            },
+            CODE_RATE_LIMITED => rate_limited(error, response),
             CODE_NOT_FOUND => ApiError::NotFound(error),
             CODE_QUOTA_EXCEEDED => ApiError::QuotaExceeded(error),
             _ => ApiError::Provider(error),
         });
     }
-    if raw.data.is_none() {
-        return Err(DecodeError::missing_data(response, "data").into());
-    }
-    // Decode `data` from the whole body, so that the line and column in an error
-    // message point into the body the error keeps.
     #[derive(serde::Deserialize)]
     struct DataOf<T> {
         data: T,
     }
-    let mut de = serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize::<_, DataOf<T>>(&mut de)
-        .map(|d| d.data)
-        .map_err(|e| DecodeError::from_json(e.inner(), Some(e.path().to_string()), response).into())
+    decode_field(response, "data", raw.data.is_some(), |d: DataOf<T>| d.data)
 }
 
 /// Decodes the answer of the OAuth token call (`POST /api/v1/oauth2/access_token`),
@@ -245,7 +188,7 @@ pub fn decode_envelope<T: DeserializeOwned>(response: &HttpResponse) -> Result<T
 ///
 /// # Errors
 ///
-/// As [`Endpoint::decode`].
+/// As [`decode_envelope`].
 pub fn decode_oauth_token(response: &HttpResponse) -> Result<OAuthToken, ApiError> {
     #[derive(serde::Deserialize)]
     struct Probe {
@@ -256,9 +199,7 @@ pub fn decode_oauth_token(response: &HttpResponse) -> Result<OAuthToken, ApiErro
     if !tokens {
         return decode_envelope(response);
     }
-    let mut de = serde_json::Deserializer::from_slice(response.body());
-    serde_path_to_error::deserialize(&mut de)
-        .map_err(|e| DecodeError::from_json(e.inner(), Some(e.path().to_string()), response).into())
+    decode_body(response)
 }
 
 impl Endpoint for AccessTokenRequest {
@@ -266,13 +207,8 @@ impl Endpoint for AccessTokenRequest {
     const ID: EndpointId = EndpointId::AccessToken;
 
     fn validate(&self) -> Result<(), ValidationError> {
-        if self.client_id.is_empty() {
-            return Err(ValidationError::Empty("clientID"));
-        }
-        if self.client_secret.is_empty() {
-            return Err(ValidationError::Empty("clientSecret"));
-        }
-        Ok(())
+        refuse_empty("clientID", self.client_id.is_empty())?;
+        refuse_empty("clientSecret", self.client_secret.is_empty())
     }
 }
 
@@ -288,29 +224,10 @@ impl OfflineDownloadRequest {
     }
 }
 
-impl From<&str> for OfflineDownloadRequest {
-    fn from(url: &str) -> Self {
-        Self::new(url)
-    }
-}
-
-impl From<String> for OfflineDownloadRequest {
-    fn from(url: String) -> Self {
-        Self::new(url)
-    }
-}
-
-impl From<&str> for OssOfflineDownloadRequest {
-    fn from(url: &str) -> Self {
-        Self::new(url)
-    }
-}
-
-impl From<String> for OssOfflineDownloadRequest {
-    fn from(url: String) -> Self {
-        Self::new(url)
-    }
-}
+crate::common::from_string!(
+    OfflineDownloadRequest => OfflineDownloadRequest::new,
+    OssOfflineDownloadRequest => OssOfflineDownloadRequest::new,
+);
 
 impl Endpoint for OfflineDownloadRequest {
     type Output = TaskCreated;

@@ -5,7 +5,7 @@
 //! `fixtures/openapi/6pan.yaml`.
 
 use bytes::Bytes;
-use http::{header, HeaderValue, Method, StatusCode};
+use http::{header, Method, StatusCode};
 use md5::{Digest, Md5};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -14,6 +14,9 @@ use super::{
     AddRequest, AddResult, DeleteRequest, EndpointId, LoginRequest, PageRequest, ParseResult,
     ParseTorrentRequest, ParseUrlRequest, StoreTokenRequest, StoreTokenResult, TaskPage, UserInfo,
     UserInfoRequest,
+};
+use crate::common::{
+    decode_field, parse_envelope, rate_limited, refuse_empty, sensitive_header, status_error,
 };
 use crate::{ApiError, BaseUrl, Code, DecodeError, EncodeError, HttpRequest, HttpResponse};
 use crate::{ProviderError, Secret, ValidationError};
@@ -29,55 +32,39 @@ pub const CODE_TOKEN_INVALID: &str = "BEARER_AUTHORIZATION_HEADER_INVALID";
 /// The code of a missing file (a torrent hash not in the drive).
 pub const CODE_NOT_FOUND: &str = "FILE_NOT_FOUND";
 
-/// A 6pan API-host call: a request type that encodes itself and decodes its answer.
-pub trait Endpoint: Serialize {
-    /// What a successful answer's `result` decodes to.
-    type Output: DeserializeOwned;
-    /// Which call this is.
-    const ID: EndpointId;
+crate::common::endpoint_trait! {
+    /// A 6pan API-host call: a request type that encodes itself and decodes its answer.
+    output:
+        /// What a successful answer's `result` decodes to.
+    to_http:
+        /// Builds the request: `POST`, the body as JSON, `Qingzhen-Token: <token>` when
+        /// given.
+        encode,
+    decode:
+        /// Decodes the answer's envelope and `result`.
+        decode_envelope,
+}
 
-    /// Checks the request locally. Called by [`to_http`](Self::to_http).
-    ///
-    /// # Errors
-    ///
-    /// A [`ValidationError`] saying what is wrong.
-    fn validate(&self) -> Result<(), ValidationError> {
-        Ok(())
+fn encode<T: Serialize + ?Sized>(
+    id: EndpointId,
+    body: &T,
+    base: &BaseUrl,
+    token: Option<&Secret>,
+) -> Result<HttpRequest, EncodeError> {
+    let body = serde_json::to_vec(body).map_err(|e| EncodeError::Body(e.to_string()))?;
+    let mut builder = http::Request::builder()
+        .method(Method::POST)
+        .uri(base.endpoint(id.path(), &[])?)
+        .header(header::CONTENT_TYPE, "application/json");
+    if let Some(token) = token {
+        builder = builder.header(
+            TOKEN_HEADER,
+            sensitive_header(token.expose(), TOKEN_HEADER)?,
+        );
     }
-
-    /// Builds the request: `POST`, the body as JSON, `Qingzhen-Token: <token>` when
-    /// given.
-    ///
-    /// # Errors
-    ///
-    /// [`EncodeError::Invalid`] when [`validate`](Self::validate) refuses,
-    /// [`EncodeError::Header`] when the token cannot be a header value.
-    fn to_http(&self, base: &BaseUrl, token: Option<&Secret>) -> Result<HttpRequest, EncodeError> {
-        self.validate()?;
-        let body = serde_json::to_vec(self).map_err(|e| EncodeError::Body(e.to_string()))?;
-        let mut builder = http::Request::builder()
-            .method(Method::POST)
-            .uri(base.endpoint(Self::ID.path(), &[])?)
-            .header(header::CONTENT_TYPE, "application/json");
-        if let Some(token) = token {
-            let mut value = HeaderValue::from_str(token.expose())
-                .map_err(|_| EncodeError::Header(TOKEN_HEADER))?;
-            value.set_sensitive(true);
-            builder = builder.header(TOKEN_HEADER, value);
-        }
-        builder
-            .body(Bytes::from(body))
-            .map_err(|e| EncodeError::Uri(e.to_string()))
-    }
-
-    /// Decodes the answer's envelope and `result`.
-    ///
-    /// # Errors
-    ///
-    /// As [`decode_envelope`].
-    fn decode(response: &HttpResponse) -> Result<Self::Output, ApiError> {
-        decode_envelope(response)
-    }
+    builder
+        .body(Bytes::from(body))
+        .map_err(|e| EncodeError::Uri(e.to_string()))
 }
 
 #[derive(serde::Deserialize)]
@@ -105,23 +92,12 @@ struct RawEnvelope<'a> {
 /// As above, or a [`DecodeError`] with the JSON path and the raw body.
 pub fn decode_envelope<T: DeserializeOwned>(response: &HttpResponse) -> Result<T, ApiError> {
     let status = response.status();
-    let body = response.body();
-    let mut de = serde_json::Deserializer::from_slice(body);
-    let parsed = serde_path_to_error::deserialize::<_, RawEnvelope<'_>>(&mut de)
-        .map_err(|e| (e.path().to_string(), e.into_inner()))
-        .and_then(|raw| de.end().map(|()| raw).map_err(|e| (String::new(), e)));
-    let raw = match parsed {
+    let raw = match parse_envelope::<RawEnvelope<'_>>(response.body()) {
         Ok(raw) => raw,
-        Err(_) if status == StatusCode::TOO_MANY_REQUESTS => {
-            return Err(rate_limited(response, None));
+        Err((path, e)) if status.is_success() => {
+            return Err(DecodeError::from_json(&e, Some(path), response).into());
         }
-        Err(_) if !status.is_success() => {
-            return Err(ApiError::Http {
-                status,
-                body: body.clone(),
-            })
-        }
-        Err((path, e)) => return Err(DecodeError::from_json(&e, Some(path), response).into()),
+        Err(_) => return Err(status_error(response, Code::Text("HTTP_429".to_owned()))),
     };
     let code = raw.code.unwrap_or_default();
     let ok = raw.success == Some(true) && code == "OK";
@@ -140,7 +116,7 @@ pub fn decode_envelope<T: DeserializeOwned>(response: &HttpResponse) -> Result<T
             if status == StatusCode::UNAUTHORIZED || code == CODE_TOKEN_INVALID {
                 ApiError::TokenInvalid(error)
             } else if status == StatusCode::TOO_MANY_REQUESTS {
-                rate_limited(response, Some(error))
+                rate_limited(error, response)
             } else if code == CODE_NOT_FOUND {
                 ApiError::NotFound(error)
             } else {
@@ -148,29 +124,16 @@ pub fn decode_envelope<T: DeserializeOwned>(response: &HttpResponse) -> Result<T
             },
         );
     }
-    if raw.result.is_none() {
-        return Err(DecodeError::missing_data(response, "result").into());
-    }
     #[derive(serde::Deserialize)]
     struct ResultOf<T> {
         result: T,
     }
-    let mut de = serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize::<_, ResultOf<T>>(&mut de)
-        .map(|r| r.result)
-        .map_err(|e| DecodeError::from_json(e.inner(), Some(e.path().to_string()), response).into())
-}
-
-fn rate_limited(response: &HttpResponse, error: Option<ProviderError>) -> ApiError {
-    ApiError::RateLimited {
-        error: error.unwrap_or_else(|| ProviderError {
-            code: Code::Text("HTTP_429".to_owned()),
-            message: crate::error::preview(response.body()),
-            trace_id: None,
-            status: response.status(),
-        }),
-        retry_after: crate::common::retry_after(response),
-    }
+    decode_field(
+        response,
+        "result",
+        raw.result.is_some(),
+        |r: ResultOf<T>| r.result,
+    )
 }
 
 /// The fresh token an answer carries, if any: the `qingzhen-token` response header, or
@@ -311,13 +274,8 @@ impl Endpoint for LoginRequest {
     const ID: EndpointId = EndpointId::Login;
 
     fn validate(&self) -> Result<(), ValidationError> {
-        if self.value.trim().is_empty() {
-            return Err(ValidationError::Empty("value"));
-        }
-        if self.password.is_empty() {
-            return Err(ValidationError::Empty("password"));
-        }
-        Ok(())
+        refuse_empty("value", self.value.trim().is_empty())?;
+        refuse_empty("password", self.password.is_empty())
     }
 }
 
@@ -458,10 +416,7 @@ impl Endpoint for ParseTorrentRequest {
     const ID: EndpointId = EndpointId::ParseTorrent;
 
     fn validate(&self) -> Result<(), ValidationError> {
-        if self.hash.is_empty() {
-            return Err(ValidationError::Empty("hash"));
-        }
-        Ok(())
+        refuse_empty("hash", self.hash.is_empty())
     }
 }
 
@@ -470,9 +425,7 @@ impl Endpoint for AddRequest {
     const ID: EndpointId = EndpointId::AddTasks;
 
     fn validate(&self) -> Result<(), ValidationError> {
-        if self.task.is_empty() {
-            return Err(ValidationError::Empty("task"));
-        }
+        refuse_empty("task", self.task.is_empty())?;
         if !self.path.starts_with('/') {
             return Err(ValidationError::InvalidValue {
                 field: "path",
@@ -506,10 +459,7 @@ impl Endpoint for DeleteRequest {
     const ID: EndpointId = EndpointId::DeleteTasks;
 
     fn validate(&self) -> Result<(), ValidationError> {
-        if self.identities.is_empty() {
-            return Err(ValidationError::Empty("identities"));
-        }
-        Ok(())
+        refuse_empty("identities", self.identities.is_empty())
     }
 }
 
@@ -550,50 +500,41 @@ mod tests {
         );
         let r: AddResult = decode_envelope(&ok).unwrap();
         assert_eq!(r.count, 2);
-        let expired = response(
-            401,
-            &[],
-            r#"{"status":401,"result":null,"code":"BEARER_AUTHORIZATION_HEADER_INVALID","success":false,"message":"jwt expired"}"#,
-        );
-        assert!(matches!(
-            decode_envelope::<AddResult>(&expired),
-            Err(ApiError::TokenInvalid(_))
-        ));
-        let nf = response(
-            400,
-            &[],
-            r#"{"status":400,"code":"FILE_NOT_FOUND","success":false,"message":"no"}"#,
-        );
-        assert!(matches!(
-            decode_envelope::<AddResult>(&nf),
-            Err(ApiError::NotFound(_))
-        ));
-        let other = response(
-            400,
-            &[],
-            r#"{"status":400,"code":"UNSUPPORED_PROTOCOL","success":false}"#,
-        );
-        match decode_envelope::<AddResult>(&other) {
-            Err(ApiError::Provider(e)) => {
-                assert_eq!(e.code, Code::Text("UNSUPPORED_PROTOCOL".into()))
-            }
-            other => panic!("{other:?}"),
+        /// An answer's status and body, and what its error must be.
+        type Refused = (u16, &'static str, fn(&ApiError) -> bool);
+        let refused: [Refused; 5] = [
+            (
+                401,
+                r#"{"status":401,"result":null,"code":"BEARER_AUTHORIZATION_HEADER_INVALID","success":false,"message":"jwt expired"}"#,
+                |e| matches!(e, ApiError::TokenInvalid(_)),
+            ),
+            (
+                400,
+                r#"{"status":400,"code":"FILE_NOT_FOUND","success":false,"message":"no"}"#,
+                |e| matches!(e, ApiError::NotFound(_)),
+            ),
+            (
+                400,
+                r#"{"status":400,"code":"UNSUPPORED_PROTOCOL","success":false}"#,
+                |e| {
+                    matches!(e, ApiError::Provider(p)
+                        if p.code == Code::Text("UNSUPPORED_PROTOCOL".into()))
+                },
+            ),
+            (502, "<html>bad gateway</html>", |e| {
+                matches!(e, ApiError::Http { .. })
+            }),
+            // success flag without OK code is not success
+            (
+                200,
+                r#"{"status":0,"result":{"success":true,"count":2},"code":"WEIRD","success":true}"#,
+                |e| matches!(e, ApiError::Provider(_)),
+            ),
+        ];
+        for (status, body, expected) in refused {
+            let error = decode_envelope::<AddResult>(&response(status, &[], body)).unwrap_err();
+            assert!(expected(&error), "{status} {body}: {error:?}");
         }
-        let gw = response(502, &[], "<html>bad gateway</html>");
-        assert!(matches!(
-            decode_envelope::<AddResult>(&gw),
-            Err(ApiError::Http { .. })
-        ));
-        // success flag without OK code is not success
-        let odd = response(
-            200,
-            &[],
-            r#"{"status":0,"result":{"success":true,"count":2},"code":"WEIRD","success":true}"#,
-        );
-        assert!(matches!(
-            decode_envelope::<AddResult>(&odd),
-            Err(ApiError::Provider(_))
-        ));
     }
 
     #[test]

@@ -171,7 +171,6 @@ impl IdentityView {
         };
         object.remove("type");
         let success = take(&mut object, "success", Value::as_bool);
-        let string = |v: &Value| v.as_str().map(str::to_owned);
         let name = take(&mut object, "name", string);
         let url = take(&mut object, "url", string);
         let info_hash = take(&mut object, "infoHash", string);
@@ -185,6 +184,11 @@ impl IdentityView {
             extra: object,
         })
     }
+}
+
+/// A JSON string's text, for [`take`].
+pub(super) fn string(value: &Value) -> Option<String> {
+    value.as_str().map(str::to_owned)
 }
 
 /// Removes `key` from `object` when `read` understands its value; otherwise leaves it

@@ -36,7 +36,8 @@ use serde::de::DeserializeOwned;
 use sha1::{Digest as _, Sha1};
 
 use super::{ChunkStored, EndpointId, FileStored};
-use crate::error::{preview, DecodeError};
+use crate::common::{parse_envelope, rate_limited, refuse_empty, sensitive_header, status_error};
+use crate::error::DecodeError;
 use crate::qetag::BLOCK_SIZE;
 use crate::{
     ApiError, BaseUrl, BaseUrlError, Code, EncodeError, HttpRequest, HttpResponse, ProviderError,
@@ -164,16 +165,7 @@ pub fn upload_request(
         .chain_update(&data)
         .finalize()
         .into();
-    let boundary = pick_boundary(
-        seed,
-        &[
-            &data,
-            token.expose().as_bytes(),
-            key.unwrap_or_default().as_bytes(),
-            mime_type.unwrap_or_default().as_bytes(),
-            escaped.as_bytes(),
-        ],
-    );
+    let boundary = pick_boundary(seed, &form_parts(&data, token, key, mime_type, &escaped));
     upload_request_with_boundary(
         upload_url, token, key, file_name, mime_type, data, &boundary,
     )
@@ -226,9 +218,7 @@ pub fn upload_request_with_boundary(
     data: Bytes,
     boundary: &str,
 ) -> Result<HttpRequest, EncodeError> {
-    if token.is_empty() {
-        return Err(ValidationError::Empty("upload token").into());
-    }
+    refuse_empty("upload token", token.is_empty())?;
     if file_name.is_empty() {
         return Err(ValidationError::InvalidFileName {
             name: String::new(),
@@ -238,13 +228,7 @@ pub fn upload_request_with_boundary(
     }
     check_boundary(boundary)?;
     let escaped = escape_file_name(file_name);
-    let parts: [&[u8]; 5] = [
-        &data,
-        token.expose().as_bytes(),
-        key.unwrap_or_default().as_bytes(),
-        mime_type.unwrap_or_default().as_bytes(),
-        escaped.as_bytes(),
-    ];
+    let parts = form_parts(&data, token, key, mime_type, &escaped);
     if parts.iter().any(|part| contains(part, boundary.as_bytes())) {
         return Err(invalid(
             "boundary",
@@ -360,12 +344,8 @@ pub fn put_chunk_request(
     offset: u64,
     chunk: Bytes,
 ) -> Result<HttpRequest, EncodeError> {
-    if ctx.is_empty() {
-        return Err(ValidationError::Empty("ctx").into());
-    }
-    if chunk.is_empty() {
-        return Err(ValidationError::Empty("chunk").into());
-    }
+    refuse_empty("ctx", ctx.is_empty())?;
+    refuse_empty("chunk", chunk.is_empty())?;
     if offset.saturating_add(chunk.len() as u64) > BLOCK_SIZE as u64 {
         return Err(invalid(
             "offset",
@@ -500,20 +480,19 @@ enum ErrorCode {
 fn decode_answer<T: DeserializeOwned>(response: &HttpResponse) -> Result<T, ApiError> {
     let status = response.status();
     let body = response.body();
-    let parsed = if status.is_success() {
-        let mut de = serde_json::Deserializer::from_slice(body);
-        match serde_path_to_error::deserialize::<_, T>(&mut de) {
-            Ok(value) => match de.end() {
-                Ok(()) => return Ok(value),
-                Err(e) => Err((None, e)),
-            },
-            Err(e) => {
-                let path = e.path().to_string();
-                Err((Some(path), e.into_inner()))
-            }
+    // A success's body is the answer, when it has the expected shape.
+    let failure = if status.is_success() {
+        match parse_envelope::<T>(body) {
+            Ok(value) => return Ok(value),
+            // An empty path: trailing characters after the value.
+            Err((path, e)) => Some(DecodeError::from_json(
+                &e,
+                Some(path).filter(|p| !p.is_empty()),
+                response,
+            )),
         }
     } else {
-        Ok(())
+        None
     };
     // Not an answer of the expected shape (or not a success): an error body?
     if let Ok(error) = serde_json::from_slice::<ErrorBody>(body) {
@@ -532,22 +511,7 @@ fn decode_answer<T: DeserializeOwned>(response: &HttpResponse) -> Result<T, ApiE
         };
         return Err(classify(error, number, response));
     }
-    match parsed {
-        Err((path, e)) => Err(DecodeError::from_json(&e, path, response).into()),
-        Ok(()) if status == StatusCode::TOO_MANY_REQUESTS => Err(ApiError::RateLimited {
-            error: ProviderError {
-                code: Code::Int(429),
-                message: preview(body),
-                trace_id: None,
-                status,
-            },
-            retry_after: crate::common::retry_after(response),
-        }),
-        Ok(()) => Err(ApiError::Http {
-            status,
-            body: body.clone(),
-        }),
-    }
+    Err(failure.map_or_else(|| status_error(response, Code::Int(429)), ApiError::from))
 }
 
 fn classify(error: ProviderError, code: Option<i64>, response: &HttpResponse) -> ApiError {
@@ -555,10 +519,7 @@ fn classify(error: ProviderError, code: Option<i64>, response: &HttpResponse) ->
     if status == StatusCode::UNAUTHORIZED || code == Some(401) {
         ApiError::TokenInvalid(error)
     } else if status == StatusCode::TOO_MANY_REQUESTS || code == Some(429) {
-        ApiError::RateLimited {
-            error,
-            retry_after: crate::common::retry_after(response),
-        }
+        rate_limited(error, response)
     } else {
         ApiError::Provider(error)
     }
@@ -573,15 +534,9 @@ fn block_call(
     content_type: &'static str,
     body: Bytes,
 ) -> Result<HttpRequest, EncodeError> {
-    if token.is_empty() {
-        return Err(ValidationError::Empty("upload token").into());
-    }
-    if batch.is_empty() {
-        return Err(ValidationError::Empty("UploadBatch").into());
-    }
-    let mut authorization =
-        HeaderValue::from_str(token.expose()).map_err(|_| EncodeError::Header("Authorization"))?;
-    authorization.set_sensitive(true);
+    refuse_empty("upload token", token.is_empty())?;
+    refuse_empty("UploadBatch", batch.is_empty())?;
+    let authorization = sensitive_header(token.expose(), "Authorization")?;
     let batch = HeaderValue::from_str(batch).map_err(|_| EncodeError::Header("UploadBatch"))?;
     let uri = storage_base(upload_url)?.endpoint(path, &[])?;
     http::Request::builder()
@@ -596,6 +551,24 @@ fn block_call(
 
 fn invalid(field: &'static str, reason: String) -> EncodeError {
     ValidationError::InvalidValue { field, reason }.into()
+}
+
+/// What the form's boundary must not occur in: the data and every field (the file
+/// name escaped).
+fn form_parts<'a>(
+    data: &'a [u8],
+    token: &'a Secret,
+    key: Option<&'a str>,
+    mime_type: Option<&'a str>,
+    escaped_file_name: &'a str,
+) -> [&'a [u8]; 5] {
+    [
+        data,
+        token.expose().as_bytes(),
+        key.unwrap_or_default().as_bytes(),
+        mime_type.unwrap_or_default().as_bytes(),
+        escaped_file_name.as_bytes(),
+    ]
 }
 
 fn put_delimiter(body: &mut BytesMut, boundary: &str) {
@@ -700,9 +673,13 @@ mod tests {
 
     #[test]
     fn path_segments_encode_slash_but_keep_base64_signs() {
-        assert_eq!(encode_path_segment("ab/c+d=="), "ab%2Fc+d==");
-        assert_eq!(encode_path_segment("a b?#%é"), "a%20b%3F%23%25%C3%A9");
-        assert_eq!(encode_path_segment("x-y_z.~"), "x-y_z.~");
+        for (segment, encoded) in [
+            ("ab/c+d==", "ab%2Fc+d=="),
+            ("a b?#%é", "a%20b%3F%23%25%C3%A9"),
+            ("x-y_z.~", "x-y_z.~"),
+        ] {
+            assert_eq!(encode_path_segment(segment), encoded);
+        }
     }
 
     #[test]
@@ -712,27 +689,20 @@ mod tests {
     }
 
     #[test]
-    fn boundaries_are_checked_and_quoted_when_needed() {
-        assert!(check_boundary("abc").is_ok());
-        assert!(check_boundary("a:b=c").is_ok());
-        assert!(check_boundary("").is_err());
-        assert!(check_boundary("ends with space ").is_err());
-        assert!(check_boundary(&"x".repeat(71)).is_err());
-        assert!(check_boundary("no\"quote").is_err());
-        let request = upload_request_with_boundary(
-            "http://u.example",
-            &Secret::new("t"),
-            None,
-            "f",
-            None,
-            Bytes::from_static(b"x"),
-            "a:b",
-        )
-        .unwrap();
-        assert_eq!(
-            request.headers()[header::CONTENT_TYPE],
-            "multipart/form-data; boundary=\"a:b\""
-        );
+    fn boundaries_are_checked() {
+        // Quoting in the header: `form_upload_quotes_a_boundary_a_header_token_cannot_hold`
+        // in `tests/sixpan_upload.rs`.
+        let too_long = "x".repeat(71);
+        for (boundary, ok) in [
+            ("abc", true),
+            ("a:b=c", true),
+            ("", false),
+            ("ends with space ", false),
+            (too_long.as_str(), false),
+            ("no\"quote", false),
+        ] {
+            assert_eq!(check_boundary(boundary).is_ok(), ok, "{boundary:?}");
+        }
     }
 
     #[test]

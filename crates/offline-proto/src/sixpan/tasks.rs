@@ -29,17 +29,7 @@ impl std::fmt::Display for TaskId {
     }
 }
 
-impl From<String> for TaskId {
-    fn from(s: String) -> Self {
-        Self(s)
-    }
-}
-
-impl From<&str> for TaskId {
-    fn from(s: &str) -> Self {
-        Self(s.to_owned())
-    }
-}
+crate::common::from_string!(TaskId => TaskId);
 
 impl std::borrow::Borrow<str> for TaskId {
     fn borrow(&self) -> &str {

@@ -25,7 +25,7 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::identity::{decode_base64_lenient, preview, take};
+use super::identity::{decode_base64_lenient, preview, string, take};
 use crate::Secret;
 
 /// A storage upload token with its decoded put policy.
@@ -151,7 +151,6 @@ pub struct PutPolicy {
 
 impl PutPolicy {
     fn from_object(mut object: Map<String, Value>) -> Self {
-        let string = |v: &Value| v.as_str().map(str::to_owned);
         Self {
             scope: take(&mut object, "scope", string),
             deadline: take(&mut object, "deadline", unsigned),
@@ -243,7 +242,8 @@ pub enum UploadTokenError {
 mod tests {
     use super::*;
     use proptest::prelude::*;
-    use proptest::test_runner::FileFailurePersistence;
+
+    use crate::proptest_config::persisted;
 
     /// The token of seed 001 (`/v1/store/token` answer).
     const SEED_001: &str = "0a3836b4ef298e7dc9fc5da291252fc4ac3e0c7f:Zjk2YWUzYTc4NWM1MWM1ZjllYjVmYmNiM2Q4MWYwMTAyZGIzYjk0ZA==:eyJzY29wZSI6Im90aGVyLXN0b3JhZ2UiLCJkZWFkbGluZSI6IjE1MTczNzMzNDM4OTEiLCJvdmVyd3JpdGUiOjEsImZzaXplTGltaXQiOjAsImNhbGxiYWNrVXJsIjoiaHR0cDovL2FwaS5ibG9nMTIwLmNvbS92MS9jYWxsYmFjay93cy9wb3N0IiwiY2FsbGJhY2tCb2R5Ijoic2l6ZT0kKGZzaXplKSZoYXNoPSQoaGFzaCkma2V5PSQoa2V5KSZtaW1lVHlwZT0kKG1pbWVUeXBlKSZpcD0kKGlwKSZhdmluZm89JChhdmluZm8pJmJ1Y2tldD0kKGJ1Y2tldCkmdXJsPUBxenl1cmxzdGFydCQodXJsKUBxenl1cmxlbmQmdXNlcklkPTEmZmlsZU5hbWU9QHF6eWZpbGVzdGFydCQoZm5hbWUpQHF6eWZpbGVlbmQiLCJzYXZlS2V5IjoidXNlci11cGxvYWQvLzIwMTgwMTMwLzExNTE3Mjg2OTQzODkyLnRtcCJ9";
@@ -377,13 +377,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig {
-            cases: 256,
-            failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
-                "proptest-regressions/upload_token.txt",
-            ))),
-            ..ProptestConfig::default()
-        })]
+        #![proptest_config(persisted(256, "proptest-regressions/upload_token.txt"))]
 
         #[test]
         fn parse_never_panics(text in "\\PC{0,200}") {

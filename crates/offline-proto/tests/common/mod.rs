@@ -1,4 +1,10 @@
-//! Helpers shared by the fixture tests: reading raw HTTP/1.1 responses.
+//! Helpers shared by the integration tests: reading raw HTTP/1.1 responses, and the
+//! proptest configuration.
+//!
+//! Each test binary uses some of them, so the rest would be dead code there.
+#![allow(dead_code)]
+
+pub(crate) mod proptest_config;
 
 use bytes::Bytes;
 use offline_proto::HttpResponse;
