@@ -74,15 +74,20 @@ pub(crate) fn demo_credentials() -> [(&'static str, String); 4] {
     )
 }
 
-/// `offline` against the in-process `emu`, with its credentials of both providers.
-pub(crate) fn offline(emu: &RunningEmulator, cache: &Path) -> Command {
-    let mut cmd = offline_at(&emu.base_url(), cache);
-    cmd.envs(credentials(
+/// The credentials of both providers that the in-process `emu` accepts.
+pub(crate) fn emulator_credentials(emu: &RunningEmulator) -> [(&'static str, String); 4] {
+    credentials(
         emu.client_id(),
         emu.client_secret(),
         emu.sixpan_account(),
         emu.sixpan_password(),
-    ));
+    )
+}
+
+/// `offline` against the in-process `emu`, with its credentials of both providers.
+pub(crate) fn offline(emu: &RunningEmulator, cache: &Path) -> Command {
+    let mut cmd = offline_at(&emu.base_url(), cache);
+    cmd.envs(emulator_credentials(emu));
     cmd
 }
 
@@ -209,6 +214,17 @@ pub(crate) fn seed_files<'a>(
             ServedFile::new(content_type, d.to_vec()),
         )
     })
+}
+
+/// `f.bin` (1000 bytes) and the image `a.png`.
+pub(crate) fn bin_and_png() -> [(String, ServedFile); 2] {
+    [
+        ("f.bin".to_owned(), octets(7, 1000)),
+        (
+            "a.png".to_owned(),
+            ServedFile::new("image/png", PNG.to_vec()),
+        ),
+    ]
 }
 
 /// A loopback file server holding `files`.
