@@ -23,12 +23,27 @@ async fn sources() -> SourceServer {
     .await
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn add_wait_json_completes_a_download() {
+/// Runs `cmd`, which must exit with `code` and say `says` on stderr.
+fn exits_saying(cmd: &mut Command, code: i32, says: &str) {
+    let out = cmd.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(code), "{stderr}");
+    assert!(stderr.contains(says), "{stderr}");
+}
+
+/// `offline add URL --wait --json` of the served `file` against a standalone emulator:
+/// the emulator, and the run's [`common::outcome`].
+async fn add_and_wait(file: &str) -> (Standalone, (i32, Vec<Value>, String)) {
     let emu = Standalone::start();
     let src = sources().await;
-    let url = src.file_url("file.bin");
-    let (code, lines, stderr) = block_in_place(|| emu.run(&["add", &url, "--wait", "--json"]));
+    let url = src.file_url(file);
+    let ran = block_in_place(|| emu.run(&["add", &url, "--wait", "--json"]));
+    (emu, ran)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn add_wait_json_completes_a_download() {
+    let (_emu, (code, lines, stderr)) = add_and_wait("file.bin").await;
     assert_eq!(code, 0, "stderr: {stderr}");
     assert_eq!(lines[0]["event"], "created");
     let task = lines[0]["task"].as_str().unwrap().to_owned();
@@ -41,10 +56,7 @@ async fn add_wait_json_completes_a_download() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failed_task_exits_1_and_status_reports_it() {
-    let emu = Standalone::start();
-    let src = sources().await;
-    let url = src.file_url("missing.bin");
-    let (code, lines, _) = block_in_place(|| emu.run(&["add", &url, "--wait", "--json"]));
+    let (emu, (code, lines, _)) = add_and_wait("missing.bin").await;
     assert_eq!(code, 1);
     let last = lines.last().unwrap();
     assert_eq!(last["status"], "failed");
@@ -73,26 +85,25 @@ fn invalid_input_and_missing_credentials_exit_6() {
     assert_eq!(code, 6);
     assert_eq!(lines[0]["event"], "error");
     assert_eq!(lines[0]["kind"], "config");
-    let out = emu
-        .cmd(&["status", "1"])
-        .env_remove("OFFLINE_123PAN_CLIENT_ID")
-        .env_remove("OFFLINE_123PAN_CLIENT_SECRET")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(6));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("OFFLINE_123PAN_CLIENT_ID"));
+    exits_saying(
+        emu.cmd(&["status", "1"])
+            .env_remove("OFFLINE_123PAN_CLIENT_ID")
+            .env_remove("OFFLINE_123PAN_CLIENT_SECRET"),
+        6,
+        "OFFLINE_123PAN_CLIENT_ID",
+    );
 }
 
 #[test]
 fn plain_http_to_a_remote_host_is_refused() {
-    let out = Command::new(BIN)
-        .args(["--base-url", "http://example.com", "status", "1"])
-        .env("OFFLINE_123PAN_CLIENT_ID", "x")
-        .env("OFFLINE_123PAN_CLIENT_SECRET", "y")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(6));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("plain http"));
+    exits_saying(
+        Command::new(BIN)
+            .args(["--base-url", "http://example.com", "status", "1"])
+            .env("OFFLINE_123PAN_CLIENT_ID", "x")
+            .env("OFFLINE_123PAN_CLIENT_SECRET", "y"),
+        6,
+        "plain http",
+    );
 }
 
 #[test]
@@ -203,12 +214,11 @@ fn sixpan_login_checks_credentials() {
     let (code, lines, _) = sixpan(&emu, &["login", "--json"]);
     assert_eq!(code, 0);
     assert_eq!(lines[0]["ok"], true);
-    let out = emu
-        .cmd(&["--provider", "6pan", "login"])
-        .env("OFFLINE_6PAN_PASSWORD", "wrong")
-        .output()
-        .unwrap();
     // Wrong credentials have their own exit code.
-    assert_eq!(out.status.code(), Some(7));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("PASSWORD_ERROR"));
+    exits_saying(
+        emu.cmd(&["--provider", "6pan", "login"])
+            .env("OFFLINE_6PAN_PASSWORD", "wrong"),
+        7,
+        "PASSWORD_ERROR",
+    );
 }

@@ -18,9 +18,17 @@ async fn with_config(config: EmulatorConfig) -> Env {
     Env::start(config, 1000.0, bin_and_png()).await
 }
 
-async fn env(faults: Option<Faults>) -> Env {
+async fn env() -> Env {
+    with_config(EmulatorConfig::default()).await
+}
+
+/// An emulator that takes `latency` to answer each request.
+async fn with_latency(latency: Duration) -> Env {
     with_config(EmulatorConfig {
-        faults: faults.unwrap_or_default(),
+        faults: Faults {
+            latency,
+            ..Faults::default()
+        },
         ..EmulatorConfig::default()
     })
     .await
@@ -62,11 +70,7 @@ fn write_lines(path: &Path, lines: &[String]) {
 /// at once with its own exit code (8).
 #[tokio::test(flavor = "multi_thread")]
 async fn two_concurrent_batches_submit_no_line_twice() {
-    let env = env(Some(Faults {
-        latency: Duration::from_millis(15),
-        ..Faults::default()
-    }))
-    .await;
+    let env = with_latency(Duration::from_millis(15)).await;
     let input = env.path("urls.txt");
     let n = 200;
     let urls: Vec<String> = (0..n).map(|i| env.url(i)).collect();
@@ -105,7 +109,7 @@ async fn two_concurrent_batches_submit_no_line_twice() {
 /// Defect 2: `wait --from` waits for every line's task.
 #[tokio::test(flavor = "multi_thread")]
 async fn wait_from_waits_for_every_line() {
-    let env = env(None).await;
+    let env = env().await;
     let input = env.path("urls.txt");
     write_lines(&input, &(0..3).map(|i| env.url(i)).collect::<Vec<_>>());
     let o = env
@@ -140,7 +144,7 @@ fn journal_rows(path: &Path) -> Vec<(String, String, String)> {
 /// Defect 3: `status --from` only reads; a line's kind is recorded when submitted.
 #[tokio::test(flavor = "multi_thread")]
 async fn status_from_only_reads_and_the_kind_is_recorded_at_submission() {
-    let env = env(None).await;
+    let env = env().await;
     let input = env.path("images.txt");
     let img = |i: usize| format!("{}?n={i}", env.src.file_url("a.png"));
     write_lines(&input, &[img(1)]);
@@ -181,7 +185,7 @@ async fn status_from_only_reads_and_the_kind_is_recorded_at_submission() {
 /// sent, never ignored.
 #[tokio::test(flavor = "multi_thread")]
 async fn flags_a_provider_cannot_honour_are_refused_before_sending() {
-    let env = env(None).await;
+    let env = env().await;
     let input = env.path("urls.txt");
     write_lines(&input, &[env.url(1)]);
     let from = input.to_str().unwrap();
@@ -231,7 +235,7 @@ async fn flags_a_provider_cannot_honour_are_refused_before_sending() {
 /// Defect 5: every batch run ends with a summary; the exit code is the worst state.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rerun_says_what_every_line_is() {
-    let env = env(None).await;
+    let env = env().await;
     let input = env.path("urls.txt");
     write_lines(
         &input,
@@ -332,7 +336,7 @@ fn an_unreachable_server_fails_fast_and_says_it_retries() {
 /// batch file.
 #[tokio::test(flavor = "multi_thread")]
 async fn small_input_mistakes_get_plain_answers() {
-    let env = env(None).await;
+    let env = env().await;
     let input = env.path("bom.txt");
     std::fs::write(&input, format!("\u{feff}{}\n", env.url(1))).unwrap();
     let o = env
@@ -366,7 +370,7 @@ async fn small_input_mistakes_get_plain_answers() {
 /// credentials hint when credentials are set; the https refusal names the flag.
 #[tokio::test(flavor = "multi_thread")]
 async fn exit_codes_follow_the_table() {
-    let env = env(None).await;
+    let env = env().await;
     let o = env.run(&["status", "1"]).await;
     // Task 1 does not exist: a provider error.
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));
@@ -397,11 +401,7 @@ async fn exit_codes_follow_the_table() {
 /// Defect 10: Ctrl-C during a batch: one line, the journal consistent, exit 130.
 #[tokio::test(flavor = "multi_thread")]
 async fn ctrl_c_stops_a_batch_cleanly() {
-    let env = env(Some(Faults {
-        latency: Duration::from_millis(30),
-        ..Faults::default()
-    }))
-    .await;
+    let env = with_latency(Duration::from_millis(30)).await;
     let input = env.path("urls.txt");
     write_lines(&input, &(0..200).map(|i| env.url(i)).collect::<Vec<_>>());
     let child = env
@@ -509,7 +509,7 @@ async fn ctrl_c_during_wait_says_where_the_tasks_are() {
 /// Token cache: N sequential runs fetch one token; `logout` deletes it.
 #[tokio::test(flavor = "multi_thread")]
 async fn sequential_runs_share_one_cached_token() {
-    let env = env(None).await;
+    let env = env().await;
     let o = env.run(&["--json", "add", &env.url(1)]).await;
     let task = json_lines(&o.stdout)[0]["task"]
         .as_str()

@@ -98,6 +98,20 @@ impl Seen {
         events
     }
 
+    /// Runs `offline --json ARGS` against `env`, which must exit with `code`; its events.
+    async fn expect(&mut self, env: &Env, code: i32, args: &[&str]) -> Vec<Value> {
+        let o = output(cmd(env, args)).await;
+        let events = self.check(&args.join(" "), &o.stdout);
+        assert_eq!(o.status.code(), Some(code), "{args:?}: {events:?}");
+        events
+    }
+
+    /// [`expect`](Self::expect) with `--provider 6pan`.
+    async fn expect_6pan(&mut self, env: &Env, code: i32, args: &[&str]) -> Vec<Value> {
+        self.expect(env, code, &[&["--provider", "6pan"], args].concat())
+            .await
+    }
+
     fn assert_all_valid_and_every_event_seen(&self) {
         assert!(
             self.failures.is_empty(),
@@ -135,12 +149,6 @@ fn cmd(env: &Env, args: &[&str]) -> Command {
     env.cmd(&[&["--json"], args].concat())
 }
 
-async fn run(env: &Env, seen: &mut Seen, args: &[&str]) -> (Option<i32>, Vec<Value>) {
-    let o = output(cmd(env, args)).await;
-    let events = seen.check(&args.join(" "), &o.stdout);
-    (o.status.code(), events)
-}
-
 /// What a process printed: the `first` line read, then the rest.
 fn printed(first: &str, o: &Output) -> Vec<u8> {
     [first.as_bytes(), &o.stdout].concat()
@@ -175,26 +183,19 @@ async fn every_json_line_fits_the_schema() {
     let png = env.src.file_url("a.png");
 
     // 123pan: add, status, wait; --wait with a failing task; the image bed.
-    let (code, events) = run(&env, &mut seen, &["add", &ok]).await;
-    assert_eq!(code, Some(0), "{events:?}");
+    let events = seen.expect(&env, 0, &["add", &ok]).await;
     let task = task_of(&events, "created");
-    let (code, _) = run(&env, &mut seen, &["wait", &task]).await;
-    assert_eq!(code, Some(0));
-    let (code, _) = run(&env, &mut seen, &["status", &task]).await;
-    assert_eq!(code, Some(0));
-    let (code, _) = run(&env, &mut seen, &["add", &missing, &ok, "--wait"]).await;
-    assert_eq!(code, Some(1));
-    let (code, _) = run(&env, &mut seen, &["add", &png, "--image", "--wait"]).await;
-    assert_eq!(code, Some(0));
+    seen.expect(&env, 0, &["wait", &task]).await;
+    seen.expect(&env, 0, &["status", &task]).await;
+    seen.expect(&env, 1, &["add", &missing, &ok, "--wait"])
+        .await;
+    seen.expect(&env, 0, &["add", &png, "--image", "--wait"])
+        .await;
     // Errors: a task the provider does not know, a source it cannot take, a bad ID.
-    let (code, _) = run(&env, &mut seen, &["status", "999999"]).await;
-    assert_eq!(code, Some(3));
-    let (code, _) = run(&env, &mut seen, &["add", "ftp://example.com/x"]).await;
-    assert_eq!(code, Some(6));
-    let (code, _) = run(&env, &mut seen, &["status", "not-a-number"]).await;
-    assert_eq!(code, Some(2));
-    let (code, _) = run(&env, &mut seen, &["login"]).await;
-    assert_eq!(code, Some(0));
+    seen.expect(&env, 3, &["status", "999999"]).await;
+    seen.expect(&env, 6, &["add", "ftp://example.com/x"]).await;
+    seen.expect(&env, 2, &["status", "not-a-number"]).await;
+    seen.expect(&env, 0, &["login"]).await;
 
     // A batch: lines, its summary; status --from and wait --from (with a note about
     // the refused line).
@@ -205,79 +206,33 @@ async fn every_json_line_fits_the_schema() {
     )
     .unwrap();
     let from = batch.to_str().unwrap();
-    let (code, events) = run(&env, &mut seen, &["add", "--from", from]).await;
-    assert_eq!(code, Some(6), "{events:?}");
+    let events = seen.expect(&env, 6, &["add", "--from", from]).await;
     assert_eq!(events.last().unwrap()["event"], "summary");
-    let (code, _) = run(&env, &mut seen, &["status", "--from", from]).await;
-    assert_eq!(code, Some(0));
-    let (code, events) = run(&env, &mut seen, &["wait", "--from", from]).await;
-    assert_eq!(code, Some(0), "{events:?}");
-    let (code, _) = run(&env, &mut seen, &["logout"]).await;
-    assert_eq!(code, Some(0));
+    seen.expect(&env, 0, &["status", "--from", from]).await;
+    seen.expect(&env, 0, &["wait", "--from", from]).await;
+    seen.expect(&env, 0, &["logout"]).await;
 
     // 6pan: login, a link, a torrent file (uploaded), list, status, wait, rm, upload.
-    let (code, _) = run(&env, &mut seen, &["--provider", "6pan", "login"]).await;
-    assert_eq!(code, Some(0));
-    let (code, events) = run(
-        &env,
-        &mut seen,
-        &["--provider", "6pan", "add", &ok, "--wait"],
-    )
-    .await;
-    assert_eq!(code, Some(0), "{events:?}");
+    seen.expect_6pan(&env, 0, &["login"]).await;
+    let events = seen.expect_6pan(&env, 0, &["add", &ok, "--wait"]).await;
     let task6 = task_of(&events, "created");
     let torrent = seeded_torrent(&env.src, &SEED, &env.path("pack.torrent"));
-    let (code, events) = run(
-        &env,
-        &mut seen,
-        &["--provider", "6pan", "add", &torrent, "--select", "*.txt"],
-    )
-    .await;
-    assert_eq!(code, Some(0), "{events:?}");
-    let (code, _) = run(&env, &mut seen, &["--provider", "6pan", "list"]).await;
-    assert_eq!(code, Some(0));
-    let (code, _) = run(&env, &mut seen, &["--provider", "6pan", "status", &task6]).await;
-    assert_eq!(code, Some(0));
-    let (code, _) = run(
-        &env,
-        &mut seen,
-        &["--provider", "6pan", "wait", &task6, "UNKNOWN"],
-    )
-    .await;
-    assert_eq!(code, Some(3));
-    let (code, _) = run(&env, &mut seen, &["--provider", "6pan", "rm", &task6]).await;
-    assert_eq!(code, Some(0));
+    seen.expect_6pan(&env, 0, &["add", &torrent, "--select", "*.txt"])
+        .await;
+    seen.expect_6pan(&env, 0, &["list"]).await;
+    seen.expect_6pan(&env, 0, &["status", &task6]).await;
+    seen.expect_6pan(&env, 3, &["wait", &task6, "UNKNOWN"])
+        .await;
+    seen.expect_6pan(&env, 0, &["rm", &task6]).await;
     let small = env.path("small.bin");
     std::fs::write(&small, vec![9u8; 10_000]).unwrap();
-    let (code, _) = run(
-        &env,
-        &mut seen,
-        &["--provider", "6pan", "upload", small.to_str().unwrap()],
-    )
-    .await;
-    assert_eq!(code, Some(0));
-    let (code, _) = run(
-        &env,
-        &mut seen,
-        &["--provider", "6pan", "add", &ok, "--image"],
-    )
-    .await;
-    assert_eq!(code, Some(2));
+    seen.expect_6pan(&env, 0, &["upload", small.to_str().unwrap()])
+        .await;
+    seen.expect_6pan(&env, 2, &["add", &ok, "--image"]).await;
     let six_batch = env.path("links.txt");
     std::fs::write(&six_batch, format!("{ok}?n=6\n")).unwrap();
-    let (code, _) = run(
-        &env,
-        &mut seen,
-        &[
-            "--provider",
-            "6pan",
-            "add",
-            "--from",
-            six_batch.to_str().unwrap(),
-        ],
-    )
-    .await;
-    assert_eq!(code, Some(0));
+    seen.expect_6pan(&env, 0, &["add", "--from", six_batch.to_str().unwrap()])
+        .await;
 
     // Callbacks: a refused request, a forged callback, then it stops (max).
     let mut listener = Running::spawn(
@@ -299,8 +254,9 @@ async fn every_json_line_fits_the_schema() {
 
     // Ctrl-C during a wait on a slow source.
     let slow = start(Some(100)).await;
-    let (code, events) = run(&slow, &mut seen, &["add", &slow.src.file_url("f.bin")]).await;
-    assert_eq!(code, Some(0));
+    let events = seen
+        .expect(&slow, 0, &["add", &slow.src.file_url("f.bin")])
+        .await;
     let task = task_of(&events, "created");
     let mut waiting = Running::spawn(&mut cmd(&slow, &["wait", &task]));
     let first = waiting.line();
