@@ -2,97 +2,97 @@
 //! and across a SIGKILL in the middle of a batch (a real child process), counted from
 //! the emulator's own task list.
 
-use std::collections::{BTreeMap, HashMap};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
 
-use offline_emulator::source::{ServedFile, SourceServer};
-use offline_emulator::{Emulator, EndpointId, RunningEmulator};
+use offline_emulator::EmulatorConfig;
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_offline");
+mod common;
+use common::{eventually, json_values, line_events, octets, output, tasks_per_url, Env};
 
-async fn setup() -> (RunningEmulator, SourceServer) {
-    let emu = Emulator::start_default().await.unwrap();
-    for e in EndpointId::ALL {
-        emu.set_rate_limit(e, 200.0);
-    }
-    let mut files = BTreeMap::new();
-    files.insert(
-        "f.bin".to_owned(),
-        ServedFile::new("application/octet-stream", vec![7u8; 1000]),
-    );
-    (emu, SourceServer::start(files).await.unwrap())
+async fn setup() -> Env {
+    Env::start(
+        EmulatorConfig::default(),
+        200.0,
+        [("f.bin".to_owned(), octets(7, 1000))],
+    )
+    .await
 }
 
-fn command(emu: &RunningEmulator, input: &std::path::Path, extra: &[&str]) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.args([
-        "--base-url",
-        &emu.base_url(),
+/// `offline --json add --from INPUT` (123pan).
+fn command(env: &Env, input: &Path) -> Command {
+    env.cmd(&[
         "--rate-limit",
         "offline_download=100",
         "--json",
         "add",
         "--from",
+        input.to_str().unwrap(),
     ])
-    .arg(input)
-    .args(extra)
-    .env("OFFLINE_123PAN_CLIENT_ID", emu.client_id())
-    .env("OFFLINE_123PAN_CLIENT_SECRET", emu.client_secret())
-    .env("OFFLINE_CACHE_DIR", cache_of(input))
-    .env_remove("OFFLINE_123PAN_ACCESS_TOKEN")
-    .env_remove("OFFLINE_PROVIDER")
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
-    cmd
 }
 
-/// The private token cache of a test: beside its batch file, in the test's temporary
-/// directory.
-fn cache_of(input: &std::path::Path) -> std::path::PathBuf {
-    input.with_file_name("cache")
+/// `offline --provider 6pan --json add --path /batch --from INPUT`.
+fn command_6pan(env: &Env, input: &Path) -> Command {
+    env.cmd(&[
+        "--provider",
+        "6pan",
+        "--json",
+        "--rate-limit",
+        "parse_url=200",
+        "--rate-limit",
+        "add_tasks=200",
+        "--rate-limit",
+        "list_tasks=200",
+        "add",
+        "--path",
+        "/batch",
+        "--from",
+        input.to_str().unwrap(),
+    ])
 }
 
-fn json_lines(bytes: &[u8]) -> Vec<Value> {
-    String::from_utf8_lossy(bytes)
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        // Batch lines only (a run ends with a `summary` event).
-        .filter(|v| v["event"] == "line")
-        .collect()
+/// The `line` events of a run of `cmd`.
+async fn run_lines(cmd: Command) -> Vec<Value> {
+    line_events(json_values(&output(cmd).await.stdout))
 }
 
-/// Tasks per source URL on the emulator.
-fn tasks_per_url(emu: &RunningEmulator) -> HashMap<String, usize> {
-    let mut m = HashMap::new();
-    for t in emu.tasks() {
-        *m.entry(t.url).or_insert(0) += 1;
+/// Starts `cmd` and SIGKILLs it once `count()` has reached `threshold` (or after 30 s).
+async fn kill_at(mut cmd: Command, count: impl Fn() -> usize, threshold: usize) {
+    let mut child = cmd.spawn().unwrap();
+    eventually(Duration::from_secs(30), || count() >= threshold).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+/// Runs `cmd()` until `settled` holds of its lines (three runs at the most); the last
+/// run's lines.
+async fn converge(cmd: impl Fn() -> Command, settled: impl Fn(&Value) -> bool) -> Vec<Value> {
+    let mut last = Vec::new();
+    for _ in 0..3 {
+        last = run_lines(cmd()).await;
+        if last.iter().all(&settled) {
+            break;
+        }
     }
-    m
+    last
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_second_run_submits_nothing_twice() {
-    let (emu, src) = setup().await;
-    let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("urls.txt");
-    let urls: Vec<String> = (0..8)
-        .map(|i| format!("{}?n={i}", src.file_url("f.bin")))
-        .collect();
+    let env = setup().await;
+    let input = env.path("urls.txt");
+    let urls: Vec<String> = (0..8).map(|i| env.url(i)).collect();
     std::fs::write(
         &input,
         format!("# batch\n{}\nftp://not/allowed\n", urls.join("\n")),
     )
     .unwrap();
 
-    let out = tokio::task::spawn_blocking({
-        let mut c = command(&emu, &input, &[]);
-        move || c.output().unwrap()
-    })
-    .await
-    .unwrap();
-    let lines = json_lines(&out.stdout);
+    let out = output(command(&env, &input)).await;
+    let lines = line_events(json_values(&out.stdout));
     assert_eq!(
         lines.iter().filter(|l| l["state"] == "submitted").count(),
         8,
@@ -106,15 +106,9 @@ async fn a_second_run_submits_nothing_twice() {
         Some(6),
         "an invalid line makes the run exit 6"
     );
-    assert!(dir.path().join("urls.txt.journal.sqlite").exists());
+    assert!(env.path("urls.txt.journal.sqlite").exists());
 
-    let out = tokio::task::spawn_blocking({
-        let mut c = command(&emu, &input, &[]);
-        move || c.output().unwrap()
-    })
-    .await
-    .unwrap();
-    let again = json_lines(&out.stdout);
+    let again = run_lines(command(&env, &input)).await;
     assert_eq!(
         again.iter().filter(|l| l["state"] == "submitted").count(),
         8
@@ -129,18 +123,10 @@ async fn a_second_run_submits_nothing_twice() {
         ids(&again),
         "the same task IDs, from the journal"
     );
-    assert_eq!(emu.tasks().len(), 8, "nothing submitted twice");
+    assert_eq!(env.emu.tasks().len(), 8, "nothing submitted twice");
 
     // `status --from` shows every line with its state.
-    let out = Command::new(BIN)
-        .args(["--base-url", &emu.base_url(), "--json", "status", "--from"])
-        .arg(&input)
-        .env("OFFLINE_123PAN_CLIENT_ID", emu.client_id())
-        .env("OFFLINE_123PAN_CLIENT_SECRET", emu.client_secret())
-        .env("OFFLINE_CACHE_DIR", cache_of(&input))
-        .output()
-        .unwrap();
-    let status = json_lines(&out.stdout);
+    let status = run_lines(env.cmd(&["--json", "status", "--from", input.to_str().unwrap()])).await;
     assert_eq!(status.len(), 9);
     assert!(status
         .iter()
@@ -150,45 +136,26 @@ async fn a_second_run_submits_nothing_twice() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_batch_killed_mid_way_converges_without_duplicates() {
-    let (emu, src) = setup().await;
-    let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("urls.txt");
+    let env = setup().await;
+    let emu = &env.emu;
+    let input = env.path("urls.txt");
     let n = 60;
-    let urls: Vec<String> = (0..n)
-        .map(|i| format!("{}?n={i}", src.file_url("f.bin")))
-        .collect();
+    let urls: Vec<String> = (0..n).map(|i| env.url(i)).collect();
     std::fs::write(&input, urls.join("\n")).unwrap();
 
     // Kill the first run (SIGKILL) once some tasks exist, twice over.
     for threshold in [10, 30] {
-        let mut child = command(&emu, &input, &[]).spawn().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while emu.tasks().len() < threshold && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        child.kill().unwrap();
-        child.wait().unwrap();
+        kill_at(command(&env, &input), || emu.tasks().len(), threshold).await;
         assert!(emu.tasks().len() < n, "killed before the end");
     }
     // Runs until everything has converged.
-    let mut last = Vec::new();
-    for _ in 0..3 {
-        let out = tokio::task::spawn_blocking({
-            let mut c = command(&emu, &input, &[]);
-            move || c.output().unwrap()
-        })
-        .await
-        .unwrap();
-        last = json_lines(&out.stdout);
-        if last
-            .iter()
-            .all(|l| l["state"] == "submitted" || l["state"] == "unknown")
-        {
-            break;
-        }
-    }
+    let last = converge(
+        || command(&env, &input),
+        |l| l["state"] == "submitted" || l["state"] == "unknown",
+    )
+    .await;
     assert_eq!(last.len(), n);
-    let per_url = tasks_per_url(&emu);
+    let per_url = tasks_per_url(emu);
     assert!(
         per_url.values().all(|&c| c == 1),
         "a URL was submitted twice: {per_url:?}"
@@ -235,39 +202,11 @@ fn per_url_for_unknown(lines: &[Value], per_url: &HashMap<String, usize>) -> usi
         .sum()
 }
 
-fn command_6pan(emu: &RunningEmulator, input: &std::path::Path) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.args([
-        "--provider",
-        "6pan",
-        "--base-url",
-        &emu.base_url(),
-        "--json",
-    ])
-    .args([
-        "--rate-limit",
-        "parse_url=200",
-        "--rate-limit",
-        "add_tasks=200",
-        "--rate-limit",
-        "list_tasks=200",
-    ])
-    .args(["add", "--path", "/batch", "--from"])
-    .arg(input)
-    .env("OFFLINE_6PAN_ACCOUNT", emu.sixpan_account())
-    .env("OFFLINE_6PAN_PASSWORD", emu.sixpan_password())
-    .env("OFFLINE_CACHE_DIR", cache_of(input))
-    .env_remove("OFFLINE_6PAN_TOKEN")
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
-    cmd
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_6pan_batch_killed_mid_way_is_reconciled_from_the_task_list() {
-    let (emu, src) = setup().await;
-    let dir = tempfile::tempdir().unwrap();
-    let torrent = dir.path().join("t.torrent");
+    let env = setup().await;
+    let emu = &env.emu;
+    let torrent = env.path("t.torrent");
     std::fs::write(
         &torrent,
         offline_proto::torrent::TorrentBuilder::new("from-a-file")
@@ -283,35 +222,22 @@ async fn a_6pan_batch_killed_mid_way_is_reconciled_from_the_task_list() {
             )
         })
         .collect();
-    lines.push(src.file_url("f.bin"));
+    lines.push(env.src.file_url("f.bin"));
     lines.push(torrent.display().to_string());
-    let input = dir.path().join("links.txt");
+    let input = env.path("links.txt");
     std::fs::write(&input, lines.join("\n")).unwrap();
     let n = lines.len();
 
     for threshold in [8, 20] {
-        let mut child = command_6pan(&emu, &input).spawn().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while emu.sixpan_tasks().len() < threshold && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
-        child.kill().unwrap();
-        child.wait().unwrap();
+        kill_at(
+            command_6pan(&env, &input),
+            || emu.sixpan_tasks().len(),
+            threshold,
+        )
+        .await;
         assert!(emu.sixpan_tasks().len() < n, "killed before the end");
     }
-    let mut last = Vec::new();
-    for _ in 0..3 {
-        let out = tokio::task::spawn_blocking({
-            let mut c = command_6pan(&emu, &input);
-            move || c.output().unwrap()
-        })
-        .await
-        .unwrap();
-        last = json_lines(&out.stdout);
-        if last.iter().all(|l| l["state"] == "submitted") {
-            break;
-        }
-    }
+    let last = converge(|| command_6pan(&env, &input), |l| l["state"] == "submitted").await;
     assert_eq!(last.len(), n);
     assert!(
         last.iter().all(|l| l["state"] == "submitted"),
@@ -323,7 +249,7 @@ async fn a_6pan_batch_killed_mid_way_is_reconciled_from_the_task_list() {
     names.sort_unstable();
     names.dedup();
     assert_eq!(names.len(), n, "no name twice");
-    let ids: std::collections::HashSet<&str> = tasks.iter().map(|t| t.identity.as_str()).collect();
+    let ids: HashSet<&str> = tasks.iter().map(|t| t.identity.as_str()).collect();
     for line in &last {
         assert!(
             ids.contains(line["task"].as_str().unwrap()),

@@ -3,99 +3,41 @@
 //! URL no task has, a status that means nothing) are reported unconfirmed; requests
 //! that are not JSON callbacks are refused with 405, 415, 413 or 400.
 
-use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
-use offline_emulator::source::{ServedFile, SourceServer};
-use offline_emulator::{Emulator, EmulatorConfig, EndpointId, RunningEmulator};
+use offline_emulator::EmulatorConfig;
 use serde_json::Value;
+use tokio::task::block_in_place;
 
-const BIN: &str = env!("CARGO_BIN_EXE_offline");
+mod common;
+use common::{eventually, json_lines, octets, output, post, Env, Running};
 
-/// A child process killed when dropped.
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-async fn setup() -> (RunningEmulator, SourceServer) {
-    let emu = Emulator::start(EmulatorConfig {
+async fn setup() -> Env {
+    let config = EmulatorConfig {
         // Slow enough that a task is still running when `add` has journaled it.
         fetch_rate: Some(100_000),
         ..EmulatorConfig::default()
-    })
-    .await
-    .unwrap();
-    for e in EndpointId::ALL {
-        emu.set_rate_limit(e, 200.0);
-    }
-    let mut files = BTreeMap::new();
-    files.insert(
-        "ok.bin".to_owned(),
-        ServedFile::new("application/octet-stream", vec![1u8; 50_000]),
-    );
-    (emu, SourceServer::start(files).await.unwrap())
-}
-
-/// `offline` with the emulator's credentials and a private token cache in `dir`.
-fn offline(emu: &RunningEmulator, dir: &Path) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.args(["--base-url", &emu.base_url()])
-        .env("OFFLINE_123PAN_CLIENT_ID", emu.client_id())
-        .env("OFFLINE_123PAN_CLIENT_SECRET", emu.client_secret())
-        .env("OFFLINE_CACHE_DIR", dir.join("cache"))
-        .env_remove("OFFLINE_123PAN_ACCESS_TOKEN")
-        .env_remove("OFFLINE_PROVIDER");
-    cmd
-}
-
-async fn post(url: &str, content_type: &str, body: impl Into<Bytes>) -> u16 {
-    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-    let req = http::Request::post(url)
-        .header("content-type", content_type)
-        .body(Full::new(body.into()))
-        .unwrap();
-    let resp = client.request(req).await.unwrap();
-    let status = resp.status().as_u16();
-    let _ = resp.into_body().collect().await;
-    status
+    };
+    Env::start(config, 200.0, [("ok.bin".to_owned(), octets(1, 50_000))]).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn real_callbacks_are_confirmed_and_forged_ones_are_not() {
-    let (emu, src) = setup().await;
-    let ok = src.file_url("ok.bin");
-    let missing = src.file_url("missing.bin");
-    let dir = tempfile::tempdir().unwrap();
-    let batch = dir.path().join("batch.txt");
+    let env = setup().await;
+    let emu = &env.emu;
+    let ok = env.src.file_url("ok.bin");
+    let missing = env.src.file_url("missing.bin");
+    let batch = env.path("batch.txt");
     std::fs::write(&batch, format!("{ok}\n{missing}\n")).unwrap();
 
     // The listener: two real callbacks and three forged ones, then it stops.
-    let mut child = offline(&emu, dir.path())
-        .args(["--json", "callbacks", "--listen", "127.0.0.1:0", "--from"])
-        .arg(&batch)
-        .args(["--max", "4", "--timeout", "120"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let stderr = child.stderr.take().unwrap();
-    let guard = Guard(child);
-    let mut first = String::new();
-    stdout.read_line(&mut first).unwrap();
-    let listening: Value = serde_json::from_str(&first).expect("the first line is JSON");
+    let mut listener = Running::spawn(
+        env.cmd(&["--json", "callbacks", "--listen", "127.0.0.1:0", "--from"])
+            .arg(&batch)
+            .args(["--max", "4", "--timeout", "120"]),
+    );
+    let listening = listener.json_line();
     assert_eq!(listening["event"], "listening");
     let url = listening["url"].as_str().unwrap().to_owned();
 
@@ -109,15 +51,9 @@ async fn real_callbacks_are_confirmed_and_forged_ones_are_not() {
     assert_eq!(post(&url, "application/json", "{\"status\":0}").await, 400);
 
     // Real tasks with real callbacks: one succeeds, one fails (404 at the source).
-    let out = {
-        let mut cmd = offline(&emu, dir.path());
-        cmd.args(["--json", "add", "--from"])
-            .arg(&batch)
-            .args(["--callback", &url, "--wait"]);
-        tokio::task::spawn_blocking(move || cmd.output().unwrap())
-            .await
-            .unwrap()
-    };
+    let mut add = env.cmd(&["--json", "add", "--from"]);
+    add.arg(&batch).args(["--callback", &url, "--wait"]);
+    let out = output(add).await;
     assert_eq!(
         out.status.code(),
         Some(1),
@@ -125,22 +61,12 @@ async fn real_callbacks_are_confirmed_and_forged_ones_are_not() {
         String::from_utf8_lossy(&out.stderr)
     );
     // Both callbacks were delivered before the forged ones are sent.
-    for _ in 0..100 {
-        if emu.tasks().iter().all(|t| t.callback_delivered) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually(Duration::from_secs(10), || {
+        emu.tasks().iter().all(|t| t.callback_delivered)
+    })
+    .await;
     assert!(emu.tasks().iter().all(|t| t.callback_delivered));
 
-    // The listener's events as they come.
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Value>();
-    let reader = tokio::task::spawn_blocking(move || {
-        for line in stdout.lines() {
-            let _ = tx.send(serde_json::from_str(&line.unwrap()).unwrap());
-        }
-        drop(guard);
-    });
     let mut lines: Vec<Value> = Vec::new();
     // A URL no task has: reported unconfirmed (after one more look a second later),
     // and not counted toward --max.
@@ -151,8 +77,7 @@ async fn real_callbacks_are_confirmed_and_forged_ones_are_not() {
         .iter()
         .any(|l| l["event"] == "callback" && l["url"] == nowhere_url)
     {
-        let line = tokio::time::timeout(Duration::from_secs(30), rx.recv()).await;
-        lines.push(line.unwrap().expect("the listener reports it"));
+        lines.push(block_in_place(|| listener.json_line()));
     }
     // Forged for known tasks: success for the task that failed, with a fileID; a
     // status that is neither 0 nor 1.
@@ -166,12 +91,10 @@ async fn real_callbacks_are_confirmed_and_forged_ones_are_not() {
             200
         );
     }
-    while let Some(line) = rx.recv().await {
-        lines.push(line);
-    }
-    reader.await.unwrap();
-    let mut errors = String::new();
-    std::io::Read::read_to_string(&mut BufReader::new(stderr), &mut errors).unwrap();
+
+    let o = block_in_place(|| listener.wait());
+    lines.extend(json_lines(&o.stdout));
+    let errors = String::from_utf8_lossy(&o.stderr);
 
     let refused: Vec<&Value> = lines.iter().filter(|l| l["event"] == "refused").collect();
     let statuses: Vec<u64> = refused
@@ -241,28 +164,19 @@ async fn real_callbacks_are_confirmed_and_forged_ones_are_not() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn tasks_on_the_command_line_and_a_timeout() {
-    let (emu, src) = setup().await;
-    let ok = src.file_url("ok.bin");
-    let dir = tempfile::tempdir().unwrap();
+    let env = setup().await;
+    let ok = env.src.file_url("ok.bin");
     // A task created beforehand, named with its URL on the command line.
-    let out = offline(&emu, dir.path())
-        .args(["--json", "add", &ok, "--wait"])
-        .output()
-        .unwrap();
+    let out = output(env.cmd(&["--json", "add", &ok, "--wait"])).await;
     assert_eq!(out.status.code(), Some(0));
-    let id = emu.tasks()[0].id.0;
+    let id = env.emu.tasks()[0].id.0;
 
-    let mut child = offline(&emu, dir.path())
-        .args(["callbacks", "--listen", "127.0.0.1:0", "--timeout", "3"])
-        .args(["--task", &format!("{id}={ok}"), "--task", "424242"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let guard = Guard(child);
-    let mut first = String::new();
-    stdout.read_line(&mut first).unwrap();
+    let mut listener = Running::spawn(
+        env.cmd(&["callbacks", "--listen", "127.0.0.1:0", "--timeout", "3"])
+            .args(["--task", &format!("{id}={ok}"), "--task", "424242"])
+            .stderr(Stdio::null()),
+    );
+    let first = listener.line();
     let url = first
         .split_whitespace()
         .find(|w| w.starts_with("http://"))
@@ -270,13 +184,8 @@ async fn tasks_on_the_command_line_and_a_timeout() {
         .to_owned();
     let body = serde_json::json!({"url": ok, "status": 0, "fileID": 1}).to_string();
     assert_eq!(post(&url, "application/json", body).await, 200);
-    let rest: Vec<String> = tokio::task::spawn_blocking(move || {
-        let lines = stdout.lines().map(Result::unwrap).collect();
-        drop(guard);
-        lines
-    })
-    .await
-    .unwrap();
+    let o = block_in_place(|| listener.wait());
+    let rest: Vec<&str> = std::str::from_utf8(&o.stdout).unwrap().lines().collect();
     assert!(
         rest[0].contains("confirmed: task") && !rest[0].contains("NOT"),
         "{rest:?}"
@@ -293,34 +202,18 @@ async fn tasks_on_the_command_line_and_a_timeout() {
 // the genuine one is confirmed at once.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_flood_of_garbage_callbacks_does_not_bury_the_genuine_one() {
-    let (emu, src) = setup().await;
-    let ok = src.file_url("ok.bin");
-    let dir = tempfile::tempdir().unwrap();
-    let out = offline(&emu, dir.path())
-        .args(["--json", "add", &ok, "--wait"])
-        .output()
-        .unwrap();
+    let env = setup().await;
+    let ok = env.src.file_url("ok.bin");
+    let out = output(env.cmd(&["--json", "add", &ok, "--wait"])).await;
     assert_eq!(out.status.code(), Some(0));
-    let id = emu.tasks()[0].id.0;
-    let mut child = offline(&emu, dir.path())
-        .args(["--json", "callbacks", "--listen", "127.0.0.1:0"])
-        .args([
-            "--task",
-            &format!("{id}={ok}"),
-            "--max",
-            "1",
-            "--timeout",
-            "60",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let guard = Guard(child);
-    let mut first = String::new();
-    stdout.read_line(&mut first).unwrap();
-    let listening: Value = serde_json::from_str(&first).unwrap();
+    let id = env.emu.tasks()[0].id.0;
+    let mut listener = Running::spawn(
+        env.cmd(&["--json", "callbacks", "--listen", "127.0.0.1:0"])
+            .args(["--task", &format!("{id}={ok}"), "--max", "1"])
+            .args(["--timeout", "60"])
+            .stderr(Stdio::null()),
+    );
+    let listening = listener.json_line();
     let url = listening["url"].as_str().unwrap().to_owned();
 
     // In waves of 100 at once, so that the test stays within 1,024 open files.
@@ -339,16 +232,8 @@ async fn a_flood_of_garbage_callbacks_does_not_bury_the_genuine_one() {
     let genuine = serde_json::json!({"url": ok, "status": 0, "fileID": 1}).to_string();
     assert_eq!(post(&url, "application/json", genuine).await, 200);
 
-    let lines: Vec<Value> = tokio::task::spawn_blocking(move || {
-        let lines = stdout
-            .lines()
-            .map(|l| serde_json::from_str(&l.unwrap()).unwrap())
-            .collect();
-        drop(guard);
-        lines
-    })
-    .await
-    .unwrap();
+    let o = block_in_place(|| listener.wait());
+    let lines = json_lines(&o.stdout);
     let real = lines
         .iter()
         .find(|l| l["event"] == "callback" && l["url"] == ok.as_str())

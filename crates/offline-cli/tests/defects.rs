@@ -1,95 +1,56 @@
 //! One test per defect of the CLI issue, each through the real binary against the
 //! in-process emulator (counted from its own task list and token counter).
 
-use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
 
-use offline_emulator::source::{ServedFile, SourceServer};
-use offline_emulator::{Emulator, EmulatorConfig, EndpointId, Faults, RunningEmulator};
+use offline_emulator::{EmulatorConfig, Faults};
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_offline");
-const PNG: &[u8] = include_bytes!("../../../fixtures/images/trpl14-01.png");
+mod common;
+use common::{
+    bin_and_png, eventually, json_lines, offline_at, sigint, tasks_per_url, wait_output, Env,
+    Running, BIN,
+};
 
-struct Env {
-    emu: RunningEmulator,
-    src: SourceServer,
-    dir: tempfile::TempDir,
+async fn with_config(config: EmulatorConfig) -> Env {
+    Env::start(config, 1000.0, bin_and_png()).await
 }
 
-impl Env {
-    async fn new(faults: Option<Faults>) -> Self {
-        Self::with_config(EmulatorConfig {
-            faults: faults.unwrap_or_default(),
-            ..EmulatorConfig::default()
-        })
-        .await
-    }
-
-    async fn with_config(config: EmulatorConfig) -> Self {
-        let emu = Emulator::start(config).await.unwrap();
-        for e in EndpointId::ALL {
-            emu.set_rate_limit(e, 1000.0);
-        }
-        let mut files = BTreeMap::new();
-        files.insert(
-            "f.bin".to_owned(),
-            ServedFile::new("application/octet-stream", vec![7u8; 1000]),
-        );
-        files.insert(
-            "a.png".to_owned(),
-            ServedFile::new("image/png", PNG.to_vec()),
-        );
-        let src = SourceServer::start(files).await.unwrap();
-        Self {
-            emu,
-            src,
-            dir: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    fn url(&self, i: usize) -> String {
-        format!("{}?n={i}", self.src.file_url("f.bin"))
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    /// `offline` with the emulator's 123pan credentials and a private token cache.
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(BIN);
-        c.args(["--base-url", &self.emu.base_url()])
-            .args(args)
-            .env("OFFLINE_123PAN_CLIENT_ID", self.emu.client_id())
-            .env("OFFLINE_123PAN_CLIENT_SECRET", self.emu.client_secret())
-            .env("OFFLINE_6PAN_ACCOUNT", self.emu.sixpan_account())
-            .env("OFFLINE_6PAN_PASSWORD", self.emu.sixpan_password())
-            .env_remove("OFFLINE_123PAN_ACCESS_TOKEN")
-            .env_remove("OFFLINE_6PAN_TOKEN")
-            .env_remove("OFFLINE_PROVIDER")
-            .env("OFFLINE_CACHE_DIR", self.dir.path().join("cache"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        c
-    }
-
-    async fn run(&self, args: &[&str]) -> Output {
-        let mut c = self.cmd(args);
-        tokio::task::spawn_blocking(move || c.output().unwrap())
-            .await
-            .unwrap()
-    }
+async fn env() -> Env {
+    with_config(EmulatorConfig::default()).await
 }
 
-fn json_lines(o: &Output) -> Vec<Value> {
-    String::from_utf8_lossy(&o.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l:?}: {e}")))
-        .collect()
+/// An emulator that takes `latency` to answer each request.
+async fn with_latency(latency: Duration) -> Env {
+    with_config(EmulatorConfig {
+        faults: Faults {
+            latency,
+            ..Faults::default()
+        },
+        ..EmulatorConfig::default()
+    })
+    .await
+}
+
+/// `offline --base-url BASE` with a made-up 123pan client ID and secret.
+fn made_up_client(base: &str, cache: &Path) -> Command {
+    let mut c = offline_at(base, cache);
+    c.env("OFFLINE_123PAN_CLIENT_ID", "id")
+        .env("OFFLINE_123PAN_CLIENT_SECRET", "secret");
+    c
+}
+
+/// SIGINT to `child`, then its stderr: it exits 130, saying that its tasks keep
+/// running on the drive.
+async fn interrupt(child: Child) -> String {
+    sigint(child.id());
+    let o = wait_output(child).await;
+    let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(o.status.code(), Some(130), "{}", text(&o));
+    assert!(stderr.contains("keep running on the drive"), "{stderr}");
+    stderr
 }
 
 fn text(o: &Output) -> String {
@@ -101,14 +62,6 @@ fn text(o: &Output) -> String {
     )
 }
 
-fn tasks_per_url(emu: &RunningEmulator) -> HashMap<String, usize> {
-    let mut m = HashMap::new();
-    for t in emu.tasks() {
-        *m.entry(t.url).or_insert(0) += 1;
-    }
-    m
-}
-
 fn write_lines(path: &Path, lines: &[String]) {
     std::fs::write(path, lines.join("\n") + "\n").unwrap();
 }
@@ -117,11 +70,7 @@ fn write_lines(path: &Path, lines: &[String]) {
 /// at once with its own exit code (8).
 #[tokio::test(flavor = "multi_thread")]
 async fn two_concurrent_batches_submit_no_line_twice() {
-    let env = Env::new(Some(Faults {
-        latency: Duration::from_millis(15),
-        ..Faults::default()
-    }))
-    .await;
+    let env = with_latency(Duration::from_millis(15)).await;
     let input = env.path("urls.txt");
     let n = 200;
     let urls: Vec<String> = (0..n).map(|i| env.url(i)).collect();
@@ -136,11 +85,7 @@ async fn two_concurrent_batches_submit_no_line_twice() {
     ];
     let a = env.cmd(&args).spawn().unwrap();
     let b = env.cmd(&args).spawn().unwrap();
-    let (a, b) = tokio::task::spawn_blocking(move || {
-        (a.wait_with_output().unwrap(), b.wait_with_output().unwrap())
-    })
-    .await
-    .unwrap();
+    let (a, b) = (wait_output(a).await, wait_output(b).await);
     let codes = [a.status.code(), b.status.code()];
     let per_url = tasks_per_url(&env.emu);
     assert!(
@@ -153,7 +98,7 @@ async fn two_concurrent_batches_submit_no_line_twice() {
     // Both started together: the later one refused at once (or, rarely, ran after).
     let refused = if a.status.code() == Some(8) { &a } else { &b };
     if refused.status.code() == Some(8) {
-        let lines = json_lines(refused);
+        let lines = json_lines(&refused.stdout);
         assert_eq!(lines.len(), 1, "{}", text(refused));
         assert_eq!(lines[0]["event"], "error");
         assert_eq!(lines[0]["kind"], "busy");
@@ -164,7 +109,7 @@ async fn two_concurrent_batches_submit_no_line_twice() {
 /// Defect 2: `wait --from` waits for every line's task.
 #[tokio::test(flavor = "multi_thread")]
 async fn wait_from_waits_for_every_line() {
-    let env = Env::new(None).await;
+    let env = env().await;
     let input = env.path("urls.txt");
     write_lines(&input, &(0..3).map(|i| env.url(i)).collect::<Vec<_>>());
     let o = env
@@ -175,7 +120,7 @@ async fn wait_from_waits_for_every_line() {
         .run(&["--json", "wait", "--from", input.to_str().unwrap()])
         .await;
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    let done: Vec<Value> = json_lines(&o)
+    let done: Vec<Value> = json_lines(&o.stdout)
         .into_iter()
         .filter(|l| l["event"] == "done")
         .collect();
@@ -199,7 +144,7 @@ fn journal_rows(path: &Path) -> Vec<(String, String, String)> {
 /// Defect 3: `status --from` only reads; a line's kind is recorded when submitted.
 #[tokio::test(flavor = "multi_thread")]
 async fn status_from_only_reads_and_the_kind_is_recorded_at_submission() {
-    let env = Env::new(None).await;
+    let env = env().await;
     let input = env.path("images.txt");
     let img = |i: usize| format!("{}?n={i}", env.src.file_url("a.png"));
     write_lines(&input, &[img(1)]);
@@ -213,7 +158,7 @@ async fn status_from_only_reads_and_the_kind_is_recorded_at_submission() {
     let before = journal_rows(&journal);
     let o = env.run(&["--json", "status", "--from", from]).await;
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    let lines = json_lines(&o);
+    let lines = json_lines(&o.stdout);
     assert_eq!(lines[1]["state"], "new", "{}", text(&o));
     assert_eq!(
         journal_rows(&journal),
@@ -231,7 +176,7 @@ async fn status_from_only_reads_and_the_kind_is_recorded_at_submission() {
     );
     let o = env.run(&["--json", "status", "--from", from]).await;
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    assert!(json_lines(&o)
+    assert!(json_lines(&o.stdout)
         .iter()
         .all(|l| l["status"] == "succeeded" && l["kind"] == "image"));
 }
@@ -240,7 +185,7 @@ async fn status_from_only_reads_and_the_kind_is_recorded_at_submission() {
 /// sent, never ignored.
 #[tokio::test(flavor = "multi_thread")]
 async fn flags_a_provider_cannot_honour_are_refused_before_sending() {
-    let env = Env::new(None).await;
+    let env = env().await;
     let input = env.path("urls.txt");
     write_lines(&input, &[env.url(1)]);
     let from = input.to_str().unwrap();
@@ -290,7 +235,7 @@ async fn flags_a_provider_cannot_honour_are_refused_before_sending() {
 /// Defect 5: every batch run ends with a summary; the exit code is the worst state.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rerun_says_what_every_line_is() {
-    let env = Env::new(None).await;
+    let env = env().await;
     let input = env.path("urls.txt");
     write_lines(
         &input,
@@ -309,7 +254,7 @@ async fn a_rerun_says_what_every_line_is() {
     assert!(out.contains("refused: line 3 (ftp://not/allowed)"), "{out}");
     assert!(out.contains("exit code 6"), "{out}");
     let o = env.run(&["--json", "add", "--from", from]).await;
-    let summary = json_lines(&o).pop().unwrap();
+    let summary = json_lines(&o.stdout).pop().unwrap();
     assert_eq!(summary["event"], "summary");
     assert_eq!(summary["submitted_before"], 2);
     assert_eq!(summary["refused"], 1);
@@ -366,18 +311,11 @@ fn an_unreachable_server_fails_fast_and_says_it_retries() {
     let dir = tempfile::tempdir().unwrap();
     for json in [false, true] {
         let started = Instant::now();
-        let mut c = Command::new(BIN);
-        c.args(["--base-url", &format!("http://127.0.0.1:{port}")]);
+        let mut c = made_up_client(&format!("http://127.0.0.1:{port}"), dir.path());
         if json {
             c.arg("--json");
         }
-        let o = c
-            .args(["status", "1"])
-            .env("OFFLINE_123PAN_CLIENT_ID", "id")
-            .env("OFFLINE_123PAN_CLIENT_SECRET", "secret")
-            .env("OFFLINE_CACHE_DIR", dir.path())
-            .output()
-            .unwrap();
+        let o = c.args(["status", "1"]).output().unwrap();
         let took = started.elapsed();
         let stderr = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(4), "{stderr}");
@@ -387,7 +325,7 @@ fn an_unreachable_server_fails_fast_and_says_it_retries() {
             "{stderr}"
         );
         if json {
-            let lines = json_lines(&o);
+            let lines = json_lines(&o.stdout);
             assert_eq!(lines.len(), 1, "only the error event on stdout");
             assert_eq!(lines[0]["kind"], "network");
         }
@@ -398,14 +336,14 @@ fn an_unreachable_server_fails_fast_and_says_it_retries() {
 /// batch file.
 #[tokio::test(flavor = "multi_thread")]
 async fn small_input_mistakes_get_plain_answers() {
-    let env = Env::new(None).await;
+    let env = env().await;
     let input = env.path("bom.txt");
     std::fs::write(&input, format!("\u{feff}{}\n", env.url(1))).unwrap();
     let o = env
         .run(&["--json", "add", "--from", input.to_str().unwrap()])
         .await;
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    assert_eq!(json_lines(&o)[0]["state"], "submitted");
+    assert_eq!(json_lines(&o.stdout)[0]["state"], "submitted");
 
     for provider in ["123pan", "6pan"] {
         let o = env
@@ -432,7 +370,7 @@ async fn small_input_mistakes_get_plain_answers() {
 /// credentials hint when credentials are set; the https refusal names the flag.
 #[tokio::test(flavor = "multi_thread")]
 async fn exit_codes_follow_the_table() {
-    let env = Env::new(None).await;
+    let env = env().await;
     let o = env.run(&["status", "1"]).await;
     // Task 1 does not exist: a provider error.
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));
@@ -441,11 +379,8 @@ async fn exit_codes_follow_the_table() {
         .env("OFFLINE_CACHE_DIR", env.path("other-cache"));
     let o = c.output().unwrap();
     assert_eq!(o.status.code(), Some(7), "{}", text(&o));
-    let o = Command::new(BIN)
-        .args(["--base-url", "http://10.0.0.1", "status", "1"])
-        .env("OFFLINE_123PAN_CLIENT_ID", "id")
-        .env("OFFLINE_123PAN_CLIENT_SECRET", "secret")
-        .env("OFFLINE_CACHE_DIR", env.path("cache"))
+    let o = made_up_client("http://10.0.0.1", &env.cache())
+        .args(["status", "1"])
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&o.stderr);
@@ -458,44 +393,23 @@ async fn exit_codes_follow_the_table() {
         .args(["--json", "add", "--bogus"])
         .output()
         .unwrap();
-    let lines = json_lines(&o);
+    let lines = json_lines(&o.stdout);
     assert_eq!(lines[0]["event"], "error");
     assert_eq!(lines[0]["kind"], "usage");
-}
-
-fn sigint(pid: u32) {
-    let ok = Command::new("kill")
-        .args(["-INT", &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(ok.success());
 }
 
 /// Defect 10: Ctrl-C during a batch: one line, the journal consistent, exit 130.
 #[tokio::test(flavor = "multi_thread")]
 async fn ctrl_c_stops_a_batch_cleanly() {
-    let env = Env::new(Some(Faults {
-        latency: Duration::from_millis(30),
-        ..Faults::default()
-    }))
-    .await;
+    let env = with_latency(Duration::from_millis(30)).await;
     let input = env.path("urls.txt");
     write_lines(&input, &(0..200).map(|i| env.url(i)).collect::<Vec<_>>());
     let child = env
         .cmd(&["add", "--from", input.to_str().unwrap()])
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while env.emu.tasks().len() < 5 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    sigint(child.id());
-    let o = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
-        .await
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(130), "{}", text(&o));
-    assert!(stderr.contains("keep running on the drive"), "{stderr}");
+    eventually(Duration::from_secs(30), || env.emu.tasks().len() >= 5).await;
+    let stderr = interrupt(child).await;
     assert!(stderr.contains("offline status --from"), "{stderr}");
     let rows = journal_rows(&env.path("urls.txt.journal.sqlite"));
     assert!(
@@ -516,14 +430,17 @@ async fn ctrl_c_stops_a_batch_cleanly() {
 /// for 10 s and the signal always lands while `wait` is watching it.
 #[tokio::test(flavor = "multi_thread")]
 async fn ctrl_c_during_wait_says_where_the_tasks_are() {
-    let env = Env::with_config(EmulatorConfig {
+    let env = with_config(EmulatorConfig {
         fetch_rate: Some(100),
         ..EmulatorConfig::default()
     })
     .await;
     let o = env.run(&["--json", "add", &env.url(1)]).await;
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    let task = json_lines(&o)[0]["task"].as_str().unwrap().to_owned();
+    let task = json_lines(&o.stdout)[0]["task"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let running = || {
         env.emu
             .tasks()
@@ -532,37 +449,21 @@ async fn ctrl_c_during_wait_says_where_the_tasks_are() {
     };
 
     // JSON: the first progress event says the wait is watching; then Ctrl-C.
-    let mut child = env.cmd(&["--json", "wait", &task]).spawn().unwrap();
-    let stdout = child.stdout.take().unwrap();
     // The reader stays open to the end: a closed stdout would end the wait quietly.
-    let (mut reader, first) = tokio::task::spawn_blocking(move || {
-        let mut reader = std::io::BufReader::new(stdout);
-        let mut line = String::new();
-        std::io::BufRead::read_line(&mut reader, &mut line).unwrap();
-        (reader, line)
-    })
-    .await
-    .unwrap();
-    let first: Value = serde_json::from_str(&first).unwrap_or_else(|e| panic!("{first:?}: {e}"));
+    let mut waiting = Running::spawn(&mut env.cmd(&["--json", "wait", &task]));
+    let first = tokio::task::block_in_place(|| waiting.json_line());
     assert_eq!(first["event"], "progress", "{first}");
     assert!(
         running(),
         "the task is still running when the signal is sent"
     );
-    sigint(child.id());
-    let (code, rest, stderr) = tokio::task::spawn_blocking(move || {
-        let mut rest = String::new();
-        std::io::Read::read_to_string(&mut reader, &mut rest).unwrap();
-        let o = child.wait_with_output().unwrap();
-        (
-            o.status.code(),
-            rest,
-            String::from_utf8_lossy(&o.stderr).into_owned(),
-        )
-    })
-    .await
-    .unwrap();
-    assert_eq!(code, Some(130), "{rest}\n{stderr}");
+    sigint(waiting.id());
+    let o = tokio::task::block_in_place(|| waiting.wait());
+    let (rest, stderr) = (
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+    );
+    assert_eq!(o.status.code(), Some(130), "{rest}\n{stderr}");
     let last: Value = rest
         .lines()
         .last()
@@ -585,10 +486,10 @@ async fn ctrl_c_during_wait_says_where_the_tasks_are() {
         .cmd(&["--no-token-cache", "wait", &task])
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while env.emu.token_requests() == tokens && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    eventually(Duration::from_secs(20), || {
+        env.emu.token_requests() != tokens
+    })
+    .await;
     assert!(
         env.emu.token_requests() > tokens,
         "the wait asked for a token"
@@ -598,13 +499,7 @@ async fn ctrl_c_during_wait_says_where_the_tasks_are() {
         running(),
         "the task is still running when the signal is sent"
     );
-    sigint(child.id());
-    let o = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
-        .await
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(130), "{}", text(&o));
-    assert!(stderr.contains("keep running on the drive"), "{stderr}");
+    let stderr = interrupt(child).await;
     assert!(
         stderr.contains(&format!("`offline status {task}` shows them")),
         "{stderr}"
@@ -614,9 +509,12 @@ async fn ctrl_c_during_wait_says_where_the_tasks_are() {
 /// Token cache: N sequential runs fetch one token; `logout` deletes it.
 #[tokio::test(flavor = "multi_thread")]
 async fn sequential_runs_share_one_cached_token() {
-    let env = Env::new(None).await;
+    let env = env().await;
     let o = env.run(&["--json", "add", &env.url(1)]).await;
-    let task = json_lines(&o)[0]["task"].as_str().unwrap().to_owned();
+    let task = json_lines(&o.stdout)[0]["task"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     for _ in 0..5 {
         let o = env.run(&["status", &task]).await;
         assert_eq!(o.status.code(), Some(0), "{}", text(&o));

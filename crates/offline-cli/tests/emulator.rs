@@ -3,102 +3,31 @@
 //! commands that work when pasted), and that SIGTERM stops it cleanly, removing its
 //! temporary data directory.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_offline");
+mod common;
+use common::{emulator_command, Running, BIN, CLIENT_VARS};
 
-/// The client variables a pasted command must not lean on.
-const CLIENT_VARS: [&str; 7] = [
-    "OFFLINE_PROVIDER",
-    "OFFLINE_123PAN_CLIENT_ID",
-    "OFFLINE_123PAN_CLIENT_SECRET",
-    "OFFLINE_123PAN_ACCESS_TOKEN",
-    "OFFLINE_6PAN_ACCOUNT",
-    "OFFLINE_6PAN_PASSWORD",
-    "OFFLINE_6PAN_TOKEN",
-];
-
-/// A running `offline emulator`, stopped with SIGTERM (then killed) when dropped.
-struct Running {
-    child: Option<Child>,
-    stdout: BufReader<ChildStdout>,
+/// Starts `offline emulator ARGS` (with `PATH` set to `path` if given), its stderr
+/// captured.
+fn start(args: &[&str], path: Option<&str>) -> Running {
+    let mut cmd = emulator_command(args);
+    cmd.stderr(Stdio::piped());
+    if let Some(path) = path {
+        cmd.env("PATH", path);
+    }
+    Running::spawn(&mut cmd)
 }
 
-impl Running {
-    fn start(args: &[&str], path: Option<&str>) -> Self {
-        let mut cmd = Command::new(BIN);
-        cmd.arg("emulator")
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        if let Some(path) = path {
-            cmd.env("PATH", path);
-        }
-        let mut child = cmd.spawn().expect("offline emulator starts");
-        let stdout = BufReader::new(child.stdout.take().unwrap());
-        Self {
-            child: Some(child),
-            stdout,
-        }
-    }
-
-    fn line(&mut self) -> String {
-        let mut line = String::new();
-        self.stdout.read_line(&mut line).unwrap();
-        line
-    }
-
-    /// The human form's block, up to `stop with Ctrl-C`.
-    fn block(&mut self) -> Vec<String> {
-        let mut lines = Vec::new();
-        loop {
-            let line = self.line();
-            assert!(!line.is_empty(), "it ended early: {lines:?}");
-            let done = line.contains("stop with Ctrl-C");
-            lines.push(line.trim_end().to_owned());
-            if done {
-                return lines;
-            }
-        }
-    }
-
-    /// SIGTERM, then what it printed on stderr and its exit status.
-    fn terminate(&mut self) -> Output {
-        let child = self.child.take().unwrap();
-        sigterm(child.id());
-        child.wait_with_output().unwrap()
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-fn sigterm(pid: u32) {
-    let ok = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(ok.success());
-}
-
-fn run(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .arg("emulator")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
+/// Runs `offline emulator ARGS`, which must exit with `code`: its output and stderr.
+fn exits(args: &[&str], code: i32) -> (Output, String) {
+    let o = emulator_command(args).output().unwrap();
+    let e = stderr(&o);
+    assert_eq!(o.status.code(), Some(code), "{args:?}: {e}");
+    (o, e)
 }
 
 fn stderr(o: &Output) -> String {
@@ -109,9 +38,7 @@ fn stderr(o: &Output) -> String {
 fn a_non_loopback_address_needs_public_and_is_refused_before_binding() {
     // 192.0.2.1 (TEST-NET-1) is no address of this machine: binding it would fail with
     // exit 6, so exit 2 says the address was refused before any bind.
-    let o = run(&["--addr", "192.0.2.1:8123"]);
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    let e = stderr(&o);
+    let (o, e) = exits(&["--addr", "192.0.2.1:8123"], 2);
     assert!(
         e.contains("192.0.2.1:8123 is not a loopback address"),
         "{e}"
@@ -119,11 +46,9 @@ fn a_non_loopback_address_needs_public_and_is_refused_before_binding() {
     assert!(e.contains("--public"), "{e}");
     assert!(o.stdout.is_empty());
     // Every non-loopback address, the unspecified one too.
-    let o = run(&["--addr", "0.0.0.0:0"]);
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    exits(&["--addr", "0.0.0.0:0"], 2);
     // With --json: one `error` event of kind `usage`, and no provider (it serves both).
-    let o = run(&["--addr", "192.0.2.1:8123", "--json"]);
-    assert_eq!(o.status.code(), Some(2));
+    let (o, _) = exits(&["--addr", "192.0.2.1:8123", "--json"], 2);
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["event"], "error");
     assert_eq!(v["kind"], "usage");
@@ -131,13 +56,8 @@ fn a_non_loopback_address_needs_public_and_is_refused_before_binding() {
     assert!(v.get("provider").is_none(), "{v}");
     // With --public it goes on to bind, which fails here: a configuration error that
     // names the address.
-    let o = run(&["--addr", "192.0.2.1:8123", "--public"]);
-    assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains("cannot listen on 192.0.2.1:8123"),
-        "{}",
-        stderr(&o)
-    );
+    let (_, e) = exits(&["--addr", "192.0.2.1:8123", "--public"], 6);
+    assert!(e.contains("cannot listen on 192.0.2.1:8123"), "{e}");
 }
 
 #[test]
@@ -147,18 +67,12 @@ fn shares_outside_0_to_1_are_refused() {
         ("--callback-lost", "2"),
         ("--callback-twice", "x"),
     ] {
-        let o = run(&["--addr", "127.0.0.1:0", flag, value]);
-        assert_eq!(o.status.code(), Some(2), "{flag} {value}: {}", stderr(&o));
-        let e = stderr(&o);
+        let (o, e) = exits(&["--addr", "127.0.0.1:0", flag, value], 2);
         assert!(e.contains(flag) && e.contains(value), "{e}");
         assert!(o.stdout.is_empty());
     }
-    let o = run(&["--addr", "127.0.0.1:0", "--fault-rate", "1.5"]);
-    assert!(
-        stderr(&o).contains("1.5 is not between 0 and 1"),
-        "{}",
-        stderr(&o)
-    );
+    let (_, e) = exits(&["--addr", "127.0.0.1:0", "--fault-rate", "1.5"], 2);
+    assert!(e.contains("1.5 is not between 0 and 1"), "{e}");
 }
 
 #[test]
@@ -168,9 +82,10 @@ fn a_bad_data_dir_is_named() {
     std::fs::write(&file, b"not a directory").unwrap();
     // A regular file, and a directory under one.
     for bad in [file.clone(), file.join("sub")] {
-        let o = run(&["--addr", "127.0.0.1:0", "--data-dir", bad.to_str().unwrap()]);
-        assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
-        let e = stderr(&o);
+        let (_, e) = exits(
+            &["--addr", "127.0.0.1:0", "--data-dir", bad.to_str().unwrap()],
+            6,
+        );
         assert!(
             e.contains(&format!("cannot use the data directory {}", bad.display())),
             "{e}"
@@ -184,9 +99,11 @@ fn a_bad_data_dir_is_named() {
         std::fs::create_dir(&ro).unwrap();
         std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o500)).unwrap();
         if std::fs::write(ro.join("probe"), b"").is_err() {
-            let o = run(&["--addr", "127.0.0.1:0", "--data-dir", ro.to_str().unwrap()]);
-            assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
-            assert!(stderr(&o).contains("data directory"), "{}", stderr(&o));
+            let (_, e) = exits(
+                &["--addr", "127.0.0.1:0", "--data-dir", ro.to_str().unwrap()],
+                6,
+            );
+            assert!(e.contains("data directory"), "{e}");
         }
         std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o700)).unwrap();
     }
@@ -194,8 +111,8 @@ fn a_bad_data_dir_is_named() {
 
 #[test]
 fn sigterm_removes_the_temporary_data_dir_and_keeps_a_given_one() {
-    let mut emu = Running::start(&["--addr", "127.0.0.1:0", "--json"], None);
-    let v: Value = serde_json::from_str(&emu.line()).unwrap();
+    let mut emu = start(&["--addr", "127.0.0.1:0", "--json"], None);
+    let v = emu.json_line();
     assert_eq!(v["event"], "emulator");
     let data_dir = PathBuf::from(v["data_dir"].as_str().unwrap());
     assert!(data_dir.is_dir(), "{}", data_dir.display());
@@ -210,7 +127,7 @@ fn sigterm_removes_the_temporary_data_dir_and_keeps_a_given_one() {
     // A --data-dir of the user's is theirs: kept.
     let dir = tempfile::tempdir().unwrap();
     let given = dir.path().join("data");
-    let mut emu = Running::start(
+    let mut emu = start(
         &[
             "--addr",
             "127.0.0.1:0",
@@ -220,7 +137,7 @@ fn sigterm_removes_the_temporary_data_dir_and_keeps_a_given_one() {
         ],
         None,
     );
-    let v: Value = serde_json::from_str(&emu.line()).unwrap();
+    let v = emu.json_line();
     assert_eq!(Path::new(v["data_dir"].as_str().unwrap()), given);
     let o = emu.terminate();
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
@@ -253,7 +170,7 @@ fn it_prints_both_providers_credentials_and_try_lines_that_work_when_pasted() {
         (system_path.clone(), BIN.to_owned()),
         (format!("{bin_dir}:{system_path}"), "offline".to_owned()),
     ] {
-        let mut emu = Running::start(&["--addr", "127.0.0.1:0"], Some(&path));
+        let mut emu = start(&["--addr", "127.0.0.1:0"], Some(&path));
         let block = emu.block();
         let text = block.join("\n");
         let base = block[0]
@@ -303,8 +220,8 @@ fn it_prints_both_providers_credentials_and_try_lines_that_work_when_pasted() {
 #[test]
 fn its_json_event_has_both_providers_credentials() {
     let demo = offline_emulator::EmulatorConfig::default();
-    let mut emu = Running::start(&["--addr", "127.0.0.1:0", "--json"], None);
-    let v: Value = serde_json::from_str(&emu.line()).unwrap();
+    let mut emu = start(&["--addr", "127.0.0.1:0", "--json"], None);
+    let v = emu.json_line();
     assert_eq!(v["event"], "emulator");
     assert!(v["base_url"]
         .as_str()

@@ -7,21 +7,19 @@
 //! Schema (2020-12) and refuses what it should.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
-use offline_emulator::source::{ServedFile, SourceServer};
-use offline_emulator::{Emulator, EmulatorConfig, EndpointId, RunningEmulator};
+use offline_emulator::EmulatorConfig;
 use serde_json::{json, Value};
+use tokio::task::block_in_place;
 
-const BIN: &str = env!("CARGO_BIN_EXE_offline");
-const PNG: &[u8] = include_bytes!("../../../fixtures/images/trpl14-01.png");
+mod common;
+use common::{
+    bin_and_png, emulator_command, output, post, seed_files, seeded_torrent, sigint, Env, Running,
+    BIN, SEED,
+};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -100,6 +98,20 @@ impl Seen {
         events
     }
 
+    /// Runs `offline --json ARGS` against `env`, which must exit with `code`; its events.
+    async fn expect(&mut self, env: &Env, code: i32, args: &[&str]) -> Vec<Value> {
+        let o = output(cmd(env, args)).await;
+        let events = self.check(&args.join(" "), &o.stdout);
+        assert_eq!(o.status.code(), Some(code), "{args:?}: {events:?}");
+        events
+    }
+
+    /// [`expect`](Self::expect) with `--provider 6pan`.
+    async fn expect_6pan(&mut self, env: &Env, code: i32, args: &[&str]) -> Vec<Value> {
+        self.expect(env, code, &[&["--provider", "6pan"], args].concat())
+            .await
+    }
+
     fn assert_all_valid_and_every_event_seen(&self) {
         assert!(
             self.failures.is_empty(),
@@ -117,79 +129,29 @@ impl Seen {
     }
 }
 
-struct Env {
-    emu: RunningEmulator,
-    src: SourceServer,
-    dir: tempfile::TempDir,
+/// The emulator (its sources fetched at `fetch_rate` bytes a second), serving
+/// `f.bin`, `a.png` and the seeded torrent's files.
+async fn start(fetch_rate: Option<u64>) -> Env {
+    let config = EmulatorConfig {
+        fetch_rate,
+        sixpan_simulated_duration: Duration::from_millis(500),
+        ..EmulatorConfig::default()
+    };
+    let files = bin_and_png()
+        .into_iter()
+        .chain(seed_files("text/plain", &SEED));
+    Env::start(config, 1000.0, files).await
 }
 
-impl Env {
-    async fn new(fetch_rate: Option<u64>) -> Self {
-        let emu = Emulator::start(EmulatorConfig {
-            fetch_rate,
-            sixpan_simulated_duration: Duration::from_millis(500),
-            ..EmulatorConfig::default()
-        })
-        .await
-        .unwrap();
-        for e in EndpointId::ALL {
-            emu.set_rate_limit(e, 1000.0);
-        }
-        let mut files = BTreeMap::new();
-        files.insert(
-            "f.bin".to_owned(),
-            ServedFile::new("application/octet-stream", vec![7u8; 1000]),
-        );
-        files.insert(
-            "a.png".to_owned(),
-            ServedFile::new("image/png", PNG.to_vec()),
-        );
-        for (n, d) in [("a.txt", &b"first\n"[..]), ("b.txt", &b"second\n"[..])] {
-            files.insert(
-                format!("seed/pack/{n}"),
-                ServedFile::new("text/plain", d.to_vec()),
-            );
-        }
-        let src = SourceServer::start(files).await.unwrap();
-        Self {
-            emu,
-            src,
-            dir: tempfile::tempdir().unwrap(),
-        }
-    }
+/// `offline --json ARGS` against the emulator, with its credentials of both providers
+/// and a private token cache.
+fn cmd(env: &Env, args: &[&str]) -> Command {
+    env.cmd(&[&["--json"], args].concat())
+}
 
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    /// `offline --json ARGS` against the emulator, with its credentials of both
-    /// providers and a private token cache.
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(BIN);
-        c.args(["--base-url", &self.emu.base_url(), "--json"])
-            .args(args)
-            .env("OFFLINE_123PAN_CLIENT_ID", self.emu.client_id())
-            .env("OFFLINE_123PAN_CLIENT_SECRET", self.emu.client_secret())
-            .env("OFFLINE_6PAN_ACCOUNT", self.emu.sixpan_account())
-            .env("OFFLINE_6PAN_PASSWORD", self.emu.sixpan_password())
-            .env("OFFLINE_CACHE_DIR", self.path("cache"))
-            .env_remove("OFFLINE_123PAN_ACCESS_TOKEN")
-            .env_remove("OFFLINE_6PAN_TOKEN")
-            .env_remove("OFFLINE_PROVIDER")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        c
-    }
-
-    async fn run(&self, seen: &mut Seen, args: &[&str]) -> (Option<i32>, Vec<Value>) {
-        let mut c = self.cmd(args);
-        let o: Output = tokio::task::spawn_blocking(move || c.output().unwrap())
-            .await
-            .unwrap();
-        let events = seen.check(&args.join(" "), &o.stdout);
-        (o.status.code(), events)
-    }
+/// What a process printed: the `first` line read, then the rest.
+fn printed(first: &str, o: &Output) -> Vec<u8> {
+    [first.as_bytes(), &o.stdout].concat()
 }
 
 /// Runs a command with no provider around (`hash`, `torrent inspect`, usage errors).
@@ -212,57 +174,28 @@ fn task_of(events: &[Value], event: &str) -> String {
         .to_owned()
 }
 
-async fn post(url: &str, content_type: &str, body: impl Into<Bytes>) -> u16 {
-    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-    let req = http::Request::post(url)
-        .header("content-type", content_type)
-        .body(Full::new(body.into()))
-        .unwrap();
-    let resp = client.request(req).await.unwrap();
-    let status = resp.status().as_u16();
-    let _ = resp.into_body().collect().await;
-    status
-}
-
-fn sigint(pid: u32) {
-    assert!(Command::new("kill")
-        .args(["-INT", &pid.to_string()])
-        .status()
-        .unwrap()
-        .success());
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn every_json_line_fits_the_schema() {
     let mut seen = Seen::new();
-    let env = Env::new(None).await;
+    let env = start(None).await;
     let ok = env.src.file_url("f.bin");
     let missing = env.src.file_url("missing.bin");
     let png = env.src.file_url("a.png");
 
     // 123pan: add, status, wait; --wait with a failing task; the image bed.
-    let (code, events) = env.run(&mut seen, &["add", &ok]).await;
-    assert_eq!(code, Some(0), "{events:?}");
+    let events = seen.expect(&env, 0, &["add", &ok]).await;
     let task = task_of(&events, "created");
-    let (code, _) = env.run(&mut seen, &["wait", &task]).await;
-    assert_eq!(code, Some(0));
-    let (code, _) = env.run(&mut seen, &["status", &task]).await;
-    assert_eq!(code, Some(0));
-    let (code, _) = env.run(&mut seen, &["add", &missing, &ok, "--wait"]).await;
-    assert_eq!(code, Some(1));
-    let (code, _) = env
-        .run(&mut seen, &["add", &png, "--image", "--wait"])
+    seen.expect(&env, 0, &["wait", &task]).await;
+    seen.expect(&env, 0, &["status", &task]).await;
+    seen.expect(&env, 1, &["add", &missing, &ok, "--wait"])
         .await;
-    assert_eq!(code, Some(0));
+    seen.expect(&env, 0, &["add", &png, "--image", "--wait"])
+        .await;
     // Errors: a task the provider does not know, a source it cannot take, a bad ID.
-    let (code, _) = env.run(&mut seen, &["status", "999999"]).await;
-    assert_eq!(code, Some(3));
-    let (code, _) = env.run(&mut seen, &["add", "ftp://example.com/x"]).await;
-    assert_eq!(code, Some(6));
-    let (code, _) = env.run(&mut seen, &["status", "not-a-number"]).await;
-    assert_eq!(code, Some(2));
-    let (code, _) = env.run(&mut seen, &["login"]).await;
-    assert_eq!(code, Some(0));
+    seen.expect(&env, 3, &["status", "999999"]).await;
+    seen.expect(&env, 6, &["add", "ftp://example.com/x"]).await;
+    seen.expect(&env, 2, &["status", "not-a-number"]).await;
+    seen.expect(&env, 0, &["login"]).await;
 
     // A batch: lines, its summary; status --from and wait --from (with a note about
     // the refused line).
@@ -273,132 +206,64 @@ async fn every_json_line_fits_the_schema() {
     )
     .unwrap();
     let from = batch.to_str().unwrap();
-    let (code, events) = env.run(&mut seen, &["add", "--from", from]).await;
-    assert_eq!(code, Some(6), "{events:?}");
+    let events = seen.expect(&env, 6, &["add", "--from", from]).await;
     assert_eq!(events.last().unwrap()["event"], "summary");
-    let (code, _) = env.run(&mut seen, &["status", "--from", from]).await;
-    assert_eq!(code, Some(0));
-    let (code, events) = env.run(&mut seen, &["wait", "--from", from]).await;
-    assert_eq!(code, Some(0), "{events:?}");
-    let (code, _) = env.run(&mut seen, &["logout"]).await;
-    assert_eq!(code, Some(0));
+    seen.expect(&env, 0, &["status", "--from", from]).await;
+    seen.expect(&env, 0, &["wait", "--from", from]).await;
+    seen.expect(&env, 0, &["logout"]).await;
 
     // 6pan: login, a link, a torrent file (uploaded), list, status, wait, rm, upload.
-    let (code, _) = env.run(&mut seen, &["--provider", "6pan", "login"]).await;
-    assert_eq!(code, Some(0));
-    let (code, events) = env
-        .run(&mut seen, &["--provider", "6pan", "add", &ok, "--wait"])
-        .await;
-    assert_eq!(code, Some(0), "{events:?}");
+    seen.expect_6pan(&env, 0, &["login"]).await;
+    let events = seen.expect_6pan(&env, 0, &["add", &ok, "--wait"]).await;
     let task6 = task_of(&events, "created");
-    let torrent = {
-        let mut b = offline_proto::torrent::TorrentBuilder::new("pack")
-            .web_seed(format!("{}/files/seed/", env.src.base_url()));
-        for (n, d) in [("a.txt", &b"first\n"[..]), ("b.txt", &b"second\n"[..])] {
-            b = b.file(&[n], d.to_vec());
-        }
-        let path = env.path("pack.torrent");
-        std::fs::write(&path, b.build()).unwrap();
-        path.to_string_lossy().into_owned()
-    };
-    let (code, events) = env
-        .run(
-            &mut seen,
-            &["--provider", "6pan", "add", &torrent, "--select", "*.txt"],
-        )
+    let torrent = seeded_torrent(&env.src, &SEED, &env.path("pack.torrent"));
+    seen.expect_6pan(&env, 0, &["add", &torrent, "--select", "*.txt"])
         .await;
-    assert_eq!(code, Some(0), "{events:?}");
-    let (code, _) = env.run(&mut seen, &["--provider", "6pan", "list"]).await;
-    assert_eq!(code, Some(0));
-    let (code, _) = env
-        .run(&mut seen, &["--provider", "6pan", "status", &task6])
+    seen.expect_6pan(&env, 0, &["list"]).await;
+    seen.expect_6pan(&env, 0, &["status", &task6]).await;
+    seen.expect_6pan(&env, 3, &["wait", &task6, "UNKNOWN"])
         .await;
-    assert_eq!(code, Some(0));
-    let (code, _) = env
-        .run(
-            &mut seen,
-            &["--provider", "6pan", "wait", &task6, "UNKNOWN"],
-        )
-        .await;
-    assert_eq!(code, Some(3));
-    let (code, _) = env
-        .run(&mut seen, &["--provider", "6pan", "rm", &task6])
-        .await;
-    assert_eq!(code, Some(0));
+    seen.expect_6pan(&env, 0, &["rm", &task6]).await;
     let small = env.path("small.bin");
     std::fs::write(&small, vec![9u8; 10_000]).unwrap();
-    let (code, _) = env
-        .run(
-            &mut seen,
-            &["--provider", "6pan", "upload", small.to_str().unwrap()],
-        )
+    seen.expect_6pan(&env, 0, &["upload", small.to_str().unwrap()])
         .await;
-    assert_eq!(code, Some(0));
-    let (code, _) = env
-        .run(&mut seen, &["--provider", "6pan", "add", &ok, "--image"])
-        .await;
-    assert_eq!(code, Some(2));
+    seen.expect_6pan(&env, 2, &["add", &ok, "--image"]).await;
     let six_batch = env.path("links.txt");
     std::fs::write(&six_batch, format!("{ok}?n=6\n")).unwrap();
-    let (code, _) = env
-        .run(
-            &mut seen,
-            &[
-                "--provider",
-                "6pan",
-                "add",
-                "--from",
-                six_batch.to_str().unwrap(),
-            ],
-        )
+    seen.expect_6pan(&env, 0, &["add", "--from", six_batch.to_str().unwrap()])
         .await;
-    assert_eq!(code, Some(0));
 
     // Callbacks: a refused request, a forged callback, then it stops (max).
-    let mut child = env
-        .cmd(&["callbacks", "--listen", "127.0.0.1:0", "--max", "1"])
-        .args(["--task", &format!("{task}={ok}"), "--timeout", "30"])
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut first = String::new();
-    stdout.read_line(&mut first).unwrap();
+    let mut listener = Running::spawn(
+        cmd(
+            &env,
+            &["callbacks", "--listen", "127.0.0.1:0", "--max", "1"],
+        )
+        .args(["--task", &format!("{task}={ok}"), "--timeout", "30"]),
+    );
+    let first = listener.line();
     let listening: Value = serde_json::from_str(&first).unwrap();
     let url = listening["url"].as_str().unwrap().to_owned();
     assert_eq!(post(&url, "text/plain", "{}").await, 415);
     let forged = json!({"url": ok, "status": 7}).to_string();
     assert_eq!(post(&url, "application/json", forged).await, 200);
-    let rest = tokio::task::spawn_blocking(move || {
-        let mut rest = Vec::new();
-        std::io::Read::read_to_end(&mut stdout, &mut rest).unwrap();
-        let status = child.wait().unwrap();
-        (status, rest)
-    })
-    .await
-    .unwrap();
-    assert_eq!(rest.0.code(), Some(0));
-    let mut printed = first.into_bytes();
-    printed.extend(rest.1);
-    seen.check("callbacks", &printed);
+    let o = block_in_place(|| listener.wait());
+    assert_eq!(o.status.code(), Some(0));
+    seen.check("callbacks", &printed(&first, &o));
 
     // Ctrl-C during a wait on a slow source.
-    let slow = Env::new(Some(100)).await;
-    let (code, events) = slow
-        .run(&mut seen, &["add", &slow.src.file_url("f.bin")])
+    let slow = start(Some(100)).await;
+    let events = seen
+        .expect(&slow, 0, &["add", &slow.src.file_url("f.bin")])
         .await;
-    assert_eq!(code, Some(0));
     let task = task_of(&events, "created");
-    let mut child = slow.cmd(&["wait", &task]).spawn().unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut first = String::new();
-    stdout.read_line(&mut first).unwrap();
-    sigint(child.id());
-    let mut rest = Vec::new();
-    std::io::Read::read_to_end(&mut stdout, &mut rest).unwrap();
-    assert_eq!(child.wait().unwrap().code(), Some(130));
-    let mut printed = first.into_bytes();
-    printed.extend(rest);
-    let events = seen.check("wait (Ctrl-C)", &printed);
+    let mut waiting = Running::spawn(&mut cmd(&slow, &["wait", &task]));
+    let first = waiting.line();
+    sigint(waiting.id());
+    let o = block_in_place(|| waiting.wait());
+    assert_eq!(o.status.code(), Some(130));
+    let events = seen.check("wait (Ctrl-C)", &printed(&first, &o));
     assert_eq!(events.last().unwrap()["event"], "interrupted");
 
     // Local tools, usage errors.
@@ -425,20 +290,11 @@ async fn every_json_line_fits_the_schema() {
     );
 
     // The emulator's own event.
-    let mut child = Command::new(BIN)
-        .args(["emulator", "--addr", "127.0.0.1:0", "--json"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let _ = child.wait();
+    let mut emulator = Running::spawn(
+        emulator_command(&["--addr", "127.0.0.1:0", "--json"]).stderr(Stdio::null()),
+    );
+    let first = emulator.line();
+    emulator.terminate();
     seen.check("emulator", first.as_bytes());
 
     // The demo, both providers.

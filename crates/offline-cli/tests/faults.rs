@@ -2,64 +2,69 @@
 //! with every line submitted exactly once or reported with a reason, counted from the
 //! emulator's own task list.
 
-use std::collections::{BTreeMap, HashMap};
-use std::process::{Command, Stdio};
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::Stdio;
 
-use offline_emulator::source::{ServedFile, SourceServer};
-use offline_emulator::{Emulator, EndpointId, Faults, RunningEmulator};
+use offline_emulator::{EmulatorConfig, EndpointId, Faults, RunningEmulator};
+use provider_123pan::{Error, Pan123, Pan123Builder};
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_offline");
+mod common;
+use common::{emulator, json_lines, line_events, octets, offline, serve};
 
 /// One `add --from` run; its exit code and its `line` events (the `summary` event that
 /// ends the run is left out). `cache` is the private token cache.
-fn run(
-    emu: &RunningEmulator,
-    input: &std::path::Path,
-    cache: &std::path::Path,
-) -> (i32, Vec<Value>) {
-    let out = Command::new(BIN)
-        .args(["--base-url", &emu.base_url(), "--json"])
+fn run(emu: &RunningEmulator, input: &Path, cache: &Path) -> (i32, Vec<Value>) {
+    let out = offline(emu, cache)
         .args([
+            "--json",
             "--rate-limit",
             "offline_download=400",
             "--rate-limit",
             "access_token=400",
+            "add",
+            "--from",
         ])
-        .args(["add", "--from"])
         .arg(input)
-        .env("OFFLINE_123PAN_CLIENT_ID", emu.client_id())
-        .env("OFFLINE_123PAN_CLIENT_SECRET", emu.client_secret())
-        .env("OFFLINE_CACHE_DIR", cache)
-        .env_remove("OFFLINE_123PAN_ACCESS_TOKEN")
-        .env_remove("OFFLINE_PROVIDER")
-        .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .output()
         .unwrap();
-    let lines = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<Value>(l).unwrap_or_else(|e| panic!("not JSON: {l:?}: {e}"))
-        })
-        .filter(|v| v["event"] == "line")
-        .collect();
-    (out.status.code().unwrap_or(-1), lines)
+    (
+        out.status.code().unwrap_or(-1),
+        line_events(json_lines(&out.stdout)),
+    )
+}
+
+/// An emulator that lets every endpoint take 1000 requests a second.
+async fn fast_emulator() -> RunningEmulator {
+    emulator(EmulatorConfig::default(), 1000.0).await
+}
+
+/// A 123pan client of `emu`.
+fn pan123(emu: &RunningEmulator) -> Pan123Builder<transport_hyper::HyperClient> {
+    Pan123::builder()
+        .base_url(emu.base_url())
+        .client_id(emu.client_id())
+        .client_secret(emu.client_secret())
+}
+
+/// Under `faults`, a create's outcome is unknown; the emulator has `tasks` tasks then.
+async fn outcome_unknown(emu: &RunningEmulator, pan: &Pan123, faults: Faults, tasks: usize) {
+    emu.set_faults(faults);
+    let err = pan
+        .offline_download("http://127.0.0.1:9/x.bin")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::OutcomeUnknown { .. }), "{err:?}");
+    assert_eq!(emu.tasks().len(), tasks);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_thousand_submissions_under_ten_percent_faults() {
-    let emu = Emulator::start_default().await.unwrap();
-    for e in EndpointId::ALL {
-        emu.set_rate_limit(e, 1000.0);
-    }
+    let emu = fast_emulator().await;
     emu.set_faults(Faults::mixed(2026, 0.10));
-    let mut files = BTreeMap::new();
-    files.insert(
-        "f.bin".to_owned(),
-        ServedFile::new("application/octet-stream", vec![1u8; 100]),
-    );
-    let src = SourceServer::start(files).await.unwrap();
+    let src = serve([("f.bin".to_owned(), octets(1, 100))]).await;
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("urls.txt");
     let n = 1000;
@@ -122,49 +127,29 @@ async fn a_thousand_submissions_under_ten_percent_faults() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn each_fault_is_seen_by_the_client_as_it_should_be() {
-    use provider_123pan::{Error, Pan123};
-    let emu = Emulator::start_default().await.unwrap();
-    for e in EndpointId::ALL {
-        emu.set_rate_limit(e, 1000.0);
-    }
-    let pan = Pan123::builder()
-        .base_url(emu.base_url())
-        .client_id(emu.client_id())
-        .client_secret(emu.client_secret())
-        .build()
-        .unwrap();
+    let emu = fast_emulator().await;
+    let pan = pan123(&emu).build().unwrap();
     pan.ensure_token().await.unwrap();
-    let url = "http://127.0.0.1:9/x.bin";
     // Every create dropped after the work: outcome unknown, and the task exists once.
-    emu.set_faults(Faults {
+    let drop_after = Faults {
         drop_after: 1.0,
         ..Faults::default()
-    });
-    assert!(matches!(
-        pan.offline_download(url).await,
-        Err(Error::OutcomeUnknown { .. })
-    ));
-    assert_eq!(emu.tasks().len(), 1);
+    };
+    outcome_unknown(&emu, &pan, drop_after, 1).await;
     // Truncated answers to a create: outcome unknown too.
-    emu.set_faults(Faults {
+    let truncate = Faults {
         truncate: 1.0,
         ..Faults::default()
-    });
-    assert!(matches!(
-        pan.offline_download(url).await,
-        Err(Error::OutcomeUnknown { .. })
-    ));
-    assert_eq!(emu.tasks().len(), 2);
+    };
+    outcome_unknown(&emu, &pan, truncate, 2).await;
     // A 503 page without the provider's envelope: the client cannot tell whether a
     // gateway forwarded the create, so it is outcome unknown, never resent (here the
     // emulator answered before the work: nothing was created).
-    emu.set_faults(Faults {
+    let server_error = Faults {
         server_error: 1.0,
         ..Faults::default()
-    });
-    let err = pan.offline_download(url).await.unwrap_err();
-    assert!(matches!(err, Error::OutcomeUnknown { .. }), "{err:?}");
-    assert_eq!(emu.tasks().len(), 2);
+    };
+    outcome_unknown(&emu, &pan, server_error, 2).await;
     // Reads are retried through every kind of fault (within the retry budget).
     emu.set_faults(Faults::mixed(3, 0.2));
     for _ in 0..20 {
@@ -187,21 +172,10 @@ fn the_same_seed_gives_the_same_faults() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn callbacks_can_be_lost_delayed_or_sent_twice() {
-    use provider_123pan::{OfflineDownloadRequest, Pan123};
-    let emu = Emulator::start_default().await.unwrap();
-    for e in EndpointId::ALL {
-        emu.set_rate_limit(e, 1000.0);
-    }
-    let mut files = BTreeMap::new();
-    files.insert(
-        "f.bin".to_owned(),
-        ServedFile::new("application/octet-stream", vec![1u8; 10]),
-    );
-    let src = SourceServer::start(files).await.unwrap();
-    let pan = Pan123::builder()
-        .base_url(emu.base_url())
-        .client_id(emu.client_id())
-        .client_secret(emu.client_secret())
+    use provider_123pan::OfflineDownloadRequest;
+    let emu = fast_emulator().await;
+    let src = serve([("f.bin".to_owned(), octets(1, 10))]).await;
+    let pan = pan123(&emu)
         .rate_limit(EndpointId::OfflineDownload, 1000.0)
         .build()
         .unwrap();

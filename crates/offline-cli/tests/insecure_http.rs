@@ -2,11 +2,11 @@
 //! (exit 6, nothing sent) unless the flag is given, for both providers.
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::process::Command;
 
 use offline_emulator::{Emulator, EmulatorConfig};
 
-const BIN: &str = env!("CARGO_BIN_EXE_offline");
+mod common;
+use common::{emulator_credentials, offline_at, output};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn plain_http_needs_the_flag_unless_the_host_is_loopback() {
@@ -22,15 +22,9 @@ async fn plain_http_needs_the_flag_unless_the_host_is_loopback() {
     let cache = dir.path().to_path_buf();
     let loopback = format!("http://127.0.0.1:{}", emu.addr().port());
     let run = |provider: &'static str, base: String, insecure: bool| {
-        let mut cmd = Command::new(BIN);
-        cmd.args(["--provider", provider, "--base-url", &base, "--json"])
-            .env("OFFLINE_123PAN_CLIENT_ID", emu.client_id())
-            .env("OFFLINE_123PAN_CLIENT_SECRET", emu.client_secret())
-            .env("OFFLINE_6PAN_ACCOUNT", emu.sixpan_account())
-            .env("OFFLINE_6PAN_PASSWORD", emu.sixpan_password())
-            .env("OFFLINE_CACHE_DIR", &cache)
-            .env_remove("OFFLINE_123PAN_ACCESS_TOKEN")
-            .env_remove("OFFLINE_6PAN_TOKEN");
+        let mut cmd = offline_at(&base, &cache);
+        cmd.args(["--provider", provider, "--json"])
+            .envs(emulator_credentials(&emu));
         if insecure {
             cmd.arg("--insecure-http");
         }
@@ -38,10 +32,10 @@ async fn plain_http_needs_the_flag_unless_the_host_is_loopback() {
         if provider == "123pan" {
             cmd.arg("100001");
         }
-        tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        output(cmd)
     };
     for provider in ["123pan", "6pan"] {
-        let refused = run(provider, base.clone(), false).await.unwrap();
+        let refused = run(provider, base.clone(), false).await;
         assert_eq!(refused.status.code(), Some(6), "{provider}");
         let text = String::from_utf8_lossy(&refused.stdout);
         assert!(text.contains("plain http"), "{provider}: {text}");
@@ -50,7 +44,7 @@ async fn plain_http_needs_the_flag_unless_the_host_is_loopback() {
         // answers that task 100001 does not exist, exit 3; 6pan lists, exit 0).
         let expected = if provider == "6pan" { 0 } else { 3 };
         for (base, insecure) in [(base.clone(), true), (loopback.clone(), false)] {
-            let out = run(provider, base.clone(), insecure).await.unwrap();
+            let out = run(provider, base.clone(), insecure).await;
             assert_eq!(
                 out.status.code(),
                 Some(expected),

@@ -9,15 +9,16 @@
 //! flags, never the client's secrets from `OFFLINE_*` variables, which the last test
 //! checks.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::Stdio;
 
-use offline_emulator::source::{ServedFile, SourceServer};
-use offline_emulator::{Emulator, EmulatorConfig, EndpointId, RunningEmulator};
+use offline_emulator::EmulatorConfig;
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_offline");
+mod common;
+use common::{
+    emulator_command, octets, offline_at, seed_files, seeded_torrent, Env, Running, SEED,
+};
 
 /// Every sentinel below contains this; no output may.
 const MARK: &str = "SENTINEL";
@@ -35,33 +36,27 @@ const USER_CLIENT_ID: &str = "SENTINEL-clientid-4b1e";
 const USER_ACCOUNT: &str = "SENTINEL-account-2a6d@example.com";
 
 struct Setup {
-    emu: RunningEmulator,
-    src: SourceServer,
+    /// Its directory holds the token caches: `cache` (shared by the runs, as a user's
+    /// is) and the fresh ones of the runs that must not find a cached token.
+    env: Env,
     /// Every output seen, with the command that printed it.
     seen: Vec<(String, String)>,
     /// Secrets that are not marked: the MD5 digests 6pan logins send.
     digests: Vec<String>,
-    /// Holds the token caches: `cache` (shared by the runs, as a user's is) and the
-    /// fresh ones of the runs that must not find a cached token.
-    dir: tempfile::TempDir,
     fresh_caches: usize,
 }
 
 impl Setup {
-    fn base(&self) -> String {
-        self.emu.base_url()
-    }
-
     /// The token cache the runs share.
     fn cache(&self) -> PathBuf {
-        self.dir.path().join("cache")
+        self.env.cache()
     }
 
     /// A token cache of its own, for a run that must reach the provider with its
     /// credentials (a wrong secret would otherwise be answered from the cache).
     fn fresh_cache(&mut self) -> PathBuf {
         self.fresh_caches += 1;
-        self.dir.path().join(format!("cache-{}", self.fresh_caches))
+        self.env.path(&format!("cache-{}", self.fresh_caches))
     }
 
     /// Runs `offline` with `RUST_LOG=trace`, the given environment and arguments and
@@ -74,33 +69,16 @@ impl Setup {
 
     /// [`run`](Self::run) with the token cache `cache`.
     fn run_in(&mut self, cache: &Path, env: &[(&str, &str)], args: &[&str]) -> (i32, Vec<Value>) {
-        let mut cmd = Command::new(BIN);
-        cmd.args(["--base-url", &self.base()])
+        let out = offline_at(&self.env.emu.base_url(), cache)
             .args(args)
             .env("RUST_LOG", "trace")
             .env("NO_COLOR", "1")
-            .env("OFFLINE_CACHE_DIR", cache);
-        for var in [
-            "OFFLINE_123PAN_CLIENT_ID",
-            "OFFLINE_123PAN_CLIENT_SECRET",
-            "OFFLINE_123PAN_ACCESS_TOKEN",
-            "OFFLINE_6PAN_ACCOUNT",
-            "OFFLINE_6PAN_PASSWORD",
-            "OFFLINE_6PAN_TOKEN",
-            "OFFLINE_PROVIDER",
-        ] {
-            cmd.env_remove(var);
-        }
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let out = cmd.output().unwrap();
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        let lines = stdout
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect();
+        let lines = common::json_values(stdout.as_bytes());
         self.seen.push((
             args.join(" "),
             format!("{stdout}\n--- stderr ---\n{stderr}"),
@@ -109,7 +87,7 @@ impl Setup {
     }
 
     fn pan123(&mut self, args: &[&str]) -> (i32, Vec<Value>) {
-        let id = self.emu.client_id().to_owned();
+        let id = self.env.emu.client_id().to_owned();
         self.run(
             &[
                 ("OFFLINE_123PAN_CLIENT_ID", &id),
@@ -156,7 +134,7 @@ impl Setup {
     /// what it is for); returns how many files held a token.
     fn assert_cache_holds_no_secret(&self) -> usize {
         let mut tokens = 0;
-        for dir in std::fs::read_dir(self.dir.path()).unwrap() {
+        for dir in std::fs::read_dir(self.env.dir.path()).unwrap() {
             let dir = dir.unwrap().path();
             if !dir.is_dir() {
                 continue;
@@ -191,22 +169,10 @@ async fn setup() -> Setup {
         sixpan_simulated_duration: std::time::Duration::from_secs(1),
         ..EmulatorConfig::default()
     };
-    let emu = Emulator::start(config).await.unwrap();
-    for e in EndpointId::ALL {
-        emu.set_rate_limit(e, 200.0);
-    }
-    let mut files = BTreeMap::new();
-    files.insert(
-        "ok.bin".to_owned(),
-        ServedFile::new("application/octet-stream", vec![5u8; 20_000]),
-    );
-    for (n, d) in [("a.txt", &b"first\n"[..]), ("b.txt", &b"second\n"[..])] {
-        files.insert(
-            format!("seed/pack/{n}"),
-            ServedFile::new("text/plain", d.to_vec()),
-        );
-    }
-    let src = SourceServer::start(files).await.unwrap();
+    let files = [("ok.bin".to_owned(), octets(5, 20_000))]
+        .into_iter()
+        .chain(seed_files("text/plain", &SEED));
+    let env = Env::start(config, 200.0, files).await;
     let digests = [PASSWORD, WRONG_PASSWORD]
         .iter()
         .map(|p| {
@@ -216,11 +182,9 @@ async fn setup() -> Setup {
         })
         .collect();
     Setup {
-        emu,
-        src,
+        env,
         seen: Vec::new(),
         digests,
-        dir: tempfile::tempdir().unwrap(),
         fresh_caches: 0,
     }
 }
@@ -228,20 +192,11 @@ async fn setup() -> Setup {
 #[tokio::test(flavor = "multi_thread")]
 async fn no_secret_reaches_output_logs_or_errors() {
     let mut s = setup().await;
-    let ok = s.src.file_url("ok.bin");
-    let missing = s.src.file_url("missing.bin");
-    let callback = s.src.callback_url();
+    let ok = s.env.src.file_url("ok.bin");
+    let missing = s.env.src.file_url("missing.bin");
+    let callback = s.env.src.callback_url();
     let dir = tempfile::tempdir().unwrap();
-    let torrent = {
-        let mut b = offline_proto::torrent::TorrentBuilder::new("pack")
-            .web_seed(format!("{}/files/seed/", s.src.base_url()));
-        for (n, d) in [("a.txt", &b"first\n"[..]), ("b.txt", &b"second\n"[..])] {
-            b = b.file(&[n], d.to_vec());
-        }
-        let path = dir.path().join("pack.torrent");
-        std::fs::write(&path, b.build()).unwrap();
-        path.to_string_lossy().into_owned()
-    };
+    let torrent = seeded_torrent(&s.env.src, &SEED, &dir.path().join("pack.torrent"));
     // Over 4 MiB: a block upload, its upload token in every block call.
     let big = dir.path().join("big.bin");
     std::fs::write(&big, vec![3u8; 5 * 1024 * 1024]).unwrap();
@@ -282,7 +237,7 @@ async fn no_secret_reaches_output_logs_or_errors() {
         assert_eq!(code, 0);
         // Errors: a wrong secret, a forged access token (both refused credentials,
         // exit 7, reaching the emulator: a fresh token cache each), an invalid request.
-        let id = s.emu.client_id().to_owned();
+        let id = s.env.emu.client_id().to_owned();
         for json in [true, false] {
             let mut args = vec!["status", task.as_str()];
             if json {
@@ -403,9 +358,9 @@ async fn no_secret_reaches_output_logs_or_errors() {
         .seen
         .iter()
         .any(|(_, out)| out.contains("TRACE") || out.contains("DEBUG")));
-    assert!(s.emu.token_requests() > 0);
-    assert!(s.emu.sixpan_logins() > 0);
-    assert!(s.emu.uploaded_chunks() > 0);
+    assert!(s.env.emu.token_requests() > 0);
+    assert!(s.env.emu.sixpan_logins() > 0);
+    assert!(s.env.emu.uploaded_chunks() > 0);
     s.assert_clean();
     // The cache did keep tokens (of both providers), and nothing else.
     assert!(s.assert_cache_holds_no_secret() >= 2);
@@ -488,9 +443,6 @@ fn debug_hides_secrets() {
 /// output nor its logs show one.
 #[test]
 fn the_emulator_command_shows_only_its_own_credentials() {
-    use std::io::{BufRead, BufReader};
-    use std::process::Stdio;
-
     let client_env = [
         ("OFFLINE_123PAN_CLIENT_ID", USER_CLIENT_ID),
         ("OFFLINE_123PAN_CLIENT_SECRET", CLIENT_SECRET),
@@ -502,30 +454,23 @@ fn the_emulator_command_shows_only_its_own_credentials() {
     // Starts it, reads what it prints on starting (the human form ends its block with
     // `stop with Ctrl-C`; JSON is one line), stops it; stdout's block and stderr.
     let start = |json: bool, flags: &[&str]| -> (String, String) {
-        let mut cmd = Command::new(BIN);
-        cmd.args(["emulator", "--addr", "127.0.0.1:0"])
-            .args(flags)
+        let mut cmd = emulator_command(&["--addr", "127.0.0.1:0"]);
+        cmd.args(flags)
             .envs(client_env)
             .env("RUST_LOG", "trace")
             .env("NO_COLOR", "1")
-            .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         if json {
             cmd.arg("--json");
         }
-        let mut child = cmd.spawn().unwrap();
-        let mut reader = BufReader::new(child.stdout.take().unwrap());
-        let mut printed = String::new();
-        while reader.read_line(&mut printed).unwrap() > 0 {
-            if json || printed.contains("Ctrl-C") {
-                break;
-            }
-        }
+        let mut emu = Running::spawn(&mut cmd);
+        let printed = if json {
+            emu.line()
+        } else {
+            emu.block().join("\n")
+        };
         // SIGTERM: it stops cleanly and removes its temporary data directory.
-        let _ = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status();
-        let out = child.wait_with_output().unwrap();
+        let out = emu.terminate();
         (printed, String::from_utf8_lossy(&out.stderr).into_owned())
     };
     let demo = EmulatorConfig::default();

@@ -56,64 +56,64 @@ pub(crate) struct AddArgs {
 
 /// The options `provider` cannot honour (each refused, never ignored).
 pub(crate) fn check(args: &AddArgs, provider: Provider) -> Vec<String> {
-    let mut problems = Vec::new();
-    let mut no = |flag: &str, why: &str| problems.push(format!("{flag} {why}"));
-    match provider {
-        Provider::Pan123 => {
-            if args.path.is_some() {
-                no(
-                    "--path",
-                    "is 6pan's folder path; 123pan takes a folder ID: --dir ID",
-                );
-            }
-            if !args.select.is_empty() {
-                no(
-                    "--select",
-                    "needs a torrent: 123pan takes no torrents (6pan does)",
-                );
-            }
-            if args.image && args.dir.is_some() {
-                no(
-                    "--dir",
-                    "is a cloud-drive folder; with --image use --image-dir",
-                );
-            }
-        }
-        Provider::Pan6 => {
-            if args.image {
-                no("--image", "is 123pan's image bed; 6pan has none");
-            }
-            if args.image_dir.is_some() {
-                no("--image-dir", "is 123pan's image bed; 6pan has none");
-            }
-            if args.name.is_some() {
-                no(
-                    "--name",
-                    "is not supported by 6pan (a task keeps its source's name)",
-                );
-            }
-            if args.dir.is_some() {
-                no("--dir", "is a 123pan folder ID; 6pan takes --path /folder");
-            }
-            if args.callback.is_some() {
-                no(
-                    "--callback",
-                    "is not supported by 6pan (it sends no callbacks)",
-                );
-            }
-            if !args.select.is_empty() {
-                if let Some(url) = args.urls.iter().find(|u| {
-                    let l = u.to_ascii_lowercase();
-                    l.starts_with("http://") || l.starts_with("https://") || l.starts_with("ed2k:")
-                }) {
-                    no(
-                        "--select",
-                        &format!("needs torrents or magnet links; {url} has no files to select"),
-                    );
-                }
-            }
-        }
-    }
+    const IMAGE_BED: &str = "is 123pan's image bed; 6pan has none";
+    // A link with no files to select in it.
+    let plain_link = args.urls.iter().find(|u| {
+        let l = u.to_ascii_lowercase();
+        l.starts_with("http://") || l.starts_with("https://") || l.starts_with("ed2k:")
+    });
+    // Each: whether the flag is given, the flag, why it is refused.
+    let rules: Vec<(bool, &str, String)> = match provider {
+        Provider::Pan123 => vec![
+            (
+                args.path.is_some(),
+                "--path",
+                "is 6pan's folder path; 123pan takes a folder ID: --dir ID".into(),
+            ),
+            (
+                !args.select.is_empty(),
+                "--select",
+                "needs a torrent: 123pan takes no torrents (6pan does)".into(),
+            ),
+            (
+                args.image && args.dir.is_some(),
+                "--dir",
+                "is a cloud-drive folder; with --image use --image-dir".into(),
+            ),
+        ],
+        Provider::Pan6 => vec![
+            (args.image, "--image", IMAGE_BED.into()),
+            (args.image_dir.is_some(), "--image-dir", IMAGE_BED.into()),
+            (
+                args.name.is_some(),
+                "--name",
+                "is not supported by 6pan (a task keeps its source's name)".into(),
+            ),
+            (
+                args.dir.is_some(),
+                "--dir",
+                "is a 123pan folder ID; 6pan takes --path /folder".into(),
+            ),
+            (
+                args.callback.is_some(),
+                "--callback",
+                "is not supported by 6pan (it sends no callbacks)".into(),
+            ),
+            (
+                !args.select.is_empty() && plain_link.is_some(),
+                "--select",
+                format!(
+                    "needs torrents or magnet links; {} has no files to select",
+                    plain_link.map_or("", String::as_str)
+                ),
+            ),
+        ],
+    };
+    let mut problems: Vec<String> = rules
+        .into_iter()
+        .filter(|(given, _, _)| *given)
+        .map(|(_, flag, why)| format!("{flag} {why}"))
+        .collect();
     if args.name.is_some() && (args.from.is_some() || args.urls.len() > 1) {
         problems.push("--name needs exactly one URL (not several, not --from)".to_owned());
     }

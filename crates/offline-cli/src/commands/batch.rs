@@ -34,38 +34,35 @@ struct Failed {
     code: u8,
 }
 
+/// The state a failed submission leaves its line in; `$provider`'s `Error` (both
+/// providers' errors have these variants).
+macro_rules! state_after {
+    ($provider:ident, $e:expr) => {{
+        use offline_proto::ApiError;
+        use $provider::Error;
+        match $e {
+            Error::OutcomeUnknown { .. } => State::Unknown,
+            // Certainly not carried out: worth another run.
+            Error::Transport(_)
+            | Error::Api(ApiError::RateLimited { .. } | ApiError::Http { .. })
+            | Error::NotAuthenticated
+            | Error::Config(_) => State::Pending,
+            _ => State::Failed,
+        }
+    }};
+}
+
 fn failed_123(e: &provider_123pan::Error) -> Failed {
-    use offline_proto::ApiError;
-    use provider_123pan::Error;
-    let state = match e {
-        Error::OutcomeUnknown { .. } => State::Unknown,
-        // Certainly not carried out: worth another run.
-        Error::Transport(_)
-        | Error::Api(ApiError::RateLimited { .. } | ApiError::Http { .. })
-        | Error::NotAuthenticated
-        | Error::Config(_) => State::Pending,
-        _ => State::Failed,
-    };
     Failed {
-        state,
+        state: state_after!(provider_123pan, e),
         reason: crate::client::explain_123(e),
         code: exit_code(e),
     }
 }
 
 fn failed_6(e: &provider_6pan::Error) -> Failed {
-    use offline_proto::ApiError;
-    use provider_6pan::Error;
-    let state = match e {
-        Error::OutcomeUnknown { .. } => State::Unknown,
-        Error::Transport(_)
-        | Error::Api(ApiError::RateLimited { .. } | ApiError::Http { .. })
-        | Error::NotAuthenticated
-        | Error::Config(_) => State::Pending,
-        _ => State::Failed,
-    };
     Failed {
-        state,
+        state: state_after!(provider_6pan, e),
         reason: crate::client::explain_6(e),
         code: crate::client::exit_code_6(e),
     }

@@ -48,6 +48,21 @@ struct Expectation {
     bytes: Option<Bytes>,
 }
 
+/// How the demo's clients poll a task: often, its tasks being short.
+const POLL: PollPolicy = PollPolicy {
+    initial: Duration::from_millis(250),
+    max: Duration::from_millis(500),
+    factor: 1.5,
+};
+
+/// The demo clients' transport, or the exit code of a failure to set it up (said).
+fn transport(out: &Output) -> Result<Transport, u8> {
+    Transport::new().map_err(|_| {
+        out.error_line("cannot set up the transport", None);
+        exit::CONFIG
+    })
+}
+
 pub(crate) async fn run(args: DemoArgs, out: &Output) -> u8 {
     let config = offline_emulator::EmulatorConfig {
         fetch_rate: Some(args.fetch_rate.max(1)),
@@ -87,20 +102,16 @@ pub(crate) async fn run(args: DemoArgs, out: &Output) -> u8 {
     ));
     out.say("");
 
-    let Ok(transport) = Transport::new() else {
-        out.error_line("cannot set up the transport", None);
-        return exit::CONFIG;
+    let transport = match transport(out) {
+        Ok(t) => t,
+        Err(code) => return code,
     };
     let pan = match provider_123pan::Pan123::builder()
         .http_client(transport.clone())
         .base_url(emu.base_url())
         .client_id(emu.client_id())
         .client_secret(emu.client_secret())
-        .poll_policy(PollPolicy {
-            initial: Duration::from_millis(250),
-            max: Duration::from_millis(500),
-            factor: 1.5,
-        })
+        .poll_policy(POLL)
         .build()
     {
         Ok(p) => p,
@@ -334,19 +345,15 @@ async fn run_sixpan(emu: &offline_emulator::RunningEmulator, out: &Output) -> u8
         out.error_line(&format!("cannot write the demo torrent: {e}"), None);
         return exit::CONFIG;
     }
-    let Ok(transport) = Transport::new() else {
-        out.error_line("cannot set up the transport", None);
-        return exit::CONFIG;
+    let transport = match transport(out) {
+        Ok(t) => t,
+        Err(code) => return code,
     };
     let pan = match SixPan::builder()
         .http_client(transport.clone())
         .base_url(emu.base_url())
         .login(emu.sixpan_account(), emu.sixpan_password())
-        .poll_policy(PollPolicy {
-            initial: Duration::from_millis(250),
-            max: Duration::from_millis(500),
-            factor: 1.5,
-        })
+        .poll_policy(POLL)
         .build()
     {
         Ok(p) => p,

@@ -91,6 +91,11 @@ fn foreign_credentials(conn: &Conn, explicit: &[&'static str]) -> Vec<String> {
 
 /// Runs the parsed command line; returns the exit code.
 pub(crate) async fn run(cli: Cli, explicit: Vec<&'static str>) -> u8 {
+    dispatch(cli, explicit).await.unwrap_or_else(|code| code)
+}
+
+/// [`run`]; `Err` holds the exit code of a command refused before it started.
+async fn dispatch(cli: Cli, explicit: Vec<&'static str>) -> Result<u8, u8> {
     let json = cli.top.json;
     let top = cli.top;
     let prepare = |conn: &ConnArgs, extra: Vec<String>| -> Result<(Conn, Output), u8> {
@@ -116,104 +121,81 @@ pub(crate) async fn run(cli: Cli, explicit: Vec<&'static str>) -> u8 {
             }
         }};
     }
-    match cli.command {
+    Ok(match cli.command {
         Command::Demo(args) => demo::run(args, &Output::new(json, "123pan")).await,
         Command::Emulator(args) => emulator::run(args, &Output::without_provider(json)).await,
         Command::Add { args, conn } => {
             let provider = top.resolve(&conn).provider;
-            let (conn, out) = match prepare(&conn, add::check(&args, provider)) {
-                Ok(v) => v,
-                Err(c) => return c,
-            };
+            let (conn, out) = prepare(&conn, add::check(&args, provider))?;
             if let Some(code) = add::check_inputs(&args, &out) {
-                return code;
+                return Ok(code);
             }
             with_client!(conn, out, |client| add::run(&client, &args, &out).await)
         }
         Command::Status { args, conn } => {
             let provider = top.resolve(&conn).provider;
-            let (conn, out) = match prepare(&conn, status::check(&args, provider)) {
-                Ok(v) => v,
-                Err(c) => return c,
-            };
+            let (conn, out) = prepare(&conn, status::check(&args, provider))?;
             if let Some(from) = &args.from {
-                return batch::status_from(&conn, from, args.journal.as_ref(), &out).await;
+                return Ok(batch::status_from(&conn, from, args.journal.as_ref(), &out).await);
             }
             with_client!(conn, out, |client| status::run(&client, &args, &out).await)
         }
         Command::Wait { args, conn } => {
             let provider = top.resolve(&conn).provider;
-            let (conn, out) = match prepare(&conn, status::check(&args, provider)) {
-                Ok(v) => v,
-                Err(c) => return c,
-            };
+            let (conn, out) = prepare(&conn, status::check(&args, provider))?;
             with_client!(conn, out, |client| wait::run(&client, &args, &out).await)
         }
         Command::List { conn } => {
-            let (conn, out) = match prepare(&conn, only_6pan("list", &top.resolve(&conn))) {
-                Ok(v) => v,
-                Err(c) => return c,
-            };
+            let (conn, out) = prepare(&conn, only_6pan("list", &top.resolve(&conn)))?;
             with_client!(conn, out, |client| list::run(&client, &out).await)
         }
         Command::Rm { tasks, conn } => {
-            let (conn, out) = match prepare(&conn, only_6pan("rm", &top.resolve(&conn))) {
-                Ok(v) => v,
-                Err(c) => return c,
-            };
+            let (conn, out) = prepare(&conn, only_6pan("rm", &top.resolve(&conn)))?;
             with_client!(conn, out, |client| rm::run(&client, &tasks, &out).await)
         }
         Command::Login { conn } => {
-            let (conn, out) = match prepare(&conn, Vec::new()) {
-                Ok(v) => v,
-                Err(c) => return c,
-            };
+            let (conn, out) = prepare(&conn, Vec::new())?;
             with_client!(conn, out, |client| login::login(&client, &conn, &out).await)
         }
         Command::Logout { all, conn } => {
-            let (conn, out) = match prepare(&conn, Vec::new()) {
-                Ok(v) => v,
-                Err(c) => return c,
-            };
+            let (conn, out) = prepare(&conn, Vec::new())?;
             login::logout(&conn, all, &out)
         }
         Command::Hash(args) => tools::hash(&args, &Output::new(json, "6pan")),
         Command::Callbacks { args, conn } => {
-            let (conn, out) = match prepare(&conn, only_123pan("callbacks", &top.resolve(&conn))) {
-                Ok(v) => v,
-                Err(c) => return c,
-            };
+            let (conn, out) = prepare(
+                &conn,
+                only(
+                    Provider::Pan123,
+                    "callbacks",
+                    &top.resolve(&conn),
+                    "6pan sends no callbacks",
+                ),
+            )?;
             callbacks::run(&conn, args, &out).await
         }
         Command::Upload { args, conn } => {
-            let (conn, out) = match prepare(&conn, only_6pan("upload", &top.resolve(&conn))) {
-                Ok(v) => v,
-                Err(c) => return c,
-            };
+            let (conn, out) = prepare(&conn, only_6pan("upload", &top.resolve(&conn)))?;
             upload::upload(&conn, &args, &out).await
         }
         Command::Torrent(cmd) => tools::torrent(&cmd, &Output::new(json, top.provider().name())),
         Command::Completions { shell } => completions::completions(shell),
         Command::Man => completions::man(),
+    })
+}
+
+/// The refusal of `command` unless the provider is `provider`: `hint` says what to do.
+fn only(provider: Provider, command: &str, conn: &Conn, hint: &str) -> Vec<String> {
+    if conn.provider == provider {
+        Vec::new()
+    } else {
+        vec![format!(
+            "`{command}` is a {} command: {hint}",
+            provider.name()
+        )]
     }
 }
 
 fn only_6pan(command: &str, conn: &Conn) -> Vec<String> {
-    if conn.provider == Provider::Pan6 {
-        Vec::new()
-    } else {
-        vec![format!(
-            "`{command}` is a 6pan command: add --provider 6pan"
-        )]
-    }
-}
-
-fn only_123pan(command: &str, conn: &Conn) -> Vec<String> {
-    if conn.provider == Provider::Pan123 {
-        Vec::new()
-    } else {
-        vec![format!(
-            "`{command}` is a 123pan command: 6pan sends no callbacks"
-        )]
-    }
+    only(Provider::Pan6, command, conn, "add --provider 6pan")
 }
