@@ -68,6 +68,9 @@ pub(crate) struct Entry {
     pub(crate) task: Option<String>,
     /// The task's name, once parsed (6pan: what reconciliation looks for).
     pub(crate) name: Option<String>,
+    /// The URL the task will carry, once parsed (6pan: the parse result's `url`, which
+    /// the task list's `data.url` repeats), to tell apart tasks of one name.
+    pub(crate) task_url: Option<String>,
     /// When the last submission started, milliseconds since the epoch.
     pub(crate) submitted_at: Option<i64>,
     pub(crate) error: Option<String>,
@@ -168,12 +171,11 @@ impl Journal {
                 PRIMARY KEY (source, occurrence)
             );",
         )?;
-        // Added later: the exit code of a line's last outcome.
-        let has_code: bool = conn
-            .prepare("SELECT 1 FROM pragma_table_info('entries') WHERE name = 'exit_code'")?
-            .exists([])?;
-        if !has_code {
-            conn.execute_batch("ALTER TABLE entries ADD COLUMN exit_code INTEGER")?;
+        // Added later: the exit code of a line's last outcome; the task's URL.
+        for (column, ty) in [("exit_code", "INTEGER"), ("task_url", "TEXT")] {
+            if !has_column(&conn, column)? {
+                conn.execute_batch(&format!("ALTER TABLE entries ADD COLUMN {column} {ty}"))?;
+            }
         }
         Ok(Self { conn })
     }
@@ -259,9 +261,17 @@ impl Journal {
     }
 
     fn get(&self, source: &str, occurrence: u32) -> rusqlite::Result<Entry> {
+        // A journal of an older version, opened read-only, has no `task_url` yet.
+        let url = if has_column(&self.conn, "task_url")? {
+            "task_url"
+        } else {
+            "NULL"
+        };
         self.conn.query_row(
-            "SELECT line, source, occurrence, kind, state, task, name, submitted_at, error
-             FROM entries WHERE source = ?1 AND occurrence = ?2",
+            &format!(
+                "SELECT line, source, occurrence, kind, state, task, name, submitted_at, error,
+                    {url} FROM entries WHERE source = ?1 AND occurrence = ?2"
+            ),
             params![source, occurrence],
             |r| {
                 Ok(Entry {
@@ -274,6 +284,7 @@ impl Journal {
                     name: r.get(6)?,
                     submitted_at: r.get(7)?,
                     error: r.get(8)?,
+                    task_url: r.get(9)?,
                 })
             },
         )
@@ -308,14 +319,26 @@ impl Journal {
         Ok(())
     }
 
-    /// Records the name a source parsed to (before it is added).
-    pub(crate) fn set_name(&self, entry: &Entry, name: &str) -> rusqlite::Result<()> {
+    /// Records the name a source parsed to and the URL its task will carry (before
+    /// it is added).
+    pub(crate) fn set_name(
+        &self,
+        entry: &Entry,
+        name: &str,
+        task_url: Option<&str>,
+    ) -> rusqlite::Result<()> {
         self.conn.execute(
-            "UPDATE entries SET name = ?3 WHERE source = ?1 AND occurrence = ?2",
-            params![entry.source, entry.occurrence, name],
+            "UPDATE entries SET name = ?3, task_url = ?4 WHERE source = ?1 AND occurrence = ?2",
+            params![entry.source, entry.occurrence, name, task_url],
         )?;
         Ok(())
     }
+}
+
+/// Whether the journal's `entries` table has `column`.
+fn has_column(conn: &Connection, column: &str) -> rusqlite::Result<bool> {
+    conn.prepare("SELECT 1 FROM pragma_table_info('entries') WHERE name = ?1")?
+        .exists([column])
 }
 
 fn now_ms() -> i64 {
@@ -362,7 +385,8 @@ mod tests {
             .sync(&parse_input("http://a/1\nhttp://a/2\n"), "cloud")
             .unwrap();
         j.set(&entries[0], State::Submitting, None, None).unwrap();
-        j.set_name(&entries[0], "one").unwrap();
+        j.set_name(&entries[0], "one", Some("https://example.com/one"))
+            .unwrap();
         j.set(&entries[0], State::Submitted, Some("42"), None)
             .unwrap();
         drop(j);

@@ -162,11 +162,14 @@ async fn submit(
                     code: exit::USAGE,
                 });
             }
-            journal.set_name(entry, &result.name).map_err(|e| Failed {
-                state: State::Pending,
-                reason: format!("journal write failed: {e}"),
-                code: exit::CONFIG,
-            })?;
+            let task_url = result.identity.view().url.as_deref();
+            journal
+                .set_name(entry, &result.name, task_url)
+                .map_err(|e| Failed {
+                    state: State::Pending,
+                    reason: format!("journal write failed: {e}"),
+                    code: exit::CONFIG,
+                })?;
             let ignore = selection.ignore_list(&result).map_err(|e| failed_6(&e))?;
             let task = provider_6pan::AddTask {
                 identity: result.identity.clone(),
@@ -199,9 +202,9 @@ async fn submit(
 /// A line found `submitting` after a crash: its new state and task.
 ///
 /// 6pan: the task list is searched with the core's reconciliation
-/// ([`provider_6pan::SixPan::reconcile`]): the recorded name, a creation time no
-/// earlier than the submission (on the server's clock, with a tolerance), and never a
-/// task another line of the journal already owns. One fit: submitted; none: pending
+/// ([`provider_6pan::SixPan::reconcile`]): the recorded name and task URL, a creation
+/// time no earlier than the submission (on the server's clock, with a tolerance), and
+/// never a task another line of the journal already owns. One fit: submitted; none: pending
 /// (the add never happened); several: unknown, with the candidates named.
 async fn reconcile(
     client: &Client,
@@ -219,6 +222,7 @@ async fn reconcile(
         name: name.clone(),
         identity: None,
         size: None,
+        url: entry.task_url.clone(),
     };
     // The submission time is the local clock's; the server's may differ: the
     // tolerance covers a skew of a minute, and other lines' tasks are excluded.

@@ -157,6 +157,11 @@ pub struct Expected {
     pub identity: Option<String>,
     /// The size in bytes, when the parse result knew it (0 is unknown).
     pub size: Option<i64>,
+    /// The URL the task will carry (the `url` inside the parse result's blob: the link,
+    /// a magnet, or `qingzhen-internal://<etag>` for a torrent in the drive), which the
+    /// listed task's `data.url` repeats when the server gives it ([`data_url`]). Tells
+    /// apart tasks of one name (30 links to `…/same.bin`).
+    pub url: Option<String>,
 }
 
 impl Expected {
@@ -166,6 +171,7 @@ impl Expected {
             name: result.name.clone(),
             identity: Some(result.identity.view().identity.clone()).filter(|s| !s.is_empty()),
             size: i64::try_from(result.size).ok().filter(|s| *s > 0),
+            url: result.identity.view().url.clone().filter(|s| !s.is_empty()),
         }
     }
 }
@@ -222,6 +228,11 @@ impl Reconciler {
             }
         }
         if let (Some(want), Some(have)) = (&expected.identity, data_identity(task)) {
+            if *want != have {
+                return false;
+            }
+        }
+        if let (Some(want), Some(have)) = (&expected.url, data_url(task)) {
             if *want != have {
                 return false;
             }
@@ -285,14 +296,25 @@ impl Reconciler {
 /// JSON string holding one (as six-cli and FlyingPiggyCloud decode it), with an
 /// `identity` field.
 pub fn data_identity(task: &OfflineTask) -> Option<String> {
+    data_field(task, "identity")
+}
+
+/// The source URL a task's `data` names (its `url` field), when it does; `data` read
+/// as for [`data_identity`].
+pub fn data_url(task: &OfflineTask) -> Option<String> {
+    data_field(task, "url")
+}
+
+fn data_field(task: &OfflineTask, field: &str) -> Option<String> {
     let data = task.data.as_ref()?;
     let object = match data {
         serde_json::Value::String(s) => serde_json::from_str::<serde_json::Value>(s).ok()?,
         other => other.clone(),
     };
     object
-        .get("identity")
+        .get(field)
         .and_then(serde_json::Value::as_str)
+        .filter(|s| !s.is_empty())
         .map(str::to_owned)
 }
 
@@ -363,6 +385,7 @@ mod tests {
             name: name.into(),
             identity: None,
             size,
+            url: None,
         };
         let tasks = vec![
             task("new2", "same.bin", 2_000, Some(20)),
@@ -404,6 +427,48 @@ mod tests {
                 Match::Found(tasks[0].clone()),
                 Match::Found(tasks[1].clone())
             ]
+        );
+    }
+
+    // Issue 11 2b: thirty links to `…/same.bin` make thirty tasks of one name; the
+    // URL in each task's `data` tells them apart.
+    #[test]
+    fn tasks_of_one_name_are_told_apart_by_their_url() {
+        let with_url = |id: &str, url: &str| {
+            let mut t = task(id, "same.bin", 2_000, None);
+            t.data = Some(serde_json::json!({"url": url, "path": "/"}));
+            t
+        };
+        let tasks = vec![
+            with_url("b", "http://h/files/same.bin?n=1"),
+            with_url("a", "http://h/files/same.bin?n=0"),
+        ];
+        let expected = Expected {
+            name: "same.bin".into(),
+            identity: None,
+            size: None,
+            url: Some("http://h/files/same.bin?n=0".into()),
+        };
+        let mut r = Reconciler::new(vec![expected.clone()], None, BTreeSet::new());
+        r.handle_page(&tasks);
+        assert_eq!(r.finish(), vec![Match::Found(tasks[1].clone())]);
+        // Without the URL the two cannot be told apart.
+        let mut r = Reconciler::new(
+            vec![Expected {
+                url: None,
+                ..expected
+            }],
+            None,
+            BTreeSet::new(),
+        );
+        r.handle_page(&tasks);
+        assert_eq!(
+            r.finish(),
+            vec![Match::Ambiguous(vec!["b".into(), "a".into()])]
+        );
+        assert_eq!(
+            data_url(&tasks[0]).as_deref(),
+            Some("http://h/files/same.bin?n=1")
         );
     }
 
