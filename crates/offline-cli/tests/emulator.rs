@@ -58,6 +58,11 @@ fn a_non_loopback_address_needs_public_and_is_refused_before_binding() {
     // names the address.
     let (_, e) = exits(&["--addr", "192.0.2.1:8123", "--public"], 6);
     assert!(e.contains("cannot listen on 192.0.2.1:8123"), "{e}");
+    // ... after a warning that anyone who reaches it can use it (issue 10 #16).
+    assert!(
+        e.contains("warning: listening on 192.0.2.1:8123, a non-loopback address"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -234,4 +239,64 @@ fn its_json_event_has_both_providers_credentials() {
     assert!(v.get("provider").is_none(), "it serves both: {v}");
     let o = emu.terminate();
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}
+
+/// A raw HTTP/1.1 `PUT /_emulator/faults` to `base` (with `token` as the bearer token
+/// when given): the status code of the answer.
+fn put_faults(base: &str, token: Option<&str>) -> u16 {
+    use std::io::{Read as _, Write as _};
+    let addr = base.trim_start_matches("http://");
+    let mut sock = std::net::TcpStream::connect(addr).unwrap();
+    let body = r#"{"seed": 3, "server_error": 0.5}"#;
+    let auth = token.map_or(String::new(), |t| format!("authorization: Bearer {t}\r\n"));
+    write!(
+        sock,
+        "PUT /_emulator/faults HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\n{auth}content-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    sock.read_to_string(&mut answer).unwrap();
+    answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP answer: {answer:?}"))
+}
+
+// Issue 11: the admin token the control API wants is printed at start (text and
+// --json), set with --admin-token or made at random, and works.
+#[test]
+fn the_admin_token_is_printed_and_guards_the_control_api() {
+    let mut emu = start(
+        &[
+            "--addr",
+            "127.0.0.1:0",
+            "--json",
+            "--admin-token",
+            "admin-s3cret",
+        ],
+        None,
+    );
+    let v = emu.json_line();
+    assert_eq!(v["admin_token"], "admin-s3cret");
+    let base = v["base_url"].as_str().unwrap().to_owned();
+    assert_eq!(put_faults(&base, None), 401);
+    assert_eq!(put_faults(&base, Some("wrong")), 401);
+    assert_eq!(put_faults(&base, Some("admin-s3cret")), 200);
+    emu.terminate();
+
+    // Without the flag: a random token, printed in the text form too.
+    let mut emu = start(&["--addr", "127.0.0.1:0"], None);
+    let block = emu.block();
+    let token = block
+        .iter()
+        .find_map(|l| l.trim().strip_prefix("admin token:"))
+        .unwrap_or_else(|| panic!("no admin token line: {block:?}"))
+        .trim()
+        .to_owned();
+    assert!(token.len() >= 16, "{token}");
+    let base = block[0].rsplit(' ').next().unwrap().to_owned();
+    assert_eq!(put_faults(&base, Some(&token)), 200);
+    emu.terminate();
 }
