@@ -200,3 +200,66 @@ fn control_characters_in_torrent_names_are_escaped_for_people_only() {
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["name"], evil);
 }
+
+/// `offline torrent inspect FILE ARGS` on `bytes`: exit code, stdout, stderr.
+fn inspect(bytes: &[u8], args: &[&str]) -> (Option<i32>, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.torrent");
+    std::fs::write(&path, bytes).unwrap();
+    let out = Command::new(BIN)
+        .args(["torrent", "inspect"])
+        .arg(&path)
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+// Issue 10 #10: a long name copied into each of 10,000 paths was 3 GB; now refused
+// at once with what it is.
+#[test]
+fn a_name_amplifying_torrent_is_refused() {
+    let mut builder = offline_proto::torrent::TorrentBuilder::new("n".repeat(300_000));
+    for i in 0..10_000 {
+        builder = builder.file(&[&i.to_string()], Vec::new());
+    }
+    let (code, _, err) = inspect(&builder.build(), &[]);
+    assert_eq!(code, Some(6), "{err}");
+    assert!(
+        err.contains("file paths come to more than 67108864 bytes"),
+        "{err}"
+    );
+}
+
+// Issue 10 #12 and #13: unsorted top-level keys are read and said; names Windows
+// cannot hold, and files whose path and path.utf-8 disagree, are flagged.
+#[test]
+fn inspect_notes_what_other_tools_would_read_differently() {
+    let info = b"d5:filesld6:lengthi1e4:pathl7:AUX.txte10:path.utf-8l7:AUX.txteed6:lengthi1e4:pathl5:old.te10:path.utf-8l5:new.teee4:name4:pack12:piece lengthi16384e6:pieces20:aaaaaaaaaaaaaaaaaaaae";
+    let torrent = [&b"d4:info"[..], info, b"7:comment2:hie"].concat();
+    let (code, text, err) = inspect(&torrent, &[]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(text.contains("not canonical bencode"), "{text}");
+    assert!(
+        text.contains("file 0: \"AUX.txt\" is a reserved device name on Windows"),
+        "{text}"
+    );
+    assert!(
+        text.contains("file 1: path.utf-8 and path disagree; tools that read path call it old.t"),
+        "{text}"
+    );
+    let (_, json, _) = inspect(&torrent, &["--json"]);
+    let v: Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["canonical"], false);
+    assert_eq!(
+        v["files"][0]["windows_unsafe"],
+        "is a reserved device name on Windows"
+    );
+    assert_eq!(v["files"][1]["path"], "pack/new.t");
+    assert_eq!(v["files"][1]["other_path"], "old.t");
+    assert!(v["files"][1].get("windows_unsafe").is_none());
+}
