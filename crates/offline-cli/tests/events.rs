@@ -187,8 +187,14 @@ async fn every_json_line_fits_the_schema() {
     let task = task_of(&events, "created");
     seen.expect(&env, 0, &["wait", &task]).await;
     seen.expect(&env, 0, &["status", &task]).await;
-    seen.expect(&env, 1, &["add", &missing, &ok, "--wait"])
-        .await;
+    // (Creates paced at 100/s, not the default 1/s: this test is about shapes.)
+    let fast = ["--rate-limit", "offline_download=100"];
+    seen.expect(
+        &env,
+        1,
+        &[&fast[..], &["add", &missing, &ok, "--wait"]].concat(),
+    )
+    .await;
     seen.expect(&env, 0, &["add", &png, "--image", "--wait"])
         .await;
     // Errors: a task the provider does not know, a source it cannot take, a bad ID.
@@ -206,7 +212,9 @@ async fn every_json_line_fits_the_schema() {
     )
     .unwrap();
     let from = batch.to_str().unwrap();
-    let events = seen.expect(&env, 6, &["add", "--from", from]).await;
+    let events = seen
+        .expect(&env, 6, &[&fast[..], &["add", "--from", from]].concat())
+        .await;
     assert_eq!(events.last().unwrap()["event"], "summary");
     seen.expect(&env, 0, &["status", "--from", from]).await;
     seen.expect(&env, 0, &["wait", "--from", from]).await;

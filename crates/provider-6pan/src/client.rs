@@ -111,10 +111,12 @@ impl SixPan<HyperClient> {
                 .filter(|e| !is_storage(*e))
                 .map(|e| (e, e.default_rate_per_second()))
                 .collect(),
+            // One list call answers for every task waited for: 500 ms, doubling up
+            // to 15 s.
             poll_policy: PollPolicy {
-                initial: Duration::from_secs(2),
+                initial: Duration::from_millis(500),
                 max: Duration::from_secs(15),
-                factor: 1.5,
+                factor: 2.0,
             },
             insecure_http: false,
             upload_config: UploadConfig {
