@@ -73,6 +73,11 @@ pub(crate) struct TopConn {
     /// `offline_download=2` (repeatable; defaults from the provider's published limits).
     #[arg(long = "rate-limit", value_name = "ENDPOINT=PER_SECOND", value_parser = parse_rate_limit)]
     pub(crate) rate_limits: Vec<(String, f64)>,
+    /// The longest one provider call keeps trying, retries included, in seconds
+    /// (default 120; 0: until its attempts run out). A create that may have been sent
+    /// then ends as outcome unknown.
+    #[arg(long, value_name = "SECS")]
+    pub(crate) call_timeout: Option<u64>,
     /// Neither read nor write the token cache.
     #[arg(long)]
     pub(crate) no_token_cache: bool,
@@ -120,6 +125,10 @@ pub(crate) struct ConnArgs {
     /// Client-side rate limit of an endpoint, e.g. `offline_download=2` (repeatable).
     #[arg(long = "rate-limit", value_name = "ENDPOINT=PER_SECOND", value_parser = parse_rate_limit)]
     pub(crate) rate_limits: Vec<(String, f64)>,
+    /// The longest one provider call keeps trying, retries included, in seconds
+    /// (default 120; 0: until its attempts run out).
+    #[arg(long, value_name = "SECS")]
+    pub(crate) call_timeout: Option<u64>,
     /// Neither read nor write the token cache.
     #[arg(long)]
     pub(crate) no_token_cache: bool,
@@ -163,6 +172,7 @@ impl TopArgs {
             base_url: pick(&sub.base_url, &self.conn.base_url),
             insecure_http: sub.insecure_http || self.conn.insecure_http,
             rate_limits,
+            call_timeout: sub.call_timeout.or(self.conn.call_timeout),
             client_id: pick(&sub.creds.client_id, &self.creds.client_id),
             client_secret: pick(&sub.creds.client_secret, &self.creds.client_secret),
             access_token: pick(&sub.creds.access_token, &self.creds.access_token),

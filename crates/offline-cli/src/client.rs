@@ -32,6 +32,8 @@ pub(crate) struct Conn {
     pub(crate) base_url: Option<String>,
     pub(crate) insecure_http: bool,
     pub(crate) rate_limits: Vec<(String, f64)>,
+    /// `--call-timeout`: seconds one call keeps trying (0: no deadline).
+    pub(crate) call_timeout: Option<u64>,
     pub(crate) client_id: Option<String>,
     pub(crate) client_secret: Option<String>,
     pub(crate) access_token: Option<String>,
@@ -43,6 +45,13 @@ pub(crate) struct Conn {
 }
 
 impl Conn {
+    /// The deadline of one call that `--call-timeout` asks for, if it was given
+    /// (`Some(None)`: none at all).
+    fn call_deadline(&self) -> Option<Option<std::time::Duration>> {
+        self.call_timeout
+            .map(|s| (s > 0).then(|| std::time::Duration::from_secs(s)))
+    }
+
     /// `--base-url`, else the provider's environment variable.
     pub(crate) fn base_url_for(&self, env: &str) -> Option<String> {
         self.base_url
@@ -443,6 +452,9 @@ fn build_123(
         .map_err(Error::Config)?;
         builder = builder.rate_limit(endpoint, *rate);
     }
+    if let Some(deadline) = conn.call_deadline() {
+        builder = builder.call_deadline(deadline);
+    }
     builder.build()
 }
 
@@ -474,6 +486,9 @@ fn build_6(
             crate::cli::find_endpoint(&provider_6pan::EndpointId::ALL, |e| e.operation_id(), name)
                 .map_err(Error::Config)?;
         b = b.rate_limit(endpoint, *rate);
+    }
+    if let Some(deadline) = conn.call_deadline() {
+        b = b.call_deadline(deadline);
     }
     b.build()
 }

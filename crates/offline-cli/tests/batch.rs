@@ -375,3 +375,46 @@ async fn kills_during_rate_limit_waits_leave_no_unknown_line_unsent() {
     // before the fix every kill in a wait left such a line.
     assert!(unsent.len() <= 2, "unknown lines never sent: {unsent:#?}");
 }
+
+// Issue 10 #6: a login elsewhere in the middle of a 6pan batch invalidates the token
+// every call holds. That is no failure of the lines: the client logs in again once,
+// and every line ends submitted exactly once (before: 9 of 10 lines failed for good).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_login_elsewhere_during_a_6pan_batch_fails_no_line() {
+    let env = Env::start(
+        EmulatorConfig {
+            faults: offline_emulator::Faults {
+                latency: Duration::from_millis(20),
+                ..offline_emulator::Faults::default()
+            },
+            ..EmulatorConfig::default()
+        },
+        200.0,
+        [("f.bin".to_owned(), octets(7, 1000))],
+    )
+    .await;
+    let emu = &env.emu;
+    let n = 30;
+    let urls: Vec<String> = (0..n).map(|i| env.url(i)).collect();
+    let input = env.path("relogin.txt");
+    std::fs::write(&input, urls.join("\n")).unwrap();
+    let child = command_6pan(&env, &input).spawn().unwrap();
+    assert!(eventually(Duration::from_secs(30), || emu.sixpan_tasks().len() >= 5).await);
+    let logins = emu.sixpan_logins();
+    emu.expire_sixpan_tokens();
+    let out = common::wait_output(child).await;
+    let lines = line_events(json_values(&out.stdout));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{lines:#?}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(lines.len(), n);
+    assert!(
+        lines.iter().all(|l| l["state"] == "submitted"),
+        "{lines:#?}"
+    );
+    assert_eq!(emu.sixpan_tasks().len(), n, "each line once");
+    assert_eq!(emu.sixpan_logins(), logins + 1, "one login again");
+}

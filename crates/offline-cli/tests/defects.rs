@@ -555,3 +555,36 @@ async fn sequential_runs_share_one_cached_token() {
     assert_eq!(o.status.code(), Some(0));
     assert_eq!(env.emu.token_requests(), 2);
 }
+
+// Issue 10 #4: one `status` against a server that accepts and never answers took
+// 505-557 s (a 60 s timeout, nine attempts). A call now stops at its deadline, 120 s
+// by default; `--call-timeout 2` makes it 2 s, the request in flight included.
+#[test]
+fn a_silent_server_is_given_up_at_the_call_deadline() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    // Accepts and holds every connection, answering nothing, for 60 s at most.
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        listener.set_nonblocking(true).unwrap();
+        let until = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < until {
+            match listener.accept() {
+                Ok((sock, _)) => held.push(sock),
+                Err(_) => std::thread::sleep(Duration::from_millis(5)),
+            }
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    let o = made_up_client(&format!("http://{addr}"), dir.path())
+        .args(["--json", "--call-timeout", "2", "status", "1"])
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(4), "{stderr}");
+    assert!(took < Duration::from_secs(10), "took {took:?}: {stderr}");
+    let lines = json_lines(&o.stdout);
+    assert_eq!(lines[0]["kind"], "network", "{lines:?}");
+}

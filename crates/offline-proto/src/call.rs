@@ -93,6 +93,13 @@ pub trait EndpointKind: Copy + Ord + std::fmt::Debug + Send + Sync + 'static {
 /// The answer size limit of an endpoint that does not say otherwise: 8 MiB.
 pub const DEFAULT_RESPONSE_LIMIT: usize = 8 * 1024 * 1024;
 
+/// The longest one call keeps trying, from its start: 120 s. A retry that would start
+/// later is not made; the call ends with the last failure (a create that may have
+/// reached the server: [`CallError::OutcomeUnknown`]). Against a silent server with a
+/// 60 s request timeout a call thus takes about two attempts, not nine (9 minutes).
+/// [`ClientState::set_call_deadline`] changes it.
+pub const DEFAULT_CALL_DEADLINE: Duration = Duration::from_secs(120);
+
 /// The token a request was sent with, and its place in the send order (6pan keeps the
 /// token of the answer to the latest *sent* request).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -317,6 +324,7 @@ pub struct ClientState<A: Auth> {
     token_fetches: u64,
     server_offset: Option<(bool, Duration)>,
     response_limits: std::collections::BTreeMap<A::Id, usize>,
+    call_deadline: Option<Duration>,
 }
 
 impl<A: Auth> ClientState<A> {
@@ -340,7 +348,19 @@ impl<A: Auth> ClientState<A> {
             token_fetches: 0,
             server_offset: None,
             response_limits: std::collections::BTreeMap::new(),
+            call_deadline: Some(DEFAULT_CALL_DEADLINE),
         }
+    }
+
+    /// How long one call may keep trying, from its start ([`DEFAULT_CALL_DEADLINE`]);
+    /// `None`: as long as its retry budget and attempts allow.
+    pub fn set_call_deadline(&mut self, deadline: Option<Duration>) {
+        self.call_deadline = deadline;
+    }
+
+    /// How long one call may keep trying, from its start.
+    pub fn call_deadline(&self) -> Option<Duration> {
+        self.call_deadline
     }
 
     /// Sets the largest answer `id` may send, in bytes (instead of its
@@ -528,6 +548,9 @@ pub struct Call<A: Auth, R: Request<A>> {
     retry_at: Option<(Instant, Option<RetryNotice>)>,
     result: Option<Result<R::Output, CallError>>,
     attempts: u32,
+    /// When the call must have stopped retrying ([`ClientState::call_deadline`] after
+    /// its first poll).
+    give_up_at: Option<Instant>,
 }
 
 impl<A: Auth, R: Request<A>> Call<A, R> {
@@ -545,6 +568,7 @@ impl<A: Auth, R: Request<A>> Call<A, R> {
             retry_at: None,
             result: None,
             attempts: 0,
+            give_up_at: None,
         }
     }
 
@@ -556,6 +580,13 @@ impl<A: Auth, R: Request<A>> Call<A, R> {
     /// How many times the request itself has been handed out to send.
     pub fn attempts(&self) -> u32 {
         self.attempts
+    }
+
+    /// When the call stops trying ([`ClientState::call_deadline`] after its first
+    /// poll): no retry starts later, and an async driver cuts a request still waiting
+    /// for its answer then (as a timeout: a create may have been sent).
+    pub fn deadline(&self) -> Option<Instant> {
+        self.give_up_at
     }
 
     /// Whether the request is out on the wire right now (a driver that must record
@@ -587,6 +618,7 @@ impl<A: Auth, R: Request<A>> Call<A, R> {
                         return self.finish(Err(CallError::Invalid(e.into())));
                     }
                     self.backoff = Some(state.pacer.begin(self.id, now));
+                    self.give_up_at = state.call_deadline.and_then(|d| checked_deadline(now, d));
                     self.state = if self.request.authenticated() {
                         State::NeedAuth
                     } else {
@@ -722,7 +754,8 @@ impl<A: Auth, R: Request<A>> Call<A, R> {
                 let backoff = self
                     .fetch_backoff
                     .get_or_insert_with(|| Backoff::new(Duration::ZERO, Duration::ZERO, 0, 0));
-                match retry_decision(&mut state.pacer, backoff, false, &failure, now) {
+                let give_up_at = self.give_up_at;
+                match retry_decision(&mut state.pacer, backoff, false, &failure, now, give_up_at) {
                     Some(delay) => {
                         // A failed fetch sent again is the same fetch: only tokens that
                         // arrived and were unusable count toward MAX_TOKEN_FETCHES.
@@ -760,7 +793,15 @@ impl<A: Auth, R: Request<A>> Call<A, R> {
                 let backoff = self
                     .backoff
                     .get_or_insert_with(|| Backoff::new(Duration::ZERO, Duration::ZERO, 0, 0));
-                match retry_decision(&mut state.pacer, backoff, creates, &failure, now) {
+                let give_up_at = self.give_up_at;
+                match retry_decision(
+                    &mut state.pacer,
+                    backoff,
+                    creates,
+                    &failure,
+                    now,
+                    give_up_at,
+                ) {
                     Some(delay) => {
                         let attempt = backoff.attempts();
                         self.schedule_retry(self.id, &failure, delay, attempt, now);
@@ -831,21 +872,27 @@ fn deadline(now: Instant, wait: Duration) -> Instant {
     checked_deadline(now, wait).unwrap_or(now + MAX_RETRY_AFTER)
 }
 
-/// The one retry decision: [`retry::classify`], the call's backoff, the budget, and the
-/// cap on `Retry-After`.
+/// The one retry decision: [`retry::classify`], the call's backoff, the budget, the
+/// cap on `Retry-After`, and the call's deadline (`give_up_at`).
 fn retry_decision<K: Ord + Copy>(
     pacer: &mut Pacer<K>,
     backoff: &mut Backoff,
     creates: bool,
     failure: &Attempt,
     now: Instant,
+    give_up_at: Option<Instant>,
 ) -> Option<Duration> {
     if let Retry::After(wait) = retry::classify(creates, &failure.as_failure()) {
         if wait > MAX_RETRY_AFTER {
             return None;
         }
     }
-    pacer.retry_delay(backoff, creates, &failure.as_failure(), now)
+    let delay = pacer.retry_delay(backoff, creates, &failure.as_failure(), now)?;
+    match (give_up_at, checked_deadline(now, delay)) {
+        (Some(limit), Some(at)) if at > limit => None,
+        (Some(_), None) => None,
+        _ => Some(delay),
+    }
 }
 
 impl CallError {

@@ -192,7 +192,19 @@ where
     loop {
         match run.next(timer, &watch) {
             Step::Send(req) => {
-                let result = http.send(req).await;
+                let result = match run.call.deadline() {
+                    // The call's deadline also ends a request still waiting for its
+                    // answer: a timeout (so a create may have been sent).
+                    Some(at) => first(http.send(req), timer.sleep_until(at))
+                        .await
+                        .unwrap_or_else(|| {
+                            Err(TransportError::new(
+                                crate::TransportErrorKind::Timeout,
+                                "no answer before the call's deadline",
+                            ))
+                        }),
+                    None => http.send(req).await,
+                };
                 run.answer(result, timer);
             }
             Step::Sleep(until) => timer.sleep_until(until).await,
@@ -201,7 +213,21 @@ where
     }
 }
 
-/// [`drive`] for a blocking transport on the calling thread.
+/// `a`'s output if it completes before `b`, else `None` (`a` is then dropped).
+async fn first<T>(a: impl Future<Output = T>, b: impl Future<Output = ()>) -> Option<T> {
+    let mut a = std::pin::pin!(a);
+    let mut b = std::pin::pin!(b);
+    std::future::poll_fn(|cx| {
+        if let std::task::Poll::Ready(value) = a.as_mut().poll(cx) {
+            return std::task::Poll::Ready(Some(value));
+        }
+        b.as_mut().poll(cx).map(|()| None)
+    })
+    .await
+}
+
+/// [`drive`] for a blocking transport on the calling thread (which cannot cut a
+/// request short: give the transport its own timeout, as the example's does).
 ///
 /// # Errors
 ///

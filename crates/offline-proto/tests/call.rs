@@ -414,3 +414,45 @@ fn a_token_fetch_retried_after_refused_connections_is_one_fetch() {
     assert!(out.is_ok(), "{out:?}");
     assert_eq!(*refused.lock().unwrap(), 6);
 }
+
+// Issue 10 #4: against a silent server (every attempt a 60 s timeout) a read tried up
+// to nine times for about nine minutes. The call's deadline (120 s from its start)
+// stops it after about two attempts; without a deadline the attempts run out instead.
+#[test]
+fn a_call_stops_retrying_at_its_deadline() {
+    let clock = manual_clock();
+    let silent = {
+        let clock = clock.clone();
+        move |_: u32, _: &HttpRequest| {
+            clock.advance(Duration::from_secs(60));
+            Err(TransportError::new(
+                TransportErrorKind::Timeout,
+                "no answer in 60 s",
+            ))
+        }
+    };
+    let server = scripted(&clock, silent);
+    let st = Mutex::new(state(0.0));
+    assert_eq!(
+        st.lock().unwrap().call_deadline(),
+        Some(offline_proto::call::DEFAULT_CALL_DEADLINE)
+    );
+    let started = clock.now();
+    let err = run(&st, &server, &clock, OfflineProcessRequest::new(TaskId(1))).unwrap_err();
+    assert!(matches!(err, CallError::Transport(_)), "{err:?}");
+    let took = clock.now() - started;
+    assert!(took <= Duration::from_secs(180), "took {took:?}");
+    assert_eq!(server.calls(), 2, "two 60 s attempts fit in 120 s");
+
+    let server = scripted(&clock, {
+        let clock = clock.clone();
+        move |_: u32, _: &HttpRequest| {
+            clock.advance(Duration::from_secs(60));
+            Err(TransportError::new(TransportErrorKind::Timeout, "x"))
+        }
+    });
+    let st = Mutex::new(state(0.0));
+    st.lock().unwrap().set_call_deadline(None);
+    run(&st, &server, &clock, OfflineProcessRequest::new(TaskId(1))).unwrap_err();
+    assert!(server.calls() > 2, "{} attempts", server.calls());
+}

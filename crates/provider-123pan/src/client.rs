@@ -63,6 +63,7 @@ pub struct Pan123Builder<C> {
     token_margin: Duration,
     poll_policy: PollPolicy,
     insecure_http: bool,
+    call_deadline: Option<Duration>,
 }
 
 impl<C> std::fmt::Debug for Pan123Builder<C> {
@@ -94,6 +95,7 @@ impl Pan123<HyperClient> {
             token_margin: DEFAULT_MARGIN,
             poll_policy: PollPolicy::default(),
             insecure_http: false,
+            call_deadline: Some(offline_proto::call::DEFAULT_CALL_DEADLINE),
         }
     }
 }
@@ -111,6 +113,7 @@ impl<C> Pan123Builder<C> {
             token_margin: self.token_margin,
             poll_policy: self.poll_policy,
             insecure_http: self.insecure_http,
+            call_deadline: self.call_deadline,
         }
     }
 
@@ -156,6 +159,10 @@ impl<C> Pan123Builder<C> {
         token_margin: Duration;
         /// How often [`Pan123::wait`] asks about a running task.
         poll_policy: PollPolicy;
+        /// How long one call keeps trying, retries included, from its start; `None`:
+        /// as long as its attempts and the retry budget allow. Default
+        /// [`DEFAULT_CALL_DEADLINE`](offline_proto::call::DEFAULT_CALL_DEADLINE), 120 s.
+        call_deadline: Option<Duration>;
     }
 
     /// The rate limit of `endpoint` in requests per second (the client paces itself at
@@ -207,7 +214,8 @@ impl<C: HttpClient> Pan123Builder<C> {
                 ))
             }
         };
-        let state = ClientState::new(base.clone(), credentials, self.rate_limits, clock_seed());
+        let mut state = ClientState::new(base.clone(), credentials, self.rate_limits, clock_seed());
+        state.set_call_deadline(self.call_deadline);
         Ok(Pan123 {
             inner: Arc::new(Inner {
                 http,

@@ -77,6 +77,7 @@ pub struct SixPanBuilder<C> {
     rate_limits: BTreeMap<EndpointId, f64>,
     poll_policy: PollPolicy,
     insecure_http: bool,
+    call_deadline: Option<Duration>,
     upload_config: UploadConfig,
     hash_threads: usize,
 }
@@ -119,6 +120,7 @@ impl SixPan<HyperClient> {
                 factor: 2.0,
             },
             insecure_http: false,
+            call_deadline: Some(offline_proto::call::DEFAULT_CALL_DEADLINE),
             upload_config: UploadConfig {
                 max_blocks_in_flight: DEFAULT_BLOCKS_IN_FLIGHT,
                 ..UploadConfig::default()
@@ -140,6 +142,7 @@ impl<C> SixPanBuilder<C> {
             rate_limits: self.rate_limits,
             poll_policy: self.poll_policy,
             insecure_http: self.insecure_http,
+            call_deadline: self.call_deadline,
             upload_config: self.upload_config,
             hash_threads: self.hash_threads,
         }
@@ -176,6 +179,10 @@ impl<C> SixPanBuilder<C> {
         hash_threads: usize;
         /// How often [`SixPan::wait`](crate::SixPan::wait) lists tasks.
         poll_policy: PollPolicy;
+        /// How long one call keeps trying, retries included, from its start; `None`:
+        /// as long as its attempts and the retry budget allow. Default
+        /// [`DEFAULT_CALL_DEADLINE`](offline_proto::call::DEFAULT_CALL_DEADLINE), 120 s.
+        call_deadline: Option<Duration>;
     }
 
     /// The rate limit of `endpoint`, requests per second (paced at
@@ -237,7 +244,8 @@ impl<C> SixPanBuilder<C> {
         let seed = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64);
-        let state = ClientState::new(base.clone(), credentials, self.rate_limits, seed);
+        let mut state = ClientState::new(base.clone(), credentials, self.rate_limits, seed);
+        state.set_call_deadline(self.call_deadline);
         Ok(SixPan {
             inner: Arc::new(Inner {
                 http,

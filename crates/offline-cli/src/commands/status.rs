@@ -42,6 +42,9 @@ pub(crate) fn task_refs(args: &TaskArgs, out: &Output) -> Result<Vec<TaskRef>, u
         .collect()
 }
 
+/// How many progress calls `status` has under way at once.
+const STATUS_CONCURRENCY: usize = 8;
+
 /// Runs `status` with task IDs.
 pub(crate) async fn run(client: &Client, args: &TaskArgs, out: &Output) -> u8 {
     match client {
@@ -50,9 +53,20 @@ pub(crate) async fn run(client: &Client, args: &TaskArgs, out: &Output) -> u8 {
                 Ok(r) => r,
                 Err(code) => return code,
             };
+            // Asked concurrently (8 at a time, paced by the client's rate limit),
+            // printed in the order given.
+            use futures_util::StreamExt as _;
+            let mut answers = futures_util::stream::iter(refs)
+                .map(|task| async move {
+                    (
+                        task,
+                        guarded(transport, pan.progress(task), refused_123).await,
+                    )
+                })
+                .buffered(STATUS_CONCURRENCY);
             let mut code = exit::OK;
-            for task in refs {
-                match guarded(transport, pan.progress(task), refused_123).await {
+            while let Some((task, answer)) = answers.next().await {
+                match answer {
                     Ok(p) => out.status_line(&p),
                     Err(e) => code = code.max(out.error(&format!("task {}", task.id), &e)),
                 }
