@@ -80,6 +80,23 @@ async fn converge(cmd: impl Fn() -> Command, settled: impl Fn(&Value) -> bool) -
     last
 }
 
+/// Runs the 123pan batch until every one of its `n` lines is submitted or unknown:
+/// the last run's lines, and the emulator's tasks per URL (each URL at most once).
+async fn settle_123pan(env: &Env, input: &Path, n: usize) -> (Vec<Value>, HashMap<String, usize>) {
+    let last = converge(
+        || command(env, input),
+        |l| l["state"] == "submitted" || l["state"] == "unknown",
+    )
+    .await;
+    assert_eq!(last.len(), n);
+    let per_url = tasks_per_url(&env.emu);
+    assert!(
+        per_url.values().all(|&c| c == 1),
+        "a URL was submitted twice: {per_url:?}"
+    );
+    (last, per_url)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_second_run_submits_nothing_twice() {
     let env = setup().await;
@@ -149,17 +166,7 @@ async fn a_batch_killed_mid_way_converges_without_duplicates() {
         assert!(emu.tasks().len() < n, "killed before the end");
     }
     // Runs until everything has converged.
-    let last = converge(
-        || command(&env, &input),
-        |l| l["state"] == "submitted" || l["state"] == "unknown",
-    )
-    .await;
-    assert_eq!(last.len(), n);
-    let per_url = tasks_per_url(emu);
-    assert!(
-        per_url.values().all(|&c| c == 1),
-        "a URL was submitted twice: {per_url:?}"
-    );
+    let (last, per_url) = settle_123pan(&env, &input, n).await;
     let tasks: HashMap<u64, String> = emu.tasks().into_iter().map(|t| (t.id.0, t.url)).collect();
     for line in &last {
         let source = line["source"].as_str().unwrap();
@@ -358,14 +365,7 @@ async fn kills_during_rate_limit_waits_leave_no_unknown_line_unsent() {
         // Killed right after a create, so in the wait before the next one.
         kill_at(paced(), || emu.tasks().len(), kill).await;
     }
-    let last = converge(
-        || command(&env, &input),
-        |l| l["state"] == "submitted" || l["state"] == "unknown",
-    )
-    .await;
-    assert_eq!(last.len(), n);
-    let per_url = tasks_per_url(emu);
-    assert!(per_url.values().all(|&c| c == 1), "{per_url:?}");
+    let (last, per_url) = settle_123pan(&env, &input, n).await;
     let unsent: Vec<&Value> = last
         .iter()
         .filter(|l| l["state"] == "unknown")

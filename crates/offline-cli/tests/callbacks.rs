@@ -162,18 +162,24 @@ async fn real_callbacks_are_confirmed_and_forged_ones_are_not() {
     assert_eq!(last["confirmed"], 2);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn tasks_on_the_command_line_and_a_timeout() {
+/// The emulator with one task that succeeded: its `ID=URL` for `--task`.
+async fn finished_task() -> (Env, String, String) {
     let env = setup().await;
     let ok = env.src.file_url("ok.bin");
-    // A task created beforehand, named with its URL on the command line.
     let out = output(env.cmd(&["--json", "add", &ok, "--wait"])).await;
     assert_eq!(out.status.code(), Some(0));
-    let id = env.emu.tasks()[0].id.0;
+    let task = format!("{}={ok}", env.emu.tasks()[0].id.0);
+    (env, ok, task)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tasks_on_the_command_line_and_a_timeout() {
+    // A task created beforehand, named with its URL on the command line.
+    let (env, ok, task) = finished_task().await;
 
     let mut listener = Running::spawn(
         env.cmd(&["callbacks", "--listen", "127.0.0.1:0", "--timeout", "3"])
-            .args(["--task", &format!("{id}={ok}"), "--task", "424242"])
+            .args(["--task", &task, "--task", "424242"])
             .stderr(Stdio::null()),
     );
     let first = listener.line();
@@ -202,14 +208,10 @@ async fn tasks_on_the_command_line_and_a_timeout() {
 // the genuine one is confirmed at once.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_flood_of_garbage_callbacks_does_not_bury_the_genuine_one() {
-    let env = setup().await;
-    let ok = env.src.file_url("ok.bin");
-    let out = output(env.cmd(&["--json", "add", &ok, "--wait"])).await;
-    assert_eq!(out.status.code(), Some(0));
-    let id = env.emu.tasks()[0].id.0;
+    let (env, ok, task) = finished_task().await;
     let mut listener = Running::spawn(
         env.cmd(&["--json", "callbacks", "--listen", "127.0.0.1:0"])
-            .args(["--task", &format!("{id}={ok}"), "--max", "1"])
+            .args(["--task", &task, "--max", "1"])
             .args(["--timeout", "60"])
             .stderr(Stdio::null()),
     );

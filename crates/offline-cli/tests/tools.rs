@@ -170,21 +170,8 @@ fn control_characters_in_torrent_names_are_escaped_for_people_only() {
     let torrent = offline_proto::torrent::TorrentBuilder::new(evil)
         .file(&["x.txt"], b"data".to_vec())
         .build();
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("evil.torrent");
-    std::fs::write(&path, torrent).unwrap();
-    let out = Command::new(BIN)
-        .args(["torrent", "inspect"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
+    let (code, text, err) = inspect(&torrent, &[]);
+    assert_eq!(code, Some(0), "{err}");
     for c in ['\u{1b}', '\u{7}', '\r'] {
         assert!(!text.contains(c), "{c:?} printed raw: {text:?}");
     }
@@ -192,12 +179,8 @@ fn control_characters_in_torrent_names_are_escaped_for_people_only() {
         text.contains("a\\u{1b}]0;pwned\\u{7}b\\u{d}c\\u{a}d"),
         "{text}"
     );
-    let out = Command::new(BIN)
-        .args(["torrent", "inspect", "--json"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (_, json, _) = inspect(&torrent, &["--json"]);
+    let v: Value = serde_json::from_str(&json).unwrap();
     assert_eq!(v["name"], evil);
 }
 

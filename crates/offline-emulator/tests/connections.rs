@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use offline_emulator::{EmulatorConfig, BODY_DEADLINE};
+use offline_emulator::{EmulatorConfig, RunningEmulator, BODY_DEADLINE};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
@@ -85,23 +85,30 @@ async fn a_body_trickled_a_byte_every_ten_seconds_is_cut_off_at_the_deadline() {
     emu.shutdown().await;
 }
 
-#[tokio::test(start_paused = true)]
-async fn connections_over_the_cap_wait_until_one_ends() {
+/// An emulator serving `max` connections at once, `held` silent connections to it
+/// taking slots, and one more connection that has sent `GET /_emulator/stats`.
+async fn capped(max: usize, held: usize) -> (RunningEmulator, Vec<TcpStream>, TcpStream) {
     let emu = start(EmulatorConfig {
-        max_connections: 3,
+        max_connections: max,
         ..relaxed_config()
     })
     .await;
     let addr = emu.base_url().trim_start_matches("http://").to_owned();
-    // Three clients that connect and say nothing hold the three slots.
     let mut idle = Vec::new();
-    for _ in 0..3 {
+    for _ in 0..held {
         idle.push(TcpStream::connect(&addr).await.unwrap());
     }
     tokio::time::sleep(Duration::from_millis(50)).await;
     let stats = format!("GET /_emulator/stats HTTP/1.1\r\nhost: {addr}\r\n\r\n");
-    let mut fourth = TcpStream::connect(&addr).await.unwrap();
-    fourth.write_all(stats.as_bytes()).await.unwrap();
+    let mut next = TcpStream::connect(&addr).await.unwrap();
+    next.write_all(stats.as_bytes()).await.unwrap();
+    (emu, idle, next)
+}
+
+#[tokio::test(start_paused = true)]
+async fn connections_over_the_cap_wait_until_one_ends() {
+    // Three clients that connect and say nothing hold the three slots.
+    let (emu, mut idle, mut fourth) = capped(3, 3).await;
     // Not served while the slots are taken (the connection waits in the backlog)...
     let early = tokio::time::timeout(Duration::from_secs(5), read_answer(&mut fourth)).await;
     assert!(early.is_err(), "served beyond the cap: {early:?}");
@@ -121,17 +128,8 @@ async fn connections_over_the_cap_wait_until_one_ends() {
 
 #[tokio::test(start_paused = true)]
 async fn silent_connections_are_closed_after_the_header_timeout_and_free_their_slot() {
-    let emu = start(EmulatorConfig {
-        max_connections: 1,
-        ..relaxed_config()
-    })
-    .await;
-    let addr = emu.base_url().trim_start_matches("http://").to_owned();
-    let mut silent = TcpStream::connect(&addr).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    let mut next = TcpStream::connect(&addr).await.unwrap();
-    let stats = format!("GET /_emulator/stats HTTP/1.1\r\nhost: {addr}\r\n\r\n");
-    next.write_all(stats.as_bytes()).await.unwrap();
+    let (emu, mut silent, mut next) = capped(1, 1).await;
+    let mut silent = silent.pop().unwrap();
     // The silent client is dropped after the 30 s header timeout; the next is served.
     let closed = tokio::time::timeout(Duration::from_secs(60), read_answer(&mut silent))
         .await
