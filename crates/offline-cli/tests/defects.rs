@@ -588,3 +588,32 @@ fn a_silent_server_is_given_up_at_the_call_deadline() {
     let lines = json_lines(&o.stdout);
     assert_eq!(lines[0]["kind"], "network", "{lines:?}");
 }
+
+// Issue 10 #12: 6pan task names come from the server (here a magnet's `dn`, decoded);
+// control characters in them reach a terminal escaped, and JSON keeps them exact.
+#[tokio::test(flavor = "multi_thread")]
+async fn server_task_names_are_escaped_for_people() {
+    let env = env().await;
+    let magnet =
+        "magnet:?xt=urn:btih:722fe65b2aa26d14f35b4ad627d20236e481d924&dn=a%1B%5D0%3Bpwned%07b%0Dc";
+    let o = env.run(&["--provider", "6pan", "add", magnet]).await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let printed = String::from_utf8_lossy(&o.stdout).into_owned();
+    let task = printed
+        .split_whitespace()
+        .nth(2)
+        .expect("created task ID (name) in PATH")
+        .to_owned();
+    let o = env.run(&["--provider", "6pan", "status", &task]).await;
+    let status = String::from_utf8_lossy(&o.stdout).into_owned();
+    for out in [&printed, &status] {
+        for c in ['\u{1b}', '\u{7}', '\r'] {
+            assert!(!out.contains(c), "{c:?} printed raw: {out:?}");
+        }
+        assert!(out.contains("a\\u{1b}]0;pwned\\u{7}b\\u{d}c"), "{out}");
+    }
+    let o = env
+        .run(&["--provider", "6pan", "--json", "status", &task])
+        .await;
+    assert_eq!(json_lines(&o.stdout)[0]["name"], "a\u{1b}]0;pwned\u{7}b\rc");
+}

@@ -425,7 +425,7 @@ async fn run_sixpan(emu: &offline_emulator::RunningEmulator, out: &Output) -> u8
             outln!(
                 "created task {} ({}) with --select '*.txt'",
                 t.identity,
-                t.name
+                crate::output::screen(&t.name)
             );
         }
     }

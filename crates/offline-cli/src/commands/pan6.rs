@@ -94,7 +94,12 @@ pub(crate) async fn add(client: &Client, args: &AddArgs, out: &Output) -> u8 {
                         if out.is_json() {
                             out.event(task_json("created", &t));
                         } else {
-                            outln!("created task {} ({}) in {path}", t.identity, t.name);
+                            outln!(
+                                "created task {} ({}) in {}",
+                                t.identity,
+                                crate::output::screen(&t.name),
+                                crate::output::screen(&path)
+                            );
                         }
                         created.push(t);
                         let ids: Vec<&str> = created.iter().map(|t| t.identity.as_str()).collect();
@@ -171,8 +176,9 @@ pub(crate) async fn status(
                 out.event(task_json("status", t));
             } else {
                 outln!(
-                    "task {id} ({}): {} {}%",
-                    t.name,
+                    "task {} ({}): {} {}%",
+                    crate::output::screen(id),
+                    crate::output::screen(&t.name),
                     status_word(t.status),
                     percent_text(t.progress.unwrap_or(0.0))
                 );
