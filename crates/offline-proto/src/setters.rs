@@ -1,4 +1,4 @@
-//! [`setters!`](crate::setters): the plain setters of a builder, written once.
+//! [`setters!`](macro@crate::setters): the plain setters of a builder, written once.
 
 /// Builder setters: each `field: Type;` (with its doc comments) becomes
 /// `#[must_use] pub fn field(mut self, value: Type) -> Self`, which stores `value` in

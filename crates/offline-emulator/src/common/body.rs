@@ -18,7 +18,7 @@ const DRAIN_LIMIT: usize = 64 * 1024 * 1024;
 /// How long a client may take to send a body chunk.
 pub(crate) const BODY_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a client may take to send a whole request body (a body trickled a byte
-/// at a time, each within [`BODY_TIMEOUT`], is cut off here): 120 s, room for the
+/// at a time, each within the 30 s a chunk may take, is cut off here): 120 s, room for the
 /// largest body the emulator accepts (a 4 MiB chunk) at 35 KB/s.
 pub const BODY_DEADLINE: Duration = Duration::from_secs(120);
 

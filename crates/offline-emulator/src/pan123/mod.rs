@@ -297,7 +297,7 @@ impl From<OssOfflineDownloadRequest> for Create {
 }
 
 /// Reads and checks the create call of `kind` (the checks as one pure function:
-/// [`check_request`] makes the same), returning what the task needs.
+/// `check_request` makes the same), returning what the task needs.
 fn checked_create(kind: TaskKind, body: &[u8]) -> Result<(Create, String), Fail> {
     let (create, json) = match kind {
         TaskKind::CloudDrive => {
