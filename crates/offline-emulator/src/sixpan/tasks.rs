@@ -25,6 +25,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use offline_proto::qetag::{Etag, Qetag};
+use offline_proto::sixpan::tasks::UserIdentity;
 use offline_proto::sixpan::{
     AddResult, DeleteRequest, EndpointId, OfflineTask, PageRequest, TaskPage, TaskStatus, TaskType,
 };
@@ -751,7 +752,9 @@ impl SixpanState {
         let (status, progress, downloaded) = task.view(now, self.simulated_duration);
         OfflineTask {
             identity: task.identity.clone().into(),
-            user_identity: Some(self.user.identity.clone()),
+            // As real servers answer (six-cli and FlyingPiggyCloud decode a number, and
+            // `data` as a JSON string holding an object).
+            user_identity: Some(UserIdentity::Number(self.user.id)),
             create_time: Some(task.create_time),
             name: task.name.clone(),
             task_type: Some(TaskType::from_code(task.type_code)),
@@ -760,12 +763,15 @@ impl SixpanState {
             download_size: Some(i64::try_from(downloaded).unwrap_or(i64::MAX)),
             progress: Some(progress),
             cip: None,
-            data: Some(json!({
-                "path": task.folder,
-                "url": task.url,
-                "files": task.selected,
-                "failReason": task.fail_reason,
-            })),
+            data: Some(serde_json::Value::String(
+                json!({
+                    "path": task.folder,
+                    "url": task.url,
+                    "files": task.selected,
+                    "failReason": task.fail_reason,
+                })
+                .to_string(),
+            )),
         }
     }
 

@@ -8,6 +8,7 @@
 use std::collections::BTreeSet;
 
 use super::{OfflineTask, PageRequest, ParseResult, TaskId, TaskPage, TaskStatus};
+use serde::{Deserialize, Serialize};
 
 /// The page size a client asks for.
 pub const PAGE_SIZE: u32 = 100;
@@ -144,6 +145,27 @@ impl Pager {
     /// Whether the list has ended.
     pub fn is_done(&self) -> bool {
         self.done
+    }
+}
+
+/// A task's `userIdentity`, kept as the server sent it: a number in every real client
+/// (Mrs4s/six-cli `int64`, xiaopohou/FlyingPiggyCloud `int`, the Android client's
+/// `Int`), a hex string in the seed's example. Displays as its text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum UserIdentity {
+    /// A numeric identity.
+    Number(i64),
+    /// A textual identity.
+    Text(String),
+}
+
+impl std::fmt::Display for UserIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Number(n) => write!(f, "{n}"),
+            Self::Text(t) => f.write_str(t),
+        }
     }
 }
 
@@ -470,6 +492,31 @@ mod tests {
             data_url(&tasks[0]).as_deref(),
             Some("http://h/files/same.bin?n=1")
         );
+    }
+
+    // Issue 12 #8: a task list item as Mrs4s/six-cli's `Task` struct and
+    // FlyingPiggyCloud's model decode it: `userIdentity` a number, `data` a JSON string.
+    #[test]
+    fn a_task_shaped_as_real_clients_saw_it_decodes() {
+        let item = serde_json::json!({
+            "identity": "8b3e4c1d2f0a49b6a1c7d5e9f3b2a680", "userIdentity": 1_062_345,
+            "createTime": 1_532_794_215_590i64, "name": "movie.mkv", "type": 5030,
+            "status": 100, "size": 1_048_576, "downloadSize": 524_288, "progress": 50.0,
+            "cip": "203.0.113.7",
+            "data": "{\"identity\":\"abc\",\"url\":\"magnet:?xt=urn:btih:x\",\"path\":\"/\"}",
+        });
+        let task: OfflineTask = serde_json::from_value(item.clone()).unwrap();
+        assert_eq!(task.user_identity, Some(UserIdentity::Number(1_062_345)));
+        assert_eq!(task.user_identity.as_ref().unwrap().to_string(), "1062345");
+        assert_eq!(data_identity(&task).as_deref(), Some("abc"));
+        assert_eq!(data_url(&task).as_deref(), Some("magnet:?xt=urn:btih:x"));
+        // Kept as sent: it encodes back to the same JSON.
+        assert_eq!(serde_json::to_value(&task).unwrap(), item);
+        // The seed's hex string reads too.
+        let mut seed = item;
+        seed["userIdentity"] = "0233a0a43b594fab8890b2f8359595bd".into();
+        let task: OfflineTask = serde_json::from_value(seed).unwrap();
+        assert!(matches!(task.user_identity, Some(UserIdentity::Text(_))));
     }
 
     #[test]

@@ -10,6 +10,7 @@
 use crate::open_enum::open_enum;
 use crate::qetag::Etag;
 use crate::sixpan::identity::Identity;
+use crate::sixpan::tasks::UserIdentity;
 use crate::Secret;
 use serde::{Deserialize, Serialize};
 
@@ -389,13 +390,16 @@ pub struct TaskId(pub String);
 pub struct OfflineTask {
     /// The task's identity, for `deleteTasks`.
     pub identity: TaskId,
-    /// The owner's identity (type not documented; a string in the clients).
+    /// The owner's identity. A number in every real client (Mrs4s/six-cli's
+    /// `UserIdentity int64`, xiaopohou/FlyingPiggyCloud's `int`, the Android
+    /// client's `Int`), a hex string in the seed's example: both are read and kept
+    /// as sent.
     #[serde(
         rename = "userIdentity",
         default,
         skip_serializing_if = "Option::is_none"
     )]
-    pub user_identity: Option<String>,
+    pub user_identity: Option<UserIdentity>,
     /// Milliseconds since the epoch.
     #[serde(
         rename = "createTime",
@@ -427,7 +431,10 @@ pub struct OfflineTask {
     /// The client IP that added the task.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cip: Option<String>,
-    /// Extra data; its shape is not documented, so it stays raw JSON.
+    /// Extra data; its shape is not documented, so it stays raw JSON. The real
+    /// clients (six-cli, FlyingPiggyCloud) read a JSON *string* holding an object
+    /// (`{"identity", "url", "path", ...}`); an object is read the same way
+    /// (`sixpan::tasks::data_identity`, `data_url`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<serde_json::Value>,
 }
