@@ -194,8 +194,11 @@ where
             Step::Send(req) => {
                 let result = match run.call.deadline() {
                     // The call's deadline also ends a request still waiting for its
-                    // answer: a timeout (so a create may have been sent).
-                    Some(at) => first(http.send(req), timer.sleep_until(at))
+                    // answer: a timeout (so a create may have been sent). A request
+                    // handed out after the deadline (its rate-limit wait ran past it)
+                    // is sent whole: cut at once, it would be reported as possibly sent
+                    // though it never left; no retry follows it.
+                    Some(at) if at > timer.now() => first(http.send(req), timer.sleep_until(at))
                         .await
                         .unwrap_or_else(|| {
                             Err(TransportError::new(
@@ -203,7 +206,7 @@ where
                                 "no answer before the call's deadline",
                             ))
                         }),
-                    None => http.send(req).await,
+                    _ => http.send(req).await,
                 };
                 run.answer(result, timer);
             }

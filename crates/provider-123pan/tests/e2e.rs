@@ -410,3 +410,22 @@ async fn a_create_whose_answer_is_lost_is_not_sent_again() {
     );
     assert_eq!(emu.tasks().len(), 1, "created once, never re-sent");
 }
+
+// The call deadline bounds retries and cuts an unanswered request; a create whose
+// rate-limit wait ran past the deadline is still sent whole, never reported as
+// outcome unknown without having left.
+#[tokio::test(start_paused = true)]
+async fn a_create_paced_past_its_deadline_is_sent_not_reported_unknown() {
+    let emu = fast_emulator().await;
+    let (src, _) = sources().await;
+    let pan = builder(&emu)
+        .rate_limit(EndpointId::OfflineDownload, 0.5)
+        .call_deadline(Some(Duration::from_secs(1)))
+        .build()
+        .unwrap();
+    create(&pan, &src, "data.bin").await;
+    // The second waits about 2 s for the limit: past its 1 s deadline.
+    let second = pan.offline_download(src.file_url("data.bin")).await;
+    assert!(second.is_ok(), "{second:?}");
+    assert_eq!(emu.tasks().len(), 2);
+}
