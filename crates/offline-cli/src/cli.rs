@@ -107,6 +107,22 @@ pub(crate) struct TopCreds {
     pub(crate) token: Option<String>,
 }
 
+impl TopConn {
+    /// The options given, as their flags (none reads the environment).
+    pub(crate) fn given(&self) -> Vec<&'static str> {
+        [
+            (self.base_url.is_some(), "--base-url"),
+            (self.insecure_http, "--insecure-http"),
+            (!self.rate_limits.is_empty(), "--rate-limit"),
+            (self.call_timeout.is_some(), "--call-timeout"),
+            (self.no_token_cache, "--no-token-cache"),
+        ]
+        .into_iter()
+        .filter_map(|(given, flag)| given.then_some(flag))
+        .collect()
+    }
+}
+
 /// The connection options after the command (they win over those before it).
 #[derive(Args, Debug, Clone, Default)]
 #[command(

@@ -617,3 +617,38 @@ async fn server_task_names_are_escaped_for_people() {
         .await;
     assert_eq!(json_lines(&o.stdout)[0]["name"], "a\u{1b}]0;pwned\u{7}b\rc");
 }
+
+// No flag is silently ignored: connection options given before a command that talks
+// to no provider are refused (exit 2), not dropped.
+#[test]
+fn connection_options_before_a_local_command_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("f.txt");
+    std::fs::write(&file, "x").unwrap();
+    let file = file.to_str().unwrap();
+    for (flags, command) in [
+        (&["--call-timeout", "5"][..], &["hash", file][..]),
+        (
+            &["--rate-limit", "offline_download=2"][..],
+            &["torrent", "inspect", file][..],
+        ),
+        (
+            &["--base-url", "http://127.0.0.1:1"][..],
+            &["completions", "bash"][..],
+        ),
+    ] {
+        let o = Command::new(BIN)
+            .args(flags)
+            .args(command)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{flags:?} {command:?}: {err}");
+        assert!(
+            err.contains(&format!("{} is a connection option", flags[0])),
+            "{err}"
+        );
+    }
+    let o = Command::new(BIN).args(["hash", file]).output().unwrap();
+    assert_eq!(o.status.code(), Some(0));
+}

@@ -121,6 +121,24 @@ async fn dispatch(cli: Cli, explicit: Vec<&'static str>) -> Result<u8, u8> {
             }
         }};
     }
+    // A command that talks to no provider (or starts its own emulator) has no use for
+    // connection options: refused, never ignored.
+    let local = match &cli.command {
+        Command::Demo(_) => Some("demo"),
+        Command::Emulator(_) => Some("emulator"),
+        Command::Hash(_) => Some("hash"),
+        Command::Torrent(_) => Some("torrent"),
+        Command::Completions { .. } => Some("completions"),
+        Command::Man => Some("__man"),
+        _ => None,
+    };
+    if let (Some(command), [flag, ..]) = (local, top.conn.given().as_slice()) {
+        return Err(Output::without_provider(json).fail(
+            exit::USAGE,
+            &format!("{flag} is a connection option; `{command}` talks to no provider"),
+            None,
+        ));
+    }
     Ok(match cli.command {
         Command::Demo(args) => demo::run(args, &Output::new(json, "123pan")).await,
         Command::Emulator(args) => emulator::run(args, &Output::without_provider(json)).await,
