@@ -581,6 +581,15 @@ impl Metainfo {
         })
     }
 
+    /// The bytes of every file's path components, the name each repeats included:
+    /// what [`Limits::max_path_bytes`] bounds (at most [`MAX_PATH_BYTES`] by default).
+    pub fn path_bytes(&self) -> usize {
+        self.files
+            .iter()
+            .flat_map(|f| &f.path)
+            .fold(0, |sum, c| sum.saturating_add(c.len()))
+    }
+
     /// The number of pieces.
     pub fn piece_count(&self) -> usize {
         self.pieces.len()
@@ -1362,13 +1371,9 @@ mod tests {
         // one-digit paths are 1 010 bytes.
         let small = long_named(100, 10);
         let limits = Limits::default().with_max_path_bytes(1_010);
-        assert_eq!(
-            Metainfo::from_bytes_with_limits(&small, &limits)
-                .unwrap()
-                .files
-                .len(),
-            10
-        );
+        let meta = Metainfo::from_bytes_with_limits(&small, &limits).unwrap();
+        assert_eq!(meta.files.len(), 10);
+        assert_eq!(meta.path_bytes(), 1_010);
         let limits = limits.with_max_path_bytes(1_009);
         assert!(matches!(
             Metainfo::from_bytes_with_limits(&small, &limits),

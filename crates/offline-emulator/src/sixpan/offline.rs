@@ -130,11 +130,7 @@ impl SixpanState {
         let mut path_bytes = 0usize;
         for etag in etags {
             let meta = self.load_torrent(etag.as_str()).await?;
-            path_bytes = meta.files.iter().fold(path_bytes, |sum, f| {
-                f.path
-                    .iter()
-                    .fold(sum, |sum, c| sum.saturating_add(c.len()))
-            });
+            path_bytes = path_bytes.saturating_add(meta.path_bytes());
             if path_bytes > MAX_PATH_BYTES {
                 return Err(ApiError::parameter(format!(
                     "the torrents' file paths come to more than {MAX_PATH_BYTES} bytes: ask about fewer at once"
