@@ -22,7 +22,8 @@ use std::path::{Path, PathBuf};
 
 use http::StatusCode;
 use offline_proto::pan123::{
-    self, AccessTokenRequest, Endpoint, OfflineDownloadRequest, OfflineProcessRequest,
+    self, AccessTokenRequest, DownloadInfoRequest, Endpoint, FileDetailRequest, FileInfosRequest,
+    FileListRequest, MkdirRequest, OfflineDownloadRequest, OfflineProcessRequest,
     OssOfflineDownloadRequest, OssProcessRequest, ProcessQuery,
 };
 use offline_proto::{BaseUrl, HttpRequest, Secret};
@@ -231,6 +232,11 @@ fn encode(provider: &str, id: &str, example: serde_json::Value) -> Result<Option
         "accessToken" => with::<AccessTokenRequest>(example, &base, auth)?,
         "offlineDownload" => with::<OfflineDownloadRequest>(example, &base, auth)?,
         "ossOfflineDownload" => with::<OssOfflineDownloadRequest>(example, &base, auth)?,
+        "fileList" => with::<FileListRequest>(example, &base, auth)?,
+        "mkdir" => with::<MkdirRequest>(example, &base, auth)?,
+        "fileDetail" => with::<FileDetailRequest>(example, &base, auth)?,
+        "fileInfos" => with::<FileInfosRequest>(example, &base, auth)?,
+        "downloadInfo" => with::<DownloadInfoRequest>(example, &base, auth)?,
         "offlineDownloadProcess" => OfflineProcessRequest(from_json::<ProcessQuery>(example)?)
             .to_http(&base, auth)
             .map_err(|e| e.to_string())?,

@@ -8,6 +8,18 @@
 //! [`RunningEmulator::data_dir`], reports progress from the bytes received, fails tasks
 //! with the reasons the service gives, and POSTs callbacks.
 //!
+//! It also keeps the drive's folders and files: a finished cloud-drive download lands
+//! in its `dirID`, or in the folder `来自:离线下载` at the root, created on first use;
+//! image-bed files go to a tree of their own. `GET /api/v2/file/list` (paged by
+//! `lastFileId`, `-1` on the last page), `POST /upload/v1/file/mkdir` (a taken name is
+//! code 1, `该目录下已经有同名文件夹,无法进行创建`), `GET /api/v1/file/detail`,
+//! `POST /api/v1/file/infos` and `GET /api/v1/file/download_info` answer from it; the
+//! download URL (`http://<host>/_download/<token>/<name>`, valid an hour, never
+//! faulted) serves the stored bytes and honours a single `Range`. A file's `etag` is the
+//! MD5 of its bytes. A top-level body member sent as `null` is taken as absent and a
+//! query value left empty (`searchMode=`) as not given, as production takes them;
+//! IDs are accepted as numbers or strings of digits.
+//!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> std::io::Result<()> {
@@ -29,6 +41,8 @@
 //! | 400 | 200 | no `Platform: open_platform` header; a body that is not the expected JSON; an invalid field (URL scheme, file name, `dirID` 0, image extension, `type` not 1); a missing or non-numeric `taskID`; anything else the description refuses (see below) |
 //! | 401 | 200 | wrong `clientID`/`clientSecret`; a missing, unknown (`invalid token`) or expired (`token is expired`) bearer token; any OAuth code or refresh token |
 //! | 404 | 200 | `task not found`: an unknown task ID, or a task of the other product (a cloud-drive task asked on the image-bed progress call, or the reverse) |
+//! | 1 | 200 | mkdir: a folder of that name is there already |
+//! | 5066 | 200 | an unknown file or folder (detail, download_info, list, a create's `dirID`, mkdir's `parentID`) |
 //! | 429 | 200 | over the client's rate limit for the endpoint (`操作频繁，请稍后再试`) |
 //! | 404 | 404 | unknown path |
 //! | 405 | 405 | known path, wrong method (with `Allow`) |
@@ -93,7 +107,9 @@
 //!
 //! # Not emulated
 //!
-//! Directories (`dirID`/`businessDirID` are only checked for the root), the OAuth
+//! Moving, renaming and deleting files (an entry can be put in the trash only through
+//! [`RunningEmulator::trash_file`]), image-bed folders (`businessDirID` is taken as
+//! given), the OAuth
 //! token call beyond checking its input (no authorization page, so every code and
 //! refresh token is refused with code 401), uploads, traffic quotas, the limit on
 //! tokens per client, the "retrying" status (3), and overwriting images with the same
@@ -266,6 +282,13 @@ impl RunningEmulator {
     /// Every task so far, ordered by ID.
     pub fn tasks(&self) -> Vec<TaskSnapshot> {
         self.hub.pan123.tasks()
+    }
+
+    /// Moves a 123pan drive entry (file or folder) to the trash, as the user would in the
+    /// app: the list call still answers it, with `trashed: 1`. `false` when there is no
+    /// such entry.
+    pub fn trash_file(&self, file_id: u64) -> bool {
+        self.hub.pan123.trash(file_id)
     }
 
     /// The 6pan account a login accepts ([`EmulatorConfig::sixpan_account`]).

@@ -124,6 +124,10 @@ async fn with_faults(
     if admin::is_admin_path(path) {
         return Ok(admin::handle(hub, req).await);
     }
+    if path.starts_with(pan123::DOWNLOAD_PREFIX) {
+        // The download URLs stand for the service's CDN, not its API: never faulted.
+        return Ok(pan123::serve_download(&hub.pan123, &req).await);
+    }
     let is_sixpan = sixpan::is_sixpan_path(path);
     let (action, latency) = hub.env.faults.next();
     if !latency.is_zero() {

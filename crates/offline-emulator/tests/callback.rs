@@ -100,7 +100,8 @@ async fn success_callback_carries_url_status_and_file_id() {
     let value: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(
         value,
-        json!({"url": url, "status": 0, "failReason": "", "fileID": 500_001})
+        // 500001 is the folder 来自:离线下载, made by the first create.
+        json!({"url": url, "status": 0, "failReason": "", "fileID": 500_002})
     );
     let decoded = decode_callback(&body).unwrap();
     assert_eq!(decoded.status, CallbackStatus::Succeeded);
@@ -111,7 +112,7 @@ async fn success_callback_carries_url_status_and_file_id() {
     })
     .await;
     assert_eq!(snap.callback_url, Some(cb.url("/hook")));
-    assert_eq!(snap.file_id, Some(500_001));
+    assert_eq!(snap.file_id, Some(500_002));
     s.emu.shutdown().await;
 }
 

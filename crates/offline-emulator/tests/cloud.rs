@@ -36,7 +36,9 @@ async fn download_succeeds_and_stores_identical_bytes() {
     assert_eq!(snap.file_name, "data.bin");
     assert_eq!(snap.bytes_received, 300_000);
     assert_eq!(snap.content_length, Some(300_000));
-    assert_eq!(snap.file_id, Some(500_001));
+    // 500001 is the folder 来自:离线下载, made by the first create.
+    assert_eq!(snap.file_id, Some(500_002));
+    assert_eq!(snap.drive_path.as_deref(), Some("/来自:离线下载/data.bin"));
     assert_eq!(snap.fail_reason, None);
     assert_eq!(
         snap.stored_path.as_deref(),
@@ -44,17 +46,23 @@ async fn download_succeeds_and_stores_identical_bytes() {
     );
     assert_eq!(stored(&snap), pattern(300_000));
 
-    // A second task gets the next IDs and its own name.
-    let (task2, data) = s
-        .cloud(
-            &url,
-            json!({"fileName": "测试 离线下载.mp4", "dirID": 10023}),
+    // A second task, into a folder of its own, gets the next IDs and its own name.
+    let dir = s
+        .post(
+            "/upload/v1/file/mkdir",
+            &json!({"name": "Movies", "parentID": 0}),
         )
+        .await;
+    let dir = dir.data()["dirID"].as_u64().unwrap();
+    assert_eq!(dir, 500_003);
+    let (task2, data) = s
+        .cloud(&url, json!({"fileName": "测试 离线下载.mp4", "dirID": dir}))
         .await;
     assert_eq!(task2, 100_002);
     assert_eq!(data["status"], 2);
     let snap = s.snapshot(task2);
-    assert_eq!(snap.file_id, Some(500_002));
+    assert_eq!(snap.file_id, Some(500_004));
+    assert_eq!(snap.folder_id, dir);
     assert_eq!(snap.file_name, "测试 离线下载.mp4");
     let path = s.emu.data_dir().join("100002-测试 离线下载.mp4");
     assert_eq!(snap.stored_path.as_deref(), Some(path.as_path()));

@@ -25,9 +25,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{Method, StatusCode};
 use offline_proto::pan123::{
-    decode_callback, decode_oauth_token, AccessTokenRequest, Callback, CallbackStatus, Endpoint,
-    OfflineDownloadRequest, OfflineProcessRequest, OssOfflineDownloadRequest, OssProcessRequest,
-    Process, TaskId, TaskStatus, DEFAULT_BASE_URL,
+    decode_callback, decode_oauth_token, AccessTokenRequest, Callback, CallbackStatus,
+    DownloadInfoRequest, Endpoint, FileDetailRequest, FileInfosRequest, FileListRequest,
+    MkdirRequest, OfflineDownloadRequest, OfflineProcessRequest, OssOfflineDownloadRequest,
+    OssProcessRequest, Process, TaskId, TaskStatus, DEFAULT_BASE_URL,
 };
 use offline_proto::{
     ApiError, BaseUrl, Code, DecodeErrorKind, HttpRequest, HttpResponse, ProviderError, Secret,
@@ -86,6 +87,11 @@ fn decode(endpoint: &str, response: &HttpResponse) -> Box<dyn Debug> {
         "offline_download_process" => Box::new(OfflineProcessRequest::decode(response)),
         "oss_offline_download" => Box::new(OssOfflineDownloadRequest::decode(response)),
         "oss_offline_download_process" => Box::new(OssProcessRequest::decode(response)),
+        "file_list" => Box::new(FileListRequest::decode(response)),
+        "mkdir" => Box::new(MkdirRequest::decode(response)),
+        "file_detail" => Box::new(FileDetailRequest::decode(response)),
+        "file_infos" => Box::new(FileInfosRequest::decode(response)),
+        "download_info" => Box::new(DownloadInfoRequest::decode(response)),
         other => panic!("no decoder for fixture directory {other:?}"),
     }
 }
@@ -99,6 +105,11 @@ fn decode_error(endpoint: &str, response: &HttpResponse) -> Option<ApiError> {
         "offline_download_process" => OfflineProcessRequest::decode(response).err(),
         "oss_offline_download" => OssOfflineDownloadRequest::decode(response).err(),
         "oss_offline_download_process" => OssProcessRequest::decode(response).err(),
+        "file_list" => FileListRequest::decode(response).err(),
+        "mkdir" => MkdirRequest::decode(response).err(),
+        "file_detail" => FileDetailRequest::decode(response).err(),
+        "file_infos" => FileInfosRequest::decode(response).err(),
+        "download_info" => DownloadInfoRequest::decode(response).err(),
         other => panic!("no decoder for fixture directory {other:?}"),
     }
 }
@@ -478,6 +489,11 @@ fn encode(endpoint: &str, fixture: Value) -> HttpRequest {
         "oss_offline_download" => from::<OssOfflineDownloadRequest>(fixture).to_http(&base, token),
         "offline_download_process" => OfflineProcessRequest(from(fixture)).to_http(&base, token),
         "oss_offline_download_process" => OssProcessRequest(from(fixture)).to_http(&base, token),
+        "file_list" => from::<FileListRequest>(fixture).to_http(&base, token),
+        "mkdir" => from::<MkdirRequest>(fixture).to_http(&base, token),
+        "file_detail" => from::<FileDetailRequest>(fixture).to_http(&base, token),
+        "file_infos" => from::<FileInfosRequest>(fixture).to_http(&base, token),
+        "download_info" => from::<DownloadInfoRequest>(fixture).to_http(&base, token),
         other => panic!("no encoder for fixture directory {other:?}"),
     };
     encoded.unwrap_or_else(|e| panic!("{endpoint}: {e}"))

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use offline_proto::pan123::{
-    AccessTokenRequest, Endpoint, OfflineDownloadRequest, OfflineProcessRequest,
+    AccessTokenRequest, Endpoint, FileId, OfflineDownloadRequest, OfflineProcessRequest,
     OssOfflineDownloadRequest, OssProcessRequest, TaskId, DEFAULT_BASE_URL,
 };
 use offline_proto::{BaseUrl, EncodeError, HttpRequest, Secret, ValidationError};
@@ -139,7 +139,7 @@ fn offline_download_with_every_option() {
     let request = encoded(&OfflineDownloadRequest {
         url: "https://vip.123pan.cn/1815309870/...(过长省略)".to_owned(),
         file_name: Some("测试https离线下载.mp4".to_owned()),
-        dir_id: Some(10023),
+        dir_id: Some(FileId(10023)),
         callback_url: Some("https://hooks.example.com/123pan/offline".to_owned()),
     });
     insta::assert_snapshot!(render(&request));
@@ -224,7 +224,7 @@ fn a_request_with_one_bad_field_is_refused() {
         // The root directory is refused.
         (
             refusal(&OfflineDownloadRequest {
-                dir_id: Some(0),
+                dir_id: Some(FileId::ROOT),
                 ..drive("https://example.com/a.zip")
             }),
             |e| *e == ValidationError::RootDirectory,

@@ -11,9 +11,9 @@ use bytes::Bytes;
 use http::{header, Method, StatusCode};
 use offline_proto::pan123::{
     decode_callback, decode_envelope, validate_file_name, AccessTokenData, AccessTokenRequest,
-    Callback, CallbackStatus, Endpoint, Envelope, OfflineDownloadRequest, OfflineProcessRequest,
-    OssOfflineDownloadRequest, OssProcessRequest, Process, ProcessQuery, TaskCreated, TaskId,
-    TaskStatus, DEFAULT_BASE_URL, IMAGE_EXTENSIONS,
+    Callback, CallbackStatus, Endpoint, Envelope, FileId, OfflineDownloadRequest,
+    OfflineProcessRequest, OssOfflineDownloadRequest, OssProcessRequest, Process, ProcessQuery,
+    TaskCreated, TaskId, TaskStatus, DEFAULT_BASE_URL, IMAGE_EXTENSIONS,
 };
 use offline_proto::{ApiError, BaseUrl, Code, HttpRequest, HttpResponse, Secret};
 use proptest::prelude::*;
@@ -113,7 +113,7 @@ fn valid_offline_download() -> impl Strategy<Value = OfflineDownloadRequest> {
     struct_of!(OfflineDownloadRequest {
         url: http_url(),
         file_name: proptest::option::of(file_name()),
-        dir_id: proptest::option::of(1u64..),
+        dir_id: proptest::option::of((1u64..).prop_map(FileId)),
         callback_url: proptest::option::of(http_url()),
     })
 }
@@ -144,7 +144,7 @@ fn offline_download_any() -> impl Strategy<Value = OfflineDownloadRequest> {
     struct_of!(OfflineDownloadRequest {
         url: any::<String>(),
         file_name: any::<Option<String>>(),
-        dir_id: any::<Option<u64>>(),
+        dir_id: any::<Option<u64>>().prop_map(|d| d.map(FileId)),
         callback_url: any::<Option<String>>(),
     })
 }

@@ -275,7 +275,7 @@ async fn cloud_drive_refuses_bad_input_before_sending() {
         assert!(matches!(err, Error::Invalid(_)), "{bad}: {err:?}");
     }
     let mut req = OfflineDownloadRequest::new("http://127.0.0.1:1/x");
-    req.dir_id = Some(0);
+    req.dir_id = Some(offline_proto::pan123::FileId::ROOT);
     assert!(matches!(
         pan.offline_download(req).await,
         Err(Error::Invalid(_))

@@ -161,7 +161,7 @@ pub(crate) async fn run(client: &Client, args: &AddArgs, out: &Output) -> u8 {
                     } else {
                         let mut req = OfflineDownloadRequest::new(url.clone());
                         req.file_name.clone_from(&args.name);
-                        req.dir_id = args.dir;
+                        req.dir_id = args.dir.map(offline_proto::pan123::FileId);
                         req.callback_url.clone_from(&args.callback);
                         pan.offline_download(req).await.map(TaskRef::cloud)
                     }

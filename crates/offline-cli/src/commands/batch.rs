@@ -108,7 +108,7 @@ async fn submit(
                         .map(TaskRef::image)
                 } else {
                     let mut req = OfflineDownloadRequest::new(entry.source.as_str());
-                    req.dir_id = args.dir;
+                    req.dir_id = args.dir.map(offline_proto::pan123::FileId);
                     req.callback_url.clone_from(&args.callback);
                     pan.offline_download_observed(req, sending)
                         .await

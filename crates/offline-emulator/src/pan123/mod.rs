@@ -7,6 +7,7 @@
 //! (404), a wrong method (405) and a body over the limit (413); the envelope code then
 //! repeats the HTTP status.
 
+mod files;
 pub(crate) mod state;
 mod tasks;
 
@@ -19,9 +20,11 @@ use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use offline_proto::pan123::{
-    url_file_name, validate_http_url, AccessTokenRequest, Endpoint, EndpointId, Envelope,
-    GrantType, OAuthTokenQuery, OfflineDownloadRequest, OssOfflineDownloadRequest, Process,
-    TaskCreated, TaskId, TaskStatus, OSS_BUSINESS_TYPE, PLATFORM, PLATFORM_HEADER,
+    url_file_name, validate_http_url, AccessTokenRequest, DownloadInfoData, DownloadInfoRequest,
+    Endpoint, EndpointId, Envelope, FileDetailRequest, FileId, FileInfosData, FileInfosRequest,
+    FileListRequest, GrantType, MkdirData, MkdirRequest, OAuthTokenQuery, OfflineDownloadRequest,
+    OssOfflineDownloadRequest, Process, TaskCreated, TaskId, TaskStatus, CODE_DUPLICATE_NAME,
+    CODE_NOT_FOUND, OSS_BUSINESS_TYPE, PLATFORM, PLATFORM_HEADER,
 };
 use serde::Serialize;
 use serde_json::Value;
@@ -31,6 +34,8 @@ use crate::common::body::{self, read_body, shape_error, BodyError};
 use crate::common::faults::Action;
 use crate::common::json_response;
 use crate::common::openapi::Description;
+use files::MkdirRefusal;
+pub(crate) use files::DOWNLOAD_PREFIX;
 use state::{State, TaskKind};
 use tasks::Job;
 
@@ -210,6 +215,26 @@ async fn route(state: &Arc<State>, req: Request<Incoming>, peer: SocketAddr) -> 
             authorize(state, req.headers(), endpoint)?;
             process(state, endpoint, req.uri().query(), TaskKind::ImageBed)
         }
+        EndpointId::FileList => {
+            authorize(state, req.headers(), endpoint)?;
+            file_list(state, req.uri().query())
+        }
+        EndpointId::Mkdir => {
+            authorize(state, req.headers(), endpoint)?;
+            mkdir(state, req).await
+        }
+        EndpointId::FileDetail => {
+            authorize(state, req.headers(), endpoint)?;
+            file_detail(state, req.uri().query())
+        }
+        EndpointId::FileInfos => {
+            authorize(state, req.headers(), endpoint)?;
+            file_infos(state, req).await
+        }
+        EndpointId::DownloadInfo => {
+            authorize(state, req.headers(), endpoint)?;
+            download_info(state, req.uri().query(), req.headers())
+        }
     }
 }
 
@@ -274,6 +299,10 @@ struct Create {
     url: String,
     file_name: Option<String>,
     callback_url: Option<String>,
+    /// The cloud drive's `dirID`.
+    dir: Option<FileId>,
+    /// The image bed's `businessDirID`, read as a number (0 when absent or not one).
+    business_dir: u64,
 }
 
 impl From<OfflineDownloadRequest> for Create {
@@ -282,6 +311,8 @@ impl From<OfflineDownloadRequest> for Create {
             url: r.url,
             file_name: r.file_name,
             callback_url: r.callback_url,
+            dir: r.dir_id,
+            business_dir: 0,
         }
     }
 }
@@ -292,6 +323,11 @@ impl From<OssOfflineDownloadRequest> for Create {
             url: r.url,
             file_name: r.file_name,
             callback_url: r.callback_url,
+            dir: None,
+            business_dir: r
+                .business_dir_id
+                .and_then(|d| d.trim().parse().ok())
+                .unwrap_or(0),
         }
     }
 }
@@ -337,7 +373,19 @@ fn create_endpoint(kind: TaskKind) -> EndpointId {
 async fn create(state: &Arc<State>, req: Request<Incoming>, kind: TaskKind) -> Answer {
     let body = read_body(req, BODY_LIMIT).await?;
     let (create, file_name) = checked_create(kind, &body)?;
-    let id = state.create_task(kind, &create.url, &file_name, create.callback_url.clone());
+    let folder = match kind {
+        TaskKind::CloudDrive => state
+            .download_folder(create.dir)
+            .map_err(|m| Fail::code(CODE_NOT_FOUND, m))?,
+        TaskKind::ImageBed => create.business_dir,
+    };
+    let id = state.create_task(
+        kind,
+        &create.url,
+        &file_name,
+        folder,
+        create.callback_url.clone(),
+    );
     info!(task = %id, ?kind, "task created");
     let job = Job {
         id,
@@ -480,8 +528,170 @@ fn conform(endpoint: EndpointId, body: &Value) -> Result<(), Fail> {
 
 /// Reads a JSON body as `T` (the generated wire type), keeping the JSON for the
 /// description check. The message says where the shape is wrong.
+///
+/// A top-level member sent as `null` is taken as absent, as production takes it:
+/// published Python clients send unset options so (`callBackUrl: null`, `dirID: null`,
+/// `fileName: null`).
 fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<(T, Value), Fail> {
-    body::parse_json(body).map_err(Fail::bad_request)
+    let (mut json, _) = body::parse_json::<Value>(body).map_err(Fail::bad_request)?;
+    if let Value::Object(map) = &mut json {
+        map.retain(|_, v| !v.is_null());
+    }
+    let typed = serde_path_to_error::deserialize(&json)
+        .map_err(|e| Fail::bad_request(shape_error("invalid request body", &e)))?;
+    Ok((typed, json))
+}
+
+/// A GET call's query, checked against the description and read as `T`. An empty
+/// value (`searchMode=`, as OpenList sends it) is taken as absent.
+fn query_of<T: serde::de::DeserializeOwned>(
+    endpoint: EndpointId,
+    query: Option<&str>,
+) -> Result<T, Fail> {
+    let pairs: Vec<(String, String)> = query_pairs(query)
+        .into_iter()
+        .filter(|(_, v)| !v.is_empty())
+        .collect();
+    DESCRIPTION
+        .check_query(&endpoint.method(), endpoint.path(), &pairs)
+        .map_err(Fail::bad_request)?;
+    let object: serde_json::Map<String, Value> = pairs
+        .into_iter()
+        .map(|(k, v)| {
+            let value = serde_json::from_str::<Value>(&v)
+                .ok()
+                .filter(|j| j.is_number() || j.is_boolean())
+                .unwrap_or(Value::String(v));
+            (k, value)
+        })
+        .collect();
+    serde_path_to_error::deserialize(&Value::Object(object))
+        .map_err(|e| Fail::bad_request(shape_error("invalid query", &e)))
+}
+
+/// The envelope of an unknown file (the vendor's 下载 page: 5066).
+fn file_not_found(id: FileId) -> Fail {
+    Fail::code(
+        CODE_NOT_FOUND,
+        format!("文件不存在，检查传入fileId是否正确 ({id})"),
+    )
+}
+
+/// `GET /api/v2/file/list`: a page of a folder, or of a search over the drive.
+fn file_list(state: &State, query: Option<&str>) -> Answer {
+    let request: FileListRequest = query_of(EndpointId::FileList, query)?;
+    request
+        .validate()
+        .map_err(|e| Fail::bad_request(e.to_string()))?;
+    let folder = request.parent_file_id;
+    let search = request
+        .search_data
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .map(|s| (s, request.search_mode == Some(1)));
+    let page = state.with_drive(|tree| {
+        if search.is_none() && !tree.is_folder(folder.0) {
+            return None;
+        }
+        Some(tree.page(
+            folder.0,
+            request.last_file_id.unwrap_or(0),
+            request.limit as usize,
+            search,
+        ))
+    });
+    to_data(&page.ok_or_else(|| file_not_found(folder))?)
+}
+
+/// `POST /upload/v1/file/mkdir`.
+async fn mkdir(state: &State, req: Request<Incoming>) -> Answer {
+    let body = read_body(req, BODY_LIMIT).await?;
+    let (request, json) = parse_json::<MkdirRequest>(&body)?;
+    request
+        .validate()
+        .map_err(|e| Fail::bad_request(e.to_string()))?;
+    conform(EndpointId::Mkdir, &json)?;
+    match state.mkdir(request.parent_id.0, &request.name) {
+        Ok(id) => to_data(&MkdirData { dir_id: FileId(id) }),
+        Err(MkdirRefusal::Duplicate) => Err(Fail::code(
+            CODE_DUPLICATE_NAME,
+            "该目录下已经有同名文件夹,无法进行创建",
+        )),
+        Err(MkdirRefusal::NoParent) => Err(Fail::code(
+            CODE_NOT_FOUND,
+            format!(
+                "parentID {} is not a folder of this drive",
+                request.parent_id
+            ),
+        )),
+    }
+}
+
+/// `GET /api/v1/file/detail`.
+fn file_detail(state: &State, query: Option<&str>) -> Answer {
+    let request: FileDetailRequest = query_of(EndpointId::FileDetail, query)?;
+    let id = request.file_id;
+    let detail = state.with_drive(|tree| tree.detail(id.0));
+    to_data(&detail.ok_or_else(|| file_not_found(id))?)
+}
+
+/// `POST /api/v1/file/infos`: the entries it knows, in the order asked.
+async fn file_infos(state: &State, req: Request<Incoming>) -> Answer {
+    let body = read_body(req, BODY_LIMIT).await?;
+    let (request, json) = parse_json::<FileInfosRequest>(&body)?;
+    request
+        .validate()
+        .map_err(|e| Fail::bad_request(e.to_string()))?;
+    conform(EndpointId::FileInfos, &json)?;
+    let file_list = state.with_drive(|tree| {
+        request
+            .file_ids
+            .iter()
+            .filter_map(|id| tree.entry(id.0))
+            .collect()
+    });
+    to_data(&FileInfosData { file_list })
+}
+
+/// `GET /api/v1/file/download_info`: a loopback URL on this server's own host (the
+/// request's `Host`) that serves the file for [`files::DOWNLOAD_URL_LIFETIME`].
+fn download_info(state: &State, query: Option<&str>, headers: &HeaderMap) -> Answer {
+    let request: DownloadInfoRequest = query_of(EndpointId::DownloadInfo, query)?;
+    let id = request.file_id;
+    let (token, name) = state.issue_link(id.0).ok_or_else(|| file_not_found(id))?;
+    let host = headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| !h.is_empty())
+        .unwrap_or("127.0.0.1");
+    let name: String = form_urlencoded::byte_serialize(name.as_bytes()).collect();
+    to_data(&DownloadInfoData {
+        download_url: format!("http://{host}{DOWNLOAD_PREFIX}{token}/{name}"),
+    })
+}
+
+/// `GET /_download/<token>/<name>`: the bytes of the file a download URL names,
+/// honouring a `Range` header (HTTP 206); HTTP 404 for an unknown or expired URL.
+pub(crate) async fn serve_download(
+    state: &State,
+    req: &Request<Incoming>,
+) -> Response<Full<Bytes>> {
+    let token = req
+        .uri()
+        .path()
+        .strip_prefix(DOWNLOAD_PREFIX)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or("");
+    match state.linked_file(token) {
+        Some((path, len)) => files::serve_file(&path, len, req.headers()).await,
+        None => {
+            let mut r = Response::new(Full::new(Bytes::from_static(
+                b"unknown or expired download URL",
+            )));
+            *r.status_mut() = StatusCode::NOT_FOUND;
+            r
+        }
+    }
 }
 
 /// The checks [`route`] makes on a 123pan request before it touches any state (no
@@ -522,6 +732,15 @@ pub(crate) fn check_request(
                     .check_query(&endpoint.method(), endpoint.path(), &query_pairs(query))
                     .map_err(Fail::bad_request)
             })
+        }
+        EndpointId::FileList => query_of::<FileListRequest>(endpoint, query).map(drop),
+        EndpointId::FileDetail => query_of::<FileDetailRequest>(endpoint, query).map(drop),
+        EndpointId::DownloadInfo => query_of::<DownloadInfoRequest>(endpoint, query).map(drop),
+        EndpointId::Mkdir => {
+            parse_json::<MkdirRequest>(body).and_then(|(_, json)| conform(endpoint, &json))
+        }
+        EndpointId::FileInfos => {
+            parse_json::<FileInfosRequest>(body).and_then(|(_, json)| conform(endpoint, &json))
         }
     };
     checked.map_err(fail)

@@ -6,7 +6,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use offline_proto::pan123::{AccessTokenData, EndpointId, TaskId, TaskStatus};
+use offline_proto::pan123::{
+    AccessTokenData, EndpointId, FileId, TaskId, TaskStatus, OFFLINE_FOLDER,
+};
 use offline_proto::ratelimit::TokenBucket;
 use offline_proto::Secret;
 use rand::distr::Alphanumeric;
@@ -15,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use time::macros::offset;
 use time::OffsetDateTime;
 
+use super::files::{time_text, Links, MkdirRefusal, Node, Tree};
 use crate::common::config::EmulatorConfig;
 use crate::common::fetch::running_process;
 use crate::common::{lock, Env};
@@ -60,8 +63,18 @@ pub struct TaskSnapshot {
     pub bytes_received: u64,
     /// The source's `Content-Length`, in bytes, once its answer arrived.
     pub content_length: Option<u64>,
+    /// The folder the file lands in: the cloud drive's `dirID`, or the folder
+    /// `来自:离线下载` when none was given; the image bed's `businessDirID`, or its root
+    /// (0).
+    pub folder_id: u64,
     /// The drive's file ID once the task succeeded (the first is 500001).
     pub file_id: Option<u64>,
+    /// The stored file's path in its tree once the task succeeded (`/来自:离线下载/a.bin`;
+    /// renamed `a(1).bin` when the name was taken in the folder).
+    pub drive_path: Option<String>,
+    /// MD5 of the stored bytes (32 lowercase hex digits) once the task succeeded: the
+    /// file's `etag`.
+    pub etag: Option<String>,
     /// Why the task failed.
     pub fail_reason: Option<String>,
     /// Where the bytes are stored once the task succeeded:
@@ -108,6 +121,12 @@ struct Inner {
     tasks: BTreeMap<TaskId, TaskSnapshot>,
     next_task: u64,
     next_file: u64,
+    /// The cloud drive's folders and files.
+    drive: Tree,
+    /// The image bed's.
+    image_bed: Tree,
+    /// The download URLs handed out.
+    links: Links,
 }
 
 /// The 123pan half's counters, as `GET /_emulator/stats` lists them under `123pan`.
@@ -155,6 +174,9 @@ impl State {
                 tasks: BTreeMap::new(),
                 next_task: FIRST_TASK_ID,
                 next_file: FIRST_FILE_ID,
+                drive: Tree::default(),
+                image_bed: Tree::default(),
+                links: Links::default(),
             }),
             token_requests: AtomicU64::new(0),
             rate_limited: AtomicU64::new(0),
@@ -281,6 +303,7 @@ impl State {
         kind: TaskKind,
         url: &str,
         file_name: &str,
+        folder_id: u64,
         callback_url: Option<String>,
     ) -> TaskId {
         match kind {
@@ -302,7 +325,10 @@ impl State {
                 process: 0.0,
                 bytes_received: 0,
                 content_length: None,
+                folder_id,
                 file_id: None,
+                drive_path: None,
+                etag: None,
                 fail_reason: None,
                 stored_path: None,
                 callback_url,
@@ -337,19 +363,112 @@ impl State {
         });
     }
 
-    /// Marks a task succeeded and returns its new file ID.
-    pub(crate) fn succeed_task(&self, id: TaskId, received: u64, stored: PathBuf) -> u64 {
-        let mut inner = lock(&self.inner);
+    /// Marks a task succeeded, stores its file in its folder (renamed when the name is
+    /// taken there) and returns the file's new ID.
+    pub(crate) fn succeed_task(
+        &self,
+        id: TaskId,
+        received: u64,
+        stored: PathBuf,
+        etag: String,
+    ) -> u64 {
+        let created = time_text(self.env.clock.wall());
+        let mut guard = lock(&self.inner);
+        let inner = &mut *guard;
         let file_id = inner.next_file;
         inner.next_file += 1;
         if let Some(t) = inner.tasks.get_mut(&id) {
+            let tree = match t.kind {
+                TaskKind::CloudDrive => &mut inner.drive,
+                TaskKind::ImageBed => &mut inner.image_bed,
+            };
+            tree.add_file(Node {
+                id: file_id,
+                parent: t.folder_id,
+                name: t.file_name.clone(),
+                folder: false,
+                size: received,
+                etag: etag.clone(),
+                stored: Some(stored.clone()),
+                trashed: false,
+                created,
+            });
             t.status = TaskStatus::Succeeded;
             t.process = 100.0;
             t.bytes_received = received;
             t.file_id = Some(file_id);
+            t.drive_path = Some(tree.path_of(file_id));
+            t.etag = Some(etag);
             t.stored_path = Some(stored);
         }
         file_id
+    }
+
+    /// The folder a cloud-drive create lands in: `dir` when it is a folder of the
+    /// drive, else (absent) the folder `来自:离线下载` at the root, created on first use.
+    ///
+    /// # Errors
+    ///
+    /// The message for an unknown folder.
+    pub(crate) fn download_folder(&self, dir: Option<FileId>) -> Result<u64, String> {
+        let mut guard = lock(&self.inner);
+        let inner = &mut *guard;
+        match dir {
+            Some(FileId(id)) if inner.drive.is_folder(id) => Ok(id),
+            Some(FileId(id)) => Err(format!("dirID {id} is not a folder of this drive")),
+            None => {
+                if let Some(id) = inner.drive.folder_named(0, OFFLINE_FOLDER) {
+                    return Ok(id);
+                }
+                let id = inner.next_file;
+                inner.next_file += 1;
+                let created = time_text(self.env.clock.wall());
+                inner
+                    .drive
+                    .mkdir(id, 0, OFFLINE_FOLDER, created)
+                    .map_err(|e| format!("cannot create {OFFLINE_FOLDER}: {e:?}"))
+            }
+        }
+    }
+
+    /// Creates a folder in the drive.
+    pub(crate) fn mkdir(&self, parent: u64, name: &str) -> Result<u64, MkdirRefusal> {
+        let created = time_text(self.env.clock.wall());
+        let mut guard = lock(&self.inner);
+        let inner = &mut *guard;
+        let id = inner.next_file;
+        let made = inner.drive.mkdir(id, parent, name, created)?;
+        inner.next_file += 1;
+        Ok(made)
+    }
+
+    /// Reads the drive's tree.
+    pub(crate) fn with_drive<T>(&self, f: impl FnOnce(&Tree) -> T) -> T {
+        f(&lock(&self.inner).drive)
+    }
+
+    /// Moves a drive entry to the trash; `false` when there is none.
+    pub(crate) fn trash(&self, id: u64) -> bool {
+        lock(&self.inner).drive.trash(id)
+    }
+
+    /// A download token for drive file `id`, or `None` when it is not a file.
+    pub(crate) fn issue_link(&self, id: u64) -> Option<(String, String)> {
+        let now = self.env.now();
+        let mut guard = lock(&self.inner);
+        let inner = &mut *guard;
+        let node = inner.drive.node(id).filter(|n| !n.folder && !n.trashed)?;
+        let name = node.name.clone();
+        Some((inner.links.issue(id, now), name))
+    }
+
+    /// The stored bytes and size a download token stands for, while it is valid.
+    pub(crate) fn linked_file(&self, token: &str) -> Option<(PathBuf, u64)> {
+        let now = self.env.now();
+        let inner = lock(&self.inner);
+        let id = inner.links.file(token, now)?;
+        let node = inner.drive.node(id)?;
+        Some((node.stored.clone()?, node.size))
     }
 
     pub(crate) fn task(&self, id: TaskId) -> Option<TaskSnapshot> {
@@ -376,7 +495,10 @@ mod tests {
             process: 100.0,
             bytes_received: 3,
             content_length: Some(3),
+            folder_id: 0,
             file_id: Some(500_001),
+            drive_path: Some("/a.png".to_owned()),
+            etag: None,
             fail_reason: None,
             stored_path: None,
             callback_url: None,

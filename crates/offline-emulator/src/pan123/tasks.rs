@@ -56,8 +56,8 @@ pub(super) async fn run(state: Arc<State>, job: Job) {
         }
     };
     let outcome = match result {
-        Ok(received) => match tokio::fs::rename(&part_path, &final_path).await {
-            Ok(()) => Ok(state.succeed_task(job.id, received, final_path)),
+        Ok((received, etag)) => match tokio::fs::rename(&part_path, &final_path).await {
+            Ok(()) => Ok(state.succeed_task(job.id, received, final_path, etag)),
             Err(e) => Err(format!("cannot store the file: {e}")),
         },
         Err(reason) => Err(reason),
@@ -112,9 +112,11 @@ pub(super) async fn run(state: Arc<State>, job: Job) {
     }
 }
 
-/// Downloads the source into `part`; the number of bytes stored, or why the task
-/// fails.
-async fn download(state: &State, job: &Job, part: &Path) -> Result<u64, String> {
+/// Downloads the source into `part`; the number of bytes stored and their MD5 (the
+/// file's etag, lowercase hex), or why the task fails.
+async fn download(state: &State, job: &Job, part: &Path) -> Result<(u64, String), String> {
+    use md5::Digest;
+    let mut md5 = md5::Md5::new();
     let env = &state.env;
     let (response, content_length) = open_source(env, &job.url).await?;
     let limit = match job.kind {
@@ -158,6 +160,7 @@ async fn download(state: &State, job: &Job, part: &Path) -> Result<u64, String> 
             if let Some(s) = &mut sniffer {
                 s.feed(chunk)?;
             }
+            md5.update(chunk);
             state.progress(job.id, received, content_length);
             Ok(())
         },
@@ -166,7 +169,7 @@ async fn download(state: &State, job: &Job, part: &Path) -> Result<u64, String> 
     if let Some(s) = &mut sniffer {
         s.finish()?;
     }
-    Ok(received)
+    Ok((received, crate::common::hex(&md5.finalize())))
 }
 
 /// Pieces of a twentieth of the rate (so that progress moves smoothly), at most

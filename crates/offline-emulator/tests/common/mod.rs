@@ -89,7 +89,7 @@ pub(crate) fn relaxed_config() -> EmulatorConfig {
 }
 
 /// A client that keeps no idle connection (so none outlives a server's timeout).
-fn http_client() -> Client<HttpConnector, Full<Bytes>> {
+pub(crate) fn http_client() -> Client<HttpConnector, Full<Bytes>> {
     Client::builder(TokioExecutor::new())
         .pool_max_idle_per_host(0)
         .build_http()
@@ -163,6 +163,13 @@ impl Answer {
     /// Asserts the envelope code and message, and returns `self`.
     pub(crate) fn fails(self, code: i64, message: &str) -> Self {
         assert_eq!((self.code(), self.message()), (code, message), "{self:?}");
+        self
+    }
+
+    /// Asserts the envelope code and that the message contains `part`.
+    pub(crate) fn fails_with(self, code: i64, part: &str) -> Self {
+        assert_eq!(self.code(), code, "{self:?}");
+        assert!(self.message().contains(part), "{self:?}");
         self
     }
 

@@ -25,6 +25,16 @@ pub enum EndpointId {
     OssOfflineDownload,
     /// `GET /api/v1/oss/offline/download/process`: The progress of an image-bed migration task.
     OssOfflineProcess,
+    /// `GET /api/v2/file/list`: One page of a folder's entries (files and folders).
+    FileList,
+    /// `POST /upload/v1/file/mkdir`: Create a folder.
+    Mkdir,
+    /// `GET /api/v1/file/detail`: One file's or folder's details.
+    FileDetail,
+    /// `POST /api/v1/file/infos`: Several files' details at once.
+    FileInfos,
+    /// `GET /api/v1/file/download_info`: A download URL for a file.
+    DownloadInfo,
 }
 
 /// How a call proves who it is (the description's `securitySchemes`).
@@ -36,13 +46,18 @@ pub enum AuthScheme {
 
 impl EndpointId {
     /// Every endpoint, in table order.
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 11] = [
         Self::AccessToken,
         Self::OAuthToken,
         Self::OfflineDownload,
         Self::OfflineProcess,
         Self::OssOfflineDownload,
         Self::OssOfflineProcess,
+        Self::FileList,
+        Self::Mkdir,
+        Self::FileDetail,
+        Self::FileInfos,
+        Self::DownloadInfo,
     ];
 
     /// The `operationId` in the description, e.g. `offlineDownload`.
@@ -54,6 +69,11 @@ impl EndpointId {
             Self::OfflineProcess => "offlineDownloadProcess",
             Self::OssOfflineDownload => "ossOfflineDownload",
             Self::OssOfflineProcess => "ossOfflineDownloadProcess",
+            Self::FileList => "fileList",
+            Self::Mkdir => "mkdir",
+            Self::FileDetail => "fileDetail",
+            Self::FileInfos => "fileInfos",
+            Self::DownloadInfo => "downloadInfo",
         }
     }
 
@@ -66,6 +86,11 @@ impl EndpointId {
             Self::OfflineProcess => "/api/v1/offline/download/process",
             Self::OssOfflineDownload => "/api/v1/oss/offline/download",
             Self::OssOfflineProcess => "/api/v1/oss/offline/download/process",
+            Self::FileList => "/api/v2/file/list",
+            Self::Mkdir => "/upload/v1/file/mkdir",
+            Self::FileDetail => "/api/v1/file/detail",
+            Self::FileInfos => "/api/v1/file/infos",
+            Self::DownloadInfo => "/api/v1/file/download_info",
         }
     }
 
@@ -75,8 +100,14 @@ impl EndpointId {
             Self::AccessToken
             | Self::OAuthToken
             | Self::OfflineDownload
-            | Self::OssOfflineDownload => Method::POST,
-            Self::OfflineProcess | Self::OssOfflineProcess => Method::GET,
+            | Self::OssOfflineDownload
+            | Self::Mkdir
+            | Self::FileInfos => Method::POST,
+            Self::OfflineProcess
+            | Self::OssOfflineProcess
+            | Self::FileList
+            | Self::FileDetail
+            | Self::DownloadInfo => Method::GET,
         }
     }
 
@@ -94,7 +125,12 @@ impl EndpointId {
             Self::OfflineDownload
             | Self::OfflineProcess
             | Self::OssOfflineDownload
-            | Self::OssOfflineProcess => Some(AuthScheme::Bearer),
+            | Self::OssOfflineProcess
+            | Self::FileList
+            | Self::Mkdir
+            | Self::FileDetail
+            | Self::FileInfos
+            | Self::DownloadInfo => Some(AuthScheme::Bearer),
         }
     }
 
@@ -118,13 +154,24 @@ impl EndpointId {
     ///   creating.
     /// - `ossOfflineDownloadProcess`: 5/s. Not in any published table; public clients use 5/s
     ///   for progress.
+    /// - `fileList`: 15/s. The newer published QPS table (开发须知): api/v2/file/list 15/s.
+    /// - `mkdir`: 20/s. The newer published QPS table (开发须知): upload/v1/file/mkdir 20/s (the
+    ///   free-user column says 5).
+    /// - `fileDetail`: 10/s. Not in any published table; the batch call `infos`' 10/s (the
+    ///   per-uid table) is used.
+    /// - `fileInfos`: 10/s. The per-uid published QPS table: api/v1/file/infos 10/s.
+    /// - `downloadInfo`: 5/s. The per-uid published QPS table: api/v1/file/download_info 5/s
+    ///   (OpenList uses 5/s).
     pub fn default_rate_per_second(self) -> f64 {
         match self {
             Self::AccessToken
             | Self::OAuthToken
             | Self::OfflineDownload
             | Self::OssOfflineDownload => 1.0,
-            Self::OfflineProcess | Self::OssOfflineProcess => 5.0,
+            Self::OfflineProcess | Self::OssOfflineProcess | Self::DownloadInfo => 5.0,
+            Self::FileList => 15.0,
+            Self::Mkdir => 20.0,
+            Self::FileDetail | Self::FileInfos => 10.0,
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The 123pan open platform: offline download into the cloud drive, image-bed
-//! migration, their progress, the callback, and the access token.
+//! migration, their progress, the callback, the access token, and the folders and
+//! files around them.
 //!
 //! Every call is a request type implementing [`Endpoint`]: build it (validation happens
 //! in [`Endpoint::to_http`], before any request exists), send the
@@ -23,10 +24,18 @@
 //! `cargo xtask codegen` from the description `fixtures/openapi/123pan.yaml`; this
 //! module, `wire_ext.rs` and `validate.rs` are hand-written on top of them.
 //!
-//! Facts: `docs/wire-notes.md` (123pan section), seeds `002`–`004`.
+//! # Folders and files
+//!
+//! [`FileListRequest`] (paged with [`Pages`]), [`MkdirRequest`], [`FileDetailRequest`],
+//! [`FileInfosRequest`] and [`DownloadInfoRequest`], with the rules for walking folder
+//! paths: [`DrivePath`], [`find_folder`], [`is_duplicate_name`].
+//!
+//! Facts: `docs/wire-notes.md` (123pan section), seeds `002`–`004`; for the file calls,
+//! the public clients named there.
 
 mod auth;
 mod endpoints;
+mod files;
 mod validate;
 mod wire;
 mod wire_ext;
@@ -38,6 +47,11 @@ use serde::Serialize;
 
 pub use auth::Credentials;
 pub use endpoints::{AuthScheme, EndpointId};
+pub use files::{
+    find_folder, is_duplicate_name, DrivePath, FileId, FileTime, Flag, PageError, Pages,
+    CODE_DUPLICATE_NAME, DUPLICATE_NAME_TEXT, INFOS_MAX_IDS, LAST_PAGE, LIST_LIMIT_MAX, MAX_PAGES,
+    OFFLINE_FOLDER,
+};
 pub use validate::{
     file_name as validate_file_name, has_image_extension, http_url as validate_http_url,
     image_source as validate_image_source, url_file_name, FILE_NAME_MAX_CHARS, IMAGE_EXTENSIONS,
@@ -240,7 +254,7 @@ impl Endpoint for OfflineDownloadRequest {
         if let Some(name) = &self.file_name {
             validate::file_name(name)?;
         }
-        if self.dir_id == Some(0) {
+        if self.dir_id.is_some_and(FileId::is_root) {
             return Err(ValidationError::RootDirectory);
         }
         if let Some(cb) = &self.callback_url {

@@ -8,6 +8,9 @@
 //! and `validate.rs` (local checks).
 
 use crate::open_enum::open_enum;
+use crate::pan123::FileId;
+use crate::pan123::FileTime;
+use crate::pan123::Flag;
 use crate::Secret;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -96,9 +99,10 @@ pub struct OfflineDownloadRequest {
     #[serde(rename = "fileName", default, skip_serializing_if = "Option::is_none")]
     pub file_name: Option<String>,
     /// The folder to download into; the root (0) is refused, absent means the
-    /// folder named `来自:离线下载`.
+    /// folder named `来自:离线下载` at the root, created on first use (seed 002).
+    /// A number or a string of digits (OpenList sends a string).
     #[serde(rename = "dirID", default, skip_serializing_if = "Option::is_none")]
-    pub dir_id: Option<u64>,
+    pub dir_id: Option<FileId>,
     /// Where the service POSTs a `Callback` when the task ends (http or https).
     #[serde(
         rename = "callBackUrl",
@@ -237,6 +241,154 @@ impl From<RawCallback> for Callback {
     }
 }
 
+open_enum! {
+    /// An entry's `type`: `0` a file, `1` a folder.
+    pub enum FileType: i64 {
+        /// `0`: a file.
+        File = 0,
+        /// `1`: a folder.
+        Folder = 1,
+    }
+}
+
+/// One entry of `fileList` (the list and `infos` answers), as OpenList's `File`,
+/// p123client and Qialas/123pan-go-sdk's `InfosItem` read it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileEntry {
+    /// The entry's ID.
+    #[serde(rename = "fileId")]
+    pub file_id: FileId,
+    /// Its name.
+    pub filename: String,
+    /// File or folder.
+    #[serde(rename = "type")]
+    pub kind: FileType,
+    /// Size in bytes (0 for a folder in the list).
+    pub size: u64,
+    /// The content's MD5, 32 lowercase hex digits (empty for a folder).
+    #[serde(default)]
+    pub etag: String,
+    /// The review status; above 100 the file was refused by review.
+    #[serde(default)]
+    pub status: i64,
+    /// The folder it is in (0 the root).
+    #[serde(rename = "parentFileId")]
+    pub parent_file_id: FileId,
+    /// 0 unknown, 1 audio, 2 video, 3 image, ... (p123client's list).
+    #[serde(default)]
+    pub category: i64,
+    /// Whether it is in the trash; such entries are not in the folder any more.
+    #[serde(default)]
+    pub trashed: Flag,
+    /// Set when the file was punished by review (Qialas/123pan-go-sdk).
+    #[serde(
+        rename = "punishFlag",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub punish_flag: Option<i64>,
+    /// An internal storage key (OpenList reads it).
+    #[serde(rename = "s3KeyFlag", default, skip_serializing_if = "Option::is_none")]
+    pub s3_key_flag: Option<String>,
+    /// An internal storage node name (Qialas/123pan-go-sdk).
+    #[serde(
+        rename = "storageNode",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub storage_node: Option<String>,
+    /// When it was created.
+    #[serde(rename = "createAt", default, skip_serializing_if = "Option::is_none")]
+    pub create_at: Option<FileTime>,
+    /// When it last changed.
+    #[serde(rename = "updateAt", default, skip_serializing_if = "Option::is_none")]
+    pub update_at: Option<FileTime>,
+}
+
+/// `data` of the list call: `{lastFileId, fileList}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileListPage {
+    /// Where the next page starts; `-1` on the last page.
+    #[serde(rename = "lastFileId")]
+    pub last_file_id: i64,
+    /// The entries, trashed ones included.
+    #[serde(rename = "fileList")]
+    pub file_list: Vec<FileEntry>,
+}
+
+/// Body of `POST /upload/v1/file/mkdir`: `{name, parentID}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MkdirRequest {
+    /// The folder's name (not empty, at most 255 characters, no `/`).
+    pub name: String,
+    /// The folder to create it in (0 the root).
+    #[serde(rename = "parentID")]
+    pub parent_id: FileId,
+}
+
+/// `data` of mkdir: `{dirID}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MkdirData {
+    /// The new folder's ID.
+    #[serde(rename = "dirID")]
+    pub dir_id: FileId,
+}
+
+/// `data` of the detail call: `{fileID, filename, type, size, etag, status,
+/// parentFileID, createAt, trashed}` (the vendor's 获取单个文件详情 page).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileDetailData {
+    /// The entry's ID.
+    #[serde(rename = "fileID")]
+    pub file_id: FileId,
+    /// Its name.
+    pub filename: String,
+    /// File or folder.
+    #[serde(rename = "type")]
+    pub kind: FileType,
+    /// Size in bytes; a folder's is the total of its contents.
+    pub size: u64,
+    /// The content's MD5, 32 lowercase hex digits.
+    #[serde(default)]
+    pub etag: String,
+    /// The review status; above 100 the file was refused by review.
+    #[serde(default)]
+    pub status: i64,
+    /// The folder it is in (0 the root).
+    #[serde(rename = "parentFileID")]
+    pub parent_file_id: FileId,
+    /// When it was created.
+    #[serde(rename = "createAt", default, skip_serializing_if = "Option::is_none")]
+    pub create_at: Option<FileTime>,
+    /// Whether it is in the trash.
+    #[serde(default)]
+    pub trashed: Flag,
+}
+
+/// Body of `POST /api/v1/file/infos`: `{fileIds: [...]}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileInfosRequest {
+    /// The files and folders to describe (1 to 100).
+    #[serde(rename = "fileIds")]
+    pub file_ids: Vec<FileId>,
+}
+
+/// `data` of infos: `{fileList}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileInfosData {
+    /// The entries found, shaped as the list's.
+    #[serde(rename = "fileList")]
+    pub file_list: Vec<FileEntry>,
+}
+
+/// `data` of download_info: `{downloadUrl}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DownloadInfoData {
+    /// A short-lived URL that serves the file's bytes (Range requests honoured).
+    #[serde(rename = "downloadUrl")]
+    pub download_url: String,
+}
+
 /// Query of `POST /api/v1/oauth2/access_token`: `client_id`, `client_secret`, `grant_type`,
 /// `code`, `refresh_token`, `redirect_uri`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -265,4 +417,56 @@ pub struct ProcessQuery {
     /// The task to ask about, as the create call answered it.
     #[serde(rename = "taskID")]
     pub task_id: TaskId,
+}
+
+/// Query of `GET /api/v2/file/list`: `parentFileId`, `limit`, `lastFileId`, `searchData`,
+/// `searchMode`, `trashed`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileListRequest {
+    /// The folder to list; the root is 0.
+    #[serde(rename = "parentFileId")]
+    pub parent_file_id: FileId,
+    /// Entries per page, 1 to 100.
+    pub limit: u32,
+    /// Where this page starts, the previous answer's `lastFileId`; absent or 0 for the first
+    /// page.
+    #[serde(
+        rename = "lastFileId",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub last_file_id: Option<i64>,
+    /// A search term; when given the whole drive is searched, not the folder.
+    #[serde(
+        rename = "searchData",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub search_data: Option<String>,
+    /// `0` fuzzy search (the default), `1` exact file name.
+    #[serde(
+        rename = "searchMode",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub search_mode: Option<i32>,
+    /// Whether to list the trash (p123client sends `false`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trashed: Option<bool>,
+}
+
+/// Query of `GET /api/v1/file/detail`: `fileID`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileDetailRequest {
+    /// The file or folder.
+    #[serde(rename = "fileID")]
+    pub file_id: FileId,
+}
+
+/// Query of `GET /api/v1/file/download_info`: `fileId`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DownloadInfoRequest {
+    /// The file.
+    #[serde(rename = "fileId")]
+    pub file_id: FileId,
 }

@@ -1,0 +1,614 @@
+//! Folders and files around offline download: the list (`GET /api/v2/file/list`),
+//! mkdir (`POST /upload/v1/file/mkdir`), one entry's details (`GET /api/v1/file/detail`),
+//! several entries' (`POST /api/v1/file/infos`) and a download URL
+//! (`GET /api/v1/file/download_info`), plus the rules a client walking folder paths
+//! needs: how paths split into names ([`DrivePath`]), which entry of a page is the
+//! folder sought ([`find_folder`]), when paging ends ([`Pages`]) and which refusal
+//! means "that folder already exists" ([`is_duplicate_name`]).
+//!
+//! Facts: p123client (`fs_list`, `fs_mkdir`, `fs_info`, `download_info`), OpenList's
+//! `drivers/123_open` (`types.go`, `util.go`), Qialas/123pan-go-sdk and the vendor's
+//! pages they cite; `docs/wire-notes.md` (123pan, files) says which gave what.
+
+use std::collections::HashSet;
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::{
+    DownloadInfoData, DownloadInfoRequest, Endpoint, EndpointId, FileDetailData, FileDetailRequest,
+    FileEntry, FileInfosData, FileInfosRequest, FileListPage, FileListRequest, FileType, MkdirData,
+    MkdirRequest,
+};
+use crate::{ApiError, Code, ValidationError};
+
+/// The most entries one list page holds (`limit` ≤ 100).
+pub const LIST_LIMIT_MAX: u32 = 100;
+
+/// The most IDs one `infos` call takes.
+pub const INFOS_MAX_IDS: usize = 100;
+
+/// The `lastFileId` of the last page.
+pub const LAST_PAGE: i64 = -1;
+
+/// The most pages [`Pages`] follows in one folder (100 entries each: a million
+/// entries) before it gives up, against a server that never says "last page".
+pub const MAX_PAGES: usize = 10_000;
+
+/// The folder offline downloads land in when the create names none, created at the
+/// root on first use (seed 002: `默认会下载到 "/来自:离线下载" 目录中`, p123client's
+/// docstring).
+pub const OFFLINE_FOLDER: &str = "来自:离线下载";
+
+/// The envelope code of a refused mkdir whose name is taken (with a message containing
+/// [`DUPLICATE_NAME_TEXT`]).
+pub const CODE_DUPLICATE_NAME: i64 = 1;
+
+/// What the message of a refused mkdir says when a folder of that name exists there
+/// (`该目录下已经有同名文件夹,无法进行创建`; an rclone 123pan backend matches this text).
+pub const DUPLICATE_NAME_TEXT: &str = "同名";
+
+/// A file or folder ID; the root folder is [`FileId::ROOT`] (0).
+///
+/// Read from a JSON number or a string of digits (OpenList's `123_open` driver sends
+/// mkdir's `parentID` as a string and production accepts it); written as a number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct FileId(pub u64);
+
+impl FileId {
+    /// The root folder.
+    pub const ROOT: Self = Self(0);
+
+    /// Whether this is the root folder.
+    pub fn is_root(self) -> bool {
+        self == Self::ROOT
+    }
+}
+
+impl fmt::Display for FileId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl std::str::FromStr for FileId {
+    type Err = std::num::ParseIntError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.trim().parse().map(Self)
+    }
+}
+
+impl From<u64> for FileId {
+    fn from(id: u64) -> Self {
+        Self(id)
+    }
+}
+
+impl Serialize for FileId {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for FileId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Number(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Number(n) => Ok(Self(n)),
+            Raw::Text(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => s
+                .parse()
+                .map(Self)
+                .map_err(|_| serde::de::Error::custom(format!("ID {s:?} is too large"))),
+            Raw::Text(s) => Err(serde::de::Error::custom(format!(
+                "expected an ID (a number or a string of digits), got {s:?}"
+            ))),
+        }
+    }
+}
+
+/// A yes/no the service writes as `0`/`1`; `true`/`false` are read too (p123client
+/// documents `trashed` as a bool, OpenList reads an `int`). Written as `0`/`1`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Flag(pub bool);
+
+impl Serialize for Flag {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u8(u8::from(self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for Flag {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Bool(bool),
+            Number(i64),
+        }
+        Ok(Self(match Raw::deserialize(d)? {
+            Raw::Bool(b) => b,
+            Raw::Number(n) => n != 0,
+        }))
+    }
+}
+
+/// A time as the file calls give it, kept as sent: text such as `2025-02-28 09:25:54`
+/// (UTC+8, no offset: the vendor pages; OpenList parses it so) or milliseconds since
+/// the Unix epoch (Qialas/123pan-go-sdk types `updateAt` as `int64`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum FileTime {
+    /// `2025-02-28 09:25:54`, UTC+8.
+    Text(String),
+    /// Milliseconds since the Unix epoch.
+    Millis(i64),
+}
+
+impl fmt::Display for FileTime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Text(t) => f.write_str(t),
+            Self::Millis(ms) => write!(f, "{ms} ms"),
+        }
+    }
+}
+
+impl FileListRequest {
+    /// The first page of `folder`, [`LIST_LIMIT_MAX`] entries.
+    pub fn folder(folder: FileId) -> Self {
+        Self {
+            parent_file_id: folder,
+            limit: LIST_LIMIT_MAX,
+            last_file_id: None,
+            search_data: None,
+            search_mode: None,
+            trashed: None,
+        }
+    }
+
+    /// The page that starts after `last_file_id` (the previous page's `lastFileId`).
+    #[must_use]
+    pub fn after(mut self, last_file_id: i64) -> Self {
+        self.last_file_id = Some(last_file_id);
+        self
+    }
+}
+
+impl Endpoint for FileListRequest {
+    type Output = FileListPage;
+    const ID: EndpointId = EndpointId::FileList;
+
+    /// `limit` 1 to [`LIST_LIMIT_MAX`]; `searchMode` 0 or 1.
+    fn validate(&self) -> Result<(), ValidationError> {
+        if !(1..=LIST_LIMIT_MAX).contains(&self.limit) {
+            return Err(ValidationError::InvalidValue {
+                field: "limit",
+                reason: format!("must be 1 to {LIST_LIMIT_MAX}, got {}", self.limit),
+            });
+        }
+        if let Some(mode) = self.search_mode.filter(|m| !(0..=1).contains(m)) {
+            return Err(ValidationError::InvalidValue {
+                field: "searchMode",
+                reason: format!("must be 0 or 1, got {mode}"),
+            });
+        }
+        Ok(())
+    }
+}
+
+impl MkdirRequest {
+    /// Create `name` in `parent`.
+    pub fn new(parent: FileId, name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            parent_id: parent,
+        }
+    }
+}
+
+impl Endpoint for MkdirRequest {
+    type Output = MkdirData;
+    const ID: EndpointId = EndpointId::Mkdir;
+
+    /// `name` a valid file name ([`super::validate_file_name`]).
+    fn validate(&self) -> Result<(), ValidationError> {
+        super::validate_file_name(&self.name)
+    }
+}
+
+impl FileDetailRequest {
+    /// The details of `file`.
+    pub fn new(file: FileId) -> Self {
+        Self { file_id: file }
+    }
+}
+
+impl Endpoint for FileDetailRequest {
+    type Output = FileDetailData;
+    const ID: EndpointId = EndpointId::FileDetail;
+}
+
+impl FileInfosRequest {
+    /// The details of `files`.
+    pub fn new(files: impl IntoIterator<Item = FileId>) -> Self {
+        Self {
+            file_ids: files.into_iter().collect(),
+        }
+    }
+}
+
+impl Endpoint for FileInfosRequest {
+    type Output = FileInfosData;
+    const ID: EndpointId = EndpointId::FileInfos;
+
+    /// 1 to [`INFOS_MAX_IDS`] IDs.
+    fn validate(&self) -> Result<(), ValidationError> {
+        if self.file_ids.is_empty() {
+            return Err(ValidationError::Empty("fileIds"));
+        }
+        if self.file_ids.len() > INFOS_MAX_IDS {
+            return Err(ValidationError::InvalidValue {
+                field: "fileIds",
+                reason: format!(
+                    "at most {INFOS_MAX_IDS} per call, got {}",
+                    self.file_ids.len()
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
+impl DownloadInfoRequest {
+    /// A download URL for `file`.
+    pub fn new(file: FileId) -> Self {
+        Self { file_id: file }
+    }
+}
+
+impl Endpoint for DownloadInfoRequest {
+    type Output = DownloadInfoData;
+    const ID: EndpointId = EndpointId::DownloadInfo;
+}
+
+impl FileEntry {
+    /// Whether the entry is a folder.
+    pub fn is_folder(&self) -> bool {
+        self.kind == FileType::Folder
+    }
+
+    /// Whether the entry is in the trash: the list answers such entries too, and they
+    /// are no longer in the folder.
+    pub fn is_trashed(&self) -> bool {
+        self.trashed.0
+    }
+}
+
+impl FileDetailData {
+    /// Whether the entry is a folder.
+    pub fn is_folder(&self) -> bool {
+        self.kind == FileType::Folder
+    }
+}
+
+impl FileListPage {
+    /// The entries that are in the folder: those not in the trash.
+    pub fn entries(&self) -> impl Iterator<Item = &FileEntry> {
+        self.file_list.iter().filter(|e| !e.is_trashed())
+    }
+}
+
+/// The folder named `name` among `entries`: a folder (not a file), not in the trash,
+/// named exactly `name` (the service's names are case-sensitive).
+pub fn find_folder<'a>(
+    entries: impl IntoIterator<Item = &'a FileEntry>,
+    name: &str,
+) -> Option<&'a FileEntry> {
+    entries
+        .into_iter()
+        .find(|e| e.is_folder() && !e.is_trashed() && e.filename == name)
+}
+
+/// Whether `error` is mkdir's refusal of a name already taken in that folder (code
+/// [`CODE_DUPLICATE_NAME`] with [`DUPLICATE_NAME_TEXT`] in the message): the folder
+/// exists, so a client that wanted it looks it up instead (another process may have
+/// created it a moment ago).
+pub fn is_duplicate_name(error: &ApiError) -> bool {
+    error.provider_error().is_some_and(|e| {
+        e.code == Code::Int(CODE_DUPLICATE_NAME) && e.message.contains(DUPLICATE_NAME_TEXT)
+    })
+}
+
+/// Where paging through one folder stands: the next request, or the end.
+///
+/// Ends on `lastFileId` [`LAST_PAGE`], and also (so that a server that never says "last
+/// page" cannot make a client page forever) on a `lastFileId` seen before, an empty
+/// page, or after [`MAX_PAGES`] pages ([`PageError`]).
+#[derive(Debug, Clone)]
+pub struct Pages {
+    request: FileListRequest,
+    seen: HashSet<i64>,
+    pages: usize,
+    done: bool,
+}
+
+/// Why [`Pages`] stopped before the server said "last page".
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PageError {
+    /// The server answered a `lastFileId` it had already answered: it would loop.
+    #[error("the file list repeated lastFileId {0}: stopped paging")]
+    Repeated(i64),
+    /// More than [`MAX_PAGES`] pages in one folder.
+    #[error("the file list went on past {MAX_PAGES} pages: stopped paging")]
+    TooManyPages,
+}
+
+impl Pages {
+    /// Paging through `folder` from its first page.
+    pub fn new(folder: FileId) -> Self {
+        Self::from_request(FileListRequest::folder(folder))
+    }
+
+    /// Paging from `request` (a search, another page size).
+    pub fn from_request(request: FileListRequest) -> Self {
+        Self {
+            request,
+            seen: HashSet::new(),
+            pages: 0,
+            done: false,
+        }
+    }
+
+    /// The request for the next page, or `None` when paging has ended.
+    pub fn next_request(&self) -> Option<FileListRequest> {
+        (!self.done).then(|| self.request.clone())
+    }
+
+    /// Takes in the answer to [`next_request`](Self::next_request).
+    ///
+    /// # Errors
+    ///
+    /// A [`PageError`] when the server would make paging go on forever; paging has
+    /// ended then.
+    pub fn handle_page(&mut self, page: &FileListPage) -> Result<(), PageError> {
+        self.pages += 1;
+        let next = page.last_file_id;
+        if next == LAST_PAGE || page.file_list.is_empty() {
+            self.done = true;
+            return Ok(());
+        }
+        if !self.seen.insert(next) || self.request.last_file_id == Some(next) {
+            self.done = true;
+            return Err(PageError::Repeated(next));
+        }
+        if self.pages >= MAX_PAGES {
+            self.done = true;
+            return Err(PageError::TooManyPages);
+        }
+        self.request.last_file_id = Some(next);
+        Ok(())
+    }
+}
+
+/// A folder path in the drive, `/Movies/2026`: its names from the root down.
+///
+/// Parsing splits on `/`, ignores empty parts (`//a/` is `/a`) and `.`, and refuses
+/// `..` and any name the service would refuse ([`super::validate_file_name`]). The
+/// root is the path with no names.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct DrivePath {
+    names: Vec<String>,
+}
+
+impl DrivePath {
+    /// Parses `path` (leading `/` optional).
+    ///
+    /// # Errors
+    ///
+    /// [`ValidationError::InvalidFileName`] for a name the service refuses,
+    /// [`ValidationError::InvalidValue`] for `..`.
+    pub fn parse(path: &str) -> Result<Self, ValidationError> {
+        let mut names = Vec::new();
+        for name in path.split('/') {
+            match name {
+                "" | "." => continue,
+                ".." => {
+                    return Err(ValidationError::InvalidValue {
+                        field: "path",
+                        reason: format!("{path:?}: `..` is not allowed"),
+                    })
+                }
+                name => {
+                    super::validate_file_name(name)?;
+                    names.push(name.to_owned());
+                }
+            }
+        }
+        Ok(Self { names })
+    }
+
+    /// The names from the root down.
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// Whether this is the root.
+    pub fn is_root(&self) -> bool {
+        self.names.is_empty()
+    }
+
+    /// The path of the first `n` names (`/a/b/c`, 2 → `/a/b`).
+    #[must_use]
+    pub fn prefix(&self, n: usize) -> Self {
+        Self {
+            names: self.names[..n.min(self.names.len())].to_vec(),
+        }
+    }
+
+    /// The path of a name inside this one.
+    #[must_use]
+    pub fn join(&self, name: &str) -> Self {
+        let mut names = self.names.clone();
+        names.push(name.to_owned());
+        Self { names }
+    }
+}
+
+impl fmt::Display for DrivePath {
+    /// `/` for the root, else `/a/b`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.names.is_empty() {
+            return f.write_str("/");
+        }
+        for name in &self.names {
+            write!(f, "/{name}")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ProviderError;
+
+    fn entry(id: u64, name: &str, kind: FileType, trashed: bool) -> FileEntry {
+        FileEntry {
+            file_id: FileId(id),
+            filename: name.to_owned(),
+            kind,
+            size: 0,
+            etag: String::new(),
+            status: 0,
+            parent_file_id: FileId::ROOT,
+            category: 0,
+            trashed: Flag(trashed),
+            punish_flag: None,
+            s3_key_flag: None,
+            storage_node: None,
+            create_at: None,
+            update_at: None,
+        }
+    }
+
+    #[test]
+    fn ids_read_numbers_and_digit_strings_and_write_numbers() {
+        let id: FileId = serde_json::from_str("14749926").unwrap();
+        assert_eq!(id, FileId(14749926));
+        let id: FileId = serde_json::from_str("\"14749926\"").unwrap();
+        assert_eq!(id, FileId(14749926));
+        assert_eq!(serde_json::to_string(&id).unwrap(), "14749926");
+        for bad in [
+            "\"\"",
+            "\"12a\"",
+            "\"-1\"",
+            "-1",
+            "1.5",
+            "\"99999999999999999999\"",
+        ] {
+            assert!(serde_json::from_str::<FileId>(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn flags_read_numbers_and_bools_and_write_numbers() {
+        for (wire, value) in [("0", false), ("1", true), ("true", true), ("false", false)] {
+            assert_eq!(serde_json::from_str::<Flag>(wire).unwrap(), Flag(value));
+        }
+        assert_eq!(serde_json::to_string(&Flag(true)).unwrap(), "1");
+    }
+
+    #[test]
+    fn find_folder_skips_files_trashed_entries_and_other_names() {
+        let entries = [
+            entry(1, "Movies", FileType::File, false),
+            entry(2, "Movies", FileType::Folder, true),
+            entry(3, "movies", FileType::Folder, false),
+            entry(4, "Movies", FileType::Folder, false),
+        ];
+        assert_eq!(find_folder(&entries, "Movies").unwrap().file_id, FileId(4));
+        assert!(find_folder(&entries[..3], "Movies").is_none());
+    }
+
+    #[test]
+    fn paths_parse_and_print() {
+        let p = DrivePath::parse("//Movies/./2026/").unwrap();
+        assert_eq!(p.names(), ["Movies", "2026"]);
+        assert_eq!(p.to_string(), "/Movies/2026");
+        assert_eq!(p.prefix(1).to_string(), "/Movies");
+        assert_eq!(DrivePath::parse("/").unwrap().to_string(), "/");
+        assert!(DrivePath::parse("/").unwrap().is_root());
+        assert!(DrivePath::parse("/a/../b").is_err());
+        assert!(DrivePath::parse("/a/b:c").is_err());
+    }
+
+    fn page(last: i64, n: usize) -> FileListPage {
+        FileListPage {
+            last_file_id: last,
+            file_list: (0..n)
+                .map(|i| entry(i as u64 + 10, "x", FileType::File, false))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn pages_end_on_last_page_and_on_a_repeated_cursor() {
+        let mut pages = Pages::new(FileId(7));
+        assert_eq!(pages.next_request().unwrap().last_file_id, None);
+        pages.handle_page(&page(100, 100)).unwrap();
+        assert_eq!(pages.next_request().unwrap().last_file_id, Some(100));
+        pages.handle_page(&page(200, 100)).unwrap();
+        pages.handle_page(&page(-1, 3)).unwrap();
+        assert!(pages.next_request().is_none());
+
+        let mut looping = Pages::new(FileId(7));
+        looping.handle_page(&page(100, 100)).unwrap();
+        assert_eq!(
+            looping.handle_page(&page(100, 100)),
+            Err(PageError::Repeated(100))
+        );
+        assert!(looping.next_request().is_none());
+
+        let mut empty = Pages::new(FileId(7));
+        empty.handle_page(&page(100, 0)).unwrap();
+        assert!(empty.next_request().is_none());
+    }
+
+    #[test]
+    fn pages_stop_after_the_maximum() {
+        let mut pages = Pages::new(FileId(7));
+        let mut result = Ok(());
+        for i in 0..MAX_PAGES {
+            result = pages.handle_page(&page(i as i64 + 1, 1));
+            if result.is_err() {
+                break;
+            }
+        }
+        assert_eq!(result, Err(PageError::TooManyPages));
+        assert!(pages.next_request().is_none());
+    }
+
+    #[test]
+    fn duplicate_names_are_told_from_other_refusals() {
+        let refusal = |code, message: &str| {
+            ApiError::Provider(ProviderError {
+                code: Code::Int(code),
+                message: message.to_owned(),
+                trace_id: None,
+                status: http::StatusCode::OK,
+            })
+        };
+        assert!(is_duplicate_name(&refusal(
+            1,
+            "该目录下已经有同名文件夹,无法进行创建"
+        )));
+        assert!(!is_duplicate_name(&refusal(1, "internal error")));
+        assert!(!is_duplicate_name(&refusal(5066, "同名")));
+    }
+}
