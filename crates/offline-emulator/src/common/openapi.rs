@@ -124,6 +124,38 @@ impl Description {
         value
     }
 
+    /// The names the operation's JSON body and query are described with: the body
+    /// schema's top-level properties (through `$ref` and `allOf`) and the query
+    /// parameters. For reading requests whose keys arrive in another case.
+    pub(crate) fn field_names(&self, method: &Method, path: &str) -> Vec<String> {
+        fn collect<'a>(d: &'a Description, schema: &'a Value, out: &mut Vec<String>, depth: u8) {
+            let schema = d.resolve(schema);
+            if let Some(props) = schema.get("properties").and_then(Value::as_object) {
+                out.extend(props.keys().cloned());
+            }
+            if depth < 8 {
+                for part in schema
+                    .get("allOf")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    collect(d, part, out, depth + 1);
+                }
+            }
+        }
+        let mut names = Vec::new();
+        if let Some(schema) = self.body_schema(method, path, "application/json") {
+            collect(self, schema, &mut names, 0);
+        }
+        names.extend(
+            self.named_parameters(method, path, "query")
+                .into_iter()
+                .map(|(name, _, _)| name.to_owned()),
+        );
+        names
+    }
+
     /// Checks a JSON request body against the operation's `requestBody` schema.
     ///
     /// # Errors

@@ -533,25 +533,69 @@ fn conform(endpoint: EndpointId, body: &Value) -> Result<(), Fail> {
 /// published Python clients send unset options so (`callBackUrl: null`, `dirID: null`,
 /// `fileName: null`).
 fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<(T, Value), Fail> {
+    parse_json_for(None, body)
+}
+
+/// [`parse_json`] for `endpoint`'s body, whose top-level keys are also matched to the
+/// described names regardless of case ([`canonical_keys`]).
+fn parse_json_for<T: serde::de::DeserializeOwned>(
+    endpoint: Option<EndpointId>,
+    body: &[u8],
+) -> Result<(T, Value), Fail> {
     let (mut json, _) = body::parse_json::<Value>(body).map_err(Fail::bad_request)?;
     if let Value::Object(map) = &mut json {
         map.retain(|_, v| !v.is_null());
+        if let Some(endpoint) = endpoint {
+            canonical_object(endpoint, map);
+        }
     }
     let typed = serde_path_to_error::deserialize(&json)
         .map_err(|e| Fail::bad_request(shape_error("invalid request body", &e)))?;
     Ok((typed, json))
 }
 
+/// Renames the keys that match a described field name of `endpoint` in another case
+/// to that name (`parentid` → `parentID`): p123client lowercases the keys of the mkdir
+/// body and the list query (`dict_key_to_lower_merge`) and works against production,
+/// so production reads them regardless of case. A key whose described spelling is
+/// also present is left as it is.
+fn canonical_keys(endpoint: EndpointId, keys: &mut [String]) {
+    let names = DESCRIPTION.field_names(&endpoint.method(), endpoint.path());
+    let present: Vec<String> = keys.to_vec();
+    for key in keys.iter_mut() {
+        if names.contains(key) {
+            continue;
+        }
+        if let Some(name) = names
+            .iter()
+            .find(|n| n.eq_ignore_ascii_case(key) && !present.contains(n))
+        {
+            key.clone_from(name);
+        }
+    }
+}
+
+/// [`canonical_keys`] on a JSON object's keys.
+fn canonical_object(endpoint: EndpointId, map: &mut serde_json::Map<String, Value>) {
+    let mut keys: Vec<String> = map.keys().cloned().collect();
+    canonical_keys(endpoint, &mut keys);
+    let values: Vec<Value> = std::mem::take(map).into_iter().map(|(_, v)| v).collect();
+    map.extend(keys.into_iter().zip(values));
+}
+
 /// A GET call's query, checked against the description and read as `T`. An empty
-/// value (`searchMode=`, as OpenList sends it) is taken as absent.
+/// value (`searchMode=`, as OpenList sends it) is taken as absent; names are matched
+/// regardless of case ([`canonical_keys`]).
 fn query_of<T: serde::de::DeserializeOwned>(
     endpoint: EndpointId,
     query: Option<&str>,
 ) -> Result<T, Fail> {
-    let pairs: Vec<(String, String)> = query_pairs(query)
+    let (mut keys, values): (Vec<String>, Vec<String>) = query_pairs(query)
         .into_iter()
         .filter(|(_, v)| !v.is_empty())
-        .collect();
+        .unzip();
+    canonical_keys(endpoint, &mut keys);
+    let pairs: Vec<(String, String)> = keys.into_iter().zip(values).collect();
     DESCRIPTION
         .check_query(&endpoint.method(), endpoint.path(), &pairs)
         .map_err(Fail::bad_request)?;
@@ -606,7 +650,7 @@ fn file_list(state: &State, query: Option<&str>) -> Answer {
 /// `POST /upload/v1/file/mkdir`.
 async fn mkdir(state: &State, req: Request<Incoming>) -> Answer {
     let body = read_body(req, BODY_LIMIT).await?;
-    let (request, json) = parse_json::<MkdirRequest>(&body)?;
+    let (request, json) = parse_json_for::<MkdirRequest>(Some(EndpointId::Mkdir), &body)?;
     request
         .validate()
         .map_err(|e| Fail::bad_request(e.to_string()))?;
@@ -638,7 +682,7 @@ fn file_detail(state: &State, query: Option<&str>) -> Answer {
 /// `POST /api/v1/file/infos`: the entries it knows, in the order asked.
 async fn file_infos(state: &State, req: Request<Incoming>) -> Answer {
     let body = read_body(req, BODY_LIMIT).await?;
-    let (request, json) = parse_json::<FileInfosRequest>(&body)?;
+    let (request, json) = parse_json_for::<FileInfosRequest>(Some(EndpointId::FileInfos), &body)?;
     request
         .validate()
         .map_err(|e| Fail::bad_request(e.to_string()))?;
