@@ -156,13 +156,12 @@ async fn shape_errors_name_the_field() {
         .post(
             CREATE,
             Some(STATIC_TOKEN),
-            &json!({"url": "http://127.0.0.1/a", "dirID": "7"}),
+            &json!({"url": "http://127.0.0.1/a", "dirID": "seven"}),
         )
         .await;
     assert_eq!(a.code(), 400);
     assert!(
-        a.message()
-            .starts_with("invalid request body at `dirID`: invalid type"),
+        a.message().starts_with("invalid request body at `dirID`"),
         "{}",
         a.message()
     );
