@@ -48,6 +48,8 @@ struct Inner<C> {
     state: Mutex<ClientState<Credentials>>,
     clock: TokioClock,
     poll_policy: PollPolicy,
+    /// Folder paths resolved so far ([`Pan123::resolve_dir`]).
+    dirs: tokio::sync::Mutex<crate::files::DirCache>,
 }
 
 /// Builds a [`Pan123`]: credentials (client ID and secret, or a ready access token),
@@ -224,6 +226,7 @@ impl<C: HttpClient> Pan123Builder<C> {
                 state: Mutex::new(state),
                 clock,
                 poll_policy: self.poll_policy,
+                dirs: tokio::sync::Mutex::default(),
             }),
         })
     }
@@ -349,6 +352,10 @@ impl<C: HttpClient> Pan123<C> {
         &self.inner.clock
     }
 
+    pub(crate) fn dir_cache(&self) -> &tokio::sync::Mutex<crate::files::DirCache> {
+        &self.inner.dirs
+    }
+
     fn state(&self) -> std::sync::MutexGuard<'_, ClientState<Credentials>> {
         self.inner
             .state
@@ -358,7 +365,10 @@ impl<C: HttpClient> Pan123<C> {
 
     /// Runs one call through the call machine ([`offline_proto::call`]): token,
     /// pacing, retries, the create rule.
-    async fn call<R: Request<Credentials>>(&self, request: R) -> Result<R::Output, Error> {
+    pub(crate) async fn call<R: Request<Credentials>>(
+        &self,
+        request: R,
+    ) -> Result<R::Output, Error> {
         self.call_observed(request, || {}).await
     }
 

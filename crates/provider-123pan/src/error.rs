@@ -1,7 +1,7 @@
 //! The error of every [`Pan123`](crate::Pan123) call.
 
 use offline_proto::call::Unknown;
-use offline_proto::pan123::EndpointId;
+use offline_proto::pan123::{EndpointId, PageError};
 use offline_proto::{ApiError, EncodeError, TransportError};
 
 /// Why a call failed. `Display` describes this level only; the cause is the
@@ -38,6 +38,18 @@ pub enum Error {
     /// to the builder expired or was rejected, and no client ID and secret are known.
     #[error("not authenticated: the access token was rejected or expired and no client ID/secret is configured to fetch a new one")]
     NotAuthenticated,
+    /// A folder of a path does not exist ([`Pan123::resolve_dir`](crate::Pan123::resolve_dir)
+    /// without `create`).
+    #[error("no folder {missing} in the drive (resolving {path})")]
+    NoSuchFolder {
+        /// The whole path asked for.
+        path: String,
+        /// The first folder of it that is missing.
+        missing: String,
+    },
+    /// The file list would page forever (a repeated cursor, too many pages).
+    #[error(transparent)]
+    Paging(PageError),
     /// Every access token fetched for one call was unusable at once.
     #[error("{fetches} access tokens were fetched for one call and none could be used")]
     TokenLoop {

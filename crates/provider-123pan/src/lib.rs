@@ -26,6 +26,11 @@
 //! bucket per endpoint; defaults from `docs/wire-notes.md`, configurable) and is sent again
 //! after a `429` answer, which means the server did not carry it out.
 //!
+//! Folders and files around the downloads: [`Pan123::resolve_dir`] turns a path such
+//! as `/Movies/2026` into a folder ID (creating missing folders when asked, cached per
+//! client), [`Pan123::mkdir`], [`Pan123::list`] (a stream of pages),
+//! [`Pan123::file`], [`Pan123::files`] and [`Pan123::download_url`].
+//!
 //! A create call (`offline_download`, `oss_offline_download`) whose request may have
 //! reached the server without an answer coming back is **never** sent again: it fails
 //! with [`Error::OutcomeUnknown`], since sending it twice could create two tasks.
@@ -33,13 +38,15 @@
 pub mod callbacks;
 mod client;
 mod error;
+mod files;
 mod wait;
 
 pub use callbacks::Watched;
 pub use client::{Pan123, Pan123Builder};
 pub use error::Error;
+pub use files::ResolvedDir;
 pub use offline_proto::pan123::{
-    Callback, CallbackStatus, EndpointId, OfflineDownloadRequest, OssOfflineDownloadRequest,
-    Process, TaskId, TaskStatus,
+    Callback, CallbackStatus, DrivePath, EndpointId, FileDetailData, FileEntry, FileId,
+    FileListPage, OfflineDownloadRequest, OssOfflineDownloadRequest, Process, TaskId, TaskStatus,
 };
 pub use wait::{Progress, TaskKind, TaskRef};
