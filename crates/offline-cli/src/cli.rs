@@ -260,6 +260,30 @@ pub(crate) enum Command {
         #[command(flatten)]
         conn: ConnArgs,
     },
+    /// List a drive folder, by path (`/Movies/2026`) or ID (123pan).
+    Ls {
+        /// The folder: a path from the root, or its numeric ID.
+        #[arg(value_name = "PATH|ID")]
+        target: String,
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+    /// Show one file's or folder's details: name, size, etag, parent (123pan).
+    Info {
+        /// The file ID, as `ls` shows it.
+        #[arg(value_name = "FILE_ID")]
+        file: String,
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+    /// Print a download URL for a file (123pan; short-lived, counts against traffic).
+    Link {
+        /// The file ID, as `ls` shows it.
+        #[arg(value_name = "FILE_ID")]
+        file: String,
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
     /// Delete tasks by identity (6pan).
     Rm {
         /// Task identities, as `list` shows them.

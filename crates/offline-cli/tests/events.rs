@@ -203,6 +203,20 @@ async fn every_json_line_fits_the_schema() {
     seen.expect(&env, 2, &["status", "not-a-number"]).await;
     seen.expect(&env, 0, &["login"]).await;
 
+    // 123pan folders and files: --dir PATH (folders created), the stored file after
+    // --wait, ls, info, link.
+    let events = seen
+        .expect(&env, 0, &["add", &ok, "--dir", "/json/a", "--wait"])
+        .await;
+    let stored = events
+        .iter()
+        .find(|e| e["event"] == "file" && e["task"].is_string())
+        .unwrap_or_else(|| panic!("no stored file: {events:?}"));
+    let file_id = stored["id"].as_str().unwrap().to_owned();
+    seen.expect(&env, 0, &["ls", "/json/a"]).await;
+    seen.expect(&env, 0, &["info", &file_id]).await;
+    seen.expect(&env, 0, &["link", &file_id]).await;
+
     // A batch: lines, its summary; status --from and wait --from (with a note about
     // the refused line).
     let batch = env.path("urls.txt");

@@ -30,9 +30,11 @@ pub(crate) struct AddArgs {
     /// Watch the created tasks until they end.
     #[arg(long)]
     pub(crate) wait: bool,
-    /// 123pan: folder ID to download into (cloud drive; not the root, 0).
-    #[arg(long, value_name = "ID")]
-    pub(crate) dir: Option<u64>,
+    /// 123pan: the folder to download into, a path from the root (`/Movies/2026`;
+    /// missing folders are created) or a folder ID; not the root. Default: the
+    /// folder 来自:离线下载.
+    #[arg(long, value_name = "PATH|ID")]
+    pub(crate) dir: Option<String>,
     /// 123pan: migrate into the image bed instead (URLs must be images).
     #[arg(long)]
     pub(crate) image: bool,
@@ -68,7 +70,7 @@ pub(crate) fn check(args: &AddArgs, provider: Provider) -> Vec<String> {
             (
                 args.path.is_some(),
                 "--path",
-                "is 6pan's folder path; 123pan takes a folder ID: --dir ID".into(),
+                "is 6pan's folder path; 123pan takes --dir PATH|ID".into(),
             ),
             (
                 !args.select.is_empty(),
@@ -92,7 +94,7 @@ pub(crate) fn check(args: &AddArgs, provider: Provider) -> Vec<String> {
             (
                 args.dir.is_some(),
                 "--dir",
-                "is a 123pan folder ID; 6pan takes --path /folder".into(),
+                "is 123pan's folder; 6pan takes --path /folder".into(),
             ),
             (
                 args.callback.is_some(),
@@ -150,6 +152,13 @@ pub(crate) async fn run(client: &Client, args: &AddArgs, out: &Output) -> u8 {
         Client::Pan123(pan, transport) => {
             let mut code = exit::OK;
             let mut created = Vec::new();
+            let dir = match &args.dir {
+                Some(dir) => match super::files::download_dir(pan, transport, dir, out).await {
+                    Ok(id) => Some(id),
+                    Err(code) => return code,
+                },
+                None => None,
+            };
             for url in &args.urls {
                 let call = async {
                     if args.image {
@@ -161,7 +170,7 @@ pub(crate) async fn run(client: &Client, args: &AddArgs, out: &Output) -> u8 {
                     } else {
                         let mut req = OfflineDownloadRequest::new(url.clone());
                         req.file_name.clone_from(&args.name);
-                        req.dir_id = args.dir.map(offline_proto::pan123::FileId);
+                        req.dir_id = dir;
                         req.callback_url.clone_from(&args.callback);
                         pan.offline_download(req).await.map(TaskRef::cloud)
                     }
@@ -176,9 +185,27 @@ pub(crate) async fn run(client: &Client, args: &AddArgs, out: &Output) -> u8 {
                 }
             }
             if args.wait && !created.is_empty() {
-                let (_, watch_code) =
+                let (results, watch_code) =
                     super::watch::watch_123(pan, transport, &created, out, true).await;
                 code = code.max(watch_code);
+                let succeeded: Vec<(TaskRef, String)> = created
+                    .iter()
+                    .filter(|(t, _)| t.kind == provider_123pan::TaskKind::CloudDrive)
+                    .filter(|(t, _)| {
+                        matches!(results.get(t), Some(Ok(p)) if p.status == provider_123pan::TaskStatus::Succeeded)
+                    })
+                    .cloned()
+                    .collect();
+                let stored = super::files::report_stored(
+                    pan,
+                    transport,
+                    &succeeded,
+                    dir,
+                    args.name.as_deref(),
+                    out,
+                )
+                .await;
+                code = code.max(stored);
             }
             code
         }

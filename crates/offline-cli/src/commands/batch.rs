@@ -82,6 +82,7 @@ fn kind_of(client: &Client, args: &AddArgs) -> &'static str {
 async fn submit(
     client: &Client,
     args: &AddArgs,
+    dir: Option<offline_proto::pan123::FileId>,
     journal: &Journal,
     entry: &Entry,
     kind: &str,
@@ -108,7 +109,7 @@ async fn submit(
                         .map(TaskRef::image)
                 } else {
                     let mut req = OfflineDownloadRequest::new(entry.source.as_str());
-                    req.dir_id = args.dir.map(offline_proto::pan123::FileId);
+                    req.dir_id = dir;
                     req.callback_url.clone_from(&args.callback);
                     pan.offline_download_observed(req, sending)
                         .await
@@ -404,6 +405,16 @@ pub(crate) async fn add_from(client: &Client, args: &AddArgs, input: &Path, out:
         }
     };
     let kind = kind_of(client, args);
+    // The folder is resolved once for the whole batch (created when missing).
+    let dir = match (client, &args.dir) {
+        (Client::Pan123(pan, transport), Some(dir)) => {
+            match super::files::download_dir(pan, transport, dir, out).await {
+                Ok(id) => Some(id),
+                Err(code) => return code,
+            }
+        }
+        _ => None,
+    };
     let db =
         |e: rusqlite::Error| out.fail(exit::CONFIG, &format!("journal write failed: {e}"), None);
     let entries = match journal.sync(&lines, kind) {
@@ -458,7 +469,7 @@ pub(crate) async fn add_from(client: &Client, args: &AddArgs, input: &Path, out:
             }
             entry.kind = kind.to_owned();
             let (state, task, error, code) =
-                match submit(client, args, &journal, &entry, kind, &owned).await {
+                match submit(client, args, dir, &journal, &entry, kind, &owned).await {
                     Ok(task) => (State::Submitted, Some(task), None, exit::OK),
                     Err(f) => (f.state, None, Some(f.reason), f.code),
                 };

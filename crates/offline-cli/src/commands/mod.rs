@@ -9,6 +9,7 @@ pub(crate) mod callbacks;
 pub(crate) mod completions;
 pub(crate) mod demo;
 pub(crate) mod emulator;
+pub(crate) mod files;
 pub(crate) mod list;
 pub(crate) mod login;
 pub(crate) mod pan6;
@@ -167,6 +168,18 @@ async fn dispatch(cli: Cli, explicit: Vec<&'static str>) -> Result<u8, u8> {
             let (conn, out) = prepare(&conn, only_6pan("list", &top.resolve(&conn)))?;
             with_client!(conn, out, |client| list::run(&client, &out).await)
         }
+        Command::Ls { target, conn } => {
+            let (conn, out) = prepare(&conn, only_123("ls", &top.resolve(&conn)))?;
+            with_client!(conn, out, |client| files::ls(&client, &target, &out).await)
+        }
+        Command::Info { file, conn } => {
+            let (conn, out) = prepare(&conn, only_123("info", &top.resolve(&conn)))?;
+            with_client!(conn, out, |client| files::info(&client, &file, &out).await)
+        }
+        Command::Link { file, conn } => {
+            let (conn, out) = prepare(&conn, only_123("link", &top.resolve(&conn)))?;
+            with_client!(conn, out, |client| files::link(&client, &file, &out).await)
+        }
         Command::Rm { tasks, conn } => {
             let (conn, out) = prepare(&conn, only_6pan("rm", &top.resolve(&conn)))?;
             with_client!(conn, out, |client| rm::run(&client, &tasks, &out).await)
@@ -212,6 +225,15 @@ fn only(provider: Provider, command: &str, conn: &Conn, hint: &str) -> Vec<Strin
             provider.name()
         )]
     }
+}
+
+fn only_123(command: &str, conn: &Conn) -> Vec<String> {
+    only(
+        Provider::Pan123,
+        command,
+        conn,
+        "add --provider 123pan (6pan's files are not listed by this tool yet)",
+    )
 }
 
 fn only_6pan(command: &str, conn: &Conn) -> Vec<String> {

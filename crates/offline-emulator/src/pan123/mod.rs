@@ -20,7 +20,7 @@ use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use offline_proto::pan123::{
-    url_file_name, validate_http_url, AccessTokenRequest, DownloadInfoData, DownloadInfoRequest,
+    url_stored_name, validate_http_url, AccessTokenRequest, DownloadInfoData, DownloadInfoRequest,
     Endpoint, EndpointId, Envelope, FileDetailRequest, FileId, FileInfosData, FileInfosRequest,
     FileListRequest, GrantType, MkdirData, MkdirRequest, OAuthTokenQuery, OfflineDownloadRequest,
     OssOfflineDownloadRequest, Process, TaskCreated, TaskId, TaskStatus, CODE_DUPLICATE_NAME,
@@ -398,18 +398,14 @@ async fn create(state: &Arc<State>, req: Request<Incoming>, kind: TaskKind) -> A
     to_data(&TaskCreated { task_id: id })
 }
 
-/// `fileName` when given, else the URL's last path segment, else `download`.
+/// `fileName` when given, else the URL's last path segment, else `download`
+/// ([`url_stored_name`], the rule a client looks for the stored file by).
 fn file_name_of(url: &str, given: Option<&str>) -> Result<String, Fail> {
     if let Some(name) = given.filter(|n| !n.trim().is_empty()) {
         return Ok(name.to_owned());
     }
-    let parsed = validate_http_url("url", url).map_err(|e| Fail::bad_request(e.to_string()))?;
-    let name = url_file_name(&parsed);
-    Ok(if name.trim().is_empty() {
-        "download".to_owned()
-    } else {
-        name
-    })
+    validate_http_url("url", url).map_err(|e| Fail::bad_request(e.to_string()))?;
+    Ok(url_stored_name(url))
 }
 
 /// `data` of the image-bed progress call: the percentage is an integer.

@@ -314,6 +314,54 @@ pub fn find_folder<'a>(
         .find(|e| e.is_folder() && !e.is_trashed() && e.filename == name)
 }
 
+/// The name a cloud-drive download of `url` is stored under when the create gives no
+/// `fileName`: the URL's last path segment, percent-decoded, or `download` when it has
+/// none (the service documents no rule; this is the emulator's, and what
+/// [`stored_file`] looks for).
+pub fn url_stored_name(url: &str) -> String {
+    let name = url::Url::parse(url)
+        .map(|u| super::url_file_name(&u))
+        .unwrap_or_default();
+    if name.trim().is_empty() {
+        "download".to_owned()
+    } else {
+        name
+    }
+}
+
+/// The file a finished download stored as `name` among a folder's `entries`: a file
+/// (not in the trash, not among `claimed`) named `name`, or renamed as a taken name is
+/// (`a(1).bin` for `a.bin`); the newest (highest ID) when several match. The progress
+/// call does not say which file a task made, so a client finds it so; give the IDs
+/// already matched to other tasks of the same name as `claimed`.
+pub fn stored_file<'a>(
+    entries: &'a [FileEntry],
+    name: &str,
+    claimed: &[FileId],
+) -> Option<&'a FileEntry> {
+    let (stem, ext) = match name.rsplit_once('.') {
+        Some((stem, ext)) if !stem.is_empty() => (stem, Some(ext)),
+        _ => (name, None),
+    };
+    let renamed = |candidate: &str| {
+        let rest = match ext {
+            Some(ext) => candidate
+                .strip_suffix(ext)
+                .and_then(|c| c.strip_suffix('.')),
+            None => Some(candidate),
+        };
+        rest.and_then(|r| r.strip_prefix(stem))
+            .and_then(|r| r.strip_prefix('('))
+            .and_then(|r| r.strip_suffix(')'))
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    };
+    entries
+        .iter()
+        .filter(|e| !e.is_folder() && !e.is_trashed() && !claimed.contains(&e.file_id))
+        .filter(|e| e.filename == name || renamed(&e.filename))
+        .max_by_key(|e| e.file_id)
+}
+
 /// Whether `error` is mkdir's refusal of a name already taken in that folder (code
 /// [`CODE_DUPLICATE_NAME`] with [`DUPLICATE_NAME_TEXT`] in the message): the folder
 /// exists, so a client that wanted it looks it up instead (another process may have
@@ -399,8 +447,11 @@ impl Pages {
 /// A folder path in the drive, `/Movies/2026`: its names from the root down.
 ///
 /// Parsing splits on `/`, ignores empty parts (`//a/` is `/a`) and `.`, and refuses
-/// `..` and any name the service would refuse ([`super::validate_file_name`]). The
-/// root is the path with no names.
+/// `..`, control characters and names over
+/// [`FILE_NAME_MAX_CHARS`](super::FILE_NAME_MAX_CHARS) characters. It does not refuse
+/// what mkdir would ([`super::validate_file_name`]): existing folders may have such
+/// names, the service's own `来自:离线下载` among them. The root is the path with no
+/// names.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct DrivePath {
     names: Vec<String>,
@@ -411,8 +462,8 @@ impl DrivePath {
     ///
     /// # Errors
     ///
-    /// [`ValidationError::InvalidFileName`] for a name the service refuses,
-    /// [`ValidationError::InvalidValue`] for `..`.
+    /// [`ValidationError::InvalidFileName`] for a name with a control character or
+    /// too long, [`ValidationError::InvalidValue`] for `..`.
     pub fn parse(path: &str) -> Result<Self, ValidationError> {
         let mut names = Vec::new();
         for name in path.split('/') {
@@ -425,7 +476,14 @@ impl DrivePath {
                     })
                 }
                 name => {
-                    super::validate_file_name(name)?;
+                    if name.chars().any(char::is_control)
+                        || name.chars().count() > super::FILE_NAME_MAX_CHARS
+                    {
+                        return Err(ValidationError::InvalidFileName {
+                            name: name.to_owned(),
+                            reason: "a control character, or longer than 255 characters",
+                        });
+                    }
                     names.push(name.to_owned());
                 }
             }
@@ -545,7 +603,11 @@ mod tests {
         assert_eq!(DrivePath::parse("/").unwrap().to_string(), "/");
         assert!(DrivePath::parse("/").unwrap().is_root());
         assert!(DrivePath::parse("/a/../b").is_err());
-        assert!(DrivePath::parse("/a/b:c").is_err());
+        assert!(DrivePath::parse("/a/b\u{1}c").is_err());
+        assert_eq!(
+            DrivePath::parse("/来自:离线下载").unwrap().names(),
+            ["来自:离线下载"]
+        );
     }
 
     fn page(last: i64, n: usize) -> FileListPage {
@@ -592,6 +654,33 @@ mod tests {
         }
         assert_eq!(result, Err(PageError::TooManyPages));
         assert!(pages.next_request().is_none());
+    }
+
+    #[test]
+    fn stored_files_are_found_by_name_or_renamed_name() {
+        let mut entries = vec![
+            entry(10, "a.bin", FileType::File, false),
+            entry(11, "a(1).bin", FileType::File, false),
+            entry(12, "a(x).bin", FileType::File, false),
+            entry(13, "a.bin", FileType::Folder, false),
+            entry(14, "a(2).bin", FileType::File, true),
+            entry(15, "b", FileType::File, false),
+            entry(16, "b(3)", FileType::File, false),
+        ];
+        entries[0].size = 1;
+        assert_eq!(
+            stored_file(&entries, "a.bin", &[]).unwrap().file_id,
+            FileId(11)
+        );
+        let claimed = [FileId(11)];
+        assert_eq!(
+            stored_file(&entries, "a.bin", &claimed).unwrap().file_id,
+            FileId(10)
+        );
+        assert!(stored_file(&entries, "a.bin", &[FileId(10), FileId(11)]).is_none());
+        assert_eq!(stored_file(&entries, "b", &[]).unwrap().file_id, FileId(16));
+        assert_eq!(url_stored_name("https://h/x/%E6%B5%8B.mp4?q=1"), "测.mp4");
+        assert_eq!(url_stored_name("https://h/"), "download");
     }
 
     #[test]

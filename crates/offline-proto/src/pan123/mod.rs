@@ -48,9 +48,9 @@ use serde::Serialize;
 pub use auth::Credentials;
 pub use endpoints::{AuthScheme, EndpointId};
 pub use files::{
-    find_folder, is_duplicate_name, DrivePath, FileId, FileTime, Flag, PageError, Pages,
-    CODE_DUPLICATE_NAME, DUPLICATE_NAME_TEXT, INFOS_MAX_IDS, LAST_PAGE, LIST_LIMIT_MAX, MAX_PAGES,
-    OFFLINE_FOLDER,
+    find_folder, is_duplicate_name, stored_file, url_stored_name, DrivePath, FileId, FileTime,
+    Flag, PageError, Pages, CODE_DUPLICATE_NAME, DUPLICATE_NAME_TEXT, INFOS_MAX_IDS, LAST_PAGE,
+    LIST_LIMIT_MAX, MAX_PAGES, OFFLINE_FOLDER,
 };
 pub use validate::{
     file_name as validate_file_name, has_image_extension, http_url as validate_http_url,
