@@ -47,11 +47,15 @@ async fn add_wait_json_completes_a_download() {
     assert_eq!(code, 0, "stderr: {stderr}");
     assert_eq!(lines[0]["event"], "created");
     let task = lines[0]["task"].as_str().unwrap().to_owned();
+    let done = lines.iter().find(|l| l["event"] == "done").unwrap();
+    assert_eq!(done["task"].as_str(), Some(task.as_str()));
+    assert_eq!(done["status"], "succeeded");
+    assert_eq!(done["percent"].as_f64(), Some(100.0));
+    // Then the file it stored, in the default folder.
     let last = lines.last().unwrap();
-    assert_eq!(last["event"], "done");
+    assert_eq!(last["event"], "file");
     assert_eq!(last["task"].as_str(), Some(task.as_str()));
-    assert_eq!(last["status"], "succeeded");
-    assert_eq!(last["percent"].as_f64(), Some(100.0));
+    assert_eq!(last["path"], "/来自:离线下载/file.bin");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -136,6 +136,20 @@ pub(crate) async fn run(args: DemoArgs, out: &Output) -> u8 {
     let mut expectations = Vec::new();
     let mut code = exit::OK;
 
+    // The cloud-drive downloads go into a folder given by path, made on the way.
+    let folder = match pan.resolve_dir(DEMO_FOLDER, true).await {
+        Ok(r) => {
+            for path in &r.created {
+                out.say(&format!("created folder {path}"));
+            }
+            Some(r.id)
+        }
+        Err(e) => {
+            code = code.max(out.error(DEMO_FOLDER, &e));
+            None
+        }
+    };
+
     let submissions: Vec<(String, bool, TaskStatus, Option<Bytes>)> = vec![
         (
             sources.file_url("sample.bin"),
@@ -164,6 +178,7 @@ pub(crate) async fn run(args: DemoArgs, out: &Output) -> u8 {
         } else {
             let mut req = OfflineDownloadRequest::new(url.clone());
             req.callback_url = Some(callback.clone());
+            req.dir_id = folder;
             pan.offline_download(req).await.map(TaskRef::cloud)
         };
         match created {
@@ -287,10 +302,62 @@ pub(crate) async fn run(args: DemoArgs, out: &Output) -> u8 {
             emu.rate_limited()
         );
     }
+    if let Some(folder) = folder {
+        code = code.max(show_folder(&pan, folder, sample_bytes.len(), out).await);
+    }
     out.say("");
     code = code.max(run_sixpan(&emu, out).await);
     emu.shutdown().await;
     code
+}
+
+/// The folder the demo's cloud-drive downloads go into.
+const DEMO_FOLDER: &str = "/Movies/2026";
+
+/// Lists the demo's folder: the downloaded sample must be there with its size.
+async fn show_folder(
+    pan: &provider_123pan::Pan123<Transport>,
+    folder: provider_123pan::FileId,
+    sample_len: usize,
+    out: &Output,
+) -> u8 {
+    let entries = match pan.list_all(folder).await {
+        Ok(e) => e,
+        Err(e) => return out.error(DEMO_FOLDER, &e),
+    };
+    let found = entries
+        .iter()
+        .any(|e| e.filename == "sample.bin" && e.size == sample_len as u64);
+    if out.is_json() {
+        for e in &entries {
+            out.event(serde_json::json!({
+                "event": "file", "id": e.file_id.to_string(), "name": e.filename,
+                "type": if e.is_folder() { "folder" } else { "file" }, "size": e.size,
+                "etag": e.etag, "parent": e.parent_file_id.to_string(),
+            }));
+        }
+    } else {
+        outln!();
+        outln!("{DEMO_FOLDER} in the drive");
+        let rows: Vec<Vec<String>> = entries
+            .iter()
+            .map(|e| {
+                vec![
+                    e.file_id.to_string(),
+                    e.size.to_string(),
+                    e.etag.clone(),
+                    e.filename.clone(),
+                ]
+            })
+            .collect();
+        outln!("{}", table(&["ID", "SIZE", "ETAG (MD5)", "NAME"], &rows));
+    }
+    if found {
+        exit::OK
+    } else {
+        out.error_line(&format!("sample.bin is not in {DEMO_FOLDER}"), None);
+        exit::TASK_FAILED
+    }
 }
 
 /// The 6pan journey: a torrent whose web seed is a loopback server, uploaded twice (the
