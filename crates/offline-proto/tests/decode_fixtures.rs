@@ -338,10 +338,14 @@ fn provider_error_fixtures_map_to_typed_errors() {
     let ok = StatusCode::OK;
 
     match err("access_token/response_tokens_exceeded.json") {
-        ApiError::TokenInvalid(e) => {
-            assert_provider(&e, 401, "tokens number has exceeded the limit", ok);
+        ApiError::TooManyTokens {
+            error,
+            oldest_expires_at,
+        } => {
+            assert_provider(&error, 401, "tokens number has exceeded the limit", ok);
+            assert_eq!(oldest_expires_at, None, "the answer does not say");
         }
-        other => panic!("expected TokenInvalid, got {other:?}"),
+        other => panic!("expected TooManyTokens, got {other:?}"),
     }
     match err("offline_download/response_token_expired.json") {
         ApiError::TokenInvalid(e) => assert_provider(&e, 401, "access_token expired", ok),

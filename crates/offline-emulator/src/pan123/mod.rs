@@ -264,7 +264,10 @@ async fn access_token(state: &State, req: Request<Incoming>, peer: SocketAddr) -
             "clientID or clientSecret invalid",
         ));
     }
-    let data = state.issue_token(&request.client_id);
+    let data = state.issue_token(&request.client_id).map_err(|refusal| {
+        info!(client_id = %request.client_id, "token refused: the client holds its cap of live tokens");
+        Fail::code(CODE_UNAUTHORIZED, refusal.message())
+    })?;
     debug!(client_id = %request.client_id, "token issued");
     to_data(&data)
 }

@@ -88,6 +88,9 @@ pub(crate) enum TokenRefusal {
     Unknown,
     /// Issued, but past its lifetime or expired by [`State::expire_tokens`].
     Expired,
+    /// Not a bearer token's refusal: the client holds
+    /// [`EmulatorConfig::max_tokens_per_client`] live tokens, so no new one is issued.
+    TooMany,
 }
 
 impl TokenRefusal {
@@ -97,6 +100,7 @@ impl TokenRefusal {
             Self::Missing => "invalid token: missing Authorization: Bearer header",
             Self::Unknown => "invalid token",
             Self::Expired => "token is expired",
+            Self::TooMany => offline_proto::pan123::TOO_MANY_TOKENS_MESSAGE,
         }
     }
 }
@@ -122,6 +126,10 @@ pub struct Pan123Stats {
     pub image_tasks_created: u64,
     /// Requests answered with code 429 by the rate limits (not injected faults).
     pub rate_limited: u64,
+    /// Token requests refused because the client held its cap of live tokens
+    /// ([`EmulatorConfig::max_tokens_per_client`]).
+    #[serde(default)]
+    pub tokens_refused: u64,
 }
 
 /// Everything the 123pan half knows, shared by every connection and every download.
@@ -131,10 +139,12 @@ pub(crate) struct State {
     pub(crate) client_id: String,
     pub(crate) client_secret: String,
     token_lifetime: Duration,
+    max_tokens: Option<usize>,
     pub(crate) max_image_bytes: u64,
     inner: Mutex<Inner>,
     token_requests: AtomicU64,
     rate_limited: AtomicU64,
+    tokens_refused: AtomicU64,
     tasks_created: AtomicU64,
     image_tasks_created: AtomicU64,
     trace_counter: AtomicU64,
@@ -147,6 +157,7 @@ impl State {
             client_id: config.client_id.clone(),
             client_secret: config.client_secret.clone(),
             token_lifetime: config.token_lifetime,
+            max_tokens: config.max_tokens_per_client,
             max_image_bytes: config.max_image_bytes,
             inner: Mutex::new(Inner {
                 tokens: HashMap::new(),
@@ -158,6 +169,7 @@ impl State {
             }),
             token_requests: AtomicU64::new(0),
             rate_limited: AtomicU64::new(0),
+            tokens_refused: AtomicU64::new(0),
             tasks_created: AtomicU64::new(0),
             image_tasks_created: AtomicU64::new(0),
             trace_counter: AtomicU64::new(0),
@@ -172,6 +184,7 @@ impl State {
             tasks_created: get(&self.tasks_created),
             image_tasks_created: get(&self.image_tasks_created),
             rate_limited: get(&self.rate_limited),
+            tokens_refused: get(&self.tokens_refused),
         }
     }
 
@@ -182,14 +195,44 @@ impl State {
     }
 
     /// Issues a token for `client_id` and counts the request.
-    pub(crate) fn issue_token(&self, client_id: &str) -> AccessTokenData {
+    ///
+    /// # Errors
+    ///
+    /// [`TokenRefusal::TooMany`] when the client holds its cap of live tokens.
+    pub(crate) fn issue_token(&self, client_id: &str) -> Result<AccessTokenData, TokenRefusal> {
+        self.issue_token_for(client_id, self.token_lifetime)
+            .map(|(token, expired_at)| AccessTokenData {
+                access_token: token,
+                expired_at,
+            })
+    }
+
+    /// Issues a token for `client_id` living `lifetime`, under the client's cap of live
+    /// tokens: the token and its expiry (RFC 3339 in +08:00, whole seconds).
+    pub(crate) fn issue_token_for(
+        &self,
+        client_id: &str,
+        lifetime: Duration,
+    ) -> Result<(Secret, OffsetDateTime), TokenRefusal> {
+        let now = self.env.now();
+        if let Some(cap) = self.max_tokens {
+            let inner = lock(&self.inner);
+            let live = inner
+                .tokens
+                .values()
+                .filter(|r| r.client_id == client_id && !r.revoked && now < r.expires)
+                .count();
+            if live >= cap {
+                self.tokens_refused.fetch_add(1, Ordering::Relaxed);
+                return Err(TokenRefusal::TooMany);
+            }
+        }
         let random: String = rand::rng()
             .sample_iter(Alphanumeric)
             .take(TOKEN_CHARS)
             .map(char::from)
             .collect();
         let token = format!("{}{random}", self.env.token_prefix);
-        let lifetime = self.token_lifetime;
         let wall = OffsetDateTime::from(self.env.clock.wall());
         let expired_at = time::Duration::try_from(lifetime)
             .ok()
@@ -197,7 +240,6 @@ impl State {
             .unwrap_or_else(|| wall + time::Duration::days(FAR_FUTURE_DAYS))
             .to_offset(offset!(+8));
         let expired_at = expired_at.replace_nanosecond(0).unwrap_or(expired_at);
-        let now = self.env.now();
         let expires = now
             .checked_add(lifetime)
             .unwrap_or_else(|| now + Duration::from_secs(86_400 * FAR_FUTURE_DAYS.unsigned_abs()));
@@ -210,10 +252,7 @@ impl State {
             },
         );
         self.token_requests.fetch_add(1, Ordering::Relaxed);
-        AccessTokenData {
-            access_token: Secret::new(token),
-            expired_at,
-        }
+        Ok((Secret::new(token), expired_at))
     }
 
     /// The client ID a bearer token belongs to. `header` is the `Authorization` value.

@@ -1,6 +1,12 @@
 //! 123pan's credential rules for the [call machine](crate::call): an access token
 //! fetched with the client ID and secret (`POST /api/v1/access_token`), used until its
 //! `expiredAt` minus a margin, refreshed once when a call is answered with code 401.
+//!
+//! "Too many tokens" (code 401 with [`TOO_MANY_TOKENS_MESSAGE`](super::TOO_MANY_TOKENS_MESSAGE))
+//! is never answered with another token request: the fetch that met it ends its call
+//! with [`ApiError::TooManyTokens`], and the credentials refuse to fetch again, without
+//! sending anything, until the oldest token they know of expires (or for
+//! [`TOO_MANY_TOKENS_PAUSE`] when they know none).
 
 use std::time::{Duration, SystemTime};
 
@@ -9,12 +15,23 @@ use crate::call::{Auth, AuthStep, Ticket};
 use crate::token::{TokenAction, TokenLifecycle, DEFAULT_MARGIN};
 use crate::{ApiError, BaseUrl, EncodeError, HttpRequest, HttpResponse, Secret, ValidationError};
 
+/// How long credentials refuse to fetch a token after a "too many tokens" answer when
+/// they know of no token of theirs that will expire sooner: 60 s.
+pub const TOO_MANY_TOKENS_PAUSE: Duration = Duration::from_secs(60);
+
+/// How many token expiries the credentials remember (for "the oldest token expires at").
+const REMEMBERED_EXPIRIES: usize = 8;
+
 /// The credentials of a 123pan client and the state of its access token.
 #[derive(Debug, Clone)]
 pub struct Credentials {
     lifecycle: TokenLifecycle,
     app: Option<(String, Secret)>,
     seq: u64,
+    /// Expiries of the tokens these credentials were issued or given, oldest first.
+    expiries: Vec<SystemTime>,
+    /// A "too many tokens" answer, and until when no token is fetched because of it.
+    refused: Option<(ApiError, SystemTime)>,
 }
 
 impl Credentials {
@@ -29,6 +46,8 @@ impl Credentials {
             lifecycle: TokenLifecycle::fetching(margin),
             app: Some((client_id.into(), client_secret.into())),
             seq: 0,
+            expiries: Vec::new(),
+            refused: None,
         }
     }
 
@@ -39,6 +58,8 @@ impl Credentials {
             lifecycle: TokenLifecycle::fixed(token.into(), expires_at),
             app: None,
             seq: 0,
+            expiries: expires_at.into_iter().collect(),
+            refused: None,
         }
     }
 
@@ -52,7 +73,38 @@ impl Credentials {
         now: SystemTime,
     ) -> Self {
         self.lifecycle.handle_token(token.into(), expires_at, now);
+        self.remember(expires_at);
         self
+    }
+
+    /// When the oldest token these credentials were issued or given expires, among
+    /// those still alive at `now` (wall clock): the earliest time one of the client's
+    /// live tokens is known to free its slot.
+    pub fn oldest_token_expiry(&self, now: SystemTime) -> Option<SystemTime> {
+        self.expiries.iter().copied().filter(|t| *t > now).min()
+    }
+
+    fn remember(&mut self, expires_at: SystemTime) {
+        if self.expiries.len() >= REMEMBERED_EXPIRIES {
+            self.expiries.remove(0);
+        }
+        self.expiries.push(expires_at);
+    }
+
+    /// A token fetch was answered "too many tokens" at `wall`: the error, with the
+    /// oldest known expiry filled in; no fetch until then.
+    fn too_many_tokens(&mut self, error: ApiError, wall: SystemTime) -> ApiError {
+        let ApiError::TooManyTokens { error, .. } = error else {
+            return error;
+        };
+        let oldest = self.oldest_token_expiry(wall);
+        let error = ApiError::TooManyTokens {
+            error,
+            oldest_expires_at: oldest,
+        };
+        let until = oldest.unwrap_or_else(|| wall + TOO_MANY_TOKENS_PAUSE);
+        self.refused = Some((error.clone(), until));
+        error
     }
 
     /// The token lifecycle (its expiry, how many fetches it asked for).
@@ -74,6 +126,8 @@ impl Default for Credentials {
             lifecycle: TokenLifecycle::fetching(DEFAULT_MARGIN),
             app: None,
             seq: 0,
+            expiries: Vec::new(),
+            refused: None,
         }
     }
 }
@@ -102,7 +156,16 @@ impl Auth for Credentials {
                     token: Some(token),
                 })
             }
-            TokenAction::Fetch if self.app.is_some() => AuthStep::Fetch,
+            TokenAction::Fetch if self.app.is_some() => match &self.refused {
+                Some((error, until)) if wall < *until => {
+                    self.lifecycle.handle_fetch_failed();
+                    AuthStep::Refused(error.clone())
+                }
+                _ => {
+                    self.refused = None;
+                    AuthStep::Fetch
+                }
+            },
             TokenAction::Fetch => {
                 self.lifecycle.handle_fetch_failed();
                 AuthStep::Unavailable
@@ -130,13 +193,15 @@ impl Auth for Credentials {
     ) -> Result<(), ApiError> {
         match <AccessTokenRequest as Endpoint>::decode(response) {
             Ok(data) => {
+                let expires_at = data.expired_at.into();
                 self.lifecycle
-                    .handle_token(data.access_token, data.expired_at.into(), wall);
+                    .handle_token(data.access_token, expires_at, wall);
+                self.remember(expires_at);
                 Ok(())
             }
             Err(e) => {
                 self.lifecycle.handle_fetch_failed();
-                Err(e)
+                Err(self.too_many_tokens(e, wall))
             }
         }
     }

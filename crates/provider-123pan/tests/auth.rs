@@ -1,0 +1,74 @@
+//! provider-123pan's credentials against the emulator over real loopback HTTP, in
+//! tokio's paused time: the token cap ("tokens number has exceeded the limit"), the
+//! create refusals the service answers (the concurrent-task cap, a duplicate task, the
+//! quota) and OAuth.
+
+use std::time::Duration;
+
+use offline_emulator::{Emulator, EmulatorConfig, RunningEmulator};
+use offline_proto::pan123::EndpointId;
+use offline_proto::ApiError;
+use provider_123pan::{Error, Pan123, TaskId};
+
+/// Starts an emulator in paused time with `config`, without rate limits.
+async fn start(config: EmulatorConfig) -> RunningEmulator {
+    transport_hyper::keep_paused_time_moving();
+    let emu = Emulator::start(EmulatorConfig {
+        rate_limits: Default::default(),
+        ..config
+    })
+    .await
+    .unwrap();
+    for e in EndpointId::ALL {
+        emu.set_rate_limit(e, 0.0);
+    }
+    emu
+}
+
+/// A client with the emulator's client ID and secret, without rate limits.
+fn client(emu: &RunningEmulator) -> Pan123 {
+    let mut b = Pan123::builder()
+        .base_url(emu.base_url())
+        .client_id(emu.client_id())
+        .client_secret(emu.client_secret());
+    for e in EndpointId::ALL {
+        b = b.rate_limit(e, 0.0);
+    }
+    b.build().unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn at_the_token_cap_a_call_fails_typed_after_exactly_one_token_request() {
+    let emu = start(EmulatorConfig {
+        max_tokens_per_client: Some(2),
+        token_lifetime: Duration::from_secs(120),
+        ..EmulatorConfig::default()
+    })
+    .await;
+    // Two other processes hold the two live tokens the client ID may have.
+    for _ in 0..2 {
+        client(&emu).ensure_token().await.unwrap();
+    }
+    let pan = client(&emu);
+    let err = pan.process(TaskId(1)).await.unwrap_err();
+    match &err {
+        Error::Api(ApiError::TooManyTokens { error, .. }) => {
+            assert_eq!(error.message, "tokens number has exceeded the limit");
+        }
+        other => panic!("expected TooManyTokens, got {other:?}"),
+    }
+    assert_eq!(pan.token_requests(), 1, "one token request, no loop");
+    assert_eq!(emu.stats().pan123.tokens_refused, 1);
+    // Calls right after it send no token request at all.
+    let again = pan.process(TaskId(1)).await.unwrap_err();
+    assert!(
+        matches!(again, Error::Api(ApiError::TooManyTokens { .. })),
+        "{again:?}"
+    );
+    assert_eq!(pan.token_requests(), 1);
+    assert_eq!(emu.stats().pan123.tokens_refused, 1);
+    // Once the held tokens expire a slot is free: the client gets one.
+    tokio::time::sleep(Duration::from_secs(121)).await;
+    pan.ensure_token().await.unwrap();
+    assert_eq!(pan.token_requests(), 2);
+}
