@@ -386,6 +386,38 @@ impl<K: Ord + Copy> Pacer<K> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_task_cap_is_resubmitted_with_doubling_bounded_waits() {
+        let error = |code: i64, message: &str| {
+            crate::ProviderError::new(crate::Code::Int(code), message, None, http::StatusCode::OK)
+        };
+        let cap = ApiError::TaskLimit(error(2, "同时下载的任务超出最大限制，不能下载"));
+        let first = Duration::from_secs(5);
+        let waits: Vec<_> = (0..MAX_RESUBMITS + 1)
+            .map(|n| resubmit_after(&cap, n, first))
+            .collect();
+        let secs = |s: u64| Some(Duration::from_secs(s));
+        assert_eq!(
+            waits,
+            [
+                secs(5),
+                secs(10),
+                secs(20),
+                secs(40),
+                secs(60),
+                secs(60),
+                None
+            ]
+        );
+        for other in [
+            ApiError::DuplicateTask(error(2, "离线任务已存在")),
+            ApiError::QuotaExceeded(error(5113, "traffic quota exceeded")),
+            ApiError::Provider(error(2, "解析失败")),
+        ] {
+            assert_eq!(resubmit_after(&other, 0, first), None, "{other:?}");
+        }
+    }
     use crate::{Code, ProviderError};
     use bytes::Bytes;
     use http::StatusCode;

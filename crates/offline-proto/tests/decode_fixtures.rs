@@ -366,6 +366,16 @@ fn provider_error_fixtures_map_to_typed_errors() {
         ApiError::QuotaExceeded(e) => assert_provider(&e, 5113, "traffic quota exceeded", ok),
         other => panic!("expected QuotaExceeded, got {other:?}"),
     }
+    match err("offline_download/response_task_limit.gen.http") {
+        ApiError::TaskLimit(e) => {
+            assert_provider(&e, 2, "同时下载的任务超出最大限制，不能下载", ok);
+        }
+        other => panic!("expected TaskLimit, got {other:?}"),
+    }
+    match err("offline_download/response_duplicate_task.gen.http") {
+        ApiError::DuplicateTask(e) => assert_eq!(e.code, Code::Int(2)),
+        other => panic!("expected DuplicateTask, got {other:?}"),
+    }
     match err("offline_download/response_internal_error.json") {
         ApiError::Provider(e) => assert_provider(&e, 1, "internal error", ok),
         other => panic!("expected Provider, got {other:?}"),

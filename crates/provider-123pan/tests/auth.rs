@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use offline_emulator::{Emulator, EmulatorConfig, RunningEmulator};
+use offline_emulator::{Emulator, EmulatorConfig, Faults, RunningEmulator};
 use offline_proto::pan123::EndpointId;
 use offline_proto::ApiError;
 use provider_123pan::{Error, Pan123, TaskId};
@@ -71,4 +71,51 @@ async fn at_the_token_cap_a_call_fails_typed_after_exactly_one_token_request() {
     tokio::time::sleep(Duration::from_secs(121)).await;
     pan.ensure_token().await.unwrap();
     assert_eq!(pan.token_requests(), 2);
+}
+
+/// Whether an error is the one a case expects.
+type Expected = fn(&ApiError) -> bool;
+
+#[tokio::test(start_paused = true)]
+async fn create_refusals_are_typed_and_sent_once() {
+    let emu = start(EmulatorConfig::default()).await;
+    let pan = client(&emu);
+    let url = format!("{}/missing.bin", emu.base_url());
+    let cases: [(Faults, Expected); 3] = [
+        (
+            Faults {
+                task_limit: 1.0,
+                ..Faults::default()
+            },
+            |e| matches!(e, ApiError::TaskLimit(p) if p.message.contains("同时下载的任务超出最大限制")),
+        ),
+        (
+            Faults {
+                duplicate_task: 1.0,
+                ..Faults::default()
+            },
+            |e| matches!(e, ApiError::DuplicateTask(_)),
+        ),
+        (
+            Faults {
+                quota_exceeded: 1.0,
+                ..Faults::default()
+            },
+            |e| matches!(e, ApiError::QuotaExceeded(p) if p.code == offline_proto::Code::Int(5113)),
+        ),
+    ];
+    for (i, (faults, expected)) in cases.into_iter().enumerate() {
+        emu.set_faults(faults);
+        let err = pan.offline_download(url.as_str()).await.unwrap_err();
+        match &err {
+            Error::Api(e) if expected(e) => {}
+            other => panic!("case {i}: {other:?}"),
+        }
+        assert_eq!(emu.faults_injected(), i as u64 + 1, "case {i}: sent once");
+    }
+    assert!(emu.tasks().is_empty(), "nothing was created");
+    // Without the faults the same create is carried out.
+    emu.set_faults(Faults::default());
+    pan.offline_download(url.as_str()).await.unwrap();
+    assert_eq!(emu.tasks().len(), 1);
 }

@@ -28,7 +28,7 @@ use serde_json::Value;
 use tracing::{debug, info, warn};
 
 use crate::common::body::{self, read_body, shape_error, BodyError};
-use crate::common::faults::Action;
+use crate::common::faults::{Action, CreateFault};
 use crate::common::json_response;
 use crate::common::openapi::Description;
 use state::{State, TaskKind};
@@ -47,6 +47,15 @@ const CODE_TASK_NOT_FOUND: i64 = 404;
 const CODE_METHOD_NOT_ALLOWED: i64 = 405;
 /// Envelope code of a body over [`BODY_LIMIT`].
 const CODE_TOO_LARGE: i64 = 413;
+/// Envelope code of the create refusals the service answers with code 2 (the
+/// concurrent-task cap, a duplicate task).
+const CODE_CREATE_REFUSED: i64 = offline_proto::pan123::CODE_CREATE_REFUSED;
+/// The service's words for the concurrent-task cap.
+const TASK_LIMIT_MESSAGE: &str = "同时下载的任务超出最大限制，不能下载";
+/// The emulator's words for a duplicate task.
+const DUPLICATE_TASK_MESSAGE: &str = "离线任务已存在，请勿重复提交";
+/// Envelope code and message of a used-up traffic quota.
+const CODE_QUOTA_EXCEEDED: i64 = offline_proto::pan123::CODE_QUOTA_EXCEEDED;
 /// Envelope code of a request over the rate limit.
 const CODE_RATE_LIMITED: i64 = 429;
 /// The message of a request over the rate limit, as the service words it.
@@ -340,6 +349,14 @@ fn create_endpoint(kind: TaskKind) -> EndpointId {
 async fn create(state: &Arc<State>, req: Request<Incoming>, kind: TaskKind) -> Answer {
     let body = read_body(req, BODY_LIMIT).await?;
     let (create, file_name) = checked_create(kind, &body)?;
+    if let Some(fault) = state.env.faults.next_create() {
+        info!(?fault, ?kind, "create refused (injected fault)");
+        return Err(match fault {
+            CreateFault::TaskLimit => Fail::code(CODE_CREATE_REFUSED, TASK_LIMIT_MESSAGE),
+            CreateFault::DuplicateTask => Fail::code(CODE_CREATE_REFUSED, DUPLICATE_TASK_MESSAGE),
+            CreateFault::QuotaExceeded => Fail::code(CODE_QUOTA_EXCEEDED, "traffic quota exceeded"),
+        });
+    }
     let id = state.create_task(kind, &create.url, &file_name, create.callback_url.clone());
     info!(task = %id, ?kind, "task created");
     let job = Job {
