@@ -15,6 +15,8 @@ use serde::{Deserialize, Serialize};
 use time::macros::offset;
 use time::OffsetDateTime;
 
+use tracing::debug;
+
 use crate::common::config::EmulatorConfig;
 use crate::common::fetch::running_process;
 use crate::common::{lock, Env};
@@ -105,8 +107,34 @@ impl TokenRefusal {
     }
 }
 
+/// An authorization code the authorize page issued, until it is exchanged.
+struct CodeRecord {
+    client_id: String,
+    redirect_uri: String,
+    expires: Instant,
+}
+
+/// How long an authorization code may be exchanged: 5 minutes.
+const CODE_LIFETIME: Duration = Duration::from_secs(300);
+/// How long an OAuth access token lives: 7200 s, as the service answers `expires_in`.
+pub(crate) const OAUTH_TOKEN_LIFETIME: Duration = Duration::from_secs(7200);
+
+/// Why an OAuth grant was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum GrantRefusal {
+    /// Unknown, used, expired, or issued for another client or redirect URI.
+    Code,
+    /// Unknown or already used.
+    RefreshToken,
+    /// The client is at its cap of live tokens.
+    Tokens(TokenRefusal),
+}
+
 struct Inner {
     tokens: HashMap<String, TokenRecord>,
+    codes: HashMap<String, CodeRecord>,
+    /// Live refresh tokens: the client ID and the access token issued with each.
+    refresh_tokens: HashMap<String, (String, String)>,
     rates: BTreeMap<EndpointId, f64>,
     buckets: BTreeMap<(String, EndpointId), TokenBucket>,
     tasks: BTreeMap<TaskId, TaskSnapshot>,
@@ -161,6 +189,8 @@ impl State {
             max_image_bytes: config.max_image_bytes,
             inner: Mutex::new(Inner {
                 tokens: HashMap::new(),
+                codes: HashMap::new(),
+                refresh_tokens: HashMap::new(),
                 rates: config.rate_limits.clone(),
                 buckets: BTreeMap::new(),
                 tasks: BTreeMap::new(),
@@ -227,12 +257,7 @@ impl State {
                 return Err(TokenRefusal::TooMany);
             }
         }
-        let random: String = rand::rng()
-            .sample_iter(Alphanumeric)
-            .take(TOKEN_CHARS)
-            .map(char::from)
-            .collect();
-        let token = format!("{}{random}", self.env.token_prefix);
+        let token = format!("{}{}", self.env.token_prefix, random_text(TOKEN_CHARS));
         let wall = OffsetDateTime::from(self.env.clock.wall());
         let expired_at = time::Duration::try_from(lifetime)
             .ok()
@@ -253,6 +278,80 @@ impl State {
         );
         self.token_requests.fetch_add(1, Ordering::Relaxed);
         Ok((Secret::new(token), expired_at))
+    }
+
+    /// The authorize page's code for `client_id` and `redirect_uri`: single use, good for
+    /// 5 minutes.
+    pub(crate) fn issue_code(&self, client_id: &str, redirect_uri: &str) -> String {
+        let code = random_text(32);
+        let expires = self.env.now() + CODE_LIFETIME;
+        lock(&self.inner).codes.insert(
+            code.clone(),
+            CodeRecord {
+                client_id: client_id.to_owned(),
+                redirect_uri: redirect_uri.to_owned(),
+                expires,
+            },
+        );
+        code
+    }
+
+    /// Exchanges a code (used up whatever the outcome) for an access token and a
+    /// refresh token: `(access, refresh, lifetime)`.
+    pub(crate) fn exchange_code(
+        &self,
+        client_id: &str,
+        code: &str,
+        redirect_uri: Option<&str>,
+    ) -> Result<(Secret, Secret, Duration), GrantRefusal> {
+        let record = lock(&self.inner)
+            .codes
+            .remove(code)
+            .ok_or(GrantRefusal::Code)?;
+        let fits = record.client_id == client_id
+            && redirect_uri.is_none_or(|u| u == record.redirect_uri)
+            && self.env.now() < record.expires;
+        if !fits {
+            return Err(GrantRefusal::Code);
+        }
+        self.issue_oauth(client_id)
+    }
+
+    /// Exchanges a refresh token (single use) for new tokens; the access token issued
+    /// with the old one stops working.
+    pub(crate) fn refresh(
+        &self,
+        client_id: &str,
+        refresh_token: &str,
+    ) -> Result<(Secret, Secret, Duration), GrantRefusal> {
+        let (owner, old_access) = {
+            let mut inner = lock(&self.inner);
+            let (owner, old) = inner
+                .refresh_tokens
+                .remove(refresh_token)
+                .ok_or(GrantRefusal::RefreshToken)?;
+            if owner != client_id {
+                return Err(GrantRefusal::RefreshToken);
+            }
+            if let Some(r) = inner.tokens.get_mut(&old) {
+                r.revoked = true;
+            }
+            (owner, old)
+        };
+        debug!(ended = old_access.len(), "old OAuth access token ended");
+        self.issue_oauth(&owner)
+    }
+
+    fn issue_oauth(&self, client_id: &str) -> Result<(Secret, Secret, Duration), GrantRefusal> {
+        let (access, _) = self
+            .issue_token_for(client_id, OAUTH_TOKEN_LIFETIME)
+            .map_err(GrantRefusal::Tokens)?;
+        let refresh = format!("{}{}", self.env.token_prefix, random_text(TOKEN_CHARS));
+        lock(&self.inner).refresh_tokens.insert(
+            refresh.clone(),
+            (client_id.to_owned(), access.expose().to_owned()),
+        );
+        Ok((access, Secret::new(refresh), OAUTH_TOKEN_LIFETIME))
     }
 
     /// The client ID a bearer token belongs to. `header` is the `Authorization` value.
@@ -398,6 +497,15 @@ impl State {
     pub(crate) fn tasks(&self) -> Vec<TaskSnapshot> {
         lock(&self.inner).tasks.values().cloned().collect()
     }
+}
+
+/// `n` random letters and digits.
+fn random_text(n: usize) -> String {
+    rand::rng()
+        .sample_iter(Alphanumeric)
+        .take(n)
+        .map(char::from)
+        .collect()
 }
 
 #[cfg(test)]

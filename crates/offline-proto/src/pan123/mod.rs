@@ -36,7 +36,10 @@ use http::{header, Method, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-pub use auth::{Credentials, TOO_MANY_TOKENS_PAUSE};
+pub use auth::{
+    authorize_url, oauth_code_request, oauth_token_request, Credentials, RefreshHook,
+    AUTHORIZE_URL, DEFAULT_SCOPE, TOO_MANY_TOKENS_PAUSE,
+};
 pub use endpoints::{AuthScheme, EndpointId};
 pub use validate::{
     file_name as validate_file_name, has_image_extension, http_url as validate_http_url,
