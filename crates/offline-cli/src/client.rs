@@ -244,10 +244,16 @@ fn explain(
     }
 }
 
+/// What to do about 123pan's "too many tokens": how `offline` reuses its token.
+pub(crate) const TOO_MANY_TOKENS_HELP: &str = "`offline` reuses one cached access token per client ID across runs (its token cache, OFFLINE_CACHE_DIR): keep the cache (no --no-token-cache), do not fetch tokens for this client ID elsewhere, or wait until an older token expires";
+
 /// A 123pan error's message, with the hint that fixes it when there is one.
 pub(crate) fn explain_123(e: &provider_123pan::Error) -> String {
     use provider_123pan::Error;
     match e {
+        Error::Api(offline_proto::ApiError::TooManyTokens { .. }) => {
+            format!("{}. {TOO_MANY_TOKENS_HELP}", chain(e))
+        }
         Error::Config(m) => explain(e, Some(m), None),
         Error::Transport(t) => explain(e, None, Some(t)),
         _ => explain(e, None, None),

@@ -39,7 +39,7 @@
 //! | code | HTTP | when |
 //! |---|---|---|
 //! | 400 | 200 | no `Platform: open_platform` header; a body that is not the expected JSON; an invalid field (URL scheme, file name, `dirID` 0, image extension, `type` not 1); a missing or non-numeric `taskID`; anything else the description refuses (see below) |
-//! | 401 | 200 | wrong `clientID`/`clientSecret`; a missing, unknown (`invalid token`) or expired (`token is expired`) bearer token; any OAuth code or refresh token |
+//! | 401 | 200 | wrong `clientID`/`clientSecret`; a missing, unknown (`invalid token`) or expired (`token is expired`) bearer token; an unknown, used or expired OAuth code or refresh token; a token call from a client at its cap of live tokens ([`EmulatorConfig::max_tokens_per_client`]: `tokens number has exceeded the limit`) |
 //! | 404 | 200 | `task not found`: an unknown task ID, or a task of the other product (a cloud-drive task asked on the image-bed progress call, or the reverse) |
 //! | 1 | 200 | mkdir: a folder of that name is there already |
 //! | 5066 | 200 | an unknown file or folder (detail, download_info, list, a create's `dirID`, mkdir's `parentID`) |
@@ -109,10 +109,10 @@
 //!
 //! Moving, renaming and deleting files (an entry can be put in the trash only through
 //! [`RunningEmulator::trash_file`]), image-bed folders (`businessDirID` is taken as
-//! given), the OAuth
-//! token call beyond checking its input (no authorization page, so every code and
-//! refresh token is refused with code 401), uploads, traffic quotas, the limit on
-//! tokens per client, the "retrying" status (3), and overwriting images with the same
+//! given), a user who declines the authorize page (`GET /auth` approves at once and
+//! redirects to `redirect_uri?code&state`; codes are single use for 5 minutes, refresh
+//! tokens single use, refreshing ends the old access token), uploads, traffic quotas,
+//! the "retrying" status (3), and overwriting images with the same
 //! etag.
 
 mod admin;

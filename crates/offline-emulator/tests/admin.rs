@@ -49,7 +49,7 @@ async fn stats_count_what_both_halves_carried_out() {
     assert_eq!(
         stats(&s.emu).await,
         json!({
-            "123pan": {"token_requests": 1, "tasks_created": 0, "image_tasks_created": 0, "rate_limited": 0},
+            "123pan": {"token_requests": 1, "tasks_created": 0, "image_tasks_created": 0, "rate_limited": 0, "tokens_refused": 0},
             "6pan": {"logins": 0, "tasks_created": 0, "instant_uploads": 0, "uploaded_chunks": 0},
             "faults_injected": 0,
         })
@@ -94,7 +94,7 @@ async fn stats_count_what_both_halves_carried_out() {
     assert_eq!(
         json,
         json!({
-            "123pan": {"token_requests": 1, "tasks_created": 2, "image_tasks_created": 1, "rate_limited": 1},
+            "123pan": {"token_requests": 1, "tasks_created": 2, "image_tasks_created": 1, "rate_limited": 1, "tokens_refused": 0},
             "6pan": {"logins": 1, "tasks_created": 3, "instant_uploads": 1, "uploaded_chunks": 0},
             "faults_injected": 1,
         })

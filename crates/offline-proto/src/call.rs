@@ -36,6 +36,11 @@
 //!   `BEARER_AUTHORIZATION_HEADER_INVALID`) the call tells the [`Auth`] state, which
 //!   drops the token unless another call already replaced it, and sends again once
 //!   (the server did not act on a request it refused).
+//! - **Too many tokens.** A "too many tokens" answer (123pan code 401 with
+//!   `tokens number has exceeded the limit`, [`ApiError::TooManyTokens`]) is never
+//!   answered with a token request: fetching more makes it worse. The call ends with
+//!   it, whether it came from the token fetch or from any other call, and the
+//!   [`Auth`] state may refuse further fetches for a while ([`AuthStep::Refused`]).
 //! - **Pacing.** Every attempt first takes a token from its endpoint's bucket.
 //! - **Retries.** A failed attempt is classified once, by [`retry::classify`]: sent
 //!   again after a backoff, after the server's `Retry-After` (at most
@@ -111,7 +116,7 @@ pub struct Ticket {
 }
 
 /// What the [`Auth`] state says a call must do to get a token.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum AuthStep {
     /// Send with this ticket.
     Use(Ticket),
@@ -122,6 +127,9 @@ pub enum AuthStep {
     Wait,
     /// No token is held and none can be fetched (no credentials).
     Unavailable,
+    /// No token is held and fetching one now would be refused for this reason (123pan:
+    /// too many live tokens): the call ends with it, sending nothing.
+    Refused(ApiError),
 }
 
 /// A provider's credential rules, as a sans-IO state shared by a client's calls.
@@ -657,6 +665,7 @@ impl<A: Auth, R: Request<A>> Call<A, R> {
                         self.retry_at = Some((now + TOKEN_WAIT, None));
                     }
                     AuthStep::Unavailable => return self.finish(Err(CallError::NotAuthenticated)),
+                    AuthStep::Refused(e) => return self.finish(Err(CallError::Api(e))),
                 },
                 State::FetchReady => {
                     if let Err(wait) = state.pacer.try_acquire(state.auth.fetch_endpoint(), now) {

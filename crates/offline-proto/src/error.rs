@@ -373,10 +373,25 @@ impl std::fmt::Display for ProviderError {
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum ApiError {
-    /// The access token is invalid or expired (123pan code 401), or the client holds
-    /// too many tokens. Refresh the token and try once more.
+    /// The access token is invalid or expired (123pan code 401). Refresh the token and
+    /// try once more.
     #[error("access token rejected: {0}")]
     TokenInvalid(ProviderError),
+    /// The application holds too many live access tokens (123pan code 401 with the
+    /// message `tokens number has exceeded the limit`, on the token call and possibly
+    /// on others; the vendor's docs allow at most 3 live tokens per client ID). Not a
+    /// bad token: fetching another makes it worse, so the call machine never answers
+    /// it with a token request. Reuse a token across processes (p123client persists
+    /// it to a file, OpenList `drivers/123_open` to its driver storage), or wait until
+    /// one of the live tokens expires.
+    #[error("{}", too_many_tokens_message(error, *oldest_expires_at))]
+    TooManyTokens {
+        /// The provider's answer.
+        error: ProviderError,
+        /// When the oldest token this client is known to hold expires (wall-clock),
+        /// if known: the earliest time a slot may come free.
+        oldest_expires_at: Option<std::time::SystemTime>,
+    },
     /// Too many requests (123pan code 429 or HTTP 429). Safe to send again later: the
     /// request was not carried out.
     #[error("rate limited: {error}")]
@@ -386,6 +401,16 @@ pub enum ApiError {
         /// How long the server asked to wait (`Retry-After`), if it said.
         retry_after: Option<std::time::Duration>,
     },
+    /// The account runs as many offline tasks at once as it may (123pan
+    /// `同时下载的任务超出最大限制，不能下载`, code 2 in a public Node client of the open
+    /// platform, which waits 60 s and submits again). The create certainly did not
+    /// happen: safe to wait and submit again.
+    #[error("too many offline tasks at once: {0}")]
+    TaskLimit(ProviderError),
+    /// The same task already exists (a duplicate-task answer to a create): nothing new
+    /// was created.
+    #[error("duplicate task: {0}")]
+    DuplicateTask(ProviderError),
     /// A traffic or storage quota is used up (123pan code 5113).
     #[error("quota exceeded: {0}")]
     QuotaExceeded(ProviderError),
@@ -413,6 +438,9 @@ impl ApiError {
     pub fn provider_error(&self) -> Option<&ProviderError> {
         match self {
             Self::TokenInvalid(e)
+            | Self::TooManyTokens { error: e, .. }
+            | Self::TaskLimit(e)
+            | Self::DuplicateTask(e)
             | Self::QuotaExceeded(e)
             | Self::NotFound(e)
             | Self::Provider(e)
@@ -429,6 +457,23 @@ impl ApiError {
             other => other.provider_error().map_or(StatusCode::OK, |e| e.status),
         }
     }
+}
+
+/// The text of [`ApiError::TooManyTokens`]: the answer, what to do, and when the
+/// oldest known token expires (RFC 3339, UTC) when known.
+fn too_many_tokens_message(error: &ProviderError, oldest: Option<std::time::SystemTime>) -> String {
+    let mut text = format!(
+        "too many access tokens for this client ID ({error}): do not fetch another; reuse a \
+         held token across runs (at most 3 live tokens per client ID)"
+    );
+    if let Some(at) = oldest.and_then(|t| {
+        time::OffsetDateTime::from(t)
+            .format(&time::format_description::well_known::Rfc3339)
+            .ok()
+    }) {
+        text.push_str(&format!("; the oldest known token expires at {at}"));
+    }
+    text
 }
 
 #[cfg(test)]

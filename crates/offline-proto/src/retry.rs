@@ -49,6 +49,8 @@ pub enum Retry {
 /// | HTTP 500 without an envelope | Backoff | No |
 /// | a body that ends in the middle of its JSON | Backoff | No (it was carried out, or not: unknown) |
 /// | token invalid (`401`) | No (the token flow refreshes once) | No |
+/// | too many tokens (`401` + its message) | No (and never a new token) | No |
+/// | concurrent task cap ([`ApiError::TaskLimit`]) | No | No (within a call: the cap lasts minutes; a batch submits again later, [`resubmit_after`]) |
 /// | any other provider error, decode error | No | No |
 pub fn classify(creates: bool, failure: &Failure<'_>) -> Retry {
     match failure {
@@ -84,6 +86,32 @@ pub fn ask_again_later(error: &ApiError) -> Option<Option<Duration>> {
         ApiError::Decode(d) if d.kind == crate::DecodeErrorKind::Truncated => Some(None),
         _ => None,
     }
+}
+
+/// The first wait before a create refused by the concurrent-task cap is submitted
+/// again: 5 s (a public Python client of the open platform backs off 5/15/30 s, a Node
+/// client waits 60 s).
+pub const RESUBMIT_FIRST_DELAY: Duration = Duration::from_secs(5);
+/// The longest wait between two submissions of a capped create: 60 s.
+pub const RESUBMIT_MAX_DELAY: Duration = Duration::from_secs(60);
+/// How many times a capped create is submitted again before its line stays pending.
+pub const MAX_RESUBMITS: u32 = 6;
+
+/// After a create failed with `error` for the `attempt`-th time (from 0): how long to
+/// wait before submitting it again, or `None` when it must not be (any error but the
+/// concurrent-task cap, [`ApiError::TaskLimit`], which says the create did not happen),
+/// or the [`MAX_RESUBMITS`] are spent. The waits double from `first` (normally
+/// [`RESUBMIT_FIRST_DELAY`]), at most [`RESUBMIT_MAX_DELAY`] (or `first` when larger).
+pub fn resubmit_after(error: &ApiError, attempt: u32, first: Duration) -> Option<Duration> {
+    if !matches!(error, ApiError::TaskLimit(_)) || attempt >= MAX_RESUBMITS {
+        return None;
+    }
+    let factor = 1u32.checked_shl(attempt).unwrap_or(u32::MAX);
+    Some(
+        first
+            .saturating_mul(factor)
+            .min(RESUBMIT_MAX_DELAY.max(first)),
+    )
 }
 
 /// How many failed calls in a row end a watch of one task.
@@ -358,6 +386,38 @@ impl<K: Ord + Copy> Pacer<K> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_task_cap_is_resubmitted_with_doubling_bounded_waits() {
+        let error = |code: i64, message: &str| {
+            crate::ProviderError::new(crate::Code::Int(code), message, None, http::StatusCode::OK)
+        };
+        let cap = ApiError::TaskLimit(error(2, "同时下载的任务超出最大限制，不能下载"));
+        let first = Duration::from_secs(5);
+        let waits: Vec<_> = (0..MAX_RESUBMITS + 1)
+            .map(|n| resubmit_after(&cap, n, first))
+            .collect();
+        let secs = |s: u64| Some(Duration::from_secs(s));
+        assert_eq!(
+            waits,
+            [
+                secs(5),
+                secs(10),
+                secs(20),
+                secs(40),
+                secs(60),
+                secs(60),
+                None
+            ]
+        );
+        for other in [
+            ApiError::DuplicateTask(error(2, "离线任务已存在")),
+            ApiError::QuotaExceeded(error(5113, "traffic quota exceeded")),
+            ApiError::Provider(error(2, "解析失败")),
+        ] {
+            assert_eq!(resubmit_after(&other, 0, first), None, "{other:?}");
+        }
+    }
     use crate::{Code, ProviderError};
     use bytes::Bytes;
     use http::StatusCode;

@@ -456,3 +456,107 @@ fn a_call_stops_retrying_at_its_deadline() {
     run(&st, &server, &clock, OfflineProcessRequest::new(TaskId(1))).unwrap_err();
     assert!(server.calls() > 2, "{} attempts", server.calls());
 }
+
+/// The answer of a token call when the client holds too many tokens.
+fn tokens_exceeded() -> HttpResponse {
+    json(
+        200,
+        r#"{"code":401,"message":"tokens number has exceeded the limit","data":null,"x-traceID":"t"}"#,
+    )
+}
+
+#[test]
+fn too_many_tokens_ends_the_call_after_one_token_request_and_pauses_further_fetches() {
+    let st = Mutex::new(state(0.0));
+    let clock = manual_clock();
+    let fetches = Mutex::new(0u32);
+    let send = |r: HttpRequest| -> Result<HttpResponse, TransportError> {
+        assert!(is_token_request(&r), "nothing but the token call is sent");
+        *fetches.lock().unwrap() += 1;
+        Ok(tokens_exceeded())
+    };
+    let request = OfflineProcessRequest::new(TaskId(1));
+    let err = drive_blocking(&st, &send, &clock, request, |_| {}).unwrap_err();
+    match err.api_error() {
+        Some(ApiError::TooManyTokens {
+            error,
+            oldest_expires_at,
+        }) => {
+            assert_eq!(error.message, "tokens number has exceeded the limit");
+            assert_eq!(*oldest_expires_at, None, "no token of this client is known");
+        }
+        other => panic!("expected TooManyTokens, got {other:?} ({err:?})"),
+    }
+    assert_eq!(*fetches.lock().unwrap(), 1, "exactly one token request");
+    // A second call within the pause sends nothing at all and fails the same way.
+    let err = drive_blocking(&st, &send, &clock, request, |_| {}).unwrap_err();
+    assert!(
+        matches!(err.api_error(), Some(ApiError::TooManyTokens { .. })),
+        "{err:?}"
+    );
+    assert_eq!(
+        *fetches.lock().unwrap(),
+        1,
+        "no token request during the pause"
+    );
+    // After the pause, one fetch is tried again.
+    clock.advance(offline_proto::pan123::TOO_MANY_TOKENS_PAUSE);
+    let _ = drive_blocking(&st, &send, &clock, request, |_| {});
+    assert_eq!(*fetches.lock().unwrap(), 2);
+}
+
+#[test]
+fn too_many_tokens_on_a_call_is_not_answered_with_a_token_request() {
+    let st = Mutex::new(state(0.0));
+    let clock = manual_clock();
+    let server = scripted(&clock, |_, _| Ok(tokens_exceeded()));
+    let err = run(&st, &server, &clock, OfflineProcessRequest::new(TaskId(1))).unwrap_err();
+    assert!(
+        matches!(err.api_error(), Some(ApiError::TooManyTokens { .. })),
+        "{err:?}"
+    );
+    assert_eq!(server.tokens(), 1, "only the first token; no refresh");
+    assert_eq!(server.calls(), 1, "the call is not sent again");
+}
+
+#[test]
+fn too_many_tokens_names_the_oldest_known_token_expiry() {
+    let clock = manual_clock();
+    let cached_until = wall0() + Duration::from_secs(600);
+    let credentials = Credentials::client("id", "secret", Duration::from_secs(300))
+        .with_cached_token("old", cached_until, wall0());
+    let st = Mutex::new(ClientState::new(
+        BaseUrl::parse("http://127.0.0.1:1").unwrap(),
+        credentials,
+        EndpointId::ALL.map(|e| (e, 0.0)),
+        7,
+    ));
+    // The cached token is inside its margin: a fetch is due, and refused.
+    clock.advance(Duration::from_secs(400));
+    let send = |_: HttpRequest| -> Result<HttpResponse, TransportError> { Ok(tokens_exceeded()) };
+    let err = drive_blocking(
+        &st,
+        &send,
+        &clock,
+        EnsureToken(EndpointId::AccessToken),
+        |_| {},
+    )
+    .unwrap_err();
+    match err.api_error() {
+        Some(
+            e @ ApiError::TooManyTokens {
+                oldest_expires_at, ..
+            },
+        ) => {
+            assert_eq!(*oldest_expires_at, Some(cached_until));
+            let text = e.to_string();
+            assert!(text.contains("reuse"), "{text}");
+            let when = format!(
+                "the oldest known token expires at {}",
+                rfc3339(cached_until)
+            );
+            assert!(text.contains(&when), "{text}");
+        }
+        other => panic!("expected TooManyTokens, got {other:?}"),
+    }
+}

@@ -349,10 +349,14 @@ fn provider_error_fixtures_map_to_typed_errors() {
     let ok = StatusCode::OK;
 
     match err("access_token/response_tokens_exceeded.json") {
-        ApiError::TokenInvalid(e) => {
-            assert_provider(&e, 401, "tokens number has exceeded the limit", ok);
+        ApiError::TooManyTokens {
+            error,
+            oldest_expires_at,
+        } => {
+            assert_provider(&error, 401, "tokens number has exceeded the limit", ok);
+            assert_eq!(oldest_expires_at, None, "the answer does not say");
         }
-        other => panic!("expected TokenInvalid, got {other:?}"),
+        other => panic!("expected TooManyTokens, got {other:?}"),
     }
     match err("offline_download/response_token_expired.json") {
         ApiError::TokenInvalid(e) => assert_provider(&e, 401, "access_token expired", ok),
@@ -372,6 +376,16 @@ fn provider_error_fixtures_map_to_typed_errors() {
     match err("offline_download/response_quota_exceeded.json") {
         ApiError::QuotaExceeded(e) => assert_provider(&e, 5113, "traffic quota exceeded", ok),
         other => panic!("expected QuotaExceeded, got {other:?}"),
+    }
+    match err("offline_download/response_task_limit.gen.http") {
+        ApiError::TaskLimit(e) => {
+            assert_provider(&e, 2, "同时下载的任务超出最大限制，不能下载", ok);
+        }
+        other => panic!("expected TaskLimit, got {other:?}"),
+    }
+    match err("offline_download/response_duplicate_task.gen.http") {
+        ApiError::DuplicateTask(e) => assert_eq!(e.code, Code::Int(2)),
+        other => panic!("expected DuplicateTask, got {other:?}"),
     }
     match err("offline_download/response_internal_error.json") {
         ApiError::Provider(e) => assert_provider(&e, 1, "internal error", ok),

@@ -802,7 +802,16 @@ proptest! {
         let envelope = Envelope::<TaskCreated>::error(code, message.clone(), trace.clone());
         let error = OfflineDownloadRequest::decode(&json_response(&envelope)).unwrap_err();
         let typed = match code {
+            401 if message.trim() == offline_proto::pan123::TOO_MANY_TOKENS_MESSAGE => {
+                matches!(error, ApiError::TooManyTokens { .. })
+            }
             401 => matches!(error, ApiError::TokenInvalid(_)),
+            _ if message.contains(offline_proto::pan123::TASK_LIMIT_MESSAGE) => {
+                matches!(error, ApiError::TaskLimit(_))
+            }
+            _ if message.contains(offline_proto::pan123::DUPLICATE_TASK_MESSAGE) => {
+                matches!(error, ApiError::DuplicateTask(_))
+            }
             429 => matches!(error, ApiError::RateLimited { retry_after: None, .. }),
             5066 => matches!(error, ApiError::NotFound(_)),
             5113 => matches!(error, ApiError::QuotaExceeded(_)),

@@ -61,6 +61,7 @@ pub struct Pan123Builder<C> {
     client_id: Option<String>,
     client_secret: Option<Secret>,
     access_token: Option<(Secret, Option<SystemTime>)>,
+    oauth: Option<(Secret, Option<offline_proto::pan123::RefreshHook>)>,
     rate_limits: BTreeMap<EndpointId, f64>,
     token_margin: Duration,
     poll_policy: PollPolicy,
@@ -90,6 +91,7 @@ impl Pan123<HyperClient> {
             client_id: None,
             client_secret: None,
             access_token: None,
+            oauth: None,
             rate_limits: EndpointId::ALL
                 .into_iter()
                 .map(|e| (e, e.default_rate_per_second()))
@@ -111,6 +113,7 @@ impl<C> Pan123Builder<C> {
             client_id: self.client_id,
             client_secret: self.client_secret,
             access_token: self.access_token,
+            oauth: self.oauth,
             rate_limits: self.rate_limits,
             token_margin: self.token_margin,
             poll_policy: self.poll_policy,
@@ -143,6 +146,24 @@ impl<C> Pan123Builder<C> {
         expires_at: Option<SystemTime>,
     ) -> Self {
         self.access_token = Some((token.into(), expires_at));
+        self
+    }
+
+    /// OAuth credentials of a third-party app: the user's `refresh_token` (from the
+    /// code exchange, [`offline_proto::pan123::oauth_code_request`]) with the
+    /// [`client_id`](Self::client_id) and, when known, the
+    /// [`client_secret`](Self::client_secret) (a refresh may omit it). The refresh
+    /// token is single use and rotates with every refresh: `on_refresh` is called with
+    /// each new one before the new access token is used — persist it there
+    /// (atomically), or read [`Pan123::refresh_token`] after each call. Takes
+    /// precedence over the client-credentials flow.
+    #[must_use]
+    pub fn oauth_refresh_token(
+        mut self,
+        refresh_token: impl Into<Secret>,
+        on_refresh: Option<offline_proto::pan123::RefreshHook>,
+    ) -> Self {
+        self.oauth = Some((refresh_token.into(), on_refresh));
         self
     }
 
@@ -191,11 +212,35 @@ impl<C: HttpClient> Pan123Builder<C> {
         let base = BaseUrl::parse_for_credentials(&self.base_url, self.insecure_http)
             .map_err(|e| Error::Config(e.to_string()))?;
         let clock = TokioClock::new();
+        let oauth = match (self.oauth, self.client_id.clone()) {
+            (Some((refresh, hook)), Some(id)) => {
+                let mut c =
+                    Credentials::oauth(id, self.client_secret.clone(), refresh, self.token_margin);
+                if let Some(hook) = hook {
+                    c = c.on_refresh(hook);
+                }
+                if let Some((token, exp)) = self.access_token.clone() {
+                    c = c.with_cached_token(
+                        token,
+                        exp.unwrap_or(clock.wall() + Duration::from_secs(3600)),
+                        clock.wall(),
+                    );
+                }
+                Some(c)
+            }
+            (Some(_), None) => {
+                return Err(Error::Config(
+                    "an OAuth refresh token needs the app's client ID".to_owned(),
+                ))
+            }
+            (None, _) => None,
+        };
         let credentials = match (
             self.access_token,
             self.client_id.clone(),
             self.client_secret,
         ) {
+            _ if oauth.is_some() => oauth.unwrap_or_default(),
             (Some((token, exp)), None, _) | (Some((token, exp)), _, None) => {
                 Credentials::token(token, exp)
             }
@@ -341,6 +386,13 @@ impl<C: HttpClient> Pan123<C> {
     /// between runs (treat it as a password).
     pub fn current_token(&self) -> Option<(Secret, Option<SystemTime>)> {
         self.state().auth().current()
+    }
+
+    /// The newest OAuth refresh token and how many times it has rotated, with OAuth
+    /// credentials ([`Pan123Builder::oauth_refresh_token`]): persist it after each
+    /// call (each refresh replaces it, and the old one is refused).
+    pub fn refresh_token(&self) -> Option<(Secret, u64)> {
+        self.state().auth().refresh_token()
     }
 
     /// How many access-token requests this client has sent.

@@ -27,6 +27,11 @@ pub(crate) struct AddArgs {
     /// Submit again the lines whose outcome is unknown (check the drive first).
     #[arg(long, requires = "from")]
     pub(crate) retry_unknown: bool,
+    /// Seconds before a line refused by 123pan's concurrent-task cap
+    /// (`同时下载的任务超出最大限制`) is submitted again; the wait doubles, at most 60 s,
+    /// at most 6 times, then the line stays pending for the next run.
+    #[arg(long, value_name = "SECONDS", requires = "from", default_value_t = offline_proto::retry::RESUBMIT_FIRST_DELAY.as_secs_f64(), value_parser = seconds)]
+    pub(crate) cap_wait: f64,
     /// Watch the created tasks until they end.
     #[arg(long)]
     pub(crate) wait: bool,
@@ -54,6 +59,14 @@ pub(crate) struct AddArgs {
     /// patterns, e.g. '*.txt' (repeatable).
     #[arg(long = "select", value_name = "PATTERN")]
     pub(crate) select: Vec<String>,
+}
+
+/// A non-negative finite number of seconds.
+fn seconds(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (0.0..=3600.0).contains(&v) => Ok(v),
+        _ => Err(format!("{s:?} is not a number of seconds from 0 to 3600")),
+    }
 }
 
 /// The options `provider` cannot honour (each refused, never ignored).

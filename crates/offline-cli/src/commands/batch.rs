@@ -27,11 +27,13 @@ const UNKNOWN_AFTER_CRASH: &str = "the process stopped while this line was being
 /// What to do about a line whose outcome is unknown.
 const UNKNOWN_HELP: &str = "a task may or may not exist for it: look for the URL in the drive's offline download list; if it is not there, run again with --retry-unknown to submit it";
 
-/// A failed submission: the state it leaves the line in, the reason, the exit code.
+/// A failed submission: the state it leaves the line in, the reason, the exit code,
+/// and the provider's answer (to judge whether to submit again now).
 struct Failed {
     state: State,
     reason: String,
     code: u8,
+    api: Option<offline_proto::ApiError>,
 }
 
 /// The state a failed submission leaves its line in; `$provider`'s `Error` (both
@@ -44,7 +46,9 @@ macro_rules! state_after {
             Error::OutcomeUnknown { .. } => State::Unknown,
             // Certainly not carried out: worth another run.
             Error::Transport(_)
-            | Error::Api(ApiError::RateLimited { .. } | ApiError::Http { .. })
+            | Error::Api(
+                ApiError::RateLimited { .. } | ApiError::Http { .. } | ApiError::TaskLimit(_),
+            )
             | Error::NotAuthenticated
             | Error::Config(_) => State::Pending,
             _ => State::Failed,
@@ -57,6 +61,10 @@ fn failed_123(e: &provider_123pan::Error) -> Failed {
         state: state_after!(provider_123pan, e),
         reason: crate::client::explain_123(e),
         code: exit_code(e),
+        api: match e {
+            provider_123pan::Error::Api(a) => Some(a.clone()),
+            _ => None,
+        },
     }
 }
 
@@ -65,6 +73,7 @@ fn failed_6(e: &provider_6pan::Error) -> Failed {
         state: state_after!(provider_6pan, e),
         reason: crate::client::explain_6(e),
         code: crate::client::exit_code_6(e),
+        api: None,
     }
 }
 
@@ -122,6 +131,7 @@ async fn submit(
                     state: State::Unknown,
                     reason: format!("journal write failed while the create was sent: {e}"),
                     code: exit::CONFIG,
+                    api: None,
                 });
             }
             result.map(|t| t.id.to_string()).map_err(|e| failed_123(&e))
@@ -137,6 +147,7 @@ async fn submit(
                     state: State::Failed,
                     reason: format!("{}: no such file", entry.source),
                     code: exit::CONFIG,
+                    api: None,
                 });
             } else {
                 guarded(
@@ -154,6 +165,7 @@ async fn submit(
                     state: State::Failed,
                     reason: "the link parsed to nothing".to_owned(),
                     code: exit::PROVIDER,
+                    api: None,
                 })?;
             let selection = super::pan6::selection(args);
             if selection != Selection::All && result.files.is_empty() {
@@ -161,6 +173,7 @@ async fn submit(
                     state: State::Failed,
                     reason: "--select: this source has no files to select".to_owned(),
                     code: exit::USAGE,
+                    api: None,
                 });
             }
             let task_url = result.identity.view().url.as_deref();
@@ -170,6 +183,7 @@ async fn submit(
                     state: State::Pending,
                     reason: format!("journal write failed: {e}"),
                     code: exit::CONFIG,
+                    api: None,
                 })?;
             let ignore = selection.ignore_list(&result).map_err(|e| failed_6(&e))?;
             let task = provider_6pan::AddTask {
@@ -195,7 +209,66 @@ async fn submit(
                     state: State::Unknown,
                     reason: "added, but the task did not show up in the list".to_owned(),
                     code: exit::OUTCOME_UNKNOWN,
+                    api: None,
                 })
+        }
+    }
+}
+
+/// [`submit`], submitted again while the provider answers that the account runs as
+/// many tasks at once as it may (the create did not happen): after the waits of
+/// [`offline_proto::retry::resubmit_after`] from `--cap-wait`, in pieces of at most
+/// 100 ms so that an interrupt ends the wait. When they are spent, the line stays
+/// pending with the cap as its reason.
+#[allow(clippy::too_many_arguments)]
+async fn submit_resubmitting(
+    client: &Client,
+    args: &AddArgs,
+    dir: Option<offline_proto::pan123::FileId>,
+    journal: &Journal,
+    entry: &Entry,
+    kind: &str,
+    owned: &std::collections::BTreeSet<provider_6pan::TaskId>,
+    out: &Output,
+) -> Result<String, Failed> {
+    let first = std::time::Duration::from_secs_f64(args.cap_wait);
+    let mut attempt = 0;
+    loop {
+        let failed = match submit(client, args, dir, journal, entry, kind, owned).await {
+            Ok(task) => return Ok(task),
+            Err(f) => f,
+        };
+        let delay = failed
+            .api
+            .as_ref()
+            .and_then(|a| offline_proto::retry::resubmit_after(a, attempt, first));
+        let Some(delay) = delay else {
+            return Err(failed);
+        };
+        attempt += 1;
+        if out.is_json() {
+            out.event(json!({
+                "event": "resubmit",
+                "line": entry.line,
+                "attempt": attempt,
+                "delay_ms": u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                "reason": failed.reason,
+            }));
+        } else {
+            errln!(
+                "line {}: {}; submitting again in {:.1} s",
+                entry.line,
+                failed.reason,
+                delay.as_secs_f64()
+            );
+        }
+        let until = tokio::time::Instant::now() + delay;
+        while tokio::time::Instant::now() < until {
+            if crate::interrupt::interrupted() {
+                return Err(failed);
+            }
+            let left = until.saturating_duration_since(tokio::time::Instant::now());
+            tokio::time::sleep(left.min(std::time::Duration::from_millis(100))).await;
         }
     }
 }
@@ -469,7 +542,9 @@ pub(crate) async fn add_from(client: &Client, args: &AddArgs, input: &Path, out:
             }
             entry.kind = kind.to_owned();
             let (state, task, error, code) =
-                match submit(client, args, dir, &journal, &entry, kind, &owned).await {
+                match submit_resubmitting(client, args, dir, &journal, &entry, kind, &owned, out)
+                    .await
+                {
                     Ok(task) => (State::Submitted, Some(task), None, exit::OK),
                     Err(f) => (f.state, None, Some(f.reason), f.code),
                 };

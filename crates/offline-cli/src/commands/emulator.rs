@@ -39,6 +39,11 @@ pub(crate) struct EmulatorArgs {
     /// Lifetime of issued access tokens, in seconds.
     #[arg(long, default_value_t = 3600)]
     token_lifetime: u64,
+    /// How many live 123pan access tokens one client ID may hold; one more is refused
+    /// with code 401 `tokens number has exceeded the limit` (the service allows 3).
+    /// Default: no cap.
+    #[arg(long, value_name = "N")]
+    max_tokens: Option<usize>,
     /// Where downloaded files are stored (default: a temporary directory, removed on exit).
     #[arg(long)]
     data_dir: Option<PathBuf>,
@@ -176,6 +181,7 @@ pub(crate) async fn run(args: EmulatorArgs, out: &Output) -> u8 {
             .clone()
             .unwrap_or(defaults.sixpan_password.clone()),
         token_lifetime: Duration::from_secs(args.token_lifetime),
+        max_tokens_per_client: args.max_tokens,
         data_dir: args.data_dir.clone(),
         fetch_rate: args.fetch_rate,
         faults: offline_emulator::Faults {

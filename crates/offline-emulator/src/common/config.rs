@@ -39,6 +39,11 @@ pub struct EmulatorConfig {
     pub client_secret: String,
     /// How long an access token lives. Default 3600 s.
     pub token_lifetime: Duration,
+    /// How many live (unexpired, unrevoked) access tokens one client ID may hold; at
+    /// the cap the token call is refused with code 401 and `tokens number has exceeded
+    /// the limit`, as the service answers (the vendor allows 3). Tokens issued by the
+    /// OAuth call count too. `None` (the default): no cap.
+    pub max_tokens_per_client: Option<usize>,
     /// Where downloaded files are stored (created if missing, never removed). `None`
     /// (the default) uses a fresh temporary directory that the running emulator owns
     /// and removes when it is dropped or shut down.
@@ -135,6 +140,7 @@ impl Default for EmulatorConfig {
             client_id: "offline-demo-client".to_owned(),
             client_secret: "offline-demo-secret".to_owned(),
             token_lifetime: Duration::from_secs(3600),
+            max_tokens_per_client: None,
             data_dir: None,
             rate_limits: EndpointId::ALL
                 .into_iter()

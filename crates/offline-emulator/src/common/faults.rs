@@ -39,6 +39,15 @@ pub struct Faults {
     /// The token is answered as expired (123pan code 401; 6pan HTTP 401), without the
     /// request being carried out; the token itself stays valid.
     pub token_expired: f64,
+    /// 123pan creates answered with the concurrent-task cap (code 2,
+    /// `同时下载的任务超出最大限制，不能下载`), without being carried out.
+    pub task_limit: f64,
+    /// 123pan creates answered as a duplicate task (code 2, `离线任务已存在，请勿重复提交`),
+    /// without being carried out.
+    pub duplicate_task: f64,
+    /// 123pan creates answered with the traffic quota exhausted (code 5113), without
+    /// being carried out.
+    pub quota_exceeded: f64,
     /// Callbacks that are never sent.
     pub callback_lost: f64,
     /// Callbacks that are sent twice.
@@ -112,11 +121,24 @@ pub enum Action {
     TokenExpired,
 }
 
+/// A refusal injected into a create call (after its checks, before anything is
+/// created).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CreateFault {
+    /// The concurrent-task cap.
+    TaskLimit,
+    /// A duplicate task.
+    DuplicateTask,
+    /// The quota is used up.
+    QuotaExceeded,
+}
+
 /// The faults in force and the request and callback counters.
 #[derive(Debug, Default)]
 pub(crate) struct FaultState {
     faults: Mutex<Faults>,
     requests: AtomicU64,
+    creates: AtomicU64,
     callbacks: AtomicU64,
     injected: AtomicU64,
 }
@@ -166,6 +188,28 @@ impl FaultState {
             self.injected.fetch_add(1, Ordering::Relaxed);
         }
         (action, f.latency)
+    }
+
+    /// The refusal injected into the next create call, if any (one draw against the
+    /// cumulative create fractions).
+    pub(crate) fn next_create(&self) -> Option<CreateFault> {
+        let f = self.get();
+        let n = self.creates.fetch_add(1, Ordering::Relaxed);
+        let x = unit(f.seed, n, 0x00C4_EA7E);
+        let table = [
+            (f.task_limit, CreateFault::TaskLimit),
+            (f.duplicate_task, CreateFault::DuplicateTask),
+            (f.quota_exceeded, CreateFault::QuotaExceeded),
+        ];
+        let mut edge = 0.0;
+        for (share, fault) in table {
+            edge += share.max(0.0);
+            if x < edge {
+                self.injected.fetch_add(1, Ordering::Relaxed);
+                return Some(fault);
+            }
+        }
+        None
     }
 
     /// Whether the next callback is lost, sent twice, and how long it waits.

@@ -22,21 +22,21 @@ use hyper::body::Incoming;
 use offline_proto::pan123::{
     url_stored_name, validate_http_url, AccessTokenRequest, DownloadInfoData, DownloadInfoRequest,
     Endpoint, EndpointId, Envelope, FileDetailRequest, FileId, FileInfosData, FileInfosRequest,
-    FileListRequest, GrantType, MkdirData, MkdirRequest, OAuthTokenQuery, OfflineDownloadRequest,
-    OssOfflineDownloadRequest, Process, TaskCreated, TaskId, TaskStatus, CODE_DUPLICATE_NAME,
-    CODE_NOT_FOUND, OSS_BUSINESS_TYPE, PLATFORM, PLATFORM_HEADER,
+    FileListRequest, GrantType, MkdirData, MkdirRequest, OAuthToken, OAuthTokenQuery,
+    OfflineDownloadRequest, OssOfflineDownloadRequest, Process, TaskCreated, TaskId, TaskStatus,
+    CODE_DUPLICATE_NAME, CODE_NOT_FOUND, OSS_BUSINESS_TYPE, PLATFORM, PLATFORM_HEADER,
 };
 use serde::Serialize;
 use serde_json::Value;
 use tracing::{debug, info, warn};
 
 use crate::common::body::{self, read_body, shape_error, BodyError};
-use crate::common::faults::Action;
+use crate::common::faults::{Action, CreateFault};
 use crate::common::json_response;
 use crate::common::openapi::Description;
 use files::MkdirRefusal;
 pub(crate) use files::DOWNLOAD_PREFIX;
-use state::{State, TaskKind};
+use state::{GrantRefusal, State, TaskKind};
 use tasks::Job;
 
 /// The largest request body read, in bytes (1 MiB).
@@ -52,6 +52,15 @@ const CODE_TASK_NOT_FOUND: i64 = 404;
 const CODE_METHOD_NOT_ALLOWED: i64 = 405;
 /// Envelope code of a body over [`BODY_LIMIT`].
 const CODE_TOO_LARGE: i64 = 413;
+/// Envelope code of the create refusals the service answers with code 2 (the
+/// concurrent-task cap, a duplicate task).
+const CODE_CREATE_REFUSED: i64 = offline_proto::pan123::CODE_CREATE_REFUSED;
+/// The service's words for the concurrent-task cap.
+const TASK_LIMIT_MESSAGE: &str = "同时下载的任务超出最大限制，不能下载";
+/// The emulator's words for a duplicate task.
+const DUPLICATE_TASK_MESSAGE: &str = "离线任务已存在，请勿重复提交";
+/// Envelope code and message of a used-up traffic quota.
+const CODE_QUOTA_EXCEEDED: i64 = offline_proto::pan123::CODE_QUOTA_EXCEEDED;
 /// Envelope code of a request over the rate limit.
 const CODE_RATE_LIMITED: i64 = 429;
 /// The message of a request over the rate limit, as the service words it.
@@ -62,6 +71,12 @@ const DESCRIPTION_JSON: &str = include_str!("../../../../fixtures/openapi/123pan
 
 /// The 123pan description, parsed: every request is checked against it.
 static DESCRIPTION: LazyLock<Description> = LazyLock::new(|| Description::new(DESCRIPTION_JSON));
+
+/// The authorization page of third-party apps (the service's is
+/// `https://www.123pan.com/auth`): `GET /auth?client_id&redirect_uri&state[&scope]`,
+/// approved at once (the emulator is a test double), answered with a redirect to
+/// `redirect_uri?code=CODE&state=STATE`.
+pub(crate) const AUTHORIZE_PATH: &str = "/auth";
 
 /// Where the 123pan description is served.
 pub(crate) const OPENAPI_PATH: &str = "/openapi.json";
@@ -145,10 +160,64 @@ pub(crate) async fn handle(
     let trace_id = state.trace_id();
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
+    if method == Method::GET && path == AUTHORIZE_PATH {
+        return authorize_page(state, req.uri().query(), trace_id);
+    }
+    let unenveloped = EndpointId::from_route(&method, &path) == Some(EndpointId::OAuthToken);
     let answer = route(state, req, peer).await;
     let code = answer.as_ref().map_or_else(|f| f.code, |_| 0);
     debug!(%method, %path, code, trace_id, "answered");
-    respond(answer, trace_id)
+    match answer {
+        // The OAuth token call's success is not enveloped.
+        Ok(tokens) if unenveloped => json_response(
+            StatusCode::OK,
+            serde_json::to_vec(&tokens).unwrap_or_default(),
+        ),
+        answer => respond(answer, trace_id),
+    }
+}
+
+/// `GET /auth`: approves the app for the emulator's one user and sends the browser
+/// back to `redirect_uri` with a new code (single use, 5 minutes) and the `state`
+/// given. A wrong `client_id` or a `redirect_uri` that is not http(s) is answered
+/// with HTTP 400 and an error envelope (the page cannot redirect then).
+fn authorize_page(state: &State, query: Option<&str>, trace_id: String) -> Response<Full<Bytes>> {
+    let pairs = query_pairs(query);
+    let get = |name: &str| {
+        pairs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let refuse = |message: &str| {
+        let mut r = respond(Err(Fail::bad_request(message)), trace_id.clone());
+        *r.status_mut() = StatusCode::BAD_REQUEST;
+        r
+    };
+    if get("client_id") != Some(state.client_id.as_str()) {
+        return refuse("unknown client_id");
+    }
+    let Some(redirect) = get("redirect_uri") else {
+        return refuse("redirect_uri is required");
+    };
+    let Ok(mut target) = validate_http_url("redirect_uri", redirect) else {
+        return refuse("redirect_uri must be an http(s) URL");
+    };
+    let code = state.issue_code(&state.client_id, redirect);
+    {
+        let mut q = target.query_pairs_mut();
+        q.append_pair("code", &code);
+        if let Some(s) = get("state") {
+            q.append_pair("state", s);
+        }
+    }
+    info!("authorization code issued");
+    let mut r = Response::new(Full::new(Bytes::new()));
+    *r.status_mut() = StatusCode::FOUND;
+    if let Ok(v) = HeaderValue::from_str(target.as_str()) {
+        r.headers_mut().insert(http::header::LOCATION, v);
+    }
+    r
 }
 
 fn respond(answer: Answer, trace_id: String) -> Response<Full<Bytes>> {
@@ -289,7 +358,10 @@ async fn access_token(state: &State, req: Request<Incoming>, peer: SocketAddr) -
             "clientID or clientSecret invalid",
         ));
     }
-    let data = state.issue_token(&request.client_id);
+    let data = state.issue_token(&request.client_id).map_err(|refusal| {
+        info!(client_id = %request.client_id, "token refused: the client holds its cap of live tokens");
+        Fail::code(CODE_UNAUTHORIZED, refusal.message())
+    })?;
     debug!(client_id = %request.client_id, "token issued");
     to_data(&data)
 }
@@ -373,6 +445,14 @@ fn create_endpoint(kind: TaskKind) -> EndpointId {
 async fn create(state: &Arc<State>, req: Request<Incoming>, kind: TaskKind) -> Answer {
     let body = read_body(req, BODY_LIMIT).await?;
     let (create, file_name) = checked_create(kind, &body)?;
+    if let Some(fault) = state.env.faults.next_create() {
+        info!(?fault, ?kind, "create refused (injected fault)");
+        return Err(match fault {
+            CreateFault::TaskLimit => Fail::code(CODE_CREATE_REFUSED, TASK_LIMIT_MESSAGE),
+            CreateFault::DuplicateTask => Fail::code(CODE_CREATE_REFUSED, DUPLICATE_TASK_MESSAGE),
+            CreateFault::QuotaExceeded => Fail::code(CODE_QUOTA_EXCEEDED, "traffic quota exceeded"),
+        });
+    }
     let folder = match kind {
         TaskKind::CloudDrive => state
             .download_folder(create.dir)
@@ -451,44 +531,71 @@ fn task_id_of(query: Option<&str>) -> Result<TaskId, Fail> {
         .map_err(|_| Fail::bad_request(format!("taskID must be a number, got {value:?}")))
 }
 
-/// The OAuth token call. The emulator has no authorization page, so it knows no
-/// authorization code and has issued no refresh token: after checking the query and
-/// the client's credentials it refuses the code or refresh token with code 401.
+/// The OAuth token call: a code from the authorize page ([`AUTHORIZE_PATH`], with the
+/// client secret and the same `redirect_uri`) or a refresh token (single use; the
+/// client secret optional, as OpenList sends it) for a new access token, good for
+/// 7200 s, and a new refresh token. Refusals are code 401 envelopes.
 fn oauth_token(state: &State, query: Option<&str>) -> Answer {
     let endpoint = EndpointId::OAuthToken;
     let request = oauth_query(query)?;
     if !state.acquire(&request.client_id, endpoint) {
         return Err(Fail::rate_limited());
     }
-    if request.client_id != state.client_id || request.client_secret.expose() != state.client_secret
-    {
+    let secret_ok = match &request.client_secret {
+        Some(s) => s.expose() == state.client_secret,
+        None => request.grant_type == GrantType::RefreshToken,
+    };
+    if request.client_id != state.client_id || !secret_ok {
         return Err(Fail::code(
             CODE_UNAUTHORIZED,
             "client_id or client_secret invalid",
         ));
     }
-    match request.grant_type {
-        GrantType::AuthorizationCode if request.code.as_deref().is_some_and(|c| !c.is_empty()) => {
-            Err(Fail::code(CODE_UNAUTHORIZED, "authorization code invalid"))
-        }
-        GrantType::AuthorizationCode => Err(Fail::bad_request(
-            "code is required with grant_type authorization_code",
-        )),
-        GrantType::RefreshToken
-            if request
-                .refresh_token
-                .as_ref()
-                .is_some_and(|t| !t.expose().is_empty()) =>
+    let granted = match request.grant_type {
+        GrantType::AuthorizationCode => match request.code.as_deref().filter(|c| !c.is_empty()) {
+            Some(code) => {
+                state.exchange_code(&request.client_id, code, request.redirect_uri.as_deref())
+            }
+            None => {
+                return Err(Fail::bad_request(
+                    "code is required with grant_type authorization_code",
+                ))
+            }
+        },
+        GrantType::RefreshToken => match request
+            .refresh_token
+            .as_ref()
+            .filter(|t| !t.expose().is_empty())
         {
-            Err(Fail::code(CODE_UNAUTHORIZED, "refresh token invalid"))
+            Some(token) => state.refresh(&request.client_id, token.expose()),
+            None => {
+                return Err(Fail::bad_request(
+                    "refresh_token is required with grant_type refresh_token",
+                ))
+            }
+        },
+        GrantType::Unknown(other) => {
+            return Err(Fail::bad_request(format!(
+                "unsupported grant_type {other:?}"
+            )))
         }
-        GrantType::RefreshToken => Err(Fail::bad_request(
-            "refresh_token is required with grant_type refresh_token",
-        )),
-        GrantType::Unknown(other) => Err(Fail::bad_request(format!(
-            "unsupported grant_type {other:?}"
-        ))),
-    }
+    };
+    let (access_token, refresh_token, lifetime) = granted.map_err(|refusal| {
+        let message = match refusal {
+            GrantRefusal::Code => "authorization code invalid",
+            GrantRefusal::RefreshToken => "refresh token invalid",
+            GrantRefusal::Tokens(t) => t.message(),
+        };
+        info!(message, "OAuth grant refused");
+        Fail::code(CODE_UNAUTHORIZED, message)
+    })?;
+    to_data(&OAuthToken {
+        access_token,
+        expires_in: lifetime.as_secs(),
+        refresh_token,
+        scope: offline_proto::pan123::DEFAULT_SCOPE.to_owned(),
+        token_type: "Bearer".to_owned(),
+    })
 }
 
 /// The OAuth token call's query, checked against the description and read.

@@ -17,6 +17,8 @@ use serde::{Deserialize, Serialize};
 use time::macros::offset;
 use time::OffsetDateTime;
 
+use tracing::debug;
+
 use super::files::{time_text, Links, MkdirRefusal, Node, Tree};
 use crate::common::config::EmulatorConfig;
 use crate::common::fetch::running_process;
@@ -101,6 +103,9 @@ pub(crate) enum TokenRefusal {
     Unknown,
     /// Issued, but past its lifetime or expired by [`State::expire_tokens`].
     Expired,
+    /// Not a bearer token's refusal: the client holds
+    /// [`EmulatorConfig::max_tokens_per_client`] live tokens, so no new one is issued.
+    TooMany,
 }
 
 impl TokenRefusal {
@@ -110,12 +115,39 @@ impl TokenRefusal {
             Self::Missing => "invalid token: missing Authorization: Bearer header",
             Self::Unknown => "invalid token",
             Self::Expired => "token is expired",
+            Self::TooMany => offline_proto::pan123::TOO_MANY_TOKENS_MESSAGE,
         }
     }
 }
 
+/// An authorization code the authorize page issued, until it is exchanged.
+struct CodeRecord {
+    client_id: String,
+    redirect_uri: String,
+    expires: Instant,
+}
+
+/// How long an authorization code may be exchanged: 5 minutes.
+const CODE_LIFETIME: Duration = Duration::from_secs(300);
+/// How long an OAuth access token lives: 7200 s, as the service answers `expires_in`.
+pub(crate) const OAUTH_TOKEN_LIFETIME: Duration = Duration::from_secs(7200);
+
+/// Why an OAuth grant was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum GrantRefusal {
+    /// Unknown, used, expired, or issued for another client or redirect URI.
+    Code,
+    /// Unknown or already used.
+    RefreshToken,
+    /// The client is at its cap of live tokens.
+    Tokens(TokenRefusal),
+}
+
 struct Inner {
     tokens: HashMap<String, TokenRecord>,
+    codes: HashMap<String, CodeRecord>,
+    /// Live refresh tokens: the client ID and the access token issued with each.
+    refresh_tokens: HashMap<String, (String, String)>,
     rates: BTreeMap<EndpointId, f64>,
     buckets: BTreeMap<(String, EndpointId), TokenBucket>,
     tasks: BTreeMap<TaskId, TaskSnapshot>,
@@ -141,6 +173,10 @@ pub struct Pan123Stats {
     pub image_tasks_created: u64,
     /// Requests answered with code 429 by the rate limits (not injected faults).
     pub rate_limited: u64,
+    /// Token requests refused because the client held its cap of live tokens
+    /// ([`EmulatorConfig::max_tokens_per_client`]).
+    #[serde(default)]
+    pub tokens_refused: u64,
 }
 
 /// Everything the 123pan half knows, shared by every connection and every download.
@@ -150,10 +186,12 @@ pub(crate) struct State {
     pub(crate) client_id: String,
     pub(crate) client_secret: String,
     token_lifetime: Duration,
+    max_tokens: Option<usize>,
     pub(crate) max_image_bytes: u64,
     inner: Mutex<Inner>,
     token_requests: AtomicU64,
     rate_limited: AtomicU64,
+    tokens_refused: AtomicU64,
     tasks_created: AtomicU64,
     image_tasks_created: AtomicU64,
     trace_counter: AtomicU64,
@@ -166,9 +204,12 @@ impl State {
             client_id: config.client_id.clone(),
             client_secret: config.client_secret.clone(),
             token_lifetime: config.token_lifetime,
+            max_tokens: config.max_tokens_per_client,
             max_image_bytes: config.max_image_bytes,
             inner: Mutex::new(Inner {
                 tokens: HashMap::new(),
+                codes: HashMap::new(),
+                refresh_tokens: HashMap::new(),
                 rates: config.rate_limits.clone(),
                 buckets: BTreeMap::new(),
                 tasks: BTreeMap::new(),
@@ -180,6 +221,7 @@ impl State {
             }),
             token_requests: AtomicU64::new(0),
             rate_limited: AtomicU64::new(0),
+            tokens_refused: AtomicU64::new(0),
             tasks_created: AtomicU64::new(0),
             image_tasks_created: AtomicU64::new(0),
             trace_counter: AtomicU64::new(0),
@@ -194,6 +236,7 @@ impl State {
             tasks_created: get(&self.tasks_created),
             image_tasks_created: get(&self.image_tasks_created),
             rate_limited: get(&self.rate_limited),
+            tokens_refused: get(&self.tokens_refused),
         }
     }
 
@@ -204,14 +247,39 @@ impl State {
     }
 
     /// Issues a token for `client_id` and counts the request.
-    pub(crate) fn issue_token(&self, client_id: &str) -> AccessTokenData {
-        let random: String = rand::rng()
-            .sample_iter(Alphanumeric)
-            .take(TOKEN_CHARS)
-            .map(char::from)
-            .collect();
-        let token = format!("{}{random}", self.env.token_prefix);
-        let lifetime = self.token_lifetime;
+    ///
+    /// # Errors
+    ///
+    /// [`TokenRefusal::TooMany`] when the client holds its cap of live tokens.
+    pub(crate) fn issue_token(&self, client_id: &str) -> Result<AccessTokenData, TokenRefusal> {
+        self.issue_token_for(client_id, self.token_lifetime)
+            .map(|(token, expired_at)| AccessTokenData {
+                access_token: token,
+                expired_at,
+            })
+    }
+
+    /// Issues a token for `client_id` living `lifetime`, under the client's cap of live
+    /// tokens: the token and its expiry (RFC 3339 in +08:00, whole seconds).
+    pub(crate) fn issue_token_for(
+        &self,
+        client_id: &str,
+        lifetime: Duration,
+    ) -> Result<(Secret, OffsetDateTime), TokenRefusal> {
+        let now = self.env.now();
+        if let Some(cap) = self.max_tokens {
+            let inner = lock(&self.inner);
+            let live = inner
+                .tokens
+                .values()
+                .filter(|r| r.client_id == client_id && !r.revoked && now < r.expires)
+                .count();
+            if live >= cap {
+                self.tokens_refused.fetch_add(1, Ordering::Relaxed);
+                return Err(TokenRefusal::TooMany);
+            }
+        }
+        let token = format!("{}{}", self.env.token_prefix, random_text(TOKEN_CHARS));
         let wall = OffsetDateTime::from(self.env.clock.wall());
         let expired_at = time::Duration::try_from(lifetime)
             .ok()
@@ -219,7 +287,6 @@ impl State {
             .unwrap_or_else(|| wall + time::Duration::days(FAR_FUTURE_DAYS))
             .to_offset(offset!(+8));
         let expired_at = expired_at.replace_nanosecond(0).unwrap_or(expired_at);
-        let now = self.env.now();
         let expires = now
             .checked_add(lifetime)
             .unwrap_or_else(|| now + Duration::from_secs(86_400 * FAR_FUTURE_DAYS.unsigned_abs()));
@@ -232,10 +299,81 @@ impl State {
             },
         );
         self.token_requests.fetch_add(1, Ordering::Relaxed);
-        AccessTokenData {
-            access_token: Secret::new(token),
-            expired_at,
+        Ok((Secret::new(token), expired_at))
+    }
+
+    /// The authorize page's code for `client_id` and `redirect_uri`: single use, good for
+    /// 5 minutes.
+    pub(crate) fn issue_code(&self, client_id: &str, redirect_uri: &str) -> String {
+        let code = random_text(32);
+        let expires = self.env.now() + CODE_LIFETIME;
+        lock(&self.inner).codes.insert(
+            code.clone(),
+            CodeRecord {
+                client_id: client_id.to_owned(),
+                redirect_uri: redirect_uri.to_owned(),
+                expires,
+            },
+        );
+        code
+    }
+
+    /// Exchanges a code (used up whatever the outcome) for an access token and a
+    /// refresh token: `(access, refresh, lifetime)`.
+    pub(crate) fn exchange_code(
+        &self,
+        client_id: &str,
+        code: &str,
+        redirect_uri: Option<&str>,
+    ) -> Result<(Secret, Secret, Duration), GrantRefusal> {
+        let record = lock(&self.inner)
+            .codes
+            .remove(code)
+            .ok_or(GrantRefusal::Code)?;
+        let fits = record.client_id == client_id
+            && redirect_uri.is_none_or(|u| u == record.redirect_uri)
+            && self.env.now() < record.expires;
+        if !fits {
+            return Err(GrantRefusal::Code);
         }
+        self.issue_oauth(client_id)
+    }
+
+    /// Exchanges a refresh token (single use) for new tokens; the access token issued
+    /// with the old one stops working.
+    pub(crate) fn refresh(
+        &self,
+        client_id: &str,
+        refresh_token: &str,
+    ) -> Result<(Secret, Secret, Duration), GrantRefusal> {
+        let (owner, old_access) = {
+            let mut inner = lock(&self.inner);
+            let (owner, old) = inner
+                .refresh_tokens
+                .remove(refresh_token)
+                .ok_or(GrantRefusal::RefreshToken)?;
+            if owner != client_id {
+                return Err(GrantRefusal::RefreshToken);
+            }
+            if let Some(r) = inner.tokens.get_mut(&old) {
+                r.revoked = true;
+            }
+            (owner, old)
+        };
+        debug!(ended = old_access.len(), "old OAuth access token ended");
+        self.issue_oauth(&owner)
+    }
+
+    fn issue_oauth(&self, client_id: &str) -> Result<(Secret, Secret, Duration), GrantRefusal> {
+        let (access, _) = self
+            .issue_token_for(client_id, OAUTH_TOKEN_LIFETIME)
+            .map_err(GrantRefusal::Tokens)?;
+        let refresh = format!("{}{}", self.env.token_prefix, random_text(TOKEN_CHARS));
+        lock(&self.inner).refresh_tokens.insert(
+            refresh.clone(),
+            (client_id.to_owned(), access.expose().to_owned()),
+        );
+        Ok((access, Secret::new(refresh), OAUTH_TOKEN_LIFETIME))
     }
 
     /// The client ID a bearer token belongs to. `header` is the `Authorization` value.
@@ -478,6 +616,15 @@ impl State {
     pub(crate) fn tasks(&self) -> Vec<TaskSnapshot> {
         lock(&self.inner).tasks.values().cloned().collect()
     }
+}
+
+/// `n` random letters and digits.
+fn random_text(n: usize) -> String {
+    rand::rng()
+        .sample_iter(Alphanumeric)
+        .take(n)
+        .map(char::from)
+        .collect()
 }
 
 #[cfg(test)]

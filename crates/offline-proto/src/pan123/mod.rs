@@ -45,7 +45,10 @@ use http::{header, Method, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-pub use auth::Credentials;
+pub use auth::{
+    authorize_url, oauth_code_request, oauth_token_request, Credentials, RefreshHook,
+    AUTHORIZE_URL, DEFAULT_SCOPE, TOO_MANY_TOKENS_PAUSE,
+};
 pub use endpoints::{AuthScheme, EndpointId};
 pub use files::{
     find_folder, is_duplicate_name, stored_file, url_stored_name, DrivePath, FileId, FileTime,
@@ -76,8 +79,26 @@ pub const PLATFORM: &str = "open_platform";
 
 /// Envelope code: success.
 pub const CODE_OK: i64 = 0;
-/// Envelope code: access token invalid or expired, or too many tokens.
+/// Envelope code: access token invalid or expired, or too many tokens
+/// ([`TOO_MANY_TOKENS_MESSAGE`]).
 pub const CODE_TOKEN_INVALID: i64 = 401;
+/// The message of a code-401 answer that means "too many live tokens for this client
+/// ID", not "bad token" (wire notes, envelope paragraph; the vendor's FAQ; p123client
+/// users match it exactly): [`ApiError::TooManyTokens`].
+pub const TOO_MANY_TOKENS_MESSAGE: &str = "tokens number has exceeded the limit";
+/// Envelope code of the concurrent-offline-task cap and of other create refusals
+/// (`解析失败`), as a public Node client of the open platform matches it (its
+/// `createOfflineDownload` waits 60 s on code 2 with [`TASK_LIMIT_MESSAGE`]).
+pub const CODE_CREATE_REFUSED: i64 = 2;
+/// The words of the concurrent-offline-task cap (`同时下载的任务超出最大限制，不能下载` in
+/// that Node client; wire notes, "errors seen in the wild on create"): matched as a
+/// part of the message, whatever the code: [`ApiError::TaskLimit`].
+pub const TASK_LIMIT_MESSAGE: &str = "同时下载的任务超出最大限制";
+/// The words of a duplicate-task answer to a create (wire notes, "duplicate-task
+/// answers"; no public 123pan client shows its exact wording, so this is the part the
+/// emulator's answer `离线任务已存在，请勿重复提交` and 115's `离线任务已存在` share),
+/// matched as a part of the message: [`ApiError::DuplicateTask`].
+pub const DUPLICATE_TASK_MESSAGE: &str = "任务已存在";
 /// Envelope code: too many requests.
 pub const CODE_RATE_LIMITED: i64 = 429;
 /// Envelope code: file does not exist.
@@ -162,7 +183,9 @@ struct RawEnvelope<'a> {
 ///
 /// # Errors
 ///
-/// An [`ApiError`]: the provider's error code (typed for 401, 429, 5066, 5113), a
+/// An [`ApiError`]: the provider's error code (typed for 401 — and, by its message,
+/// too many tokens —, 429, 5066, 5113, and by their messages the task cap and a
+/// duplicate task), a
 /// non-success HTTP status without an envelope, or a [`DecodeError`] with the JSON
 /// path that failed and the raw body.
 pub fn decode_envelope<T: DeserializeOwned>(response: &HttpResponse) -> Result<T, ApiError> {
@@ -181,7 +204,15 @@ pub fn decode_envelope<T: DeserializeOwned>(response: &HttpResponse) -> Result<T
             status: response.status(),
         };
         return Err(match raw.code {
+            CODE_TOKEN_INVALID if error.message.trim() == TOO_MANY_TOKENS_MESSAGE => {
+                ApiError::TooManyTokens {
+                    error,
+                    oldest_expires_at: None,
+                }
+            }
             CODE_TOKEN_INVALID => ApiError::TokenInvalid(error),
+            _ if error.message.contains(TASK_LIMIT_MESSAGE) => ApiError::TaskLimit(error),
+            _ if error.message.contains(DUPLICATE_TASK_MESSAGE) => ApiError::DuplicateTask(error),
             CODE_RATE_LIMITED => rate_limited(error, response),
             CODE_NOT_FOUND => ApiError::NotFound(error),
             CODE_QUOTA_EXCEEDED => ApiError::QuotaExceeded(error),

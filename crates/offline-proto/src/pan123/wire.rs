@@ -395,8 +395,13 @@ pub struct DownloadInfoData {
 pub struct OAuthTokenQuery {
     /// The application's client ID.
     pub client_id: String,
-    /// The application's client secret.
-    pub client_secret: Secret,
+    /// The application's client secret. Sent with `authorization_code`; optional
+    /// with `refresh_token`: OpenList `drivers/123_open` (`util.go`,
+    /// `flushAccessToken`) omits it when it has none (third-party mount apps), and
+    /// p123client's `login_with_refresh_token` sends only `grant_type` and
+    /// `refresh_token`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<Secret>,
     /// Which grant this is.
     pub grant_type: GrantType,
     /// The authorization code (with `authorization_code`).
