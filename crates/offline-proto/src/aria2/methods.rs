@@ -120,7 +120,7 @@ fn call<D: Downloads + ?Sized>(
             let names: Vec<_> = Event::ALL.iter().map(|e| e.method()).collect();
             return (Ok(json!(names)), false);
         }
-        "system.multicall" => return multicall(&params, store, config),
+        "system.multicall" => return multicall(params, store, config),
         _ => {}
     }
     let token = match params.first() {
@@ -131,8 +131,9 @@ fn call<D: Downloads + ?Sized>(
         params.remove(0);
     }
     if let Some(secret) = &config.secret {
-        let given = token.as_deref().unwrap_or("");
-        if token.is_none() || !constant_time_eq(given.as_bytes(), secret.expose().as_bytes()) {
+        let matches =
+            |given: &String| constant_time_eq(given.as_bytes(), secret.expose().as_bytes());
+        if !token.as_ref().is_some_and(matches) {
             return (Err(RpcError::aria2("Unauthorized")), true);
         }
     }
@@ -153,17 +154,23 @@ fn constant_time_eq(given: &[u8], secret: &[u8]) -> bool {
 /// element `{"methodName","params"}`; the answer has, per call, a one-item array with
 /// its result or an error struct.
 fn multicall<D: Downloads + ?Sized>(
-    params: &[Value],
+    params: Vec<Value>,
     store: &mut D,
     config: &Config,
 ) -> (Result<Value, RpcError>, bool) {
-    let calls = match Params(params.to_vec()).required(0, Value::as_array) {
-        Ok(calls) if calls.len() > MAX_BATCH_LEN => {
-            let message = format!("system.multicall takes at most {MAX_BATCH_LEN} calls.");
-            return (Err(RpcError::aria2(message)), false);
-        }
-        Ok(calls) => calls.clone(),
-        Err(message) => return (Err(RpcError::aria2(message)), false),
+    let params = Params(params);
+    let refusal = match params.required(0, Value::as_array) {
+        Ok(calls) if calls.len() > MAX_BATCH_LEN => Some(format!(
+            "system.multicall takes at most {MAX_BATCH_LEN} calls."
+        )),
+        Ok(_) => None,
+        Err(message) => Some(message),
+    };
+    if let Some(message) = refusal {
+        return (Err(RpcError::aria2(message)), false);
+    }
+    let Some(Value::Array(calls)) = params.0.into_iter().next() else {
+        unreachable!("parameter 0 was just read as an array")
     };
     let mut unauthorized = false;
     let answers = calls

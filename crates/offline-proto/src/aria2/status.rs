@@ -221,7 +221,7 @@ pub enum FailureKind {
     Duplicate,
     /// The name is taken in the folder: 13, "file already existed".
     FileExists,
-    /// The torrent was refused: 26, "".torrent" file was corrupted or missing
+    /// The torrent was refused: 26, ".torrent file was corrupted or missing
     /// information".
     BadTorrent,
     /// The magnet link was refused: 27, "Magnet URI was bad".
