@@ -54,6 +54,7 @@ mod transport;
 #[path = "../tests/common/proptest_config.rs"]
 mod proptest_config;
 
+pub mod aria2;
 pub mod call;
 pub mod clock;
 pub mod common;
