@@ -15,7 +15,8 @@ mod client;
 mod commands;
 mod exit;
 mod interrupt;
-mod journal;
+/// The batch journal is the shared task store.
+use offline_store as journal;
 mod retrylog;
 
 use std::process::ExitCode;

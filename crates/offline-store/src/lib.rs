@@ -1,6 +1,9 @@
-//! The batch journal: one SQLite row per input line, written before and after each
-//! submission, so that a batch killed at any moment (SIGKILL included) and run again
-//! submits nothing twice and loses no task ID.
+//! The task store: one SQLite row per submission, written before and after each
+//! create, so that a process killed at any moment (SIGKILL included) and run again
+//! submits nothing twice and loses no task ID. The CLI's batch journal
+//! (`offline add --from FILE`: one row per input line, [`Journal::sync`]) and the
+//! `offline serve` daemon (one row per accepted download, [`Journal::append`]) share
+//! this schema and this code.
 //!
 //! A line is keyed by its source text and its occurrence (the n-th identical line), so
 //! inserting or reordering lines in the input does not resubmit anything. States:
@@ -26,16 +29,23 @@ use rusqlite::{params, Connection};
 
 /// A line's state. See the [module docs](self).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum State {
+pub enum State {
+    /// Not submitted yet, or the last attempt certainly was not sent.
     Pending,
+    /// A create was being sent when the process stopped (may have reached the server).
     Submitting,
+    /// Created; the task ID is recorded.
     Submitted,
+    /// Refused for good; the reason is recorded.
     Failed,
+    /// May or may not exist: check the drive before submitting again.
     Unknown,
 }
 
 impl State {
-    pub(crate) fn as_str(self) -> &'static str {
+    /// The state as stored and printed: `pending`, `submitting`, `submitted`,
+    /// `failed`, `unknown`.
+    pub fn as_str(self) -> &'static str {
         match self {
             Self::Pending => "pending",
             Self::Submitting => "submitting",
@@ -58,34 +68,43 @@ impl State {
 
 /// One input line as the journal knows it.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Entry {
-    pub(crate) line: usize,
-    pub(crate) source: String,
-    pub(crate) occurrence: u32,
-    pub(crate) kind: String,
-    pub(crate) state: State,
+pub struct Entry {
+    /// The 1-based input line (the daemon: the order the download was accepted in).
+    pub line: usize,
+    /// The source as given: a URL, a magnet link, a torrent file's path.
+    pub source: String,
+    /// Which identical source this is (1 for the first).
+    pub occurrence: u32,
+    /// What it is submitted as: `cloud`, `image`, `6pan`.
+    pub kind: String,
+    /// Where it stands.
+    pub state: State,
     /// The task's ID (123pan: a number; 6pan: an identity), as text.
-    pub(crate) task: Option<String>,
+    pub task: Option<String>,
     /// The task's name, once parsed (6pan: what reconciliation looks for).
-    pub(crate) name: Option<String>,
+    pub name: Option<String>,
     /// The URL the task will carry, once parsed (6pan: the parse result's `url`, which
     /// the task list's `data.url` repeats), to tell apart tasks of one name.
-    pub(crate) task_url: Option<String>,
+    pub task_url: Option<String>,
     /// When the last submission started, milliseconds since the epoch.
-    pub(crate) submitted_at: Option<i64>,
-    pub(crate) error: Option<String>,
+    pub submitted_at: Option<i64>,
+    /// Why it failed, or what to check when its outcome is unknown.
+    pub error: Option<String>,
 }
 
 /// An input line: its 1-based number, source text and occurrence.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct InputLine {
-    pub(crate) line: usize,
-    pub(crate) source: String,
-    pub(crate) occurrence: u32,
+pub struct InputLine {
+    /// The 1-based line number.
+    pub line: usize,
+    /// The source text, trimmed.
+    pub source: String,
+    /// Which identical line this is (1 for the first).
+    pub occurrence: u32,
 }
 
 /// Reads a batch file: one source per line; blank lines and `#` comments skipped.
-pub(crate) fn parse_input(text: &str) -> Vec<InputLine> {
+pub fn parse_input(text: &str) -> Vec<InputLine> {
     // A byte-order mark (editors on Windows write one) is not part of the first line.
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut seen: std::collections::HashMap<&str, u32> = std::collections::HashMap::new();
@@ -108,7 +127,7 @@ pub(crate) fn parse_input(text: &str) -> Vec<InputLine> {
 }
 
 /// The default journal path for an input file: beside it, `<file>.journal.sqlite`.
-pub(crate) fn default_path(input: &Path) -> PathBuf {
+pub fn default_path(input: &Path) -> PathBuf {
     let mut name = input.file_name().unwrap_or_default().to_os_string();
     name.push(".journal.sqlite");
     input.with_file_name(name)
@@ -116,7 +135,7 @@ pub(crate) fn default_path(input: &Path) -> PathBuf {
 
 /// Why the journal's lock was not taken.
 #[derive(Debug)]
-pub(crate) enum LockError {
+pub enum LockError {
     /// Another process holds it.
     Busy,
     /// The lock file cannot be opened or locked.
@@ -126,7 +145,7 @@ pub(crate) enum LockError {
 /// Takes the exclusive lock of the journal at `path` (a `.lock` file beside it), or
 /// says at once that another run holds it. Released when the file is dropped (or the
 /// process ends, however it ends).
-pub(crate) fn lock(path: &Path) -> Result<std::fs::File, LockError> {
+pub fn lock(path: &Path) -> Result<std::fs::File, LockError> {
     let mut name = path.file_name().unwrap_or_default().to_os_string();
     name.push(".lock");
     let file = std::fs::OpenOptions::new()
@@ -144,13 +163,13 @@ pub(crate) fn lock(path: &Path) -> Result<std::fs::File, LockError> {
 }
 
 /// An open journal.
-pub(crate) struct Journal {
+pub struct Journal {
     conn: Connection,
 }
 
 impl Journal {
     /// Opens (creating if needed) the journal at `path`.
-    pub(crate) fn open(path: &Path) -> rusqlite::Result<Self> {
+    pub fn open(path: &Path) -> rusqlite::Result<Self> {
         let conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
@@ -181,7 +200,7 @@ impl Journal {
     }
 
     /// Opens an existing journal only to read it: nothing is created or written.
-    pub(crate) fn open_read_only(path: &Path) -> rusqlite::Result<Self> {
+    pub fn open_read_only(path: &Path) -> rusqlite::Result<Self> {
         let conn = Connection::open_with_flags(
             path,
             rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -191,7 +210,7 @@ impl Journal {
     }
 
     /// Every input line's entry, `None` for a line never recorded (nothing is written).
-    pub(crate) fn read(&self, lines: &[InputLine]) -> rusqlite::Result<Vec<Option<Entry>>> {
+    pub fn read(&self, lines: &[InputLine]) -> rusqlite::Result<Vec<Option<Entry>>> {
         lines
             .iter()
             .map(|l| match self.get(&l.source, l.occurrence) {
@@ -207,7 +226,7 @@ impl Journal {
 
     /// Marks a line `submitting` with the kind it is submitted as (committed before
     /// anything is sent).
-    pub(crate) fn claim(&self, entry: &Entry, kind: &str) -> rusqlite::Result<()> {
+    pub fn claim(&self, entry: &Entry, kind: &str) -> rusqlite::Result<()> {
         self.conn.execute(
             "UPDATE entries SET kind = ?3 WHERE source = ?1 AND occurrence = ?2",
             params![entry.source, entry.occurrence, kind],
@@ -216,7 +235,7 @@ impl Journal {
     }
 
     /// Records the exit code of a line's outcome.
-    pub(crate) fn set_code(&self, entry: &Entry, code: u8) -> rusqlite::Result<()> {
+    pub fn set_code(&self, entry: &Entry, code: u8) -> rusqlite::Result<()> {
         self.conn.execute(
             "UPDATE entries SET exit_code = ?3 WHERE source = ?1 AND occurrence = ?2",
             params![entry.source, entry.occurrence, code],
@@ -225,7 +244,7 @@ impl Journal {
     }
 
     /// The exit code recorded for a line, if any.
-    pub(crate) fn code(&self, entry: &Entry) -> Option<u8> {
+    pub fn code(&self, entry: &Entry) -> Option<u8> {
         self.conn
             .query_row(
                 "SELECT exit_code FROM entries WHERE source = ?1 AND occurrence = ?2",
@@ -238,7 +257,7 @@ impl Journal {
 
     /// Makes sure every input line has a row (new ones `pending`), updates line
     /// numbers, and returns every line's entry in input order.
-    pub(crate) fn sync(&mut self, lines: &[InputLine], kind: &str) -> rusqlite::Result<Vec<Entry>> {
+    pub fn sync(&mut self, lines: &[InputLine], kind: &str) -> rusqlite::Result<Vec<Entry>> {
         let tx = self.conn.transaction()?;
         for l in lines {
             tx.execute(
@@ -258,6 +277,57 @@ impl Journal {
             .iter()
             .map(|l| self.get(&l.source, l.occurrence))
             .collect()
+    }
+
+    /// Records a new submission of `source` as `kind` (`pending`, committed before this
+    /// returns): the next occurrence of that source, numbered after every row so far.
+    /// The daemon calls this for each download it accepts, before submitting it.
+    ///
+    /// # Errors
+    ///
+    /// A SQLite error; nothing is recorded then.
+    pub fn append(&mut self, source: &str, kind: &str) -> rusqlite::Result<Entry> {
+        let tx = self.conn.transaction()?;
+        let (occurrence, line): (u32, i64) = tx.query_row(
+            "SELECT COALESCE((SELECT MAX(occurrence) FROM entries WHERE source = ?1), 0) + 1,
+                    COALESCE((SELECT MAX(line) FROM entries), 0) + 1",
+            params![source],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        tx.execute(
+            "INSERT INTO entries (source, occurrence, line, kind, state, updated_at)
+             VALUES (?1, ?2, ?3, ?4, 'pending', unixepoch())",
+            params![source, occurrence, line, kind],
+        )?;
+        tx.commit()?;
+        self.get(source, occurrence)
+    }
+
+    /// Every row, in line order.
+    ///
+    /// # Errors
+    ///
+    /// A SQLite error.
+    pub fn all(&self) -> rusqlite::Result<Vec<Entry>> {
+        let keys: Vec<(String, u32)> = self
+            .conn
+            .prepare("SELECT source, occurrence FROM entries ORDER BY line, rowid")?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        keys.iter().map(|(s, o)| self.get(s, *o)).collect()
+    }
+
+    /// Deletes a row (a download result the user removed).
+    ///
+    /// # Errors
+    ///
+    /// A SQLite error.
+    pub fn remove(&self, entry: &Entry) -> rusqlite::Result<()> {
+        self.conn.execute(
+            "DELETE FROM entries WHERE source = ?1 AND occurrence = ?2",
+            params![entry.source, entry.occurrence],
+        )?;
+        Ok(())
     }
 
     fn get(&self, source: &str, occurrence: u32) -> rusqlite::Result<Entry> {
@@ -292,7 +362,7 @@ impl Journal {
 
     /// Records a state change (committed before this returns). Entering
     /// `submitting` stamps the submission time and counts an attempt.
-    pub(crate) fn set(
+    pub fn set(
         &self,
         entry: &Entry,
         state: State,
@@ -321,7 +391,7 @@ impl Journal {
 
     /// Records the name a source parsed to and the URL its task will carry (before
     /// it is added).
-    pub(crate) fn set_name(
+    pub fn set_name(
         &self,
         entry: &Entry,
         name: &str,
@@ -404,6 +474,26 @@ mod tests {
         assert!(entries[1].submitted_at.is_some());
         assert_eq!(entries[1].line, 2);
         assert_eq!(entries[2].state, State::Pending);
+    }
+
+    #[test]
+    fn appended_rows_count_occurrences_and_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sqlite");
+        let mut j = Journal::open(&path).unwrap();
+        let a = j.append("http://a/1", "cloud").unwrap();
+        let b = j.append("http://a/1", "cloud").unwrap();
+        let c = j.append("http://a/2", "cloud").unwrap();
+        assert_eq!((a.occurrence, b.occurrence, c.occurrence), (1, 2, 1));
+        assert_eq!((a.line, b.line, c.line), (1, 2, 3));
+        j.set(&b, State::Submitted, Some("7"), None).unwrap();
+        drop(j);
+        let j = Journal::open(&path).unwrap();
+        let all = j.all().unwrap();
+        assert_eq!(all.len(), 3);
+        assert_eq!(all[1].task.as_deref(), Some("7"));
+        j.remove(&all[0]).unwrap();
+        assert_eq!(j.all().unwrap().len(), 2);
     }
 
     #[test]
