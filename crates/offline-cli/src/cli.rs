@@ -284,6 +284,13 @@ pub(crate) enum Command {
         #[command(flatten)]
         conn: ConnArgs,
     },
+    /// Serve the drive as an aria2 download client: JSON-RPC on --listen (123pan).
+    Serve {
+        #[command(flatten)]
+        args: crate::commands::serve::ServeArgs,
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
     /// Delete tasks by identity (6pan).
     Rm {
         /// Task identities, as `list` shows them.

@@ -88,6 +88,8 @@ pub struct Entry {
     pub task_url: Option<String>,
     /// When the last submission started, milliseconds since the epoch.
     pub submitted_at: Option<i64>,
+    /// The options it was accepted with, as JSON (`offline serve`: `{"dir", "out"}`).
+    pub options: Option<String>,
     /// Why it failed, or what to check when its outcome is unknown.
     pub error: Option<String>,
 }
@@ -190,8 +192,13 @@ impl Journal {
                 PRIMARY KEY (source, occurrence)
             );",
         )?;
-        // Added later: the exit code of a line's last outcome; the task's URL.
-        for (column, ty) in [("exit_code", "INTEGER"), ("task_url", "TEXT")] {
+        // Added later: the exit code of a line's last outcome; the task's URL; the
+        // options it was accepted with (the daemon's `dir` and `out`, as JSON).
+        for (column, ty) in [
+            ("exit_code", "INTEGER"),
+            ("task_url", "TEXT"),
+            ("options", "TEXT"),
+        ] {
             if !has_column(&conn, column)? {
                 conn.execute_batch(&format!("ALTER TABLE entries ADD COLUMN {column} {ty}"))?;
             }
@@ -303,6 +310,19 @@ impl Journal {
         self.get(source, occurrence)
     }
 
+    /// Records the options a submission was accepted with (JSON text).
+    ///
+    /// # Errors
+    ///
+    /// A SQLite error.
+    pub fn set_options(&self, entry: &Entry, options: &str) -> rusqlite::Result<()> {
+        self.conn.execute(
+            "UPDATE entries SET options = ?3 WHERE source = ?1 AND occurrence = ?2",
+            params![entry.source, entry.occurrence, options],
+        )?;
+        Ok(())
+    }
+
     /// Every row, in line order.
     ///
     /// # Errors
@@ -331,16 +351,20 @@ impl Journal {
     }
 
     fn get(&self, source: &str, occurrence: u32) -> rusqlite::Result<Entry> {
-        // A journal of an older version, opened read-only, has no `task_url` yet.
-        let url = if has_column(&self.conn, "task_url")? {
-            "task_url"
-        } else {
-            "NULL"
+        // A journal of an older version, opened read-only, has no `task_url` or
+        // `options` yet.
+        let column = |name: &'static str| -> rusqlite::Result<&'static str> {
+            Ok(if has_column(&self.conn, name)? {
+                name
+            } else {
+                "NULL"
+            })
         };
+        let (url, options) = (column("task_url")?, column("options")?);
         self.conn.query_row(
             &format!(
                 "SELECT line, source, occurrence, kind, state, task, name, submitted_at, error,
-                    {url} FROM entries WHERE source = ?1 AND occurrence = ?2"
+                    {url}, {options} FROM entries WHERE source = ?1 AND occurrence = ?2"
             ),
             params![source, occurrence],
             |r| {
@@ -355,6 +379,7 @@ impl Journal {
                     submitted_at: r.get(7)?,
                     error: r.get(8)?,
                     task_url: r.get(9)?,
+                    options: r.get(10)?,
                 })
             },
         )

@@ -14,6 +14,7 @@ pub(crate) mod list;
 pub(crate) mod login;
 pub(crate) mod pan6;
 pub(crate) mod rm;
+pub(crate) mod serve;
 pub(crate) mod status;
 pub(crate) mod tools;
 pub(crate) mod upload;
@@ -179,6 +180,11 @@ async fn dispatch(cli: Cli, explicit: Vec<&'static str>) -> Result<u8, u8> {
         Command::Link { file, conn } => {
             let (conn, out) = prepare(&conn, only_123("link", &top.resolve(&conn)))?;
             with_client!(conn, out, |client| files::link(&client, &file, &out).await)
+        }
+        Command::Serve { args, conn } => {
+            let provider = top.resolve(&conn).provider;
+            let (conn, out) = prepare(&conn, serve::check(&args, provider))?;
+            with_client!(conn, out, |client| serve::run(&client, &args, &out).await)
         }
         Command::Rm { tasks, conn } => {
             let (conn, out) = prepare(&conn, only_6pan("rm", &top.resolve(&conn)))?;

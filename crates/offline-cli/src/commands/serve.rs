@@ -1,0 +1,98 @@
+//! `offline serve`: the drive behind aria2's JSON-RPC (see [`offline_gateway`]).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Args;
+use serde_json::json;
+
+use crate::cli::Provider;
+use crate::client::Client;
+use crate::exit;
+use crate::output::Output;
+
+/// `offline serve`'s options.
+#[derive(Args, Debug)]
+pub(crate) struct ServeArgs {
+    /// Where to listen; anything but loopback needs --rpc-secret.
+    #[arg(long, default_value = "127.0.0.1:6800")]
+    pub(crate) listen: SocketAddr,
+    /// The task store (SQLite; created if missing): every accepted download is written
+    /// here before it is submitted, and a restart resumes from it.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) state: PathBuf,
+    /// The aria2 RPC secret: clients send `token:SECRET` as the first parameter.
+    #[arg(
+        long,
+        value_name = "SECRET",
+        env = "OFFLINE_RPC_SECRET",
+        hide_env_values = true
+    )]
+    pub(crate) rpc_secret: Option<String>,
+    /// The drive folder downloads go to when the client names no `dir` (a path, made
+    /// when missing, or a folder ID). Default: the drive's 来自:离线下载.
+    #[arg(long, value_name = "PATH|ID")]
+    pub(crate) dir: Option<String>,
+}
+
+/// The options `provider` cannot honour, and a listen address that needs a secret.
+pub(crate) fn check(args: &ServeArgs, provider: Provider) -> Vec<String> {
+    let mut problems = Vec::new();
+    if provider == Provider::Pan6 {
+        problems.push(
+            "`serve` serves 123pan so far (6pan, torrents and magnets come with the next part)"
+                .to_owned(),
+        );
+    }
+    if offline_gateway::needs_secret(args.listen) && args.rpc_secret.is_none() {
+        problems.push(format!(
+            "--listen {} is not loopback: anyone who can reach it could add downloads; give --rpc-secret",
+            args.listen
+        ));
+    }
+    problems
+}
+
+/// Runs the daemon until the process is stopped (Ctrl-C, SIGTERM).
+pub(crate) async fn run(client: &Client, args: &ServeArgs, out: &Output) -> u8 {
+    let Client::Pan123(pan, _) = client else {
+        return out.fail(exit::USAGE, "`serve` serves 123pan so far", None);
+    };
+    let config = offline_gateway::ServeConfig {
+        secret: args.rpc_secret.clone().map(offline_proto::Secret::new),
+        default_dir: args.dir.clone(),
+    };
+    let gateway = match offline_gateway::Gateway::open(pan.clone(), &args.state, config) {
+        Ok(g) => g,
+        Err(e) => {
+            return out.fail(
+                exit::CONFIG,
+                &format!("cannot open the task store {}: {e}", args.state.display()),
+                None,
+            )
+        }
+    };
+    let listener = match tokio::net::TcpListener::bind(args.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            return out.fail(
+                exit::CONFIG,
+                &format!("cannot listen on {}: {e}", args.listen),
+                None,
+            )
+        }
+    };
+    let addr = listener.local_addr().unwrap_or(args.listen);
+    let url = format!("http://{addr}/jsonrpc");
+    if out.is_json() {
+        out.event(json!({"event": "listening", "addr": addr.to_string(), "url": url}));
+    } else {
+        out.say(&format!(
+            "aria2 JSON-RPC on {url} (the drive: 123pan); stop with Ctrl-C"
+        ));
+    }
+    match gateway.serve(listener, std::future::pending()).await {
+        Ok(()) => exit::OK,
+        Err(e) => out.fail(exit::NETWORK, &format!("serving stopped: {e}"), None),
+    }
+}
