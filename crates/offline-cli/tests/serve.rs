@@ -161,6 +161,62 @@ async fn an_added_link_completes_into_its_folder_and_refusals_are_aria2_errors()
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn the_websocket_answers_calls_and_notifies_start_and_complete() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let env = Env::start(EmulatorConfig::default(), 1000.0, bin_and_png()).await;
+    let state = env.path("serve.sqlite");
+    let (_daemon, url) = serve(&env, state.to_str().unwrap(), &[]);
+    let ws_url = url.replacen("http://", "ws://", 1);
+
+    // A page on another host may not connect (its browser sends its Origin).
+    let mut foreign = ws_url.as_str().into_client_request_for_test();
+    foreign
+        .headers_mut()
+        .insert("origin", "https://evil.example".parse().unwrap());
+    assert!(tokio_tungstenite::connect_async(foreign).await.is_err());
+
+    let (mut socket, _) = tokio_tungstenite::connect_async(ws_url.as_str())
+        .await
+        .unwrap();
+    let add = call("aria2.addUri", json!([[env.url(7)]]));
+    socket.send(Message::text(add.to_string())).await.unwrap();
+    let mut gid = None;
+    let mut seen = Vec::new();
+    while !seen.iter().any(|m| m == "aria2.onDownloadComplete") {
+        let frame = tokio::time::timeout(Duration::from_secs(20), socket.next())
+            .await
+            .expect("a frame within 20 s")
+            .unwrap()
+            .unwrap();
+        let value: Value = serde_json::from_str(frame.to_text().unwrap()).unwrap();
+        if value["id"] == "t" {
+            gid = Some(value["result"].as_str().unwrap().to_owned());
+        } else {
+            assert_eq!(
+                value["params"][0]["gid"].as_str(),
+                gid.as_deref(),
+                "{value}"
+            );
+            seen.push(value["method"].as_str().unwrap().to_owned());
+        }
+    }
+    assert_eq!(seen, ["aria2.onDownloadStart", "aria2.onDownloadComplete"]);
+}
+
+/// A WebSocket request for `url` whose headers a test can change.
+trait ForTest {
+    fn into_client_request_for_test(self) -> http::Request<()>;
+}
+
+impl ForTest for &str {
+    fn into_client_request_for_test(self) -> http::Request<()> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        self.into_client_request().unwrap()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_kill_after_a_multicall_of_adds_loses_nothing_and_creates_nothing_twice() {
     // Creates paced at 5/s: the kill lands while most are still pending.
     let env = Env::start(EmulatorConfig::default(), 5.0, bin_and_png()).await;

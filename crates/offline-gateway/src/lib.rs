@@ -2,9 +2,13 @@
 //! drive aria2 (AriaNg, browser extensions, `aria2p`, scripts) drive the drive's
 //! offline download instead.
 //!
-//! This first part serves 123pan over `POST /jsonrpc` (aria2 JSON-RPC 1.x/2.0 and
-//! batches, `token:SECRET`; the protocol is [`offline_proto::aria2`]'s, this crate
-//! only moves bytes and time). Every accepted download is written to the task store
+//! This first part serves 123pan over `POST /jsonrpc` and a WebSocket at `/jsonrpc`
+//! (aria2 JSON-RPC 1.x/2.0 and batches, `token:SECRET`, and over the WebSocket the
+//! notifications `aria2.onDownloadStart`, `onDownloadComplete`, `onDownloadError`,
+//! `onDownloadStop`; the protocol is [`offline_proto::aria2`]'s, this crate only
+//! moves bytes and time). A WebSocket whose `Origin` names another host than the one
+//! it connects to is refused (a web page elsewhere cannot drive the daemon through a
+//! browser); clients that send no `Origin` (aria2p, scripts) are served. Every accepted download is written to the task store
 //! ([`offline_store`], the CLI's batch journal schema) before it is submitted;
 //! submissions go one at a time through the provider's own pacing, and tracking polls
 //! each running task's progress within the progress endpoint's rate limit.
@@ -14,7 +18,7 @@
 //! may have reached the drive; 123pan has no task list to look in) is reported as an
 //! aria2 error with the outcome-unknown reason, never submitted again.
 //!
-//! Not yet here: WebSocket and its notifications, 6pan and torrents, callbacks, the
+//! Not yet here: 6pan and torrents, callbacks, the
 //! watch folder, the web page, the qBittorrent and Transmission interfaces.
 
 use std::collections::BTreeMap;
@@ -25,20 +29,21 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use axum::body::Bytes;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{DefaultBodyLimit, State as AxumState};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
 use offline_proto::aria2::{
-    self, AddRequest, Downloads, Failure, FailureKind, Gid, Progress, Queue, Source, StoreError,
-    TaskState, TaskView,
+    self, AddRequest, Downloads, Event, Failure, FailureKind, Gid, Progress, Queue, Source,
+    StoreError, TaskState, TaskView,
 };
 use offline_proto::pan123::{validate_http_url, FileId, OfflineDownloadRequest};
 use offline_proto::HttpClient;
 use offline_store::{Entry, Journal, State as Row};
 use provider_123pan::{Error, Pan123, TaskRef, TaskStatus};
-use tokio::sync::Notify;
+use tokio::sync::{broadcast, Notify};
 use tracing::{debug, info, warn};
 
 /// The store's `kind` of a 123pan cloud-drive download.
@@ -77,6 +82,8 @@ struct Store {
     /// GIDs in the order they stopped (`tellStopped` lists the oldest first).
     stopped: Vec<Gid>,
     default_dir: String,
+    /// The notifications of state changes, for every WebSocket.
+    events: broadcast::Sender<String>,
 }
 
 fn gid_of(entry: &Entry) -> Gid {
@@ -109,6 +116,7 @@ impl Store {
             tasks: BTreeMap::new(),
             stopped: Vec::new(),
             default_dir,
+            events: broadcast::channel(1024).0,
         };
         for entry in store.journal.all()? {
             // A create in flight when the process stopped: it may exist; never resent.
@@ -163,6 +171,10 @@ impl Store {
             return;
         };
         let was_stopped = task.view.state.queue() == Queue::Stopped;
+        for event in Event::between(Some(&task.view.state), &state, task.view.torrent.is_some()) {
+            // No receiver (no WebSocket open) is not an error.
+            let _ = self.events.send(event.notification(gid));
+        }
         task.view.state = state;
         if !was_stopped && task.view.state.queue() == Queue::Stopped {
             self.stopped.push(gid);
@@ -343,10 +355,10 @@ impl<C: HttpClient + 'static> Gateway<C> {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// The routes: `POST /jsonrpc`.
+    /// The routes: `POST /jsonrpc`, and `GET /jsonrpc` upgraded to a WebSocket.
     pub fn router(&self) -> Router {
         Router::new()
-            .route("/jsonrpc", post(jsonrpc::<C>))
+            .route("/jsonrpc", post(jsonrpc::<C>).get(websocket::<C>))
             .layer(DefaultBodyLimit::max(aria2::MAX_BODY_BYTES))
             .with_state(self.clone())
     }
@@ -555,7 +567,122 @@ async fn jsonrpc<C: HttpClient + 'static>(
         .into_response()
 }
 
+/// Whether a WebSocket's `Origin` may drive the daemon: absent (not a browser), or
+/// naming the host it connected to (`Host`), or a loopback host.
+fn origin_allowed(headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) else {
+        return true;
+    };
+    let host_of = |s: &str| {
+        let rest = s.split_once("://").map_or(s, |(_, r)| r);
+        rest.split('/').next().unwrap_or("").to_ascii_lowercase()
+    };
+    let origin_host = host_of(origin);
+    let own = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(|h| h.to_ascii_lowercase());
+    if own.as_deref() == Some(origin_host.as_str()) {
+        return true;
+    }
+    let name = origin_host
+        .rsplit_once(':')
+        .filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()))
+        .map_or(origin_host.as_str(), |(name, _)| name);
+    matches!(name, "localhost" | "127.0.0.1" | "[::1]")
+}
+
+/// `GET /jsonrpc` as a WebSocket: each text frame is a JSON-RPC body answered in
+/// order; state changes arrive as aria2 notifications.
+async fn websocket<C: HttpClient + 'static>(
+    AxumState(gateway): AxumState<Gateway<C>>,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    if !origin_allowed(&headers) {
+        return (StatusCode::FORBIDDEN, "Origin not allowed").into_response();
+    }
+    upgrade
+        .max_message_size(aria2::MAX_BODY_BYTES)
+        .on_upgrade(move |socket| session(gateway, socket))
+}
+
+async fn session<C: HttpClient + 'static>(gateway: Gateway<C>, mut socket: WebSocket) {
+    let mut events = gateway.store().events.subscribe();
+    loop {
+        tokio::select! {
+            message = socket.recv() => {
+                let body = match message {
+                    Some(Ok(Message::Text(text))) => Bytes::from(text.as_str().to_owned()),
+                    Some(Ok(Message::Binary(bytes))) => bytes,
+                    Some(Ok(Message::Close(_)) | Err(_)) | None => return,
+                    Some(Ok(_)) => continue,
+                };
+                let reply = {
+                    let mut store = gateway.store();
+                    aria2::handle_body(&body, &mut *store, &gateway.shared.rpc)
+                };
+                gateway.shared.wake.notify_one();
+                if reply.unauthorized {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                if socket.send(Message::Text(reply.body.into())).await.is_err() {
+                    return;
+                }
+            }
+            event = events.recv() => match event {
+                Ok(text) => {
+                    if socket.send(Message::Text(text.into())).await.is_err() {
+                        return;
+                    }
+                }
+                // A slow reader missed some: it goes on with the next ones.
+                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+        }
+    }
+}
+
 /// Whether `addr` may be listened on without a secret: loopback only.
 pub fn needs_secret(addr: SocketAddr) -> bool {
     !addr.ip().is_loopback()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins() {
+        let headers = |origin: Option<&str>, host: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::HOST, host.parse().unwrap());
+            if let Some(o) = origin {
+                h.insert(header::ORIGIN, o.parse().unwrap());
+            }
+            h
+        };
+        assert!(origin_allowed(&headers(None, "10.0.0.2:6800")));
+        assert!(origin_allowed(&headers(
+            Some("http://10.0.0.2:6800"),
+            "10.0.0.2:6800"
+        )));
+        assert!(origin_allowed(&headers(
+            Some("http://localhost:3000"),
+            "127.0.0.1:6800"
+        )));
+        assert!(origin_allowed(&headers(
+            Some("http://127.0.0.1"),
+            "127.0.0.1:6800"
+        )));
+        assert!(!origin_allowed(&headers(
+            Some("https://evil.example"),
+            "127.0.0.1:6800"
+        )));
+        assert!(!origin_allowed(&headers(
+            Some("http://localhost.evil.example"),
+            "127.0.0.1:6800"
+        )));
+    }
 }
