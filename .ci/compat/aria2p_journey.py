@@ -8,33 +8,18 @@ the downloads, removes the result and purges. Exits non-zero, with the reason, o
 difference.
 """
 
-import http.server
 import os
 import sys
 import threading
 import time
 
 import aria2p
+from source import serve
 
 host, port, secret = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 payload = os.urandom(120_000)
 
-
-class Source(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        self.send_response(200)
-        self.send_header("Content-Type", "application/octet-stream")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, *args):
-        pass
-
-
-server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Source)
-threading.Thread(target=server.serve_forever, daemon=True).start()
-source = f"http://127.0.0.1:{server.server_port}/aria2p.bin"
+source = serve(payload, "aria2p.bin")
 
 api = aria2p.API(aria2p.Client(host=host, port=port, secret=secret))
 completed = threading.Event()

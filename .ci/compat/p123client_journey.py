@@ -9,34 +9,18 @@ and the MD5 etag. Exits non-zero, with the reason, on any difference.
 """
 
 import hashlib
-import http.server
 import os
 import sys
-import threading
 import time
 import urllib.request
 
 from p123client import P123OpenClient, check_response
+from source import serve
 
 base, client_id, client_secret = sys.argv[1:4]
 payload = os.urandom(150_000)
 
-
-class Source(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        self.send_response(200)
-        self.send_header("Content-Type", "application/octet-stream")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, *args):
-        pass
-
-
-server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Source)
-threading.Thread(target=server.serve_forever, daemon=True).start()
-source = f"http://127.0.0.1:{server.server_port}/payload.bin"
+source = serve(payload, "payload.bin")
 
 
 def ok(resp):

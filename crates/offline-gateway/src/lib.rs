@@ -385,6 +385,20 @@ impl<C: HttpClient + 'static> Gateway<C> {
         result
     }
 
+    /// Answers one JSON-RPC body (HTTP or a WebSocket frame) and wakes the work up; a
+    /// refused token is answered after a second, as aria2 does, to slow guessing.
+    async fn answer(&self, body: &[u8]) -> aria2::Reply {
+        let reply = {
+            let mut store = self.store();
+            aria2::handle_body(body, &mut *store, &self.shared.rpc)
+        };
+        self.shared.wake.notify_one();
+        if reply.unauthorized {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        reply
+    }
+
     /// Submits pending rows and polls running tasks, forever.
     async fn work(&self) {
         loop {
@@ -544,20 +558,12 @@ async fn resolve<C: HttpClient>(pan: &Pan123<C>, dir: &str) -> Result<FileId, Er
     Ok(pan.resolve_dir(dir, true).await?.id)
 }
 
-/// `POST /jsonrpc`: one JSON-RPC body through [`aria2::handle_body`]; a refused token
-/// is answered after a second, as aria2 does, to slow guessing.
+/// `POST /jsonrpc`: one JSON-RPC body through [`aria2::handle_body`].
 async fn jsonrpc<C: HttpClient + 'static>(
     AxumState(gateway): AxumState<Gateway<C>>,
     body: Bytes,
 ) -> Response {
-    let reply = {
-        let mut store = gateway.store();
-        aria2::handle_body(&body, &mut *store, &gateway.shared.rpc)
-    };
-    gateway.shared.wake.notify_one();
-    if reply.unauthorized {
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
+    let reply = gateway.answer(&body).await;
     let status = StatusCode::from_u16(reply.http_status).unwrap_or(StatusCode::OK);
     (
         status,
@@ -618,14 +624,7 @@ async fn session<C: HttpClient + 'static>(gateway: Gateway<C>, mut socket: WebSo
                     Some(Ok(Message::Close(_)) | Err(_)) | None => return,
                     Some(Ok(_)) => continue,
                 };
-                let reply = {
-                    let mut store = gateway.store();
-                    aria2::handle_body(&body, &mut *store, &gateway.shared.rpc)
-                };
-                gateway.shared.wake.notify_one();
-                if reply.unauthorized {
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
+                let reply = gateway.answer(&body).await;
                 if socket.send(Message::Text(reply.body.into())).await.is_err() {
                     return;
                 }
