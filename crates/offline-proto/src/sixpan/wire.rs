@@ -368,14 +368,10 @@ open_enum! {
     /// A task's (and an identity's) type code, as far as the sources name them
     /// (clients must tolerate unknown ones; a task's `type` accepts others).
     pub enum TaskType: i64 {
-        /// `5020`: an http(s) link (seen in the seeds, not confirmed elsewhere).
+        /// `5020`: an http(s) link (seed 000 carries it on a bilibili page and on an https link).
         Http = 5020,
-        /// `5030`: BitTorrent (a torrent or magnet link).
+        /// `5030`: BitTorrent (a torrent or magnet link; seed 000).
         BitTorrent = 5030,
-        /// `5070`: a share link (other generations).
-        ShareLink = 5070,
-        /// `5090`: a video site (other generations).
-        VideoSite = 5090,
     }
 }
 
@@ -437,6 +433,29 @@ pub struct OfflineTask {
     /// (`sixpan::tasks::data_identity`, `data_url`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<serde_json::Value>,
+    /// Where a finished task's download is in the drive (a path). Mrs4s/six-cli's
+    /// `SixOfflineTask.AccessPath string` reads it; the seeds and the Android
+    /// client's `OfflineListBean` do not show it, so it is optional.
+    #[serde(
+        rename = "accessPath",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub access_path: Option<String>,
+    /// Why a failed task (status `-1`) failed, as a number: Mrs4s/six-cli's
+    /// `SixOfflineTask.ErrorCode int32`. The codes are not documented; absent (or
+    /// 0) when the task did not fail.
+    #[serde(rename = "errorCode", default, skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<i32>,
+    /// A failed task's reason, for people: Mrs4s/six-cli's
+    /// `SixOfflineTask.ErrorMessage string`. Absent (or empty) when the task did not
+    /// fail.
+    #[serde(
+        rename = "errorMessage",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub error_message: Option<String>,
 }
 
 /// Body of `POST /v2/offline/delete`: `{identities: [...]}`.
