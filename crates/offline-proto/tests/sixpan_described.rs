@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use offline_proto::sixpan::{
     AddResult, ChunkStored, Envelope, ErrorCode, FileStored, ParseResult, StoreTokenResult,
-    TaskPage, TaskStatus, TaskType, UserInfo,
+    TaskPage, TaskStatus, TaskType, UserInfo, WrappedFileStored,
 };
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -78,7 +78,16 @@ fn every_described_response_decodes_into_the_generated_types() {
                 "add_tasks" => drop(enveloped::<AddResult>(&body, &path)),
                 "list_tasks" => drop(enveloped::<TaskPage>(&body, &path)),
                 "delete_tasks" => drop(enveloped::<u64>(&body, &path)),
-                "upload" | "make_file" => drop(decode::<FileStored>(&body, &path)),
+                "upload" => drop(decode::<FileStored>(&body, &path)),
+                // Plain, or inside a `response` JSON string (the WCS SDK's reading).
+                "make_file" => match body.get("response") {
+                    Some(_) => {
+                        let wrapped: WrappedFileStored = decode(&body, &path);
+                        let inner: Value = serde_json::from_str(&wrapped.response).unwrap();
+                        drop(decode::<FileStored>(&inner, &path));
+                    }
+                    None => drop(decode::<FileStored>(&body, &path)),
+                },
                 "make_block" | "put_chunk" => drop(decode::<ChunkStored>(&body, &path)),
                 other => panic!("no type for fixture directory {other:?}"),
             }

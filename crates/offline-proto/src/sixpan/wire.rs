@@ -475,6 +475,15 @@ pub struct FileStored {
     pub key: Option<String>,
 }
 
+/// A `makeFile` answer that carries `FileStored` only as a JSON string in
+/// `response` (`{"response": "{\"hash\":...,\"key\":...}"}`), as the WCS SDK
+/// reads it; `sixpan::storage::decode_file_stored` reads it as the plain one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WrappedFileStored {
+    /// `FileStored` as a JSON string: `{"hash", "key"}`.
+    pub response: String,
+}
+
 /// The storage service's answer to `makeBlock` and `putChunk`: `{ctx, offset}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChunkStored {
