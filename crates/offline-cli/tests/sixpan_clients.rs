@@ -87,3 +87,51 @@ async fn status_and_list_say_why_a_task_failed() {
     assert_eq!(done["path"], "/dl/here.bin", "{done}");
     assert!(done["reason"].is_null(), "{done}");
 }
+
+// Issue 12 #9: `upload --upload-token-api v2` asks `/v2/upload/token`; the file lands,
+// and the same file again is instant (`hashCached: true`). A 123pan upload is refused
+// (exit 2) before anything is sent, as every 6pan-only command.
+#[test]
+fn upload_with_the_v2_token_api() {
+    let emu = Standalone::start();
+    let path = emu.dir.path().join("five.bin");
+    let data: Vec<u8> = (0..5 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(&path, &data).unwrap();
+    let file = path.to_string_lossy().into_owned();
+    let args = [
+        "--json",
+        "upload",
+        &file,
+        "--path",
+        "/v2",
+        "--upload-token-api",
+        "v2",
+    ];
+    let (code, lines, stderr) = sixpan(&emu, &args);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(lines[0]["event"], "uploaded");
+    assert_eq!(lines[0]["instant"], false);
+    assert_eq!(lines[0]["size"], data.len() as u64);
+    let (code, lines, stderr) = sixpan(&emu, &args);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(lines[0]["instant"], true, "the drive knows the etag now");
+    // `hashCached: true` describes no file (no uuid); `/v1/store/token`, the default,
+    // answers the created file.
+    assert!(lines[0]["uuid"].is_null(), "{}", lines[0]);
+    let (code, lines, stderr) = sixpan(&emu, &args[..5]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(lines[0]["instant"], true);
+    assert!(lines[0]["uuid"].is_string(), "{}", lines[0]);
+
+    let (code, _, stderr) = sixpan(&emu, &["upload", &file, "--upload-token-api", "v3"]);
+    assert_eq!(code, 2, "{stderr}");
+    let (code, _, stderr) = emu.run(&[
+        "--provider",
+        "123pan",
+        "upload",
+        &file,
+        "--upload-token-api",
+        "v2",
+    ]);
+    assert_eq!(code, 2, "{stderr}");
+}

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use offline_proto::sixpan::{
     AddResult, ChunkStored, Envelope, ErrorCode, FileStored, ParseResult, StoreTokenResult,
-    TaskPage, TaskStatus, TaskType, UserInfo, WrappedFileStored,
+    TaskPage, TaskStatus, TaskType, UploadTokenResult, UserInfo, WrappedFileStored,
 };
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -74,6 +74,7 @@ fn every_described_response_decodes_into_the_generated_types() {
             match endpoint.as_str() {
                 "login" | "user_info" => drop(enveloped::<UserInfo>(&body, &path)),
                 "store_token" => drop(enveloped::<StoreTokenResult>(&body, &path)),
+                "upload_token" => drop(enveloped::<UploadTokenResult>(&body, &path)),
                 "parse_url" | "parse_torrent" => drop(enveloped::<Vec<ParseResult>>(&body, &path)),
                 "add_tasks" => drop(enveloped::<AddResult>(&body, &path)),
                 "list_tasks" => drop(enveloped::<TaskPage>(&body, &path)),

@@ -8,7 +8,7 @@ use offline_proto::call::{ClientState, EnsureToken, Request};
 use offline_proto::clock::Clock;
 use offline_proto::sixpan::api::DEFAULT_BASE_URL;
 use offline_proto::sixpan::auth::Credentials;
-use offline_proto::sixpan::upload::UploadConfig;
+use offline_proto::sixpan::upload::{UploadConfig, UploadTokenApi};
 use offline_proto::sixpan::{EndpointId, UserInfo, UserInfoRequest};
 use offline_proto::tracker::PollPolicy;
 use offline_proto::{BaseUrl, HttpClient, Secret, TransportError};
@@ -62,6 +62,7 @@ pub(crate) struct Inner<C> {
     pub(crate) clock: TokioClock,
     pub(crate) poll_policy: PollPolicy,
     pub(crate) upload_config: UploadConfig,
+    pub(crate) upload_token_api: UploadTokenApi,
     pub(crate) hash_threads: usize,
 }
 
@@ -79,6 +80,7 @@ pub struct SixPanBuilder<C> {
     insecure_http: bool,
     call_deadline: Option<Duration>,
     upload_config: UploadConfig,
+    upload_token_api: UploadTokenApi,
     hash_threads: usize,
 }
 
@@ -125,6 +127,7 @@ impl SixPan<HyperClient> {
                 max_blocks_in_flight: DEFAULT_BLOCKS_IN_FLIGHT,
                 ..UploadConfig::default()
             },
+            upload_token_api: UploadTokenApi::default(),
             hash_threads: 0,
         }
     }
@@ -144,6 +147,7 @@ impl<C> SixPanBuilder<C> {
             insecure_http: self.insecure_http,
             call_deadline: self.call_deadline,
             upload_config: self.upload_config,
+            upload_token_api: self.upload_token_api,
             hash_threads: self.hash_threads,
         }
     }
@@ -183,6 +187,11 @@ impl<C> SixPanBuilder<C> {
         /// as long as its attempts and the retry budget allow. Default
         /// [`DEFAULT_CALL_DEADLINE`](offline_proto::call::DEFAULT_CALL_DEADLINE), 120 s.
         call_deadline: Option<Duration>;
+        /// Which call asks for upload tokens: [`UploadTokenApi::StoreToken`]
+        /// (`/v1/store/token`, as the seeds show; the default) or
+        /// [`UploadTokenApi::V2`] (`/v2/upload/token`, as every v2 client calls it).
+        /// Both give instant uploads for a known etag.
+        upload_token_api: UploadTokenApi;
     }
 
     /// The rate limit of `endpoint`, requests per second (paced at
@@ -255,6 +264,7 @@ impl<C> SixPanBuilder<C> {
                 clock: TokioClock::new(),
                 poll_policy: self.poll_policy,
                 upload_config: self.upload_config.normalized(),
+                upload_token_api: self.upload_token_api,
                 hash_threads: self.hash_threads,
             }),
         })

@@ -1,5 +1,6 @@
 //! The 6pan half of the emulator (the v1/v2 generation that `docs/wire-notes.md` describes):
-//! log in, rotating tokens, the drive's files and upload tokens (`/v1/store/token`, with
+//! log in, rotating tokens, the drive's files and upload tokens (`/v1/store/token` as
+//! the seeds show it and `/v2/upload/token` as the v2 clients call it, both with
 //! instant upload), the storage service under `/wcs` (Wangsu WCS style form and block
 //! uploads), parsing links and torrents into signed identity blobs, and offline tasks
 //! that really download (http(s) sources, and torrents through loopback web seeds).
@@ -345,6 +346,7 @@ enum Call {
     Login,
     UserInfo,
     StoreToken,
+    UploadToken,
     ParseUrl,
     ParseTorrent,
     Add,
@@ -358,6 +360,7 @@ impl Call {
             "/v2/user/login" => Self::Login,
             "/v2/user/info" => Self::UserInfo,
             "/v1/store/token" => Self::StoreToken,
+            "/v2/upload/token" => Self::UploadToken,
             "/v2/offline/parseUrl" => Self::ParseUrl,
             "/v2/offline/parseTorrent" => Self::ParseTorrent,
             "/v2/offline/add" => Self::Add,
@@ -471,6 +474,7 @@ async fn api(state: &Arc<SixpanState>, req: Request<Incoming>) -> Response<Full<
             Call::Login => Err(ApiError::internal("login answered out of turn")),
             Call::UserInfo => state.user_info_call(&body),
             Call::StoreToken => state.store_token(&body, host.as_deref()).await,
+            Call::UploadToken => state.upload_token(&body, host.as_deref()).await,
             Call::ParseUrl => state.parse_url(&body),
             Call::ParseTorrent => state.parse_torrent(&body).await,
             Call::Add => state.add(&body).await,
@@ -615,7 +619,7 @@ pub(crate) fn check_request(
     use http::header::CONTENT_TYPE;
     use offline_proto::sixpan::{
         AddRequest, DeleteRequest, LoginRequest, PageRequest, ParseTorrentRequest, ParseUrlRequest,
-        StoreTokenRequest, UserInfoRequest,
+        StoreTokenRequest, UploadTokenRequest, UserInfoRequest,
     };
 
     /// An API call's body: JSON, read as the request type, validated, and checked
@@ -653,6 +657,7 @@ pub(crate) fn check_request(
         EndpointId::Login => api::<LoginRequest>(endpoint, body),
         EndpointId::UserInfo => api::<UserInfoRequest>(endpoint, body),
         EndpointId::StoreToken => api::<StoreTokenRequest>(endpoint, body),
+        EndpointId::UploadToken => api::<UploadTokenRequest>(endpoint, body),
         EndpointId::ParseUrl => api::<ParseUrlRequest>(endpoint, body),
         EndpointId::ParseTorrent => api::<ParseTorrentRequest>(endpoint, body),
         EndpointId::AddTasks => api::<AddRequest>(endpoint, body),

@@ -12,8 +12,8 @@ use serde::Serialize;
 
 use super::{
     AddRequest, AddResult, DeleteRequest, EndpointId, LoginRequest, PageRequest, ParseResult,
-    ParseTorrentRequest, ParseUrlRequest, StoreTokenRequest, StoreTokenResult, TaskPage, UserInfo,
-    UserInfoRequest,
+    ParseTorrentRequest, ParseUrlRequest, StoreTokenRequest, StoreTokenResult, TaskPage,
+    UploadTokenRequest, UploadTokenResult, UserInfo, UserInfoRequest,
 };
 use crate::common::{
     decode_field, parse_envelope, rate_limited, refuse_empty, sensitive_header, status_error,
@@ -290,6 +290,28 @@ impl Endpoint for StoreTokenRequest {
 
     fn validate(&self) -> Result<(), ValidationError> {
         crate::common::file_name(&self.name)
+    }
+}
+
+impl Endpoint for UploadTokenRequest {
+    type Output = UploadTokenResult;
+    const ID: EndpointId = EndpointId::UploadToken;
+
+    fn validate(&self) -> Result<(), ValidationError> {
+        crate::common::file_name(&self.name)
+    }
+}
+
+impl From<&StoreTokenRequest> for UploadTokenRequest {
+    /// The v2 body for what a `storeToken` body asks: the same `name` and `hash`, the
+    /// parent folder as `path`, or as `identity` (its UUID) when only `parent` is set.
+    fn from(request: &StoreTokenRequest) -> Self {
+        Self {
+            name: request.name.clone(),
+            identity: request.parent.clone().filter(|_| request.path.is_none()),
+            path: request.path.clone(),
+            hash: request.hash,
+        }
     }
 }
 

@@ -19,6 +19,9 @@ pub enum EndpointId {
     /// `POST /v1/store/token`: Get an upload token, or create the file at once when its hash is
     /// known (秒传).
     StoreToken,
+    /// `POST /v2/upload/token`: Get an upload token, or learn that the drive already holds the
+    /// hash (v2).
+    UploadToken,
     /// `POST /v2/offline/parseUrl`: Parse links (http, https, magnet, ed2k) into tasks to add.
     ParseUrl,
     /// `POST /v2/offline/parseTorrent`: Parse torrent files already in the drive, by their
@@ -62,10 +65,11 @@ pub enum Host {
 
 impl EndpointId {
     /// Every endpoint, in table order.
-    pub const ALL: [Self; 12] = [
+    pub const ALL: [Self; 13] = [
         Self::Login,
         Self::UserInfo,
         Self::StoreToken,
+        Self::UploadToken,
         Self::ParseUrl,
         Self::ParseTorrent,
         Self::AddTasks,
@@ -83,6 +87,7 @@ impl EndpointId {
             Self::Login => "login",
             Self::UserInfo => "userInfo",
             Self::StoreToken => "storeToken",
+            Self::UploadToken => "uploadToken",
             Self::ParseUrl => "parseUrl",
             Self::ParseTorrent => "parseTorrent",
             Self::AddTasks => "addTasks",
@@ -102,6 +107,7 @@ impl EndpointId {
             Self::Login => "/v2/user/login",
             Self::UserInfo => "/v2/user/info",
             Self::StoreToken => "/v1/store/token",
+            Self::UploadToken => "/v2/upload/token",
             Self::ParseUrl => "/v2/offline/parseUrl",
             Self::ParseTorrent => "/v2/offline/parseTorrent",
             Self::AddTasks => "/v2/offline/add",
@@ -120,6 +126,7 @@ impl EndpointId {
             Self::Login
             | Self::UserInfo
             | Self::StoreToken
+            | Self::UploadToken
             | Self::ParseUrl
             | Self::ParseTorrent
             | Self::AddTasks
@@ -145,6 +152,7 @@ impl EndpointId {
             Self::Login | Self::Upload => None,
             Self::UserInfo
             | Self::StoreToken
+            | Self::UploadToken
             | Self::ParseUrl
             | Self::ParseTorrent
             | Self::AddTasks
@@ -160,6 +168,7 @@ impl EndpointId {
             Self::Login
             | Self::UserInfo
             | Self::StoreToken
+            | Self::UploadToken
             | Self::ParseUrl
             | Self::ParseTorrent
             | Self::AddTasks
@@ -182,6 +191,7 @@ impl EndpointId {
     /// - `userInfo`: 1/s. Not published; called to refresh the token.
     /// - `storeToken`: 2/s. Not published; users reported intermittent upload-token failures
     ///   during long uploads.
+    /// - `uploadToken`: 2/s. Not published; as `storeToken`.
     /// - `parseUrl`: 2/s. Not published.
     /// - `parseTorrent`: 2/s. Not published.
     /// - `addTasks`: 1/s. Not published; creating is kept at 1/s as for 123pan.
@@ -197,7 +207,11 @@ impl EndpointId {
     pub fn default_rate_per_second(self) -> f64 {
         match self {
             Self::Login | Self::UserInfo | Self::AddTasks | Self::DeleteTasks => 1.0,
-            Self::StoreToken | Self::ParseUrl | Self::ParseTorrent | Self::ListTasks => 2.0,
+            Self::StoreToken
+            | Self::UploadToken
+            | Self::ParseUrl
+            | Self::ParseTorrent
+            | Self::ListTasks => 2.0,
             Self::Upload | Self::MakeBlock | Self::PutChunk | Self::MakeFile => 5.0,
         }
     }

@@ -112,6 +112,56 @@ pub struct StoreTokenRequest {
     pub path: Option<String>,
 }
 
+/// Body of `POST /v2/upload/token`: `{name, path | identity, hash}` (the v2 clients'
+/// `UploadFileBodyV2`; the C# client sends `path`, `hash`, `name`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadTokenRequest {
+    /// The file name.
+    pub name: String,
+    /// The parent folder's path (`/` the root).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// The parent folder's UUID, instead of `path`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<String>,
+    /// The file's etag; `hashCached` says whether the drive holds it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash: Option<Etag>,
+}
+
+/// `result` of `uploadToken`: `{hashCached, uploadInfo}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadTokenResult {
+    /// `true`: the drive already holds a file of this hash and created the file (an
+    /// instant upload, nothing to send); `false`: upload it with `uploadInfo`.
+    #[serde(rename = "hashCached")]
+    pub hash_cached: bool,
+    /// Where and how to upload, when `hashCached` is false.
+    #[serde(
+        rename = "uploadInfo",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub upload_info: Option<UploadTokenInfo>,
+}
+
+/// `uploadInfo` of `uploadToken`: `{uploadToken, type, uploadUrl, filePath}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadTokenInfo {
+    /// The upload token (`AccessKey:EncodedSign:EncodedPutPolicy`), as `storeToken`'s `token`.
+    #[serde(rename = "uploadToken")]
+    pub upload_token: Secret,
+    /// The upload type (not documented).
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub upload_type: Option<i64>,
+    /// The storage service's URL, as `storeToken`'s `uploadUrl`.
+    #[serde(rename = "uploadUrl")]
+    pub upload_url: String,
+    /// The path the file will have in the drive.
+    #[serde(rename = "filePath", default, skip_serializing_if = "Option::is_none")]
+    pub file_path: Option<String>,
+}
+
 /// `result` of `storeToken`: where to upload, or the file created at once.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
