@@ -135,3 +135,34 @@ fn upload_with_the_v2_token_api() {
     ]);
     assert_eq!(code, 2, "{stderr}");
 }
+
+// Issue 12 #10b: with one session allowed, a second `login` is refused with
+// LOGIN_USER_TOO_MUCH (exit 7, as the provider's refusals) and says what to do; only
+// `login --logout-others` logs the other session out and logs in. 123pan refuses the
+// flag (exit 2).
+#[test]
+fn login_logout_others_only_when_asked() {
+    let emu = Standalone::start_with(&["--sixpan-max-sessions", "1"]);
+    let (code, _, stderr) = sixpan(&emu, &["login", "--json"]);
+    assert_eq!(code, 0, "{stderr}");
+    let (code, lines, _) = sixpan(&emu, &["login", "--json"]);
+    assert_ne!(code, 0);
+    let error = &lines[0];
+    assert_eq!(error["code"], "LOGIN_USER_TOO_MUCH", "{error}");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("--logout-others"),
+        "{error}"
+    );
+    let (code, lines, stderr) = sixpan(&emu, &["login", "--logout-others", "--json"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(lines[0]["ok"], true);
+    // Logged in (the token is cached): a call works.
+    let (code, _, stderr) = sixpan(&emu, &["list", "--json"]);
+    assert_eq!(code, 0, "{stderr}");
+
+    let (code, _, stderr) = emu.run(&["--provider", "123pan", "login", "--logout-others"]);
+    assert_eq!(code, 2, "{stderr}");
+}

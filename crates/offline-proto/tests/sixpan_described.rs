@@ -6,8 +6,9 @@
 use std::path::{Path, PathBuf};
 
 use offline_proto::sixpan::{
-    AddResult, ChunkStored, Envelope, ErrorCode, FileStored, ParseResult, StoreTokenResult,
-    TaskPage, TaskStatus, TaskType, UploadTokenResult, UserInfo, WrappedFileStored,
+    AddResult, ChunkStored, Envelope, ErrorCode, FileStored, OnlineSessions, ParseResult,
+    StoreTokenResult, TaskPage, TaskStatus, TaskType, UploadTokenResult, UserInfo,
+    WrappedFileStored,
 };
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -75,6 +76,8 @@ fn every_described_response_decodes_into_the_generated_types() {
                 "login" | "user_info" => drop(enveloped::<UserInfo>(&body, &path)),
                 "store_token" => drop(enveloped::<StoreTokenResult>(&body, &path)),
                 "upload_token" => drop(enveloped::<UploadTokenResult>(&body, &path)),
+                "user_online" => drop(enveloped::<OnlineSessions>(&body, &path)),
+                "logout_other" => drop(enveloped::<bool>(&body, &path)),
                 "parse_url" | "parse_torrent" => drop(enveloped::<Vec<ParseResult>>(&body, &path)),
                 "add_tasks" => drop(enveloped::<AddResult>(&body, &path)),
                 "list_tasks" => drop(enveloped::<TaskPage>(&body, &path)),

@@ -7,9 +7,11 @@ use std::time::{Duration, SystemTime};
 use offline_proto::call::{ClientState, EnsureToken, Request};
 use offline_proto::clock::Clock;
 use offline_proto::sixpan::api::DEFAULT_BASE_URL;
-use offline_proto::sixpan::auth::Credentials;
+use offline_proto::sixpan::auth::{is_too_many_sessions, Credentials};
 use offline_proto::sixpan::upload::{UploadConfig, UploadTokenApi};
-use offline_proto::sixpan::{EndpointId, UserInfo, UserInfoRequest};
+use offline_proto::sixpan::{
+    EndpointId, LogoutOtherRequest, UserInfo, UserInfoRequest, UserOnlineRequest,
+};
 use offline_proto::tracker::PollPolicy;
 use offline_proto::{BaseUrl, HttpClient, Secret, TransportError};
 use transport_hyper::{HyperClient, TokioClock};
@@ -308,6 +310,33 @@ impl<C: HttpClient> SixPan<C> {
         self.state().auth_mut().force_login();
         self.call(EnsureToken(EndpointId::Login)).await?;
         self.user_info().await
+    }
+
+    /// Logs in like [`login`](Self::login); when 6pan refuses with
+    /// `LOGIN_USER_TOO_MUCH` (too many sessions online), logs the other sessions out
+    /// with the token that refusal carried (`/v2/user/online`, then
+    /// `/v2/user/logoutOther {ssid: [...]}`, as the Android client does) and logs in
+    /// again. Only call it when the user asked: it ends their other sessions.
+    ///
+    /// # Errors
+    ///
+    /// As [`login`](Self::login): the first refusal when it is not
+    /// `LOGIN_USER_TOO_MUCH` or carried no token, the errors of `userOnline` and
+    /// `logoutOther`, and the second login's.
+    pub async fn login_logging_out_others(&self) -> Result<UserInfo, Error> {
+        let refusal = match self.login().await {
+            Err(Error::Api(e)) if is_too_many_sessions(&e) => Error::Api(e),
+            other => return other,
+        };
+        if !self.state().auth_mut().use_crowded_token() {
+            return Err(refusal);
+        }
+        let sessions = self.call(UserOnlineRequest {}).await?;
+        let others = LogoutOtherRequest::others(&sessions);
+        if !others.ssid.is_empty() {
+            self.call(others).await?;
+        }
+        self.login().await
     }
 
     /// The logged-in user (`/v2/user/info`); also refreshes the token.

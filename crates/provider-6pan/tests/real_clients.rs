@@ -1,13 +1,15 @@
 //! provider-6pan speaking 6pan as its real v2 clients do, against the emulator over
 //! real loopback HTTP in tokio's paused time: `/v2/upload/token` for upload tokens
-//! (issue 12 #9), chosen by configuration.
+//! (issue 12 #9), chosen by configuration; logging the other sessions out when the
+//! user asks, after `LOGIN_USER_TOO_MUCH` (issue 12 #10b).
 
 use std::sync::{Arc, Mutex};
 
 use offline_emulator::{Emulator, EmulatorConfig, RunningEmulator};
 use offline_proto::qetag::qetag;
+use offline_proto::ApiError;
 use offline_proto::{HttpClient, HttpRequest};
-use provider_6pan::{EndpointId, SixPan, UploadTokenApi};
+use provider_6pan::{EndpointId, Error, SixPan, UploadTokenApi};
 use transport_hyper::HyperClient;
 
 async fn emulator(config: EmulatorConfig) -> RunningEmulator {
@@ -103,5 +105,43 @@ async fn the_default_upload_token_call_is_the_seeds() {
     assert!(
         again.instant && again.file.is_some(),
         "storeToken answers the file"
+    );
+}
+
+// Issue 12 #10b: with one session allowed, a second client's login is refused
+// (LOGIN_USER_TOO_MUCH) and nothing else happens: the first client keeps working.
+// Only `login_logging_out_others` lists the sessions with the refusal's token, logs
+// the other one out, and logs in again.
+#[tokio::test(start_paused = true)]
+async fn too_many_sessions_are_logged_out_only_when_asked() {
+    let emu = emulator(EmulatorConfig {
+        sixpan_max_devices: 1,
+        ..EmulatorConfig::default()
+    })
+    .await;
+    let (first, _) = client(&emu, None);
+    first.login().await.unwrap();
+    let (second, seen) = client(&emu, None);
+    let refused = second.login().await.unwrap_err();
+    assert!(
+        matches!(&refused, Error::Api(ApiError::Provider(p)) if p.code.to_string() == "LOGIN_USER_TOO_MUCH"),
+        "{refused:?}"
+    );
+    assert_eq!(count(&seen, "/v2/user/logoutOther"), 0, "never silently");
+    first
+        .user_info()
+        .await
+        .expect("the first session still works");
+
+    second.login_logging_out_others().await.unwrap();
+    assert_eq!(count(&seen, "/v2/user/online"), 1);
+    assert_eq!(count(&seen, "/v2/user/logoutOther"), 1);
+    second.user_info().await.unwrap();
+    assert_eq!(emu.sixpan_logins(), 2);
+    // The first session was logged out: its own login is now the one refused.
+    let again = first.user_info().await.unwrap_err();
+    assert!(
+        matches!(&again, Error::Api(ApiError::Provider(p)) if p.code.to_string() == "LOGIN_USER_TOO_MUCH"),
+        "{again:?}"
     );
 }

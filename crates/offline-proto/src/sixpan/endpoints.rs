@@ -14,6 +14,10 @@ use http::Method;
 pub enum EndpointId {
     /// `POST /v2/user/login`: Log in with a phone number or e-mail and a password.
     Login,
+    /// `POST /v2/user/online`: The sessions logged in to the account (this one and the others).
+    UserOnline,
+    /// `POST /v2/user/logoutOther`: Log other sessions out, by their `ssid`.
+    LogoutOther,
     /// `POST /v2/user/info`: The logged-in user; also refreshes the token.
     UserInfo,
     /// `POST /v1/store/token`: Get an upload token, or create the file at once when its hash is
@@ -65,8 +69,10 @@ pub enum Host {
 
 impl EndpointId {
     /// Every endpoint, in table order.
-    pub const ALL: [Self; 13] = [
+    pub const ALL: [Self; 15] = [
         Self::Login,
+        Self::UserOnline,
+        Self::LogoutOther,
         Self::UserInfo,
         Self::StoreToken,
         Self::UploadToken,
@@ -85,6 +91,8 @@ impl EndpointId {
     pub fn operation_id(self) -> &'static str {
         match self {
             Self::Login => "login",
+            Self::UserOnline => "userOnline",
+            Self::LogoutOther => "logoutOther",
             Self::UserInfo => "userInfo",
             Self::StoreToken => "storeToken",
             Self::UploadToken => "uploadToken",
@@ -105,6 +113,8 @@ impl EndpointId {
     pub fn path(self) -> &'static str {
         match self {
             Self::Login => "/v2/user/login",
+            Self::UserOnline => "/v2/user/online",
+            Self::LogoutOther => "/v2/user/logoutOther",
             Self::UserInfo => "/v2/user/info",
             Self::StoreToken => "/v1/store/token",
             Self::UploadToken => "/v2/upload/token",
@@ -124,6 +134,8 @@ impl EndpointId {
     pub fn method(self) -> Method {
         match self {
             Self::Login
+            | Self::UserOnline
+            | Self::LogoutOther
             | Self::UserInfo
             | Self::StoreToken
             | Self::UploadToken
@@ -150,7 +162,9 @@ impl EndpointId {
     pub fn auth(self) -> Option<AuthScheme> {
         match self {
             Self::Login | Self::Upload => None,
-            Self::UserInfo
+            Self::UserOnline
+            | Self::LogoutOther
+            | Self::UserInfo
             | Self::StoreToken
             | Self::UploadToken
             | Self::ParseUrl
@@ -166,6 +180,8 @@ impl EndpointId {
     pub fn host(self) -> Host {
         match self {
             Self::Login
+            | Self::UserOnline
+            | Self::LogoutOther
             | Self::UserInfo
             | Self::StoreToken
             | Self::UploadToken
@@ -188,6 +204,8 @@ impl EndpointId {
     /// is used.
     ///
     /// - `login`: 1/s. Not published; logging in is rare.
+    /// - `userOnline`: 1/s. Not published; called once before `logoutOther`.
+    /// - `logoutOther`: 1/s. Not published; called once after `userOnline`.
     /// - `userInfo`: 1/s. Not published; called to refresh the token.
     /// - `storeToken`: 2/s. Not published; users reported intermittent upload-token failures
     ///   during long uploads.
@@ -206,7 +224,12 @@ impl EndpointId {
     ///   transfers.
     pub fn default_rate_per_second(self) -> f64 {
         match self {
-            Self::Login | Self::UserInfo | Self::AddTasks | Self::DeleteTasks => 1.0,
+            Self::Login
+            | Self::UserOnline
+            | Self::LogoutOther
+            | Self::UserInfo
+            | Self::AddTasks
+            | Self::DeleteTasks => 1.0,
             Self::StoreToken
             | Self::UploadToken
             | Self::ParseUrl

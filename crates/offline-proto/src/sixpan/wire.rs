@@ -93,6 +93,56 @@ pub struct LoginRequest {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct UserInfoRequest {}
 
+/// Body of `POST /v2/user/online`: `{}` (the Android client sends none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct UserOnlineRequest {}
+
+/// `result` of `userOnline`: the Android client's `UserOnlineBean {self, online}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OnlineSessions {
+    /// This session (absent for the token of a refused login).
+    #[serde(rename = "self", default, skip_serializing_if = "Option::is_none")]
+    pub this: Option<OnlineSession>,
+    /// The other sessions.
+    pub online: Vec<OnlineSession>,
+}
+
+/// One session: the Android client's `UserOtherOnlineBean {device, ignoreCase, refreshTime,
+/// ssid, status}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OnlineSession {
+    /// The device's kind or name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+    /// A flag the Android client reads (not documented).
+    #[serde(
+        rename = "ignoreCase",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub ignore_case: Option<bool>,
+    /// When the session last refreshed its token, milliseconds since the epoch.
+    #[serde(
+        rename = "refreshTime",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub refresh_time: Option<i64>,
+    /// The session's ID, for `logoutOther`.
+    pub ssid: String,
+    /// The session's state (not documented).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<i32>,
+}
+
+/// Body of `POST /v2/user/logoutOther`: `{ssid: [...]}` (the Android client's
+/// `LogoutOtherBody`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogoutOtherRequest {
+    /// The sessions to log out.
+    pub ssid: Vec<String>,
+}
+
 /// The user, as `login` and `userInfo` answer it; its fields are not documented.
 pub type UserInfo = serde_json::Map<String, serde_json::Value>;
 
