@@ -301,6 +301,10 @@ pub(crate) enum Command {
     },
     /// Check the credentials by logging in (6pan) or fetching a token (123pan).
     Login {
+        /// 6pan: when the login is refused for too many sessions (LOGIN_USER_TOO_MUCH),
+        /// log the other sessions out and log in.
+        #[arg(long)]
+        logout_others: bool,
         #[command(flatten)]
         conn: ConnArgs,
     },

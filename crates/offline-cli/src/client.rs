@@ -297,12 +297,26 @@ pub(crate) fn exit_code_6(e: &provider_6pan::Error) -> u8 {
 
 /// Reports a 6pan error about `subject`; returns its exit code.
 pub(crate) fn report_6(out: &Output, subject: &str, e: &provider_6pan::Error) -> u8 {
+    report_6_with(out, subject, e, None)
+}
+
+/// [`report_6`], with `hint` (what the user can do) after the explanation.
+pub(crate) fn report_6_with(
+    out: &Output,
+    subject: &str,
+    e: &provider_6pan::Error,
+    hint: Option<&str>,
+) -> u8 {
     let code = exit_code_6(e);
     let p = e.provider_error();
+    let message = match hint {
+        Some(hint) => format!("{}; {hint}", explain_6(e)),
+        None => explain_6(e),
+    };
     out.error_event(
         subject,
         code,
-        &explain_6(e),
+        &message,
         p.map(|p| p.code.to_string()),
         p.and_then(|p| p.trace_id.clone()),
     );

@@ -810,12 +810,28 @@ async fn http_and_simulated_tasks_page_and_delete() {
 
     for id in &ids {
         let task = api.wait_final(id).await;
-        let expected = if task["name"] == "missing.bin" {
-            -1
+        let failed = task["name"] == "missing.bin";
+        assert_eq!(task["status"], if failed { -1 } else { 1000 }, "{task}");
+        // As Mrs4s/six-cli's `SixOfflineTask` reads them: a failed task's reason in
+        // `errorCode` (int32) and `errorMessage`, a finished one's folder in
+        // `accessPath`, never both; `data` a JSON string with `user` and `path`.
+        if failed {
+            assert!(task["errorCode"].as_i64().is_some_and(|c| c != 0), "{task}");
+            let message = task["errorMessage"].as_str().unwrap();
+            assert!(message.contains("404"), "{task}");
+            assert!(task.get("accessPath").is_none(), "{task}");
         } else {
-            1000
-        };
-        assert_eq!(task["status"], expected, "{task}");
+            assert_eq!(
+                task["accessPath"].as_str(),
+                Some(format!("/ab/c/{}", task["name"].as_str().unwrap()).as_str()),
+                "{task}"
+            );
+            assert!(task.get("errorCode").is_none(), "{task}");
+            assert!(task.get("errorMessage").is_none(), "{task}");
+        }
+        let data: Value = serde_json::from_str(task["data"].as_str().unwrap()).unwrap();
+        assert_eq!(data["path"], "/ab/c", "{data}");
+        assert!(data["user"].is_i64(), "{data}");
     }
     let snapshots = emulator.sixpan_tasks();
     let named = |name: &str| snapshots.iter().find(|t| t.name == name).unwrap();

@@ -6,8 +6,9 @@
 use std::path::{Path, PathBuf};
 
 use offline_proto::sixpan::{
-    AddResult, ChunkStored, Envelope, ErrorCode, FileStored, ParseResult, StoreTokenResult,
-    TaskPage, TaskStatus, TaskType, UserInfo,
+    AddResult, ChunkStored, Envelope, ErrorCode, FileStored, OnlineSessions, ParseResult,
+    StoreTokenResult, TaskPage, TaskStatus, TaskType, UploadTokenResult, UserInfo,
+    WrappedFileStored,
 };
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -74,11 +75,23 @@ fn every_described_response_decodes_into_the_generated_types() {
             match endpoint.as_str() {
                 "login" | "user_info" => drop(enveloped::<UserInfo>(&body, &path)),
                 "store_token" => drop(enveloped::<StoreTokenResult>(&body, &path)),
+                "upload_token" => drop(enveloped::<UploadTokenResult>(&body, &path)),
+                "user_online" => drop(enveloped::<OnlineSessions>(&body, &path)),
+                "logout_other" => drop(enveloped::<bool>(&body, &path)),
                 "parse_url" | "parse_torrent" => drop(enveloped::<Vec<ParseResult>>(&body, &path)),
                 "add_tasks" => drop(enveloped::<AddResult>(&body, &path)),
                 "list_tasks" => drop(enveloped::<TaskPage>(&body, &path)),
                 "delete_tasks" => drop(enveloped::<u64>(&body, &path)),
-                "upload" | "make_file" => drop(decode::<FileStored>(&body, &path)),
+                "upload" => drop(decode::<FileStored>(&body, &path)),
+                // Plain, or inside a `response` JSON string (the WCS SDK's reading).
+                "make_file" => match body.get("response") {
+                    Some(_) => {
+                        let wrapped: WrappedFileStored = decode(&body, &path);
+                        let inner: Value = serde_json::from_str(&wrapped.response).unwrap();
+                        drop(decode::<FileStored>(&inner, &path));
+                    }
+                    None => drop(decode::<FileStored>(&body, &path)),
+                },
                 "make_block" | "put_chunk" => drop(decode::<ChunkStored>(&body, &path)),
                 other => panic!("no type for fixture directory {other:?}"),
             }

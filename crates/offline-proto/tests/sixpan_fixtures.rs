@@ -11,8 +11,9 @@ use offline_proto::sixpan::api::{decode_envelope, Endpoint, Session};
 use offline_proto::sixpan::identity::Identity;
 use offline_proto::sixpan::storage::{decode_chunk_stored, decode_file_stored};
 use offline_proto::sixpan::{
-    AddRequest, AddTask, DeleteRequest, LoginRequest, PageRequest, ParseTorrentRequest,
-    ParseUrlRequest, StoreTokenRequest, UserInfoRequest,
+    AddRequest, AddTask, DeleteRequest, LoginRequest, LogoutOtherRequest, PageRequest,
+    ParseTorrentRequest, ParseUrlRequest, StoreTokenRequest, UploadTokenRequest, UserInfoRequest,
+    UserOnlineRequest,
 };
 use offline_proto::{BaseUrl, HttpRequest, Secret};
 use proptest::prelude::*;
@@ -26,6 +27,9 @@ fn decode(endpoint: &str, response: &offline_proto::HttpResponse) -> Box<dyn Deb
         "login" => Box::new(LoginRequest::decode(response)),
         "user_info" => Box::new(UserInfoRequest::decode(response)),
         "store_token" => Box::new(StoreTokenRequest::decode(response)),
+        "upload_token" => Box::new(UploadTokenRequest::decode(response)),
+        "user_online" => Box::new(UserOnlineRequest::decode(response)),
+        "logout_other" => Box::new(LogoutOtherRequest::decode(response)),
         "parse_url" => Box::new(ParseUrlRequest::decode(response)),
         "parse_torrent" => Box::new(ParseTorrentRequest::decode(response)),
         "add_tasks" => Box::new(AddRequest::decode(response)),

@@ -200,8 +200,8 @@ fn unknown_fields_and_codes_are_kept() {
     for (code, kind) in [
         (5030, IdentityType::BitTorrent),
         (5020, IdentityType::Http),
-        (5070, IdentityType::ShareLink),
-        (5090, IdentityType::VideoSite),
+        (5070, IdentityType::Unknown(5070)),
+        (5090, IdentityType::Unknown(5090)),
     ] {
         let identity =
             Identity::parse(&blob(&format!(r#"{{"identity":"x","type":{code}}}"#), MAC)).unwrap();
@@ -209,8 +209,8 @@ fn unknown_fields_and_codes_are_kept() {
         assert_eq!(kind.code(), code);
     }
     // A code written as a string.
-    let identity = Identity::parse(&blob(r#"{"identity":"x","type":"5090"}"#, MAC)).unwrap();
-    assert_eq!(identity.kind(), IdentityType::VideoSite);
+    let identity = Identity::parse(&blob(r#"{"identity":"x","type":"5020"}"#, MAC)).unwrap();
+    assert_eq!(identity.kind(), IdentityType::Http);
 }
 
 #[test]

@@ -7,9 +7,11 @@ use std::time::{Duration, SystemTime};
 use offline_proto::call::{ClientState, EnsureToken, Request};
 use offline_proto::clock::Clock;
 use offline_proto::sixpan::api::DEFAULT_BASE_URL;
-use offline_proto::sixpan::auth::Credentials;
-use offline_proto::sixpan::upload::UploadConfig;
-use offline_proto::sixpan::{EndpointId, UserInfo, UserInfoRequest};
+use offline_proto::sixpan::auth::{is_too_many_sessions, Credentials};
+use offline_proto::sixpan::upload::{UploadConfig, UploadTokenApi};
+use offline_proto::sixpan::{
+    EndpointId, LogoutOtherRequest, UserInfo, UserInfoRequest, UserOnlineRequest,
+};
 use offline_proto::tracker::PollPolicy;
 use offline_proto::{BaseUrl, HttpClient, Secret, TransportError};
 use transport_hyper::{HyperClient, TokioClock};
@@ -62,6 +64,7 @@ pub(crate) struct Inner<C> {
     pub(crate) clock: TokioClock,
     pub(crate) poll_policy: PollPolicy,
     pub(crate) upload_config: UploadConfig,
+    pub(crate) upload_token_api: UploadTokenApi,
     pub(crate) hash_threads: usize,
 }
 
@@ -79,6 +82,7 @@ pub struct SixPanBuilder<C> {
     insecure_http: bool,
     call_deadline: Option<Duration>,
     upload_config: UploadConfig,
+    upload_token_api: UploadTokenApi,
     hash_threads: usize,
 }
 
@@ -125,6 +129,7 @@ impl SixPan<HyperClient> {
                 max_blocks_in_flight: DEFAULT_BLOCKS_IN_FLIGHT,
                 ..UploadConfig::default()
             },
+            upload_token_api: UploadTokenApi::default(),
             hash_threads: 0,
         }
     }
@@ -144,6 +149,7 @@ impl<C> SixPanBuilder<C> {
             insecure_http: self.insecure_http,
             call_deadline: self.call_deadline,
             upload_config: self.upload_config,
+            upload_token_api: self.upload_token_api,
             hash_threads: self.hash_threads,
         }
     }
@@ -183,6 +189,11 @@ impl<C> SixPanBuilder<C> {
         /// as long as its attempts and the retry budget allow. Default
         /// [`DEFAULT_CALL_DEADLINE`](offline_proto::call::DEFAULT_CALL_DEADLINE), 120 s.
         call_deadline: Option<Duration>;
+        /// Which call asks for upload tokens: [`UploadTokenApi::StoreToken`]
+        /// (`/v1/store/token`, as the seeds show; the default) or
+        /// [`UploadTokenApi::V2`] (`/v2/upload/token`, as every v2 client calls it).
+        /// Both give instant uploads for a known etag.
+        upload_token_api: UploadTokenApi;
     }
 
     /// The rate limit of `endpoint`, requests per second (paced at
@@ -255,6 +266,7 @@ impl<C> SixPanBuilder<C> {
                 clock: TokioClock::new(),
                 poll_policy: self.poll_policy,
                 upload_config: self.upload_config.normalized(),
+                upload_token_api: self.upload_token_api,
                 hash_threads: self.hash_threads,
             }),
         })
@@ -298,6 +310,33 @@ impl<C: HttpClient> SixPan<C> {
         self.state().auth_mut().force_login();
         self.call(EnsureToken(EndpointId::Login)).await?;
         self.user_info().await
+    }
+
+    /// Logs in like [`login`](Self::login); when 6pan refuses with
+    /// `LOGIN_USER_TOO_MUCH` (too many sessions online), logs the other sessions out
+    /// with the token that refusal carried (`/v2/user/online`, then
+    /// `/v2/user/logoutOther {ssid: [...]}`, as the Android client does) and logs in
+    /// again. Only call it when the user asked: it ends their other sessions.
+    ///
+    /// # Errors
+    ///
+    /// As [`login`](Self::login): the first refusal when it is not
+    /// `LOGIN_USER_TOO_MUCH` or carried no token, the errors of `userOnline` and
+    /// `logoutOther`, and the second login's.
+    pub async fn login_logging_out_others(&self) -> Result<UserInfo, Error> {
+        let refusal = match self.login().await {
+            Err(Error::Api(e)) if is_too_many_sessions(&e) => Error::Api(e),
+            other => return other,
+        };
+        if !self.state().auth_mut().use_crowded_token() {
+            return Err(refusal);
+        }
+        let sessions = self.call(UserOnlineRequest {}).await?;
+        let others = LogoutOtherRequest::others(&sessions);
+        if !others.ssid.is_empty() {
+            self.call(others).await?;
+        }
+        self.login().await
     }
 
     /// The logged-in user (`/v2/user/info`); also refreshes the token.

@@ -40,6 +40,7 @@ pub use client::{SixPan, SixPanBuilder, DEFAULT_BLOCKS_IN_FLIGHT};
 pub use error::Error;
 pub use offline::{Selection, CREATE_TIME_TOLERANCE, PAGE_SIZE};
 pub use offline_proto::sixpan::tasks::{Expected, Match};
+pub use offline_proto::sixpan::upload::UploadTokenApi;
 pub use offline_proto::sixpan::{
     AddTask, EndpointId, OfflineTask, ParseFile, ParseResult, TaskId, TaskStatus, TaskType,
 };

@@ -38,9 +38,9 @@ use offline_proto::qetag::{qetag, Etag};
 use offline_proto::retry::Attempt;
 use offline_proto::sixpan::storage::new_batch_id;
 use offline_proto::sixpan::upload::{
-    Output, Step, Ticket, UploadConfig, UploadOutcome, UploadPlan,
+    Output, Step, Ticket, TokenAnswer, UploadConfig, UploadOutcome, UploadPlan, UploadTokenApi,
 };
-use offline_proto::sixpan::{ParseResult, StoreTokenResult, StoredFile};
+use offline_proto::sixpan::{ParseResult, StoredFile, UploadTokenRequest};
 use offline_proto::torrent::{Metainfo, MAX_TORRENT_BYTES};
 use offline_proto::{ApiError, HttpClient, HttpResponse, TransportError};
 use tokio::sync::watch;
@@ -156,8 +156,9 @@ fn read_range(_file: &File, path: &Path, range: Range<u64>) -> std::io::Result<B
 
 /// The answer to one step, as the driver's loop receives it.
 enum Answer {
-    /// `storeToken`, through the call machine (which retries it by itself).
-    Token(Result<StoreTokenResult, Error>),
+    /// `storeToken` or `uploadToken` ([`UploadTokenApi`]), through the call machine
+    /// (which retries it by itself).
+    Token(Result<TokenAnswer, Error>),
     /// A storage step's HTTP result, for the plan to decode and judge.
     Storage(Result<HttpResponse, TransportError>),
     /// Reading the file or encoding the request failed: the upload cannot go on.
@@ -412,7 +413,13 @@ impl<C: HttpClient> SixPan<C> {
         source: &Source,
     ) -> (Ticket, Answer) {
         let answer = match &step {
-            Step::StoreToken(request) => Answer::Token(self.call(request.clone()).await),
+            Step::StoreToken(request) => Answer::Token(match self.inner.upload_token_api {
+                UploadTokenApi::StoreToken => self.call(request.clone()).await.map(Into::into),
+                UploadTokenApi::V2 => self
+                    .call(UploadTokenRequest::from(request))
+                    .await
+                    .and_then(|result| TokenAnswer::try_from(result).map_err(Error::Upload)),
+            }),
             _ => match self.send_storage(&step, batch, source).await {
                 Ok(result) => Answer::Storage(result),
                 Err(e) => Answer::Local(e),

@@ -44,6 +44,10 @@ pub(crate) struct EmulatorArgs {
     /// Default: no cap.
     #[arg(long, value_name = "N")]
     max_tokens: Option<usize>,
+    /// 6pan: logins allowed within one token lifetime before LOGIN_USER_TOO_MUCH
+    /// (`login --logout-others` frees places).
+    #[arg(long, default_value_t = offline_emulator::EmulatorConfig::default().sixpan_max_devices)]
+    sixpan_max_sessions: usize,
     /// Where downloaded files are stored (default: a temporary directory, removed on exit).
     #[arg(long)]
     data_dir: Option<PathBuf>,
@@ -184,6 +188,7 @@ pub(crate) async fn run(args: EmulatorArgs, out: &Output) -> u8 {
         max_tokens_per_client: args.max_tokens,
         data_dir: args.data_dir.clone(),
         fetch_rate: args.fetch_rate,
+        sixpan_max_devices: args.sixpan_max_sessions,
         faults: offline_emulator::Faults {
             latency: Duration::from_millis(args.latency_ms),
             callback_lost: args.callback_lost,

@@ -22,6 +22,7 @@ pub(crate) async fn run(client: &Client, out: &Output) -> u8 {
                 percent_text(t.progress.unwrap_or(0.0)),
                 t.size.map(|s| s.to_string()).unwrap_or_default(),
                 t.name.clone(),
+                t.failure_reason().unwrap_or_default(),
             ]),
             Err(e) => return report_6(out, "list", &e),
         }
@@ -29,7 +30,7 @@ pub(crate) async fn run(client: &Client, out: &Output) -> u8 {
     if !out.is_json() {
         outln!(
             "{}",
-            table(&["task", "status", "%", "bytes", "name"], &rows)
+            table(&["task", "status", "%", "bytes", "name", "reason"], &rows)
         );
     }
     exit::OK

@@ -3,24 +3,36 @@
 
 use serde_json::json;
 
-use crate::client::{guarded, refused_123, refused_6, report_6, Client, Conn};
+use crate::client::{guarded, refused_123, refused_6, report_6_with, Client, Conn};
 use crate::exit;
 use crate::output::Output;
 
-/// Runs `login`.
-pub(crate) async fn login(client: &Client, conn: &Conn, out: &Output) -> u8 {
+/// What to tell a user whose 6pan login was refused for too many sessions.
+const LOGOUT_OTHERS_HINT: &str =
+    "too many sessions are logged in: `offline --provider 6pan login --logout-others` logs the other sessions out and logs in";
+
+/// Runs `login`; for 6pan, `logout_others` logs the other sessions out when the login
+/// is refused for too many of them (`LOGIN_USER_TOO_MUCH`), never otherwise.
+pub(crate) async fn login(client: &Client, conn: &Conn, logout_others: bool, out: &Output) -> u8 {
     let result = match client {
         Client::Pan123(pan, transport) => guarded(transport, pan.ensure_token(), refused_123)
             .await
             .map(|_| ())
             .map_err(|e| out.error("login", &e)),
         Client::Pan6(pan, transport) => {
-            let r = if conn.account.is_some() && conn.token.is_none() {
+            let r = if logout_others {
+                guarded(transport, pan.login_logging_out_others(), refused_6).await
+            } else if conn.account.is_some() && conn.token.is_none() {
                 guarded(transport, pan.login(), refused_6).await
             } else {
                 guarded(transport, pan.user_info(), refused_6).await
             };
-            r.map(|_| ()).map_err(|e| report_6(out, "login", &e))
+            r.map(|_| ()).map_err(|e| {
+                let crowded = matches!(&e, provider_6pan::Error::Api(api)
+                    if offline_proto::sixpan::auth::is_too_many_sessions(api));
+                let hint = (crowded && !logout_others).then_some(LOGOUT_OTHERS_HINT);
+                report_6_with(out, "login", &e, hint)
+            })
         }
     };
     if let Err(code) = result {

@@ -190,9 +190,28 @@ async fn dispatch(cli: Cli, explicit: Vec<&'static str>) -> Result<u8, u8> {
             let (conn, out) = prepare(&conn, only_6pan("rm", &top.resolve(&conn)))?;
             with_client!(conn, out, |client| rm::run(&client, &tasks, &out).await)
         }
-        Command::Login { conn } => {
-            let (conn, out) = prepare(&conn, Vec::new())?;
-            with_client!(conn, out, |client| login::login(&client, &conn, &out).await)
+        Command::Login {
+            logout_others,
+            conn,
+        } => {
+            let refused = if logout_others {
+                only(
+                    Provider::Pan6,
+                    "login --logout-others",
+                    &top.resolve(&conn),
+                    "123pan has no sessions to log out",
+                )
+            } else {
+                Vec::new()
+            };
+            let (conn, out) = prepare(&conn, refused)?;
+            with_client!(conn, out, |client| login::login(
+                &client,
+                &conn,
+                logout_others,
+                &out
+            )
+            .await)
         }
         Command::Logout { all, conn } => {
             let (conn, out) = prepare(&conn, Vec::new())?;

@@ -175,8 +175,12 @@ pub(crate) async fn status(
             if out.is_json() {
                 out.event(task_json("status", t));
             } else {
+                let reason = t
+                    .failure_reason()
+                    .map(|r| format!(": {}", crate::output::screen(&r)))
+                    .unwrap_or_default();
                 outln!(
-                    "task {} ({}): {} {}%",
+                    "task {} ({}): {} {}%{reason}",
                     crate::output::screen(id),
                     crate::output::screen(&t.name),
                     status_word(t.status),

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use provider_6pan::{UploadPhase, UploadProgress, DEFAULT_BLOCKS_IN_FLIGHT};
+use provider_6pan::{UploadPhase, UploadProgress, UploadTokenApi, DEFAULT_BLOCKS_IN_FLIGHT};
 use serde_json::json;
 
 use crate::client::{guarded, refused_6, report_6, Client, Conn};
@@ -32,6 +32,28 @@ pub(crate) struct UploadArgs {
     /// Threads hashing the file before it is sent (0: one per core).
     #[arg(long, default_value_t = 0)]
     hash_threads: usize,
+    /// Which call asks for upload tokens: `v1` (`/v1/store/token`, as the seeds show)
+    /// or `v2` (`/v2/upload/token`, as the v2 clients call it).
+    #[arg(long, value_enum, default_value_t = TokenApi::V1)]
+    upload_token_api: TokenApi,
+}
+
+/// `--upload-token-api`: [`UploadTokenApi`] by its version.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TokenApi {
+    /// `/v1/store/token`.
+    V1,
+    /// `/v2/upload/token`.
+    V2,
+}
+
+impl From<TokenApi> for UploadTokenApi {
+    fn from(api: TokenApi) -> Self {
+        match api {
+            TokenApi::V1 => Self::StoreToken,
+            TokenApi::V2 => Self::V2,
+        }
+    }
 }
 
 /// Runs `upload`.
@@ -43,6 +65,7 @@ pub(crate) async fn upload(conn: &Conn, args: &UploadArgs, out: &Output) -> u8 {
         b.max_blocks_in_flight(args.parallel)
             .chunk_size(args.chunk_kib * 1024)
             .hash_threads(args.hash_threads)
+            .upload_token_api(args.upload_token_api.into())
     })
     .await
     {

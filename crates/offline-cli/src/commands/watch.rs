@@ -94,12 +94,14 @@ pub(crate) fn status_word(s: TaskStatus) -> &'static str {
     }
 }
 
-/// A 6pan task as an event.
+/// A 6pan task as an event; `reason` is why it failed
+/// ([`OfflineTask::failure_reason`]), `path` where a finished one is in the drive.
 pub(crate) fn task_json(event: &str, t: &OfflineTask) -> serde_json::Value {
     serde_json::json!({
         "event": event, "provider": "6pan", "task": t.identity, "name": t.name,
         "status": status_word(t.status), "status_code": t.status.code(),
         "percent": t.progress, "size": t.size, "downloaded": t.download_size,
+        "reason": t.failure_reason(), "error_code": t.error_code, "path": t.access_path,
     })
 }
 

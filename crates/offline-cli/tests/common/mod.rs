@@ -404,7 +404,12 @@ pub(crate) struct Standalone {
 
 impl Standalone {
     pub(crate) fn start() -> Self {
-        let mut cmd = emulator_command(&["--addr", "127.0.0.1:0", "--json"]);
+        Self::start_with(&[])
+    }
+
+    /// [`start`](Self::start), with more `offline emulator` arguments.
+    pub(crate) fn start_with(args: &[&str]) -> Self {
+        let mut cmd = emulator_command(&[&["--addr", "127.0.0.1:0", "--json"], args].concat());
         for var in CLIENT_VARS {
             cmd.env_remove(var);
         }

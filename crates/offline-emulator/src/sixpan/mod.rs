@@ -1,5 +1,6 @@
 //! The 6pan half of the emulator (the v1/v2 generation that `docs/wire-notes.md` describes):
-//! log in, rotating tokens, the drive's files and upload tokens (`/v1/store/token`, with
+//! log in, rotating tokens, the drive's files and upload tokens (`/v1/store/token` as
+//! the seeds show it and `/v2/upload/token` as the v2 clients call it, both with
 //! instant upload), the storage service under `/wcs` (Wangsu WCS style form and block
 //! uploads), parsing links and torrents into signed identity blobs, and offline tasks
 //! that really download (http(s) sources, and torrents through loopback web seeds).
@@ -22,7 +23,7 @@
 //! | `PARAMETER_ERROR` (emulator's choice) | 400 | a body that is not the expected JSON, a missing or invalid field, anything else the description refuses, an `iginreFiles` that skips every file |
 //! | `USER_NOT_FOUND` (emulator's choice) | 400 | login with an account the emulator does not know |
 //! | `PASSWORD_ERROR` (emulator's choice) | 400 | login with the wrong password (compared as lowercase MD5 hex) |
-//! | `LOGIN_USER_TOO_MUCH` | 400 | more than `sixpan_max_devices` logins within one token lifetime |
+//! | `LOGIN_USER_TOO_MUCH` | 400 | more than `sixpan_max_devices` logins within one token lifetime (the answer carries a token good only for `/v2/user/online` and `/v2/user/logoutOther`, which frees places) |
 //! | `BEARER_AUTHORIZATION_HEADER_INVALID` | 401 | no `Qingzhen-Token`, an unknown, expired or ended token, or a superseded one after the grace period |
 //! | `FILE_NOT_FOUND` | 400 | `parseTorrent` (or `add`) of an etag that no stored file has |
 //! | `UNSUPPORTED_FILE` | 400 | `parseTorrent` of a stored file that is not a usable torrent |
@@ -344,7 +345,10 @@ impl Version {
 enum Call {
     Login,
     UserInfo,
+    UserOnline,
+    LogoutOther,
     StoreToken,
+    UploadToken,
     ParseUrl,
     ParseTorrent,
     Add,
@@ -357,7 +361,10 @@ impl Call {
         Some(match path {
             "/v2/user/login" => Self::Login,
             "/v2/user/info" => Self::UserInfo,
+            "/v2/user/online" => Self::UserOnline,
+            "/v2/user/logoutOther" => Self::LogoutOther,
             "/v1/store/token" => Self::StoreToken,
+            "/v2/upload/token" => Self::UploadToken,
             "/v2/offline/parseUrl" => Self::ParseUrl,
             "/v2/offline/parseTorrent" => Self::ParseTorrent,
             "/v2/offline/add" => Self::Add,
@@ -438,14 +445,15 @@ async fn api(state: &Arc<SixpanState>, req: Request<Incoming>) -> Response<Full<
     if call == Call::Login {
         let answer = match read_body(req, API_BODY_LIMIT).await {
             Ok(body) => state.login(&body),
-            Err(e) => Err(e.into()),
+            Err(e) => Err((e.into(), None)),
         };
         return match answer {
             Ok((user, token)) => envelope(version, Ok(user), Some(token)),
-            Err(e) => envelope(version, Err(e), None),
+            Err((e, token)) => envelope(version, Err(e), token),
         };
     }
-    let token = match state.authenticate(req.headers()) {
+    let limited_ok = matches!(call, Call::UserOnline | Call::LogoutOther);
+    let token = match state.authenticate(req.headers(), limited_ok) {
         Ok(token) => token,
         Err(refusal) => {
             return envelope(
@@ -470,7 +478,10 @@ async fn api(state: &Arc<SixpanState>, req: Request<Incoming>) -> Response<Full<
             // Answered above, before authentication.
             Call::Login => Err(ApiError::internal("login answered out of turn")),
             Call::UserInfo => state.user_info_call(&body),
+            Call::UserOnline => state.online(&body, &token),
+            Call::LogoutOther => state.logout_other(&body),
             Call::StoreToken => state.store_token(&body, host.as_deref()).await,
+            Call::UploadToken => state.upload_token(&body, host.as_deref()).await,
             Call::ParseUrl => state.parse_url(&body),
             Call::ParseTorrent => state.parse_torrent(&body).await,
             Call::Add => state.add(&body).await,
@@ -614,8 +625,9 @@ pub(crate) fn check_request(
 ) -> Result<(), String> {
     use http::header::CONTENT_TYPE;
     use offline_proto::sixpan::{
-        AddRequest, DeleteRequest, LoginRequest, PageRequest, ParseTorrentRequest, ParseUrlRequest,
-        StoreTokenRequest, UserInfoRequest,
+        AddRequest, DeleteRequest, LoginRequest, LogoutOtherRequest, PageRequest,
+        ParseTorrentRequest, ParseUrlRequest, StoreTokenRequest, UploadTokenRequest,
+        UserInfoRequest, UserOnlineRequest,
     };
 
     /// An API call's body: JSON, read as the request type, validated, and checked
@@ -652,7 +664,10 @@ pub(crate) fn check_request(
     match endpoint {
         EndpointId::Login => api::<LoginRequest>(endpoint, body),
         EndpointId::UserInfo => api::<UserInfoRequest>(endpoint, body),
+        EndpointId::UserOnline => api::<UserOnlineRequest>(endpoint, body),
+        EndpointId::LogoutOther => api::<LogoutOtherRequest>(endpoint, body),
         EndpointId::StoreToken => api::<StoreTokenRequest>(endpoint, body),
+        EndpointId::UploadToken => api::<UploadTokenRequest>(endpoint, body),
         EndpointId::ParseUrl => api::<ParseUrlRequest>(endpoint, body),
         EndpointId::ParseTorrent => api::<ParseTorrentRequest>(endpoint, body),
         EndpointId::AddTasks => api::<AddRequest>(endpoint, body),

@@ -123,6 +123,46 @@ struct StoreTokenBody {
     path: Option<String>,
 }
 
+/// `POST /v2/upload/token` body `{name, path | identity, hash}`, read as leniently as
+/// [`StoreTokenBody`] (the etag may carry its size suffix).
+#[derive(Debug, Deserialize)]
+struct UploadTokenBody {
+    name: String,
+    #[serde(default)]
+    hash: Option<String>,
+    #[serde(default)]
+    path: Option<String>,
+    #[serde(default)]
+    identity: Option<String>,
+}
+
+/// What a token call settles: the file created at once, or a pending upload.
+enum Issued {
+    Instant(Box<StoredFile>),
+    Upload {
+        token: String,
+        upload_url: String,
+        folder: String,
+    },
+}
+
+/// A token call's `name` (not empty) and `hash` (absent or empty: none).
+fn name_and_etag<'a>(
+    name: &'a str,
+    hash: Option<&str>,
+) -> Result<(&'a str, Option<Etag>), ApiError> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(ApiError::parameter("name is required"));
+    }
+    let etag = hash
+        .filter(|h| !h.trim().is_empty())
+        .map(parse_etag)
+        .transpose()
+        .map_err(ApiError::parameter)?;
+    Ok((name, etag))
+}
+
 /// An etag, optionally followed by its size in base 36.
 pub(super) fn parse_etag(text: &str) -> Result<Etag, String> {
     let text = text.trim();
@@ -249,17 +289,7 @@ impl SixpanState {
     /// token.
     pub(super) async fn store_token(&self, body: &[u8], host: Option<&str>) -> Answer {
         let (request, json): (StoreTokenBody, _) = parse_json(body)?;
-        let name = request.name.trim();
-        if name.is_empty() {
-            return Err(ApiError::parameter("name is required"));
-        }
-        let etag = request
-            .hash
-            .as_deref()
-            .filter(|h| !h.trim().is_empty())
-            .map(parse_etag)
-            .transpose()
-            .map_err(ApiError::parameter)?;
+        let (name, etag) = name_and_etag(&request.name, request.hash.as_deref())?;
         conform(EndpointId::StoreToken, &json)?;
         let folder = match (
             request.path.as_deref().map(str::trim),
@@ -269,12 +299,68 @@ impl SixpanState {
             (_, Some(":torrent")) => ":torrent".to_owned(),
             _ => "/".to_owned(),
         };
+        match self.issue(name, etag, folder, host) {
+            Issued::Instant(file) => to_value(&file),
+            Issued::Upload {
+                token,
+                upload_url,
+                folder,
+            } => to_value(&UploadInfo {
+                token: Secret::new(token),
+                upload_url,
+                upload_type: Some(0),
+                version: Some(1),
+                name: Some(name.to_owned()),
+                parent: Some(folder),
+                user_id: Some(self.user.id),
+            }),
+        }
+    }
+
+    /// `POST /v2/upload/token` (what every v2 client calls): `{hashCached: true}` when
+    /// `hash` is stored (the file is created at once, as for `/v1/store/token`), else
+    /// `{hashCached: false, uploadInfo: {uploadToken, type, uploadUrl, filePath}}`. The
+    /// folder is `path`; an `identity` (a folder UUID, which the emulator's folders do
+    /// not have) other than `:torrent` is the root.
+    pub(super) async fn upload_token(&self, body: &[u8], host: Option<&str>) -> Answer {
+        let (request, json): (UploadTokenBody, _) = parse_json(body)?;
+        let (name, etag) = name_and_etag(&request.name, request.hash.as_deref())?;
+        conform(EndpointId::UploadToken, &json)?;
+        let folder = match (
+            request.path.as_deref().map(str::trim),
+            request.identity.as_deref().map(str::trim),
+        ) {
+            (Some(path), _) if !path.is_empty() => normalize_folder(path),
+            (_, Some(":torrent")) => ":torrent".to_owned(),
+            _ => "/".to_owned(),
+        };
+        Ok(match self.issue(name, etag, folder, host) {
+            Issued::Instant(_) => json!({ "hashCached": true }),
+            Issued::Upload {
+                token,
+                upload_url,
+                folder,
+            } => json!({
+                "hashCached": false,
+                "uploadInfo": {
+                    "uploadToken": token,
+                    "type": 0,
+                    "uploadUrl": upload_url,
+                    "filePath": format!("{}/{name}", folder.trim_end_matches('/')),
+                },
+            }),
+        })
+    }
+
+    /// Creates the file at once when `etag` is stored (an instant upload), else
+    /// records a pending upload into `folder` and mints its token.
+    fn issue(&self, name: &str, etag: Option<Etag>, folder: String, host: Option<&str>) -> Issued {
         if let Some(etag) = etag {
             if let Some(blob) = self.blob(etag.as_str()) {
                 let file = self.create_file(etag, &folder, name, blob.size);
                 self.instant_uploads.fetch_add(1, Ordering::Relaxed);
                 info!(etag = %etag, "6pan instant upload");
-                return to_value(&file);
+                return Issued::Instant(Box::new(file));
             }
         }
         let deadline_ms = self.env.now_ms().saturating_add(
@@ -296,15 +382,11 @@ impl SixpanState {
         );
         drop(store);
         let host = host.filter(|h| !h.is_empty()).unwrap_or("127.0.0.1");
-        to_value(&UploadInfo {
-            token: Secret::new(token),
+        Issued::Upload {
+            token,
             upload_url: format!("http://{host}{PREFIX}"),
-            upload_type: Some(0),
-            version: Some(1),
-            name: Some(name.to_owned()),
-            parent: Some(folder),
-            user_id: Some(self.user.id),
-        })
+            folder,
+        }
     }
 
     /// `AccessKey:EncodedSign:EncodedPutPolicy`, Qiniu style: the policy is URL-safe

@@ -17,6 +17,14 @@
 //! Status: `100` while running; `1000` when every file is stored; `900` when some files
 //! were skipped (`iginreFiles`) or failed and at least one was stored; `-1` when the
 //! download failed (or every file failed).
+//!
+//! A listed task carries what Mrs4s/six-cli's `SixOfflineTask` reads: a failed task
+//! its reason as `errorCode` ([`ERROR_DOWNLOAD_FAILED`], the emulator's choice: no
+//! source documents the codes) and `errorMessage` (a partly done one the message of
+//! the files that failed), a finished one (done or partly done) `accessPath`, the
+//! drive path of what it stored (`<folder>/<task name>`); `data` is a JSON string
+//! `{user, path, url, files}` (the Android client's `OfflineData` reads `user` and
+//! `path`).
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -53,6 +61,9 @@ pub(super) const MAX_PAGE_SIZE: u32 = 100;
 const DOWNLOADS: &str = "downloads";
 /// The failure reason of a download whose task was deleted.
 const DELETED: &str = "task deleted";
+/// The `errorCode` of a failed task (the emulator's choice: no source documents the
+/// codes, Mrs4s/six-cli reads an `int32`).
+const ERROR_DOWNLOAD_FAILED: i32 = 1;
 
 /// What a 6pan task downloads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -750,6 +761,14 @@ impl SixpanState {
 
     fn offline_task(&self, task: &Task, now: Instant) -> OfflineTask {
         let (status, progress, downloaded) = task.view(now, self.simulated_duration);
+        let finished = matches!(status, TaskStatus::Done | TaskStatus::PartlyDone);
+        let access_path = finished.then(|| {
+            format!(
+                "{}/{}",
+                normalize_folder(&task.folder).trim_end_matches('/'),
+                task.name
+            )
+        });
         OfflineTask {
             identity: task.identity.clone().into(),
             // As real servers answer (six-cli and FlyingPiggyCloud decode a number, and
@@ -765,13 +784,19 @@ impl SixpanState {
             cip: None,
             data: Some(serde_json::Value::String(
                 json!({
+                    "user": self.user.id,
                     "path": task.folder,
                     "url": task.url,
                     "files": task.selected,
-                    "failReason": task.fail_reason,
                 })
                 .to_string(),
             )),
+            access_path,
+            error_code: (status == TaskStatus::Failed).then_some(ERROR_DOWNLOAD_FAILED),
+            error_message: task
+                .fail_reason
+                .clone()
+                .filter(|_| status != TaskStatus::Downloading),
         }
     }
 

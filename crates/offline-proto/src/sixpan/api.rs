@@ -11,9 +11,10 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::{
-    AddRequest, AddResult, DeleteRequest, EndpointId, LoginRequest, PageRequest, ParseResult,
-    ParseTorrentRequest, ParseUrlRequest, StoreTokenRequest, StoreTokenResult, TaskPage, UserInfo,
-    UserInfoRequest,
+    AddRequest, AddResult, DeleteRequest, EndpointId, LoginRequest, LogoutOtherRequest,
+    OnlineSessions, PageRequest, ParseResult, ParseTorrentRequest, ParseUrlRequest,
+    StoreTokenRequest, StoreTokenResult, TaskPage, UploadTokenRequest, UploadTokenResult, UserInfo,
+    UserInfoRequest, UserOnlineRequest,
 };
 use crate::common::{
     decode_field, parse_envelope, rate_limited, refuse_empty, sensitive_header, status_error,
@@ -290,6 +291,58 @@ impl Endpoint for StoreTokenRequest {
 
     fn validate(&self) -> Result<(), ValidationError> {
         crate::common::file_name(&self.name)
+    }
+}
+
+impl Endpoint for UserOnlineRequest {
+    type Output = OnlineSessions;
+    const ID: EndpointId = EndpointId::UserOnline;
+}
+
+impl Endpoint for LogoutOtherRequest {
+    type Output = bool;
+    const ID: EndpointId = EndpointId::LogoutOther;
+
+    fn validate(&self) -> Result<(), ValidationError> {
+        refuse_empty("ssid", self.ssid.is_empty())
+    }
+}
+
+impl LogoutOtherRequest {
+    /// Logs out every session `sessions` lists as another one (`online`), never this
+    /// one (`self`, when given): the Android client's "log out other devices".
+    pub fn others(sessions: &OnlineSessions) -> Self {
+        let this = sessions.this.as_ref().map(|s| s.ssid.as_str());
+        Self {
+            ssid: sessions
+                .online
+                .iter()
+                .map(|s| s.ssid.clone())
+                .filter(|ssid| !ssid.is_empty() && Some(ssid.as_str()) != this)
+                .collect(),
+        }
+    }
+}
+
+impl Endpoint for UploadTokenRequest {
+    type Output = UploadTokenResult;
+    const ID: EndpointId = EndpointId::UploadToken;
+
+    fn validate(&self) -> Result<(), ValidationError> {
+        crate::common::file_name(&self.name)
+    }
+}
+
+impl From<&StoreTokenRequest> for UploadTokenRequest {
+    /// The v2 body for what a `storeToken` body asks: the same `name` and `hash`, the
+    /// parent folder as `path`, or as `identity` (its UUID) when only `parent` is set.
+    fn from(request: &StoreTokenRequest) -> Self {
+        Self {
+            name: request.name.clone(),
+            identity: request.parent.clone().filter(|_| request.path.is_none()),
+            path: request.path.clone(),
+            hash: request.hash,
+        }
     }
 }
 

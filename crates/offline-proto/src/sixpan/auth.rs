@@ -7,7 +7,7 @@
 use std::time::SystemTime;
 
 use super::api::{rotated_token, Endpoint, Session};
-use super::{EndpointId, LoginRequest};
+use super::{EndpointId, ErrorCode, LoginRequest};
 use crate::call::{Auth, AuthStep, Ticket};
 use crate::{ApiError, BaseUrl, Code, EncodeError, HttpRequest, HttpResponse, ProviderError};
 use crate::{Secret, ValidationError};
@@ -19,6 +19,18 @@ pub struct Credentials {
     login: Option<LoginRequest>,
     fetching: Option<u64>,
     logins: u64,
+    /// The token a `LOGIN_USER_TOO_MUCH` refusal carried, kept aside (never used by
+    /// itself) until [`Credentials::use_crowded_token`].
+    crowded: Option<Secret>,
+}
+
+/// Whether `error` is 6pan's `LOGIN_USER_TOO_MUCH`: the login was refused because too
+/// many sessions are logged in. Only the user may resolve it, by logging the other
+/// sessions out ([`Credentials::use_crowded_token`], then `userOnline` and
+/// `logoutOther`).
+pub fn is_too_many_sessions(error: &ApiError) -> bool {
+    matches!(error, ApiError::Provider(p)
+        if p.code == Code::Text(ErrorCode::LoginUserTooMuch.as_str().to_owned()))
 }
 
 impl Credentials {
@@ -57,6 +69,24 @@ impl Credentials {
     /// Whether an account and password are known (a rejected token can be replaced).
     pub fn can_login(&self) -> bool {
         self.login.is_some()
+    }
+
+    /// Whether the last refused login (`LOGIN_USER_TOO_MUCH`) carried a token.
+    pub fn has_crowded_token(&self) -> bool {
+        self.crowded.is_some()
+    }
+
+    /// Makes the token of the last `LOGIN_USER_TOO_MUCH` refusal the current one, so
+    /// that the next calls (`userOnline`, `logoutOther`) send it; `false` when no
+    /// refusal carried one. Call it only when the user asked to log the other sessions
+    /// out: it is never used otherwise.
+    pub fn use_crowded_token(&mut self) -> bool {
+        let Some(token) = self.crowded.take() else {
+            return false;
+        };
+        let (seq, _) = self.session.begin();
+        self.session.handle_token(seq, token);
+        true
     }
 
     /// Drops the token, so that the next call logs in (an explicit login).
@@ -116,7 +146,17 @@ impl Auth for Credentials {
         _wall: SystemTime,
     ) -> Result<(), ApiError> {
         let seq = self.fetching.take().unwrap_or_default();
-        <LoginRequest as Endpoint>::decode(response)?;
+        if let Err(error) = <LoginRequest as Endpoint>::decode(response) {
+            // The refusal of a crowded account still carries a token, kept aside for
+            // the user's "log the others out" (the Android client's flow).
+            self.crowded = if is_too_many_sessions(&error) {
+                rotated_token(response)
+            } else {
+                None
+            };
+            return Err(error);
+        }
+        self.crowded = None;
         let token = rotated_token(response).ok_or_else(|| {
             ApiError::Provider(ProviderError {
                 code: Code::Text("NO_TOKEN".to_owned()),
@@ -147,3 +187,67 @@ impl Auth for Credentials {
 }
 
 crate::call::provider_requests!(Endpoint, Credentials, EndpointId, unauthenticated: [EndpointId::Login]);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sixpan::LogoutOtherRequest;
+    use crate::sixpan::{OnlineSession, OnlineSessions};
+
+    fn answer(token: Option<&str>, body: &str) -> HttpResponse {
+        let mut b = http::Response::builder().status(400);
+        if let Some(token) = token {
+            b = b.header("qingzhen-token", token);
+        }
+        b.body(bytes::Bytes::from(body.to_owned())).unwrap()
+    }
+
+    // Issue 12 #10b: the token of a LOGIN_USER_TOO_MUCH refusal is kept aside, used
+    // only when asked; another refusal forgets it.
+    #[test]
+    fn a_crowded_login_keeps_its_token_aside_until_asked() {
+        let mut c = Credentials::login("a@b.c", "pw");
+        assert!(matches!(c.poll(SystemTime::UNIX_EPOCH), AuthStep::Fetch));
+        let crowded = answer(
+            Some("crowded"),
+            r#"{"status":0,"result":null,"code":"LOGIN_USER_TOO_MUCH","success":false}"#,
+        );
+        let error = c
+            .handle_fetched(&crowded, SystemTime::UNIX_EPOCH)
+            .unwrap_err();
+        assert!(is_too_many_sessions(&error));
+        assert!(c.token().is_none(), "never used by itself");
+        assert!(c.has_crowded_token());
+        assert!(c.use_crowded_token());
+        assert_eq!(c.token(), Some(&Secret::new("crowded")));
+        assert!(!c.use_crowded_token(), "used once");
+
+        let wrong = answer(
+            Some("x"),
+            r#"{"status":0,"result":null,"code":"PASSWORD_ERROR","success":false}"#,
+        );
+        c.force_login();
+        assert!(matches!(c.poll(SystemTime::UNIX_EPOCH), AuthStep::Fetch));
+        assert!(!is_too_many_sessions(
+            &c.handle_fetched(&wrong, SystemTime::UNIX_EPOCH)
+                .unwrap_err()
+        ));
+        assert!(!c.has_crowded_token());
+    }
+
+    #[test]
+    fn logging_others_out_never_names_this_session() {
+        let session = |ssid: &str| OnlineSession {
+            device: None,
+            ignore_case: None,
+            refresh_time: None,
+            ssid: ssid.into(),
+            status: None,
+        };
+        let sessions = OnlineSessions {
+            this: Some(session("me")),
+            online: vec![session("a"), session("me"), session(""), session("b")],
+        };
+        assert_eq!(LogoutOtherRequest::others(&sessions).ssid, ["a", "b"]);
+    }
+}

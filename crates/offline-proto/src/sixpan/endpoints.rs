@@ -14,11 +14,18 @@ use http::Method;
 pub enum EndpointId {
     /// `POST /v2/user/login`: Log in with a phone number or e-mail and a password.
     Login,
+    /// `POST /v2/user/online`: The sessions logged in to the account (this one and the others).
+    UserOnline,
+    /// `POST /v2/user/logoutOther`: Log other sessions out, by their `ssid`.
+    LogoutOther,
     /// `POST /v2/user/info`: The logged-in user; also refreshes the token.
     UserInfo,
     /// `POST /v1/store/token`: Get an upload token, or create the file at once when its hash is
     /// known (秒传).
     StoreToken,
+    /// `POST /v2/upload/token`: Get an upload token, or learn that the drive already holds the
+    /// hash (v2).
+    UploadToken,
     /// `POST /v2/offline/parseUrl`: Parse links (http, https, magnet, ed2k) into tasks to add.
     ParseUrl,
     /// `POST /v2/offline/parseTorrent`: Parse torrent files already in the drive, by their
@@ -62,10 +69,13 @@ pub enum Host {
 
 impl EndpointId {
     /// Every endpoint, in table order.
-    pub const ALL: [Self; 12] = [
+    pub const ALL: [Self; 15] = [
         Self::Login,
+        Self::UserOnline,
+        Self::LogoutOther,
         Self::UserInfo,
         Self::StoreToken,
+        Self::UploadToken,
         Self::ParseUrl,
         Self::ParseTorrent,
         Self::AddTasks,
@@ -81,8 +91,11 @@ impl EndpointId {
     pub fn operation_id(self) -> &'static str {
         match self {
             Self::Login => "login",
+            Self::UserOnline => "userOnline",
+            Self::LogoutOther => "logoutOther",
             Self::UserInfo => "userInfo",
             Self::StoreToken => "storeToken",
+            Self::UploadToken => "uploadToken",
             Self::ParseUrl => "parseUrl",
             Self::ParseTorrent => "parseTorrent",
             Self::AddTasks => "addTasks",
@@ -100,8 +113,11 @@ impl EndpointId {
     pub fn path(self) -> &'static str {
         match self {
             Self::Login => "/v2/user/login",
+            Self::UserOnline => "/v2/user/online",
+            Self::LogoutOther => "/v2/user/logoutOther",
             Self::UserInfo => "/v2/user/info",
             Self::StoreToken => "/v1/store/token",
+            Self::UploadToken => "/v2/upload/token",
             Self::ParseUrl => "/v2/offline/parseUrl",
             Self::ParseTorrent => "/v2/offline/parseTorrent",
             Self::AddTasks => "/v2/offline/add",
@@ -118,8 +134,11 @@ impl EndpointId {
     pub fn method(self) -> Method {
         match self {
             Self::Login
+            | Self::UserOnline
+            | Self::LogoutOther
             | Self::UserInfo
             | Self::StoreToken
+            | Self::UploadToken
             | Self::ParseUrl
             | Self::ParseTorrent
             | Self::AddTasks
@@ -143,8 +162,11 @@ impl EndpointId {
     pub fn auth(self) -> Option<AuthScheme> {
         match self {
             Self::Login | Self::Upload => None,
-            Self::UserInfo
+            Self::UserOnline
+            | Self::LogoutOther
+            | Self::UserInfo
             | Self::StoreToken
+            | Self::UploadToken
             | Self::ParseUrl
             | Self::ParseTorrent
             | Self::AddTasks
@@ -158,8 +180,11 @@ impl EndpointId {
     pub fn host(self) -> Host {
         match self {
             Self::Login
+            | Self::UserOnline
+            | Self::LogoutOther
             | Self::UserInfo
             | Self::StoreToken
+            | Self::UploadToken
             | Self::ParseUrl
             | Self::ParseTorrent
             | Self::AddTasks
@@ -179,9 +204,12 @@ impl EndpointId {
     /// is used.
     ///
     /// - `login`: 1/s. Not published; logging in is rare.
+    /// - `userOnline`: 1/s. Not published; called once before `logoutOther`.
+    /// - `logoutOther`: 1/s. Not published; called once after `userOnline`.
     /// - `userInfo`: 1/s. Not published; called to refresh the token.
     /// - `storeToken`: 2/s. Not published; users reported intermittent upload-token failures
     ///   during long uploads.
+    /// - `uploadToken`: 2/s. Not published; as `storeToken`.
     /// - `parseUrl`: 2/s. Not published.
     /// - `parseTorrent`: 2/s. Not published.
     /// - `addTasks`: 1/s. Not published; creating is kept at 1/s as for 123pan.
@@ -196,8 +224,17 @@ impl EndpointId {
     ///   transfers.
     pub fn default_rate_per_second(self) -> f64 {
         match self {
-            Self::Login | Self::UserInfo | Self::AddTasks | Self::DeleteTasks => 1.0,
-            Self::StoreToken | Self::ParseUrl | Self::ParseTorrent | Self::ListTasks => 2.0,
+            Self::Login
+            | Self::UserOnline
+            | Self::LogoutOther
+            | Self::UserInfo
+            | Self::AddTasks
+            | Self::DeleteTasks => 1.0,
+            Self::StoreToken
+            | Self::UploadToken
+            | Self::ParseUrl
+            | Self::ParseTorrent
+            | Self::ListTasks => 2.0,
             Self::Upload | Self::MakeBlock | Self::PutChunk | Self::MakeFile => 5.0,
         }
     }

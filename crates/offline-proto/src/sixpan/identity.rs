@@ -65,15 +65,14 @@ pub(super) fn preview(text: &str) -> String {
 /// What an identity names, from the JSON `type` code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum IdentityType {
-    /// `5030`: a torrent (`url` is `qingzhen-internal://<etag>` for one in the drive).
+    /// `5030`: a torrent (`url` is `qingzhen-internal://<etag>` for one in the drive;
+    /// seed `000`).
     BitTorrent,
-    /// `5020`: seen on http(s) links in seed `000`; not confirmed elsewhere.
+    /// `5020`: an http(s) link (seed `000` carries it on a bilibili page and on an
+    /// https link).
     Http,
-    /// `5070`: a share link (other API generations).
-    ShareLink,
-    /// `5090`: a video site page (other API generations).
-    VideoSite,
-    /// Any other code, kept as sent.
+    /// Any other code, kept as sent. No source supports the `5070` ("share link") and
+    /// `5090` ("video site") codes earlier notes named: they read as `Unknown` too.
     Unknown(i64),
 }
 
@@ -83,8 +82,6 @@ impl IdentityType {
         match code {
             5030 => Self::BitTorrent,
             5020 => Self::Http,
-            5070 => Self::ShareLink,
-            5090 => Self::VideoSite,
             other => Self::Unknown(other),
         }
     }
@@ -94,8 +91,6 @@ impl IdentityType {
         match self {
             Self::BitTorrent => 5030,
             Self::Http => 5020,
-            Self::ShareLink => 5070,
-            Self::VideoSite => 5090,
             Self::Unknown(code) => code,
         }
     }
@@ -406,5 +401,8 @@ mod tests {
             assert_eq!(IdentityType::from_code(code).code(), code);
         }
         assert_eq!(IdentityType::from_code(42), IdentityType::Unknown(42));
+        // No source supports 5070 or 5090: unknown codes, kept as sent.
+        assert_eq!(IdentityType::from_code(5070), IdentityType::Unknown(5070));
+        assert_eq!(IdentityType::from_code(5090), IdentityType::Unknown(5090));
     }
 }

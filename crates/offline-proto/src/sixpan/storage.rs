@@ -35,7 +35,7 @@ use http::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use sha1::{Digest as _, Sha1};
 
-use super::{ChunkStored, EndpointId, FileStored};
+use super::{ChunkStored, EndpointId, FileStored, WrappedFileStored};
 use crate::common::{parse_envelope, rate_limited, refuse_empty, sensitive_header, status_error};
 use crate::error::DecodeError;
 use crate::qetag::BLOCK_SIZE;
@@ -439,7 +439,10 @@ pub fn new_batch_id(seed: u64) -> String {
     )
 }
 
-/// Decodes the answer to [`upload_request`] or [`make_file_request`]: `{hash, key}`.
+/// Decodes the answer to [`upload_request`] or [`make_file_request`]: `{hash, key}`,
+/// or the same object as a JSON string in `response` ([`WrappedFileStored`],
+/// `{"response": "{\"hash\":...,\"key\":...}"}`: how the WCS SDK reads a `mkfile`
+/// answer, which real 6pan clients met).
 ///
 /// # Errors
 ///
@@ -449,7 +452,19 @@ pub fn new_batch_id(seed: u64) -> String {
 /// with the raw body for a non-2xx status without one, and [`ApiError::Decode`] (which
 /// keeps the status, the JSON path and the raw body) for a 2xx body of the wrong shape.
 pub fn decode_file_stored(response: &HttpResponse) -> Result<FileStored, ApiError> {
-    decode_answer(response)
+    let error = match decode_answer::<FileStored>(response) {
+        Ok(stored) => return Ok(stored),
+        Err(error) => error,
+    };
+    if response.status().is_success() {
+        let inner = serde_json::from_slice::<WrappedFileStored>(response.body())
+            .ok()
+            .and_then(|wrapped| serde_json::from_str::<FileStored>(&wrapped.response).ok());
+        if let Some(stored) = inner {
+            return Ok(stored);
+        }
+    }
+    Err(error)
 }
 
 /// Decodes the answer to [`make_block_request`] or [`put_chunk_request`]: `{ctx,
@@ -670,6 +685,34 @@ fn splitmix64(state: &mut u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn answer(status: u16, body: &str) -> HttpResponse {
+        http::Response::builder()
+            .status(status)
+            .body(Bytes::from(body.to_owned()))
+            .unwrap()
+    }
+
+    // Issue 12 #10a: a mkfile answer with the hash only inside a `response` JSON string,
+    // as the WCS SDK reads it, decodes as the plain one; a wrapped string that holds no
+    // `{hash}`, or an error status, is still an error.
+    #[test]
+    fn a_mkfile_answer_wrapped_in_a_response_string_decodes() {
+        let plain = r#"{"hash":"lgYD1AjrK5Daxq-Dt0qemSPKdNbh","key":"k"}"#;
+        let wrapped = serde_json::json!({ "response": plain }).to_string();
+        let expected = decode_file_stored(&answer(200, plain)).unwrap();
+        assert_eq!(
+            decode_file_stored(&answer(200, &wrapped)).unwrap(),
+            expected
+        );
+        assert_eq!(expected.key.as_deref(), Some("k"));
+        let hollow = serde_json::json!({ "response": "{\"key\":\"k\"}" }).to_string();
+        assert!(matches!(
+            decode_file_stored(&answer(200, &hollow)),
+            Err(ApiError::Decode(_))
+        ));
+        assert!(decode_file_stored(&answer(502, &wrapped)).is_err());
+    }
 
     #[test]
     fn path_segments_encode_slash_but_keep_base64_signs() {

@@ -169,6 +169,32 @@ impl std::fmt::Display for UserIdentity {
     }
 }
 
+impl OfflineTask {
+    /// Why the task failed, for people, when the listing says: for a failed (`-1`) or
+    /// partly done (`900`) task, its `errorMessage`, followed by `(error code N)` when
+    /// `errorCode` is set and not 0, or the code alone (`error code N`) without a
+    /// message. `None` for a task still running or done, and when the listing gives
+    /// neither (the seed's items carry no reason; Mrs4s/six-cli reads `errorCode` and
+    /// `errorMessage`).
+    pub fn failure_reason(&self) -> Option<String> {
+        if !matches!(self.status, TaskStatus::Failed | TaskStatus::PartlyDone) {
+            return None;
+        }
+        let message = self
+            .error_message
+            .as_deref()
+            .map(str::trim)
+            .filter(|m| !m.is_empty());
+        let code = self.error_code.filter(|c| *c != 0);
+        match (message, code) {
+            (Some(m), Some(c)) => Some(format!("{m} (error code {c})")),
+            (Some(m), None) => Some(m.to_owned()),
+            (None, Some(c)) => Some(format!("error code {c}")),
+            (None, None) => None,
+        }
+    }
+}
+
 /// What is known of one task an `add` asked for, to find it in the list.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Expected {
@@ -200,6 +226,9 @@ impl Expected {
 
 /// Which listed task is the one an `add` created.
 #[derive(Debug, Clone, PartialEq)]
+// One short-lived value per expected task: boxing the task would only add an
+// allocation (and change the variant's type for every caller).
+#[allow(clippy::large_enum_variant)]
 pub enum Match {
     /// Exactly one task fits.
     Found(OfflineTask),
@@ -517,6 +546,45 @@ mod tests {
         seed["userIdentity"] = "0233a0a43b594fab8890b2f8359595bd".into();
         let task: OfflineTask = serde_json::from_value(seed).unwrap();
         assert!(matches!(task.user_identity, Some(UserIdentity::Text(_))));
+    }
+
+    // Issue 12 #8: a failed task's reason and a finished task's folder, as
+    // Mrs4s/six-cli's `SixOfflineTask` reads them (`errorCode` int32, `errorMessage`,
+    // `accessPath`).
+    #[test]
+    fn a_failed_task_says_why_as_six_cli_reads_it() {
+        let item = |status: i64, extra: serde_json::Value| {
+            let mut v = serde_json::json!({
+                "identity": "t", "userIdentity": 7, "name": "n", "status": status,
+                "type": 5020, "data": "{\"identity\":\"t\",\"user\":7,\"path\":\"/\"}",
+            });
+            v.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            serde_json::from_value::<OfflineTask>(v).unwrap()
+        };
+        let failed = item(
+            -1,
+            serde_json::json!({"errorCode": 404, "errorMessage": "source answered 404"}),
+        );
+        assert_eq!(failed.error_code, Some(404));
+        assert_eq!(
+            failed.failure_reason().as_deref(),
+            Some("source answered 404 (error code 404)")
+        );
+        let code_only = item(-1, serde_json::json!({"errorCode": 3, "errorMessage": " "}));
+        assert_eq!(code_only.failure_reason().as_deref(), Some("error code 3"));
+        let no_reason = item(-1, serde_json::json!({"errorCode": 0}));
+        assert_eq!(no_reason.failure_reason(), None);
+        // A task still running says nothing, whatever the fields.
+        let running = item(100, serde_json::json!({"errorMessage": "stale"}));
+        assert_eq!(running.failure_reason(), None);
+        let done = item(1000, serde_json::json!({"accessPath": "/downloads/n"}));
+        assert_eq!(done.access_path.as_deref(), Some("/downloads/n"));
+        assert_eq!(done.failure_reason(), None);
+        // Absent fields are absent again when encoded.
+        let encoded = serde_json::to_value(&done).unwrap();
+        assert!(encoded.get("errorCode").is_none(), "{encoded}");
     }
 
     #[test]

@@ -181,6 +181,7 @@ use super::storage::{self, decode_chunk_stored, decode_file_stored};
 use super::upload_token::UploadToken;
 use super::{
     ChunkStored, EndpointId, FileStored, Host, StoreTokenRequest, StoreTokenResult, StoredFile,
+    UploadInfo, UploadTokenResult,
 };
 use crate::call::MAX_RETRY_AFTER;
 use crate::clock::checked_deadline;
@@ -236,6 +237,83 @@ impl UploadConfig {
             max_blocks_in_flight: self.max_blocks_in_flight.max(1),
             small_file_limit: self.small_file_limit.min(BLOCK),
         }
+    }
+}
+
+/// Which call asks for the upload token of a [`Step::StoreToken`].
+///
+/// The seeds document `POST /v1/store/token` ([`StoreTokenRequest`] →
+/// [`StoreTokenResult`]); every v2 client (the Android client's `uploadFileV2`, the
+/// `@geeeger/ws-uploader` web uploader, a C# client) calls `POST /v2/upload/token`
+/// ([`UploadTokenRequest`](super::UploadTokenRequest) `{name, path | identity, hash}` → [`UploadTokenResult`]
+/// `{hashCached, uploadInfo}`; `UploadTokenRequest::from(&StoreTokenRequest)` builds
+/// it from the step's body). Both end in a [`TokenAnswer`] for
+/// [`UploadPlan::handle_store_token`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum UploadTokenApi {
+    /// `POST /v1/store/token`, as the seeds show (the default).
+    #[default]
+    StoreToken,
+    /// `POST /v2/upload/token`, as the v2 clients call it.
+    V2,
+}
+
+impl UploadTokenApi {
+    /// The endpoint it calls.
+    pub fn endpoint(self) -> EndpointId {
+        match self {
+            Self::StoreToken => EndpointId::StoreToken,
+            Self::V2 => EndpointId::UploadToken,
+        }
+    }
+}
+
+/// An answer to a [`Step::StoreToken`], from either [`UploadTokenApi`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenAnswer {
+    /// The drive already holds a file of this hash and created the file (秒传): no
+    /// byte is sent. `/v1/store/token` answers the created file (its `storeId` must be
+    /// the local etag); `/v2/upload/token` only `hashCached: true` (`None`).
+    Instant(Option<StoredFile>),
+    /// Upload with this token to this URL.
+    Upload(UploadInfo),
+}
+
+impl From<StoreTokenResult> for TokenAnswer {
+    fn from(result: StoreTokenResult) -> Self {
+        match result {
+            StoreTokenResult::Instant(file) => Self::Instant(Some(file)),
+            StoreTokenResult::Upload(info) => Self::Upload(info),
+        }
+    }
+}
+
+impl TryFrom<UploadTokenResult> for TokenAnswer {
+    type Error = UploadError;
+
+    /// `hashCached: true` is an instant upload; otherwise `uploadInfo` (its
+    /// `uploadToken` and `uploadUrl`, the same as `storeToken`'s `token` and
+    /// `uploadUrl`) must be there.
+    ///
+    /// # Errors
+    ///
+    /// [`UploadError::UnexpectedAnswer`] for `hashCached: false` without `uploadInfo`.
+    fn try_from(result: UploadTokenResult) -> Result<Self, UploadError> {
+        if result.hash_cached {
+            return Ok(Self::Instant(None));
+        }
+        let info = result.upload_info.ok_or(UploadError::UnexpectedAnswer(
+            "a /v2/upload/token answer with hashCached false and no uploadInfo",
+        ))?;
+        Ok(Self::Upload(UploadInfo {
+            token: info.upload_token,
+            upload_url: info.upload_url,
+            upload_type: info.upload_type,
+            version: None,
+            name: None,
+            parent: None,
+            user_id: None,
+        }))
     }
 }
 
@@ -1140,9 +1218,11 @@ impl UploadPlan {
     // ---------------------------------------------------------------------------------
 
     /// Reports the answer to [`Step::StoreToken`] at `now` / `wall` (the token's
-    /// deadline is checked against `wall`).
+    /// deadline is checked against `wall`): a [`StoreTokenResult`] (`/v1/store/token`)
+    /// or a [`TokenAnswer`] (either [`UploadTokenApi`]).
     ///
-    /// An instant answer ends the plan (its `storeId` must be the local etag). An
+    /// An instant answer ends the plan (the file's `storeId`, when it comes with one,
+    /// must be the local etag; `/v2/upload/token`'s `hashCached: true` has none). An
     /// upload token lets the upload start, or go on after a renewal: if the new
     /// `uploadUrl` names another storage host than the previous one, every block is
     /// redone (and the answers of the old host still under way are ignored).
@@ -1156,7 +1236,7 @@ impl UploadPlan {
     pub fn handle_store_token(
         &mut self,
         ticket: Ticket,
-        result: StoreTokenResult,
+        result: impl Into<TokenAnswer>,
         now: Instant,
         wall: SystemTime,
     ) -> Result<(), UploadError> {
@@ -1167,24 +1247,26 @@ impl UploadPlan {
             ));
         }
         self.retries.remove(&StepId::StoreToken);
-        match result {
-            StoreTokenResult::Instant(file) => {
-                if file.store_id != self.etag {
-                    return self.fail(UploadError::EtagMismatch {
-                        local: self.etag,
-                        remote: file.store_id,
-                    });
+        match result.into() {
+            TokenAnswer::Instant(file) => {
+                if let Some(remote) = file.as_ref().map(|f| f.store_id) {
+                    if remote != self.etag {
+                        return self.fail(UploadError::EtagMismatch {
+                            local: self.etag,
+                            remote,
+                        });
+                    }
                 }
                 self.token = TokenState::Held;
                 self.finished = Some(Ok(UploadOutcome {
                     instant: true,
                     etag: self.etag,
-                    file: Some(file),
+                    file,
                     key: None,
                 }));
                 Ok(())
             }
-            StoreTokenResult::Upload(info) => {
+            TokenAnswer::Upload(info) => {
                 let parsed = UploadToken::parse(info.token.expose()).ok();
                 if let Some(deadline) = parsed.as_ref().and_then(UploadToken::deadline) {
                     if deadline <= wall {
@@ -1607,7 +1689,7 @@ fn same_host(a: &str, b: &str) -> bool {
 mod tests {
     use super::*;
     use crate::qetag::qetag;
-    use crate::sixpan::UploadInfo;
+    use crate::sixpan::{UploadInfo, UploadTokenInfo, UploadTokenRequest};
 
     fn info(url: &str) -> StoreTokenResult {
         StoreTokenResult::Upload(UploadInfo {
@@ -1679,6 +1761,91 @@ mod tests {
             trace_id: None,
             status: http::StatusCode::from_u16(status).unwrap(),
         }
+    }
+
+    // Issue 12 #9: `/v2/upload/token` as every v2 client calls it. Its body carries the
+    // step's name, folder and etag; `hashCached: true` is the instant outcome (no file
+    // described, so nothing to compare), `uploadInfo` an upload like storeToken's.
+    #[test]
+    fn v2_upload_token_answers_drive_the_same_plan() {
+        let mut time = Time::new();
+        let mut p = UploadPlan::new(
+            "a.bin".into(),
+            Some("/up".into()),
+            None,
+            1,
+            qetag(b"x"),
+            UploadConfig::default(),
+        );
+        let (ticket, step) = time.next(&mut p).unwrap();
+        let Step::StoreToken(request) = &step else {
+            panic!("the token first: {step:?}");
+        };
+        let body = UploadTokenRequest::from(request);
+        assert_eq!(
+            (
+                body.name.as_str(),
+                body.path.as_deref(),
+                body.identity,
+                body.hash
+            ),
+            ("a.bin", Some("/up"), None, Some(qetag(b"x")))
+        );
+        let cached = UploadTokenResult {
+            hash_cached: true,
+            upload_info: None,
+        };
+        p.handle_store_token(
+            ticket,
+            TokenAnswer::try_from(cached).unwrap(),
+            time.now,
+            time.wall,
+        )
+        .unwrap();
+        let Output::Done(outcome) = p.poll(time.now, time.wall) else {
+            panic!("an instant upload ends the plan");
+        };
+        assert!(outcome.instant && outcome.file.is_none());
+
+        // Not cached: the upload goes on with uploadInfo's token and URL.
+        let mut p = plan(1, UploadConfig::default());
+        let (ticket, _) = time.next(&mut p).unwrap();
+        let answer = UploadTokenResult {
+            hash_cached: false,
+            upload_info: Some(UploadTokenInfo {
+                upload_token: Secret::new("ak:sign:e30"),
+                upload_type: Some(0),
+                upload_url: "http://up.example".into(),
+                file_path: Some("/f".into()),
+            }),
+        };
+        let answer = TokenAnswer::try_from(answer).unwrap();
+        p.handle_store_token(ticket, answer, time.now, time.wall)
+            .unwrap();
+        let (_, step) = time.next(&mut p).unwrap();
+        assert!(
+            matches!(&step, Step::UploadSmall { upload_url, .. } if upload_url == "http://up.example"),
+            "{step:?}"
+        );
+        // Neither cached nor uploadInfo: not an answer to go on with.
+        let hollow = UploadTokenResult {
+            hash_cached: false,
+            upload_info: None,
+        };
+        assert!(matches!(
+            TokenAnswer::try_from(hollow),
+            Err(UploadError::UnexpectedAnswer(_))
+        ));
+        // A parent UUID without a path goes as `identity`.
+        let by_uuid = UploadTokenRequest::from(&StoreTokenRequest {
+            name: "n".into(),
+            hash: None,
+            parent: Some("0233a0a4".into()),
+            path: None,
+        });
+        assert_eq!(by_uuid.identity.as_deref(), Some("0233a0a4"));
+        assert_eq!(UploadTokenApi::default().endpoint(), EndpointId::StoreToken);
+        assert_eq!(UploadTokenApi::V2.endpoint(), EndpointId::UploadToken);
     }
 
     #[test]

@@ -93,6 +93,56 @@ pub struct LoginRequest {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct UserInfoRequest {}
 
+/// Body of `POST /v2/user/online`: `{}` (the Android client sends none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct UserOnlineRequest {}
+
+/// `result` of `userOnline`: the Android client's `UserOnlineBean {self, online}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OnlineSessions {
+    /// This session (absent for the token of a refused login).
+    #[serde(rename = "self", default, skip_serializing_if = "Option::is_none")]
+    pub this: Option<OnlineSession>,
+    /// The other sessions.
+    pub online: Vec<OnlineSession>,
+}
+
+/// One session: the Android client's `UserOtherOnlineBean {device, ignoreCase, refreshTime,
+/// ssid, status}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OnlineSession {
+    /// The device's kind or name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+    /// A flag the Android client reads (not documented).
+    #[serde(
+        rename = "ignoreCase",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub ignore_case: Option<bool>,
+    /// When the session last refreshed its token, milliseconds since the epoch.
+    #[serde(
+        rename = "refreshTime",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub refresh_time: Option<i64>,
+    /// The session's ID, for `logoutOther`.
+    pub ssid: String,
+    /// The session's state (not documented).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<i32>,
+}
+
+/// Body of `POST /v2/user/logoutOther`: `{ssid: [...]}` (the Android client's
+/// `LogoutOtherBody`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogoutOtherRequest {
+    /// The sessions to log out.
+    pub ssid: Vec<String>,
+}
+
 /// The user, as `login` and `userInfo` answer it; its fields are not documented.
 pub type UserInfo = serde_json::Map<String, serde_json::Value>;
 
@@ -110,6 +160,56 @@ pub struct StoreTokenRequest {
     /// The parent folder's path; default the root. `:torrent` is the system torrent folder.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
+}
+
+/// Body of `POST /v2/upload/token`: `{name, path | identity, hash}` (the v2 clients'
+/// `UploadFileBodyV2`; the C# client sends `path`, `hash`, `name`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadTokenRequest {
+    /// The file name.
+    pub name: String,
+    /// The parent folder's path (`/` the root).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// The parent folder's UUID, instead of `path`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<String>,
+    /// The file's etag; `hashCached` says whether the drive holds it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash: Option<Etag>,
+}
+
+/// `result` of `uploadToken`: `{hashCached, uploadInfo}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadTokenResult {
+    /// `true`: the drive already holds a file of this hash and created the file (an
+    /// instant upload, nothing to send); `false`: upload it with `uploadInfo`.
+    #[serde(rename = "hashCached")]
+    pub hash_cached: bool,
+    /// Where and how to upload, when `hashCached` is false.
+    #[serde(
+        rename = "uploadInfo",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub upload_info: Option<UploadTokenInfo>,
+}
+
+/// `uploadInfo` of `uploadToken`: `{uploadToken, type, uploadUrl, filePath}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadTokenInfo {
+    /// The upload token (`AccessKey:EncodedSign:EncodedPutPolicy`), as `storeToken`'s `token`.
+    #[serde(rename = "uploadToken")]
+    pub upload_token: Secret,
+    /// The upload type (not documented).
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub upload_type: Option<i64>,
+    /// The storage service's URL, as `storeToken`'s `uploadUrl`.
+    #[serde(rename = "uploadUrl")]
+    pub upload_url: String,
+    /// The path the file will have in the drive.
+    #[serde(rename = "filePath", default, skip_serializing_if = "Option::is_none")]
+    pub file_path: Option<String>,
 }
 
 /// `result` of `storeToken`: where to upload, or the file created at once.
@@ -368,14 +468,10 @@ open_enum! {
     /// A task's (and an identity's) type code, as far as the sources name them
     /// (clients must tolerate unknown ones; a task's `type` accepts others).
     pub enum TaskType: i64 {
-        /// `5020`: an http(s) link (seen in the seeds, not confirmed elsewhere).
+        /// `5020`: an http(s) link (seed 000 carries it on a bilibili page and on an https link).
         Http = 5020,
-        /// `5030`: BitTorrent (a torrent or magnet link).
+        /// `5030`: BitTorrent (a torrent or magnet link; seed 000).
         BitTorrent = 5030,
-        /// `5070`: a share link (other generations).
-        ShareLink = 5070,
-        /// `5090`: a video site (other generations).
-        VideoSite = 5090,
     }
 }
 
@@ -437,6 +533,29 @@ pub struct OfflineTask {
     /// (`sixpan::tasks::data_identity`, `data_url`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<serde_json::Value>,
+    /// Where a finished task's download is in the drive (a path). Mrs4s/six-cli's
+    /// `SixOfflineTask.AccessPath string` reads it; the seeds and the Android
+    /// client's `OfflineListBean` do not show it, so it is optional.
+    #[serde(
+        rename = "accessPath",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub access_path: Option<String>,
+    /// Why a failed task (status `-1`) failed, as a number: Mrs4s/six-cli's
+    /// `SixOfflineTask.ErrorCode int32`. The codes are not documented; absent (or
+    /// 0) when the task did not fail.
+    #[serde(rename = "errorCode", default, skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<i32>,
+    /// A failed task's reason, for people: Mrs4s/six-cli's
+    /// `SixOfflineTask.ErrorMessage string`. Absent (or empty) when the task did not
+    /// fail.
+    #[serde(
+        rename = "errorMessage",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub error_message: Option<String>,
 }
 
 /// Body of `POST /v2/offline/delete`: `{identities: [...]}`.
@@ -454,6 +573,15 @@ pub struct FileStored {
     /// The object key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
+}
+
+/// A `makeFile` answer that carries `FileStored` only as a JSON string in
+/// `response` (`{"response": "{\"hash\":...,\"key\":...}"}`), as the WCS SDK
+/// reads it; `sixpan::storage::decode_file_stored` reads it as the plain one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WrappedFileStored {
+    /// `FileStored` as a JSON string: `{"hash", "key"}`.
+    pub response: String,
 }
 
 /// The storage service's answer to `makeBlock` and `putChunk`: `{ctx, offset}`.
