@@ -63,7 +63,7 @@ pub const DEFAULT_SCOPE: &str = "user:base,file:all:read,file:all:write";
 /// [`AUTHORIZE_URL`]) with the query `client_id`, `redirect_uri`, `scope` and `state`,
 /// each percent-encoded. The page sends the browser to
 /// `redirect_uri?code=CODE&state=STATE`; exchange the code with
-/// [`oauth_code_request`] and hand the answer to [`Credentials::handle_oauth_code`].
+/// [`oauth_code_request`] and hand the answer to [`Credentials::handle_oauth_answer`].
 pub fn authorize_url(
     base: &str,
     client_id: &str,
