@@ -299,8 +299,11 @@ pub(crate) enum Command {
         #[command(flatten)]
         conn: ConnArgs,
     },
-    /// Check the credentials by logging in (6pan) or fetching a token (123pan).
+    /// Check the credentials by logging in (6pan) or fetching a token (123pan); with
+    /// --oauth, authorize a 123pan third-party app and cache its refresh token.
     Login {
+        #[command(flatten)]
+        oauth: crate::commands::oauth::OAuthArgs,
         #[command(flatten)]
         conn: ConnArgs,
     },

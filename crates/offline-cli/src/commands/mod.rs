@@ -12,6 +12,7 @@ pub(crate) mod emulator;
 pub(crate) mod files;
 pub(crate) mod list;
 pub(crate) mod login;
+pub(crate) mod oauth;
 pub(crate) mod pan6;
 pub(crate) mod rm;
 pub(crate) mod serve;
@@ -190,8 +191,11 @@ async fn dispatch(cli: Cli, explicit: Vec<&'static str>) -> Result<u8, u8> {
             let (conn, out) = prepare(&conn, only_6pan("rm", &top.resolve(&conn)))?;
             with_client!(conn, out, |client| rm::run(&client, &tasks, &out).await)
         }
-        Command::Login { conn } => {
-            let (conn, out) = prepare(&conn, Vec::new())?;
+        Command::Login { oauth, conn } => {
+            let (conn, out) = prepare(&conn, oauth::check(&oauth, &top.resolve(&conn)))?;
+            if oauth.oauth {
+                return Ok(oauth::login(&conn, &oauth, &out).await);
+            }
             with_client!(conn, out, |client| login::login(&client, &conn, &out).await)
         }
         Command::Logout { all, conn } => {
