@@ -28,7 +28,8 @@ pub(crate) struct Cli {
 
 fn after_help() -> String {
     format!(
-        "Credentials: OFFLINE_123PAN_CLIENT_ID and OFFLINE_123PAN_CLIENT_SECRET (or OFFLINE_123PAN_ACCESS_TOKEN); \
+        "Credentials: OFFLINE_123PAN_CLIENT_ID and OFFLINE_123PAN_CLIENT_SECRET (or OFFLINE_123PAN_ACCESS_TOKEN, \
+or for a third-party app the client ID after `offline login --oauth`); \
 with --provider 6pan, OFFLINE_6PAN_ACCOUNT and OFFLINE_6PAN_PASSWORD (or OFFLINE_6PAN_TOKEN). \
 Tokens are cached in OFFLINE_CACHE_DIR (default ~/.cache/offline); `offline logout` deletes them.\n{}\n\
 Try `offline demo` for a tour on the built-in emulator.",
