@@ -28,7 +28,8 @@ pub(crate) struct Cli {
 
 fn after_help() -> String {
     format!(
-        "Credentials: OFFLINE_123PAN_CLIENT_ID and OFFLINE_123PAN_CLIENT_SECRET (or OFFLINE_123PAN_ACCESS_TOKEN); \
+        "Credentials: OFFLINE_123PAN_CLIENT_ID and OFFLINE_123PAN_CLIENT_SECRET (or OFFLINE_123PAN_ACCESS_TOKEN, \
+or for a third-party app the client ID after `offline login --oauth`); \
 with --provider 6pan, OFFLINE_6PAN_ACCOUNT and OFFLINE_6PAN_PASSWORD (or OFFLINE_6PAN_TOKEN). \
 Tokens are cached in OFFLINE_CACHE_DIR (default ~/.cache/offline); `offline logout` deletes them.\n{}\n\
 Try `offline demo` for a tour on the built-in emulator.",
@@ -299,12 +300,15 @@ pub(crate) enum Command {
         #[command(flatten)]
         conn: ConnArgs,
     },
-    /// Check the credentials by logging in (6pan) or fetching a token (123pan).
+    /// Check the credentials by logging in (6pan) or fetching a token (123pan); with
+    /// --oauth, authorize a 123pan third-party app and cache its refresh token.
     Login {
         /// 6pan: when the login is refused for too many sessions (LOGIN_USER_TOO_MUCH),
         /// log the other sessions out and log in.
         #[arg(long)]
         logout_others: bool,
+        #[command(flatten)]
+        oauth: crate::commands::oauth::OAuthArgs,
         #[command(flatten)]
         conn: ConnArgs,
     },

@@ -358,7 +358,7 @@ impl Client {
                 msg
             } else {
                 match conn.provider {
-                    Provider::Pan123 => format!("{msg} (set OFFLINE_123PAN_CLIENT_ID and OFFLINE_123PAN_CLIENT_SECRET, or OFFLINE_123PAN_ACCESS_TOKEN)"),
+                    Provider::Pan123 => format!("{msg} (set OFFLINE_123PAN_CLIENT_ID and OFFLINE_123PAN_CLIENT_SECRET, or OFFLINE_123PAN_ACCESS_TOKEN; or, for a third-party app, OFFLINE_123PAN_CLIENT_ID after `offline login --oauth`)"),
                     Provider::Pan6 => format!("{msg} (set OFFLINE_6PAN_ACCOUNT and OFFLINE_6PAN_PASSWORD, or OFFLINE_6PAN_TOKEN)"),
                 }
             };
@@ -366,29 +366,39 @@ impl Client {
         };
         match conn.provider {
             Provider::Pan123 => {
-                // With a client ID and secret, the cache's lock is held from reading the
-                // cached token to saving a fetched one: concurrent runs fetch one token.
-                let cacheable = !conn.no_token_cache
-                    && conn.access_token.is_none()
-                    && conn.client_id.is_some()
-                    && conn.client_secret.is_some();
-                let entry = cacheable
+                // With a client ID (and a secret, or a refresh token cached by `login
+                // --oauth`), the cache's lock is held from reading the cached token to
+                // saving a fetched one: concurrent runs fetch one token. With OAuth,
+                // every rotated refresh token is written by the client's hook, under
+                // that lock while it is held, else under the lock taken for the write.
+                let entry = (!conn.no_token_cache && conn.access_token.is_none())
                     .then(|| crate::cache::Entry::for_conn(conn))
                     .flatten();
                 let lock = entry.as_ref().and_then(|e| e.lock().ok());
+                let refresh = lock.as_ref().and_then(crate::cache::Locked::refresh_token);
+                let lock = lock.filter(|_| refresh.is_some() || conn.client_secret.is_some());
                 let cached = lock.as_ref().and_then(crate::cache::Locked::load_fresh);
                 let fresh = cached.is_some();
-                let pan = build_123(conn, transport.clone(), cached)
+                let store = entry.zip(lock).map(|(entry, lock)| {
+                    let store = crate::cache::TokenStore::new(entry);
+                    store.hold(lock);
+                    store
+                });
+                let oauth = refresh.zip(store.as_ref().map(crate::cache::TokenStore::hook));
+                let pan = build_123(conn, transport.clone(), cached, oauth)
                     .map_err(|e| hint(crate::output::exit_code(&e), explain_123(&e)))?;
-                if let (Some(lock), false) = (lock, fresh) {
+                if let (Some(store), false) = (&store, fresh) {
                     match guarded(&transport, pan.ensure_token(), refused_123).await {
                         Ok(_) => {
                             if let Some((token, exp)) = pan.current_token() {
-                                let _ = lock.save(token.expose(), exp);
+                                let _ = store.with_lock(|l| l.save(token.expose(), exp));
                             }
                         }
                         Err(e) => return Err(out.error("access token", &e)),
                     }
+                }
+                if let Some(store) = &store {
+                    store.release();
                 }
                 Ok(Self::Pan123(pan, transport))
             }
@@ -444,6 +454,7 @@ fn build_123(
     conn: &Conn,
     http: Transport,
     cached: Option<(String, Option<std::time::SystemTime>)>,
+    oauth: Option<(offline_proto::Secret, offline_proto::pan123::RefreshHook)>,
 ) -> Result<Pan123, provider_123pan::Error> {
     use provider_123pan::Error;
     let mut builder = provider_123pan::Pan123::builder()
@@ -462,6 +473,9 @@ fn build_123(
         builder = builder.access_token(token.clone(), None);
     } else if let Some((token, exp)) = cached {
         builder = builder.access_token(token, exp);
+    }
+    if let Some((refresh, hook)) = oauth {
+        builder = builder.oauth_refresh_token(refresh, Some(hook));
     }
     for (name, rate) in &conn.rate_limits {
         let endpoint = crate::cli::find_endpoint(

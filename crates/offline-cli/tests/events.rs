@@ -17,8 +17,8 @@ use tokio::task::block_in_place;
 
 mod common;
 use common::{
-    bin_and_png, emulator_command, output, post, seed_files, seeded_torrent, sigint, Env, Running,
-    BIN, SEED,
+    authorize, bin_and_png, emulator_command, output, post, query_value, seed_files,
+    seeded_torrent, sigint, Env, Running, BIN, SEED,
 };
 
 fn root() -> PathBuf {
@@ -232,6 +232,28 @@ async fn every_json_line_fits_the_schema() {
     assert_eq!(events.last().unwrap()["event"], "summary");
     seen.expect(&env, 0, &["status", "--from", from]).await;
     seen.expect(&env, 0, &["wait", "--from", from]).await;
+    // OAuth (a third-party app): the authorize prompt alone, then a pasted code
+    // (logout then deletes the grant, so the 6pan runs below are unaffected).
+    let redirect = "http://127.0.0.1:9/cb";
+    seen.expect(&env, 0, &["login", "--oauth", "--redirect-uri", redirect])
+        .await;
+    let location = authorize(&env.emu, redirect, "events").await;
+    let code = query_value(&location, "code").unwrap();
+    let events = seen
+        .expect(
+            &env,
+            0,
+            &[
+                "login",
+                "--oauth",
+                "--redirect-uri",
+                redirect,
+                "--code",
+                &code,
+            ],
+        )
+        .await;
+    assert_eq!(events.last().unwrap()["oauth"], true, "{events:?}");
     seen.expect(&env, 0, &["logout"]).await;
 
     // 6pan: login, a link, a torrent file (uploaded), list, status, wait, rm, upload.
@@ -368,6 +390,8 @@ fn the_schema_refuses_what_it_should() {
         json!({"event": "error", "provider": "6pan", "subject": "", "message": "m", "code": null, "trace_id": null, "exit_code": 2}),
         json!({"event": "error", "provider": "6pan", "subject": "", "kind": "oops", "message": "m", "code": null, "trace_id": null, "exit_code": 2}),
         json!({"event": "summary", "provider": "123pan", "lines": 1}),
+        json!({"event": "login", "provider": "123pan", "account": "a"}),
+        json!({"event": "login", "provider": "123pan", "account": "a", "ok": true, "oauth": true, "step": "authorize", "authorize_url": "https://x/auth", "redirect_uri": "http://127.0.0.1/"}),
         json!({"event": "hash", "provider": "6pan", "file": "f", "etag": "short", "size": 1, "etag_with_size": "x"}),
     ];
     for event in bad {

@@ -12,6 +12,7 @@ pub(crate) mod emulator;
 pub(crate) mod files;
 pub(crate) mod list;
 pub(crate) mod login;
+pub(crate) mod oauth;
 pub(crate) mod pan6;
 pub(crate) mod rm;
 pub(crate) mod serve;
@@ -192,19 +193,22 @@ async fn dispatch(cli: Cli, explicit: Vec<&'static str>) -> Result<u8, u8> {
         }
         Command::Login {
             logout_others,
+            oauth,
             conn,
         } => {
-            let refused = if logout_others {
-                only(
+            let mut refused = oauth::check(&oauth, &top.resolve(&conn));
+            if logout_others {
+                refused.extend(only(
                     Provider::Pan6,
                     "login --logout-others",
                     &top.resolve(&conn),
                     "123pan has no sessions to log out",
-                )
-            } else {
-                Vec::new()
-            };
+                ));
+            }
             let (conn, out) = prepare(&conn, refused)?;
+            if oauth.oauth {
+                return Ok(oauth::login(&conn, &oauth, &out).await);
+            }
             with_client!(conn, out, |client| login::login(
                 &client,
                 &conn,

@@ -180,6 +180,57 @@ pub(crate) async fn post(url: &str, content_type: &str, body: impl Into<Bytes>) 
     status
 }
 
+/// An answer to [`get`]: its HTTP status, its `Location` header, its body.
+pub(crate) struct Got {
+    pub(crate) status: u16,
+    pub(crate) location: Option<String>,
+    pub(crate) body: String,
+}
+
+/// GETs `url` (plain http, a redirect not followed).
+pub(crate) async fn get(url: &str) -> Got {
+    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let req = http::Request::get(url)
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let resp = client.request(req).await.unwrap();
+    let status = resp.status().as_u16();
+    let location = resp
+        .headers()
+        .get(http::header::LOCATION)
+        .map(|v| v.to_str().unwrap().to_owned());
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    Got {
+        status,
+        location,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    }
+}
+
+/// Opens the emulator's authorize page for `redirect_uri` as a browser would: where
+/// it redirects to (`redirect_uri?code=..&state=..`).
+pub(crate) async fn authorize(emu: &RunningEmulator, redirect_uri: &str, state: &str) -> String {
+    let url = offline_proto::pan123::authorize_url(
+        &format!("{}/auth", emu.base_url()),
+        emu.client_id(),
+        redirect_uri,
+        offline_proto::pan123::DEFAULT_SCOPE,
+        state,
+    );
+    let got = get(&url).await;
+    assert_eq!(got.status, 302, "{}", got.body);
+    got.location.expect("a redirect")
+}
+
+/// The value of `name` in the query of `url`.
+pub(crate) fn query_value(url: &str, name: &str) -> Option<String> {
+    let query = url.split_once('?')?.1;
+    form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v)
+}
+
 /// An in-process emulator that lets every endpoint take `per_second` requests.
 pub(crate) async fn emulator(config: EmulatorConfig, per_second: f64) -> RunningEmulator {
     let emu = Emulator::start(config).await.unwrap();

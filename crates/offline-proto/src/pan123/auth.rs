@@ -59,6 +59,18 @@ pub const AUTHORIZE_URL: &str = "https://www.123pan.com/auth";
 /// `login_oauth_authorize` and `login_oauth_verify`).
 pub const DEFAULT_SCOPE: &str = "user:base,file:all:read,file:all:write";
 
+/// Where the authorize page of the API root `base_url` is: [`AUTHORIZE_URL`] for
+/// production ([`DEFAULT_BASE_URL`](super::DEFAULT_BASE_URL)), else `/auth` under
+/// `base_url` (the emulator's, or a stand-in that serves both).
+pub fn authorize_page(base_url: &str) -> String {
+    let base = base_url.trim_end_matches('/');
+    if base == super::DEFAULT_BASE_URL {
+        AUTHORIZE_URL.to_owned()
+    } else {
+        format!("{base}/auth")
+    }
+}
+
 /// The page a user opens to authorize a third-party app: `base` (normally
 /// [`AUTHORIZE_URL`]) with the query `client_id`, `redirect_uri`, `scope` and `state`,
 /// each percent-encoded. The page sends the browser to
@@ -78,6 +90,57 @@ pub fn authorize_url(
         .append_pair("state", state)
         .finish();
     format!("{}?{query}", base.trim_end_matches('?'))
+}
+
+/// Why a redirect to `redirect_uri` does not carry a code for this authorization.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RedirectError {
+    /// The `state` is missing or not the one sent with the authorize URL: the
+    /// redirect belongs to another authorization (or is forged); ignore it.
+    #[error("the redirect's state is not this authorization's")]
+    State,
+    /// The user (or the page) refused: the redirect's `error` (and
+    /// `error_description`, when given).
+    #[error("the authorization was refused: {0}")]
+    Denied(String),
+    /// Neither a code nor an error.
+    #[error("the redirect carries no code")]
+    NoCode,
+}
+
+/// Reads the query of the redirect the authorize page sent the browser to
+/// (`redirect_uri?code=CODE&state=STATE`): the code, when `state` is the one sent
+/// with [`authorize_url`]. The state is checked first: a redirect of another
+/// authorization says nothing about this one, not even a refusal.
+///
+/// # Errors
+///
+/// [`RedirectError`]: another state, a refusal (`error=...`), no code.
+pub fn oauth_redirect_code(query: &str, state: &str) -> Result<String, RedirectError> {
+    let pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .collect();
+    let get = |name: &str| {
+        pairs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    if get("state") != Some(state) || state.is_empty() {
+        return Err(RedirectError::State);
+    }
+    if let Some(error) = get("error") {
+        let text = match get("error_description").filter(|d| !d.is_empty()) {
+            Some(d) => format!("{error}: {d}"),
+            None => error.to_owned(),
+        };
+        return Err(RedirectError::Denied(text));
+    }
+    get("code")
+        .filter(|c| !c.is_empty())
+        .map(str::to_owned)
+        .ok_or(RedirectError::NoCode)
 }
 
 /// `POST /api/v1/oauth2/access_token` with `query` (query only, no body; no
@@ -440,3 +503,49 @@ impl Auth for Credentials {
 }
 
 crate::call::provider_requests!(Endpoint, Credentials, EndpointId, unauthenticated: [EndpointId::AccessToken, EndpointId::OAuthToken]);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_redirect_gives_its_code_only_with_this_authorizations_state() {
+        assert_eq!(oauth_redirect_code("code=c1&state=s1", "s1").unwrap(), "c1");
+        assert_eq!(
+            oauth_redirect_code("code=c1&state=other", "s1"),
+            Err(RedirectError::State)
+        );
+        assert_eq!(
+            oauth_redirect_code("code=c1", "s1"),
+            Err(RedirectError::State)
+        );
+        assert_eq!(
+            oauth_redirect_code("code=c1&state=", ""),
+            Err(RedirectError::State)
+        );
+        assert_eq!(
+            oauth_redirect_code("error=access_denied&error_description=no&state=s1", "s1"),
+            Err(RedirectError::Denied("access_denied: no".to_owned()))
+        );
+        assert_eq!(
+            oauth_redirect_code("error=access_denied&state=x", "s1"),
+            Err(RedirectError::State)
+        );
+        assert_eq!(
+            oauth_redirect_code("state=s1&code=", "s1"),
+            Err(RedirectError::NoCode)
+        );
+    }
+
+    #[test]
+    fn the_authorize_page_is_production_s_or_under_another_base() {
+        assert_eq!(
+            authorize_page("https://open-api.123pan.com/"),
+            AUTHORIZE_URL
+        );
+        assert_eq!(
+            authorize_page("http://127.0.0.1:5/"),
+            "http://127.0.0.1:5/auth"
+        );
+    }
+}

@@ -46,8 +46,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 pub use auth::{
-    authorize_url, oauth_code_request, oauth_token_request, Credentials, RefreshHook,
-    AUTHORIZE_URL, DEFAULT_SCOPE, TOO_MANY_TOKENS_PAUSE,
+    authorize_page, authorize_url, oauth_code_request, oauth_redirect_code, oauth_token_request,
+    Credentials, RedirectError, RefreshHook, AUTHORIZE_URL, DEFAULT_SCOPE, TOO_MANY_TOKENS_PAUSE,
 };
 pub use endpoints::{AuthScheme, EndpointId};
 pub use files::{
