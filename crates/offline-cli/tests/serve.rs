@@ -137,6 +137,24 @@ async fn an_added_link_completes_into_its_folder_and_refusals_are_aria2_errors()
     let (_, stat) = rpc(&url, &call("aria2.getGlobalStat", json!(["token:s3"]))).await;
     assert_eq!(stat["result"]["numStopped"], "0", "{stat}");
 
+    // A second daemon on the same state file is refused (exit 8): it would submit the
+    // same pending rows.
+    let o = env
+        .run(&[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--state",
+            state.to_str().unwrap(),
+        ])
+        .await;
+    assert_eq!(
+        o.status.code(),
+        Some(8),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+
     // A non-loopback address without a secret, and 6pan, are refused before anything.
     let o = env
         .run(&[

@@ -62,6 +62,27 @@ pub(crate) async fn run(client: &Client, args: &ServeArgs, out: &Output) -> u8 {
         secret: args.rpc_secret.clone().map(offline_proto::Secret::new),
         default_dir: args.dir.clone(),
     };
+    // One daemon per state file: a second one would submit the same pending rows.
+    let _lock = match offline_store::lock(&args.state) {
+        Ok(lock) => lock,
+        Err(offline_store::LockError::Busy) => {
+            return out.fail(
+                exit::BUSY,
+                &format!(
+                    "the task store {} is in use by another `offline serve` (or `add --from`): nothing was started",
+                    args.state.display()
+                ),
+                None,
+            )
+        }
+        Err(offline_store::LockError::Io(e)) => {
+            return out.fail(
+                exit::CONFIG,
+                &format!("cannot lock the task store {}: {e}", args.state.display()),
+                None,
+            )
+        }
+    };
     let gateway = match offline_gateway::Gateway::open(pan.clone(), &args.state, config) {
         Ok(g) => g,
         Err(e) => {
