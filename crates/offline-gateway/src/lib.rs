@@ -552,8 +552,8 @@ impl<C: HttpClient> Shared<C> {
 
 /// A `dir` option: a drive path resolved (missing folders made), or a folder ID.
 async fn resolve<C: HttpClient>(pan: &Pan123<C>, dir: &str) -> Result<FileId, Error> {
-    if let Ok(id) = dir.trim().parse::<u64>() {
-        return Ok(FileId(id));
+    if let Some(id) = FileId::from_arg(dir) {
+        return Ok(id);
     }
     Ok(pan.resolve_dir(dir, true).await?.id)
 }

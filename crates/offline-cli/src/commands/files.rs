@@ -14,14 +14,6 @@ use crate::client::{guarded, refused_123, Client, Transport};
 use crate::exit;
 use crate::output::{table, Output};
 
-/// A `PATH|ID` argument: a number is a folder or file ID, anything else a drive path.
-fn as_id(target: &str) -> Option<FileId> {
-    let t = target.trim();
-    (!t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()))
-        .then(|| t.parse().ok())
-        .flatten()
-}
-
 /// The folder `--dir` names: an ID as given (the root, 0, is refused: offline
 /// download cannot target it), or a path resolved from the root with missing folders
 /// created (each announced).
@@ -35,7 +27,7 @@ pub(crate) async fn download_dir(
     dir: &str,
     out: &Output,
 ) -> Result<FileId, u8> {
-    if let Some(id) = as_id(dir) {
+    if let Some(id) = FileId::from_arg(dir) {
         if id.is_root() {
             return Err(out.fail(
                 exit::USAGE,
@@ -205,7 +197,7 @@ pub(crate) async fn ls(client: &Client, target: &str, out: &Output) -> u8 {
         Ok(p) => p,
         Err(code) => return code,
     };
-    let folder = match as_id(target) {
+    let folder = match FileId::from_arg(target) {
         Some(id) => id,
         None => match guarded(transport, pan.resolve_dir(target, false), refused_123).await {
             Ok(r) => r.id,
@@ -244,7 +236,7 @@ pub(crate) async fn ls(client: &Client, target: &str, out: &Output) -> u8 {
 
 /// The file ID argument of `info` and `link`, or the exit code after refusing it.
 fn file_id(target: &str, out: &Output) -> Result<FileId, u8> {
-    as_id(target).ok_or_else(|| {
+    FileId::from_arg(target).ok_or_else(|| {
         out.fail(
             exit::USAGE,
             "expected a file ID (a number, as `offline ls` shows it)",

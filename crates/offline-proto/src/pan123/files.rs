@@ -63,6 +63,16 @@ impl FileId {
     pub fn is_root(self) -> bool {
         self == Self::ROOT
     }
+
+    /// A `PATH|ID` argument read as an ID: `Some` when `text` is all digits (a folder
+    /// or file ID, as `--dir 14749926` or aria2's `dir` option may give it), `None`
+    /// when it is a drive path to resolve ([`DrivePath`]).
+    pub fn from_arg(text: &str) -> Option<Self> {
+        let t = text.trim();
+        (!t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| t.parse().ok())
+            .flatten()
+    }
 }
 
 impl fmt::Display for FileId {
