@@ -27,6 +27,8 @@
 //! - [`token::TokenLifecycle`], [`ratelimit::RateLimiter`], [`retry::Backoff`],
 //!   [`retry::RetryBudget`] and [`retry::Pacer`]: the parts the call is made of.
 //! - [`tracker::Tracker`]: which task to poll next and when.
+//! - [`schedule::Scheduler`]: the same for many tasks within a budget of polls per
+//!   second, each polled around its end as its progress rate predicts it.
 //! - [`sixpan::upload::UploadPlan`]: a 6pan storage upload.
 //! - [`sixpan::tasks::Pager`] and [`sixpan::tasks::Reconciler`]: bounded paging of the
 //!   task list, and finding the tasks a lost `add` created.
@@ -63,6 +65,7 @@ pub mod pan123;
 pub mod qetag;
 pub mod ratelimit;
 pub mod retry;
+pub mod schedule;
 pub mod sixpan;
 pub mod token;
 pub mod torrent;
