@@ -17,28 +17,32 @@
 //!
 //! # Strategy
 //!
-//! - **Rate.** Each answer's percent (0–100) and the previous one give a rate in
-//!   percent per second; the task's rate is the ratio of the percent gained to the
-//!   time spent, both summed with an exponential forgetting of
-//!   [`RATE_HORIZON`] (so a whole-percent reading, which moves by steps, still gives
-//!   the average rate, and a stall lowers the rate as it lasts). A reading below the
-//!   previous one (the provider restarted the task) forgets the rate.
-//! - **Predicted end.** From the reading's anchor: the time the reading last changed
-//!   (for a task whose every reading is a whole percent, the middle of the interval in
-//!   which it changed) plus the remaining percent over the rate; never before the
-//!   latest answer plus the time the reading's last step can still take.
-//! - **Next poll.** A task with an unknown rate (no change seen yet) is asked again
+//! - **Rate.** In percent per second, measured over the intervals in which the
+//!   reading moved: the percent gained over the time it took, both summed with an
+//!   exponential forgetting of [`RATE_HORIZON`]. A reading that moves by whole
+//!   percents (as the image-bed call reports) is measured from step to step, each step
+//!   placed in the middle of the interval it happened in, so polls much more frequent
+//!   than its steps do not inflate the rate. A stall does not lower the rate (it says
+//!   how fast the task goes when it goes); it delays the next poll instead (below). A
+//!   reading below the previous one (the provider restarted the task) forgets the
+//!   rate.
+//! - **Predicted end.** The time the reading last moved (for a whole-percent reading,
+//!   the estimated time of its last step) plus the remaining percent over the rate;
+//!   never before the latest answer plus what the last step can still take (nothing
+//!   for a reading with decimals, up to the time of one step for a whole-percent one).
+//! - **Next poll.** A task with an unknown rate (no move seen yet) is asked again
 //!   after [`PollPolicy::initial`], growing by [`PollPolicy::factor`] while nothing
 //!   moves. A task with a rate is asked again when [`APPROACH`] of its predicted
 //!   remaining time has passed (halving the distance to its end, so the polls close in
-//!   on it), never sooner than the *end gap* and never later than the *floor gap*; once
-//!   its predicted end has passed without a final answer, after [`OVERDUE`] times the
-//!   time since then (backing off from a task that is slower than it looked), within
-//!   the same two gaps.
+//!   on it); once its predicted end has passed without a final answer, after
+//!   [`OVERDUE`] times the time since then (backing off from a task slower than it
+//!   looked); and a task whose reading has not moved for a time `T` waits at least
+//!   [`STALL`]` × T` (so a task stuck at 99.9 % backs off instead of taking a poll
+//!   every end gap). Always within the *end gap* and the *floor gap*.
 //! - **Gaps from the budget.** With `N` tasks tracked and `B` polls per second, the end
 //!   gap is `max(PollPolicy::initial, N / B / END_SHARE)` and the floor gap is
-//!   `max(PollPolicy::max, FLOOR_ROUNDS × N / B)`: at 1,000 tasks and 5/s, 10 s and
-//!   800 s. A task that shows no progress for long is still asked about every floor
+//!   `max(PollPolicy::max, FLOOR_ROUNDS × N / B)`: at 1,000 tasks and 5/s, 5 s and
+//!   600 s. A task that shows no progress for long is still asked about every floor
 //!   gap, so one that stalls and then finishes is not forgotten, and those asks take at
 //!   most `1 / FLOOR_ROUNDS` of the budget.
 //! - **Budget.** Never more than `n` polls in any window of `n / B` seconds, with
@@ -85,14 +89,19 @@ pub const APPROACH: f64 = 0.5;
 /// this many times the time since its predicted end (within the end and floor gaps).
 pub const OVERDUE: f64 = 0.5;
 
+/// A task whose reading has not moved for a time `T` (beyond the time a whole-percent
+/// step takes at its rate) is asked again after at least `STALL × T` (within the end
+/// and floor gaps).
+pub const STALL: f64 = 0.25;
+
 /// The end gap is `N / B / END_SHARE` seconds (`N` tasks, `B` polls per second) or
 /// [`PollPolicy::initial`], whichever is longer: the shortest interval between two
 /// polls of a task with a known rate.
-pub const END_SHARE: f64 = 20.0;
+pub const END_SHARE: f64 = 40.0;
 
 /// The floor gap is `FLOOR_ROUNDS × N / B` seconds or [`PollPolicy::max`], whichever is
 /// longer: the longest interval the scheduler plans between two polls of a task.
-pub const FLOOR_ROUNDS: f64 = 4.0;
+pub const FLOOR_ROUNDS: f64 = 3.0;
 
 /// Time constant of the rate's exponential forgetting.
 pub const RATE_HORIZON: Duration = Duration::from_secs(600);
@@ -179,22 +188,26 @@ impl Entry {
                 self.forget_rate(policy);
                 self.anchor = Some((now, p));
             }
-            Some((at, prev)) => {
-                let dt = now.saturating_duration_since(at).as_secs_f64();
-                let keep = (-dt / RATE_HORIZON.as_secs_f64()).exp();
-                self.gained = self.gained * keep + (p - prev);
-                self.spent = self.spent * keep + dt;
-                if p > prev {
-                    let reached = if self.whole && p.fract() == 0.0 {
-                        // The step happened somewhere between the two answers.
-                        at + now.saturating_duration_since(at) / 2
-                    } else {
-                        now
-                    };
-                    self.anchor = Some((reached, p));
-                    self.backoff = policy.initial;
+            Some((at, prev)) if p > prev => {
+                let step = self.whole && p.fract() == 0.0;
+                // Whole-percent readings move by steps: measure from step to step, each
+                // taken in the middle of the interval it happened in.
+                let (reached, (since, from)) = if step {
+                    let mid = at + now.saturating_duration_since(at) / 2;
+                    (mid, self.anchor.unwrap_or((at, prev)))
+                } else {
+                    (now, (at, prev))
+                };
+                let dt = reached.saturating_duration_since(since).as_secs_f64();
+                if dt > 0.0 {
+                    let keep = (-dt / RATE_HORIZON.as_secs_f64()).exp();
+                    self.gained = self.gained * keep + (p - from);
+                    self.spent = self.spent * keep + dt;
                 }
+                self.anchor = Some((reached, p));
+                self.backoff = policy.initial;
             }
+            Some(_) => {}
             None => self.anchor = Some((now, p)),
         }
         self.whole &= p.fract() == 0.0;
@@ -347,8 +360,9 @@ impl<K: Ord + Clone> Scheduler<K> {
         self.tasks.get(key).map(|e| e.polls)
     }
 
-    /// The rate of `key` in percent per second, once its progress has been seen to
-    /// move; `None` before that or when it is not tracked.
+    /// The rate of `key` in percent per second while it moves (stalls are not
+    /// counted), once its progress has been seen to move; `None` before that or when
+    /// it is not tracked.
     pub fn rate(&self, key: &K) -> Option<f64> {
         self.tasks.get(key).and_then(Entry::rate)
     }
@@ -583,12 +597,14 @@ fn plan(
     let by_anchor = (100.0 - from) / rate - now.saturating_duration_since(reached).as_secs_f64();
     let at_least = (100.0 - p - step).max(0.0) / rate;
     let remaining = by_anchor.max(at_least).min(FAR);
+    // Unmoved for longer than a step takes: stalled for that long.
+    let stalled = now.saturating_duration_since(reached).as_secs_f64() - step / rate;
     let gap = if remaining > 0.0 {
-        secs(APPROACH * remaining)
+        APPROACH * remaining
     } else {
-        secs(OVERDUE * -by_anchor)
+        OVERDUE * -by_anchor
     };
-    let gap = gap.max(end_gap).min(floor);
+    let gap = secs(gap.max(STALL * stalled)).max(end_gap).min(floor);
     let end = now + secs(remaining);
     e.end = Some(end);
     let due = now + gap;
@@ -870,6 +886,31 @@ mod tests {
         assert_eq!(floor, s(60.0), "the policy's max with one task");
         assert!(longest <= floor, "{longest:?}");
         assert!(now - t0 <= s(3660.0));
+    }
+
+    #[test]
+    fn a_task_stuck_near_its_end_backs_off() {
+        // 1 %/s up to 99.9 %, then stuck there for a day: polls grow apart with the
+        // stall instead of coming every end gap.
+        let t0 = Instant::now();
+        let mut sc = Scheduler::new(5.0, policy());
+        sc.add(1u32, t0);
+        let mut now = t0;
+        let mut polls = 0;
+        while now < t0 + s(86_400.0) {
+            match sc.poll(now) {
+                Next::Poll(k) => {
+                    polls += 1;
+                    let p = (now - t0).as_secs_f64().min(99.9);
+                    sc.handle_progress(&k, p, false, now);
+                }
+                Next::At(t) => now = t,
+                other => panic!("{other:?}"),
+            }
+        }
+        // The floor gap (the policy's 60 s) caps the back-off: about 1,440 polls a day,
+        // where one every end gap (1 s) would be 86,400.
+        assert!(polls < 1600, "{polls}");
     }
 
     #[test]

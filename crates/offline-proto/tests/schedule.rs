@@ -18,7 +18,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use offline_proto::schedule::{Next, PollPolicy, Scheduler};
+use offline_proto::schedule::{Next, PollPolicy, Scheduler, FLOOR_ROUNDS};
 
 /// xorshift64*: small, seeded, enough for a simulation.
 struct Rng(u64);
@@ -443,8 +443,8 @@ fn steady_1000_tasks_at_5_per_second() {
         "round-robin {:.1}",
         rr.mean
     );
-    // The bound: the floor gap (4 N / B) plus N / B.
-    let bound = 5.0 * ours.most_tracked as f64 / BUDGET;
+    // The bound: the floor gap (FLOOR_ROUNDS × N / B) plus N / B.
+    let bound = (FLOOR_ROUNDS + 1.0) * ours.most_tracked as f64 / BUDGET;
     assert!(ours.longest_gap <= bound, "{} > {bound}", ours.longest_gap);
 }
 
