@@ -92,6 +92,10 @@ pub struct Entry {
     pub options: Option<String>,
     /// Why it failed, or what to check when its outcome is unknown.
     pub error: Option<String>,
+    /// How the task ended on the drive, as the daemon recorded it (JSON text, the
+    /// daemon's own shape: `offline serve` writes `{"status": "complete"|"error"|
+    /// "removed", ...}`); `None` while it runs, and always for batch lines.
+    pub outcome: Option<String>,
 }
 
 /// An input line: its 1-based number, source text and occurrence.
@@ -198,6 +202,7 @@ impl Journal {
             ("exit_code", "INTEGER"),
             ("task_url", "TEXT"),
             ("options", "TEXT"),
+            ("outcome", "TEXT"),
         ] {
             if !has_column(&conn, column)? {
                 conn.execute_batch(&format!("ALTER TABLE entries ADD COLUMN {column} {ty}"))?;
@@ -323,18 +328,31 @@ impl Journal {
         Ok(())
     }
 
+    /// Records how a submitted task ended (JSON text; `None` clears it), committed
+    /// before this returns.
+    ///
+    /// # Errors
+    ///
+    /// A SQLite error.
+    pub fn set_outcome(&self, entry: &Entry, outcome: Option<&str>) -> rusqlite::Result<()> {
+        self.conn.execute(
+            "UPDATE entries SET outcome = ?3, updated_at = unixepoch()
+             WHERE source = ?1 AND occurrence = ?2",
+            params![entry.source, entry.occurrence, outcome],
+        )?;
+        Ok(())
+    }
+
     /// Every row, in line order.
     ///
     /// # Errors
     ///
     /// A SQLite error.
     pub fn all(&self) -> rusqlite::Result<Vec<Entry>> {
-        let keys: Vec<(String, u32)> = self
-            .conn
-            .prepare("SELECT source, occurrence FROM entries ORDER BY line, rowid")?
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<rusqlite::Result<_>>()?;
-        keys.iter().map(|(s, o)| self.get(s, *o)).collect()
+        let sql = format!("{} ORDER BY line, rowid", self.select()?);
+        let mut statement = self.conn.prepare(&sql)?;
+        let rows = statement.query_map([], entry_of_row)?;
+        rows.collect()
     }
 
     /// Deletes a row (a download result the user removed).
@@ -351,8 +369,14 @@ impl Journal {
     }
 
     fn get(&self, source: &str, occurrence: u32) -> rusqlite::Result<Entry> {
-        // A journal of an older version, opened read-only, has no `task_url` or
-        // `options` yet.
+        let sql = format!("{} WHERE source = ?1 AND occurrence = ?2", self.select()?);
+        self.conn
+            .query_row(&sql, params![source, occurrence], entry_of_row)
+    }
+
+    /// The `SELECT` of every [`Entry`] column: a journal of an older version, opened
+    /// read-only, has no `task_url`, `options` or `outcome` yet (read as `NULL`).
+    fn select(&self) -> rusqlite::Result<String> {
         let column = |name: &'static str| -> rusqlite::Result<&'static str> {
             Ok(if has_column(&self.conn, name)? {
                 name
@@ -360,29 +384,11 @@ impl Journal {
                 "NULL"
             })
         };
-        let (url, options) = (column("task_url")?, column("options")?);
-        self.conn.query_row(
-            &format!(
-                "SELECT line, source, occurrence, kind, state, task, name, submitted_at, error,
-                    {url}, {options} FROM entries WHERE source = ?1 AND occurrence = ?2"
-            ),
-            params![source, occurrence],
-            |r| {
-                Ok(Entry {
-                    line: r.get::<_, i64>(0)? as usize,
-                    source: r.get(1)?,
-                    occurrence: r.get(2)?,
-                    kind: r.get(3)?,
-                    state: State::parse(&r.get::<_, String>(4)?),
-                    task: r.get(5)?,
-                    name: r.get(6)?,
-                    submitted_at: r.get(7)?,
-                    error: r.get(8)?,
-                    task_url: r.get(9)?,
-                    options: r.get(10)?,
-                })
-            },
-        )
+        let (url, options, outcome) = (column("task_url")?, column("options")?, column("outcome")?);
+        Ok(format!(
+            "SELECT line, source, occurrence, kind, state, task, name, submitted_at, error,
+                {url}, {options}, {outcome} FROM entries"
+        ))
     }
 
     /// Records a state change (committed before this returns). Entering
@@ -428,6 +434,24 @@ impl Journal {
         )?;
         Ok(())
     }
+}
+
+/// An [`Entry`] from a row of [`Journal::select`].
+fn entry_of_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Entry> {
+    Ok(Entry {
+        line: usize::try_from(r.get::<_, i64>(0)?).unwrap_or(0),
+        source: r.get(1)?,
+        occurrence: r.get(2)?,
+        kind: r.get(3)?,
+        state: State::parse(&r.get::<_, String>(4)?),
+        task: r.get(5)?,
+        name: r.get(6)?,
+        submitted_at: r.get(7)?,
+        error: r.get(8)?,
+        task_url: r.get(9)?,
+        options: r.get(10)?,
+        outcome: r.get(11)?,
+    })
 }
 
 /// Whether the journal's `entries` table has `column`.

@@ -33,6 +33,12 @@ pub(crate) struct ServeArgs {
     /// when missing, or a folder ID). Default: the drive's 来自:离线下载.
     #[arg(long, value_name = "PATH|ID")]
     pub(crate) dir: Option<String>,
+    /// The URL the drive reaches this listener at (e.g. `https://gw.example`): tasks
+    /// are created with a callback URL under it and tracked by their callbacks (each
+    /// confirmed by one progress call). Default: this listener's own URL when the
+    /// drive's base URL is loopback (the emulator), else none (tracking polls).
+    #[arg(long, value_name = "URL")]
+    pub(crate) callback_url: Option<String>,
 }
 
 /// The options `provider` cannot honour, and a listen address that needs a secret.
@@ -58,9 +64,26 @@ pub(crate) async fn run(client: &Client, args: &ServeArgs, out: &Output) -> u8 {
     let Client::Pan123(pan, _) = client else {
         return out.fail(exit::USAGE, "`serve` serves 123pan so far", None);
     };
+    let listener = match tokio::net::TcpListener::bind(args.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            return out.fail(
+                exit::CONFIG,
+                &format!("cannot listen on {}: {e}", args.listen),
+                None,
+            )
+        }
+    };
+    let addr = listener.local_addr().unwrap_or(args.listen);
+    // The drive must reach the callback URL: by default only the emulator (on
+    // loopback, like this listener) can.
+    let callback_base = args.callback_url.clone().or_else(|| {
+        (pan.base_url().is_loopback() && addr.ip().is_loopback()).then(|| format!("http://{addr}"))
+    });
     let config = offline_gateway::ServeConfig {
         secret: args.rpc_secret.clone().map(offline_proto::Secret::new),
         default_dir: args.dir.clone(),
+        callback_base,
     };
     // One daemon per state file: a second one would submit the same pending rows.
     let _lock = match offline_store::lock(&args.state) {
@@ -93,17 +116,6 @@ pub(crate) async fn run(client: &Client, args: &ServeArgs, out: &Output) -> u8 {
             )
         }
     };
-    let listener = match tokio::net::TcpListener::bind(args.listen).await {
-        Ok(l) => l,
-        Err(e) => {
-            return out.fail(
-                exit::CONFIG,
-                &format!("cannot listen on {}: {e}", args.listen),
-                None,
-            )
-        }
-    };
-    let addr = listener.local_addr().unwrap_or(args.listen);
     let url = format!("http://{addr}/jsonrpc");
     if out.is_json() {
         out.event(json!({"event": "listening", "addr": addr.to_string(), "url": url}));

@@ -1,0 +1,282 @@
+//! What the daemon asks of a cloud drive: one implementation per provider.
+//!
+//! The daemon's work loop (submission, tracking, callbacks) is written once over
+//! [`Drive`]; each provider's implementation only turns its calls into the
+//! [`Submitted`] and [`Observed`] facts the loop acts on. What a provider accepts is
+//! decided from `offline-proto`'s rules ([`validate_http_url`] for 123pan), so a
+//! download the drive cannot take is refused when it is added, not failed later.
+
+use std::future::Future;
+
+use offline_proto::aria2::{AddRequest, Source, StoreError};
+use offline_proto::pan123::{
+    decode_callback, validate_http_url, Callback, CallbackStatus, FileId, OfflineDownloadRequest,
+};
+use offline_proto::HttpClient;
+use provider_123pan::{Error, Pan123, TaskRef, TaskStatus};
+
+/// A download the drive accepted for the store: what the row records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accepted {
+    /// The source as the store keeps it (the URL, or a magnet link).
+    pub source: String,
+    /// The name the drive will store it under, when known before submitting.
+    pub name: Option<String>,
+}
+
+/// One submission to make: a stored row's source and options.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Job {
+    /// The source as stored ([`Accepted::source`]).
+    pub source: String,
+    /// The drive folder (a path or an ID), `None`: the drive's default.
+    pub dir: Option<String>,
+    /// The file name to store it under, `None`: the drive's choice.
+    pub out: Option<String>,
+    /// Where the drive should POST when the task ends (this daemon's own callback
+    /// route for this task), when the daemon receives callbacks.
+    pub callback_url: Option<String>,
+}
+
+/// What one submission came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Submitted {
+    /// The drive made a task: its ID, as text.
+    Created(String),
+    /// Certainly not sent (no connection, a rate limit, an expired token): the row
+    /// stays pending and is sent again later.
+    NotSent(String),
+    /// The create may have reached the drive without an answer: never sent again.
+    Unknown(String),
+    /// The drive refused it for good (a bad source, a folder it cannot make).
+    Refused(String),
+}
+
+/// A task's state on the drive, as one progress call saw it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observed {
+    /// Progress in percent, 0 to 100.
+    pub percent: f64,
+    /// `None` while it runs; `Some(Ok)` when the drive has it whole; `Some(Err)` with
+    /// the drive's reason when it gave up.
+    pub ended: Option<Result<(), String>>,
+}
+
+/// A callback the drive sent to the daemon's callback route, decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hint {
+    /// The source URL the callback names.
+    pub url: String,
+    /// Whether it says the task succeeded.
+    pub succeeded: bool,
+    /// The reason it gives for a failure (unverified).
+    pub reason: String,
+    /// The file it says the task made (unverified).
+    pub file_id: Option<u64>,
+}
+
+/// A cloud drive as the daemon drives it. See the [module docs](self).
+pub trait Drive: Send + Sync + 'static {
+    /// The provider's name as shown to users: `123pan`, `6pan`.
+    fn provider(&self) -> &'static str;
+
+    /// The row kind recorded in the task store (`cloud`, `6pan`).
+    fn kind(&self) -> &'static str;
+
+    /// The longest the tracker may ask about tasks, in progress calls per second
+    /// (the progress endpoint's rate limit).
+    fn progress_budget(&self) -> f64;
+
+    /// Decides at once whether the drive can take `request`.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] saying why it cannot (the caller gets it as an aria2 error).
+    fn accept(&self, request: &AddRequest) -> Result<Accepted, StoreError>;
+
+    /// Submits `job`; `claim` is called just before the create goes out (the store
+    /// records "may have been sent" then).
+    fn submit<'a>(
+        &'a self,
+        job: &'a Job,
+        claim: &'a (dyn Fn() + Send + Sync),
+    ) -> impl Future<Output = Submitted> + Send + 'a;
+
+    /// Asks the drive about task `task` (an ID [`Submitted::Created`] gave).
+    ///
+    /// # Errors
+    ///
+    /// The provider's error, as text: the tracker asks again later.
+    fn progress<'a>(
+        &'a self,
+        task: &'a str,
+    ) -> impl Future<Output = Result<Observed, String>> + Send + 'a;
+
+    /// Decodes a body POSTed to the callback route (`None`: this drive sends no
+    /// callbacks, or the body is not one).
+    fn decode_callback(&self, body: &[u8]) -> Option<Hint> {
+        let _ = body;
+        None
+    }
+
+    /// Checks what a callback says of a task whose create's answer was lost (no task
+    /// ID to ask about): for a success, that the file it names exists, out of the
+    /// trash, under the name the task was to store (`name`). A failure has nothing to
+    /// check and is taken as the drive's word.
+    ///
+    /// # Errors
+    ///
+    /// Why the callback cannot be confirmed (the file is missing or another, or the
+    /// drive could not be asked).
+    fn confirm_file<'a>(
+        &'a self,
+        hint: &'a Hint,
+        name: Option<&'a str>,
+    ) -> impl Future<Output = Result<(), String>> + Send + 'a {
+        let _ = (hint, name);
+        std::future::ready(Err("this drive sends no callbacks".to_owned()))
+    }
+}
+
+/// 123pan's open platform: http(s) links only, one progress call per task, callbacks.
+impl<C: HttpClient + 'static> Drive for Pan123<C> {
+    fn provider(&self) -> &'static str {
+        "123pan"
+    }
+
+    fn kind(&self) -> &'static str {
+        "cloud"
+    }
+
+    fn progress_budget(&self) -> f64 {
+        offline_proto::pan123::EndpointId::OfflineProcess.default_rate_per_second()
+    }
+
+    fn accept(&self, request: &AddRequest) -> Result<Accepted, StoreError> {
+        let uri = match &request.source {
+            Source::Uris(uris) => uris.first().cloned().unwrap_or_default(),
+            Source::Torrent { .. } => {
+                return Err(StoreError(
+                    "123pan's open platform takes no torrents (http and https links only)".into(),
+                ))
+            }
+        };
+        // Refused at once, not accepted and failed later: the open platform fetches
+        // http(s) only.
+        validate_http_url("uri", &uri).map_err(|e| {
+            StoreError(format!(
+                "123pan's open platform downloads http and https links only: {e}"
+            ))
+        })?;
+        let name = request
+            .out
+            .clone()
+            .unwrap_or_else(|| offline_proto::pan123::url_stored_name(&uri));
+        Ok(Accepted {
+            source: uri,
+            name: Some(name),
+        })
+    }
+
+    async fn submit<'a>(&'a self, job: &'a Job, claim: &'a (dyn Fn() + Send + Sync)) -> Submitted {
+        let folder = match &job.dir {
+            Some(dir) => match resolve(self, dir).await {
+                Ok(id) => Some(id),
+                Err(e @ Error::Transport(_)) => return Submitted::NotSent(e.to_string()),
+                Err(e) => return Submitted::Refused(format!("folder {dir}: {e}")),
+            },
+            None => None,
+        };
+        let mut request = OfflineDownloadRequest::new(job.source.clone());
+        request.dir_id = folder;
+        request.file_name.clone_from(&job.out);
+        request.callback_url.clone_from(&job.callback_url);
+        match self.offline_download_observed(request, claim).await {
+            Ok(task) => Submitted::Created(task.to_string()),
+            Err(e @ Error::OutcomeUnknown { .. }) => Submitted::Unknown(e.to_string()),
+            Err(e @ Error::Transport(_)) => Submitted::NotSent(e.to_string()),
+            Err(e) => Submitted::Refused(e.to_string()),
+        }
+    }
+
+    async fn progress<'a>(&'a self, task: &'a str) -> Result<Observed, String> {
+        let id: u64 = task
+            .parse()
+            .map_err(|_| format!("{task} is not a 123pan task ID"))?;
+        let p = Pan123::progress(self, TaskRef::cloud(provider_123pan::TaskId(id)))
+            .await
+            .map_err(|e| e.to_string())?;
+        let ended = match p.status {
+            TaskStatus::Succeeded => Some(Ok(())),
+            TaskStatus::Failed => Some(Err("the drive could not fetch the source".to_owned())),
+            _ => None,
+        };
+        Ok(Observed {
+            percent: p.percent,
+            ended,
+        })
+    }
+
+    fn decode_callback(&self, body: &[u8]) -> Option<Hint> {
+        let Callback {
+            url,
+            status,
+            fail_reason,
+            file_id,
+        } = decode_callback(body).ok()?;
+        Some(Hint {
+            url,
+            succeeded: status == CallbackStatus::Succeeded,
+            reason: fail_reason,
+            file_id,
+        })
+    }
+
+    async fn confirm_file<'a>(
+        &'a self,
+        hint: &'a Hint,
+        name: Option<&'a str>,
+    ) -> Result<(), String> {
+        check_stored(self, hint, name).await
+    }
+}
+
+/// [`Drive::confirm_file`] for 123pan: the file's `infos` entry.
+async fn check_stored<C: HttpClient>(
+    pan: &Pan123<C>,
+    hint: &Hint,
+    name: Option<&str>,
+) -> Result<(), String> {
+    {
+        if !hint.succeeded {
+            return Ok(());
+        }
+        let id = hint
+            .file_id
+            .ok_or_else(|| "the callback names no file".to_owned())?;
+        let entries = pan.files(&[FileId(id)]).await.map_err(|e| e.to_string())?;
+        let Some(file) = entries.first() else {
+            return Err(format!("file {id} does not exist"));
+        };
+        if file.is_folder() || file.is_trashed() {
+            return Err(format!("file {id} is a folder or in the trash"));
+        }
+        match name {
+            Some(name) if offline_proto::pan123::stored_file(&entries, name, &[]).is_none() => {
+                Err(format!(
+                    "file {id} is not the download: it is named {}",
+                    file.filename
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A `dir` option: a drive path resolved (missing folders made), or a folder ID.
+async fn resolve<C: HttpClient>(pan: &Pan123<C>, dir: &str) -> Result<FileId, Error> {
+    if let Some(id) = FileId::from_arg(dir) {
+        return Ok(id);
+    }
+    Ok(pan.resolve_dir(dir, true).await?.id)
+}

@@ -1,0 +1,418 @@
+//! The daemon's task store: the SQLite rows of [`offline_store`] (the CLI's batch
+//! journal schema) and the live aria2 view of each, kept in step.
+//!
+//! A row's `options` hold what it was accepted with (`{"dir", "out", "callback"}`,
+//! the last a random token that the task's callback URL carries), and its
+//! `outcome` how the task ended (`{"status": "complete"|"error"|"removed",
+//! "message"}`), so a restart shows every task as it last was and tracks only those
+//! still running.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::path::Path;
+
+use offline_proto::aria2::{
+    AddRequest, Downloads, Event, Failure, FailureKind, Gid, Progress, Queue, StoreError,
+    TaskState, TaskView,
+};
+use offline_store::{Entry, Journal, State as Row};
+use serde_json::{json, Value};
+use tokio::sync::broadcast;
+use tracing::warn;
+
+use crate::drive::{Accepted, Drive};
+
+/// The reason given for a row whose create may or may not have reached the drive.
+pub const UNKNOWN_OUTCOME: &str = "the add was sent but its answer was lost: the task may exist on the drive (123pan has no task list to check); not submitted again";
+
+/// One download as the daemon knows it.
+#[derive(Debug, Clone)]
+pub(crate) struct Task {
+    pub(crate) entry: Entry,
+    pub(crate) view: TaskView,
+    pub(crate) dir: Option<String>,
+    pub(crate) out: Option<String>,
+    /// The token the task's callback URL carries.
+    pub(crate) callback: Option<String>,
+}
+
+/// The store the RPC methods read and change: the SQLite rows and the live view.
+pub(crate) struct Store {
+    pub(crate) journal: Journal,
+    pub(crate) tasks: BTreeMap<Gid, Task>,
+    /// GIDs in the order they stopped (`tellStopped` lists the oldest first).
+    stopped: Vec<Gid>,
+    /// The waiting and the active tasks by the order they were accepted in (so that
+    /// `tellWaiting`/`tellActive` cost what they return, not the whole store).
+    waiting: BTreeMap<usize, Gid>,
+    active: BTreeMap<usize, Gid>,
+    default_dir: String,
+    kind: &'static str,
+    /// The notifications of state changes, for every WebSocket.
+    pub(crate) events: broadcast::Sender<String>,
+}
+
+pub(crate) fn gid_of(entry: &Entry) -> Gid {
+    Gid::derive(format!("{}#{}", entry.source, entry.occurrence).as_bytes())
+}
+
+/// The state a row stands for: its recorded outcome, else its journal state.
+fn state_of(entry: &Entry) -> TaskState {
+    let outcome: Option<Value> = entry
+        .outcome
+        .as_deref()
+        .and_then(|o| serde_json::from_str(o).ok());
+    if let Some(outcome) = outcome {
+        let message = outcome
+            .get("message")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        match outcome.get("status").and_then(Value::as_str) {
+            Some("complete") => return TaskState::Complete,
+            Some("removed") => return TaskState::Removed,
+            Some("error") => {
+                return TaskState::Failed(Failure {
+                    kind: FailureKind::NotFound,
+                    message,
+                })
+            }
+            _ => {}
+        }
+    }
+    match entry.state {
+        Row::Pending => TaskState::Queued,
+        Row::Submitting | Row::Unknown => TaskState::UnknownOutcome,
+        Row::Submitted => TaskState::Running,
+        Row::Failed => TaskState::Failed(Failure {
+            kind: FailureKind::Unknown,
+            message: entry.error.clone().unwrap_or_default(),
+        }),
+    }
+}
+
+/// The outcome recorded for a stopped state (`None`: not a stop to record).
+fn outcome_of(state: &TaskState) -> Option<String> {
+    let value = match state {
+        TaskState::Complete => json!({"status": "complete"}),
+        TaskState::Removed => json!({"status": "removed"}),
+        TaskState::Failed(f) => json!({"status": "error", "message": f.message}),
+        _ => return None,
+    };
+    Some(value.to_string())
+}
+
+/// The `dir`, `out` and callback token a row was accepted with.
+fn options_of(entry: &Entry) -> (Option<String>, Option<String>, Option<String>) {
+    let parsed: Value = entry
+        .options
+        .as_deref()
+        .and_then(|o| serde_json::from_str(o).ok())
+        .unwrap_or_default();
+    let text = |k: &str| parsed.get(k).and_then(Value::as_str).map(str::to_owned);
+    (text("dir"), text("out"), text("callback"))
+}
+
+fn store_error(e: rusqlite::Error) -> StoreError {
+    StoreError(format!("the task store could not record it: {e}"))
+}
+
+impl Store {
+    /// Opens the store at `path` and rebuilds every task's view; a row left
+    /// `submitting` (the create may have reached the drive) becomes `unknown`.
+    pub(crate) fn open(
+        path: &Path,
+        default_dir: String,
+        kind: &'static str,
+    ) -> rusqlite::Result<Self> {
+        let journal = Journal::open(path)?;
+        let mut store = Self {
+            journal,
+            tasks: BTreeMap::new(),
+            stopped: Vec::new(),
+            waiting: BTreeMap::new(),
+            active: BTreeMap::new(),
+            default_dir,
+            kind,
+            events: broadcast::channel(1024).0,
+        };
+        for entry in store.journal.all()? {
+            // A create in flight when the process stopped: it may exist; never resent.
+            let entry = if entry.state == Row::Submitting {
+                store
+                    .journal
+                    .set(&entry, Row::Unknown, None, Some(UNKNOWN_OUTCOME))?;
+                Entry {
+                    state: Row::Unknown,
+                    error: Some(UNKNOWN_OUTCOME.to_owned()),
+                    ..entry
+                }
+            } else {
+                entry
+            };
+            let task = store.task_of(entry);
+            store.insert(task);
+        }
+        Ok(store)
+    }
+
+    /// Adds a task to the map and to the queue its state says.
+    fn insert(&mut self, task: Task) {
+        let (gid, line, queue) = (task.view.gid, task.entry.line, task.view.state.queue());
+        self.tasks.insert(gid, task);
+        match queue {
+            Queue::Waiting => {
+                self.waiting.insert(line, gid);
+            }
+            Queue::Active => {
+                self.active.insert(line, gid);
+            }
+            Queue::Stopped => self.stopped.push(gid),
+        }
+    }
+
+    fn task_of(&self, entry: Entry) -> Task {
+        let (dir, out, callback) = options_of(&entry);
+        let shown = dir.clone().unwrap_or_else(|| self.default_dir.clone());
+        let mut view = TaskView::new(gid_of(&entry), state_of(&entry), shown);
+        view.uris = vec![entry.source.clone()];
+        view.name = out
+            .clone()
+            .or_else(|| entry.name.clone())
+            .or_else(|| Some(offline_proto::pan123::url_stored_name(&entry.source)));
+        view.progress = Progress::Percent(if view.state == TaskState::Complete {
+            100
+        } else {
+            0
+        });
+        Task {
+            entry,
+            view,
+            dir,
+            out,
+            callback,
+        }
+    }
+
+    /// The tasks of `queue` in its order.
+    pub(crate) fn in_queue(&self, queue: Queue) -> impl Iterator<Item = &Task> + '_ {
+        let gids: Box<dyn Iterator<Item = &Gid> + '_> = match queue {
+            Queue::Stopped => Box::new(self.stopped.iter()),
+            Queue::Waiting => Box::new(self.waiting.values()),
+            Queue::Active => Box::new(self.active.values()),
+        };
+        gids.filter_map(|g| self.tasks.get(g))
+    }
+
+    /// Moves a task to `state`: the notifications go out, a stop is recorded in the
+    /// row (so that a restart shows it as it ended), and the stopped queue keeps the
+    /// order of stops.
+    pub(crate) fn set_state(&mut self, gid: Gid, state: TaskState) {
+        let Some(task) = self.tasks.get_mut(&gid) else {
+            return;
+        };
+        if task.view.state == state {
+            return;
+        }
+        let (was, line) = (task.view.state.queue(), task.entry.line);
+        for event in Event::between(Some(&task.view.state), &state, task.view.torrent.is_some()) {
+            // No receiver (no WebSocket open) is not an error.
+            let _ = self.events.send(event.notification(gid));
+        }
+        if let Some(outcome) = outcome_of(&state) {
+            if let Err(e) = self.journal.set_outcome(&task.entry, Some(&outcome)) {
+                warn!(error = %e, "cannot record an outcome in the task store");
+            }
+            task.entry.outcome = Some(outcome);
+        }
+        if state == TaskState::Complete {
+            task.view.progress = Progress::Percent(100);
+        }
+        let now = state.queue();
+        task.view.state = state;
+        if was == now {
+            return;
+        }
+        match was {
+            Queue::Waiting => self.waiting.remove(&line),
+            Queue::Active => self.active.remove(&line),
+            Queue::Stopped => None,
+        };
+        match now {
+            Queue::Waiting => self.waiting.insert(line, gid),
+            Queue::Active => self.active.insert(line, gid),
+            Queue::Stopped => {
+                self.stopped.push(gid);
+                None
+            }
+        };
+    }
+
+    /// Records a row's journal state (and task ID) and moves its view to `state`.
+    pub(crate) fn record(
+        &mut self,
+        gid: Gid,
+        row: Row,
+        task_id: Option<&str>,
+        reason: Option<&str>,
+        state: TaskState,
+    ) {
+        if let Some(task) = self.tasks.get_mut(&gid) {
+            if let Err(e) = self.journal.set(&task.entry, row, task_id, reason) {
+                warn!(error = %e, "cannot record a state in the task store");
+            }
+            task.entry.state = row;
+            if let Some(id) = task_id {
+                task.entry.task = Some(id.to_owned());
+            }
+            task.entry.error = reason.map(str::to_owned);
+        }
+        self.set_state(gid, state);
+    }
+
+    /// The task whose callback URL carries `token` under `gid`.
+    pub(crate) fn by_callback(&self, gid: Gid, token: &str) -> Option<&Task> {
+        self.tasks
+            .get(&gid)
+            .filter(|t| t.callback.as_deref().is_some_and(|c| c == token))
+    }
+}
+
+/// The store with the drive whose rules decide what is accepted: what
+/// [`offline_proto::aria2::handle_body`] reads and changes.
+pub(crate) struct WithDrive<'a, D: Drive> {
+    pub(crate) store: &'a mut Store,
+    pub(crate) drive: &'a D,
+}
+
+impl<D: Drive> Downloads for WithDrive<'_, D> {
+    fn add(&mut self, request: AddRequest) -> Result<Gid, StoreError> {
+        let accepted = self.drive.accept(&request)?;
+        self.store.add(request, accepted)
+    }
+
+    fn task(&self, gid: Gid) -> Option<TaskView> {
+        self.store.task(gid)
+    }
+
+    fn count(&self, queue: Queue) -> usize {
+        self.store.count(queue)
+    }
+
+    fn list(&self, queue: Queue, range: Range<usize>) -> Vec<TaskView> {
+        self.store.list(queue, range)
+    }
+
+    fn remove(&mut self, gid: Gid, force: bool) -> Result<(), StoreError> {
+        self.store.remove(gid, force)
+    }
+
+    fn remove_result(&mut self, gid: Gid) -> Result<(), StoreError> {
+        self.store.remove_result(gid)
+    }
+
+    fn purge_results(&mut self) {
+        self.store.purge_results();
+    }
+}
+
+impl Store {
+    /// Records a download the drive accepted (committed before this returns).
+    pub(crate) fn add(
+        &mut self,
+        request: AddRequest,
+        accepted: Accepted,
+    ) -> Result<Gid, StoreError> {
+        let Accepted { source, name } = accepted;
+        let entry = self
+            .journal
+            .append(&source, self.kind)
+            .map_err(store_error)?;
+        let callback = format!("{:032x}", rand::random::<u128>());
+        let options = json!({"dir": request.dir, "out": request.out, "callback": callback});
+        self.journal
+            .set_options(&entry, &options.to_string())
+            .map_err(store_error)?;
+        if let Some(name) = &name {
+            self.journal
+                .set_name(&entry, name, None)
+                .map_err(store_error)?;
+        }
+        let entry = Entry {
+            options: Some(options.to_string()),
+            name,
+            ..entry
+        };
+        let task = self.task_of(entry);
+        let gid = task.view.gid;
+        self.insert(task);
+        Ok(gid)
+    }
+
+    pub(crate) fn task(&self, gid: Gid) -> Option<TaskView> {
+        self.tasks.get(&gid).map(|t| t.view.clone())
+    }
+
+    pub(crate) fn count(&self, queue: Queue) -> usize {
+        match queue {
+            Queue::Stopped => self.stopped.len(),
+            Queue::Waiting => self.waiting.len(),
+            Queue::Active => self.active.len(),
+        }
+    }
+
+    pub(crate) fn list(&self, queue: Queue, range: Range<usize>) -> Vec<TaskView> {
+        self.in_queue(queue)
+            .skip(range.start)
+            .take(range.end.saturating_sub(range.start))
+            .map(|t| t.view.clone())
+            .collect()
+    }
+
+    pub(crate) fn remove(&mut self, gid: Gid, _force: bool) -> Result<(), StoreError> {
+        let task = self
+            .tasks
+            .get(&gid)
+            .ok_or_else(|| StoreError(format!("GID#{gid} is not found")))?;
+        if task.entry.state == Row::Pending {
+            // Never sent: it is dropped from the queue for good.
+            self.journal
+                .set(
+                    &task.entry,
+                    Row::Failed,
+                    None,
+                    Some("removed before it was submitted"),
+                )
+                .map_err(store_error)?;
+            if let Some(t) = self.tasks.get_mut(&gid) {
+                t.entry.state = Row::Failed;
+            }
+        }
+        // A task on the drive keeps running there (123pan has no cancel call); this
+        // daemon only stops tracking it.
+        self.set_state(gid, TaskState::Removed);
+        Ok(())
+    }
+
+    pub(crate) fn remove_result(&mut self, gid: Gid) -> Result<(), StoreError> {
+        let task = self
+            .tasks
+            .remove(&gid)
+            .ok_or_else(|| StoreError(format!("GID#{gid} is not found")))?;
+        // Only called for a stopped task; the other queues are cleared all the same.
+        self.stopped.retain(|g| *g != gid);
+        self.waiting.remove(&task.entry.line);
+        self.active.remove(&task.entry.line);
+        self.journal.remove(&task.entry).map_err(store_error)
+    }
+
+    pub(crate) fn purge_results(&mut self) {
+        for gid in std::mem::take(&mut self.stopped) {
+            if let Some(task) = self.tasks.remove(&gid) {
+                if let Err(e) = self.journal.remove(&task.entry) {
+                    warn!(error = %e, "cannot remove a download result from the store");
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,301 @@
+//! The work that moves tasks along: submission of pending rows, one at a time, and
+//! tracking of running tasks within the progress endpoint's budget
+//! ([`offline_proto::schedule::Scheduler`]: each task asked when its progress rate
+//! says it is due), with callbacks as hints that ask a task at once.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use offline_proto::aria2::{Failure, FailureKind, Gid, Progress, Queue, TaskState};
+use offline_proto::schedule::{Next, PollPolicy, Scheduler};
+use offline_store::State as Row;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tracing::{debug, info};
+
+use crate::drive::{Hint, Job, Observed, Submitted};
+use crate::{Drive, Gateway};
+
+/// How long the loops rest when there is nothing to do (a change wakes them sooner).
+const IDLE: Duration = Duration::from_millis(500);
+/// After a submission certainly not sent (the drive unreachable), the wait before the
+/// next attempt.
+const NOT_SENT_PAUSE: Duration = Duration::from_secs(1);
+/// Progress calls in flight at once (each still waits for the endpoint's pacing).
+const IN_FLIGHT: usize = 8;
+
+impl<D: Drive> Gateway<D> {
+    /// Submits pending rows and tracks running tasks, forever.
+    pub(crate) async fn work(&self) {
+        tokio::join!(self.submit_loop(), self.track_loop());
+    }
+
+    async fn submit_loop(&self) {
+        loop {
+            if !self.submit_next().await {
+                tokio::select! {
+                    () = self.shared.wake.notified() => {}
+                    () = tokio::time::sleep(IDLE) => {}
+                }
+            }
+        }
+    }
+
+    /// The callback URL of a task, when the daemon receives callbacks.
+    fn callback_url(&self, gid: Gid, token: Option<&str>) -> Option<String> {
+        let base = self.shared.callback_base.as_deref()?;
+        Some(format!("{base}/callback/{gid}/{}", token?))
+    }
+
+    /// Submits the first pending row, if any; whether there was one.
+    async fn submit_next(&self) -> bool {
+        let next = {
+            let store = self.store();
+            let first = store.in_queue(Queue::Waiting).next().map(|t| {
+                (
+                    t.view.gid,
+                    t.entry.clone(),
+                    Job {
+                        source: t.entry.source.clone(),
+                        dir: t.dir.clone().or_else(|| self.shared.default_dir.clone()),
+                        out: t.out.clone(),
+                        callback_url: None,
+                    },
+                    t.callback.clone(),
+                )
+            });
+            first
+        };
+        let Some((gid, entry, mut job, token)) = next else {
+            return false;
+        };
+        job.callback_url = self.callback_url(gid, token.as_deref());
+        self.store().set_state(gid, TaskState::Submitting);
+        let kind = self.shared.drive.kind();
+        let claim = || {
+            if let Err(e) = self.store().journal.claim(&entry, kind) {
+                tracing::warn!(error = %e, "cannot record a submission in the task store");
+            }
+        };
+        let outcome = self.shared.drive.submit(&job, &claim).await;
+        if !self.record_submission(gid, &entry, outcome) {
+            tokio::time::sleep(NOT_SENT_PAUSE).await;
+        }
+        true
+    }
+
+    /// Records what a submission came to; `false` when it was certainly not sent (try
+    /// again after a pause).
+    fn record_submission(
+        &self,
+        gid: Gid,
+        entry: &offline_store::Entry,
+        outcome: Submitted,
+    ) -> bool {
+        let mut store = self.store();
+        if store.task(gid).map(|t| t.state) == Some(TaskState::Removed) {
+            // Removed while it was being sent: the row keeps what the drive said.
+            if let Submitted::Created(id) = &outcome {
+                let _ = store.journal.set(entry, Row::Submitted, Some(id), None);
+            }
+            return true;
+        }
+        match outcome {
+            Submitted::Created(id) => {
+                info!(%gid, task = %id, "submitted");
+                store.record(gid, Row::Submitted, Some(&id), None, TaskState::Running);
+                self.shared.track.notify_one();
+            }
+            Submitted::Unknown(reason) => {
+                store.record(
+                    gid,
+                    Row::Unknown,
+                    None,
+                    Some(&reason),
+                    TaskState::UnknownOutcome,
+                );
+            }
+            Submitted::NotSent(reason) => {
+                // Certainly not sent: it stays pending and is tried again later.
+                debug!(%gid, %reason, "submission not sent; will try again");
+                store.record(gid, Row::Pending, None, None, TaskState::Queued);
+                return false;
+            }
+            Submitted::Refused(reason) => {
+                store.record(
+                    gid,
+                    Row::Failed,
+                    None,
+                    Some(&reason),
+                    TaskState::Failed(Failure {
+                        kind: FailureKind::Unknown,
+                        message: reason.clone(),
+                    }),
+                );
+            }
+        }
+        true
+    }
+
+    /// The running tasks with their drive task IDs.
+    fn running(&self) -> BTreeMap<Gid, String> {
+        let store = self.store();
+        store
+            .in_queue(Queue::Active)
+            .filter(|t| t.view.state == TaskState::Running)
+            .filter_map(|t| Some((t.view.gid, t.entry.task.clone()?)))
+            .collect()
+    }
+
+    /// Tracks running tasks: each is asked when the tracker says it is due (within
+    /// the drive's progress budget), and at once when a callback names it.
+    async fn track_loop(&self) {
+        let Some(mut hints) = self
+            .shared
+            .hints_rx
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+        else {
+            return;
+        };
+        let mut tracker: Scheduler<Gid> =
+            Scheduler::new(self.shared.drive.progress_budget(), PollPolicy::default());
+        let mut ids: BTreeMap<Gid, String> = BTreeMap::new();
+        let mut asking: JoinSet<(Gid, Result<Observed, String>)> = JoinSet::new();
+        loop {
+            // Newly running tasks join; removed ones leave.
+            let running = self.running();
+            let now = Instant::now().into_std();
+            for gid in running.keys().filter(|g| !ids.contains_key(g)) {
+                tracker.add(*gid, now);
+            }
+            for gid in ids.keys().filter(|g| !running.contains_key(g)) {
+                let _ = tracker.remove(gid);
+            }
+            ids = running;
+            let next = if asking.len() < IN_FLIGHT {
+                tracker.poll(now)
+            } else {
+                Next::Awaiting
+            };
+            let wait_until = match next {
+                Next::Poll(gid) => {
+                    if let Some(id) = ids.get(&gid).cloned() {
+                        self.ask(&mut asking, gid, id);
+                    } else {
+                        let _ = tracker.remove(&gid);
+                    }
+                    continue;
+                }
+                Next::At(at) => Some(Instant::from_std(at)),
+                Next::Awaiting | Next::Done => None,
+            };
+            let sleep =
+                tokio::time::sleep_until(wait_until.unwrap_or_else(|| Instant::now() + IDLE));
+            tokio::select! {
+                () = sleep => {}
+                () = self.shared.track.notified() => {}
+                Some(joined) = asking.join_next(), if !asking.is_empty() => {
+                    if let Ok((gid, answer)) = joined {
+                        let now = Instant::now().into_std();
+                        match answer {
+                            Ok(observed) => {
+                                let ended = observed.ended.is_some();
+                                self.observed(gid, &observed);
+                                tracker.handle_progress(&gid, observed.percent, ended, now);
+                            }
+                            Err(e) => {
+                                debug!(%gid, error = %e, "progress call failed; asking again later");
+                                tracker.handle_error(&gid, now, None);
+                            }
+                        }
+                    }
+                }
+                Some((gid, hint)) = hints.recv() => {
+                    match ids.get(&gid).cloned() {
+                        // A hint: one confirming progress call, now.
+                        Some(id) => self.ask(&mut asking, gid, id),
+                        None => self.unknown_hint(gid, hint).await,
+                    }
+                }
+            }
+        }
+    }
+
+    fn ask(&self, asking: &mut JoinSet<(Gid, Result<Observed, String>)>, gid: Gid, id: String) {
+        let gateway = self.clone();
+        asking.spawn(async move {
+            let answer = gateway.shared.drive.progress(&id).await;
+            (gid, answer)
+        });
+    }
+
+    /// Applies what a progress call saw.
+    fn observed(&self, gid: Gid, observed: &Observed) {
+        let mut store = self.store();
+        let Some(task) = store.tasks.get_mut(&gid) else {
+            return;
+        };
+        if task.view.state != TaskState::Running {
+            return; // removed meanwhile
+        }
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let percent = observed.percent.clamp(0.0, 100.0).round() as u8;
+        task.view.progress = Progress::Percent(percent);
+        match &observed.ended {
+            Some(Ok(())) => store.set_state(gid, TaskState::Complete),
+            Some(Err(reason)) => store.set_state(
+                gid,
+                TaskState::Failed(Failure {
+                    kind: FailureKind::NotFound,
+                    message: reason.clone(),
+                }),
+            ),
+            None => {}
+        }
+    }
+
+    /// A callback for a task with no task ID to ask about: its create's answer was
+    /// lost. The callback (its URL names the task's GID and a token only the drive was
+    /// told) shows the create did reach the drive; what it says of the end is checked
+    /// with the drive where it can be ([`Drive::confirm_file`]).
+    async fn unknown_hint(&self, gid: Gid, hint: Hint) {
+        let (source, name) = {
+            let store = self.store();
+            match store.tasks.get(&gid) {
+                Some(t) if t.entry.state == Row::Unknown && t.entry.source == hint.url => {
+                    (t.entry.source.clone(), t.view.name.clone())
+                }
+                _ => return,
+            }
+        };
+        let verdict = self.shared.drive.confirm_file(&hint, name.as_deref()).await;
+        let mut store = self.store();
+        match verdict {
+            Ok(()) if hint.succeeded => {
+                info!(%gid, %source, "an add whose answer was lost is confirmed by its callback");
+                store.record(gid, Row::Submitted, None, None, TaskState::Complete);
+            }
+            Ok(()) => {
+                let reason = format!(
+                    "the drive's callback reports the task failed: {}",
+                    hint.reason
+                );
+                store.record(
+                    gid,
+                    Row::Submitted,
+                    None,
+                    None,
+                    TaskState::Failed(Failure {
+                        kind: FailureKind::NotFound,
+                        message: reason,
+                    }),
+                );
+            }
+            Err(e) => {
+                debug!(%gid, error = %e, "a callback for an unknown add could not be checked")
+            }
+        }
+    }
+}
