@@ -57,6 +57,10 @@ pub(crate) struct TopArgs {
     pub(crate) conn: TopConn,
     #[command(flatten)]
     pub(crate) creds: TopCreds,
+    /// When the command's deadline falls, set once the command has started (not an
+    /// option: [`crate::commands::run`] sets it from `--timeout`).
+    #[arg(skip)]
+    pub(crate) command_deadline: Option<std::time::Instant>,
 }
 
 /// Connection options before the command.
@@ -79,6 +83,13 @@ pub(crate) struct TopConn {
     /// then ends as outcome unknown.
     #[arg(long, value_name = "SECS")]
     pub(crate) call_timeout: Option<u64>,
+    /// The longest the whole command may take, in seconds (default 300 for a command
+    /// that does not wait; none for `wait`, `add --wait`, `add --from`, `upload`,
+    /// `login --oauth`; 0: none). Past it the command ends with exit 9; a call it cuts
+    /// ends with its own error. `serve` runs until stopped and refuses it; `callbacks`
+    /// stops listening after SECS (exit 0).
+    #[arg(long, value_name = "SECS")]
+    pub(crate) timeout: Option<u64>,
     /// Neither read nor write the token cache.
     #[arg(long)]
     pub(crate) no_token_cache: bool,
@@ -116,6 +127,7 @@ impl TopConn {
             (self.insecure_http, "--insecure-http"),
             (!self.rate_limits.is_empty(), "--rate-limit"),
             (self.call_timeout.is_some(), "--call-timeout"),
+            (self.timeout.is_some(), "--timeout"),
             (self.no_token_cache, "--no-token-cache"),
         ]
         .into_iter()
@@ -146,6 +158,11 @@ pub(crate) struct ConnArgs {
     /// (default 120; 0: until its attempts run out).
     #[arg(long, value_name = "SECS")]
     pub(crate) call_timeout: Option<u64>,
+    /// The longest the whole command may take, in seconds (default 300 unless the
+    /// command waits for tasks; 0: none); past it, exit 9. `callbacks`: stop listening
+    /// after SECS (exit 0).
+    #[arg(long, value_name = "SECS")]
+    pub(crate) timeout: Option<u64>,
     /// Neither read nor write the token cache.
     #[arg(long)]
     pub(crate) no_token_cache: bool,
@@ -190,6 +207,8 @@ impl TopArgs {
             insecure_http: sub.insecure_http || self.conn.insecure_http,
             rate_limits,
             call_timeout: sub.call_timeout.or(self.conn.call_timeout),
+            timeout: sub.timeout.or(self.conn.timeout),
+            command_deadline: self.command_deadline,
             client_id: pick(&sub.creds.client_id, &self.creds.client_id),
             client_secret: pick(&sub.creds.client_secret, &self.creds.client_secret),
             access_token: pick(&sub.creds.access_token, &self.creds.access_token),

@@ -34,6 +34,12 @@ pub(crate) struct Conn {
     pub(crate) rate_limits: Vec<(String, f64)>,
     /// `--call-timeout`: seconds one call keeps trying (0: no deadline).
     pub(crate) call_timeout: Option<u64>,
+    /// `--timeout` as given: seconds the whole command may take (0: no deadline);
+    /// `None`: the command's default ([`crate::commands::command_timeout`]).
+    pub(crate) timeout: Option<u64>,
+    /// The instant the command's deadline falls at, once the command has started
+    /// (every call of its client gives up then).
+    pub(crate) command_deadline: Option<Instant>,
     pub(crate) client_id: Option<String>,
     pub(crate) client_secret: Option<String>,
     pub(crate) access_token: Option<String>,
@@ -279,6 +285,7 @@ pub(crate) fn exit_code_6(e: &provider_6pan::Error) -> u8 {
             exit::CONFIG
         }
         Error::NotAuthenticated | Error::Api(ApiError::TokenInvalid(_)) => exit::CREDENTIALS,
+        Error::Transport(t) if offline_proto::call::past_command_deadline(t) => exit::TIMED_OUT,
         Error::Api(a)
             if a.provider_error().is_some_and(|p| {
                 let c = p.code.to_string();
@@ -489,6 +496,7 @@ fn build_123(
     if let Some(deadline) = conn.call_deadline() {
         builder = builder.call_deadline(deadline);
     }
+    builder = builder.command_deadline(conn.command_deadline);
     builder.build()
 }
 
@@ -524,5 +532,6 @@ fn build_6(
     if let Some(deadline) = conn.call_deadline() {
         b = b.call_deadline(deadline);
     }
+    b = b.command_deadline(conn.command_deadline);
     b.build()
 }

@@ -24,6 +24,9 @@ pub(crate) const CONFIG: u8 = 6;
 pub(crate) const CREDENTIALS: u8 = 7;
 /// Another `offline add --from` run holds the batch's journal.
 pub(crate) const BUSY: u8 = 8;
+/// The command's deadline (`--timeout`) passed between provider calls (a call it cut
+/// ends with that call's own error: network, or outcome unknown for a create).
+pub(crate) const TIMED_OUT: u8 = 9;
 /// Interrupted (Ctrl-C, SIGINT); the tasks keep running on the drive.
 pub(crate) const INTERRUPTED: u8 = 130;
 
@@ -42,6 +45,7 @@ pub(crate) const TABLE: &[(u8, &str)] = &[
     (CONFIG, "configuration error or invalid input"),
     (CREDENTIALS, "credentials refused"),
     (BUSY, "the batch journal is in use by another run"),
+    (TIMED_OUT, "timed out (--timeout)"),
     (
         INTERRUPTED,
         "interrupted (the tasks keep running on the drive)",

@@ -48,6 +48,11 @@ pub(crate) fn report(out: &Output) {
     }
 }
 
+/// The command that shows the tasks of this run, if one was set ([`set_hint`]).
+pub(crate) fn hint() -> Option<String> {
+    HINT.lock().unwrap_or_else(|p| p.into_inner()).clone()
+}
+
 /// The command that shows the tasks of this run, for the interruption's line.
 pub(crate) fn set_hint(command: String) {
     *HINT.lock().unwrap_or_else(|p| p.into_inner()) = Some(command);

@@ -332,6 +332,7 @@ pub(crate) fn kind_of(code: u8) -> &'static str {
         exit::CONFIG => "config",
         exit::CREDENTIALS => "credentials",
         exit::BUSY => "busy",
+        exit::TIMED_OUT => "timeout",
         exit::INTERRUPTED => "interrupted",
         exit::TASK_FAILED => "task_failed",
         _ => "provider",
@@ -344,6 +345,7 @@ pub(crate) fn exit_code(e: &Error) -> u8 {
     match e {
         Error::Config(_) | Error::Invalid(_) => exit::CONFIG,
         Error::NotAuthenticated | Error::Api(ApiError::TokenInvalid(_)) => exit::CREDENTIALS,
+        Error::Transport(t) if offline_proto::call::past_command_deadline(t) => exit::TIMED_OUT,
         Error::Transport(_) | Error::Api(ApiError::Http { .. } | ApiError::Decode(_)) => {
             exit::NETWORK
         }

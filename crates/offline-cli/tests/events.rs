@@ -302,6 +302,11 @@ async fn every_json_line_fits_the_schema() {
         .expect(&slow, 0, &["add", &slow.src.file_url("f.bin")])
         .await;
     let task = task_of(&events, "created");
+    // The command's deadline passing during a wait: an error event, kind timeout.
+    let events = seen
+        .expect(&slow, 9, &["wait", &task, "--timeout", "1"])
+        .await;
+    assert_eq!(events.last().unwrap()["kind"], "timeout", "{events:?}");
     let mut waiting = Running::spawn(&mut cmd(&slow, &["wait", &task]));
     let first = waiting.line();
     sigint(waiting.id());

@@ -105,6 +105,34 @@ pub const DEFAULT_RESPONSE_LIMIT: usize = 8 * 1024 * 1024;
 /// [`ClientState::set_call_deadline`] changes it.
 pub const DEFAULT_CALL_DEADLINE: Duration = Duration::from_secs(120);
 
+/// The source of the error a call ends with when it would start, or send, or go on
+/// waiting, at or after its client's command deadline
+/// ([`ClientState::set_command_deadline`]): nothing was sent for it after that
+/// instant. [`past_command_deadline`] tells such an error apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the command's deadline has passed")]
+pub struct CommandDeadlinePassed;
+
+/// Whether `e` is the error of a call that ended because its client's command deadline
+/// had passed before it could send (its source is [`CommandDeadlinePassed`]), rather
+/// than a request that was cut or failed on the wire.
+pub fn past_command_deadline(e: &TransportError) -> bool {
+    std::error::Error::source(e).is_some_and(|s| s.is::<CommandDeadlinePassed>())
+}
+
+/// The error of a call that the command deadline ends before it sends: a timeout (the
+/// same kind a deadline that cuts a request gives) that is a [`CallError::Transport`]
+/// even for a create, since nothing left for it after the deadline.
+fn command_deadline_error() -> CallError {
+    CallError::Transport(
+        TransportError::new(
+            crate::TransportErrorKind::Timeout,
+            "not sent: the command's deadline has passed",
+        )
+        .with_source(CommandDeadlinePassed),
+    )
+}
+
 /// The token a request was sent with, and its place in the send order (6pan keeps the
 /// token of the answer to the latest *sent* request).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -223,9 +251,11 @@ macro_rules! provider_error_impls {
 
             /// For a watch whose progress or list call failed: `Some(wait)` to ask
             /// again later, `None` when the failure is final
-            /// ([`offline_proto::retry::ask_again_later`]).
+            /// ([`offline_proto::retry::ask_again_later`]; a call that the command
+            /// deadline ended, [`offline_proto::call::past_command_deadline`], is final).
             pub fn ask_again_later(&self) -> Option<Option<std::time::Duration>> {
                 match self {
+                    Self::Transport(e) if $crate::call::past_command_deadline(e) => None,
                     Self::Transport(_) => Some(None),
                     Self::Api(e) => $crate::retry::ask_again_later(e),
                     _ => None,
@@ -333,6 +363,7 @@ pub struct ClientState<A: Auth> {
     server_offset: Option<(bool, Duration)>,
     response_limits: std::collections::BTreeMap<A::Id, usize>,
     call_deadline: Option<Duration>,
+    command_deadline: Option<Instant>,
 }
 
 impl<A: Auth> ClientState<A> {
@@ -357,6 +388,7 @@ impl<A: Auth> ClientState<A> {
             server_offset: None,
             response_limits: std::collections::BTreeMap::new(),
             call_deadline: Some(DEFAULT_CALL_DEADLINE),
+            command_deadline: None,
         }
     }
 
@@ -369,6 +401,29 @@ impl<A: Auth> ClientState<A> {
     /// How long one call may keep trying, from its start.
     pub fn call_deadline(&self) -> Option<Duration> {
         self.call_deadline
+    }
+
+    /// The instant (monotonic, as the `now` handed to [`Call::poll`]) past which no
+    /// call of this state keeps trying: a whole command's deadline, over however many
+    /// calls it makes. `None` (the default): none, each call has only its
+    /// [call deadline](Self::set_call_deadline).
+    ///
+    /// A call started before it gives up at the earlier of its start plus the call
+    /// deadline and this instant ([`Call::deadline`]): no retry starts later, and an
+    /// async driver cuts a request still waiting for its answer then (a timeout, so a
+    /// create may have been sent: [`CallError::OutcomeUnknown`]). A call started at or
+    /// after it, or still waiting (for a rate-limit token, a retry, another call's
+    /// token fetch) when it comes, ends then without sending, with a
+    /// [`CallError::Transport`] timeout whose source is [`CommandDeadlinePassed`]
+    /// ([`past_command_deadline`]). Set it before the calls it should bound start: a
+    /// call takes it when it is first polled.
+    pub fn set_command_deadline(&mut self, deadline: Option<Instant>) {
+        self.command_deadline = deadline;
+    }
+
+    /// The command deadline ([`set_command_deadline`](Self::set_command_deadline)).
+    pub fn command_deadline(&self) -> Option<Instant> {
+        self.command_deadline
     }
 
     /// Sets the largest answer `id` may send, in bytes (instead of its
@@ -556,9 +611,11 @@ pub struct Call<A: Auth, R: Request<A>> {
     retry_at: Option<(Instant, Option<RetryNotice>)>,
     result: Option<Result<R::Output, CallError>>,
     attempts: u32,
-    /// When the call must have stopped retrying ([`ClientState::call_deadline`] after
-    /// its first poll).
+    /// When the call must have stopped retrying: the earlier of
+    /// [`ClientState::call_deadline`] after its first poll and the command deadline.
     give_up_at: Option<Instant>,
+    /// The command deadline, as the call found it at its first poll.
+    command_deadline: Option<Instant>,
 }
 
 impl<A: Auth, R: Request<A>> Call<A, R> {
@@ -577,6 +634,7 @@ impl<A: Auth, R: Request<A>> Call<A, R> {
             result: None,
             attempts: 0,
             give_up_at: None,
+            command_deadline: None,
         }
     }
 
@@ -590,11 +648,34 @@ impl<A: Auth, R: Request<A>> Call<A, R> {
         self.attempts
     }
 
-    /// When the call stops trying ([`ClientState::call_deadline`] after its first
-    /// poll): no retry starts later, and an async driver cuts a request still waiting
-    /// for its answer then (as a timeout: a create may have been sent).
+    /// When the call stops trying: the earlier of [`ClientState::call_deadline`] after
+    /// its first poll and the [command deadline](ClientState::set_command_deadline)
+    /// (`None` before the first poll, or with neither). No retry starts later, and an
+    /// async driver cuts a request still waiting for its answer then (as a timeout: a
+    /// create may have been sent).
     pub fn deadline(&self) -> Option<Instant> {
         self.give_up_at
+    }
+
+    /// Whether [`deadline`](Self::deadline) is the command deadline (it comes no later
+    /// than the call's own), for a driver's message when it cuts a request.
+    pub fn deadline_is_command(&self) -> bool {
+        self.command_deadline.is_some() && self.give_up_at == self.command_deadline
+    }
+
+    /// Whether the command deadline has come at `now`.
+    fn past_command_deadline(&self, now: Instant) -> bool {
+        self.command_deadline.is_some_and(|at| now >= at)
+    }
+
+    /// A wait until `until`, brought forward to the command deadline: the call ends
+    /// then rather than waiting past it.
+    fn wait_until(&self, until: Instant, retry: Option<RetryNotice>) -> Output<R::Output> {
+        let until = match self.command_deadline {
+            Some(at) if at < until => at,
+            _ => until,
+        };
+        Output::Wait { until, retry }
     }
 
     /// Whether the request is out on the wire right now (a driver that must record
@@ -612,21 +693,38 @@ impl<A: Auth, R: Request<A>> Call<A, R> {
     ) -> Output<R::Output> {
         loop {
             if let Some((until, notice)) = &self.retry_at {
-                if now < *until {
-                    return Output::Wait {
-                        until: *until,
-                        retry: notice.clone(),
-                    };
+                if now < *until && !self.past_command_deadline(now) {
+                    return self.wait_until(*until, notice.clone());
                 }
                 self.retry_at = None;
+            }
+            if self.past_command_deadline(now)
+                && matches!(
+                    self.state,
+                    State::NeedAuth | State::FetchReady | State::Ready(_)
+                )
+            {
+                if matches!(self.state, State::FetchReady) {
+                    state.auth.handle_fetch_failed();
+                    state.fetching_since = None;
+                }
+                return self.finish(Err(command_deadline_error()));
             }
             match std::mem::replace(&mut self.state, State::Done) {
                 State::Start => {
                     if let Err(e) = self.request.validate() {
                         return self.finish(Err(CallError::Invalid(e.into())));
                     }
+                    self.command_deadline = state.command_deadline;
+                    if self.past_command_deadline(now) {
+                        return self.finish(Err(command_deadline_error()));
+                    }
                     self.backoff = Some(state.pacer.begin(self.id, now));
-                    self.give_up_at = state.call_deadline.and_then(|d| checked_deadline(now, d));
+                    let own = state.call_deadline.and_then(|d| checked_deadline(now, d));
+                    self.give_up_at = match (own, self.command_deadline) {
+                        (Some(own), Some(command)) => Some(own.min(command)),
+                        (own, command) => own.or(command),
+                    };
                     self.state = if self.request.authenticated() {
                         State::NeedAuth
                     } else {
@@ -670,10 +768,7 @@ impl<A: Auth, R: Request<A>> Call<A, R> {
                 State::FetchReady => {
                     if let Err(wait) = state.pacer.try_acquire(state.auth.fetch_endpoint(), now) {
                         self.state = State::FetchReady;
-                        return Output::Wait {
-                            until: deadline(now, wait),
-                            retry: None,
-                        };
+                        return self.wait_until(deadline(now, wait), None);
                     }
                     match state.auth.fetch_request(&state.base) {
                         Ok(request) => {
@@ -698,10 +793,7 @@ impl<A: Auth, R: Request<A>> Call<A, R> {
                 State::Ready(ticket) => {
                     if let Err(wait) = state.pacer.try_acquire(self.id, now) {
                         self.state = State::Ready(ticket);
-                        return Output::Wait {
-                            until: deadline(now, wait),
-                            retry: None,
-                        };
+                        return self.wait_until(deadline(now, wait), None);
                     }
                     match self.request.to_http(&state.base, ticket.token.as_ref()) {
                         Ok(mut request) => {

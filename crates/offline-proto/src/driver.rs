@@ -197,13 +197,18 @@ where
                     // answer: a timeout (so a create may have been sent). A request
                     // handed out after the deadline (its rate-limit wait ran past it)
                     // is sent whole: cut at once, it would be reported as possibly sent
-                    // though it never left; no retry follows it.
+                    // though it never left; no retry follows it. (A command deadline
+                    // that has passed ends the call before it hands a request out.)
                     Some(at) if at > timer.now() => first(http.send(req), timer.sleep_until(at))
                         .await
                         .unwrap_or_else(|| {
                             Err(TransportError::new(
                                 crate::TransportErrorKind::Timeout,
-                                "no answer before the call's deadline",
+                                if run.call.deadline_is_command() {
+                                    "no answer before the command's deadline"
+                                } else {
+                                    "no answer before the call's deadline"
+                                },
                             ))
                         }),
                     _ => http.send(req).await,

@@ -457,6 +457,237 @@ fn a_call_stops_retrying_at_its_deadline() {
     assert!(server.calls() > 2, "{} attempts", server.calls());
 }
 
+/// A state whose client holds a usable token (no token request first), every endpoint
+/// paced at `limits` per second.
+fn state_with_token(limits: f64) -> ClientState<Credentials> {
+    ClientState::new(
+        BaseUrl::parse("http://127.0.0.1:1").unwrap(),
+        Credentials::token("t", None),
+        EndpointId::ALL.map(|e| (e, limits)),
+        7,
+    )
+}
+
+/// The call's error is the command deadline's: a timeout that is not sent.
+fn assert_past_command_deadline<T: std::fmt::Debug>(out: Output<T>) {
+    match out {
+        Output::Done(Err(CallError::Transport(e))) => {
+            assert!(offline_proto::call::past_command_deadline(&e), "{e:?}");
+            assert_eq!(e.kind(), TransportErrorKind::Timeout);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+// The command deadline: a call started 10 s before it, with the default 120 s call
+// deadline, gives up at the command deadline: its request is cut then (a create: outcome
+// unknown) and no retry follows.
+#[test]
+fn a_call_gives_up_at_the_command_deadline_when_it_comes_first() {
+    let t0 = Instant::now();
+    let command = t0 + Duration::from_secs(10);
+    let mut st = state_with_token(0.0);
+    st.set_command_deadline(Some(command));
+    assert_eq!(st.command_deadline(), Some(command));
+    assert_eq!(
+        st.call_deadline(),
+        Some(offline_proto::call::DEFAULT_CALL_DEADLINE)
+    );
+
+    let mut read = Call::new(OfflineProcessRequest::new(TaskId(1)));
+    assert!(matches!(read.poll(&mut st, t0, wall0()), Output::Send(_)));
+    assert_eq!(read.deadline(), Some(command));
+    assert!(read.deadline_is_command());
+    // What a driver hands in when it cuts the request at the deadline.
+    let cut = || TransportError::new(TransportErrorKind::Timeout, "no answer");
+    read.handle_response(&mut st, Err(cut()), command, wall0());
+    match read.poll(&mut st, command, wall0()) {
+        Output::Done(Err(CallError::Transport(e))) => {
+            assert!(!offline_proto::call::past_command_deadline(&e), "{e:?}");
+        }
+        other => panic!("no retry after the deadline: {other:?}"),
+    }
+    assert_eq!(read.attempts(), 1);
+
+    let mut create = Call::new(OfflineDownloadRequest::new("https://example.com/a.bin"));
+    assert!(matches!(create.poll(&mut st, t0, wall0()), Output::Send(_)));
+    assert_eq!(create.deadline(), Some(command));
+    create.handle_response(&mut st, Err(cut()), command, wall0());
+    match create.poll(&mut st, command, wall0()) {
+        Output::Done(Err(CallError::OutcomeUnknown(Unknown::Transport(_)))) => {}
+        other => panic!("{other:?}"),
+    }
+
+    // A failure 5 s in is retried only while the retry starts before the deadline.
+    let mut early = Call::new(OfflineProcessRequest::new(TaskId(2)));
+    assert!(matches!(early.poll(&mut st, t0, wall0()), Output::Send(_)));
+    let five = t0 + Duration::from_secs(5);
+    early.handle_response(&mut st, Err(cut()), five, wall0());
+    match early.poll(&mut st, five, wall0()) {
+        Output::Wait { until, .. } => assert!(until <= command, "{until:?}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+// A call whose own deadline comes first keeps it.
+#[test]
+fn a_later_command_deadline_leaves_the_call_deadline() {
+    let t0 = Instant::now();
+    let mut st = state_with_token(0.0);
+    st.set_command_deadline(Some(t0 + Duration::from_secs(1000)));
+    let mut call = Call::new(OfflineProcessRequest::new(TaskId(1)));
+    assert!(matches!(call.poll(&mut st, t0, wall0()), Output::Send(_)));
+    assert_eq!(
+        call.deadline(),
+        Some(t0 + offline_proto::call::DEFAULT_CALL_DEADLINE)
+    );
+    assert!(!call.deadline_is_command());
+    // With no call deadline at all, the command deadline is the call's.
+    st.set_call_deadline(None);
+    let mut call = Call::new(OfflineProcessRequest::new(TaskId(1)));
+    assert!(matches!(call.poll(&mut st, t0, wall0()), Output::Send(_)));
+    assert_eq!(call.deadline(), Some(t0 + Duration::from_secs(1000)));
+}
+
+// A call started at or after the command deadline ends at once, sending nothing, even a
+// token request, and a create among them is not reported as possibly carried out.
+#[test]
+fn a_call_started_at_or_after_the_command_deadline_ends_at_once() {
+    let t0 = Instant::now();
+    for st in [state(0.0), state_with_token(0.0)] {
+        let mut st = st;
+        st.set_command_deadline(Some(t0));
+        for at in [t0, t0 + Duration::from_secs(3)] {
+            let mut read = Call::new(OfflineProcessRequest::new(TaskId(1)));
+            assert_past_command_deadline(read.poll(&mut st, at, wall0()));
+            assert_eq!(read.attempts(), 0);
+            let mut create = Call::new(OfflineDownloadRequest::new("https://example.com/a"));
+            assert_past_command_deadline(create.poll(&mut st, at, wall0()));
+            assert!(create.is_done());
+        }
+        assert_eq!(st.token_fetches(), 0);
+    }
+    // Validation still comes first.
+    let mut st = state_with_token(0.0);
+    st.set_command_deadline(Some(t0));
+    let mut bad = Call::new(OfflineDownloadRequest::new("ftp://example.com/a"));
+    match bad.poll(&mut st, t0, wall0()) {
+        Output::Done(Err(CallError::Invalid(_))) => {}
+        other => panic!("{other:?}"),
+    }
+}
+
+// A call waiting for its rate limit past the command deadline wakes at the deadline and
+// ends there, unsent, rather than being sent late.
+#[test]
+fn a_rate_limit_wait_ends_at_the_command_deadline() {
+    let t0 = Instant::now();
+    let command = t0 + Duration::from_secs(1);
+    // One request per 100 s: the second waits about 100 s.
+    let mut st = state_with_token(0.01);
+    st.set_command_deadline(Some(command));
+    let mut first = Call::new(OfflineDownloadRequest::new("https://example.com/a"));
+    assert!(matches!(first.poll(&mut st, t0, wall0()), Output::Send(_)));
+    let mut second = Call::new(OfflineDownloadRequest::new("https://example.com/b"));
+    match second.poll(&mut st, t0, wall0()) {
+        Output::Wait { until, .. } => assert_eq!(until, command),
+        other => panic!("{other:?}"),
+    }
+    assert_past_command_deadline(second.poll(&mut st, command, wall0()));
+    assert_eq!(second.attempts(), 0);
+}
+
+// A call waiting while another fetches the token ends at the command deadline too, and
+// the fetcher cut then releases the fetch.
+#[test]
+fn a_call_waiting_for_another_calls_token_ends_at_the_command_deadline() {
+    let t0 = Instant::now();
+    let command = t0 + Duration::from_millis(100);
+    let mut st = state(0.0);
+    st.set_command_deadline(Some(command));
+    let mut fetcher = Call::new(OfflineProcessRequest::new(TaskId(1)));
+    assert!(matches!(
+        fetcher.poll(&mut st, t0, wall0()),
+        Output::Send(r) if is_token_request(&r)
+    ));
+    let mut waiter = Call::new(OfflineProcessRequest::new(TaskId(2)));
+    let mut now = t0;
+    loop {
+        match waiter.poll(&mut st, now, wall0()) {
+            Output::Wait { until, .. } => {
+                assert!(until <= command, "{until:?}");
+                now = until;
+            }
+            out => {
+                assert_past_command_deadline(out);
+                break;
+            }
+        }
+    }
+    assert_eq!(now, command);
+    fetcher.handle_response(
+        &mut st,
+        Err(TransportError::new(TransportErrorKind::Timeout, "cut")),
+        command,
+        wall0(),
+    );
+    assert!(matches!(
+        fetcher.poll(&mut st, command, wall0()),
+        Output::Done(Err(CallError::Transport(_)))
+    ));
+}
+
+// No command deadline (the default) changes nothing: the call deadline alone.
+#[test]
+fn no_command_deadline_is_the_call_deadline_alone() {
+    let t0 = Instant::now();
+    let mut st = state_with_token(0.0);
+    assert_eq!(st.command_deadline(), None);
+    st.set_command_deadline(None);
+    let mut call = Call::new(OfflineProcessRequest::new(TaskId(1)));
+    assert!(matches!(call.poll(&mut st, t0, wall0()), Output::Send(_)));
+    assert_eq!(
+        call.deadline(),
+        Some(t0 + offline_proto::call::DEFAULT_CALL_DEADLINE)
+    );
+    assert!(!call.deadline_is_command());
+    st.set_call_deadline(None);
+    let mut call = Call::new(OfflineProcessRequest::new(TaskId(1)));
+    assert!(matches!(call.poll(&mut st, t0, wall0()), Output::Send(_)));
+    assert_eq!(call.deadline(), None);
+}
+
+// A silent server against the blocking driver (which cannot cut a request): with a
+// command deadline 10 s away, the first 60 s attempt is the last.
+#[test]
+fn a_silent_server_is_tried_once_past_the_command_deadline() {
+    let clock = manual_clock();
+    let server = scripted(&clock, {
+        let clock = clock.clone();
+        move |_: u32, _: &HttpRequest| {
+            clock.advance(Duration::from_secs(60));
+            Err(TransportError::new(
+                TransportErrorKind::Timeout,
+                "no answer in 60 s",
+            ))
+        }
+    });
+    let st = Mutex::new(state(0.0));
+    st.lock()
+        .unwrap()
+        .set_command_deadline(Some(clock.now() + Duration::from_secs(10)));
+    let err = run(&st, &server, &clock, OfflineProcessRequest::new(TaskId(1))).unwrap_err();
+    assert!(matches!(err, CallError::Transport(_)), "{err:?}");
+    assert_eq!(server.calls(), 1);
+    // The next call of the command ends at once, sending nothing.
+    let err = create(&st, &server, &clock).unwrap_err();
+    match err {
+        CallError::Transport(e) => assert!(offline_proto::call::past_command_deadline(&e)),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!((server.tokens(), server.calls()), (1, 1));
+}
+
 /// The answer of a token call when the client holds too many tokens.
 fn tokens_exceeded() -> HttpResponse {
     json(

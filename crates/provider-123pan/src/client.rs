@@ -67,6 +67,7 @@ pub struct Pan123Builder<C> {
     poll_policy: PollPolicy,
     insecure_http: bool,
     call_deadline: Option<Duration>,
+    command_deadline: Option<std::time::Instant>,
 }
 
 impl<C> std::fmt::Debug for Pan123Builder<C> {
@@ -100,6 +101,7 @@ impl Pan123<HyperClient> {
             poll_policy: PollPolicy::default(),
             insecure_http: false,
             call_deadline: Some(offline_proto::call::DEFAULT_CALL_DEADLINE),
+            command_deadline: None,
         }
     }
 }
@@ -119,6 +121,7 @@ impl<C> Pan123Builder<C> {
             poll_policy: self.poll_policy,
             insecure_http: self.insecure_http,
             call_deadline: self.call_deadline,
+            command_deadline: self.command_deadline,
         }
     }
 
@@ -186,6 +189,15 @@ impl<C> Pan123Builder<C> {
         /// as long as its attempts and the retry budget allow. Default
         /// [`DEFAULT_CALL_DEADLINE`](offline_proto::call::DEFAULT_CALL_DEADLINE), 120 s.
         call_deadline: Option<Duration>;
+        /// An instant (monotonic: [`std::time::Instant`], as tokio's clock reads it)
+        /// past which no call keeps trying: a whole command's deadline, however many
+        /// calls it makes. A call then gives up at the earlier of its own deadline and
+        /// this one, a request still unanswered then is cut (a create: outcome
+        /// unknown), and a call that would start or send later ends at once without
+        /// sending, with [`Error::Transport`] (a timeout for which
+        /// [`offline_proto::call::past_command_deadline`] holds). `None` (the default):
+        /// none. See [`ClientState::set_command_deadline`](offline_proto::call::ClientState::set_command_deadline).
+        command_deadline: Option<std::time::Instant>;
     }
 
     /// The rate limit of `endpoint` in requests per second (the client paces itself at
@@ -263,6 +275,7 @@ impl<C: HttpClient> Pan123Builder<C> {
         };
         let mut state = ClientState::new(base.clone(), credentials, self.rate_limits, clock_seed());
         state.set_call_deadline(self.call_deadline);
+        state.set_command_deadline(self.command_deadline);
         Ok(Pan123 {
             inner: Arc::new(Inner {
                 http,
@@ -281,6 +294,19 @@ impl<C: HttpClient> Pan123<C> {
     /// The API root this client talks to.
     pub fn base_url(&self) -> &BaseUrl {
         &self.inner.base
+    }
+
+    /// Sets (or with `None` clears) the command deadline of this client's calls from
+    /// now on: the instant past which no call keeps trying (see the builder's
+    /// [`Pan123Builder::command_deadline`]). A call already under way keeps the
+    /// deadline it started with.
+    pub fn set_command_deadline(&self, deadline: Option<std::time::Instant>) {
+        self.state().set_command_deadline(deadline);
+    }
+
+    /// The command deadline of this client's calls, if any.
+    pub fn command_deadline(&self) -> Option<std::time::Instant> {
+        self.state().command_deadline()
     }
 
     pub(crate) fn poll_policy(&self) -> PollPolicy {

@@ -429,3 +429,64 @@ async fn a_create_paced_past_its_deadline_is_sent_not_reported_unknown() {
     assert!(second.is_ok(), "{second:?}");
     assert_eq!(emu.tasks().len(), 2);
 }
+
+// The command deadline: a create whose rate-limit wait runs past it is not sent at all
+// (unlike a late request under the call deadline alone), ending with a transport error
+// that says so, never outcome unknown.
+#[tokio::test(start_paused = true)]
+async fn a_create_paced_past_the_command_deadline_is_not_sent() {
+    let emu = fast_emulator().await;
+    let (src, _) = sources().await;
+    let pan = builder(&emu)
+        .rate_limit(EndpointId::OfflineDownload, 0.5)
+        .build()
+        .unwrap();
+    create(&pan, &src, "data.bin").await;
+    let deadline = tokio::time::Instant::now().into_std() + Duration::from_secs(1);
+    pan.set_command_deadline(Some(deadline));
+    assert_eq!(pan.command_deadline(), Some(deadline));
+    // The second would wait about 2 s for the limit: past the deadline, 1 s away.
+    match pan.offline_download(src.file_url("data.bin")).await {
+        Err(Error::Transport(e)) => {
+            assert!(offline_proto::call::past_command_deadline(&e), "{e:?}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(emu.tasks().len(), 1);
+}
+
+/// A transport whose requests are never answered.
+struct Silent;
+
+impl HttpClient for Silent {
+    async fn send(&self, _: HttpRequest) -> Result<HttpResponse, TransportError> {
+        std::future::pending().await
+    }
+}
+
+// A request in flight at the command deadline is cut then, before its 120 s call
+// deadline: a create as outcome unknown; a later call ends at once, unsent.
+#[tokio::test(start_paused = true)]
+async fn a_request_in_flight_is_cut_at_the_command_deadline() {
+    let started = tokio::time::Instant::now();
+    let pan = Pan123::builder()
+        .http_client(Silent)
+        .base_url("http://127.0.0.1:1")
+        .access_token("t", None)
+        .command_deadline(Some(started.into_std() + Duration::from_secs(10)))
+        .build()
+        .unwrap();
+    let err = pan
+        .offline_download("https://example.com/a.bin")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::OutcomeUnknown { .. }), "{err:?}");
+    assert_eq!(started.elapsed(), Duration::from_secs(10));
+    match pan.progress(TaskRef::cloud(TaskId(1))).await {
+        Err(Error::Transport(e)) => {
+            assert!(offline_proto::call::past_command_deadline(&e), "{e:?}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(started.elapsed(), Duration::from_secs(10));
+}

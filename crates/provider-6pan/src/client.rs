@@ -81,6 +81,7 @@ pub struct SixPanBuilder<C> {
     poll_policy: PollPolicy,
     insecure_http: bool,
     call_deadline: Option<Duration>,
+    command_deadline: Option<std::time::Instant>,
     upload_config: UploadConfig,
     upload_token_api: UploadTokenApi,
     hash_threads: usize,
@@ -125,6 +126,7 @@ impl SixPan<HyperClient> {
             },
             insecure_http: false,
             call_deadline: Some(offline_proto::call::DEFAULT_CALL_DEADLINE),
+            command_deadline: None,
             upload_config: UploadConfig {
                 max_blocks_in_flight: DEFAULT_BLOCKS_IN_FLIGHT,
                 ..UploadConfig::default()
@@ -148,6 +150,7 @@ impl<C> SixPanBuilder<C> {
             poll_policy: self.poll_policy,
             insecure_http: self.insecure_http,
             call_deadline: self.call_deadline,
+            command_deadline: self.command_deadline,
             upload_config: self.upload_config,
             upload_token_api: self.upload_token_api,
             hash_threads: self.hash_threads,
@@ -189,6 +192,15 @@ impl<C> SixPanBuilder<C> {
         /// as long as its attempts and the retry budget allow. Default
         /// [`DEFAULT_CALL_DEADLINE`](offline_proto::call::DEFAULT_CALL_DEADLINE), 120 s.
         call_deadline: Option<Duration>;
+        /// An instant (monotonic: [`std::time::Instant`], as tokio's clock reads it)
+        /// past which no call keeps trying: a whole command's deadline, however many
+        /// calls it makes. A call then gives up at the earlier of its own deadline and
+        /// this one, a request still unanswered then is cut (a create: outcome
+        /// unknown), and a call that would start or send later ends at once without
+        /// sending, with [`Error::Transport`] (a timeout for which
+        /// [`offline_proto::call::past_command_deadline`] holds). `None` (the default):
+        /// none. See [`ClientState::set_command_deadline`](offline_proto::call::ClientState::set_command_deadline).
+        command_deadline: Option<std::time::Instant>;
         /// Which call asks for upload tokens: [`UploadTokenApi::StoreToken`]
         /// (`/v1/store/token`, as the seeds show; the default) or
         /// [`UploadTokenApi::V2`] (`/v2/upload/token`, as every v2 client calls it).
@@ -257,6 +269,7 @@ impl<C> SixPanBuilder<C> {
             .map_or(0, |d| d.as_nanos() as u64);
         let mut state = ClientState::new(base.clone(), credentials, self.rate_limits, seed);
         state.set_call_deadline(self.call_deadline);
+        state.set_command_deadline(self.command_deadline);
         Ok(SixPan {
             inner: Arc::new(Inner {
                 http,
@@ -277,6 +290,19 @@ impl<C: HttpClient> SixPan<C> {
     /// The API root.
     pub fn base_url(&self) -> &BaseUrl {
         &self.inner.base
+    }
+
+    /// Sets (or with `None` clears) the command deadline of this client's calls from
+    /// now on: the instant past which no call keeps trying (see the builder's
+    /// [`SixPanBuilder::command_deadline`]). A call already under way keeps the
+    /// deadline it started with.
+    pub fn set_command_deadline(&self, deadline: Option<std::time::Instant>) {
+        self.state().set_command_deadline(deadline);
+    }
+
+    /// The command deadline of this client's calls, if any.
+    pub fn command_deadline(&self) -> Option<std::time::Instant> {
+        self.state().command_deadline()
     }
 
     /// The current token, for saving between runs. Treat it as a password.

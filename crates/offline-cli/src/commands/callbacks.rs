@@ -87,9 +87,9 @@ pub(crate) struct CallbacksArgs {
     /// Stop after this many callbacks.
     #[arg(long, value_name = "N")]
     max: Option<u64>,
-    /// Stop after this many seconds.
-    #[arg(long, value_name = "SECS")]
-    timeout: Option<u64>,
+    // Stopping after SECS is the connection options' `--timeout` (`Conn::timeout`,
+    // before or after the command): for `callbacks` it ends the listening with its
+    // summary (exit 0), not with exit 9.
 }
 
 /// A task callbacks are matched against.
@@ -212,8 +212,9 @@ pub(crate) async fn run(conn: &Conn, args: CallbacksArgs, out: &Output) -> u8 {
     }
     let (tx, mut rx) = mpsc::channel(QUEUE);
     let server = tokio::spawn(serve(listener, tx));
-    let deadline = args
+    let deadline = conn
         .timeout
+        .filter(|s| *s > 0)
         .map(|s| tokio::time::Instant::now() + Duration::from_secs(s));
     let (mut received, mut confirmed, mut unmatched) = (0u64, 0u64, 0u64);
     let interrupted = tokio::signal::ctrl_c();

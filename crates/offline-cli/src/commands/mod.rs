@@ -22,6 +22,8 @@ pub(crate) mod upload;
 pub(crate) mod wait;
 pub(crate) mod watch;
 
+use std::time::{Duration, Instant};
+
 use clap::parser::ValueSource;
 
 use crate::cli::{Cli, Command, ConnArgs, Provider};
@@ -92,9 +94,154 @@ fn foreign_credentials(conn: &Conn, explicit: &[&'static str]) -> Vec<String> {
         .collect()
 }
 
-/// Runs the parsed command line; returns the exit code.
-pub(crate) async fn run(cli: Cli, explicit: Vec<&'static str>) -> u8 {
-    dispatch(cli, explicit).await.unwrap_or_else(|code| code)
+/// The deadline of a command that does not wait for anything (`status`, `list`, `ls`,
+/// `info`, `link`, `rm`, `login`, `logout`, `add` without `--wait` or `--from`) when no
+/// `--timeout` is given: 300 s.
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// How long a command may take when `--timeout` does not say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Bound {
+    /// [`DEFAULT_TIMEOUT`]: the command makes its calls and ends.
+    Default,
+    /// None: the command waits for tasks, a browser, a transfer, or a whole batch.
+    Waits,
+    /// None, and `--timeout` is refused: the command runs until stopped.
+    UntilStopped,
+    /// None: the command reads `--timeout` itself (`callbacks`: stop listening then,
+    /// with its summary).
+    Own,
+}
+
+/// The provider command's connection options and how long it may take by default;
+/// `None` for a command that talks to no provider.
+fn bound(command: &Command) -> Option<(&ConnArgs, Bound)> {
+    Some(match command {
+        Command::Add { args, conn } if args.wait || args.from.is_some() => (conn, Bound::Waits),
+        Command::Wait { conn, .. } | Command::Upload { conn, .. } => (conn, Bound::Waits),
+        Command::Login { oauth, conn, .. } if oauth.oauth && oauth.code.is_none() => {
+            (conn, Bound::Waits)
+        }
+        Command::Serve { conn, .. } => (conn, Bound::UntilStopped),
+        Command::Callbacks { conn, .. } => (conn, Bound::Own),
+        Command::Add { conn, .. }
+        | Command::Status { conn, .. }
+        | Command::List { conn }
+        | Command::Ls { conn, .. }
+        | Command::Info { conn, .. }
+        | Command::Link { conn, .. }
+        | Command::Rm { conn, .. }
+        | Command::Login { conn, .. }
+        | Command::Logout { conn, .. } => (conn, Bound::Default),
+        Command::Demo(_)
+        | Command::Emulator(_)
+        | Command::Hash(_)
+        | Command::Torrent(_)
+        | Command::Completions { .. }
+        | Command::Man => return None,
+    })
+}
+
+/// The command's name, for messages.
+fn name(command: &Command) -> &'static str {
+    match command {
+        Command::Demo(_) => "demo",
+        Command::Emulator(_) => "emulator",
+        Command::Add { .. } => "add",
+        Command::Status { .. } => "status",
+        Command::Wait { .. } => "wait",
+        Command::List { .. } => "list",
+        Command::Ls { .. } => "ls",
+        Command::Info { .. } => "info",
+        Command::Link { .. } => "link",
+        Command::Serve { .. } => "serve",
+        Command::Rm { .. } => "rm",
+        Command::Login { .. } => "login",
+        Command::Logout { .. } => "logout",
+        Command::Hash(_) => "hash",
+        Command::Callbacks { .. } => "callbacks",
+        Command::Upload { .. } => "upload",
+        Command::Torrent(_) => "torrent",
+        Command::Completions { .. } => "completions",
+        Command::Man => "__man",
+    }
+}
+
+/// The whole command's deadline, from `--timeout` (after the command, else before it)
+/// or the command's default: `Ok(None)` for none.
+///
+/// # Errors
+///
+/// The usage error of `--timeout` (other than 0) on a command that runs until stopped.
+pub(crate) fn command_timeout(cli: &Cli) -> Result<Option<Duration>, String> {
+    let Some((conn, bound)) = bound(&cli.command) else {
+        return Ok(None);
+    };
+    match (conn.timeout.or(cli.top.conn.timeout), bound) {
+        (_, Bound::Own) | (Some(0), _) => Ok(None),
+        (Some(_), Bound::UntilStopped) => Err(format!(
+            "--timeout: `{}` runs until stopped (Ctrl-C, SIGTERM) and takes no overall              deadline (--call-timeout bounds each of its calls)",
+            name(&cli.command)
+        )),
+        (Some(secs), _) => Ok(Some(Duration::from_secs(secs))),
+        (None, Bound::Default) => Ok(Some(DEFAULT_TIMEOUT)),
+        (None, _) => Ok(None),
+    }
+}
+
+/// Runs the parsed command line; returns the exit code. A command with a deadline
+/// ([`command_timeout`]) ends at it with [`exit::TIMED_OUT`]: every call of its client
+/// gives up then too, and a call cut by it ends the command with its own error first.
+pub(crate) async fn run(mut cli: Cli, explicit: Vec<&'static str>) -> u8 {
+    let started = Instant::now();
+    let json = cli.top.json;
+    let provider = bound(&cli.command)
+        .map_or(cli.top.provider(), |(conn, _)| {
+            cli.top.resolve(conn).provider
+        })
+        .name();
+    let limit = match command_timeout(&cli) {
+        Ok(limit) => limit,
+        Err(message) => return Output::new(json, provider).fail(exit::USAGE, &message, None),
+    };
+    let Some((limit, deadline)) = limit.and_then(|d| Some((d, started.checked_add(d)?))) else {
+        return dispatch(cli, explicit).await.unwrap_or_else(|code| code);
+    };
+    cli.top.command_deadline = Some(deadline);
+    let command = name(&cli.command);
+    let given = bound(&cli.command)
+        .and_then(|(conn, _)| conn.timeout.or(cli.top.conn.timeout))
+        .is_some();
+    // The command first: a call cut at the deadline ends it with that call's error.
+    tokio::select! {
+        biased;
+        code = dispatch(cli, explicit) => code.unwrap_or_else(|code| code),
+        () = tokio::time::sleep_until(deadline.into()) => {
+            timed_out(&Output::new(json, provider), command, limit, given)
+        }
+    }
+}
+
+/// Reports that the command's deadline passed; returns [`exit::TIMED_OUT`].
+fn timed_out(out: &Output, command: &str, limit: Duration, given: bool) -> u8 {
+    let secs = limit.as_secs();
+    let flag = if given {
+        format!("--timeout {secs}")
+    } else {
+        format!("the default --timeout of `{command}`; --timeout 0 for none")
+    };
+    let mut message = format!("gave up after {secs} s ({flag})");
+    if let Some(hint) = crate::interrupt::hint() {
+        message.push_str(&format!(
+            "; the tasks keep running on the drive, `{hint}` shows them"
+        ));
+    }
+    if out.is_json() {
+        out.fail(exit::TIMED_OUT, &message, Some(command))
+    } else {
+        errln!("offline: {message}");
+        exit::TIMED_OUT
+    }
 }
 
 /// [`run`]; `Err` holds the exit code of a command refused before it started.
@@ -136,11 +283,13 @@ async fn dispatch(cli: Cli, explicit: Vec<&'static str>) -> Result<u8, u8> {
         _ => None,
     };
     if let (Some(command), [flag, ..]) = (local, top.conn.given().as_slice()) {
-        return Err(Output::without_provider(json).fail(
-            exit::USAGE,
-            &format!("{flag} is a connection option; `{command}` talks to no provider"),
-            None,
-        ));
+        let message = match (*flag, command) {
+            ("--timeout", "emulator") => format!(
+                "--timeout: `{command}` runs until stopped (Ctrl-C) and takes no overall deadline"
+            ),
+            _ => format!("{flag} is a connection option; `{command}` talks to no provider"),
+        };
+        return Err(Output::without_provider(json).fail(exit::USAGE, &message, None));
     }
     Ok(match cli.command {
         Command::Demo(args) => demo::run(args, &Output::new(json, "123pan")).await,
@@ -267,4 +416,89 @@ fn only_123(command: &str, conn: &Conn) -> Vec<String> {
 
 fn only_6pan(command: &str, conn: &Conn) -> Vec<String> {
     only(Provider::Pan6, command, conn, "add --provider 6pan")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn timeout_of(args: &[&str]) -> Result<Option<Duration>, String> {
+        let argv = std::iter::once("offline").chain(args.iter().copied());
+        command_timeout(&Cli::try_parse_from(argv).unwrap())
+    }
+
+    // The deadline each command has when no --timeout is given: 300 s for a command
+    // that makes its calls and ends, none for one that waits or runs until stopped.
+    #[test]
+    fn each_command_has_its_default_deadline() {
+        let redirect = ["--redirect-uri", "http://127.0.0.1:9/cb"];
+        for args in [
+            &["status", "1"][..],
+            &["status", "--from", "urls.txt"],
+            &["add", "https://example.com/a"],
+            &["--provider", "6pan", "add", "magnet:?xt=urn:btih:x"],
+            &["list"],
+            &["ls", "/"],
+            &["info", "1"],
+            &["link", "1"],
+            &["rm", "x"],
+            &["login"],
+            &["login", "--logout-others"],
+            &[&["login", "--oauth", "--code", "c"], &redirect[..]].concat(),
+            &["logout"],
+        ] {
+            assert_eq!(timeout_of(args), Ok(Some(DEFAULT_TIMEOUT)), "{args:?}");
+        }
+        assert_eq!(DEFAULT_TIMEOUT, Duration::from_secs(300));
+        for args in [
+            &["wait", "1"][..],
+            &["wait", "--from", "urls.txt"],
+            &["add", "--wait", "https://example.com/a"],
+            &["add", "--from", "urls.txt"],
+            &["upload", "f.bin"],
+            &["login", "--oauth"],
+            &["serve", "--state", "s.sqlite"],
+            &["callbacks", "--listen", "127.0.0.1:0"],
+            &["callbacks", "--listen", "127.0.0.1:0", "--timeout", "5"],
+            &["demo"],
+            &["emulator"],
+            &["hash", "f.bin"],
+            &["torrent", "inspect", "a.torrent"],
+            &["completions", "bash"],
+        ] {
+            assert_eq!(timeout_of(args), Ok(None), "{args:?}");
+        }
+    }
+
+    // An explicit --timeout, before or after the command (after wins), applies to any
+    // provider command; 0 is none; `serve` refuses any other.
+    #[test]
+    fn an_explicit_timeout_applies_to_any_command_but_serve() {
+        let secs = |n| Ok(Some(Duration::from_secs(n)));
+        assert_eq!(timeout_of(&["--timeout", "7", "wait", "1"]), secs(7));
+        assert_eq!(timeout_of(&["wait", "1", "--timeout", "7"]), secs(7));
+        assert_eq!(
+            timeout_of(&["add", "--wait", "x", "--timeout", "2"]),
+            secs(2)
+        );
+        assert_eq!(timeout_of(&["upload", "f", "--timeout", "9"]), secs(9));
+        assert_eq!(timeout_of(&["status", "1", "--timeout", "1"]), secs(1));
+        assert_eq!(
+            timeout_of(&["--timeout", "3", "status", "1", "--timeout", "4"]),
+            secs(4)
+        );
+        assert_eq!(timeout_of(&["status", "1", "--timeout", "0"]), Ok(None));
+        assert_eq!(timeout_of(&["--timeout", "0", "ls", "/"]), Ok(None));
+        let serve = ["serve", "--state", "s.sqlite"];
+        let given = ["--timeout", "5"];
+        let err = timeout_of(&[&serve[..], &given].concat()).unwrap_err();
+        assert!(err.contains("runs until stopped"), "{err}");
+        let err = timeout_of(&[&given[..], &serve].concat()).unwrap_err();
+        assert!(err.contains("`serve`"), "{err}");
+        assert_eq!(
+            timeout_of(&[&serve[..], &["--timeout", "0"]].concat()),
+            Ok(None)
+        );
+    }
 }
