@@ -236,13 +236,13 @@ impl ForTest for &str {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_kill_after_a_multicall_of_adds_loses_nothing_and_creates_nothing_twice() {
-    // Creates paced at 5/s: the kill lands while most are still pending.
-    let env = Env::start(EmulatorConfig::default(), 5.0, bin_and_png()).await;
+    // Creates paced at 20/s: the kill lands while most are still pending.
+    let env = Env::start(EmulatorConfig::default(), 20.0, bin_and_png()).await;
     let state = env.path("serve.sqlite");
     let state = state.to_str().unwrap();
-    let pace = ["--rate-limit", "offline_download=5"];
+    let pace = ["--rate-limit", "offline_download=20"];
     let (mut daemon, url) = serve(&env, state, &pace);
-    let n = 30;
+    let n = 100;
     let calls: Vec<Value> = (0..n)
         .map(|i| json!({"methodName": "aria2.addUri", "params": [[env.url(i)]]}))
         .collect();
@@ -318,4 +318,107 @@ fn unsafe_kill(pid: u32) {
         .status()
         .unwrap();
     assert!(status.success());
+}
+
+/// POSTs `body` to `url` (a callback route); the HTTP status.
+async fn post_status(url: &str, body: &Value) -> u16 {
+    let client: Client<_, Full<bytes::Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let req = http::Request::post(url)
+        .header("content-type", "application/json")
+        .body(Full::new(bytes::Bytes::from(body.to_string())))
+        .unwrap();
+    client.request(req).await.unwrap().status().as_u16()
+}
+
+// A create whose answer is lost (the emulator carries it out, then drops the
+// connection) is reported unknown, and resolved when the drive's callback for it —
+// its URL names the task's GID and token — arrives and the file it names checks out.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unknown_create_is_resolved_by_its_callback() {
+    let env = Env::start(EmulatorConfig::default(), 1000.0, bin_and_png()).await;
+    let state = env.path("serve.sqlite");
+    let (_daemon, url) = serve(&env, state.to_str().unwrap(), &[]);
+    // A first download: the token and the folder are in place.
+    let (_, first) = rpc(&url, &call("aria2.addUri", json!([[env.url(1)]]))).await;
+    let first = first["result"].as_str().unwrap().to_owned();
+    assert_eq!(
+        until_stopped(&url, &first, "token:x").await["status"],
+        "complete"
+    );
+    assert!(
+        env.emu.tasks()[0]
+            .callback_url
+            .as_deref()
+            .is_some_and(|c| c.contains(&format!("/callback/{first}/"))),
+        "tasks are created with the daemon's callback URL: {:?}",
+        env.emu.tasks()[0].callback_url
+    );
+
+    // The next create is carried out and its answer lost; its callback comes late.
+    env.emu.set_faults(offline_emulator::Faults {
+        drop_after: 1.0,
+        callback_delay: Duration::from_millis(1500),
+        ..offline_emulator::Faults::default()
+    });
+    let (_, added) = rpc(&url, &call("aria2.addUri", json!([[env.url(2)]]))).await;
+    let gid = added["result"].as_str().unwrap().to_owned();
+    let lost = until_stopped(&url, &gid, "token:x").await;
+    env.emu.set_faults(offline_emulator::Faults::default());
+    assert_eq!(lost["status"], "error", "{lost}");
+    assert!(
+        lost["errorMessage"].as_str().unwrap().contains("was lost"),
+        "{lost}"
+    );
+    // The callback arrives: complete, and the store says so after a restart too.
+    let mut resolved = Value::Null;
+    for _ in 0..200 {
+        let (_, s) = rpc(&url, &call("aria2.tellStatus", json!([gid, ["status"]]))).await;
+        resolved = s["result"].clone();
+        if resolved["status"] == "complete" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(resolved["status"], "complete", "{resolved}");
+    assert_eq!(env.emu.tasks().len(), 2, "nothing was created twice");
+}
+
+// A callback is a hint: with a wrong token it is dropped (404); with the right one
+// for a task still running, the progress call has the last word and the task stays
+// active.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_forged_callback_does_not_end_a_running_task() {
+    let env = Env::start(
+        EmulatorConfig {
+            fetch_rate: Some(1),
+            ..EmulatorConfig::default()
+        },
+        1000.0,
+        bin_and_png(),
+    )
+    .await;
+    let state = env.path("serve.sqlite");
+    let (_daemon, url) = serve(&env, state.to_str().unwrap(), &[]);
+    let source = env.url(3);
+    let (_, added) = rpc(&url, &call("aria2.addUri", json!([[source]]))).await;
+    let gid = added["result"].as_str().unwrap().to_owned();
+    let mut callback = None;
+    for _ in 0..200 {
+        callback = env.emu.tasks().first().and_then(|t| t.callback_url.clone());
+        if callback.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let callback = callback.expect("the task was created with a callback URL");
+    let forged = json!({"url": source, "status": 0, "failReason": "", "fileID": 1});
+    let wrong = format!("{}0", callback.trim_end_matches(|c: char| c != '/'));
+    assert_eq!(post_status(&wrong, &forged).await, 404);
+    assert_eq!(post_status(&callback, &forged).await, 204);
+    // Confirmed by the progress call (asked at once): it stays active throughout.
+    for _ in 0..10 {
+        let (_, s) = rpc(&url, &call("aria2.tellStatus", json!([gid, ["status"]]))).await;
+        assert_eq!(s["result"]["status"], "active", "{s}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

@@ -8,8 +8,8 @@
 use std::time::Duration;
 
 use offline_gateway::{
-    Accepted, Drive, Gateway, Job, Observed, ServeConfig, Submitted, BODY_TIMEOUT,
-    HEADER_TIMEOUT, MAX_CONNECTIONS,
+    Accepted, Drive, Gateway, Job, Observed, ServeConfig, Submitted, BODY_TIMEOUT, HEADER_TIMEOUT,
+    MAX_CONNECTIONS,
 };
 use offline_proto::aria2::{AddRequest, Source, StoreError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -135,7 +135,10 @@ async fn idle_connections_at_the_cap_make_a_request_wait_not_overflow_it() {
     tokio::time::sleep(Duration::from_millis(10)).await;
     let started = Instant::now();
     let mut genuine = TcpStream::connect(addr).await.unwrap();
-    genuine.write_all(request(VERSION).as_bytes()).await.unwrap();
+    genuine
+        .write_all(request(VERSION).as_bytes())
+        .await
+        .unwrap();
     let answer = read_to_close(&mut genuine).await;
     let waited = started.elapsed();
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
