@@ -75,7 +75,9 @@ pub struct Hint {
     pub file_id: Option<u64>,
 }
 
-/// A cloud drive as the daemon drives it. See the [module docs](self).
+/// A cloud drive as the daemon drives it: the daemon's work loop (submission,
+/// tracking, callbacks) is written once over this trait; each provider's
+/// implementation only turns its calls into [`Submitted`] and [`Observed`] facts.
 pub trait Drive: Send + Sync + 'static {
     /// The provider's name as shown to users: `123pan`, `6pan`.
     fn provider(&self) -> &'static str;
