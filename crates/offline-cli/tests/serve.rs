@@ -115,6 +115,23 @@ async fn an_added_link_completes_into_its_folder_and_refusals_are_aria2_errors()
     assert_eq!(done["dir"], "/Downloads/aria2");
     let task = &env.emu.tasks()[0];
     assert_eq!(task.drive_path.as_deref(), Some("/Downloads/aria2/f.bin"));
+    // The stored file's length is looked up once it completes.
+    let mut sized = Value::Null;
+    for _ in 0..200 {
+        let keys = json!(["token:s3", gid, ["totalLength", "completedLength", "files"]]);
+        let (_, s) = rpc(&url, &call("aria2.tellStatus", keys)).await;
+        sized = s["result"].clone();
+        if sized["totalLength"] == "1000" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(sized["totalLength"], "1000", "{sized}");
+    assert_eq!(sized["completedLength"], "1000", "{sized}");
+    assert_eq!(
+        sized["files"][0]["path"], "/Downloads/aria2/f.bin",
+        "{sized}"
+    );
 
     let (_, stopped) = rpc(
         &url,

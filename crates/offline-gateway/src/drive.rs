@@ -121,6 +121,20 @@ pub trait Drive: Send + Sync + 'static {
         None
     }
 
+    /// The file a finished task stored in `dir` (a path or an ID; `None`: the drive's
+    /// default folder) under `name` (or renamed as a taken name is), or the file a
+    /// callback named (`file_id`): its name and length in bytes; `None` when it cannot
+    /// be found or the drive cannot say.
+    fn stored<'a>(
+        &'a self,
+        dir: Option<&'a str>,
+        name: &'a str,
+        file_id: Option<u64>,
+    ) -> impl Future<Output = Option<(String, u64)>> + Send + 'a {
+        let _ = (dir, name, file_id);
+        std::future::ready(None)
+    }
+
     /// Checks what a callback says of a task whose create's answer was lost (no task
     /// ID to ask about): for a success, that the file it names exists, out of the
     /// trash, under the name the task was to store (`name`). A failure has nothing to
@@ -232,6 +246,28 @@ impl<C: HttpClient + 'static> Drive for Pan123<C> {
             reason: fail_reason,
             file_id,
         })
+    }
+
+    async fn stored<'a>(
+        &'a self,
+        dir: Option<&'a str>,
+        name: &'a str,
+        file_id: Option<u64>,
+    ) -> Option<(String, u64)> {
+        let entries = match file_id {
+            Some(id) => self.files(&[FileId(id)]).await.ok()?,
+            None => {
+                let default = format!("/{}", offline_proto::pan123::OFFLINE_FOLDER);
+                let dir = dir.unwrap_or(&default);
+                let folder = match FileId::from_arg(dir) {
+                    Some(id) => id,
+                    None => self.resolve_dir(dir, false).await.ok()?.id,
+                };
+                self.list_all(folder).await.ok()?
+            }
+        };
+        let file = offline_proto::pan123::stored_file(&entries, name, &[])?;
+        Some((file.filename.clone(), file.size))
     }
 
     async fn confirm_file<'a>(

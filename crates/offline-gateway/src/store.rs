@@ -185,6 +185,15 @@ impl Store {
         } else {
             0
         });
+        let outcome: Value = entry
+            .outcome
+            .as_deref()
+            .and_then(|o| serde_json::from_str(o).ok())
+            .unwrap_or_default();
+        if let Some(name) = outcome.get("name").and_then(Value::as_str) {
+            view.name = Some(name.to_owned());
+        }
+        view.total_length = outcome.get("length").and_then(Value::as_u64);
         Task {
             entry,
             view,
@@ -268,6 +277,25 @@ impl Store {
             task.entry.error = reason.map(str::to_owned);
         }
         self.set_state(gid, state);
+    }
+
+    /// Records the file a completed task stored: its name and length in bytes (shown
+    /// as `totalLength`, `completedLength` and `files[].path`, and kept in the row's
+    /// outcome for a restart).
+    pub(crate) fn set_stored(&mut self, gid: Gid, name: &str, length: u64) {
+        let Some(task) = self.tasks.get_mut(&gid) else {
+            return;
+        };
+        task.view.name = Some(name.to_owned());
+        task.view.total_length = Some(length);
+        if task.view.state == TaskState::Complete {
+            let outcome = json!({"status": "complete", "name": name, "length": length});
+            let outcome = outcome.to_string();
+            if let Err(e) = self.journal.set_outcome(&task.entry, Some(&outcome)) {
+                warn!(error = %e, "cannot record an outcome in the task store");
+            }
+            task.entry.outcome = Some(outcome);
+        }
     }
 
     /// The task whose callback URL carries `token` under `gid`.

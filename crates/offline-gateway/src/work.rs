@@ -163,6 +163,9 @@ impl<D: Drive> Gateway<D> {
             Scheduler::new(self.shared.drive.progress_budget(), PollPolicy::default());
         let mut ids: BTreeMap<Gid, String> = BTreeMap::new();
         let mut asking: JoinSet<(Gid, Result<Observed, String>)> = JoinSet::new();
+        // The files callbacks named, and the lookups of finished tasks' files.
+        let mut files: BTreeMap<Gid, u64> = BTreeMap::new();
+        let mut looking: JoinSet<(Gid, Option<(String, u64)>)> = JoinSet::new();
         loop {
             // Newly running tasks join; removed ones leave.
             let running = self.running();
@@ -202,7 +205,9 @@ impl<D: Drive> Gateway<D> {
                         match answer {
                             Ok(observed) => {
                                 let ended = observed.ended.is_some();
-                                self.observed(gid, &observed);
+                                if self.observed(gid, &observed) {
+                                    self.look_up(&mut looking, gid, files.remove(&gid));
+                                }
                                 tracker.handle_progress(&gid, observed.percent, ended, now);
                             }
                             Err(e) => {
@@ -215,8 +220,18 @@ impl<D: Drive> Gateway<D> {
                 Some((gid, hint)) = hints.recv() => {
                     match ids.get(&gid).cloned() {
                         // A hint: one confirming progress call, now.
-                        Some(id) => self.ask(&mut asking, gid, id),
+                        Some(id) => {
+                            if let Some(file) = hint.file_id {
+                                files.insert(gid, file);
+                            }
+                            self.ask(&mut asking, gid, id);
+                        }
                         None => self.unknown_hint(gid, hint).await,
+                    }
+                }
+                Some(found) = looking.join_next(), if !looking.is_empty() => {
+                    if let Ok((gid, Some((name, length)))) = found {
+                        self.store().set_stored(gid, &name, length);
                     }
                 }
             }
@@ -231,20 +246,52 @@ impl<D: Drive> Gateway<D> {
         });
     }
 
-    /// Applies what a progress call saw.
-    fn observed(&self, gid: Gid, observed: &Observed) {
+    /// Looks up the file a completed task stored (its name and length).
+    fn look_up(
+        &self,
+        looking: &mut JoinSet<(Gid, Option<(String, u64)>)>,
+        gid: Gid,
+        file_id: Option<u64>,
+    ) {
+        let (dir, name) = {
+            let store = self.store();
+            let Some(task) = store.tasks.get(&gid) else {
+                return;
+            };
+            let dir = task.dir.clone().or_else(|| self.shared.default_dir.clone());
+            let Some(name) = task.view.name.clone() else {
+                return;
+            };
+            (dir, name)
+        };
+        let gateway = self.clone();
+        looking.spawn(async move {
+            let found = gateway
+                .shared
+                .drive
+                .stored(dir.as_deref(), &name, file_id)
+                .await;
+            (gid, found)
+        });
+    }
+
+    /// Applies what a progress call saw; whether the task completed now.
+    fn observed(&self, gid: Gid, observed: &Observed) -> bool {
         let mut store = self.store();
         let Some(task) = store.tasks.get_mut(&gid) else {
-            return;
+            return false;
         };
         if task.view.state != TaskState::Running {
-            return; // removed meanwhile
+            return false; // removed meanwhile
         }
         #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
         let percent = observed.percent.clamp(0.0, 100.0).round() as u8;
         task.view.progress = Progress::Percent(percent);
         match &observed.ended {
-            Some(Ok(())) => store.set_state(gid, TaskState::Complete),
+            Some(Ok(())) => {
+                store.set_state(gid, TaskState::Complete);
+                return true;
+            }
             Some(Err(reason)) => store.set_state(
                 gid,
                 TaskState::Failed(Failure {
@@ -254,6 +301,7 @@ impl<D: Drive> Gateway<D> {
             ),
             None => {}
         }
+        false
     }
 
     /// A callback for a task with no task ID to ask about: its create's answer was
@@ -271,30 +319,28 @@ impl<D: Drive> Gateway<D> {
             }
         };
         let verdict = self.shared.drive.confirm_file(&hint, name.as_deref()).await;
-        let mut store = self.store();
-        match verdict {
+        let state = match verdict {
             Ok(()) if hint.succeeded => {
                 info!(%gid, %source, "an add whose answer was lost is confirmed by its callback");
-                store.record(gid, Row::Submitted, None, None, TaskState::Complete);
+                TaskState::Complete
             }
-            Ok(()) => {
-                let reason = format!(
+            Ok(()) => TaskState::Failed(Failure {
+                kind: FailureKind::NotFound,
+                message: format!(
                     "the drive's callback reports the task failed: {}",
                     hint.reason
-                );
-                store.record(
-                    gid,
-                    Row::Submitted,
-                    None,
-                    None,
-                    TaskState::Failed(Failure {
-                        kind: FailureKind::NotFound,
-                        message: reason,
-                    }),
-                );
-            }
+                ),
+            }),
             Err(e) => {
-                debug!(%gid, error = %e, "a callback for an unknown add could not be checked")
+                debug!(%gid, error = %e, "a callback for an unknown add could not be checked");
+                return;
+            }
+        };
+        let complete = state == TaskState::Complete;
+        self.store().record(gid, Row::Submitted, None, None, state);
+        if let (true, Some(name)) = (complete, &name) {
+            if let Some((name, length)) = self.shared.drive.stored(None, name, hint.file_id).await {
+                self.store().set_stored(gid, &name, length);
             }
         }
     }
