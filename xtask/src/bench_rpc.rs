@@ -808,10 +808,12 @@ pub(crate) fn run(offline: &Path, scratch: &Path) -> Result<Outcome> {
     }
     let (complete, error, _) = tallies[0];
     let note = format!(
-        "RPC figures: `wrk --threads {THREADS} --connections {CONNECTIONS} --duration {}s --latency`, one JSON-RPC body over HTTP POST (keys {}), at `offline serve` and at `aria2c --enable-rpc` in turn, best of {ROUNDS} rounds; ratio = ours / aria2c requests per second. Each holds {} results ({complete} complete, {error} error: 1 KiB files and 404s from a local server) and {ACTIVE} active downloads; {aria2_version}; {wrk_version}.",
+        "RPC figures: `wrk --threads {THREADS} --connections {CONNECTIONS} --duration {}s --latency`, one JSON-RPC body over HTTP POST (keys {}), at `offline serve` and at `aria2c --enable-rpc` in turn, best of {ROUNDS} rounds; ratio = ours / aria2c requests per second. Each holds {} results ({} complete, {} error: 1 KiB files and 404s from a local server) and {ACTIVE} active downloads; {aria2_version}; {wrk_version}.",
         DURATION.as_secs(),
         KEYS.join(", "),
-        thousands(RESULTS)
+        thousands(RESULTS),
+        thousands(complete),
+        thousands(error)
     );
     Ok(Outcome { rows, note })
 }
