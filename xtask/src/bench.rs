@@ -13,6 +13,7 @@
 //! | upload memory | peak RSS of the upload of a 4 GiB (sparse) file | | | < 64 MiB |
 //! | submission | N creates at the emulator's limit | N / limit | ours / bound | ≤ 1.05, no 429 |
 //! | tracking | time from a task's end to its report, with callbacks | the same by polling | | 1 progress call per task |
+//! | JSON-RPC listing ([`crate::bench_rpc`]; alone: `--only rpc`) | `wrk` on `offline serve`'s `tellStopped` / `tellActive` with 10,000 results | the same on `aria2c --enable-rpc` holding as many | ours / baseline requests per second | ≥ 1.0 |
 //!
 //! FILE is 1 GiB of generated data in a temporary directory (1000 MiB for the upload:
 //! curl will not read 1 GiB into memory for `--data-binary`), read once before timing
