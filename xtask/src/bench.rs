@@ -13,6 +13,7 @@
 //! | upload memory | peak RSS of the upload of a 4 GiB (sparse) file | | | < 64 MiB |
 //! | submission | N creates at the emulator's limit | N / limit | ours / bound | ≤ 1.05, no 429 |
 //! | tracking | time from a task's end to its report, with callbacks | the same by polling | | 1 progress call per task |
+//! | JSON-RPC listing ([`crate::bench_rpc`]; alone: `--only rpc`) | `wrk` on `offline serve`'s `tellStopped` / `tellActive` with 10,000 results | the same on `aria2c --enable-rpc` holding as many | ours / baseline requests per second | ≥ 1.0 |
 //!
 //! FILE is 1 GiB of generated data in a temporary directory (1000 MiB for the upload:
 //! curl will not read 1 GiB into memory for `--data-binary`), read once before timing
@@ -54,17 +55,26 @@ const ACCOUNT: &str = "demo@offline.local";
 const PASSWORD: &str = "offline-demo-password";
 
 /// One line of the table.
-struct Row {
-    figure: &'static str,
-    ours: String,
-    baseline: String,
-    ratio: String,
-    target: &'static str,
-    pass: bool,
+pub(crate) struct Row {
+    pub(crate) figure: &'static str,
+    pub(crate) ours: String,
+    pub(crate) baseline: String,
+    pub(crate) ratio: String,
+    pub(crate) target: &'static str,
+    pub(crate) pass: bool,
 }
 
-/// `cargo xtask bench`.
-pub(crate) fn run(root: &Path) -> Result<()> {
+/// Which figures to measure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Only {
+    /// Every figure.
+    All,
+    /// Only the RPC throughput figures ([`crate::bench_rpc`]).
+    Rpc,
+}
+
+/// `cargo xtask bench` (`--only rpc`: the RPC figures alone).
+pub(crate) fn run(root: &Path, only: Only) -> Result<()> {
     let target =
         std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
     let target = if target.is_absolute() {
@@ -74,6 +84,51 @@ pub(crate) fn run(root: &Path) -> Result<()> {
     };
     say("building release binaries");
     cargo(root, &["build", "--release", "--quiet", "--bin", "offline"])?;
+    let offline = target.join("release/offline");
+    let scratch = tempdir("offline-bench")?;
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    let load_before = load_average();
+    let mut rows = Vec::new();
+    let mut notes = Vec::new();
+    if only == Only::All {
+        rows = files_and_calls(root, &target, &offline, &scratch)?;
+        notes.push(format!(
+            "Times are the fastest of {RUNS} runs, the baseline's in turn with ours."
+        ));
+    }
+    let rpc = crate::bench_rpc::run(&offline, &scratch.path)?;
+    rows.extend(rpc.rows);
+    notes.push(rpc.note);
+    drop(scratch);
+
+    let command = match only {
+        Only::All => "cargo xtask bench",
+        Only::Rpc => "cargo xtask bench --only rpc",
+    };
+    let report = render(&rows, command, cores, &load_before, &load_average(), &notes);
+    println!("\n{report}");
+    let out_dir = target.join("bench");
+    std::fs::create_dir_all(&out_dir).map_err(|e| format!("{}: {e}", out_dir.display()))?;
+    let out = out_dir.join(match only {
+        Only::All => "report.md",
+        Only::Rpc => "report-rpc.md",
+    });
+    std::fs::write(&out, &report).map_err(|e| format!("{}: {e}", out.display()))?;
+    println!("written to {}", out.display());
+    let failed = rows.iter().filter(|r| !r.pass).count();
+    if failed > 0 {
+        return Err(format!("{failed} figure(s) missed their target"));
+    }
+    Ok(())
+}
+
+/// The figures of hashing, upload, submission and tracking.
+fn files_and_calls(
+    root: &Path,
+    target: &Path,
+    offline: &Path,
+    scratch: &TempDir,
+) -> Result<Vec<Row>> {
     cargo(
         root,
         &[
@@ -86,7 +141,6 @@ pub(crate) fn run(root: &Path) -> Result<()> {
             "bulk_bench",
         ],
     )?;
-    let offline = target.join("release/offline");
     let bulk = target.join("release/examples/bulk_bench");
     let time = PathBuf::from("/usr/bin/time");
     if !time.exists() {
@@ -103,7 +157,6 @@ pub(crate) fn run(root: &Path) -> Result<()> {
     }
     let python = qiniu_venv()?;
 
-    let scratch = tempdir("offline-bench")?;
     let file = scratch.path.join("data-1g.bin");
     say(&format!(
         "writing {} ({} MiB)",
@@ -116,8 +169,6 @@ pub(crate) fn run(root: &Path) -> Result<()> {
     copy_prefix(&file, &upload_file, UPLOAD_SIZE)?;
     warm(&upload_file)?;
     let upload_arg = upload_file.to_string_lossy().into_owned();
-    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
-    let load_before = load_average();
 
     let mut rows = Vec::new();
 
@@ -129,7 +180,7 @@ pub(crate) fn run(root: &Path) -> Result<()> {
         "import sys, qiniu; print(qiniu.etag(sys.argv[1]))",
         &file_arg,
     ];
-    let (ours_etag, _) = output(Command::new(&offline).args(["hash", &file_arg]))?;
+    let (ours_etag, _) = output(Command::new(offline).args(["hash", &file_arg]))?;
     let (sdk_etag, _) = output(Command::new(&python).args(python_etag))?;
     let ours_etag = ours_etag
         .split_whitespace()
@@ -143,7 +194,7 @@ pub(crate) fn run(root: &Path) -> Result<()> {
         ));
     }
     let (ours, sdk) = pair(
-        || timed(Command::new(&offline).args(["hash", &file_arg])),
+        || timed(Command::new(offline).args(["hash", &file_arg])),
         || timed(Command::new(&python).args(python_etag)),
     )?;
     rows.push(speed_row(
@@ -157,7 +208,7 @@ pub(crate) fn run(root: &Path) -> Result<()> {
 
     say("qetag: one thread vs openssl sha1");
     let (ours, openssl) = pair(
-        || timed(Command::new(&offline).args(["hash", "--threads", "1", &file_arg])),
+        || timed(Command::new(offline).args(["hash", "--threads", "1", &file_arg])),
         || timed(Command::new("openssl").args(["sha1", &file_arg])),
     )?;
     rows.push(speed_row(
@@ -170,7 +221,7 @@ pub(crate) fn run(root: &Path) -> Result<()> {
     ));
 
     say("qetag: peak memory");
-    let rss = peak_rss(&time, Command::new(&offline).args(["hash", &file_arg]))?;
+    let rss = peak_rss(&time, Command::new(offline).args(["hash", &file_arg]))?;
     rows.push(memory_row("peak RSS of `offline hash` on 1 GiB", rss));
 
     // Upload to the emulator against curl.
@@ -184,14 +235,14 @@ pub(crate) fn run(root: &Path) -> Result<()> {
     let mut ours_runs = Vec::new();
     let mut curl_runs = Vec::new();
     for _ in 0..RUNS {
-        let emu = Emulator::start(&offline, data_root)?;
+        let emu = Emulator::start(offline, data_root)?;
         ours_runs.push(timed(&mut upload_command(
-            &offline,
+            offline,
             &emu.base_url,
             &upload_arg,
         ))?);
         drop(emu);
-        let emu = Emulator::start(&offline, data_root)?;
+        let emu = Emulator::start(offline, data_root)?;
         let url = format!("{}/wcs/_baseline", emu.base_url);
         let started = Instant::now();
         let (answer, _) = output(Command::new("curl").args([
@@ -227,10 +278,10 @@ pub(crate) fn run(root: &Path) -> Result<()> {
     std::fs::File::create(&big)
         .and_then(|f| f.set_len(BIG_FILE_SIZE))
         .map_err(|e| format!("{}: {e}", big.display()))?;
-    let emu = Emulator::start(&offline, scratch.path.as_path())?;
+    let emu = Emulator::start(offline, scratch.path.as_path())?;
     let rss = peak_rss(
         &time,
-        &mut upload_command(&offline, &emu.base_url, &big.to_string_lossy()),
+        &mut upload_command(offline, &emu.base_url, &big.to_string_lossy()),
     )?;
     drop(emu);
     rows.push(memory_row(
@@ -297,21 +348,10 @@ pub(crate) fn run(root: &Path) -> Result<()> {
             && polled["rate_limited"].as_u64() == Some(0),
     });
 
-    let report = render(&rows, cores, &load_before, &load_average());
-    println!("\n{report}");
-    let out_dir = target.join("bench");
-    std::fs::create_dir_all(&out_dir).map_err(|e| format!("{}: {e}", out_dir.display()))?;
-    let out = out_dir.join("report.md");
-    std::fs::write(&out, &report).map_err(|e| format!("{}: {e}", out.display()))?;
-    println!("written to {}", out.display());
-    let failed = rows.iter().filter(|r| !r.pass).count();
-    if failed > 0 {
-        return Err(format!("{failed} figure(s) missed their target"));
-    }
-    Ok(())
+    Ok(rows)
 }
 
-fn say(what: &str) {
+pub(crate) fn say(what: &str) {
     eprintln!("== {what}");
 }
 
@@ -329,7 +369,7 @@ fn cargo(root: &Path, args: &[&str]) -> Result<()> {
     }
 }
 
-fn which(tool: &str) -> Option<PathBuf> {
+pub(crate) fn which(tool: &str) -> Option<PathBuf> {
     std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)
             .map(|p| p.join(tool))
@@ -383,8 +423,8 @@ fn qiniu_venv() -> Result<PathBuf> {
 }
 
 /// A directory removed when dropped.
-struct TempDir {
-    path: PathBuf,
+pub(crate) struct TempDir {
+    pub(crate) path: PathBuf,
 }
 
 impl Drop for TempDir {
@@ -439,6 +479,19 @@ fn warm(path: &Path) -> Result<()> {
     std::io::copy(&mut file, &mut std::io::sink())
         .map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(())
+}
+
+/// The first line a command prints (a tool's version), or `?`.
+pub(crate) fn first_line(command: &mut Command) -> String {
+    command
+        .output()
+        .ok()
+        .and_then(|o| {
+            let text = String::from_utf8_lossy(&o.stdout).into_owned();
+            text.lines().next().map(|l| l.trim().to_owned())
+        })
+        .filter(|l| !l.is_empty())
+        .unwrap_or_else(|| "?".to_owned())
 }
 
 /// Runs a command to its end; its stdout and stderr.
@@ -567,11 +620,19 @@ fn memory_row(figure: &'static str, bytes: u64) -> Row {
     }
 }
 
-fn render(rows: &[Row], cores: usize, load_before: &str, load_after: &str) -> String {
+fn render(
+    rows: &[Row],
+    command: &str,
+    cores: usize,
+    load_before: &str,
+    load_after: &str,
+    notes: &[String],
+) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "Measured by `cargo xtask bench` on {cores} cores (load average {load_before} before, {load_after} after); times are the fastest of {RUNS} runs, the baseline's in turn with ours.\n"
+        "Measured by `{command}` on {cores} cores (load average {load_before} before, {load_after} after). {}\n",
+        notes.join(" ")
     );
     let _ = writeln!(out, "| figure | ours | baseline | ratio | target | |");
     let _ = writeln!(out, "|---|---|---|---|---|---|");

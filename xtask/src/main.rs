@@ -10,13 +10,16 @@
 //!   from the CLI's clap definition (through its hidden `offline __man`).
 //! - `cargo xtask bench`: builds release binaries and measures every performance figure
 //!   beside its baseline (the Python SDK's qetag, `openssl sha1`, `curl`, the rate-limit
-//!   bound), printing the ratios and writing `target/bench/report.md`. Long; not in CI.
+//!   bound, a real `aria2c`'s JSON-RPC for `offline serve`'s), printing the ratios and
+//!   writing `target/bench/report.md`. Long; not in CI. `cargo xtask bench --only rpc`
+//!   runs the RPC throughput figures alone (`bench_rpc`; `target/bench/report-rpc.md`).
 //!
 //! With `--check`, nothing is written: the command fails when a committed file differs
 //! from what it would write (CI runs both). Every generated file starts with a line
 //! naming the command that made it.
 
 mod bench;
+mod bench_rpc;
 mod codegen;
 #[cfg(feature = "fixtures")]
 mod fixtures;
@@ -37,22 +40,33 @@ enum Mode {
 }
 
 const USAGE: &str = "usage: cargo xtask <codegen|fixtures|man> [--check]
-       cargo xtask bench
+       cargo xtask bench [--only rpc]
 
   codegen    write the wire types, endpoint tables and JSON descriptions from fixtures/openapi/*.yaml
   fixtures   write fixtures/<provider>/<endpoint>/*.gen.http from the descriptions' examples
   man        write docs/man/offline.1 from the offline command's clap definition
   --check    write nothing; fail when a committed file is stale
   bench      measure every performance figure beside its baseline (minutes; needs python3,
-             openssl, curl and /usr/bin/time); writes target/bench/report.md";
+             openssl, curl, /usr/bin/time, aria2c and wrk); writes target/bench/report.md
+  --only rpc the JSON-RPC throughput of offline serve vs aria2c alone (aria2c, wrk, python3;
+             Debian: apt-get install aria2 wrk); writes target/bench/report-rpc.md";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut command = None;
     let mut mode = Mode::Write;
-    for arg in &args {
+    let mut only = bench::Only::All;
+    let mut args_left = args.iter();
+    while let Some(arg) = args_left.next() {
         match arg.as_str() {
             "--check" => mode = Mode::Check,
+            "--only" => match args_left.next().map(String::as_str) {
+                Some("rpc") => only = bench::Only::Rpc,
+                other => {
+                    eprintln!("--only takes `rpc`, not {other:?}\n\n{USAGE}");
+                    return ExitCode::from(2);
+                }
+            },
             "-h" | "--help" => {
                 println!("{USAGE}");
                 return ExitCode::SUCCESS;
@@ -66,6 +80,10 @@ fn main() -> ExitCode {
             }
         }
     }
+    if only != bench::Only::All && command != Some("bench") {
+        eprintln!("--only is for bench\n\n{USAGE}");
+        return ExitCode::from(2);
+    }
     let root = workspace_root();
     let result = match command {
         Some("codegen") => codegen::run(&root, mode),
@@ -75,7 +93,7 @@ fn main() -> ExitCode {
             eprintln!("bench has no --check\n\n{USAGE}");
             return ExitCode::from(2);
         }
-        Some("bench") => bench::run(&root),
+        Some("bench") => bench::run(&root, only),
         _ => {
             eprintln!("{USAGE}");
             return ExitCode::from(2);
