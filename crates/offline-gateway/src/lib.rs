@@ -33,7 +33,9 @@
 
 mod drive;
 mod http;
+pub mod sixpan;
 mod store;
+pub mod watch;
 mod work;
 
 use std::net::SocketAddr;
@@ -44,7 +46,8 @@ use std::time::Duration;
 use offline_proto::aria2;
 use tokio::sync::{mpsc, Notify};
 
-pub use drive::{Accepted, Drive, Hint, Job, Observed, Submitted};
+pub use drive::{Accepted, Claim, Drive, Hint, Job, Lost, Observed, Reconciled, Submitted};
+pub use sixpan::SixPanDrive;
 pub use store::UNKNOWN_OUTCOME;
 
 use store::Store;
@@ -71,6 +74,9 @@ pub struct ServeConfig {
     /// `https://gateway.example` (`--callback-url`): tasks are then created with a
     /// callback URL under it. `None`: no callbacks, tracking polls.
     pub callback_base: Option<String>,
+    /// A folder to watch for `.torrent`, `.magnet` and `.url`/`.txt` files
+    /// (`--watch`, see [`watch`]); `None`: none.
+    pub watch: Option<std::path::PathBuf>,
 }
 
 /// The daemon: the store, the drive, and the work that moves tasks along.
@@ -85,6 +91,8 @@ struct Shared<D: Drive> {
     /// The folder asked for with `--dir`, if any (else the drive's default).
     default_dir: Option<String>,
     callback_base: Option<String>,
+    /// The watch folder, if any.
+    watch: Option<std::path::PathBuf>,
     /// Something changed: a download was added or removed (for the submission loop).
     wake: Notify,
     /// The running tasks changed (for the tracker).
@@ -112,8 +120,8 @@ impl<D: Drive> Gateway<D> {
         let shown_dir = config
             .default_dir
             .clone()
-            .unwrap_or_else(|| format!("/{}", offline_proto::pan123::OFFLINE_FOLDER));
-        let store = Store::open(state, shown_dir.clone(), drive.kind())?;
+            .unwrap_or_else(|| drive.default_dir());
+        let store = Store::open(state, shown_dir.clone(), drive.kind(), drive.reconciles())?;
         let session: u64 = rand::random();
         let (hints, hints_rx) = mpsc::channel(CALLBACK_QUEUE);
         Ok(Self {
@@ -130,6 +138,7 @@ impl<D: Drive> Gateway<D> {
                 callback_base: config
                     .callback_base
                     .map(|b| b.trim_end_matches('/').to_owned()),
+                watch: config.watch,
                 wake: Notify::new(),
                 track: Notify::new(),
                 hints,
@@ -160,11 +169,18 @@ impl<D: Drive> Gateway<D> {
             let gateway = self.clone();
             async move { gateway.work().await }
         });
+        let watch = self.shared.watch.clone().map(|dir| {
+            let gateway = self.clone();
+            tokio::spawn(async move { gateway.watch(dir).await })
+        });
         tokio::select! {
             () = http::accept_loop(listener, self.router()) => {}
             () = shutdown => {}
         }
         work.abort();
+        if let Some(watch) = watch {
+            watch.abort();
+        }
         Ok(())
     }
 }
