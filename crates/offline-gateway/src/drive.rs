@@ -134,7 +134,7 @@ pub struct Hint {
     pub file_id: Option<u64>,
 }
 
-/// A cloud drive as the daemon drives it. See the [module docs](self).
+/// A cloud drive as the daemon drives it. See the [crate docs](crate).
 pub trait Drive: Send + Sync + 'static {
     /// The provider's name as shown to users: `123pan`, `6pan`.
     fn provider(&self) -> &'static str;

@@ -22,10 +22,17 @@
 //! (no task ID to ask about) the callback's file is checked with the file endpoints.
 //!
 //! A restart (kill -9 included) resumes from the store: `pending` rows are submitted,
-//! `submitted` ones tracked again unless their end was recorded, and a row left
-//! `submitting` (the create may have reached the drive; 123pan has no task list to
-//! look in) is reported as an aria2 error with the outcome-unknown reason, never
-//! submitted again.
+//! `submitted` ones tracked again unless their end was recorded. A row left
+//! `submitting` (the create may have reached the drive) depends on the drive: on
+//! 123pan, which has no task list to look in, it is reported as an aria2 error with
+//! the outcome-unknown reason, never submitted again; on 6pan ([`SixPanDrive`]) it,
+//! and every row whose create's answer was lost, is looked for in the task list
+//! ([`Drive::reconcile`]): found, it is tracked; absent, submitted again.
+//!
+//! Drives: 123pan ([`provider_123pan::Pan123`], http(s) links, callbacks) and 6pan
+//! ([`SixPanDrive`]: http(s), magnet and ed2k links and torrents, tracked from its task
+//! list). A folder can be watched for `.torrent`, `.magnet` and `.url`/`.txt` files
+//! ([`ServeConfig::watch`], [`watch`]).
 //!
 //! The listener is bounded: [`MAX_CONNECTIONS`] at once (more wait in the kernel's
 //! backlog), [`HEADER_TIMEOUT`] to send a request's headers, [`BODY_TIMEOUT`] for its
