@@ -167,8 +167,9 @@ async fn a_kill_during_submissions_creates_nothing_twice() {
     let env = Env::start(EmulatorConfig::default(), 1000.0, files()).await;
     let state = env.path("serve.sqlite");
     let state = state.to_str().unwrap();
-    // Adds paced at 4/s: the kill lands while most are still pending.
-    let pace = ["--rate-limit", "addTasks=4"];
+    // Adds paced at 2/s, parses not: a row waits `submitting` (recorded "may have been
+    // sent") for most of each add's turn, and the kill lands while most are pending.
+    let pace = ["--rate-limit", "addTasks=2", "--rate-limit", "parseUrl=100"];
     let (mut daemon, url) = serve(&env, state, &pace);
     let n = 16;
     let calls: Vec<Value> = (0..n)
@@ -182,14 +183,27 @@ async fn a_kill_during_submissions_creates_nothing_twice() {
         .map(|r| r[0].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(gids.len(), n);
+    // kill -9 after a few creates, while a row is `submitting`.
+    let submitting = || {
+        offline_store::Journal::open_read_only(std::path::Path::new(state))
+            .and_then(|j| j.all())
+            .map(|rows| {
+                rows.iter()
+                    .filter(|r| r.state == offline_store::State::Submitting)
+                    .count()
+            })
+            .unwrap_or(0)
+    };
     assert!(
-        eventually(Duration::from_secs(20), || env.emu.sixpan_tasks().len()
-            >= 3)
+        eventually(Duration::from_secs(30), || env.emu.sixpan_tasks().len()
+            >= 3
+            && submitting() == 1)
         .await,
         "no task was created"
     );
     assert!(kill("-9", daemon.id()));
     let _ = daemon.wait();
+    assert_eq!(submitting(), 1, "the kill left no row `submitting`");
     let before = env.emu.sixpan_tasks().len();
     assert!(
         before < n,
@@ -201,7 +215,7 @@ async fn a_kill_during_submissions_creates_nothing_twice() {
         let done = until_stopped(&url, gid).await;
         assert_eq!(done["status"], "complete", "{done}");
     }
-    // Every link created exactly once: rows left `submitting` were found in the task
+    // Every link created exactly once: the row left `submitting` was found in the task
     // list or, absent there, submitted again.
     let mut urls: Vec<String> = env.emu.sixpan_tasks().into_iter().map(|t| t.url).collect();
     urls.sort_unstable();
@@ -209,4 +223,33 @@ async fn a_kill_during_submissions_creates_nothing_twice() {
     urls.dedup();
     assert_eq!(urls.len(), created, "a link was created twice");
     assert_eq!(created, n);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn on_123pan_a_torrent_is_still_an_aria2_error_at_once() {
+    let env = Env::start(EmulatorConfig::default(), 1000.0, bin_and_png()).await;
+    let state = env.path("serve.sqlite");
+    let args = [
+        "--json",
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--state",
+        state.to_str().unwrap(),
+    ];
+    let mut daemon = Running::spawn(&mut env.cmd(&args));
+    let url = daemon.json_line()["url"].as_str().unwrap().to_owned();
+    let torrent = offline_proto::torrent::TorrentBuilder::new("t")
+        .single(b"x".to_vec())
+        .build();
+    let torrent = base64::engine::general_purpose::STANDARD.encode(torrent);
+    let (_, refused) = rpc(&url, &call("aria2.addTorrent", json!([torrent]))).await;
+    assert_eq!(refused["error"]["code"], 1, "{refused}");
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no torrents"),
+        "{refused}"
+    );
 }
