@@ -376,3 +376,44 @@ impl<C: HttpClient + 'static> Drive for SixPanDrive<C> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn task(status: TaskStatus, size: Option<i64>, done: Option<i64>) -> OfflineTask {
+        serde_json::from_value(serde_json::json!({
+            "identity": "t1", "name": "a.bin", "status": status, "size": size,
+            "downloadSize": done, "progress": null,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_listed_task_as_the_tracker_reads_it() {
+        let running = observed(&task(TaskStatus::Downloading, Some(200), Some(50)));
+        assert_eq!(running.total_length, Some(200));
+        assert_eq!(running.completed_length, Some(50));
+        assert!((running.percent - 25.0).abs() < 1e-9);
+        assert_eq!(running.ended, None);
+        let done = observed(&task(TaskStatus::Done, Some(0), None));
+        assert_eq!(done.total_length, None);
+        assert_eq!(done.ended, Some(Ok(())));
+        let failed = observed(&task(TaskStatus::Failed, None, None));
+        assert!(matches!(failed.ended, Some(Err(_))));
+    }
+
+    #[test]
+    fn torrents_are_checked_at_once() {
+        assert!(check_torrent(b"garbage").is_err());
+        let bytes = offline_proto::torrent::TorrentBuilder::new("t")
+            .single(b"x".to_vec())
+            .build();
+        let meta = check_torrent(&bytes).unwrap();
+        assert!(torrent_source(&meta).starts_with("magnet:?xt=urn:btih:"));
+        assert_eq!(
+            torrent_source(&meta).len(),
+            "magnet:?xt=urn:btih:".len() + 40
+        );
+    }
+}

@@ -590,3 +590,24 @@ impl Store {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn magnets_and_percent_decoding() {
+        let info = magnet_view(
+            "magnet:?xt=urn:btih:0123456789ABCDEF0123456789abcdef01234567&dn=a%20b+c&tr=x",
+        )
+        .unwrap();
+        assert_eq!(
+            info.info_hash.unwrap().to_string(),
+            "0123456789abcdef0123456789abcdef01234567"
+        );
+        assert_eq!(info.name.as_deref(), Some("a b c"));
+        assert_eq!(magnet_view("https://a/b"), None);
+        assert_eq!(percent_decode("100%"), "100%");
+        assert_eq!(percent_decode("%e4%b8%ad"), "中");
+    }
+}

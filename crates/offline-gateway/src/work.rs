@@ -14,6 +14,7 @@ use tokio::time::Instant;
 use tracing::{debug, info};
 
 use crate::drive::{Claim, Hint, Job, Lost, Observed, Reconciled, Submitted};
+use crate::store::Store;
 use crate::{Drive, Gateway};
 
 /// How long the loops rest when there is nothing to do (a change wakes them sooner).
@@ -57,7 +58,10 @@ impl<D: Drive> Gateway<D> {
     /// ([`Drive::reconcile`]); whether there was one.
     async fn reconcile_next(&self) -> bool {
         let due = {
-            let store = self.store();
+            let mut store = self.store();
+            // Rows removed meanwhile (removeDownloadResult, purge) are forgotten.
+            let Store { lost, tasks, .. } = &mut *store;
+            lost.retain(|gid, _| tasks.contains_key(gid));
             let now = Instant::now();
             store
                 .lost
