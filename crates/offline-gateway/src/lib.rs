@@ -75,7 +75,8 @@ pub struct ServeConfig {
     /// `token:SECRET`.
     pub secret: Option<offline_proto::Secret>,
     /// The drive folder downloads go to when the client names none (`--dir`), a path
-    /// or a folder ID; `None`: the drive's default (`来自:离线下载`).
+    /// or a folder ID; `None`: the drive's default ([`Drive::default_dir`]: 123pan's
+    /// `来自:离线下载`, 6pan's `/`).
     pub default_dir: Option<String>,
     /// The URL the drive reaches this daemon's listener at, e.g.
     /// `https://gateway.example` (`--callback-url`): tasks are then created with a

@@ -30,7 +30,8 @@ pub(crate) struct ServeArgs {
     )]
     pub(crate) rpc_secret: Option<String>,
     /// The drive folder downloads go to when the client names no `dir` (a path, made
-    /// when missing, or a folder ID). Default: the drive's 来自:离线下载.
+    /// when missing, or a folder ID; 6pan: an absolute path). Default: 123pan's
+    /// 来自:离线下载, 6pan's /.
     #[arg(long, value_name = "PATH|ID")]
     pub(crate) dir: Option<String>,
     /// The URL the drive reaches this listener at (e.g. `https://gw.example`): tasks
@@ -49,6 +50,12 @@ pub(crate) struct ServeArgs {
 /// The options `provider` cannot honour, and a listen address that needs a secret.
 pub(crate) fn check(args: &ServeArgs, provider: Provider) -> Vec<String> {
     let mut problems = Vec::new();
+    if provider == Provider::Pan6 && args.dir.as_deref().is_some_and(|d| !d.starts_with('/')) {
+        problems.push(
+            "--dir: 6pan takes an absolute drive path (such as /downloads), not a folder ID"
+                .to_owned(),
+        );
+    }
     if provider == Provider::Pan6 && args.callback_url.is_some() {
         problems.push(
             "--callback-url: 6pan sends no callbacks (tasks are tracked from its task list)"
