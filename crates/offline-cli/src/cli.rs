@@ -304,7 +304,7 @@ pub(crate) enum Command {
         #[command(flatten)]
         conn: ConnArgs,
     },
-    /// Serve the drive as an aria2 download client: JSON-RPC on --listen (123pan).
+    /// Serve the drive as an aria2 download client: JSON-RPC on --listen.
     Serve {
         #[command(flatten)]
         args: crate::commands::serve::ServeArgs,

@@ -172,7 +172,8 @@ async fn an_added_link_completes_into_its_folder_and_refusals_are_aria2_errors()
         String::from_utf8_lossy(&o.stderr)
     );
 
-    // A non-loopback address without a secret, and 6pan, are refused before anything.
+    // A non-loopback address without a secret, and a callback URL for 6pan (which
+    // sends none), are refused before anything.
     let o = env
         .run(&[
             "serve",
@@ -188,6 +189,8 @@ async fn an_added_link_completes_into_its_folder_and_refusals_are_aria2_errors()
             "--provider",
             "6pan",
             "serve",
+            "--callback-url",
+            "http://127.0.0.1:1",
             "--state",
             state.to_str().unwrap(),
         ])

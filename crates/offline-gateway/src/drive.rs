@@ -18,10 +18,14 @@ use provider_123pan::{Error, Pan123, TaskRef, TaskStatus};
 /// A download the drive accepted for the store: what the row records.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Accepted {
-    /// The source as the store keeps it (the URL, or a magnet link).
+    /// The source as the store keeps it (the URL, a magnet link, or for a torrent
+    /// `magnet:?xt=urn:btih:<infohash>` naming it).
     pub source: String,
     /// The name the drive will store it under, when known before submitting.
     pub name: Option<String>,
+    /// What the submission needs besides the source: a torrent's bytes, kept in the
+    /// row's options (as base64 under `torrent`) and handed back in [`Job::torrent`].
+    pub torrent: Option<Vec<u8>>,
 }
 
 /// One submission to make: a stored row's source and options.
@@ -29,6 +33,8 @@ pub struct Accepted {
 pub struct Job {
     /// The source as stored ([`Accepted::source`]).
     pub source: String,
+    /// The torrent's bytes, for a torrent ([`Accepted::torrent`]).
+    pub torrent: Option<Vec<u8>>,
     /// The drive folder (a path or an ID), `None`: the drive's default.
     pub dir: Option<String>,
     /// The file name to store it under, `None`: the drive's choice.
@@ -52,11 +58,64 @@ pub enum Submitted {
     Refused(String),
 }
 
+/// What a submission records in its row while it goes: the moment the create is about
+/// to leave, and (for a drive that parses a source first) what it parsed to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim<'a> {
+    /// The source parsed to a task named `name` that will carry `task_url` (6pan):
+    /// recorded before the create so that a lost answer can be found in the task list.
+    Parsed {
+        /// The task's name (the parse result's).
+        name: &'a str,
+        /// The URL the task will carry, when the parse result says.
+        task_url: Option<&'a str>,
+    },
+    /// The create is about to leave: the row becomes `submitting` ("may have been
+    /// sent").
+    Sending,
+}
+
+/// A row whose create may have reached the drive (left `submitting` by a stop, or
+/// `unknown` after a lost answer), as [`Drive::reconcile`] is asked about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lost<'a> {
+    /// The source as stored.
+    pub source: &'a str,
+    /// The name recorded before the create ([`Claim::Parsed`]); `None`: nothing was
+    /// parsed, so nothing was created.
+    pub name: Option<&'a str>,
+    /// The task URL recorded with the name.
+    pub task_url: Option<&'a str>,
+    /// When the row became `submitting`, milliseconds since the Unix epoch on this
+    /// machine's clock.
+    pub submitted_at: Option<i64>,
+    /// Task IDs other rows own: never matched with this one.
+    pub claimed: &'a std::collections::BTreeSet<String>,
+}
+
+/// What [`Drive::reconcile`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reconciled {
+    /// The drive has its task: the ID.
+    Found(String),
+    /// The drive has no such task: the create never happened, the row is pending again.
+    Absent,
+    /// It cannot be told (several candidates, or a drive with no task list): the
+    /// reason; the row stays `unknown`.
+    Unknown(String),
+    /// The drive could not be asked now: ask again later.
+    Retry(String),
+}
+
 /// A task's state on the drive, as one progress call saw it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Observed {
     /// Progress in percent, 0 to 100.
     pub percent: f64,
+    /// The task's size in bytes, when the drive gives it.
+    pub total_length: Option<u64>,
+    /// The bytes the drive has fetched so far, when it says.
+    pub completed_length: Option<u64>,
     /// `None` while it runs; `Some(Ok)` when the drive has it whole; `Some(Err)` with
     /// the drive's reason when it gave up.
     pub ended: Option<Result<(), String>>,
@@ -85,6 +144,10 @@ pub trait Drive: Send + Sync + 'static {
     /// The row kind recorded in the task store (`cloud`, `6pan`).
     fn kind(&self) -> &'static str;
 
+    /// The drive folder downloads go to when neither the client nor `--dir` names
+    /// one, as shown in `tellStatus`'s `dir`.
+    fn default_dir(&self) -> String;
+
     /// The longest the tracker may ask about tasks, in progress calls per second
     /// (the progress endpoint's rate limit).
     fn progress_budget(&self) -> f64;
@@ -96,13 +159,29 @@ pub trait Drive: Send + Sync + 'static {
     /// [`StoreError`] saying why it cannot (the caller gets it as an aria2 error).
     fn accept(&self, request: &AddRequest) -> Result<Accepted, StoreError>;
 
-    /// Submits `job`; `claim` is called just before the create goes out (the store
-    /// records "may have been sent" then).
+    /// Submits `job`; `claim` is called with [`Claim::Sending`] just before the
+    /// create goes out (the store records "may have been sent" then), and before that
+    /// with [`Claim::Parsed`] by a drive that parses the source first.
     fn submit<'a>(
         &'a self,
         job: &'a Job,
-        claim: &'a (dyn Fn() + Send + Sync),
+        claim: &'a (dyn Fn(Claim<'_>) + Send + Sync),
     ) -> impl Future<Output = Submitted> + Send + 'a;
+
+    /// Whether [`reconcile`](Self::reconcile) can settle a row whose create may have
+    /// reached the drive (a drive with a task list to look in). `false` (123pan):
+    /// such rows are reported as outcome unknown and never submitted again.
+    fn reconciles(&self) -> bool {
+        false
+    }
+
+    /// Looks for the task of a row whose create may have reached the drive.
+    fn reconcile<'a>(&'a self, lost: &'a Lost<'a>) -> impl Future<Output = Reconciled> + Send + 'a {
+        let _ = lost;
+        std::future::ready(Reconciled::Unknown(
+            "this drive has no task list to check".to_owned(),
+        ))
+    }
 
     /// Asks the drive about task `task` (an ID [`Submitted::Created`] gave).
     ///
@@ -164,6 +243,10 @@ impl<C: HttpClient + 'static> Drive for Pan123<C> {
         "cloud"
     }
 
+    fn default_dir(&self) -> String {
+        format!("/{}", offline_proto::pan123::OFFLINE_FOLDER)
+    }
+
     fn progress_budget(&self) -> f64 {
         offline_proto::pan123::EndpointId::OfflineProcess.default_rate_per_second()
     }
@@ -191,10 +274,15 @@ impl<C: HttpClient + 'static> Drive for Pan123<C> {
         Ok(Accepted {
             source: uri,
             name: Some(name),
+            torrent: None,
         })
     }
 
-    async fn submit<'a>(&'a self, job: &'a Job, claim: &'a (dyn Fn() + Send + Sync)) -> Submitted {
+    async fn submit<'a>(
+        &'a self,
+        job: &'a Job,
+        claim: &'a (dyn Fn(Claim<'_>) + Send + Sync),
+    ) -> Submitted {
         let folder = match &job.dir {
             Some(dir) => match resolve(self, dir).await {
                 Ok(id) => Some(id),
@@ -207,7 +295,10 @@ impl<C: HttpClient + 'static> Drive for Pan123<C> {
         request.dir_id = folder;
         request.file_name.clone_from(&job.out);
         request.callback_url.clone_from(&job.callback_url);
-        match self.offline_download_observed(request, claim).await {
+        match self
+            .offline_download_observed(request, || claim(Claim::Sending))
+            .await
+        {
             Ok(task) => Submitted::Created(task.to_string()),
             Err(e @ Error::OutcomeUnknown { .. }) => Submitted::Unknown(e.to_string()),
             Err(e @ Error::Transport(_)) => Submitted::NotSent(e.to_string()),
@@ -229,6 +320,8 @@ impl<C: HttpClient + 'static> Drive for Pan123<C> {
         };
         Ok(Observed {
             percent: p.percent,
+            total_length: None,
+            completed_length: None,
             ended,
         })
     }

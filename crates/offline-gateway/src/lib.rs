@@ -22,10 +22,17 @@
 //! (no task ID to ask about) the callback's file is checked with the file endpoints.
 //!
 //! A restart (kill -9 included) resumes from the store: `pending` rows are submitted,
-//! `submitted` ones tracked again unless their end was recorded, and a row left
-//! `submitting` (the create may have reached the drive; 123pan has no task list to
-//! look in) is reported as an aria2 error with the outcome-unknown reason, never
-//! submitted again.
+//! `submitted` ones tracked again unless their end was recorded. A row left
+//! `submitting` (the create may have reached the drive) depends on the drive: on
+//! 123pan, which has no task list to look in, it is reported as an aria2 error with
+//! the outcome-unknown reason, never submitted again; on 6pan ([`SixPanDrive`]) it,
+//! and every row whose create's answer was lost, is looked for in the task list
+//! ([`Drive::reconcile`]): found, it is tracked; absent, submitted again.
+//!
+//! Drives: 123pan ([`provider_123pan::Pan123`], http(s) links, callbacks) and 6pan
+//! ([`SixPanDrive`]: http(s), magnet and ed2k links and torrents, tracked from its task
+//! list). A folder can be watched for `.torrent`, `.magnet` and `.url`/`.txt` files
+//! ([`ServeConfig::watch`], [`watch`]).
 //!
 //! The listener is bounded: [`MAX_CONNECTIONS`] at once (more wait in the kernel's
 //! backlog), [`HEADER_TIMEOUT`] to send a request's headers, [`BODY_TIMEOUT`] for its
@@ -33,7 +40,9 @@
 
 mod drive;
 mod http;
+pub mod sixpan;
 mod store;
+pub mod watch;
 mod work;
 
 use std::net::SocketAddr;
@@ -44,7 +53,8 @@ use std::time::Duration;
 use offline_proto::aria2;
 use tokio::sync::{mpsc, Notify};
 
-pub use drive::{Accepted, Drive, Hint, Job, Observed, Submitted};
+pub use drive::{Accepted, Claim, Drive, Hint, Job, Lost, Observed, Reconciled, Submitted};
+pub use sixpan::SixPanDrive;
 pub use store::UNKNOWN_OUTCOME;
 
 use store::Store;
@@ -65,12 +75,16 @@ pub struct ServeConfig {
     /// `token:SECRET`.
     pub secret: Option<offline_proto::Secret>,
     /// The drive folder downloads go to when the client names none (`--dir`), a path
-    /// or a folder ID; `None`: the drive's default (`来自:离线下载`).
+    /// or a folder ID; `None`: the drive's default ([`Drive::default_dir`]: 123pan's
+    /// `来自:离线下载`, 6pan's `/`).
     pub default_dir: Option<String>,
     /// The URL the drive reaches this daemon's listener at, e.g.
     /// `https://gateway.example` (`--callback-url`): tasks are then created with a
     /// callback URL under it. `None`: no callbacks, tracking polls.
     pub callback_base: Option<String>,
+    /// A folder to watch for `.torrent`, `.magnet` and `.url`/`.txt` files
+    /// (`--watch`, see [`watch`]); `None`: none.
+    pub watch: Option<std::path::PathBuf>,
 }
 
 /// The daemon: the store, the drive, and the work that moves tasks along.
@@ -85,6 +99,8 @@ struct Shared<D: Drive> {
     /// The folder asked for with `--dir`, if any (else the drive's default).
     default_dir: Option<String>,
     callback_base: Option<String>,
+    /// The watch folder, if any.
+    watch: Option<std::path::PathBuf>,
     /// Something changed: a download was added or removed (for the submission loop).
     wake: Notify,
     /// The running tasks changed (for the tracker).
@@ -112,8 +128,8 @@ impl<D: Drive> Gateway<D> {
         let shown_dir = config
             .default_dir
             .clone()
-            .unwrap_or_else(|| format!("/{}", offline_proto::pan123::OFFLINE_FOLDER));
-        let store = Store::open(state, shown_dir.clone(), drive.kind())?;
+            .unwrap_or_else(|| drive.default_dir());
+        let store = Store::open(state, shown_dir.clone(), drive.kind(), drive.reconciles())?;
         let session: u64 = rand::random();
         let (hints, hints_rx) = mpsc::channel(CALLBACK_QUEUE);
         Ok(Self {
@@ -130,6 +146,7 @@ impl<D: Drive> Gateway<D> {
                 callback_base: config
                     .callback_base
                     .map(|b| b.trim_end_matches('/').to_owned()),
+                watch: config.watch,
                 wake: Notify::new(),
                 track: Notify::new(),
                 hints,
@@ -160,11 +177,18 @@ impl<D: Drive> Gateway<D> {
             let gateway = self.clone();
             async move { gateway.work().await }
         });
+        let watch = self.shared.watch.clone().map(|dir| {
+            let gateway = self.clone();
+            tokio::spawn(async move { gateway.watch(dir).await })
+        });
         tokio::select! {
             () = http::accept_loop(listener, self.router()) => {}
             () = shutdown => {}
         }
         work.abort();
+        if let Some(watch) = watch {
+            watch.abort();
+        }
         Ok(())
     }
 }

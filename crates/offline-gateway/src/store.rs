@@ -2,19 +2,24 @@
 //! journal schema) and the live aria2 view of each, kept in step.
 //!
 //! A row's `options` hold what it was accepted with (`{"dir", "out", "callback"}`,
-//! the last a random token that the task's callback URL carries), and its
+//! the last a random token that the task's callback URL carries; a torrent's bytes as
+//! standard base64 under `torrent`; for a file of the watch folder, `watch`: the
+//! file's name, size and modification time, so that a restart never adds it twice),
+//! and its
 //! `outcome` how the task ended (`{"status": "complete"|"error"|"removed",
 //! "message"}`), so a restart shows every task as it last was and tracks only those
 //! still running.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::ops::Range;
 use std::path::Path;
 
+use base64::Engine as _;
 use offline_proto::aria2::{
-    AddRequest, Downloads, Event, Failure, FailureKind, Gid, Progress, Queue, StoreError,
-    TaskState, TaskView,
+    AddRequest, Downloads, Event, Failure, FailureKind, FileView, Gid, Progress, Queue, StoreError,
+    TaskState, TaskView, TorrentInfo,
 };
+use offline_proto::torrent::{InfoHash, Metainfo};
 use offline_store::{Entry, Journal, State as Row};
 use serde_json::{json, Value};
 use tokio::sync::broadcast;
@@ -34,6 +39,8 @@ pub(crate) struct Task {
     pub(crate) out: Option<String>,
     /// The token the task's callback URL carries.
     pub(crate) callback: Option<String>,
+    /// The torrent's bytes, base64 (as the row keeps them), for a torrent.
+    pub(crate) torrent: Option<String>,
 }
 
 /// The store the RPC methods read and change: the SQLite rows and the live view.
@@ -48,6 +55,11 @@ pub(crate) struct Store {
     active: BTreeMap<usize, Gid>,
     default_dir: String,
     kind: &'static str,
+    /// Rows whose create may have reached the drive, to look for in its task list
+    /// ([`crate::Drive::reconcile`]), with when to look next (a drive that can).
+    pub(crate) lost: BTreeMap<Gid, tokio::time::Instant>,
+    /// The watch-folder files recorded (`name|size|mtime`), never added twice.
+    pub(crate) watched: HashSet<String>,
     /// The notifications of state changes, for every WebSocket.
     pub(crate) events: broadcast::Sender<String>,
 }
@@ -82,7 +94,9 @@ fn state_of(entry: &Entry) -> TaskState {
     }
     match entry.state {
         Row::Pending => TaskState::Queued,
-        Row::Submitting | Row::Unknown => TaskState::UnknownOutcome,
+        // Left so only for a drive that reconciles (else `open` made it unknown).
+        Row::Submitting => TaskState::Submitting,
+        Row::Unknown => TaskState::UnknownOutcome,
         Row::Submitted => TaskState::Running,
         Row::Failed => TaskState::Failed(Failure {
             kind: FailureKind::Unknown,
@@ -102,15 +116,110 @@ fn outcome_of(state: &TaskState) -> Option<String> {
     Some(value.to_string())
 }
 
-/// The `dir`, `out` and callback token a row was accepted with.
-fn options_of(entry: &Entry) -> (Option<String>, Option<String>, Option<String>) {
+/// What a row was accepted with: its options.
+#[derive(Default)]
+struct Options {
+    dir: Option<String>,
+    out: Option<String>,
+    callback: Option<String>,
+    torrent: Option<String>,
+    watch: Option<String>,
+}
+
+fn options_of(entry: &Entry) -> Options {
     let parsed: Value = entry
         .options
         .as_deref()
         .and_then(|o| serde_json::from_str(o).ok())
         .unwrap_or_default();
     let text = |k: &str| parsed.get(k).and_then(Value::as_str).map(str::to_owned);
-    (text("dir"), text("out"), text("callback"))
+    Options {
+        dir: text("dir"),
+        out: text("out"),
+        callback: text("callback"),
+        torrent: text("torrent"),
+        watch: text("watch"),
+    }
+}
+
+/// A torrent's bytes from the base64 a row keeps.
+pub(crate) fn torrent_bytes(base64: &str) -> Option<Vec<u8>> {
+    base64::engine::general_purpose::STANDARD
+        .decode(base64)
+        .ok()
+}
+
+/// What a torrent says, for the view: its files (paths below `dir`, padding files
+/// left out) and its `bittorrent` facts.
+fn torrent_view(meta: &Metainfo) -> (Vec<FileView>, TorrentInfo) {
+    let files = meta
+        .files
+        .iter()
+        .filter(|f| !f.padding)
+        .map(|f| FileView {
+            path: f.joined_path(),
+            length: f.length,
+            selected: true,
+        })
+        .collect();
+    let mut announce_list = meta.announce_list.clone();
+    if announce_list.is_empty() {
+        announce_list.extend(meta.announce.clone().map(|a| vec![a]));
+    }
+    let info = TorrentInfo {
+        info_hash: Some(meta.info_hash),
+        name: Some(meta.name.clone()),
+        multi_file: meta.multi_file,
+        announce_list,
+        comment: meta.comment.clone(),
+        creation_date: meta.creation_date,
+        piece_length: Some(meta.piece_length),
+    };
+    (files, info)
+}
+
+/// What a magnet link says, for the view: its infohash (40 hex digits) and `dn`.
+fn magnet_view(link: &str) -> Option<TorrentInfo> {
+    let query = link.strip_prefix("magnet:?")?;
+    let mut info = TorrentInfo::default();
+    for (key, value) in query.split('&').filter_map(|kv| kv.split_once('=')) {
+        if key.eq_ignore_ascii_case("xt") {
+            let hash = value.get(9..).filter(|_| {
+                value
+                    .get(..9)
+                    .is_some_and(|p| p.eq_ignore_ascii_case("urn:btih:"))
+            });
+            info.info_hash = hash.and_then(|h| h.parse::<InfoHash>().ok());
+        } else if key == "dn" {
+            info.name = Some(percent_decode(value));
+        }
+    }
+    Some(info)
+}
+
+/// `%XX` and `+` decoded (lossy UTF-8).
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = (bytes[i] == b'%')
+            .then(|| bytes.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (hex, bytes[i]) {
+            (Some(b), _) => {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+            (None, b'+') => out.push(b' '),
+            (None, b) => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn store_error(e: rusqlite::Error) -> StoreError {
@@ -118,12 +227,15 @@ fn store_error(e: rusqlite::Error) -> StoreError {
 }
 
 impl Store {
-    /// Opens the store at `path` and rebuilds every task's view; a row left
-    /// `submitting` (the create may have reached the drive) becomes `unknown`.
+    /// Opens the store at `path` and rebuilds every task's view. A row left
+    /// `submitting` (the create may have reached the drive) becomes `unknown`, unless
+    /// the drive `reconciles`: then it, and every `unknown` row not ended, is to be
+    /// looked for in the drive's task list ([`Store::lost`]).
     pub(crate) fn open(
         path: &Path,
         default_dir: String,
         kind: &'static str,
+        reconciles: bool,
     ) -> rusqlite::Result<Self> {
         let journal = Journal::open(path)?;
         let mut store = Self {
@@ -134,9 +246,22 @@ impl Store {
             active: BTreeMap::new(),
             default_dir,
             kind,
+            lost: BTreeMap::new(),
+            watched: HashSet::new(),
             events: broadcast::channel(1024).0,
         };
+        let now = tokio::time::Instant::now();
         for entry in store.journal.all()? {
+            if reconciles
+                && matches!(entry.state, Row::Submitting | Row::Unknown)
+                && entry.outcome.is_none()
+            {
+                // Looked for in the task list before anything else is submitted.
+                let task = store.task_of(entry);
+                store.lost.insert(task.view.gid, now);
+                store.insert(task);
+                continue;
+            }
             // A create in flight when the process stopped: it may exist; never resent.
             let entry = if entry.state == Row::Submitting {
                 store
@@ -158,6 +283,9 @@ impl Store {
 
     /// Adds a task to the map and to the queue its state says.
     fn insert(&mut self, task: Task) {
+        if let Some(watch) = options_of(&task.entry).watch {
+            self.watched.insert(watch);
+        }
         let (gid, line, queue) = (task.view.gid, task.entry.line, task.view.state.queue());
         self.tasks.insert(gid, task);
         match queue {
@@ -172,14 +300,39 @@ impl Store {
     }
 
     fn task_of(&self, entry: Entry) -> Task {
-        let (dir, out, callback) = options_of(&entry);
+        let Options {
+            dir,
+            out,
+            callback,
+            torrent,
+            watch: _,
+        } = options_of(&entry);
         let shown = dir.clone().unwrap_or_else(|| self.default_dir.clone());
         let mut view = TaskView::new(gid_of(&entry), state_of(&entry), shown);
-        view.uris = vec![entry.source.clone()];
-        view.name = out
-            .clone()
-            .or_else(|| entry.name.clone())
-            .or_else(|| Some(offline_proto::pan123::url_stored_name(&entry.source)));
+        let meta = torrent
+            .as_deref()
+            .and_then(torrent_bytes)
+            .and_then(|b| Metainfo::from_bytes(&b).ok());
+        if let Some(meta) = &meta {
+            // A torrent: no URIs (as aria2 shows one), its files and facts.
+            let (files, info) = torrent_view(meta);
+            view.files = files;
+            view.torrent = Some(info);
+            view.total_length = Some(meta.total_length);
+        } else {
+            view.uris = vec![entry.source.clone()];
+            if entry.source.to_ascii_lowercase().starts_with("magnet:") {
+                view.torrent = magnet_view(&entry.source);
+            }
+        }
+        let guessed = || {
+            if view.torrent.is_some() {
+                view.torrent.as_ref().and_then(|t| t.name.clone())
+            } else {
+                Some(offline_proto::pan123::url_stored_name(&entry.source))
+            }
+        };
+        view.name = out.clone().or_else(|| entry.name.clone()).or_else(guessed);
         view.progress = Progress::Percent(if view.state == TaskState::Complete {
             100
         } else {
@@ -200,7 +353,16 @@ impl Store {
             dir,
             out,
             callback,
+            torrent,
         }
+    }
+
+    /// The task IDs the rows hold (a reconciliation never takes one of them).
+    pub(crate) fn task_ids(&self) -> BTreeSet<String> {
+        self.tasks
+            .values()
+            .filter_map(|t| t.entry.task.clone())
+            .collect()
     }
 
     /// The tasks of `queue` in its order.
@@ -316,7 +478,7 @@ pub(crate) struct WithDrive<'a, D: Drive> {
 impl<D: Drive> Downloads for WithDrive<'_, D> {
     fn add(&mut self, request: AddRequest) -> Result<Gid, StoreError> {
         let accepted = self.drive.accept(&request)?;
-        self.store.add(request, accepted)
+        self.store.add(request, accepted, None)
     }
 
     fn task(&self, gid: Gid) -> Option<TaskView> {
@@ -345,19 +507,31 @@ impl<D: Drive> Downloads for WithDrive<'_, D> {
 }
 
 impl Store {
-    /// Records a download the drive accepted (committed before this returns).
+    /// Records a download the drive accepted (committed before this returns);
+    /// `watch` names the watch-folder file it came from (`name|size|mtime`).
     pub(crate) fn add(
         &mut self,
         request: AddRequest,
         accepted: Accepted,
+        watch: Option<&str>,
     ) -> Result<Gid, StoreError> {
-        let Accepted { source, name } = accepted;
+        let Accepted {
+            source,
+            name,
+            torrent,
+        } = accepted;
         let entry = self
             .journal
             .append(&source, self.kind)
             .map_err(store_error)?;
         let callback = format!("{:032x}", rand::random::<u128>());
-        let options = json!({"dir": request.dir, "out": request.out, "callback": callback});
+        let mut options = json!({"dir": request.dir, "out": request.out, "callback": callback});
+        if let Some(bytes) = &torrent {
+            options["torrent"] = json!(base64::engine::general_purpose::STANDARD.encode(bytes));
+        }
+        if let Some(watch) = watch {
+            options["watch"] = json!(watch);
+        }
         self.journal
             .set_options(&entry, &options.to_string())
             .map_err(store_error)?;
@@ -442,5 +616,26 @@ impl Store {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn magnets_and_percent_decoding() {
+        let info = magnet_view(
+            "magnet:?xt=urn:btih:0123456789ABCDEF0123456789abcdef01234567&dn=a%20b+c&tr=x",
+        )
+        .unwrap();
+        assert_eq!(
+            info.info_hash.unwrap().to_string(),
+            "0123456789abcdef0123456789abcdef01234567"
+        );
+        assert_eq!(info.name.as_deref(), Some("a b c"));
+        assert_eq!(magnet_view("https://a/b"), None);
+        assert_eq!(percent_decode("100%"), "100%");
+        assert_eq!(percent_decode("%e4%b8%ad"), "中");
     }
 }

@@ -13,7 +13,8 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tracing::{debug, info};
 
-use crate::drive::{Hint, Job, Observed, Submitted};
+use crate::drive::{Claim, Hint, Job, Lost, Observed, Reconciled, Submitted};
+use crate::store::Store;
 use crate::{Drive, Gateway};
 
 /// How long the loops rest when there is nothing to do (a change wakes them sooner).
@@ -23,6 +24,12 @@ const IDLE: Duration = Duration::from_millis(500);
 const NOT_SENT_PAUSE: Duration = Duration::from_secs(1);
 /// Progress calls in flight at once (each still waits for the endpoint's pacing).
 const IN_FLIGHT: usize = 8;
+/// After a create's answer was lost, the wait before its row is looked for in the
+/// drive's task list (a drive that reconciles).
+const RECONCILE_AFTER: Duration = Duration::from_secs(2);
+/// After the task list could not be read for a reconciliation, the wait before the
+/// next attempt.
+const RECONCILE_RETRY: Duration = Duration::from_secs(5);
 
 impl<D: Drive> Gateway<D> {
     /// Submits pending rows and tracks running tasks, forever.
@@ -47,8 +54,78 @@ impl<D: Drive> Gateway<D> {
         Some(format!("{base}/callback/{gid}/{}", token?))
     }
 
-    /// Submits the first pending row, if any; whether there was one.
+    /// Looks for one lost row that is due in the drive's task list
+    /// ([`Drive::reconcile`]); whether there was one.
+    async fn reconcile_next(&self) -> bool {
+        let due = {
+            let mut store = self.store();
+            // Rows removed meanwhile (removeDownloadResult, purge) are forgotten.
+            let Store { lost, tasks, .. } = &mut *store;
+            lost.retain(|gid, _| tasks.contains_key(gid));
+            let now = Instant::now();
+            store
+                .lost
+                .iter()
+                .find(|(_, at)| **at <= now)
+                .map(|(gid, _)| *gid)
+                .and_then(|gid| store.tasks.get(&gid).map(|t| (gid, t.entry.clone())))
+                .map(|(gid, entry)| (gid, entry, store.task_ids()))
+        };
+        let Some((gid, entry, mut claimed)) = due else {
+            return false;
+        };
+        if let Some(own) = &entry.task {
+            claimed.remove(own);
+        }
+        let lost = Lost {
+            source: &entry.source,
+            name: entry.name.as_deref(),
+            task_url: entry.task_url.as_deref(),
+            submitted_at: entry.submitted_at,
+            claimed: &claimed,
+        };
+        let found = self.shared.drive.reconcile(&lost).await;
+        let mut store = self.store();
+        if store.task(gid).map(|t| t.state) == Some(TaskState::Removed) {
+            store.lost.remove(&gid);
+            return true;
+        }
+        match found {
+            Reconciled::Found(id) => {
+                info!(%gid, task = %id, "a create whose answer was lost is in the task list");
+                store.lost.remove(&gid);
+                store.record(gid, Row::Submitted, Some(&id), None, TaskState::Running);
+                self.shared.track.notify_one();
+            }
+            Reconciled::Absent => {
+                info!(%gid, "a create whose answer was lost is not in the task list: pending again");
+                store.lost.remove(&gid);
+                store.record(gid, Row::Pending, None, None, TaskState::Queued);
+            }
+            Reconciled::Unknown(reason) => {
+                store.lost.remove(&gid);
+                store.record(
+                    gid,
+                    Row::Unknown,
+                    None,
+                    Some(&reason),
+                    TaskState::UnknownOutcome,
+                );
+            }
+            Reconciled::Retry(reason) => {
+                debug!(%gid, %reason, "the task list could not be read; looking again later");
+                store.lost.insert(gid, Instant::now() + RECONCILE_RETRY);
+            }
+        }
+        true
+    }
+
+    /// Submits the first pending row, if any (after any lost row that is due to be
+    /// looked for); whether there was one.
     async fn submit_next(&self) -> bool {
+        if self.reconcile_next().await {
+            return true;
+        }
         let next = {
             let store = self.store();
             let first = store.in_queue(Queue::Waiting).next().map(|t| {
@@ -57,6 +134,7 @@ impl<D: Drive> Gateway<D> {
                     t.entry.clone(),
                     Job {
                         source: t.entry.source.clone(),
+                        torrent: t.torrent.as_deref().and_then(crate::store::torrent_bytes),
                         dir: t.dir.clone().or_else(|| self.shared.default_dir.clone()),
                         out: t.out.clone(),
                         callback_url: None,
@@ -72,8 +150,32 @@ impl<D: Drive> Gateway<D> {
         job.callback_url = self.callback_url(gid, token.as_deref());
         self.store().set_state(gid, TaskState::Submitting);
         let kind = self.shared.drive.kind();
-        let claim = || {
-            if let Err(e) = self.store().journal.claim(&entry, kind) {
+        let claim = |step: Claim<'_>| {
+            let mut store = self.store();
+            let written = match step {
+                Claim::Parsed { name, task_url } => {
+                    let written = store.journal.set_name(&entry, name, task_url);
+                    if let Some(t) = store.tasks.get_mut(&gid) {
+                        t.entry.name = Some(name.to_owned());
+                        t.entry.task_url = task_url.map(str::to_owned);
+                        if t.out.is_none() {
+                            t.view.name = Some(name.to_owned());
+                        }
+                    }
+                    written
+                }
+                Claim::Sending => {
+                    let written = store.journal.claim(&entry, kind);
+                    if let Some(t) = store.tasks.get_mut(&gid) {
+                        t.entry.submitted_at = std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .ok()
+                            .and_then(|d| i64::try_from(d.as_millis()).ok());
+                    }
+                    written
+                }
+            };
+            if let Err(e) = written {
                 tracing::warn!(error = %e, "cannot record a submission in the task store");
             }
         };
@@ -107,6 +209,10 @@ impl<D: Drive> Gateway<D> {
                 self.shared.track.notify_one();
             }
             Submitted::Unknown(reason) => {
+                if self.shared.drive.reconciles() {
+                    // Looked for in the task list in a moment.
+                    store.lost.insert(gid, Instant::now() + RECONCILE_AFTER);
+                }
                 store.record(
                     gid,
                     Row::Unknown,
@@ -286,7 +392,13 @@ impl<D: Drive> Gateway<D> {
         }
         #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
         let percent = observed.percent.clamp(0.0, 100.0).round() as u8;
-        task.view.progress = Progress::Percent(percent);
+        if let Some(total) = observed.total_length {
+            task.view.total_length = Some(total);
+        }
+        task.view.progress = match observed.completed_length {
+            Some(done) if task.view.total_length() > 0 => Progress::Bytes(done),
+            _ => Progress::Percent(percent),
+        };
         match &observed.ended {
             Some(Ok(())) => {
                 store.set_state(gid, TaskState::Complete);

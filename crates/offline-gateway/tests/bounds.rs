@@ -8,8 +8,8 @@
 use std::time::Duration;
 
 use offline_gateway::{
-    Accepted, Drive, Gateway, Job, Observed, ServeConfig, Submitted, BODY_TIMEOUT, HEADER_TIMEOUT,
-    MAX_CONNECTIONS,
+    Accepted, Claim, Drive, Gateway, Job, Observed, ServeConfig, Submitted, BODY_TIMEOUT,
+    HEADER_TIMEOUT, MAX_CONNECTIONS,
 };
 use offline_proto::aria2::{AddRequest, Source, StoreError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -28,6 +28,10 @@ impl Drive for Idle {
         "cloud"
     }
 
+    fn default_dir(&self) -> String {
+        "/".to_owned()
+    }
+
     fn progress_budget(&self) -> f64 {
         1.0
     }
@@ -37,19 +41,26 @@ impl Drive for Idle {
             Source::Uris(uris) => Ok(Accepted {
                 source: uris[0].clone(),
                 name: None,
+                torrent: None,
             }),
             Source::Torrent { .. } => Err(StoreError("no torrents".into())),
         }
     }
 
-    async fn submit<'a>(&'a self, _job: &'a Job, claim: &'a (dyn Fn() + Send + Sync)) -> Submitted {
-        claim();
+    async fn submit<'a>(
+        &'a self,
+        _job: &'a Job,
+        claim: &'a (dyn Fn(Claim<'_>) + Send + Sync),
+    ) -> Submitted {
+        claim(Claim::Sending);
         Submitted::Created("1".into())
     }
 
     async fn progress<'a>(&'a self, _task: &'a str) -> Result<Observed, String> {
         Ok(Observed {
             percent: 0.0,
+            total_length: None,
+            completed_length: None,
             ended: None,
         })
     }

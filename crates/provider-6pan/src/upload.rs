@@ -195,6 +195,31 @@ impl<C: HttpClient> SixPan<C> {
             || "upload.torrent".to_owned(),
             |n| n.to_string_lossy().into_owned(),
         );
+        self.upload_torrent_bytes(&name, bytes).await
+    }
+
+    /// [`upload_torrent`](Self::upload_torrent) of a torrent held in memory, stored
+    /// under the file name `name` in the torrent folder.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] when `bytes` is over [`MAX_TORRENT_BYTES`] or not a valid
+    /// torrent (with the reason); the upload's and `parseTorrent`'s errors.
+    pub async fn upload_torrent_bytes(
+        &self,
+        name: &str,
+        bytes: impl Into<Bytes>,
+    ) -> Result<TorrentUpload, Error> {
+        let bytes: Bytes = bytes.into();
+        if bytes.len() > MAX_TORRENT_BYTES {
+            return Err(Error::Config(format!(
+                "{name}: {} bytes is larger than a torrent can be ({MAX_TORRENT_BYTES})",
+                bytes.len()
+            )));
+        }
+        Metainfo::from_bytes(&bytes)
+            .map_err(|e| Error::Config(format!("{name}: not a usable torrent: {e}")))?;
+        let name = name.to_owned();
         let etag = qetag(&bytes);
         let outcome = self
             .run_plan(

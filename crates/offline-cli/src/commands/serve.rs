@@ -30,7 +30,8 @@ pub(crate) struct ServeArgs {
     )]
     pub(crate) rpc_secret: Option<String>,
     /// The drive folder downloads go to when the client names no `dir` (a path, made
-    /// when missing, or a folder ID). Default: the drive's 来自:离线下载.
+    /// when missing, or a folder ID; 6pan: an absolute path). Default: 123pan's
+    /// 来自:离线下载, 6pan's /.
     #[arg(long, value_name = "PATH|ID")]
     pub(crate) dir: Option<String>,
     /// The URL the drive reaches this listener at (e.g. `https://gw.example`): tasks
@@ -39,14 +40,25 @@ pub(crate) struct ServeArgs {
     /// drive's base URL is loopback (the emulator), else none (tracking polls).
     #[arg(long, value_name = "URL")]
     pub(crate) callback_url: Option<String>,
+    /// A folder to watch: `*.torrent`, `*.magnet` and `*.url`/`*.txt` files (links,
+    /// one a line) dropped in are added once, then moved to DIR/.submitted/ (or to
+    /// DIR/.failed/ with a `.reason` file beside them).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) watch: Option<PathBuf>,
 }
 
 /// The options `provider` cannot honour, and a listen address that needs a secret.
 pub(crate) fn check(args: &ServeArgs, provider: Provider) -> Vec<String> {
     let mut problems = Vec::new();
-    if provider == Provider::Pan6 {
+    if provider == Provider::Pan6 && args.dir.as_deref().is_some_and(|d| !d.starts_with('/')) {
         problems.push(
-            "`serve` serves 123pan so far (6pan, torrents and magnets come with the next part)"
+            "--dir: 6pan takes an absolute drive path (such as /downloads), not a folder ID"
+                .to_owned(),
+        );
+    }
+    if provider == Provider::Pan6 && args.callback_url.is_some() {
+        problems.push(
+            "--callback-url: 6pan sends no callbacks (tasks are tracked from its task list)"
                 .to_owned(),
         );
     }
@@ -61,9 +73,26 @@ pub(crate) fn check(args: &ServeArgs, provider: Provider) -> Vec<String> {
 
 /// Runs the daemon until the process is stopped (Ctrl-C, SIGTERM).
 pub(crate) async fn run(client: &Client, args: &ServeArgs, out: &Output) -> u8 {
-    let Client::Pan123(pan, _) = client else {
-        return out.fail(exit::USAGE, "`serve` serves 123pan so far", None);
-    };
+    match client {
+        Client::Pan123(pan, _) => {
+            let loopback = pan.base_url().is_loopback();
+            serve(pan.clone(), loopback, args, out).await
+        }
+        Client::Pan6(pan, _) => {
+            let drive = offline_gateway::SixPanDrive::new(pan.clone());
+            serve(drive, false, args, out).await
+        }
+    }
+}
+
+/// Serves `drive`; `callbacks_on_loopback`: the drive sends callbacks and is on
+/// loopback (the emulator), so that this listener's own URL can be given it.
+async fn serve<D: offline_gateway::Drive>(
+    drive: D,
+    callbacks_on_loopback: bool,
+    args: &ServeArgs,
+    out: &Output,
+) -> u8 {
     let listener = match tokio::net::TcpListener::bind(args.listen).await {
         Ok(l) => l,
         Err(e) => {
@@ -78,13 +107,15 @@ pub(crate) async fn run(client: &Client, args: &ServeArgs, out: &Output) -> u8 {
     // The drive must reach the callback URL: by default only the emulator (on
     // loopback, like this listener) can.
     let callback_base = args.callback_url.clone().or_else(|| {
-        (pan.base_url().is_loopback() && addr.ip().is_loopback()).then(|| format!("http://{addr}"))
+        (callbacks_on_loopback && addr.ip().is_loopback()).then(|| format!("http://{addr}"))
     });
     let config = offline_gateway::ServeConfig {
         secret: args.rpc_secret.clone().map(offline_proto::Secret::new),
         default_dir: args.dir.clone(),
         callback_base,
+        watch: args.watch.clone(),
     };
+    let provider = drive.provider();
     // One daemon per state file: a second one would submit the same pending rows.
     let _lock = match offline_store::lock(&args.state) {
         Ok(lock) => lock,
@@ -106,7 +137,7 @@ pub(crate) async fn run(client: &Client, args: &ServeArgs, out: &Output) -> u8 {
             )
         }
     };
-    let gateway = match offline_gateway::Gateway::open(pan.clone(), &args.state, config) {
+    let gateway = match offline_gateway::Gateway::open(drive, &args.state, config) {
         Ok(g) => g,
         Err(e) => {
             return out.fail(
@@ -121,7 +152,7 @@ pub(crate) async fn run(client: &Client, args: &ServeArgs, out: &Output) -> u8 {
         out.event(json!({"event": "listening", "addr": addr.to_string(), "url": url}));
     } else {
         out.say(&format!(
-            "aria2 JSON-RPC on {url} (the drive: 123pan); stop with Ctrl-C"
+            "aria2 JSON-RPC on {url} (the drive: {provider}); stop with Ctrl-C"
         ));
     }
     match gateway.serve(listener, std::future::pending()).await {
