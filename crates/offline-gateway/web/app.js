@@ -55,19 +55,20 @@ function send(method, params) {
 // A call with the secret when one was given; asked for once on "Unauthorized" (it
 // stays in this tab's sessionStorage).
 async function call(method, params) {
-  const withToken = () => (token ? ["token:" + token].concat(params) : params);
+  const withToken = (t) => (t ? ["token:" + t].concat(params) : params);
+  const used = token;
   try {
-    return await send(method, withToken());
+    return await send(method, withToken(used));
   } catch (e) {
-    if (e && e.message === "Unauthorized") {
+    if (!e || e.message !== "Unauthorized") throw e;
+    // Another call may have asked meanwhile: use its answer, else ask (once).
+    if (token === used) {
       const given = prompt("The daemon's RPC secret:");
-      if (given) {
-        token = given;
-        sessionStorage.setItem("offline-token", token);
-        return send(method, withToken());
-      }
+      if (!given) throw e;
+      token = given;
+      sessionStorage.setItem("offline-token", token);
     }
-    throw e;
+    return send(method, withToken(token));
   }
 }
 
