@@ -56,25 +56,26 @@ pub(crate) async fn accept_loop(listener: tokio::net::TcpListener, router: Route
 }
 
 impl<D: Drive> Gateway<D> {
-    /// The routes: `POST /jsonrpc`, `GET /jsonrpc` upgraded to a WebSocket, and
-    /// `POST /callback/{gid}/{token}`.
+    /// The routes: `POST /jsonrpc`, `GET /jsonrpc` upgraded to a WebSocket,
+    /// `POST /callback/{gid}/{token}`, and the web page (`GET /` and its assets).
     pub fn router(&self) -> Router {
         Router::new()
             .route("/jsonrpc", post(jsonrpc::<D>).get(websocket::<D>))
             .route("/callback/{gid}/{token}", post(callback::<D>))
+            .merge(crate::web::routes::<D>())
             .with_state(self.clone())
     }
 
     /// Answers one JSON-RPC body (HTTP or a WebSocket frame) and wakes the work up; a
     /// refused token is answered after a second, as aria2 does, to slow guessing.
-    pub(crate) async fn answer(&self, body: &[u8]) -> aria2::Reply {
+    pub(crate) async fn answer(&self, body: &[u8], caller: aria2::Caller) -> aria2::Reply {
         let reply = {
             let mut store = self.store();
             let mut downloads = WithDrive {
                 store: &mut store,
                 drive: &self.shared.drive,
             };
-            aria2::handle_body(body, &mut downloads, &self.shared.rpc)
+            aria2::handle_body_from(body, &mut downloads, &self.shared.rpc, caller)
         };
         self.shared.wake.notify_one();
         self.shared.track.notify_one();
@@ -102,13 +103,22 @@ async fn read_body(body: Body, limit: usize) -> Result<Bytes, Response> {
     }
 }
 
-/// `POST /jsonrpc`: one JSON-RPC body through [`aria2::handle_body`].
-async fn jsonrpc<D: Drive>(AxumState(gateway): AxumState<Gateway<D>>, body: Body) -> Response {
+/// `POST /jsonrpc`: one JSON-RPC body through [`aria2::handle_body_from`]; refused
+/// when a browser's `Origin` names another host (a page elsewhere).
+async fn jsonrpc<D: Drive>(
+    AxumState(gateway): AxumState<Gateway<D>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    if !origin_allowed(&headers) {
+        return (StatusCode::FORBIDDEN, "Origin not allowed").into_response();
+    }
+    let caller = crate::web::caller(&gateway, &headers);
     let body = match read_body(body, aria2::MAX_BODY_BYTES).await {
         Ok(body) => body,
         Err(refusal) => return refusal,
     };
-    let reply = gateway.answer(&body).await;
+    let reply = gateway.answer(&body, caller).await;
     let status = StatusCode::from_u16(reply.http_status).unwrap_or(StatusCode::OK);
     (
         status,
@@ -146,7 +156,7 @@ async fn callback<D: Drive>(
     }
 }
 
-/// Whether a WebSocket's `Origin` may drive the daemon: absent (not a browser), or
+/// Whether a WebSocket's or a `POST /jsonrpc`'s `Origin` may drive the daemon: absent (not a browser), or
 /// naming the host it connected to (`Host`), or a loopback host.
 pub(crate) fn origin_allowed(headers: &HeaderMap) -> bool {
     let Some(origin) = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) else {
@@ -181,12 +191,13 @@ async fn websocket<D: Drive>(
     if !origin_allowed(&headers) {
         return (StatusCode::FORBIDDEN, "Origin not allowed").into_response();
     }
+    let caller = crate::web::caller(&gateway, &headers);
     upgrade
         .max_message_size(aria2::MAX_BODY_BYTES)
-        .on_upgrade(move |socket| session(gateway, socket))
+        .on_upgrade(move |socket| session(gateway, socket, caller))
 }
 
-async fn session<D: Drive>(gateway: Gateway<D>, mut socket: WebSocket) {
+async fn session<D: Drive>(gateway: Gateway<D>, mut socket: WebSocket, caller: aria2::Caller) {
     let mut events = gateway.store().events.subscribe();
     loop {
         tokio::select! {
@@ -197,7 +208,7 @@ async fn session<D: Drive>(gateway: Gateway<D>, mut socket: WebSocket) {
                     Some(Ok(Message::Close(_)) | Err(_)) | None => return,
                     Some(Ok(_)) => continue,
                 };
-                let reply = gateway.answer(&body).await;
+                let reply = gateway.answer(&body, caller).await;
                 if socket.send(Message::Text(reply.body.into())).await.is_err() {
                     return;
                 }

@@ -34,6 +34,11 @@
 //! list). A folder can be watched for `.torrent`, `.magnet` and `.url`/`.txt` files
 //! ([`ServeConfig::watch`], [`watch`]).
 //!
+//! The web page at `/` ([`web`]) lists the tasks live, adds links and removes them;
+//! with a web login it and the JSON-RPC calls that carry it are authorized by HTTP
+//! Basic. A `POST /jsonrpc` whose browser `Origin` names another host is refused, as
+//! the WebSocket is.
+//!
 //! The listener is bounded: [`MAX_CONNECTIONS`] at once (more wait in the kernel's
 //! backlog), [`HEADER_TIMEOUT`] to send a request's headers, [`BODY_TIMEOUT`] for its
 //! whole body, [`aria2::MAX_BODY_BYTES`] of body.
@@ -43,6 +48,7 @@ mod http;
 pub mod sixpan;
 mod store;
 pub mod watch;
+pub mod web;
 mod work;
 
 use std::net::SocketAddr;
@@ -85,6 +91,10 @@ pub struct ServeConfig {
     /// A folder to watch for `.torrent`, `.magnet` and `.url`/`.txt` files
     /// (`--watch`, see [`watch`]); `None`: none.
     pub watch: Option<std::path::PathBuf>,
+    /// The web page's login (`--web-username`, `--web-password`): the page needs it
+    /// (HTTP Basic), and JSON-RPC requests that carry it need no token. Without
+    /// [`ServeConfig::secret`], its password is also the RPC secret. See [`web`].
+    pub web_login: Option<aria2::WebLogin>,
 }
 
 /// The daemon: the store, the drive, and the work that moves tasks along.
@@ -101,6 +111,8 @@ struct Shared<D: Drive> {
     callback_base: Option<String>,
     /// The watch folder, if any.
     watch: Option<std::path::PathBuf>,
+    /// The web page's login, if any.
+    web_login: Option<aria2::WebLogin>,
     /// Something changed: a download was added or removed (for the submission loop).
     wake: Notify,
     /// The running tasks changed (for the tracker).
@@ -137,7 +149,10 @@ impl<D: Drive> Gateway<D> {
                 drive,
                 store: Mutex::new(store),
                 rpc: aria2::Config {
-                    secret: config.secret,
+                    // Without an RPC secret, the web password stands for it.
+                    secret: config
+                        .secret
+                        .or_else(|| config.web_login.as_ref().map(|l| l.password.clone())),
                     version: env!("CARGO_PKG_VERSION").to_owned(),
                     session_id: format!("{session:016x}"),
                     default_dir: shown_dir,
@@ -147,6 +162,7 @@ impl<D: Drive> Gateway<D> {
                     .callback_base
                     .map(|b| b.trim_end_matches('/').to_owned()),
                 watch: config.watch,
+                web_login: config.web_login,
                 wake: Notify::new(),
                 track: Notify::new(),
                 hints,
@@ -193,7 +209,8 @@ impl<D: Drive> Gateway<D> {
     }
 }
 
-/// Whether listening on `addr` needs a secret: anything but loopback does.
+/// Whether listening on `addr` needs a secret (`--rpc-secret` or `--web-password`):
+/// anything but loopback does.
 pub fn needs_secret(addr: SocketAddr) -> bool {
     !addr.ip().is_loopback()
 }

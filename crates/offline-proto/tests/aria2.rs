@@ -6,8 +6,8 @@ mod common;
 use std::ops::Range;
 
 use offline_proto::aria2::{
-    self, AddRequest, Config, Downloads, Event, Failure, FailureKind, FileView, Gid, Progress,
-    Queue, Reply, Source, StoreError, TaskState, TaskView, TorrentInfo, MAX_BATCH_LEN,
+    self, AddRequest, Caller, Config, Downloads, Event, Failure, FailureKind, FileView, Gid,
+    Progress, Queue, Reply, Source, StoreError, TaskState, TaskView, TorrentInfo, MAX_BATCH_LEN,
     MAX_BODY_BYTES, METHODS,
 };
 use offline_proto::torrent::InfoHash;
@@ -360,6 +360,26 @@ fn token_rules() {
     // An unknown method is refused for its token first, as aria2 does.
     let reply = send(&mut store, &secret, r#"{"id":1,"method":"aria2.shutdown"}"#);
     assert!(reply.body.contains("Unauthorized"));
+}
+
+#[test]
+fn an_authenticated_caller_needs_no_token() {
+    let mut store = Fake::default();
+    let secret = config(Some(SECRET));
+    let body = r#"[{"jsonrpc":"2.0","id":1,"method":"aria2.getGlobalStat"},
+        {"jsonrpc":"2.0","id":2,"method":"aria2.tellActive","params":["token:wrong"]},
+        {"jsonrpc":"2.0","id":3,"method":"system.multicall","params":[[{"methodName":"aria2.getVersion"}]]}]"#;
+    let reply =
+        aria2::handle_body_from(body.as_bytes(), &mut store, &secret, Caller::Authenticated);
+    assert!(!reply.unauthorized, "{}", reply.body);
+    let answer: Value = serde_json::from_str(&reply.body).unwrap();
+    assert!(answer[0]["result"]["numActive"].is_string(), "{answer}");
+    assert_eq!(answer[1]["result"], json!([]));
+    assert_eq!(answer[2]["result"][0][0]["version"], "0.1.0");
+    // The same body from an anonymous caller: every call refused.
+    let reply = aria2::handle_body_from(body.as_bytes(), &mut store, &secret, Caller::Anonymous);
+    assert!(reply.unauthorized);
+    assert_eq!(reply, send(&mut store, &secret, body));
 }
 
 #[test]

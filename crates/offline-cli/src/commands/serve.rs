@@ -14,7 +14,7 @@ use crate::output::Output;
 /// `offline serve`'s options.
 #[derive(Args, Debug)]
 pub(crate) struct ServeArgs {
-    /// Where to listen; anything but loopback needs --rpc-secret.
+    /// Where to listen; anything but loopback needs --rpc-secret or --web-password.
     #[arg(long, default_value = "127.0.0.1:6800")]
     pub(crate) listen: SocketAddr,
     /// The task store (SQLite; created if missing): every accepted download is written
@@ -45,6 +45,19 @@ pub(crate) struct ServeArgs {
     /// DIR/.failed/ with a `.reason` file beside them).
     #[arg(long, value_name = "DIR")]
     pub(crate) watch: Option<PathBuf>,
+    /// The web page's user name (HTTP Basic), with --web-password.
+    #[arg(long, value_name = "NAME", default_value = "admin")]
+    pub(crate) web_username: String,
+    /// The web page's password: the page at / and its assets need HTTP Basic
+    /// credentials, and JSON-RPC calls that carry them need no token. Without
+    /// --rpc-secret it is also the RPC secret (`token:PASSWORD`).
+    #[arg(
+        long,
+        value_name = "PASSWORD",
+        env = "OFFLINE_WEB_PASSWORD",
+        hide_env_values = true
+    )]
+    pub(crate) web_password: Option<String>,
 }
 
 /// The options `provider` cannot honour, and a listen address that needs a secret.
@@ -62,9 +75,12 @@ pub(crate) fn check(args: &ServeArgs, provider: Provider) -> Vec<String> {
                 .to_owned(),
         );
     }
-    if offline_gateway::needs_secret(args.listen) && args.rpc_secret.is_none() {
+    if offline_gateway::needs_secret(args.listen)
+        && args.rpc_secret.is_none()
+        && args.web_password.is_none()
+    {
         problems.push(format!(
-            "--listen {} is not loopback: anyone who can reach it could add downloads; give --rpc-secret",
+            "--listen {} is not loopback: anyone who can reach it could add downloads; give --rpc-secret or --web-password",
             args.listen
         ));
     }
@@ -114,6 +130,13 @@ async fn serve<D: offline_gateway::Drive>(
         default_dir: args.dir.clone(),
         callback_base,
         watch: args.watch.clone(),
+        web_login: args
+            .web_password
+            .clone()
+            .map(|password| offline_proto::aria2::WebLogin {
+                username: args.web_username.clone(),
+                password: offline_proto::Secret::new(password),
+            }),
     };
     let provider = drive.provider();
     // One daemon per state file: a second one would submit the same pending rows.

@@ -46,6 +46,7 @@ use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use base64::Engine as _;
 use serde_json::{json, Map, Value};
 
+use super::auth::{constant_time_eq, Caller};
 use super::envelope::{Request, Response, RpcError, MAX_BATCH_LEN};
 use super::status::number;
 use super::{files, status, uris, AddRequest, Config, Downloads, Event, Gid, Queue, Source};
@@ -98,8 +99,19 @@ pub const ENABLED_FEATURES: [&str; 2] = ["BitTorrent", "HTTPS"];
 /// `system.listNotifications` need no token; `system.multicall` needs none itself, and
 /// each call inside it is checked on its own.
 pub fn handle<D: Downloads + ?Sized>(request: Request, store: &mut D, config: &Config) -> Response {
+    handle_from(request, store, config, Caller::Anonymous)
+}
+
+/// [`handle`] for a request from `caller`: an [`Caller::Authenticated`] one needs no
+/// token (a `token:` parameter it sends is taken off, not checked).
+pub fn handle_from<D: Downloads + ?Sized>(
+    request: Request,
+    store: &mut D,
+    config: &Config,
+    caller: Caller,
+) -> Response {
     let Request { id, method, params } = request;
-    let (result, unauthorized) = call(&method, params, store, config);
+    let (result, unauthorized) = call(&method, params, store, config, caller);
     Response {
         id,
         result,
@@ -113,6 +125,7 @@ fn call<D: Downloads + ?Sized>(
     mut params: Vec<Value>,
     store: &mut D,
     config: &Config,
+    caller: Caller,
 ) -> (Result<Value, RpcError>, bool) {
     match method {
         "system.listMethods" => return (Ok(json!(METHODS)), false),
@@ -120,7 +133,7 @@ fn call<D: Downloads + ?Sized>(
             let names: Vec<_> = Event::ALL.iter().map(|e| e.method()).collect();
             return (Ok(json!(names)), false);
         }
-        "system.multicall" => return multicall(params, store, config),
+        "system.multicall" => return multicall(params, store, config, caller),
         _ => {}
     }
     let token = match params.first() {
@@ -130,7 +143,7 @@ fn call<D: Downloads + ?Sized>(
     if token.is_some() {
         params.remove(0);
     }
-    if let Some(secret) = &config.secret {
+    if let (Some(secret), Caller::Anonymous) = (&config.secret, caller) {
         let matches =
             |given: &String| constant_time_eq(given.as_bytes(), secret.expose().as_bytes());
         if !token.as_ref().is_some_and(matches) {
@@ -141,15 +154,6 @@ fn call<D: Downloads + ?Sized>(
     (result, false)
 }
 
-/// Whether `given` equals `secret`, in a time that depends on `secret`'s length only.
-fn constant_time_eq(given: &[u8], secret: &[u8]) -> bool {
-    let mut diff = u8::from(given.len() != secret.len());
-    for (i, s) in secret.iter().enumerate() {
-        diff |= given.get(i).copied().unwrap_or(0) ^ s;
-    }
-    std::hint::black_box(diff) == 0
-}
-
 /// `system.multicall(methods)`: aria2 manual, RPC interface, `system.multicall`: each
 /// element `{"methodName","params"}`; the answer has, per call, a one-item array with
 /// its result or an error struct.
@@ -157,6 +161,7 @@ fn multicall<D: Downloads + ?Sized>(
     params: Vec<Value>,
     store: &mut D,
     config: &Config,
+    caller: Caller,
 ) -> (Result<Value, RpcError>, bool) {
     let params = Params(params);
     let refusal = match params.required(0, Value::as_array) {
@@ -186,7 +191,7 @@ fn multicall<D: Downloads + ?Sized>(
                             Some(Value::Array(params)) => params,
                             _ => Vec::new(),
                         };
-                        let (result, refused) = call(&name, params, store, config);
+                        let (result, refused) = call(&name, params, store, config, caller);
                         unauthorized |= refused;
                         result
                     }
@@ -505,16 +510,6 @@ mod tests {
         assert_eq!(page(i64::MIN, i64::MAX, 3), (0..0, true));
         assert_eq!(page(i64::MAX, i64::MAX, 3), (3..3, false));
         assert_eq!(page(-1, i64::MAX, 3), (0..3, true));
-    }
-
-    #[test]
-    fn constant_time_eq_is_eq() {
-        assert!(constant_time_eq(b"s3cret", b"s3cret"));
-        assert!(!constant_time_eq(b"s3cre", b"s3cret"));
-        assert!(!constant_time_eq(b"s3cret!", b"s3cret"));
-        assert!(!constant_time_eq(b"s3crex", b"s3cret"));
-        assert!(!constant_time_eq(b"", b"s3cret"));
-        assert!(constant_time_eq(b"", b""));
     }
 
     proptest! {

@@ -17,7 +17,10 @@
 //! - [`Event`]: the WebSocket notifications, and [`Event::between`] to know which to
 //!   send when a task's state changes.
 //! - [`Gid`]: the 16-hex-digit download key.
+//! - [`Caller`], [`WebLogin`]: who may call, by `token:` or by the web page's HTTP
+//!   Basic login ([`handle_body_from`]).
 
+mod auth;
 pub mod envelope;
 mod events;
 mod gid;
@@ -25,13 +28,14 @@ mod methods;
 pub mod status;
 mod store;
 
+pub use auth::{Caller, WebLogin};
 pub use envelope::{Request, Response, RpcError, MAX_BATCH_LEN, MAX_BODY_BYTES};
 pub use events::Event;
 pub use gid::{Gid, GidError};
-pub use methods::{handle, page, ENABLED_FEATURES, METHODS};
+pub use methods::{handle, handle_from, page, ENABLED_FEATURES, METHODS};
 pub use status::{
     files, status, uris, Failure, FailureKind, FileView, Progress, Queue, TaskState, TaskView,
-    TorrentInfo,
+    TorrentInfo, PERCENT_KEY,
 };
 pub use store::{AddRequest, Downloads, Source, StoreError};
 
@@ -70,8 +74,19 @@ pub struct Reply {
 /// Parses `body`, executes what it asks of `store`, and returns the reply (for a
 /// batch, the answers in the order of the calls).
 pub fn handle_body<D: Downloads + ?Sized>(body: &[u8], store: &mut D, config: &Config) -> Reply {
+    handle_body_from(body, store, config, Caller::Anonymous)
+}
+
+/// [`handle_body`] for a body from `caller` (see [`Caller`]): the calls of an
+/// [`Caller::Authenticated`] body need no `token:`.
+pub fn handle_body_from<D: Downloads + ?Sized>(
+    body: &[u8],
+    store: &mut D,
+    config: &Config,
+    caller: Caller,
+) -> Reply {
     let mut one = |call: envelope::Call| match call {
-        Ok(request) => handle(request, store, config),
+        Ok(request) => handle_from(request, store, config, caller),
         Err(refusal) => refusal,
     };
     match envelope::parse(body) {

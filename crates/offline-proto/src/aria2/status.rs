@@ -41,6 +41,11 @@
 //!   torrent.
 //! - URIs (`getUris`, files' `uris`): the first is `used` once the task left the
 //!   queue, the others `waiting`.
+//! - [`PERCENT_KEY`] (`offlinePercent`, not an aria2 key): the percent done, `"0"` to
+//!   `"100"`, answered only when named in `keys` (so aria2's clients, which never name
+//!   it, see aria2's fields only). The drives report percent, not bytes, so a running
+//!   task's `completedLength` is `0` while its length is unknown; the web page asks
+//!   for this key to draw its progress bar.
 //! - Torrents ([`TaskView::torrent`]): `infoHash` when known, `numSeeders` `0`,
 //!   `seeder` `false`, `bittorrent` with `announceList`, `comment`, `creationDate`,
 //!   `mode` (`single`/`multi`) and `info.name` when known.
@@ -120,6 +125,31 @@ impl TaskView {
             Progress::Percent(pct) => {
                 let pct = u128::from(pct.min(100));
                 u64::try_from(u128::from(total) * pct / 100).unwrap_or(total)
+            }
+        }
+    }
+}
+
+/// The `tellStatus` key of [`TaskView::percent`], answered only when asked for by name.
+pub const PERCENT_KEY: &str = "offlinePercent";
+
+impl TaskView {
+    /// The percent done, 0 to 100: 100 when complete, else the drive's percent, or the
+    /// bytes done of a known length (0 when neither is known).
+    pub fn percent(&self) -> u8 {
+        if self.state == TaskState::Complete {
+            return 100;
+        }
+        match self.progress {
+            Progress::Percent(pct) => pct.min(100),
+            Progress::Bytes(done) => {
+                let total = self.total_length();
+                if total == 0 {
+                    0
+                } else {
+                    u8::try_from(u128::from(done.min(total)) * 100 / u128::from(total))
+                        .unwrap_or(100)
+                }
             }
         }
     }
@@ -331,6 +361,9 @@ pub fn status(task: &TaskView, keys: &[String]) -> Value {
         put("seeder", json!("false"));
         put("bittorrent", bittorrent(torrent));
     }
+    if keys.iter().any(|k| k == PERCENT_KEY) {
+        m.insert(PERCENT_KEY.to_owned(), json!(task.percent().to_string()));
+    }
     Value::Object(m)
 }
 
@@ -464,5 +497,24 @@ mod tests {
         t.total_length = Some(7);
         t.progress = Progress::Bytes(0);
         assert_eq!(t.completed_length(), 7);
+    }
+
+    #[test]
+    fn the_percent_key_is_answered_only_when_asked_for() {
+        let mut t = TaskView::new(Gid::new(1), TaskState::Running, "/");
+        t.progress = Progress::Percent(42);
+        assert!(status(&t, &[]).get(PERCENT_KEY).is_none());
+        let keys = [PERCENT_KEY.to_owned(), "status".to_owned()];
+        assert_eq!(
+            status(&t, &keys),
+            json!({"status": "active", "offlinePercent": "42"})
+        );
+        t.progress = Progress::Bytes(250);
+        t.total_length = Some(1000);
+        assert_eq!(t.percent(), 25);
+        t.total_length = None;
+        assert_eq!(t.percent(), 0);
+        t.state = TaskState::Complete;
+        assert_eq!(t.percent(), 100);
     }
 }
