@@ -489,7 +489,7 @@ impl<D: Drive> Downloads for WithDrive<'_, D> {
         self.store.count(queue)
     }
 
-    fn list(&self, queue: Queue, range: Range<usize>) -> Vec<TaskView> {
+    fn list(&self, queue: Queue, range: Range<usize>) -> Vec<&TaskView> {
         self.store.list(queue, range)
     }
 
@@ -563,11 +563,11 @@ impl Store {
         }
     }
 
-    pub(crate) fn list(&self, queue: Queue, range: Range<usize>) -> Vec<TaskView> {
+    pub(crate) fn list(&self, queue: Queue, range: Range<usize>) -> Vec<&TaskView> {
         self.in_queue(queue)
             .skip(range.start)
             .take(range.end.saturating_sub(range.start))
-            .map(|t| t.view.clone())
+            .map(|t| &t.view)
             .collect()
     }
 

@@ -66,12 +66,8 @@ impl Downloads for Fake {
         self.in_queue(queue).len()
     }
 
-    fn list(&self, queue: Queue, range: Range<usize>) -> Vec<TaskView> {
-        self.in_queue(queue)[range]
-            .iter()
-            .copied()
-            .cloned()
-            .collect()
+    fn list(&self, queue: Queue, range: Range<usize>) -> Vec<&TaskView> {
+        self.in_queue(queue)[range].to_vec()
     }
 
     fn remove(&mut self, gid: Gid, _force: bool) -> Result<(), StoreError> {

@@ -328,38 +328,39 @@ pub fn status(task: &TaskView, keys: &[String]) -> Value {
         .and_then(|t| t.piece_length)
         .filter(|&p| p > 0)
         .unwrap_or(DEFAULT_PIECE_LENGTH);
+    let want = |key: &str| keys.is_empty() || keys.iter().any(|k| k == key);
     let mut m = Map::new();
-    let mut put = |key: &str, value: Value| {
-        if keys.is_empty() || keys.iter().any(|k| k == key) {
-            m.insert(key.to_owned(), value);
+    // The costly values (`files`, `bittorrent`) are only built when asked for.
+    let mut put = |key: &str, value: &dyn Fn() -> Value| {
+        if want(key) {
+            m.insert(key.to_owned(), value());
         }
     };
-    put("gid", json!(task.gid));
-    put("status", json!(task.state.status()));
-    put("totalLength", number(total));
-    put("completedLength", number(task.completed_length()));
-    put("uploadLength", number(0));
-    put(
-        "downloadSpeed",
-        number(if active { task.download_speed } else { 0 }),
-    );
-    put("uploadSpeed", number(0));
-    put("connections", number(u64::from(active)));
-    put("pieceLength", number(piece_length));
-    put("numPieces", number(total.div_ceil(piece_length)));
-    put("dir", json!(task.dir));
-    put("files", Value::Array(files(task)));
+    put("gid", &|| json!(task.gid));
+    put("status", &|| json!(task.state.status()));
+    put("totalLength", &|| number(total));
+    put("completedLength", &|| number(task.completed_length()));
+    put("uploadLength", &|| number(0));
+    put("downloadSpeed", &|| {
+        number(if active { task.download_speed } else { 0 })
+    });
+    put("uploadSpeed", &|| number(0));
+    put("connections", &|| number(u64::from(active)));
+    put("pieceLength", &|| number(piece_length));
+    put("numPieces", &|| number(total.div_ceil(piece_length)));
+    put("dir", &|| json!(task.dir));
+    put("files", &|| Value::Array(files(task)));
     if let Some((code, message)) = task.state.error() {
-        put("errorCode", json!(code.to_string()));
-        put("errorMessage", json!(message));
+        put("errorCode", &|| json!(code.to_string()));
+        put("errorMessage", &|| json!(message));
     }
     if let Some(torrent) = &task.torrent {
         if let Some(hash) = torrent.info_hash {
-            put("infoHash", json!(hash.to_string()));
+            put("infoHash", &|| json!(hash.to_string()));
         }
-        put("numSeeders", number(0));
-        put("seeder", json!("false"));
-        put("bittorrent", bittorrent(torrent));
+        put("numSeeders", &|| number(0));
+        put("seeder", &|| json!("false"));
+        put("bittorrent", &|| bittorrent(torrent));
     }
     if keys.iter().any(|k| k == PERCENT_KEY) {
         m.insert(PERCENT_KEY.to_owned(), json!(task.percent().to_string()));

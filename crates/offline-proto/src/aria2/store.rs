@@ -65,7 +65,7 @@ pub trait Downloads {
     /// The tasks at positions `range` of `queue`, in queue order: [`Queue::Waiting`]
     /// front first, [`Queue::Stopped`] least recently stopped first, [`Queue::Active`]
     /// in any stable order. `range` is within `0..count(queue)`.
-    fn list(&self, queue: Queue, range: Range<usize>) -> Vec<TaskView>;
+    fn list(&self, queue: Queue, range: Range<usize>) -> Vec<&TaskView>;
 
     /// Removes an active or waiting download (it becomes `removed`, a stopped
     /// download); `force` is `aria2.forceRemove` (aria2 manual, RPC interface: "without
