@@ -10,48 +10,14 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use common::*;
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use http_body_util::BodyExt;
 use offline_emulator::EmulatorConfig;
 use serde_json::{json, Value};
-
-/// A JSON-RPC call to `url`: the answer's HTTP status and JSON.
-async fn rpc(url: &str, body: &Value) -> (u16, Value) {
-    let client: Client<_, Full<bytes::Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-    let req = http::Request::post(url)
-        .header("content-type", "application/json")
-        .body(Full::new(bytes::Bytes::from(body.to_string())))
-        .unwrap();
-    let resp = client.request(req).await.unwrap();
-    let status = resp.status().as_u16();
-    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    (status, serde_json::from_slice(&bytes).unwrap())
-}
-
-fn call(method: &str, params: Value) -> Value {
-    json!({"jsonrpc": "2.0", "id": "t", "method": method, "params": params})
-}
 
 /// Starts `offline --provider 6pan serve` on an ephemeral loopback port; the process
 /// and its URL.
 fn serve(env: &Env, state: &str, extra: &[&str]) -> (Running, String) {
-    let mut args = vec![
-        "--provider",
-        "6pan",
-        "--json",
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--state",
-        state,
-    ];
-    args.extend_from_slice(extra);
-    let mut running = Running::spawn(&mut env.cmd(&args));
-    let listening = running.json_line();
-    assert_eq!(listening["event"], "listening", "{listening}");
-    let url = listening["url"].as_str().unwrap().to_owned();
-    (running, url)
+    serve_daemon(env, &["--provider", "6pan"], state, extra)
 }
 
 /// Asks `tellStatus` until the download is `complete` (or `error`); its status.

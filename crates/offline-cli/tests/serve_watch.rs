@@ -10,45 +10,17 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::*;
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use offline_emulator::EmulatorConfig;
 use serde_json::{json, Value};
 
+/// A JSON-RPC call's answer.
 async fn rpc(url: &str, body: &Value) -> Value {
-    let client: Client<_, Full<bytes::Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-    let req = http::Request::post(url)
-        .header("content-type", "application/json")
-        .body(Full::new(bytes::Bytes::from(body.to_string())))
-        .unwrap();
-    let resp = client.request(req).await.unwrap();
-    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    serde_json::from_slice(&bytes).unwrap()
-}
-
-fn call(method: &str, params: Value) -> Value {
-    json!({"jsonrpc": "2.0", "id": "t", "method": method, "params": params})
+    common::rpc(url, body).await.1
 }
 
 fn serve(env: &Env, state: &str, watch: &Path) -> (Running, String) {
-    let args = [
-        "--provider",
-        "6pan",
-        "--json",
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--state",
-        state,
-        "--watch",
-        watch.to_str().unwrap(),
-    ];
-    let mut running = Running::spawn(&mut env.cmd(&args));
-    let listening = running.json_line();
-    assert_eq!(listening["event"], "listening", "{listening}");
-    let url = listening["url"].as_str().unwrap().to_owned();
-    (running, url)
+    let watch = ["--watch", watch.to_str().unwrap()];
+    serve_daemon(env, &["--provider", "6pan"], state, &watch)
 }
 
 /// The names in `dir`, sorted (none when it does not exist).

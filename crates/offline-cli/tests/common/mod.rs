@@ -493,3 +493,47 @@ impl Standalone {
         outcome(&self.cmd(args).output().unwrap())
     }
 }
+
+/// A JSON-RPC POST of `body` to `url` (`offline serve`'s `/jsonrpc`): the answer's
+/// HTTP status and JSON.
+pub(crate) async fn rpc(url: &str, body: &Value) -> (u16, Value) {
+    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let req = http::Request::post(url)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .unwrap();
+    let resp = client.request(req).await.unwrap();
+    let status = resp.status().as_u16();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, serde_json::from_slice(&bytes).unwrap())
+}
+
+/// A JSON-RPC 2.0 call of `method` with `params`, id `t`.
+pub(crate) fn call(method: &str, params: Value) -> Value {
+    serde_json::json!({"jsonrpc": "2.0", "id": "t", "method": method, "params": params})
+}
+
+/// Starts `offline BEFORE --json serve --listen 127.0.0.1:0 --state STATE EXTRA` (the
+/// emulator's credentials from `env`); the process and its `/jsonrpc` URL.
+pub(crate) fn serve_daemon(
+    env: &Env,
+    before: &[&str],
+    state: &str,
+    extra: &[&str],
+) -> (Running, String) {
+    let mut args = before.to_vec();
+    args.extend([
+        "--json",
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--state",
+        state,
+    ]);
+    args.extend_from_slice(extra);
+    let mut running = Running::spawn(&mut env.cmd(&args));
+    let listening = running.json_line();
+    assert_eq!(listening["event"], "listening", "{listening}");
+    let url = listening["url"].as_str().unwrap().to_owned();
+    (running, url)
+}
