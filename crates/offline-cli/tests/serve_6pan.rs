@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use common::*;
-use http_body_util::BodyExt;
 use offline_emulator::EmulatorConfig;
 use serde_json::{json, Value};
 
