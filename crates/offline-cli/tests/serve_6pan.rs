@@ -76,6 +76,15 @@ async fn a_link_a_magnet_and_a_torrent_complete_and_a_garbage_torrent_is_refused
     let (_, added) = rpc(&url, &call("aria2.addTorrent", json!([torrent]))).await;
     let torrent_gid = added["result"].as_str().expect("a GID").to_owned();
 
+    // Web seeds sent with a torrent cannot be passed on to the drive: refused, not
+    // dropped.
+    let seeded = call(
+        "aria2.addTorrent",
+        json!([torrent, ["http://127.0.0.1:9/seed"]]),
+    );
+    let (_, refused) = rpc(&url, &seeded).await;
+    assert_eq!(refused["error"]["code"], 1, "{refused}");
+
     // Garbage is refused at once, as an aria2 error.
     let garbage = base64::engine::general_purpose::STANDARD.encode(b"d4:infoi3ee");
     let (_, refused) = rpc(&url, &call("aria2.addTorrent", json!([garbage]))).await;

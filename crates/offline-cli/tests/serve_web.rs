@@ -203,6 +203,11 @@ async fn a_web_password_is_enough_to_listen_beyond_loopback() {
     assert_eq!(o.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(stderr.contains("--web-password"), "{stderr}");
+    // A user name without a password would be ignored: refused.
+    let o = env
+        .run(&["serve", "--state", state, "--web-username", "bob"])
+        .await;
+    assert_eq!(o.status.code(), Some(2));
     // With one, it starts (and says nothing of the password).
     let mut running = Running::spawn(&mut env.cmd(&[
         "--json",

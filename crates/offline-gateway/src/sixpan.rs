@@ -235,7 +235,14 @@ impl<C: HttpClient + 'static> Drive for SixPanDrive<C> {
                     torrent: None,
                 })
             }
-            Source::Torrent { bytes, .. } => {
+            Source::Torrent { bytes, web_seeds } => {
+                // The drive fetches from the swarm; it takes no extra web seeds.
+                if !web_seeds.is_empty() {
+                    return Err(StoreError(
+                        "6pan takes a torrent's own sources only: addTorrent's uris (web seeds) cannot be passed on"
+                            .into(),
+                    ));
+                }
                 let meta = check_torrent(bytes)?;
                 Ok(Accepted {
                     source: torrent_source(&meta),

@@ -45,9 +45,9 @@ pub(crate) struct ServeArgs {
     /// DIR/.failed/ with a `.reason` file beside them).
     #[arg(long, value_name = "DIR")]
     pub(crate) watch: Option<PathBuf>,
-    /// The web page's user name (HTTP Basic), with --web-password.
-    #[arg(long, value_name = "NAME", default_value = "admin")]
-    pub(crate) web_username: String,
+    /// The web page's user name (HTTP Basic), with --web-password (default `admin`).
+    #[arg(long, value_name = "NAME")]
+    pub(crate) web_username: Option<String>,
     /// The web page's password: the page at / and its assets need HTTP Basic
     /// credentials, and JSON-RPC calls that carry them need no token. Without
     /// --rpc-secret it is also the RPC secret (`token:PASSWORD`).
@@ -73,6 +73,11 @@ pub(crate) fn check(args: &ServeArgs, provider: Provider) -> Vec<String> {
         problems.push(
             "--callback-url: 6pan sends no callbacks (tasks are tracked from its task list)"
                 .to_owned(),
+        );
+    }
+    if args.web_username.is_some() && args.web_password.is_none() {
+        problems.push(
+            "--web-username needs --web-password (the page has no login without one)".to_owned(),
         );
     }
     if offline_gateway::needs_secret(args.listen)
@@ -134,7 +139,10 @@ async fn serve<D: offline_gateway::Drive>(
             .web_password
             .clone()
             .map(|password| offline_proto::aria2::WebLogin {
-                username: args.web_username.clone(),
+                username: args
+                    .web_username
+                    .clone()
+                    .unwrap_or_else(|| "admin".to_owned()),
                 password: offline_proto::Secret::new(password),
             }),
     };
