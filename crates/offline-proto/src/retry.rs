@@ -117,6 +117,19 @@ pub fn resubmit_after(error: &ApiError, attempt: u32, first: Duration) -> Option
 /// How many failed calls in a row end a watch of one task.
 pub const MAX_CONSECUTIVE_WATCH_ERRORS: u32 = 5;
 
+/// Whether a watch asks about a task again after a failed progress call, the rule
+/// [`Tracker`](crate::tracker::Tracker) and [`Scheduler`](crate::schedule::Scheduler)
+/// share: `again` is what the failure allows (`None`: not worth asking again;
+/// `Some(retry_after)`: ask again, after the server's `Retry-After` if it gave one),
+/// `failures` the failed calls in a row, this one included. The wait to honour, or
+/// `None` when the watch ends (at [`MAX_CONSECUTIVE_WATCH_ERRORS`] failures in a row).
+pub fn watch_again(
+    failures: u32,
+    again: Option<Option<std::time::Duration>>,
+) -> Option<Option<std::time::Duration>> {
+    again.filter(|_| failures < MAX_CONSECUTIVE_WATCH_ERRORS)
+}
+
 /// A failed attempt, as [`classify`] reads it.
 #[derive(Debug, Clone, Copy)]
 pub enum Failure<'a> {

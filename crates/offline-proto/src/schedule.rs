@@ -538,8 +538,8 @@ impl<K: Ord + Clone> Scheduler<K> {
         let Some(e) = self.tasks.get(key) else {
             return false;
         };
-        match again {
-            Some(retry_after) if e.errors + 1 < crate::retry::MAX_CONSECUTIVE_WATCH_ERRORS => {
+        match crate::retry::watch_again(e.errors + 1, again) {
+            Some(retry_after) => {
                 self.handle_error(key, now, retry_after);
                 true
             }

@@ -192,8 +192,8 @@ impl<K: Ord + Clone> Tracker<K> {
             return false;
         };
         e.errors += 1;
-        match again {
-            Some(retry_after) if e.errors < crate::retry::MAX_CONSECUTIVE_WATCH_ERRORS => {
+        match crate::retry::watch_again(e.errors, again) {
+            Some(retry_after) => {
                 self.handle_error(key, now, retry_after);
                 true
             }
