@@ -460,6 +460,18 @@ impl Store {
         }
     }
 
+    /// Records that a task's create may or may not have reached the drive, with what
+    /// to check (`reason`): the row `unknown`, the view an aria2 error saying so.
+    pub(crate) fn record_unknown(&mut self, gid: Gid, reason: &str) {
+        self.record(
+            gid,
+            Row::Unknown,
+            None,
+            Some(reason),
+            TaskState::UnknownOutcome,
+        );
+    }
+
     /// The task whose callback URL carries `token` under `gid`.
     pub(crate) fn by_callback(&self, gid: Gid, token: &str) -> Option<&Task> {
         self.tasks

@@ -104,13 +104,7 @@ impl<D: Drive> Gateway<D> {
             }
             Reconciled::Unknown(reason) => {
                 store.lost.remove(&gid);
-                store.record(
-                    gid,
-                    Row::Unknown,
-                    None,
-                    Some(&reason),
-                    TaskState::UnknownOutcome,
-                );
+                store.record_unknown(gid, &reason);
             }
             Reconciled::Retry(reason) => {
                 debug!(%gid, %reason, "the task list could not be read; looking again later");
@@ -213,13 +207,7 @@ impl<D: Drive> Gateway<D> {
                     // Looked for in the task list in a moment.
                     store.lost.insert(gid, Instant::now() + RECONCILE_AFTER);
                 }
-                store.record(
-                    gid,
-                    Row::Unknown,
-                    None,
-                    Some(&reason),
-                    TaskState::UnknownOutcome,
-                );
+                store.record_unknown(gid, &reason);
             }
             Submitted::NotSent(reason) => {
                 // Certainly not sent: it stays pending and is tried again later.
