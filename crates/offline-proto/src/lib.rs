@@ -58,6 +58,7 @@ mod proptest_config;
 
 pub mod aria2;
 pub mod call;
+pub mod catalog;
 pub mod clock;
 pub mod common;
 pub mod driver;

@@ -88,10 +88,29 @@ pub struct TaskView {
     pub files: Vec<FileView>,
     /// What the torrent says, for a torrent download.
     pub torrent: Option<TorrentInfo>,
+    /// A small integer naming the task for its life (Transmission's `id`), unique in
+    /// the store.
+    pub id: u64,
+    /// The task's hash for the torrent-client interfaces (40 lower-case hex digits,
+    /// [`crate::catalog::task_hash`]).
+    pub hash: String,
+    /// Its category (qBittorrent), when filed under one.
+    pub category: Option<String>,
+    /// Its tags (qBittorrent) or labels (Transmission), in the order set.
+    pub tags: Vec<String>,
+    /// When it was added, seconds since the Unix epoch (`0`: unknown).
+    pub added_on: i64,
+    /// When it ended (completed or failed), seconds since the Unix epoch.
+    pub completed_on: Option<i64>,
+    /// Held back by a user (added paused): accepted, not sent to the drive until
+    /// resumed. Only a [`TaskState::Queued`] task is held.
+    pub held: bool,
 }
 
 impl TaskView {
-    /// A task with no URIs, name, length, progress, files or torrent.
+    /// A task with no URIs, name, length, progress, files or torrent; its
+    /// [`id`](Self::id) is the GID's value and its [`hash`](Self::hash) the SHA-1 of
+    /// the GID's text, until the store sets them.
     pub fn new(gid: Gid, state: TaskState, dir: impl Into<String>) -> Self {
         Self {
             gid,
@@ -104,6 +123,13 @@ impl TaskView {
             dir: dir.into(),
             files: Vec::new(),
             torrent: None,
+            id: gid.get(),
+            hash: crate::catalog::task_hash(None, &gid.to_string(), 0),
+            category: None,
+            tags: Vec::new(),
+            added_on: 0,
+            completed_on: None,
+            held: false,
         }
     }
 

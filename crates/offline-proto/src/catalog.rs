@@ -1,0 +1,270 @@
+//! The task store as the torrent-client interfaces see it: what
+//! [`qbittorrent`](crate::qbittorrent) and [`transmission`](crate::transmission)
+//! read and change, over the same tasks as [`aria2`](crate::aria2).
+//!
+//! The media automation apps (Sonarr, Radarr, Lidarr, Prowlarr, MoviePilot, Flexget)
+//! name a download by its **hash** (qBittorrent) or a small integer **ID**
+//! (Transmission), file it under a **category** or **labels**, and read where its
+//! content is. A task's [`TaskView`] carries all of that
+//! ([`TaskView::id`], [`TaskView::hash`], [`TaskView::category`], [`TaskView::tags`],
+//! [`TaskView::added_on`], [`TaskView::completed_on`], [`TaskView::held`]); the
+//! daemon implements [`Catalog`].
+//!
+//! Rules decided here, for every interface:
+//!
+//! - A task's hash ([`task_hash`]): the torrent's v1 infohash (40 lower-case hex
+//!   digits) for a torrent or a magnet link; for any other link the SHA-1 of the link
+//!   as given (and of `link#N` for its N-th repetition, N ≥ 1), so the same link
+//!   always has the same hash, across restarts too.
+//! - A category is a name and a **drive path** its downloads go to ([`Category`]);
+//!   a category with no path puts them in the daemon's default folder
+//!   ([`Catalog::default_dir`]) under a folder of the category's name, as
+//!   qBittorrent does with its default save path ([`category_dir`]).
+//! - Removed tasks ([`TaskState::Removed`]) are not listed by these interfaces: in
+//!   a torrent client a removed torrent is gone ([`Catalog::listed`]).
+
+use std::collections::BTreeMap;
+
+use sha1::{Digest, Sha1};
+
+pub use crate::aria2::{
+    AddRequest, FileView, Gid, Progress, Source, StoreError, TaskState, TaskView, TorrentInfo,
+};
+use crate::torrent::InfoHash;
+
+/// A task's hash for the torrent-client interfaces: `torrent`'s infohash when there
+/// is one, else the SHA-1 of `link` (of `link#occurrence` when `occurrence` is not 0),
+/// as 40 lower-case hex digits.
+pub fn task_hash(torrent: Option<InfoHash>, link: &str, occurrence: u32) -> String {
+    if let Some(hash) = torrent {
+        return hash.to_string();
+    }
+    let digest = if occurrence == 0 {
+        Sha1::digest(link.as_bytes())
+    } else {
+        Sha1::digest(format!("{link}#{occurrence}").as_bytes())
+    };
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Whether `text` is a hash as [`task_hash`] writes it (40 hex digits, either case:
+/// clients send what they were given, some upper-cased).
+pub fn is_hash(text: &str) -> bool {
+    text.len() == 40 && text.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// A category: where its downloads go.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Category {
+    /// The drive path its downloads go to (`/Media/TV`); empty: the default folder's
+    /// subfolder of the category's name ([`category_dir`]).
+    pub save_path: String,
+}
+
+/// The drive folder a download of category `name` goes to: its save path, or the
+/// default folder joined with the category's name.
+pub fn category_dir(default_dir: &str, name: &str, category: &Category) -> String {
+    if !category.save_path.is_empty() {
+        return category.save_path.clone();
+    }
+    let base = default_dir.trim_end_matches('/');
+    format!("{base}/{name}")
+}
+
+/// A download to add through a torrent-client interface.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewTask {
+    /// What to download and where: `dir` is the drive folder asked for (`savepath`,
+    /// `download-dir`), already resolved from the category when none was given;
+    /// `out` the name asked for (`rename`).
+    pub request: AddRequest,
+    /// Its category (qBittorrent) or first label (Transmission), when given.
+    pub category: Option<String>,
+    /// Its tags (qBittorrent `tags`) or labels (Transmission), in the order given.
+    pub tags: Vec<String>,
+    /// Added held back (`paused`): accepted and kept, not sent to the drive until
+    /// resumed.
+    pub held: bool,
+    /// The indices (from 0, in the torrent's file order) of the files not to
+    /// download (Transmission's `files-unwanted`); empty: every file.
+    pub unwanted: Vec<usize>,
+}
+
+impl NewTask {
+    /// A download of `source` with no options.
+    pub fn new(source: Source) -> Self {
+        Self {
+            request: AddRequest {
+                source,
+                dir: None,
+                out: None,
+                position: None,
+            },
+            category: None,
+            tags: Vec::new(),
+            held: false,
+            unwanted: Vec::new(),
+        }
+    }
+}
+
+/// Why an add was not taken.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AddError {
+    /// A task with the same hash is already in the store (qBittorrent answers
+    /// `Fails.`; Transmission `torrent-duplicate` with that task).
+    #[error("the task is already in the store")]
+    Duplicate(Gid),
+    /// The daemon or the drive refused it (a link the drive cannot fetch, a bad
+    /// torrent, a store error): the reason.
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// Why a category could not be made or changed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CategoryError {
+    /// The name is empty or not a valid category name.
+    #[error("invalid category name {0:?}")]
+    InvalidName(String),
+    /// `createCategory` of a name that exists.
+    #[error("category {0:?} already exists")]
+    Exists(String),
+    /// `editCategory`/`setCategory` of a name that does not exist.
+    #[error("category {0:?} does not exist")]
+    Missing(String),
+    /// The save path is not a drive path this drive takes.
+    #[error("{0}")]
+    BadPath(String),
+    /// The store could not record it.
+    #[error("{0}")]
+    Store(String),
+}
+
+/// What a pause or a resume did to a task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hold {
+    /// The task is held back (not yet sent to the drive) or released: honoured.
+    Done,
+    /// The drive already has it and cannot pause it: nothing changed.
+    NotPossible,
+}
+
+/// The task store the torrent-client interfaces read and change; the daemon
+/// implements it (over the same store as [`crate::aria2::Downloads`]).
+///
+/// The calls come one at a time (`&mut self`).
+pub trait Catalog {
+    /// The drive folder downloads go to when nothing names one (a drive path).
+    fn default_dir(&self) -> String;
+
+    /// Registers a download.
+    ///
+    /// # Errors
+    ///
+    /// [`AddError::Duplicate`] when a task with its hash is there already;
+    /// [`AddError::Refused`] when the drive cannot take it.
+    fn add(&mut self, task: NewTask) -> Result<Gid, AddError>;
+
+    /// Every task but removed ones, in the order they were added.
+    fn listed(&self) -> Vec<&TaskView>;
+
+    /// The task with this hash (any case), unless removed.
+    fn by_hash(&self, hash: &str) -> Option<&TaskView>;
+
+    /// The task with this ID ([`TaskView::id`]), unless removed.
+    fn by_id(&self, id: u64) -> Option<&TaskView>;
+
+    /// Deletes a task: it is no longer tracked or listed, its task on the drive is
+    /// deleted where the drive has a task list, and with `delete_files` the files it
+    /// stored are moved to the drive's trash.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when it cannot be done (the store cannot record it, or the drive
+    /// files cannot be deleted on this drive: then nothing is changed).
+    fn delete(&mut self, gid: Gid, delete_files: bool) -> Result<(), StoreError>;
+
+    /// Holds a task back (`held`) or releases it.
+    fn hold(&mut self, gid: Gid, held: bool) -> Hold;
+
+    /// Sets a task's category (`None`: none).
+    ///
+    /// # Errors
+    ///
+    /// [`CategoryError::Missing`] for a category that does not exist.
+    fn set_category(&mut self, gid: Gid, category: Option<&str>) -> Result<(), CategoryError>;
+
+    /// Sets a task's tags (the whole set, kept in this order, no duplicates).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the store cannot record it.
+    fn set_tags(&mut self, gid: Gid, tags: &[String]) -> Result<(), StoreError>;
+
+    /// The categories, by name.
+    fn categories(&self) -> BTreeMap<String, Category>;
+
+    /// Makes (`create`) or changes a category.
+    ///
+    /// # Errors
+    ///
+    /// [`CategoryError`]: an invalid name, a name that exists (`create`) or does not
+    /// (`!create`), a save path the drive cannot take.
+    fn put_category(
+        &mut self,
+        name: &str,
+        category: Category,
+        create: bool,
+    ) -> Result<(), CategoryError>;
+
+    /// Removes categories (unknown names are skipped); tasks in them keep running
+    /// with no category.
+    fn remove_categories(&mut self, names: &[String]);
+
+    /// The tags made with `createTags` or carried by a task, sorted.
+    fn tags(&self) -> Vec<String>;
+
+    /// Makes tags (`createTags`); known ones are skipped.
+    fn create_tags(&mut self, tags: &[String]);
+
+    /// Forgets tags (`deleteTags`), taking them off every task.
+    fn delete_tags(&mut self, tags: &[String]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashes() {
+        let hash: InfoHash = "0123456789ABCDEF0123456789abcdef01234567".parse().unwrap();
+        assert_eq!(
+            task_hash(Some(hash), "ignored", 3),
+            "0123456789abcdef0123456789abcdef01234567"
+        );
+        let a = task_hash(None, "https://a.example/x.iso", 0);
+        assert!(is_hash(&a) && a == a.to_ascii_lowercase());
+        assert_eq!(a, task_hash(None, "https://a.example/x.iso", 0));
+        assert_ne!(a, task_hash(None, "https://a.example/x.iso", 1));
+        // SHA-1("abc"), FIPS 180-1's example.
+        assert_eq!(
+            task_hash(None, "abc", 0),
+            "a9993e364706816aba3e25717850c26c9cd0d89d"
+        );
+        assert!(!is_hash("xyz"));
+    }
+
+    #[test]
+    fn category_folders() {
+        let tv = Category {
+            save_path: "/Media/TV".into(),
+        };
+        assert_eq!(category_dir("/", "tv", &tv), "/Media/TV");
+        assert_eq!(category_dir("/", "tv", &Category::default()), "/tv");
+        assert_eq!(
+            category_dir("/来自:离线下载", "tv", &Category::default()),
+            "/来自:离线下载/tv"
+        );
+    }
+}
