@@ -10,53 +10,15 @@ among `tellStopped`'s downloads, complete, with the file moved to
 `WATCH_DIR/.submitted/`. Exits non-zero, with the reason, on any difference.
 """
 
-import hashlib
 import os
 import sys
 import tempfile
 import time
 
 import aria2p
-from source import serve
+from source import serve, torrent, until_stopped
 
 host, port, secret, watch = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
-
-
-def bencode(value) -> bytes:
-    """Canonical bencode of ints, bytes/str, lists and dicts (keys sorted)."""
-    if isinstance(value, int):
-        return b"i%de" % value
-    if isinstance(value, str):
-        value = value.encode()
-    if isinstance(value, bytes):
-        return b"%d:%s" % (len(value), value)
-    if isinstance(value, list):
-        return b"l" + b"".join(bencode(v) for v in value) + b"e"
-    if isinstance(value, dict):
-        items = sorted((k.encode() if isinstance(k, str) else k, v) for k, v in value.items())
-        return b"d" + b"".join(bencode(k) + bencode(v) for k, v in items) + b"e"
-    raise TypeError(type(value))
-
-
-def torrent(name: str, payload: bytes, seed: str) -> bytes:
-    """A single-file torrent of `payload` named `name`, web seed `seed`."""
-    piece = 16 * 1024
-    pieces = b"".join(
-        hashlib.sha1(payload[i : i + piece]).digest() for i in range(0, len(payload), piece)
-    )
-    info = {"length": len(payload), "name": name, "piece length": piece, "pieces": pieces}
-    return bencode({"info": info, "url-list": seed})
-
-
-def until_stopped(fetch, what: str, deadline_s: float = 60):
-    deadline = time.monotonic() + deadline_s
-    while True:
-        found = fetch()
-        if found is not None:
-            return found
-        if time.monotonic() > deadline:
-            sys.exit(f"{what} did not end")
-        time.sleep(0.2)
 
 
 api = aria2p.API(aria2p.Client(host=host, port=port, secret=secret))
