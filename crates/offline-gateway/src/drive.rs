@@ -42,6 +42,20 @@ pub struct Job {
     /// Where the drive should POST when the task ends (this daemon's own callback
     /// route for this task), when the daemon receives callbacks.
     pub callback_url: Option<String>,
+    /// For a torrent, the paths (within the torrent, `/`-separated) of the files to
+    /// download; `None`: every file.
+    pub wanted: Option<Vec<String>>,
+}
+
+/// The file a finished task stored, as [`Drive::stored`] found it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    /// Its name in the folder.
+    pub name: String,
+    /// Its length in bytes.
+    pub length: u64,
+    /// Its file ID on the drive, as text (what [`Drive::delete`] trashes).
+    pub file_id: Option<String>,
 }
 
 /// What one submission came to.
@@ -69,6 +83,9 @@ pub enum Claim<'a> {
         name: &'a str,
         /// The URL the task will carry, when the parse result says.
         task_url: Option<&'a str>,
+        /// The files the parse result lists (path within the task, length in bytes):
+        /// a magnet link's files become known here.
+        files: &'a [(String, u64)],
     },
     /// The create is about to leave: the row becomes `submitting` ("may have been
     /// sent").
@@ -202,16 +219,38 @@ pub trait Drive: Send + Sync + 'static {
 
     /// The file a finished task stored in `dir` (a path or an ID; `None`: the drive's
     /// default folder) under `name` (or renamed as a taken name is), or the file a
-    /// callback named (`file_id`): its name and length in bytes; `None` when it cannot
-    /// be found or the drive cannot say.
+    /// callback named (`file_id`); `None` when it cannot be found or the drive cannot
+    /// say.
     fn stored<'a>(
         &'a self,
         dir: Option<&'a str>,
         name: &'a str,
         file_id: Option<u64>,
-    ) -> impl Future<Output = Option<(String, u64)>> + Send + 'a {
+    ) -> impl Future<Output = Option<Stored>> + Send + 'a {
         let _ = (dir, name, file_id);
         std::future::ready(None)
+    }
+
+    /// Whether [`delete`](Self::delete) can move a task's stored files to the trash.
+    fn deletes_files(&self) -> bool {
+        false
+    }
+
+    /// Deletes a task a user deleted: its task on the drive (`task`, where the drive
+    /// has a task list to delete from) and, when asked, the stored files (`files`:
+    /// file IDs, moved to the trash; only asked of a drive that
+    /// [`deletes_files`](Self::deletes_files)).
+    ///
+    /// # Errors
+    ///
+    /// The provider's error, as text: the daemon asks again later.
+    fn delete<'a>(
+        &'a self,
+        task: Option<&'a str>,
+        files: &'a [String],
+    ) -> impl Future<Output = Result<(), String>> + Send + 'a {
+        let _ = (task, files);
+        std::future::ready(Ok(()))
     }
 
     /// Checks what a callback says of a task whose create's answer was lost (no task
@@ -346,7 +385,7 @@ impl<C: HttpClient + 'static> Drive for Pan123<C> {
         dir: Option<&'a str>,
         name: &'a str,
         file_id: Option<u64>,
-    ) -> Option<(String, u64)> {
+    ) -> Option<Stored> {
         let entries = match file_id {
             Some(id) => self.files(&[FileId(id)]).await.ok()?,
             None => {
@@ -360,7 +399,30 @@ impl<C: HttpClient + 'static> Drive for Pan123<C> {
             }
         };
         let file = offline_proto::pan123::stored_file(&entries, name, &[])?;
-        Some((file.filename.clone(), file.size))
+        Some(Stored {
+            name: file.filename.clone(),
+            length: file.size,
+            file_id: Some(file.file_id.to_string()),
+        })
+    }
+
+    /// 123pan moves files to the trash (`/api/v1/file/trash`), where they can be
+    /// restored.
+    fn deletes_files(&self) -> bool {
+        true
+    }
+
+    /// 123pan has no task list to delete from: only the files are trashed.
+    async fn delete<'a>(&'a self, task: Option<&'a str>, files: &'a [String]) -> Result<(), String> {
+        let _ = task;
+        let ids = files
+            .iter()
+            .map(|f| f.parse().map(FileId).map_err(|_| format!("{f} is not a 123pan file ID")))
+            .collect::<Result<Vec<_>, _>>()?;
+        if ids.is_empty() {
+            return Ok(());
+        }
+        self.trash(&ids).await.map_err(|e| e.to_string())
     }
 
     async fn confirm_file<'a>(

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Path as UrlPath, State as AxumState};
+use axum::extract::{ConnectInfo, Path as UrlPath, State as AxumState};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -14,6 +14,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use offline_proto::aria2::{self, Gid};
 use tokio::sync::{broadcast, Semaphore};
+use tower::ServiceExt as _;
 use tracing::{debug, warn};
 
 use crate::store::WithDrive;
@@ -30,8 +31,8 @@ pub(crate) async fn accept_loop(listener: tokio::net::TcpListener, router: Route
         let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
             return;
         };
-        let stream = match listener.accept().await {
-            Ok((stream, _)) => stream,
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
             Err(e) => {
                 // Out of file descriptors and the like: back off, go on.
                 warn!(error = %e, "accept failed");
@@ -39,7 +40,13 @@ pub(crate) async fn accept_loop(listener: tokio::net::TcpListener, router: Route
                 continue;
             }
         };
-        let service = TowerToHyperService::new(router.clone());
+        // The peer's address, for the interfaces that serve loopback peers only.
+        let service = TowerToHyperService::new(router.clone().map_request(
+            move |mut request: axum::http::Request<hyper::body::Incoming>| {
+                request.extensions_mut().insert(ConnectInfo(peer));
+                request
+            },
+        ));
         tokio::spawn(async move {
             let _slot = slot;
             let served = hyper::server::conn::http1::Builder::new()
@@ -57,12 +64,14 @@ pub(crate) async fn accept_loop(listener: tokio::net::TcpListener, router: Route
 
 impl<D: Drive> Gateway<D> {
     /// The routes: `POST /jsonrpc`, `GET /jsonrpc` upgraded to a WebSocket,
-    /// `POST /callback/{gid}/{token}`, and the web page (`GET /` and its assets).
+    /// `POST /callback/{gid}/{token}`, the web page (`GET /` and its assets), and the
+    /// torrent-client interfaces (`/api/v2/…`, `/transmission/rpc`).
     pub fn router(&self) -> Router {
         Router::new()
             .route("/jsonrpc", post(jsonrpc::<D>).get(websocket::<D>))
             .route("/callback/{gid}/{token}", post(callback::<D>))
             .merge(crate::web::routes::<D>())
+            .merge(crate::clients::routes::<D>())
             .with_state(self.clone())
     }
 
@@ -87,7 +96,7 @@ impl<D: Drive> Gateway<D> {
 }
 
 /// A request body read whole within [`BODY_TIMEOUT`] and `limit` bytes.
-async fn read_body(body: Body, limit: usize) -> Result<Bytes, Response> {
+pub(crate) async fn read_body(body: Body, limit: usize) -> Result<Bytes, Response> {
     match tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, limit)).await {
         Ok(Ok(bytes)) => Ok(bytes),
         Ok(Err(_)) => Err((

@@ -43,6 +43,8 @@
 //! backlog), [`HEADER_TIMEOUT`] to send a request's headers, [`BODY_TIMEOUT`] for its
 //! whole body, [`aria2::MAX_BODY_BYTES`] of body.
 
+mod catalog;
+mod clients;
 mod drive;
 mod http;
 pub mod sixpan;
@@ -59,7 +61,9 @@ use std::time::Duration;
 use offline_proto::aria2;
 use tokio::sync::{mpsc, Notify};
 
-pub use drive::{Accepted, Claim, Drive, Hint, Job, Lost, Observed, Reconciled, Submitted};
+pub use drive::{
+    Accepted, Claim, Drive, Hint, Job, Lost, Observed, Reconciled, Stored, Submitted,
+};
 pub use sixpan::SixPanDrive;
 pub use store::UNKNOWN_OUTCOME;
 
@@ -95,6 +99,11 @@ pub struct ServeConfig {
     /// (HTTP Basic), and JSON-RPC requests that carry it need no token. Without
     /// [`ServeConfig::secret`], its password is also the RPC secret. See [`web`].
     pub web_login: Option<aria2::WebLogin>,
+    /// The path the media apps see the drive at (`--report-path-prefix`, e.g.
+    /// `/mnt/cloud` where rclone mounts it): the qBittorrent and Transmission
+    /// interfaces report every drive path under it (`/Media/TV` as
+    /// `/mnt/cloud/Media/TV`). `None`: drive paths as they are.
+    pub report_prefix: Option<String>,
 }
 
 /// The daemon: the store, the drive, and the work that moves tasks along.
@@ -117,6 +126,14 @@ struct Shared<D: Drive> {
     wake: Notify,
     /// The running tasks changed (for the tracker).
     track: Notify,
+    /// When the daemon started (the qBittorrent sessions' clock).
+    started: std::time::Instant,
+    /// The qBittorrent interface's sessions and its configuration.
+    qbittorrent: Mutex<offline_proto::qbittorrent::State>,
+    qbt: offline_proto::qbittorrent::Config,
+    /// The Transmission interface's session and its configuration.
+    transmission: offline_proto::transmission::State,
+    trn: offline_proto::transmission::Config,
     /// Callbacks that named a task, for the tracker to confirm.
     hints: mpsc::Sender<(aria2::Gid, Hint)>,
     hints_rx: Mutex<Option<mpsc::Receiver<(aria2::Gid, Hint)>>>,
@@ -144,6 +161,25 @@ impl<D: Drive> Gateway<D> {
         let store = Store::open(state, shown_dir.clone(), drive.kind(), drive.reconciles())?;
         let session: u64 = rand::random();
         let (hints, hints_rx) = mpsc::channel(CALLBACK_QUEUE);
+        let version = env!("CARGO_PKG_VERSION").to_owned();
+        let login = config.web_login.as_ref();
+        let qbt = offline_proto::qbittorrent::Config {
+            login: login.map(|l| offline_proto::qbittorrent::Login {
+                username: l.username.clone(),
+                password: l.password.clone(),
+            }),
+            report_prefix: config.report_prefix.clone(),
+            version: version.clone(),
+        };
+        let trn = offline_proto::transmission::Config {
+            login: login.map(|l| offline_proto::transmission::Login {
+                username: l.username.clone(),
+                password: l.password.clone(),
+            }),
+            report_prefix: config.report_prefix.clone(),
+            version: version.clone(),
+        };
+        let transmission_session = format!("{:048x}", rand::random::<u128>());
         Ok(Self {
             shared: Arc::new(Shared {
                 drive,
@@ -165,6 +201,11 @@ impl<D: Drive> Gateway<D> {
                 web_login: config.web_login,
                 wake: Notify::new(),
                 track: Notify::new(),
+                started: std::time::Instant::now(),
+                qbittorrent: Mutex::new(offline_proto::qbittorrent::State::default()),
+                qbt,
+                transmission: offline_proto::transmission::State::new(transmission_session),
+                trn,
                 hints,
                 hints_rx: Mutex::new(Some(hints_rx)),
             }),

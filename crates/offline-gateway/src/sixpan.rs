@@ -31,7 +31,7 @@ use offline_proto::sixpan::api::validate_link;
 use offline_proto::sixpan::{OfflineTask, TaskStatus};
 use offline_proto::torrent::{Metainfo, MAX_TORRENT_BYTES};
 use offline_proto::HttpClient;
-use provider_6pan::{AddTask, Error, Expected, Match, ParseResult, SixPan, TaskId};
+use provider_6pan::{AddTask, Error, Expected, Match, ParseResult, Selection, SixPan, TaskId};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
@@ -285,14 +285,30 @@ impl<C: HttpClient + 'static> Drive for SixPanDrive<C> {
             Err(e @ Error::OutcomeUnknown { .. }) => return Submitted::NotSent(error_text(&e)),
             Err(e) => return submitted_after(&e),
         };
+        let files: Vec<(String, u64)> = result
+            .files
+            .iter()
+            .map(|f| {
+                let path = f.path.clone().unwrap_or_else(|| f.name.clone());
+                (path, f.size.and_then(|s| u64::try_from(s).ok()).unwrap_or(0))
+            })
+            .collect();
+        let ignore_files = match &job.wanted {
+            None => None,
+            Some(wanted) => match Selection::Names(wanted.clone()).ignore_list(&result) {
+                Ok(ignore) => ignore,
+                Err(e) => return Submitted::Refused(error_text(&e)),
+            },
+        };
         claim(Claim::Parsed {
             name: &result.name,
             task_url: result.identity.view().url.as_deref(),
+            files: &files,
         });
         claim(Claim::Sending);
         let task = AddTask {
             identity: result.identity.clone(),
-            ignore_files: None,
+            ignore_files,
         };
         match self
             .pan
@@ -348,6 +364,20 @@ impl<C: HttpClient + 'static> Drive for SixPanDrive<C> {
 
     fn reconciles(&self) -> bool {
         true
+    }
+
+    /// The task is deleted from the drive's task list (`/v2/offline/delete`); 6pan's
+    /// file calls are not part of this toolkit, so its files stay
+    /// ([`deletes_files`](Drive::deletes_files) is `false`).
+    async fn delete<'a>(&'a self, task: Option<&'a str>, files: &'a [String]) -> Result<(), String> {
+        let _ = files;
+        let Some(task) = task else {
+            return Ok(());
+        };
+        match self.pan.delete(&[TaskId(task.to_owned())]).await {
+            Ok(_) => Ok(()),
+            Err(e) => Err(error_text(&e)),
+        }
     }
 
     async fn reconcile<'a>(&'a self, lost: &'a Lost<'a>) -> Reconciled {

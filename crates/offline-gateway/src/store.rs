@@ -10,7 +10,7 @@
 //! "message"}`), so a restart shows every task as it last was and tracks only those
 //! still running.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::ops::Range;
 use std::path::Path;
 
@@ -19,6 +19,7 @@ use offline_proto::aria2::{
     AddRequest, Downloads, Event, Failure, FailureKind, FileView, Gid, Progress, Queue, StoreError,
     TaskState, TaskView, TorrentInfo,
 };
+use offline_proto::catalog::{task_hash, Category};
 use offline_proto::torrent::{InfoHash, Metainfo};
 use offline_store::{Entry, Journal, State as Row};
 use serde_json::{json, Value};
@@ -26,6 +27,11 @@ use tokio::sync::broadcast;
 use tracing::warn;
 
 use crate::drive::{Accepted, Drive};
+
+/// The setting the categories are kept in: a JSON object, name → save path.
+const CATEGORIES: &str = "categories";
+/// The setting the tags made with `createTags` are kept in: a JSON array.
+const TAGS: &str = "tags";
 
 /// The reason given for a row whose create may or may not have reached the drive.
 pub const UNKNOWN_OUTCOME: &str = "the add was sent but its answer was lost: the task may exist on the drive (123pan has no task list to check); not submitted again";
@@ -41,6 +47,28 @@ pub(crate) struct Task {
     pub(crate) callback: Option<String>,
     /// The torrent's bytes, base64 (as the row keeps them), for a torrent.
     pub(crate) torrent: Option<String>,
+    /// Deleted by a user (qBittorrent `torrents/delete`, Transmission
+    /// `torrent-remove`): the drive task (and with `true` its files) still to delete.
+    pub(crate) deleting: Option<bool>,
+    /// The stored file's ID, once looked up (what a deletion trashes).
+    pub(crate) file_id: Option<String>,
+}
+
+impl Task {
+    /// The paths (within the torrent) of the files to download; `None`: all.
+    pub(crate) fn wanted(&self) -> Option<Vec<String>> {
+        if self.view.files.iter().all(|f| f.selected) {
+            return None;
+        }
+        Some(
+            self.view
+                .files
+                .iter()
+                .filter(|f| f.selected)
+                .map(|f| f.path.clone())
+                .collect(),
+        )
+    }
 }
 
 /// The store the RPC methods read and change: the SQLite rows and the live view.
@@ -62,6 +90,18 @@ pub(crate) struct Store {
     pub(crate) watched: HashSet<String>,
     /// The notifications of state changes, for every WebSocket.
     pub(crate) events: broadcast::Sender<String>,
+    /// Every task by the order it was added (its row's line).
+    order: BTreeMap<usize, Gid>,
+    /// The tasks by hash and by ID (the torrent-client interfaces' keys); a hash
+    /// names the newest task that has it.
+    hashes: HashMap<String, Gid>,
+    ids: HashMap<u64, Gid>,
+    /// The categories by name (the `categories` setting).
+    pub(crate) categories: BTreeMap<String, Category>,
+    /// The tags made with `createTags` (the `tags` setting).
+    pub(crate) tags: BTreeSet<String>,
+    /// Deleted tasks whose drive task or files are still to delete.
+    pub(crate) deleting: BTreeSet<Gid>,
 }
 
 pub(crate) fn gid_of(entry: &Entry) -> Gid {
@@ -82,7 +122,7 @@ fn state_of(entry: &Entry) -> TaskState {
             .to_owned();
         match outcome.get("status").and_then(Value::as_str) {
             Some("complete") => return TaskState::Complete,
-            Some("removed") => return TaskState::Removed,
+            Some("removed" | "deleted") => return TaskState::Removed,
             Some("error") => {
                 return TaskState::Failed(Failure {
                     kind: FailureKind::NotFound,
@@ -105,12 +145,14 @@ fn state_of(entry: &Entry) -> TaskState {
     }
 }
 
-/// The outcome recorded for a stopped state (`None`: not a stop to record).
+/// The outcome recorded for a stopped state (`None`: not a stop to record), with
+/// when it stopped (`at`, seconds since the Unix epoch).
 fn outcome_of(state: &TaskState) -> Option<String> {
+    let at = unix_now();
     let value = match state {
-        TaskState::Complete => json!({"status": "complete"}),
-        TaskState::Removed => json!({"status": "removed"}),
-        TaskState::Failed(f) => json!({"status": "error", "message": f.message}),
+        TaskState::Complete => json!({"status": "complete", "at": at}),
+        TaskState::Removed => json!({"status": "removed", "at": at}),
+        TaskState::Failed(f) => json!({"status": "error", "message": f.message, "at": at}),
         _ => return None,
     };
     Some(value.to_string())
@@ -124,6 +166,13 @@ struct Options {
     callback: Option<String>,
     torrent: Option<String>,
     watch: Option<String>,
+    category: Option<String>,
+    tags: Vec<String>,
+    held: bool,
+    unwanted: Vec<usize>,
+    added: i64,
+    /// The files a parse listed (a magnet link's): path and length in bytes.
+    files: Vec<(String, u64)>,
 }
 
 fn options_of(entry: &Entry) -> Options {
@@ -133,13 +182,36 @@ fn options_of(entry: &Entry) -> Options {
         .and_then(|o| serde_json::from_str(o).ok())
         .unwrap_or_default();
     let text = |k: &str| parsed.get(k).and_then(Value::as_str).map(str::to_owned);
+    let list = |k: &str| parsed.get(k).and_then(Value::as_array).cloned().unwrap_or_default();
     Options {
         dir: text("dir"),
         out: text("out"),
         callback: text("callback"),
         torrent: text("torrent"),
         watch: text("watch"),
+        category: text("category"),
+        tags: list("tags")
+            .iter()
+            .filter_map(|t| t.as_str().map(str::to_owned))
+            .collect(),
+        held: parsed.get("held").and_then(Value::as_bool).unwrap_or(false),
+        unwanted: list("unwanted")
+            .iter()
+            .filter_map(|i| i.as_u64().and_then(|i| usize::try_from(i).ok()))
+            .collect(),
+        added: parsed.get("added").and_then(Value::as_i64).unwrap_or(0),
+        files: list("files")
+            .iter()
+            .filter_map(|f| Some((f.get(0)?.as_str()?.to_owned(), f.get(1)?.as_u64()?)))
+            .collect(),
     }
+}
+
+/// Seconds since the Unix epoch on this machine's clock.
+pub(crate) fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// A torrent's bytes from the base64 a row keeps.
@@ -176,6 +248,15 @@ fn torrent_view(meta: &Metainfo) -> (Vec<FileView>, TorrentInfo) {
         piece_length: Some(meta.piece_length),
     };
     (files, info)
+}
+
+/// The infohash a stored source names: a magnet link's (a torrent's row keeps the
+/// magnet link of its infohash).
+pub(crate) fn magnet_hash(source: &str) -> Option<InfoHash> {
+    if !source.to_ascii_lowercase().starts_with("magnet:") {
+        return None;
+    }
+    magnet_view(source)?.info_hash
 }
 
 /// What a magnet link says, for the view: its infohash (40 hex digits) and `dn`.
@@ -249,7 +330,14 @@ impl Store {
             lost: BTreeMap::new(),
             watched: HashSet::new(),
             events: broadcast::channel(1024).0,
+            order: BTreeMap::new(),
+            hashes: HashMap::new(),
+            ids: HashMap::new(),
+            categories: BTreeMap::new(),
+            tags: BTreeSet::new(),
+            deleting: BTreeSet::new(),
         };
+        store.load_settings()?;
         let now = tokio::time::Instant::now();
         for entry in store.journal.all()? {
             if reconciles
@@ -281,12 +369,57 @@ impl Store {
         Ok(store)
     }
 
+    /// Reads the categories and the tags made from the settings.
+    fn load_settings(&mut self) -> rusqlite::Result<()> {
+        let read = |key: &str| -> rusqlite::Result<Value> {
+            Ok(self
+                .journal
+                .setting(key)?
+                .and_then(|v| serde_json::from_str(&v).ok())
+                .unwrap_or_default())
+        };
+        let categories = read(CATEGORIES)?;
+        let tags = read(TAGS)?;
+        if let Some(map) = categories.as_object() {
+            for (name, path) in map {
+                let save_path = path.as_str().unwrap_or_default().to_owned();
+                self.categories.insert(name.clone(), Category { save_path });
+            }
+        }
+        if let Some(list) = tags.as_array() {
+            self.tags = list
+                .iter()
+                .filter_map(|t| t.as_str().map(str::to_owned))
+                .collect();
+        }
+        Ok(())
+    }
+
+    /// Writes the categories and the tags made to the settings.
+    pub(crate) fn save_settings(&self) -> rusqlite::Result<()> {
+        let categories: serde_json::Map<String, Value> = self
+            .categories
+            .iter()
+            .map(|(name, c)| (name.clone(), json!(c.save_path)))
+            .collect();
+        self.journal
+            .set_setting(CATEGORIES, Some(&Value::Object(categories).to_string()))?;
+        self.journal
+            .set_setting(TAGS, Some(&json!(self.tags).to_string()))
+    }
+
     /// Adds a task to the map and to the queue its state says.
     fn insert(&mut self, task: Task) {
         if let Some(watch) = options_of(&task.entry).watch {
             self.watched.insert(watch);
         }
         let (gid, line, queue) = (task.view.gid, task.entry.line, task.view.state.queue());
+        self.order.insert(line, gid);
+        self.hashes.insert(task.view.hash.clone(), gid);
+        self.ids.insert(task.view.id, gid);
+        if task.deleting.is_some() {
+            self.deleting.insert(gid);
+        }
         self.tasks.insert(gid, task);
         match queue {
             Queue::Waiting => {
@@ -306,9 +439,20 @@ impl Store {
             callback,
             torrent,
             watch: _,
+            category,
+            tags,
+            held,
+            unwanted,
+            added,
+            files,
         } = options_of(&entry);
         let shown = dir.clone().unwrap_or_else(|| self.default_dir.clone());
         let mut view = TaskView::new(gid_of(&entry), state_of(&entry), shown);
+        view.id = u64::try_from(entry.line).unwrap_or(u64::MAX);
+        view.category = category;
+        view.tags = tags;
+        view.held = held && view.state == TaskState::Queued;
+        view.added_on = added;
         let meta = torrent
             .as_deref()
             .and_then(torrent_bytes)
@@ -324,7 +468,27 @@ impl Store {
             if entry.source.to_ascii_lowercase().starts_with("magnet:") {
                 view.torrent = magnet_view(&entry.source);
             }
+            if files.len() > 1 || view.torrent.is_some() {
+                view.files = files
+                    .into_iter()
+                    .map(|(path, length)| FileView {
+                        path,
+                        length,
+                        selected: true,
+                    })
+                    .collect();
+            }
         }
+        for index in unwanted {
+            if let Some(f) = view.files.get_mut(index) {
+                f.selected = false;
+            }
+        }
+        view.hash = task_hash(
+            view.torrent.as_ref().and_then(|t| t.info_hash),
+            &entry.source,
+            entry.occurrence.saturating_sub(1),
+        );
         let guessed = || {
             if view.torrent.is_some() {
                 view.torrent.as_ref().and_then(|t| t.name.clone())
@@ -346,7 +510,17 @@ impl Store {
         if let Some(name) = outcome.get("name").and_then(Value::as_str) {
             view.name = Some(name.to_owned());
         }
-        view.total_length = outcome.get("length").and_then(Value::as_u64);
+        view.total_length = outcome
+            .get("length")
+            .and_then(Value::as_u64)
+            .or(view.total_length);
+        view.completed_on = outcome.get("at").and_then(Value::as_i64);
+        let deleting = (outcome.get("status").and_then(Value::as_str) == Some("deleted"))
+            .then(|| outcome.get("files").and_then(Value::as_bool).unwrap_or(false));
+        let file_id = outcome
+            .get("file")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
         Task {
             entry,
             view,
@@ -354,7 +528,90 @@ impl Store {
             out,
             callback,
             torrent,
+            deleting,
+            file_id,
         }
+    }
+
+    /// The folder shown for a task with no `dir`.
+    pub(crate) fn default_dir(&self) -> &str {
+        &self.default_dir
+    }
+
+    /// Every task's view, in the order added.
+    pub(crate) fn in_order(&self) -> impl Iterator<Item = &TaskView> + '_ {
+        self.order
+            .values()
+            .filter_map(|g| self.tasks.get(g))
+            .map(|t| &t.view)
+    }
+
+    /// The GID of the newest task with this hash (lower-case).
+    pub(crate) fn gid_by_hash(&self, hash: &str) -> Option<&Gid> {
+        self.hashes.get(hash)
+    }
+
+    /// The GID of the task with this ID.
+    pub(crate) fn gid_by_id(&self, id: u64) -> Option<&Gid> {
+        self.ids.get(&id)
+    }
+
+    /// Forgets a task and its row now.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the row cannot be deleted.
+    pub(crate) fn remove_now(&mut self, gid: Gid) -> Result<(), StoreError> {
+        let Some(task) = self.tasks.get(&gid) else {
+            return Ok(());
+        };
+        self.journal.remove(&task.entry).map_err(store_error)?;
+        self.stopped.retain(|g| *g != gid);
+        if let Some(task) = self.forget(gid) {
+            self.waiting.remove(&task.entry.line);
+            self.active.remove(&task.entry.line);
+        }
+        Ok(())
+    }
+
+    /// Records the files a parse listed for a task whose files were not known (a
+    /// magnet link's), in its options and its view.
+    pub(crate) fn set_parsed_files(&mut self, gid: Gid, files: &[(String, u64)]) {
+        let Some(task) = self.tasks.get_mut(&gid) else {
+            return;
+        };
+        if !task.view.files.is_empty() || files.is_empty() || task.torrent.is_some() {
+            return;
+        }
+        if task.view.torrent.is_none() && files.len() < 2 {
+            return;
+        }
+        task.view.files = files
+            .iter()
+            .map(|(path, length)| FileView {
+                path: path.clone(),
+                length: *length,
+                selected: true,
+            })
+            .collect();
+        let value = json!(files);
+        if let Err(e) = self.set_option(gid, "files", Some(value)) {
+            warn!(error = %e, "cannot record a task's files in the task store");
+        }
+    }
+
+    /// Marks a removed task as deleted by a user (`outcome`), its drive task (and
+    /// with `files` its stored file) still to delete ([`Store::deleting`]).
+    pub(crate) fn set_deleting(&mut self, gid: Gid, outcome: &str, files: bool) {
+        let Some(task) = self.tasks.get_mut(&gid) else {
+            return;
+        };
+        if let Err(e) = self.journal.set_outcome(&task.entry, Some(outcome)) {
+            warn!(error = %e, "cannot record a deletion in the task store");
+        }
+        task.entry.outcome = Some(outcome.to_owned());
+        task.deleting = Some(files);
+        self.deleting.insert(gid);
     }
 
     /// The task IDs the rows hold (a reconciliation never takes one of them).
@@ -395,6 +652,9 @@ impl Store {
                 warn!(error = %e, "cannot record an outcome in the task store");
             }
             task.entry.outcome = Some(outcome);
+            if state != TaskState::Removed {
+                task.view.completed_on = Some(unix_now());
+            }
         }
         if state == TaskState::Complete {
             task.view.progress = Progress::Percent(100);
@@ -444,14 +704,20 @@ impl Store {
     /// Records the file a completed task stored: its name and length in bytes (shown
     /// as `totalLength`, `completedLength` and `files[].path`, and kept in the row's
     /// outcome for a restart).
-    pub(crate) fn set_stored(&mut self, gid: Gid, name: &str, length: u64) {
+    pub(crate) fn set_stored(&mut self, gid: Gid, stored: &crate::drive::Stored) {
         let Some(task) = self.tasks.get_mut(&gid) else {
             return;
         };
-        task.view.name = Some(name.to_owned());
+        let (name, length) = (&stored.name, stored.length);
+        task.view.name = Some(name.clone());
         task.view.total_length = Some(length);
+        task.file_id.clone_from(&stored.file_id);
         if task.view.state == TaskState::Complete {
-            let outcome = json!({"status": "complete", "name": name, "length": length});
+            let at = task.view.completed_on.unwrap_or_else(unix_now);
+            let outcome = json!({
+                "status": "complete", "name": name, "length": length, "at": at,
+                "file": stored.file_id,
+            });
             let outcome = outcome.to_string();
             if let Err(e) = self.journal.set_outcome(&task.entry, Some(&outcome)) {
                 warn!(error = %e, "cannot record an outcome in the task store");
@@ -478,6 +744,15 @@ impl Store {
             .get(&gid)
             .filter(|t| t.callback.as_deref().is_some_and(|c| c == token))
     }
+}
+
+/// What a torrent-client interface adds beside an [`AddRequest`].
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Extras {
+    pub(crate) category: Option<String>,
+    pub(crate) tags: Vec<String>,
+    pub(crate) held: bool,
+    pub(crate) unwanted: Vec<usize>,
 }
 
 /// The store with the drive whose rules decide what is accepted: what
@@ -527,6 +802,17 @@ impl Store {
         accepted: Accepted,
         watch: Option<&str>,
     ) -> Result<Gid, StoreError> {
+        self.add_with(request, accepted, watch, &Extras::default())
+    }
+
+    /// [`Store::add`] with what a torrent-client interface adds.
+    pub(crate) fn add_with(
+        &mut self,
+        request: AddRequest,
+        accepted: Accepted,
+        watch: Option<&str>,
+        extras: &Extras,
+    ) -> Result<Gid, StoreError> {
         let Accepted {
             source,
             name,
@@ -543,6 +829,19 @@ impl Store {
         }
         if let Some(watch) = watch {
             options["watch"] = json!(watch);
+        }
+        options["added"] = json!(unix_now());
+        if let Some(category) = &extras.category {
+            options["category"] = json!(category);
+        }
+        if !extras.tags.is_empty() {
+            options["tags"] = json!(extras.tags);
+        }
+        if extras.held {
+            options["held"] = json!(true);
+        }
+        if !extras.unwanted.is_empty() {
+            options["unwanted"] = json!(extras.unwanted);
         }
         self.journal
             .set_options(&entry, &options.to_string())
@@ -608,10 +907,27 @@ impl Store {
         Ok(())
     }
 
+    /// Drops a task from the map and every index (not from the rows).
+    fn forget(&mut self, gid: Gid) -> Option<Task> {
+        let task = self.tasks.remove(&gid)?;
+        self.order.remove(&task.entry.line);
+        if self.hashes.get(&task.view.hash) == Some(&gid) {
+            self.hashes.remove(&task.view.hash);
+        }
+        self.ids.remove(&task.view.id);
+        self.deleting.remove(&gid);
+        self.lost.remove(&gid);
+        Some(task)
+    }
+
     pub(crate) fn remove_result(&mut self, gid: Gid) -> Result<(), StoreError> {
+        if self.deleting.contains(&gid) {
+            return Err(StoreError(format!(
+                "GID#{gid} is being deleted on the drive; it goes once that is done"
+            )));
+        }
         let task = self
-            .tasks
-            .remove(&gid)
+            .forget(gid)
             .ok_or_else(|| StoreError(format!("GID#{gid} is not found")))?;
         // Only called for a stopped task; the other queues are cleared all the same.
         self.stopped.retain(|g| *g != gid);
@@ -622,7 +938,12 @@ impl Store {
 
     pub(crate) fn purge_results(&mut self) {
         for gid in std::mem::take(&mut self.stopped) {
-            if let Some(task) = self.tasks.remove(&gid) {
+            if self.deleting.contains(&gid) {
+                // Still to delete on the drive: kept until then.
+                self.stopped.push(gid);
+                continue;
+            }
+            if let Some(task) = self.forget(gid) {
                 if let Err(e) = self.journal.remove(&task.entry) {
                     warn!(error = %e, "cannot remove a download result from the store");
                 }

@@ -13,7 +13,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tracing::{debug, info};
 
-use crate::drive::{Claim, Hint, Job, Lost, Observed, Reconciled, Submitted};
+use crate::drive::{Claim, Hint, Job, Lost, Observed, Reconciled, Stored, Submitted};
 use crate::store::Store;
 use crate::{Drive, Gateway};
 
@@ -27,6 +27,8 @@ const IN_FLIGHT: usize = 8;
 /// After a create's answer was lost, the wait before its row is looked for in the
 /// drive's task list (a drive that reconciles).
 const RECONCILE_AFTER: Duration = Duration::from_secs(2);
+/// After a deletion on the drive failed, the wait before the next attempt.
+const DELETE_RETRY: Duration = Duration::from_secs(5);
 /// After the task list could not be read for a reconciliation, the wait before the
 /// next attempt.
 const RECONCILE_RETRY: Duration = Duration::from_secs(5);
@@ -34,7 +36,53 @@ const RECONCILE_RETRY: Duration = Duration::from_secs(5);
 impl<D: Drive> Gateway<D> {
     /// Submits pending rows and tracks running tasks, forever.
     pub(crate) async fn work(&self) {
-        tokio::join!(self.submit_loop(), self.track_loop());
+        tokio::join!(self.submit_loop(), self.track_loop(), self.delete_loop());
+    }
+
+    /// Deletes what users deleted ([`Store::deleting`]): each task's drive task and,
+    /// when asked, its stored file ([`Drive::delete`]), then its row; a failed call
+    /// is tried again after [`DELETE_RETRY`].
+    async fn delete_loop(&self) {
+        let mut retry_at: BTreeMap<Gid, Instant> = BTreeMap::new();
+        loop {
+            let now = Instant::now();
+            let next = {
+                let store = self.store();
+                retry_at.retain(|gid, _| store.deleting.contains(gid));
+                store
+                    .deleting
+                    .iter()
+                    .find(|gid| retry_at.get(gid).is_none_or(|at| *at <= now))
+                    .and_then(|gid| store.tasks.get(gid))
+                    .map(|t| {
+                        let files = match (t.deleting, &t.file_id) {
+                            (Some(true), Some(id)) => vec![id.clone()],
+                            _ => Vec::new(),
+                        };
+                        (t.view.gid, t.entry.task.clone(), files)
+                    })
+            };
+            let Some((gid, task, files)) = next else {
+                tokio::select! {
+                    () = self.shared.wake.notified() => {}
+                    () = tokio::time::sleep(IDLE) => {}
+                }
+                continue;
+            };
+            match self.shared.drive.delete(task.as_deref(), &files).await {
+                Ok(()) => {
+                    info!(%gid, "deleted on the drive");
+                    if let Err(e) = self.store().remove_now(gid) {
+                        tracing::warn!(%gid, error = %e, "cannot forget a deleted task");
+                        retry_at.insert(gid, Instant::now() + DELETE_RETRY);
+                    }
+                }
+                Err(e) => {
+                    debug!(%gid, error = %e, "deleting on the drive failed; trying again later");
+                    retry_at.insert(gid, Instant::now() + DELETE_RETRY);
+                }
+            }
+        }
     }
 
     async fn submit_loop(&self) {
@@ -122,7 +170,8 @@ impl<D: Drive> Gateway<D> {
         }
         let next = {
             let store = self.store();
-            let first = store.in_queue(Queue::Waiting).next().map(|t| {
+            // A held task (added paused) waits until released.
+            let first = store.in_queue(Queue::Waiting).find(|t| !t.view.held).map(|t| {
                 (
                     t.view.gid,
                     t.entry.clone(),
@@ -132,6 +181,7 @@ impl<D: Drive> Gateway<D> {
                         dir: t.dir.clone().or_else(|| self.shared.default_dir.clone()),
                         out: t.out.clone(),
                         callback_url: None,
+                        wanted: t.wanted(),
                     },
                     t.callback.clone(),
                 )
@@ -147,8 +197,13 @@ impl<D: Drive> Gateway<D> {
         let claim = |step: Claim<'_>| {
             let mut store = self.store();
             let written = match step {
-                Claim::Parsed { name, task_url } => {
+                Claim::Parsed {
+                    name,
+                    task_url,
+                    files,
+                } => {
                     let written = store.journal.set_name(&entry, name, task_url);
+                    store.set_parsed_files(gid, files);
                     if let Some(t) = store.tasks.get_mut(&gid) {
                         t.entry.name = Some(name.to_owned());
                         t.entry.task_url = task_url.map(str::to_owned);
@@ -259,7 +314,7 @@ impl<D: Drive> Gateway<D> {
         let mut asking: JoinSet<(Gid, Result<Observed, String>)> = JoinSet::new();
         // The files callbacks named, and the lookups of finished tasks' files.
         let mut files: BTreeMap<Gid, u64> = BTreeMap::new();
-        let mut looking: JoinSet<(Gid, Option<(String, u64)>)> = JoinSet::new();
+        let mut looking: JoinSet<(Gid, Option<Stored>)> = JoinSet::new();
         loop {
             // Newly running tasks join; removed ones leave.
             let running = self.running();
@@ -324,8 +379,8 @@ impl<D: Drive> Gateway<D> {
                     }
                 }
                 Some(found) = looking.join_next(), if !looking.is_empty() => {
-                    if let Ok((gid, Some((name, length)))) = found {
-                        self.store().set_stored(gid, &name, length);
+                    if let Ok((gid, Some(stored))) = found {
+                        self.store().set_stored(gid, &stored);
                     }
                 }
             }
@@ -343,7 +398,7 @@ impl<D: Drive> Gateway<D> {
     /// Looks up the file a completed task stored (its name and length).
     fn look_up(
         &self,
-        looking: &mut JoinSet<(Gid, Option<(String, u64)>)>,
+        looking: &mut JoinSet<(Gid, Option<Stored>)>,
         gid: Gid,
         file_id: Option<u64>,
     ) {
@@ -439,8 +494,8 @@ impl<D: Drive> Gateway<D> {
         let complete = state == TaskState::Complete;
         self.store().record(gid, Row::Submitted, None, None, state);
         if let (true, Some(name)) = (complete, &name) {
-            if let Some((name, length)) = self.shared.drive.stored(None, name, hint.file_id).await {
-                self.store().set_stored(gid, &name, length);
+            if let Some(stored) = self.shared.drive.stored(None, name, hint.file_id).await {
+                self.store().set_stored(gid, &stored);
             }
         }
     }

@@ -194,6 +194,10 @@ impl Journal {
                 attempts   INTEGER NOT NULL DEFAULT 0,
                 updated_at INTEGER NOT NULL,
                 PRIMARY KEY (source, occurrence)
+            );
+            CREATE TABLE IF NOT EXISTS settings (
+                key   TEXT PRIMARY KEY,
+                value TEXT NOT NULL
             );",
         )?;
         // Added later: the exit code of a line's last outcome; the task's URL; the
@@ -420,6 +424,43 @@ impl Journal {
         Ok(())
     }
 
+    /// A setting the daemon keeps beside its rows (such as its categories, as JSON
+    /// text); `None` when never set.
+    ///
+    /// # Errors
+    ///
+    /// A SQLite error.
+    pub fn setting(&self, key: &str) -> rusqlite::Result<Option<String>> {
+        match self.conn.query_row(
+            "SELECT value FROM settings WHERE key = ?1",
+            params![key],
+            |r| r.get(0),
+        ) {
+            Ok(value) => Ok(Some(value)),
+            Err(rusqlite::Error::QueryReturnedNoRows) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Records a setting (`None` forgets it), committed before this returns.
+    ///
+    /// # Errors
+    ///
+    /// A SQLite error.
+    pub fn set_setting(&self, key: &str, value: Option<&str>) -> rusqlite::Result<()> {
+        match value {
+            Some(value) => self.conn.execute(
+                "INSERT INTO settings (key, value) VALUES (?1, ?2)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                params![key, value],
+            )?,
+            None => self
+                .conn
+                .execute("DELETE FROM settings WHERE key = ?1", params![key])?,
+        };
+        Ok(())
+    }
+
     /// Records the name a source parsed to and the URL its task will carry (before
     /// it is added).
     pub fn set_name(
@@ -543,6 +584,24 @@ mod tests {
         assert_eq!(all[1].task.as_deref(), Some("7"));
         j.remove(&all[0]).unwrap();
         assert_eq!(j.all().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn settings_survive_reopening_and_can_be_forgotten() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sqlite");
+        let j = Journal::open(&path).unwrap();
+        assert_eq!(j.setting("categories").unwrap(), None);
+        j.set_setting("categories", Some("{}")).unwrap();
+        j.set_setting("categories", Some(r#"{"tv":"/TV"}"#)).unwrap();
+        drop(j);
+        let j = Journal::open(&path).unwrap();
+        assert_eq!(
+            j.setting("categories").unwrap().as_deref(),
+            Some(r#"{"tv":"/TV"}"#)
+        );
+        j.set_setting("categories", None).unwrap();
+        assert_eq!(j.setting("categories").unwrap(), None);
     }
 
     #[test]

@@ -172,6 +172,7 @@ fn detail_value(d: &FileDetailData) -> Value {
         "size": d.size,
         "etag": d.etag,
         "parent": d.parent_file_id.to_string(),
+        "trashed": d.trashed.0,
     })
 }
 

@@ -58,6 +58,11 @@ pub(crate) struct ServeArgs {
         hide_env_values = true
     )]
     pub(crate) web_password: Option<String>,
+    /// Where the media apps see the drive (e.g. `/mnt/cloud`, an rclone or OpenList
+    /// mount): the qBittorrent and Transmission interfaces report each drive path
+    /// under it (`/Media/TV` as `/mnt/cloud/Media/TV`). Default: drive paths as they are.
+    #[arg(long, value_name = "PATH")]
+    pub(crate) report_path_prefix: Option<String>,
 }
 
 /// The options `provider` cannot honour, and a listen address that needs a secret.
@@ -72,6 +77,16 @@ pub(crate) fn check(args: &ServeArgs, provider: Provider) -> Vec<String> {
     if provider == Provider::Pan6 && args.callback_url.is_some() {
         problems.push(
             "--callback-url: 6pan sends no callbacks (tasks are tracked from its task list)"
+                .to_owned(),
+        );
+    }
+    if args
+        .report_path_prefix
+        .as_deref()
+        .is_some_and(|p| !p.starts_with('/') || p.contains('\n'))
+    {
+        problems.push(
+            "--report-path-prefix: an absolute path where the drive is mounted (such as /mnt/cloud)"
                 .to_owned(),
         );
     }
@@ -145,6 +160,10 @@ async fn serve<D: offline_gateway::Drive>(
                     .unwrap_or_else(|| "admin".to_owned()),
                 password: offline_proto::Secret::new(password),
             }),
+        report_prefix: args
+            .report_path_prefix
+            .as_deref()
+            .map(|p| p.trim_end_matches('/').to_owned()),
     };
     let provider = drive.provider();
     // One daemon per state file: a second one would submit the same pending rows.
@@ -179,11 +198,16 @@ async fn serve<D: offline_gateway::Drive>(
         }
     };
     let url = format!("http://{addr}/jsonrpc");
+    let qbittorrent = format!("http://{addr}/");
+    let transmission = format!("http://{addr}/transmission/rpc");
     if out.is_json() {
-        out.event(json!({"event": "listening", "addr": addr.to_string(), "url": url}));
+        out.event(json!({
+            "event": "listening", "addr": addr.to_string(), "url": url,
+            "qbittorrent": qbittorrent, "transmission": transmission,
+        }));
     } else {
         out.say(&format!(
-            "aria2 JSON-RPC on {url} (the drive: {provider}); stop with Ctrl-C"
+            "aria2 JSON-RPC on {url}, qBittorrent Web API at {qbittorrent}api/v2/, Transmission RPC on {transmission} (the drive: {provider}); stop with Ctrl-C"
         ));
     }
     match gateway.serve(listener, std::future::pending()).await {
