@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use http::StatusCode;
 use offline_proto::pan123::{
     self, AccessTokenRequest, DownloadInfoRequest, Endpoint, FileDetailRequest, FileInfosRequest,
-    FileListRequest, MkdirRequest, OfflineDownloadRequest, OfflineProcessRequest,
+    FileListRequest, FileTrashRequest, MkdirRequest, OfflineDownloadRequest, OfflineProcessRequest,
     OssOfflineDownloadRequest, OssProcessRequest, ProcessQuery,
 };
 use offline_proto::{BaseUrl, HttpRequest, Secret};
@@ -237,6 +237,7 @@ fn encode(provider: &str, id: &str, example: serde_json::Value) -> Result<Option
         "fileDetail" => with::<FileDetailRequest>(example, &base, auth)?,
         "fileInfos" => with::<FileInfosRequest>(example, &base, auth)?,
         "downloadInfo" => with::<DownloadInfoRequest>(example, &base, auth)?,
+        "fileTrash" => with::<FileTrashRequest>(example, &base, auth)?,
         "offlineDownloadProcess" => OfflineProcessRequest(from_json::<ProcessQuery>(example)?)
             .to_http(&base, auth)
             .map_err(|e| e.to_string())?,

@@ -13,9 +13,12 @@
 //! image-bed files go to a tree of their own. `GET /api/v2/file/list` (paged by
 //! `lastFileId`, `-1` on the last page), `POST /upload/v1/file/mkdir` (a taken name is
 //! code 1, `该目录下已经有同名文件夹,无法进行创建`), `GET /api/v1/file/detail`,
-//! `POST /api/v1/file/infos` and `GET /api/v1/file/download_info` answer from it; the
-//! download URL (`http://<host>/_download/<token>/<name>`, valid an hour, never
-//! faulted) serves the stored bytes and honours a single `Range`. A file's `etag` is the
+//! `POST /api/v1/file/infos`, `GET /api/v1/file/download_info` and `POST
+//! /api/v1/file/trash` answer from it; the download URL
+//! (`http://<host>/_download/<token>/<name>`, valid an hour, never faulted) serves the
+//! stored bytes and honours a single `Range`. A trashed entry stays listed (and in
+//! infos and detail) with `trashed: 1`; it, and whatever is under a trashed folder,
+//! gets no download URL, and the URLs handed out before serve HTTP 404. A file's `etag` is the
 //! MD5 of its bytes. A top-level body member sent as `null` is taken as absent and a
 //! query value left empty (`searchMode=`) as not given, as production takes them;
 //! IDs are accepted as numbers or strings of digits.
@@ -42,7 +45,7 @@
 //! | 401 | 200 | wrong `clientID`/`clientSecret`; a missing, unknown (`invalid token`) or expired (`token is expired`) bearer token; an unknown, used or expired OAuth code or refresh token; a token call from a client at its cap of live tokens ([`EmulatorConfig::max_tokens_per_client`]: `tokens number has exceeded the limit`) |
 //! | 404 | 200 | `task not found`: an unknown task ID, or a task of the other product (a cloud-drive task asked on the image-bed progress call, or the reverse) |
 //! | 1 | 200 | mkdir: a folder of that name is there already |
-//! | 5066 | 200 | an unknown file or folder (detail, download_info, list, a create's `dirID`, mkdir's `parentID`) |
+//! | 5066 | 200 | an unknown file or folder (detail, download_info, list, trash, a create's `dirID`, mkdir's `parentID`) |
 //! | 429 | 200 | over the client's rate limit for the endpoint (`操作频繁，请稍后再试`) |
 //! | 404 | 404 | unknown path |
 //! | 405 | 405 | known path, wrong method (with `Allow`) |

@@ -1,6 +1,7 @@
 //! The 123pan drive's folders and files: mkdir, the paged list, detail, infos, the
-//! download URL with `Range`, downloads landing in folders, and the request shapes
-//! real clients send (`null` options, IDs as strings, empty query values).
+//! download URL with `Range`, the move to the trash, downloads landing in folders, and
+//! the request shapes real clients send (`null` options, IDs as strings, empty query
+//! values).
 
 mod common;
 
@@ -155,6 +156,105 @@ async fn downloads_land_in_folders_that_list_detail_and_serve_their_bytes() {
     let unknown = format!("{}/_download/nope/a.bin", s.emu.base_url());
     assert_eq!(fetch(&unknown, None).await.0, 404);
     s.get(&format!("/api/v1/file/download_info?fileId={movies}"))
+        .await
+        .fails_with(5066, "文件不存在");
+}
+
+const TRASH: &str = "/api/v1/file/trash";
+
+/// The entry of `id` as the list of `folder` answers it.
+async fn listed(s: &Pan123, folder: u64, id: u64) -> Value {
+    let (entries, _) = list_all(s, folder, 100).await;
+    entries
+        .into_iter()
+        .find(|e| e["fileId"] == id)
+        .unwrap_or_else(|| panic!("{id} is listed in {folder}"))
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_downloaded_file_trashed_stays_listed_flagged_and_serves_no_bytes() {
+    let s = pan123(relaxed_config()).await;
+    let files = file_server().await;
+    let url = files.url("/data.bin");
+    let folder = mkdir(&s, json!(0), "done").await;
+    let task = s
+        .create(
+            CREATE,
+            &json!({"url": url, "dirID": folder, "fileName": "a.bin"}),
+        )
+        .await;
+    assert_eq!(s.wait_final(PROCESS, task).await["status"], 2);
+    let file_id = s.snapshot(task).file_id.unwrap();
+    let keep = mkdir(&s, json!(folder), "keep").await;
+    let early = s
+        .get(&format!("/api/v1/file/download_info?fileId={file_id}"))
+        .await;
+    let early = early.data()["downloadUrl"].as_str().unwrap().to_owned();
+    assert_eq!(fetch(&early, None).await.0, 200);
+
+    // The vendor's body; the answer is the vendor's `data: null`.
+    let trashed = s.post(TRASH, &json!({"fileIDs": [file_id]})).await;
+    assert_eq!(trashed.code(), 0, "{trashed:?}");
+    assert_eq!(trashed.message(), "ok");
+    assert!(trashed.data().is_null(), "{trashed:?}");
+
+    // Still listed, and in infos and detail, flagged; the folder beside it is not.
+    assert_eq!(listed(&s, folder, file_id).await["trashed"], 1);
+    assert_eq!(listed(&s, folder, keep).await["trashed"], 0);
+    let infos = s
+        .post("/api/v1/file/infos", &json!({"fileIds": [file_id, keep]}))
+        .await;
+    let list = infos.data()["fileList"].as_array().unwrap().clone();
+    assert_eq!(list.len(), 2);
+    assert_eq!(
+        (list[0]["fileId"].as_u64(), &list[0]["trashed"]),
+        (Some(file_id), &json!(1))
+    );
+    assert_eq!(list[1]["trashed"], 0);
+    let detail = s
+        .get(&format!("/api/v1/file/detail?fileID={file_id}"))
+        .await;
+    assert_eq!(detail.data()["trashed"], 1);
+
+    // Its bytes: no new download URL, and the one handed out before serves nothing.
+    s.get(&format!("/api/v1/file/download_info?fileId={file_id}"))
+        .await
+        .fails_with(5066, "文件不存在");
+    assert_eq!(fetch(&early, None).await.0, 404);
+
+    // Trashing it again is no error; an ID as a string is read as the others are.
+    let again = s
+        .post(TRASH, &json!({"fileIDs": [file_id.to_string()]}))
+        .await;
+    assert_eq!(again.code(), 0, "{again:?}");
+
+    // One unknown ID refuses the whole call, and trashes nothing.
+    s.post(TRASH, &json!({"fileIDs": [keep, 424_242]}))
+        .await
+        .fails_with(5066, "424242");
+    assert_eq!(listed(&s, folder, keep).await["trashed"], 0);
+
+    // Refused as the description says: no ID, more than 100, no body field.
+    s.post(TRASH, &json!({"fileIDs": []}))
+        .await
+        .fails_with(400, "fileIDs");
+    let many: Vec<u64> = (0..101).map(|_| keep).collect();
+    s.post(TRASH, &json!({ "fileIDs": many }))
+        .await
+        .fails_with(400, "fileIDs");
+    s.post(TRASH, &json!({})).await.fails_with(400, "fileIDs");
+
+    // A trashed folder takes what is under it out of reach too.
+    let inner = s
+        .create(
+            CREATE,
+            &json!({"url": url, "dirID": keep, "fileName": "b.bin"}),
+        )
+        .await;
+    assert_eq!(s.wait_final(PROCESS, inner).await["status"], 2);
+    let inner_id = s.snapshot(inner).file_id.unwrap();
+    assert_eq!(s.post(TRASH, &json!({"fileIDs": [keep]})).await.code(), 0);
+    s.get(&format!("/api/v1/file/download_info?fileId={inner_id}"))
         .await
         .fails_with(5066, "文件不存在");
 }

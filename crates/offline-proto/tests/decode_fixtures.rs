@@ -27,8 +27,8 @@ use http::{Method, StatusCode};
 use offline_proto::pan123::{
     decode_callback, decode_oauth_token, AccessTokenRequest, Callback, CallbackStatus,
     DownloadInfoRequest, Endpoint, FileDetailRequest, FileInfosRequest, FileListRequest,
-    MkdirRequest, OfflineDownloadRequest, OfflineProcessRequest, OssOfflineDownloadRequest,
-    OssProcessRequest, Process, TaskId, TaskStatus, DEFAULT_BASE_URL,
+    FileTrashRequest, MkdirRequest, OfflineDownloadRequest, OfflineProcessRequest,
+    OssOfflineDownloadRequest, OssProcessRequest, Process, TaskId, TaskStatus, DEFAULT_BASE_URL,
 };
 use offline_proto::{
     ApiError, BaseUrl, Code, DecodeErrorKind, HttpRequest, HttpResponse, ProviderError, Secret,
@@ -92,6 +92,7 @@ fn decode(endpoint: &str, response: &HttpResponse) -> Box<dyn Debug> {
         "file_detail" => Box::new(FileDetailRequest::decode(response)),
         "file_infos" => Box::new(FileInfosRequest::decode(response)),
         "download_info" => Box::new(DownloadInfoRequest::decode(response)),
+        "file_trash" => Box::new(FileTrashRequest::decode(response)),
         other => panic!("no decoder for fixture directory {other:?}"),
     }
 }
@@ -110,6 +111,7 @@ fn decode_error(endpoint: &str, response: &HttpResponse) -> Option<ApiError> {
         "file_detail" => FileDetailRequest::decode(response).err(),
         "file_infos" => FileInfosRequest::decode(response).err(),
         "download_info" => DownloadInfoRequest::decode(response).err(),
+        "file_trash" => FileTrashRequest::decode(response).err(),
         other => panic!("no decoder for fixture directory {other:?}"),
     }
 }
@@ -508,6 +510,7 @@ fn encode(endpoint: &str, fixture: Value) -> HttpRequest {
         "file_detail" => from::<FileDetailRequest>(fixture).to_http(&base, token),
         "file_infos" => from::<FileInfosRequest>(fixture).to_http(&base, token),
         "download_info" => from::<DownloadInfoRequest>(fixture).to_http(&base, token),
+        "file_trash" => from::<FileTrashRequest>(fixture).to_http(&base, token),
         other => panic!("no encoder for fixture directory {other:?}"),
     };
     encoded.unwrap_or_else(|e| panic!("{endpoint}: {e}"))

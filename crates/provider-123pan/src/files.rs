@@ -1,16 +1,16 @@
-//! Folders and files: mkdir, the paged list, details, download URLs, and folder paths
-//! resolved to IDs (the rules are [`offline_proto::pan123`]'s: [`DrivePath`],
-//! [`find_folder`], [`Pages`], [`is_duplicate_name`]).
+//! Folders and files: mkdir, the paged list, details, download URLs, the move to the
+//! trash, and folder paths resolved to IDs (the rules are [`offline_proto::pan123`]'s:
+//! [`DrivePath`], [`find_folder`], [`Pages`], [`is_duplicate_name`]).
 
 use std::collections::HashMap;
 
 use futures_util::stream::{self, BoxStream, StreamExt};
 use offline_proto::pan123::{
-    find_folder, is_duplicate_name, DownloadInfoRequest, DrivePath, FileDetailData,
-    FileDetailRequest, FileEntry, FileId, FileInfosRequest, FileListPage, MkdirRequest, Pages,
-    INFOS_MAX_IDS,
+    find_folder, is_duplicate_name, DownloadInfoRequest, DrivePath, Endpoint, FileDetailData,
+    FileDetailRequest, FileEntry, FileId, FileInfosRequest, FileListPage, FileTrashRequest,
+    MkdirRequest, Pages, INFOS_MAX_IDS, TRASH_MAX_IDS,
 };
-use offline_proto::HttpClient;
+use offline_proto::{EncodeError, HttpClient};
 
 use crate::{Error, Pan123};
 
@@ -123,6 +123,37 @@ impl<C: HttpClient> Pan123<C> {
     /// (`ApiError::QuotaExceeded`); [`Error::Transport`].
     pub async fn download_url(&self, id: FileId) -> Result<String, Error> {
         Ok(self.call(DownloadInfoRequest::new(id)).await?.download_url)
+    }
+
+    /// Moves files and folders to the trash (`POST /api/v1/file/trash`), in calls of
+    /// [`TRASH_MAX_IDS`] (100) IDs sent one after another: 101 IDs are two calls. The
+    /// entries stay recoverable: [`list`](Self::list) and [`files`](Self::files) still
+    /// answer them, with `trashed: 1` ([`FileEntry::is_trashed`]).
+    ///
+    /// It creates nothing, so, like a read, a call whose answer was lost is sent
+    /// again. The emulator answers success for an entry already in the trash and
+    /// gives a trashed file no [`download_url`](Self::download_url); the service
+    /// documents neither.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Invalid`] for no IDs at all (nothing sent); [`Error::Api`] for the
+    /// provider's refusal (an unknown ID: 5066, `ApiError::NotFound`, from the
+    /// emulator, which then trashes none of that call's IDs; the service documents no
+    /// answer for it); [`Error::Transport`]. The first failing call ends it: the calls
+    /// before it were carried out, the ones after it not sent.
+    pub async fn trash(&self, ids: &[FileId]) -> Result<(), Error> {
+        if ids.is_empty() {
+            let none = FileTrashRequest::new([]);
+            return none
+                .validate()
+                .map_err(|e| Error::Invalid(EncodeError::from(e)));
+        }
+        for chunk in ids.chunks(TRASH_MAX_IDS) {
+            self.call(FileTrashRequest::new(chunk.iter().copied()))
+                .await?;
+        }
+        Ok(())
     }
 
     /// The ID of the folder at `path` (`/Movies/2026`), walking from the root one

@@ -29,7 +29,8 @@
 //! Folders and files around the downloads: [`Pan123::resolve_dir`] turns a path such
 //! as `/Movies/2026` into a folder ID (creating missing folders when asked, cached per
 //! client), [`Pan123::mkdir`], [`Pan123::list`] (a stream of pages),
-//! [`Pan123::file`], [`Pan123::files`] and [`Pan123::download_url`].
+//! [`Pan123::file`], [`Pan123::files`], [`Pan123::download_url`] and [`Pan123::trash`]
+//! (the files a finished download stored, say, once they are fetched).
 //!
 //! A create call (`offline_download`, `oss_offline_download`) whose request may have
 //! reached the server without an answer coming back is **never** sent again: it fails

@@ -1,6 +1,6 @@
 //! Folders and files against the emulator over real loopback HTTP, in paused time:
 //! `resolve_dir` creating and caching a path, the paged list skipping trashed entries,
-//! details, infos and the download URL's bytes.
+//! details, infos, the download URL's bytes, and `trash` (batches of 100).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -72,6 +72,7 @@ async fn start() -> RunningEmulator {
 
 const LIST: &str = "/api/v2/file/list";
 const MKDIR: &str = "/upload/v1/file/mkdir";
+const TRASH: &str = "/api/v1/file/trash";
 
 #[tokio::test(start_paused = true)]
 async fn resolve_dir_creates_missing_folders_once_and_caches_the_path() {
@@ -194,5 +195,93 @@ async fn a_download_into_a_resolved_folder_is_listed_described_and_fetched() {
         matches!(missing, Error::Api(offline_proto::ApiError::NotFound(_))),
         "{missing:?}"
     );
+    emu.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn trash_moves_a_downloaded_file_to_the_trash_in_batches_of_a_hundred() {
+    let emu = start().await;
+    let bytes: Bytes = (0..50_000u32).map(|i| (i % 253) as u8).collect();
+    let mut files = BTreeMap::new();
+    files.insert(
+        "done.bin".to_owned(),
+        ServedFile::new("application/octet-stream", bytes),
+    );
+    let source = SourceServer::start(files).await.unwrap();
+    let (pan, sent) = counting_client(&emu);
+
+    let dir = pan.resolve_dir("/Downloads", true).await.unwrap();
+    let mut request = OfflineDownloadRequest::new(source.file_url("done.bin"));
+    request.dir_id = Some(dir.id);
+    let task = pan.offline_download(request).await.unwrap();
+    let done = pan.wait_final(TaskRef::cloud(task)).await.unwrap();
+    assert_eq!(done.status, TaskStatus::Succeeded);
+    let stored = pan.list_all(dir.id).await.unwrap();
+    assert_eq!(stored.len(), 1);
+    let file = stored[0].file_id;
+    pan.download_url(file).await.unwrap();
+
+    // One file: one call; it is still listed and described, flagged, and out of the
+    // folder's entries; no download URL for it any more.
+    pan.trash(&[file]).await.unwrap();
+    assert_eq!(count(&sent, TRASH), 1);
+    let mut listed = Vec::new();
+    let mut pages = pan.list(dir.id);
+    while let Some(page) = pages.next().await {
+        listed.extend(page.unwrap().file_list);
+    }
+    drop(pages);
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].file_id, file);
+    assert!(listed[0].is_trashed());
+    assert!(pan.list_all(dir.id).await.unwrap().is_empty());
+    let described = pan.files(&[file]).await.unwrap();
+    assert_eq!(described.len(), 1);
+    assert!(described[0].is_trashed());
+    assert!(pan.file(file).await.unwrap().trashed.0);
+    let gone = pan.download_url(file).await.unwrap_err();
+    assert!(
+        matches!(gone, Error::Api(offline_proto::ApiError::NotFound(_))),
+        "{gone:?}"
+    );
+
+    // The same file again: fine.
+    pan.trash(&[file]).await.unwrap();
+    assert_eq!(count(&sent, TRASH), 2);
+
+    // 101 IDs: two calls, 100 and 1; every one trashed.
+    let mut many = Vec::new();
+    for i in 0..101 {
+        many.push(pan.mkdir(dir.id, &format!("old-{i:03}")).await.unwrap());
+    }
+    pan.trash(&many).await.unwrap();
+    assert_eq!(count(&sent, TRASH), 4);
+    let described = pan.files(&many).await.unwrap();
+    assert_eq!(described.len(), 101);
+    assert!(described.iter().all(|e| e.is_trashed()));
+    assert!(pan.list_all(dir.id).await.unwrap().is_empty());
+
+    // No IDs: refused here, nothing sent.
+    let before = sent.lock().unwrap().len();
+    let none = pan.trash(&[]).await.unwrap_err();
+    assert!(
+        matches!(
+            none,
+            Error::Invalid(offline_proto::EncodeError::Invalid(
+                offline_proto::ValidationError::Empty("fileIDs")
+            ))
+        ),
+        "{none:?}"
+    );
+    assert_eq!(sent.lock().unwrap().len(), before);
+
+    // An unknown ID: the emulator's 5066, and nothing of that call trashed.
+    let keep = pan.mkdir(dir.id, "keep").await.unwrap();
+    let unknown = pan.trash(&[keep, FileId(424_242)]).await.unwrap_err();
+    assert!(
+        matches!(unknown, Error::Api(offline_proto::ApiError::NotFound(_))),
+        "{unknown:?}"
+    );
+    assert_eq!(pan.list_all(dir.id).await.unwrap().len(), 1);
     emu.shutdown().await;
 }

@@ -1,8 +1,13 @@
 //! The 123pan drive's folders and files, as the emulator keeps them: one tree for the
 //! cloud drive and one for the image bed, and the calls that read and grow the drive's
 //! (`GET /api/v2/file/list`, `POST /upload/v1/file/mkdir`, `GET /api/v1/file/detail`,
-//! `POST /api/v1/file/infos`, `GET /api/v1/file/download_info`), plus the loopback
-//! download route the download URLs point at.
+//! `POST /api/v1/file/infos`, `GET /api/v1/file/download_info`, `POST
+//! /api/v1/file/trash`), plus the loopback download route the download URLs point at.
+//!
+//! The trash is a flag on the entry, as the service's `trashed`: a trashed entry stays
+//! in the tree (the list and infos answer it with `trashed: 1`), is no longer in its
+//! folder (names there are free again), and neither it nor anything under a trashed
+//! folder gets a download URL or serves its bytes through one handed out before.
 //!
 //! IDs are handed out from one counter for files and folders of both trees (the first
 //! is 500001); the root of each tree is 0. A page lists a folder's entries in ID order
@@ -146,6 +151,31 @@ impl Tree {
     /// Moves `id` to the trash; `false` when there is no such entry.
     pub(crate) fn trash(&mut self, id: u64) -> bool {
         self.nodes.get_mut(&id).map(|n| n.trashed = true).is_some()
+    }
+
+    /// Moves every one of `ids` to the trash (those already there stay), or none of
+    /// them: `Err` with the first ID that is no entry of this tree.
+    pub(crate) fn trash_all(&mut self, ids: &[u64]) -> Result<(), u64> {
+        if let Some(unknown) = ids.iter().find(|id| !self.nodes.contains_key(id)) {
+            return Err(*unknown);
+        }
+        for id in ids {
+            self.trash(*id);
+        }
+        Ok(())
+    }
+
+    /// Whether `id` is in the trash, itself or through a trashed folder above it.
+    pub(crate) fn in_trash(&self, id: u64) -> bool {
+        let mut at = id;
+        for _ in 0..=1024 {
+            match self.nodes.get(&at) {
+                Some(n) if n.trashed => return true,
+                Some(n) => at = n.parent,
+                None => return false,
+            }
+        }
+        false
     }
 
     pub(crate) fn node(&self, id: u64) -> Option<&Node> {
@@ -428,6 +458,25 @@ mod tests {
         assert_eq!(t.detail(1).unwrap().size, 3 + 4 + 5 + 6 + 7);
         assert!(t.trash(3));
         assert_eq!(t.detail(1).unwrap().size, 4 + 5 + 6 + 7);
+    }
+
+    #[test]
+    fn trash_all_is_all_or_nothing_and_reaches_below_folders() {
+        let mut t = Tree::default();
+        t.mkdir(1, 0, "a", String::new()).unwrap();
+        t.add_file(file(2, 1, "x.bin"));
+        t.add_file(file(3, 0, "y.bin"));
+        assert_eq!(t.trash_all(&[3, 99]), Err(99));
+        assert!(!t.in_trash(3), "nothing trashed when an ID is unknown");
+        assert_eq!(t.trash_all(&[3, 3]), Ok(()));
+        assert_eq!(t.trash_all(&[3]), Ok(()), "already in the trash");
+        assert!(t.in_trash(3));
+        assert!(t.entry(3).unwrap().trashed.0);
+        assert!(!t.in_trash(2));
+        t.trash_all(&[1]).unwrap();
+        assert!(t.in_trash(2), "under a trashed folder");
+        assert!(!t.entry(2).unwrap().trashed.0, "its own flag is unchanged");
+        assert_eq!(t.add_file(file(4, 0, "y.bin")), "y.bin", "the name is free");
     }
 
     #[test]

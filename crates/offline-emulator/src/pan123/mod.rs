@@ -1,6 +1,7 @@
 //! The 123pan half of the emulator: the open platform's token call, the four offline
-//! calls (cloud drive and image bed) and the OAuth token call, the state behind them
-//! ([`state`]) and the tasks' work ([`tasks`]).
+//! calls (cloud drive and image bed), the OAuth token call and the file calls around
+//! them ([`files`]: list, mkdir, detail, infos, download URL, trash), the state behind
+//! them ([`state`]) and the tasks' work ([`tasks`]).
 //!
 //! Every answer is a 123pan envelope `{"code", "message", "data", "x-traceID"}` with
 //! `content-type: application/json`. HTTP status is 200 except for an unknown path
@@ -22,9 +23,10 @@ use hyper::body::Incoming;
 use offline_proto::pan123::{
     url_stored_name, validate_http_url, AccessTokenRequest, DownloadInfoData, DownloadInfoRequest,
     Endpoint, EndpointId, Envelope, FileDetailRequest, FileId, FileInfosData, FileInfosRequest,
-    FileListRequest, GrantType, MkdirData, MkdirRequest, OAuthToken, OAuthTokenQuery,
-    OfflineDownloadRequest, OssOfflineDownloadRequest, Process, TaskCreated, TaskId, TaskStatus,
-    CODE_DUPLICATE_NAME, CODE_NOT_FOUND, OSS_BUSINESS_TYPE, PLATFORM, PLATFORM_HEADER,
+    FileListRequest, FileTrashRequest, GrantType, MkdirData, MkdirRequest, OAuthToken,
+    OAuthTokenQuery, OfflineDownloadRequest, OssOfflineDownloadRequest, Process, TaskCreated,
+    TaskId, TaskStatus, CODE_DUPLICATE_NAME, CODE_NOT_FOUND, OSS_BUSINESS_TYPE, PLATFORM,
+    PLATFORM_HEADER,
 };
 use serde::Serialize;
 use serde_json::Value;
@@ -303,6 +305,10 @@ async fn route(state: &Arc<State>, req: Request<Incoming>, peer: SocketAddr) -> 
         EndpointId::DownloadInfo => {
             authorize(state, req.headers(), endpoint)?;
             download_info(state, req.uri().query(), req.headers())
+        }
+        EndpointId::FileTrash => {
+            authorize(state, req.headers(), endpoint)?;
+            file_trash(state, req).await
         }
     }
 }
@@ -800,6 +806,24 @@ async fn file_infos(state: &State, req: Request<Incoming>) -> Answer {
     to_data(&FileInfosData { file_list })
 }
 
+/// `POST /api/v1/file/trash`: every ID to the trash, `data: null`. One unknown ID
+/// refuses the whole call with 5066 and trashes nothing (the service documents no
+/// answer for it; 5066 is what the other file calls answer for a missing file); an
+/// entry already in the trash is no error.
+async fn file_trash(state: &State, req: Request<Incoming>) -> Answer {
+    let body = read_body(req, BODY_LIMIT).await?;
+    let (request, json) = parse_json_for::<FileTrashRequest>(Some(EndpointId::FileTrash), &body)?;
+    request
+        .validate()
+        .map_err(|e| Fail::bad_request(e.to_string()))?;
+    conform(EndpointId::FileTrash, &json)?;
+    let ids: Vec<u64> = request.file_ids.iter().map(|id| id.0).collect();
+    state
+        .trash_all(&ids)
+        .map_err(|unknown| file_not_found(FileId(unknown)))?;
+    Ok(Value::Null)
+}
+
 /// `GET /api/v1/file/download_info`: a loopback URL on this server's own host (the
 /// request's `Host`) that serves the file for [`files::DOWNLOAD_URL_LIFETIME`].
 fn download_info(state: &State, query: Option<&str>, headers: &HeaderMap) -> Answer {
@@ -888,6 +912,9 @@ pub(crate) fn check_request(
         }
         EndpointId::FileInfos => {
             parse_json::<FileInfosRequest>(body).and_then(|(_, json)| conform(endpoint, &json))
+        }
+        EndpointId::FileTrash => {
+            parse_json::<FileTrashRequest>(body).and_then(|(_, json)| conform(endpoint, &json))
         }
     };
     checked.map_err(fail)

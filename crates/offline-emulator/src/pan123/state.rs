@@ -590,21 +590,35 @@ impl State {
         lock(&self.inner).drive.trash(id)
     }
 
-    /// A download token for drive file `id`, or `None` when it is not a file.
+    /// Moves drive entries to the trash (`POST /api/v1/file/trash`): all of them, or
+    /// none when one is unknown (`Err` with its ID).
+    pub(crate) fn trash_all(&self, ids: &[u64]) -> Result<(), u64> {
+        lock(&self.inner).drive.trash_all(ids)
+    }
+
+    /// A download token for drive file `id`, or `None` when it is not a file or is in
+    /// the trash (itself or through a folder above it).
     pub(crate) fn issue_link(&self, id: u64) -> Option<(String, String)> {
         let now = self.env.now();
         let mut guard = lock(&self.inner);
         let inner = &mut *guard;
-        let node = inner.drive.node(id).filter(|n| !n.folder && !n.trashed)?;
+        let node = inner.drive.node(id).filter(|n| !n.folder)?;
+        if inner.drive.in_trash(id) {
+            return None;
+        }
         let name = node.name.clone();
         Some((inner.links.issue(id, now), name))
     }
 
-    /// The stored bytes and size a download token stands for, while it is valid.
+    /// The stored bytes and size a download token stands for, while it is valid and
+    /// its file is not in the trash.
     pub(crate) fn linked_file(&self, token: &str) -> Option<(PathBuf, u64)> {
         let now = self.env.now();
         let inner = lock(&self.inner);
         let id = inner.links.file(token, now)?;
+        if inner.drive.in_trash(id) {
+            return None;
+        }
         let node = inner.drive.node(id)?;
         Some((node.stored.clone()?, node.size))
     }

@@ -1,14 +1,16 @@
 //! Folders and files around offline download: the list (`GET /api/v2/file/list`),
 //! mkdir (`POST /upload/v1/file/mkdir`), one entry's details (`GET /api/v1/file/detail`),
-//! several entries' (`POST /api/v1/file/infos`) and a download URL
-//! (`GET /api/v1/file/download_info`), plus the rules a client walking folder paths
+//! several entries' (`POST /api/v1/file/infos`), a download URL
+//! (`GET /api/v1/file/download_info`) and the move to the trash
+//! (`POST /api/v1/file/trash`), plus the rules a client walking folder paths
 //! needs: how paths split into names ([`DrivePath`]), which entry of a page is the
 //! folder sought ([`find_folder`]), when paging ends ([`Pages`]) and which refusal
 //! means "that folder already exists" ([`is_duplicate_name`]).
 //!
-//! Facts: p123client (`fs_list`, `fs_mkdir`, `fs_info`, `download_info`), OpenList's
-//! `drivers/123_open` (`types.go`, `util.go`), Qialas/123pan-go-sdk and the vendor's
-//! pages they cite; `docs/wire-notes.md` (123pan, files) says which gave what.
+//! Facts: p123client (`fs_list`, `fs_mkdir`, `fs_info`, `download_info`, `fs_trash`),
+//! OpenList's `drivers/123_open` (`types.go`, `util.go`), Qialas/123pan-go-sdk,
+//! Cloxl/aio123pan (`delete_file`) and the vendor's pages they cite;
+//! `docs/wire-notes.md` (123pan, files) says which gave what.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -17,16 +19,20 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::{
     DownloadInfoData, DownloadInfoRequest, Endpoint, EndpointId, FileDetailData, FileDetailRequest,
-    FileEntry, FileInfosData, FileInfosRequest, FileListPage, FileListRequest, FileType, MkdirData,
-    MkdirRequest,
+    FileEntry, FileInfosData, FileInfosRequest, FileListPage, FileListRequest, FileTrashRequest,
+    FileType, MkdirData, MkdirRequest,
 };
-use crate::{ApiError, Code, ValidationError};
+use crate::{ApiError, Code, HttpResponse, ValidationError};
 
 /// The most entries one list page holds (`limit` ≤ 100).
 pub const LIST_LIMIT_MAX: u32 = 100;
 
 /// The most IDs one `infos` call takes.
 pub const INFOS_MAX_IDS: usize = 100;
+
+/// The most IDs one trash call takes: the vendor's 删除文件至回收站 page
+/// (`一次性最大不能超过 100 个文件`), p123client's `fs_trash` (`最多 100 个`).
+pub const TRASH_MAX_IDS: usize = 100;
 
 /// The `lastFileId` of the last page.
 pub const LAST_PAGE: i64 = -1;
@@ -258,19 +264,65 @@ impl Endpoint for FileInfosRequest {
 
     /// 1 to [`INFOS_MAX_IDS`] IDs.
     fn validate(&self) -> Result<(), ValidationError> {
-        if self.file_ids.is_empty() {
-            return Err(ValidationError::Empty("fileIds"));
+        id_batch("fileIds", self.file_ids.len(), INFOS_MAX_IDS)
+    }
+}
+
+/// A batch of `len` IDs in field `field` of a call that takes 1 to `max`:
+/// [`ValidationError::Empty`] for none, [`ValidationError::InvalidValue`] for more.
+fn id_batch(field: &'static str, len: usize, max: usize) -> Result<(), ValidationError> {
+    if len == 0 {
+        return Err(ValidationError::Empty(field));
+    }
+    if len > max {
+        return Err(ValidationError::InvalidValue {
+            field,
+            reason: format!("at most {max} per call, got {len}"),
+        });
+    }
+    Ok(())
+}
+
+impl FileTrashRequest {
+    /// Moves `files` (files or folders) to the trash: 1 to [`TRASH_MAX_IDS`] of them,
+    /// checked when the request is built ([`Endpoint::to_http`]); split a longer list
+    /// into calls of [`TRASH_MAX_IDS`].
+    pub fn new(files: impl IntoIterator<Item = FileId>) -> Self {
+        Self {
+            file_ids: files.into_iter().collect(),
         }
-        if self.file_ids.len() > INFOS_MAX_IDS {
-            return Err(ValidationError::InvalidValue {
-                field: "fileIds",
-                reason: format!(
-                    "at most {INFOS_MAX_IDS} per call, got {}",
-                    self.file_ids.len()
-                ),
-            });
-        }
-        Ok(())
+    }
+}
+
+/// `POST /api/v1/file/trash` with `{"fileIDs": [...]}`; the answer's `data` is `null`,
+/// so the output is `()`.
+///
+/// Trashed entries stay recoverable: the list and `infos` keep answering them, with
+/// `trashed: 1` ([`FileEntry::is_trashed`]). The service documents no answer for an
+/// unknown ID or for an entry already in the trash (the emulator answers the first
+/// with 5066, [`ApiError::NotFound`], and the second with success).
+///
+/// Facts: the vendor's 删除文件至回收站 page (body, the 100 limit, the `data: null`
+/// answer); p123client `fs_trash`, OpenList `123_open` `trash` and Cloxl/aio123pan
+/// `delete_file`, which send the same body.
+impl Endpoint for FileTrashRequest {
+    type Output = ();
+    const ID: EndpointId = EndpointId::FileTrash;
+
+    /// 1 to [`TRASH_MAX_IDS`] IDs ([`ValidationError::Empty`] for none,
+    /// [`ValidationError::InvalidValue`] for more).
+    fn validate(&self) -> Result<(), ValidationError> {
+        id_batch("fileIDs", self.file_ids.len(), TRASH_MAX_IDS)
+    }
+
+    /// Decodes the answer: `Ok(())` for a success envelope whatever its `data` (the
+    /// service sends `null`).
+    ///
+    /// # Errors
+    ///
+    /// As [`decode_empty_envelope`](super::decode_empty_envelope).
+    fn decode(response: &HttpResponse) -> Result<(), ApiError> {
+        super::decode_empty_envelope(response)
     }
 }
 
@@ -691,6 +743,64 @@ mod tests {
         assert_eq!(stored_file(&entries, "b", &[]).unwrap().file_id, FileId(16));
         assert_eq!(url_stored_name("https://h/x/%E6%B5%8B.mp4?q=1"), "测.mp4");
         assert_eq!(url_stored_name("https://h/"), "download");
+    }
+
+    fn answer(body: &str) -> HttpResponse {
+        http::Response::builder()
+            .status(http::StatusCode::OK)
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(bytes::Bytes::from(body.to_owned()))
+            .unwrap()
+    }
+
+    #[test]
+    fn trash_takes_one_to_a_hundred_ids_and_refuses_the_rest_before_encoding() {
+        let base = crate::BaseUrl::parse(super::super::DEFAULT_BASE_URL).unwrap();
+        let token = crate::Secret::new("t");
+        let request = FileTrashRequest::new([FileId(14705301), FileId(14705306)])
+            .to_http(&base, Some(&token))
+            .unwrap();
+        assert_eq!(request.method(), http::Method::POST);
+        assert_eq!(request.uri().path(), "/api/v1/file/trash");
+        assert_eq!(request.headers()["platform"], "open_platform");
+        assert_eq!(request.headers()["authorization"], "Bearer t");
+        assert_eq!(
+            request.body().as_ref(),
+            br#"{"fileIDs":[14705301,14705306]}"#
+        );
+
+        let full = FileTrashRequest::new((1..=TRASH_MAX_IDS as u64).map(FileId));
+        assert!(full.to_http(&base, Some(&token)).is_ok());
+        let over = FileTrashRequest::new((1..=TRASH_MAX_IDS as u64 + 1).map(FileId));
+        assert!(matches!(
+            over.validate(),
+            Err(ValidationError::InvalidValue { field: "fileIDs", ref reason }) if reason.contains("101")
+        ));
+        assert!(matches!(
+            over.to_http(&base, Some(&token)),
+            Err(crate::EncodeError::Invalid(
+                ValidationError::InvalidValue { .. }
+            ))
+        ));
+        assert_eq!(
+            FileTrashRequest::new([]).validate(),
+            Err(ValidationError::Empty("fileIDs"))
+        );
+    }
+
+    #[test]
+    fn trash_answers_decode_with_data_null_absent_or_an_error() {
+        let ok = r#"{"code":0,"message":"ok","data":null,"x-traceID":"566f23e5"}"#;
+        assert!(FileTrashRequest::decode(&answer(ok)).is_ok());
+        assert!(FileTrashRequest::decode(&answer(r#"{"code":0,"message":"ok"}"#)).is_ok());
+        let missing = r#"{"code":5066,"message":"文件不存在","data":null,"x-traceID":"x"}"#;
+        assert!(matches!(
+            FileTrashRequest::decode(&answer(missing)),
+            Err(ApiError::NotFound(_))
+        ));
+        assert!(FileTrashRequest::decode(&answer("<html>")).is_err());
+        // The same answer read as a call that expects data is a decode error.
+        assert!(FileInfosRequest::decode(&answer(ok)).is_err());
     }
 
     #[test]

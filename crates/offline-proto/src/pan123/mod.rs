@@ -27,8 +27,9 @@
 //! # Folders and files
 //!
 //! [`FileListRequest`] (paged with [`Pages`]), [`MkdirRequest`], [`FileDetailRequest`],
-//! [`FileInfosRequest`] and [`DownloadInfoRequest`], with the rules for walking folder
-//! paths: [`DrivePath`], [`find_folder`], [`is_duplicate_name`].
+//! [`FileInfosRequest`], [`DownloadInfoRequest`] and [`FileTrashRequest`] (its answer
+//! read by [`decode_empty_envelope`]), with the rules for walking folder paths:
+//! [`DrivePath`], [`find_folder`], [`is_duplicate_name`].
 //!
 //! Facts: `docs/wire-notes.md` (123pan section), seeds `002`–`004`; for the file calls,
 //! the public clients named there.
@@ -53,7 +54,7 @@ pub use endpoints::{AuthScheme, EndpointId};
 pub use files::{
     find_folder, is_duplicate_name, stored_file, url_stored_name, DrivePath, FileId, FileTime,
     Flag, PageError, Pages, CODE_DUPLICATE_NAME, DUPLICATE_NAME_TEXT, INFOS_MAX_IDS, LAST_PAGE,
-    LIST_LIMIT_MAX, MAX_PAGES, OFFLINE_FOLDER,
+    LIST_LIMIT_MAX, MAX_PAGES, OFFLINE_FOLDER, TRASH_MAX_IDS,
 };
 pub use validate::{
     file_name as validate_file_name, has_image_extension, http_url as validate_http_url,
@@ -189,6 +190,28 @@ struct RawEnvelope<'a> {
 /// non-success HTTP status without an envelope, or a [`DecodeError`] with the JSON
 /// path that failed and the raw body.
 pub fn decode_envelope<T: DeserializeOwned>(response: &HttpResponse) -> Result<T, ApiError> {
+    let raw = success_envelope(response)?;
+    #[derive(serde::Deserialize)]
+    struct DataOf<T> {
+        data: T,
+    }
+    decode_field(response, "data", raw.data.is_some(), |d: DataOf<T>| d.data)
+}
+
+/// Decodes the envelope of a call whose success carries nothing
+/// (`{"code": 0, "message": "ok", "data": null, ...}`, the trash call): `Ok(())` for
+/// code 0, whatever `data` holds or whether it is there.
+///
+/// # Errors
+///
+/// As [`decode_envelope`], but never for a missing or `null` `data`.
+pub fn decode_empty_envelope(response: &HttpResponse) -> Result<(), ApiError> {
+    success_envelope(response).map(drop)
+}
+
+/// The envelope of `response` when its code is [`CODE_OK`]; otherwise the error it
+/// means (see [`decode_envelope`]).
+fn success_envelope(response: &HttpResponse) -> Result<RawEnvelope<'_>, ApiError> {
     let raw = match parse_envelope::<RawEnvelope<'_>>(response.body()) {
         Ok(raw) => raw,
         Err((path, e)) if response.status().is_success() => {
@@ -219,11 +242,7 @@ pub fn decode_envelope<T: DeserializeOwned>(response: &HttpResponse) -> Result<T
             _ => ApiError::Provider(error),
         });
     }
-    #[derive(serde::Deserialize)]
-    struct DataOf<T> {
-        data: T,
-    }
-    decode_field(response, "data", raw.data.is_some(), |d: DataOf<T>| d.data)
+    Ok(raw)
 }
 
 /// Decodes the answer of the OAuth token call (`POST /api/v1/oauth2/access_token`),

@@ -381,6 +381,14 @@ pub struct FileInfosData {
     pub file_list: Vec<FileEntry>,
 }
 
+/// Body of `POST /api/v1/file/trash`: `{fileIDs: [...]}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileTrashRequest {
+    /// The files and folders to move to the trash (1 to 100).
+    #[serde(rename = "fileIDs")]
+    pub file_ids: Vec<FileId>,
+}
+
 /// `data` of download_info: `{downloadUrl}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DownloadInfoData {
