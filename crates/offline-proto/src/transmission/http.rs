@@ -20,7 +20,9 @@
 //! Not copied: Transmission answers every request with `Access-Control-Allow-Origin:
 //! *`, which lets any web page read the 409's session id and then drive the RPC of a
 //! Transmission without a password from the user's own browser. This layer sends no
-//! CORS header, so a browser keeps other origins from reading any answer.
+//! CORS header, so a browser keeps other origins from reading any answer (and an
+//! `OPTIONS` preflight, which Transmission answers 200 before any check, gets the
+//! same checks as any request here: no cross-origin page is let in).
 
 use base64::alphabet::STANDARD;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};

@@ -156,8 +156,9 @@ pub struct Login {
     pub password: Secret,
 }
 
-/// One HTTP request to the RPC path, as the daemon read it.
-#[derive(Debug, Clone, Copy)]
+/// One HTTP request to the RPC path, as the daemon read it. `Debug` shows no
+/// credentials (the `Authorization` header is `***`) and the body's length only.
+#[derive(Clone, Copy)]
 pub struct Request<'a> {
     /// The `X-Transmission-Session-Id` header, if sent.
     pub session_id: Option<&'a str>,
@@ -167,6 +168,17 @@ pub struct Request<'a> {
     pub peer_loopback: bool,
     /// The body (at most [`MAX_BODY_BYTES`] are read).
     pub body: &'a [u8],
+}
+
+impl std::fmt::Debug for Request<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Request")
+            .field("session_id", &self.session_id)
+            .field("authorization", &self.authorization.map(|_| "***"))
+            .field("peer_loopback", &self.peer_loopback)
+            .field("body_len", &self.body.len())
+            .finish()
+    }
 }
 
 /// What to send back.
@@ -317,6 +329,22 @@ fn drive_path(prefix: Option<&str>, given: &str) -> Result<String, Failure> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_shows_no_credentials() {
+        let request = Request {
+            session_id: Some("id"),
+            authorization: Some("Basic c29uYXJyOnNlY3JldA=="),
+            peer_loopback: false,
+            body: b"{}",
+        };
+        let shown = format!("{request:?}");
+        assert!(!shown.contains("c29uYXJy"), "{shown}");
+        assert!(
+            shown.contains("***") && shown.contains("body_len: 2"),
+            "{shown}"
+        );
+    }
 
     #[test]
     fn paths_under_the_prefix() {
