@@ -32,6 +32,7 @@
 //! - [`sixpan::upload::UploadPlan`]: a 6pan storage upload.
 //! - [`sixpan::tasks::Pager`] and [`sixpan::tasks::Reconciler`]: bounded paging of the
 //!   task list, and finding the tasks a lost `add` created.
+//! - [`transmission::handle`]: Transmission's RPC (4.0.6's protocol, 4.1's JSON-RPC 2.0) over a [`catalog::Catalog`].
 //!
 //! Beside the protocols: [`qetag`] (the Qiniu etag 6pan identifies files by) and
 //! [`torrent`] (metainfo with the infohash of the raw info dictionary, and a builder).
@@ -71,6 +72,7 @@ pub mod sixpan;
 pub mod token;
 pub mod torrent;
 pub mod tracker;
+pub mod transmission;
 
 pub use error::{
     error_chain, ApiError, Code, DecodeError, DecodeErrorKind, EncodeError, ProviderError,
