@@ -12,7 +12,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, State as AxumState};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, post};
+use axum::routing::any;
 use axum::Router;
 use offline_proto::{qbittorrent, transmission};
 
@@ -26,7 +26,7 @@ pub(crate) fn routes<D: Drive>() -> Router<Gateway<D>> {
         .route("/api/v2/{*path}", any(qbittorrent_api::<D>))
         .route(
             "/transmission/rpc",
-            post(transmission_rpc::<D>).get(transmission_rpc::<D>),
+            any(transmission_rpc::<D>),
         )
 }
 
@@ -133,16 +133,23 @@ async fn qbittorrent_api<D: Drive>(
     response
 }
 
-/// `/transmission/rpc`: one Transmission RPC body.
+/// `/transmission/rpc`: one Transmission RPC body. Any other method than `POST`
+/// gets the login and session checks (Sonarr's first `GET` learns the session id
+/// from its 409) and then Transmission's 405.
 async fn transmission_rpc<D: Drive>(
     AxumState(gateway): AxumState<Gateway<D>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    method: Method,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let body = match read_body(body, transmission::MAX_BODY_BYTES).await {
-        Ok(body) => body,
-        Err(refusal) => return refusal,
+    let body = if method == Method::POST {
+        match read_body(body, transmission::MAX_BODY_BYTES).await {
+            Ok(body) => body,
+            Err(refusal) => return refusal,
+        }
+    } else {
+        Bytes::new()
     };
     let session = HeaderName::from_static("x-transmission-session-id");
     let request = transmission::Request {
@@ -151,7 +158,10 @@ async fn transmission_rpc<D: Drive>(
         peer_loopback: peer.ip().is_loopback(),
         body: &body,
     };
-    let reply = {
+    let reply = if method != Method::POST {
+        transmission::refusal(&request, &gateway.shared.transmission, &gateway.shared.trn)
+            .unwrap_or_else(transmission::method_not_allowed)
+    } else {
         let mut store = gateway.store();
         let mut catalog = WithDrive {
             store: &mut store,
@@ -166,6 +176,11 @@ async fn transmission_rpc<D: Drive>(
     };
     gateway.shared.wake.notify_one();
     gateway.shared.track.notify_one();
+    transmission_reply(reply)
+}
+
+/// The HTTP response for a Transmission [`transmission::Reply`].
+fn transmission_reply(reply: transmission::Reply) -> Response {
     let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::OK);
     let mut response = (status, reply.body).into_response();
     for (name, value) in reply.headers {
