@@ -180,4 +180,23 @@ mod tests {
             MAX_FORM_FIELDS
         );
     }
+
+    #[test]
+    fn debug_hides_passwords_and_bytes() {
+        let mut form = Form::from_urlencoded(b"username=admin&password=sentinel&Password=x2");
+        form.files.push(FormFile {
+            field: "torrents".into(),
+            filename: Some("a.torrent".into()),
+            bytes: b"sentinel-bytes".to_vec(),
+        });
+        let shown = format!("{form:?}");
+        assert!(
+            !shown.contains("sentinel") && !shown.contains("x2"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("admin") && shown.contains("len: 14"),
+            "{shown}"
+        );
+    }
 }

@@ -185,7 +185,8 @@ pub(super) fn int(n: u64) -> i64 {
 pub(super) struct Row<'a> {
     /// The task.
     pub(super) view: &'a TaskView,
-    prefix: Option<&'a str>,
+    /// `save_path`: the task's drive folder as apps see it.
+    save_path: String,
     /// `size`: the bytes of the files to download (selected ones), in bytes.
     pub(super) size: u64,
     /// `total_size`: the bytes of every file.
@@ -220,7 +221,7 @@ impl<'a> Row<'a> {
         };
         Self {
             view,
-            prefix,
+            save_path: report(prefix, &view.dir),
             size,
             total_size,
             done,
@@ -264,7 +265,8 @@ impl<'a> Row<'a> {
     }
 
     /// `name`: the task's name, else the torrent's, else a magnet link's `dn`, else
-    /// the hash (as qBittorrent names a magnet before its metadata).
+    /// an http(s) link's last path segment (percent-decoded), else the hash (as
+    /// qBittorrent names a magnet before its metadata).
     pub(super) fn name(&self) -> Cow<'a, str> {
         let view = self.view;
         if let Some(name) = view.name.as_deref().filter(|n| !n.is_empty()) {
@@ -275,6 +277,9 @@ impl<'a> Row<'a> {
         }
         if let Some(dn) = magnet(view).and_then(|m| magnet_params(m, "dn").into_iter().next()) {
             return Cow::Owned(dn);
+        }
+        if let Some(name) = view.uris.first().and_then(|u| link_file_name(u)) {
+            return Cow::Owned(name);
         }
         Cow::Borrowed(&view.hash)
     }
@@ -289,8 +294,8 @@ impl<'a> Row<'a> {
     }
 
     /// `save_path`: the task's drive folder as apps see it.
-    pub(super) fn save_path(&self) -> String {
-        report(self.prefix, &self.view.dir)
+    pub(super) fn save_path(&self) -> &str {
+        &self.save_path
     }
 
     /// Whether the files are not known yet (a magnet link before its metadata):
@@ -308,12 +313,12 @@ impl<'a> Row<'a> {
             _ if self.no_metadata() => String::new(),
             0 => self
                 .file_name()
-                .map_or_else(String::new, |name| join(&self.save_path(), name)),
-            1 => join(&self.save_path(), &files[0].path),
+                .map_or_else(String::new, |name| join(self.save_path(), name)),
+            1 => join(self.save_path(), &files[0].path),
             _ => {
                 let root = self.root_path();
                 if root.is_empty() {
-                    self.save_path()
+                    self.save_path.clone()
                 } else {
                     root
                 }
@@ -330,12 +335,12 @@ impl<'a> Row<'a> {
                 Some(t) if t.multi_file && !self.no_metadata() => t
                     .name
                     .as_deref()
-                    .map_or_else(String::new, |name| join(&self.save_path(), name)),
+                    .map_or_else(String::new, |name| join(self.save_path(), name)),
                 _ => String::new(),
             };
         }
         root_folder(view.files.iter().map(|f| f.path.as_str()))
-            .map_or_else(String::new, |root| join(&self.save_path(), root))
+            .map_or_else(String::new, |root| join(self.save_path(), root))
     }
 
     /// `magnet_uri`: the magnet link the task was added with; for a torrent file, one
@@ -387,6 +392,27 @@ impl<'a> Row<'a> {
         out
     }
 
+    /// How many announce URLs [`Row::trackers`] lists (without building the list for
+    /// a torrent's).
+    fn trackers_count(&self) -> usize {
+        if let Some(torrent) = &self.view.torrent {
+            let mut seen: Vec<&str> = Vec::new();
+            for url in torrent.announce_list.iter().flatten() {
+                if !seen.contains(&url.as_str()) {
+                    seen.push(url);
+                }
+            }
+            if !seen.is_empty() {
+                return seen.len();
+            }
+        }
+        if magnet(self.view).is_some() {
+            self.trackers().len()
+        } else {
+            0
+        }
+    }
+
     /// When it completed (seconds since the Unix epoch), `-1` until then.
     fn completion_on(&self) -> i64 {
         match (&self.view.state, self.view.completed_on) {
@@ -433,6 +459,8 @@ impl<'a> Row<'a> {
             Field::LastActivity => Cell::Int(view.completed_on.unwrap_or(view.added_on)),
             Field::MagnetUri => Cell::Str(self.magnet_uri()),
             Field::MaxInactiveSeedingTime | Field::MaxSeedingTime => Cell::Int(-1),
+            // A ratio limit of 0, met at once (the drive does not seed): Sonarr and
+            // Radarr may remove a completed download (`HasReachedSeedLimit`).
             Field::MaxRatio | Field::RatioLimit | Field::Ratio => Cell::Float(0.0),
             Field::Name => Cell::Str(self.name()),
             Field::NumComplete
@@ -446,14 +474,14 @@ impl<'a> Row<'a> {
             | Field::Upspeed => Cell::Int(0),
             Field::Progress => Cell::Float(self.progress()),
             Field::RootPath => owned(self.root_path()),
-            Field::SavePath => owned(self.save_path()),
+            Field::SavePath => owned(self.save_path.clone()),
             Field::SeenComplete => Cell::Int(self.completion_on()),
             Field::Size => Cell::Int(int(self.size)),
             Field::State => s(self.state),
             Field::Tags => owned(view.tags.join(", ")),
             Field::TimeActive => Cell::Int(self.time_active()),
             Field::TotalSize => Cell::Int(int(self.total_size)),
-            Field::TrackersCount => Cell::Int(int(self.trackers().len() as u64)),
+            Field::TrackersCount => Cell::Int(int(self.trackers_count() as u64)),
         }
     }
 }
@@ -503,6 +531,29 @@ fn magnet(view: &TaskView) -> Option<&str> {
     })
 }
 
+/// The file name an http(s) or ftp link ends in: its last path segment,
+/// percent-decoded, when there is one.
+fn link_file_name(link: &str) -> Option<String> {
+    let (scheme, rest) = link.split_once("://")?;
+    if !["http", "https", "ftp"]
+        .iter()
+        .any(|s| scheme.eq_ignore_ascii_case(s))
+    {
+        return None;
+    }
+    let path = rest.split(['?', '#']).next()?;
+    let (_, path) = path.split_once('/')?;
+    let last = path.rsplit('/').next()?;
+    if last.is_empty() {
+        return None;
+    }
+    let decoded: String =
+        form_urlencoded::parse(format!("n={}", last.replace('+', "%2B")).as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())?;
+    (!decoded.trim().is_empty()).then_some(decoded)
+}
+
 /// The decoded values of parameter `name` of a magnet link, in order.
 fn magnet_params(link: &str, name: &str) -> Vec<String> {
     let query = link.split_once('?').map_or("", |(_, q)| q);
@@ -530,11 +581,14 @@ fn root_folder<'p>(paths: impl Iterator<Item = &'p str>) -> Option<&'p str> {
 
 /// Appends `text` with everything but RFC 3986 unreserved characters percent-encoded.
 fn percent_encode_into(text: &str, out: &mut String) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
     for byte in text.bytes() {
         if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
             out.push(char::from(byte));
         } else {
-            out.push_str(&format!("%{byte:02X}"));
+            out.push('%');
+            out.push(char::from(HEX[usize::from(byte >> 4)]));
+            out.push(char::from(HEX[usize::from(byte & 15)]));
         }
     }
 }
@@ -764,6 +818,19 @@ mod tests {
         assert_eq!(double(0.25).to_string(), "0.25");
         assert_eq!(serde_json::to_string(&Cell::Float(0.5)).unwrap(), "0.5");
         assert_eq!(serde_json::to_string(&Cell::Float(0.0)).unwrap(), "0");
+    }
+
+    #[test]
+    fn link_file_names() {
+        let name = |l: &str| link_file_name(l);
+        assert_eq!(
+            name("https://a.example/d/My%20File.iso?x=1"),
+            Some("My File.iso".into())
+        );
+        assert_eq!(name("http://a.example/a+b.zip"), Some("a+b.zip".into()));
+        assert_eq!(name("https://a.example/"), None);
+        assert_eq!(name("https://a.example"), None);
+        assert_eq!(name("magnet:?xt=urn:btih:00"), None);
     }
 
     #[test]
