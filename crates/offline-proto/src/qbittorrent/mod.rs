@@ -53,9 +53,12 @@
 //! # Errors
 //!
 //! As qBittorrent's `APIErrorType`s: a missing parameter (its `requireParams`) 400
-//! `Missing required parameters: …` (5.0's text; 4.6.7 sends 400 with none), bad data
-//! 400, a conflict 409, an unknown torrent or endpoint 404 `Not Found`, each with a
-//! plain-text body. Unknown paths are 404 too.
+//! `Missing required parameters: …` (the text of qBittorrent's current
+//! `apicontroller.cpp`; the status is 4.6.7's, its text may be terser), bad data 400, a
+//! conflict 409 (with qBittorrent's texts: `Incorrect category name`, `Unable to
+//! create category`, `Unable to edit category`, or the catalog's reason), an unknown
+//! torrent or endpoint 404 `Not Found`, each with a plain-text body. Unknown paths are
+//! 404 too (after the session check: 403 comes first, as in qBittorrent).
 //!
 //! # Paths
 //!
