@@ -64,6 +64,7 @@ pub mod clock;
 pub mod common;
 pub mod driver;
 pub mod pan123;
+pub mod qbittorrent;
 pub mod qetag;
 pub mod ratelimit;
 pub mod retry;
