@@ -416,7 +416,11 @@ fn wrk_request(
     headers: &[(&str, &str)],
     body: &str,
 ) -> Result<PathBuf> {
-    if body.contains("]==]") || headers.iter().any(|(k, v)| k.contains('"') || v.contains('"')) {
+    if body.contains("]==]")
+        || headers
+            .iter()
+            .any(|(k, v)| k.contains('"') || v.contains('"'))
+    {
         return Err("the request cannot be quoted for Lua".into());
     }
     let path = dir.join(format!("figure-{name}.lua"));
@@ -557,7 +561,9 @@ fn torrent_clients(wrk: &Path, dir: &Path, ours: &Rpc) -> Result<Vec<Row>> {
         "POST /transmission/rpc HTTP/1.1\r\nHost: {}\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}",
         ours.addr
     );
-    stream.write_all(head.as_bytes()).map_err(|e| e.to_string())?;
+    stream
+        .write_all(head.as_bytes())
+        .map_err(|e| e.to_string())?;
     let mut answer = String::new();
     stream
         .read_to_string(&mut answer)
@@ -571,10 +577,26 @@ fn torrent_clients(wrk: &Path, dir: &Path, ours: &Rpc) -> Result<Vec<Row>> {
         })
         .ok_or_else(|| format!("no Transmission session ID in: {answer}"))?;
     let sonarr_fields = [
-        "id", "hashString", "name", "downloadDir", "totalSize", "leftUntilDone", "isFinished",
-        "eta", "status", "secondsDownloading", "secondsSeeding", "errorString", "uploadedEver",
-        "downloadedEver", "seedRatioLimit", "seedRatioMode", "seedIdleLimit", "seedIdleMode",
-        "fileCount", "labels",
+        "id",
+        "hashString",
+        "name",
+        "downloadDir",
+        "totalSize",
+        "leftUntilDone",
+        "isFinished",
+        "eta",
+        "status",
+        "secondsDownloading",
+        "secondsSeeding",
+        "errorString",
+        "uploadedEver",
+        "downloadedEver",
+        "seedRatioLimit",
+        "seedRatioMode",
+        "seedIdleLimit",
+        "seedIdleMode",
+        "fileCount",
+        "labels",
     ];
     let body = json!({"method": "torrent-get", "arguments": {"fields": sonarr_fields}});
     let (status, got) = http(
@@ -589,7 +611,10 @@ fn torrent_clients(wrk: &Path, dir: &Path, ours: &Rpc) -> Result<Vec<Row>> {
         .map_err(|e| format!("torrent-get answered HTTP {status} with no JSON: {e}"))?;
     let got = got["arguments"]["torrents"].as_array().map_or(0, Vec::len);
     if got != RESULTS + ACTIVE {
-        return Err(format!("torrent-get listed {got} torrents, not {}", RESULTS + ACTIVE));
+        return Err(format!(
+            "torrent-get listed {got} torrents, not {}",
+            RESULTS + ACTIVE
+        ));
     }
     let scripts = [
         (

@@ -224,11 +224,17 @@ async fn a_torrent_with_a_file_left_out_reports_exactly_the_selected_file_in_bot
     let qbt = Qbt::login(&base, PASSWORD).await;
     // Categories are drive folders; a non-absolute save path is refused.
     let made = qbt
-        .post("torrents/createCategory", "category=tv&savePath=%2FMedia%2FTV")
+        .post(
+            "torrents/createCategory",
+            "category=tv&savePath=%2FMedia%2FTV",
+        )
         .await;
     assert_eq!(made.status, 200, "{}", made.text());
     let again = qbt
-        .post("torrents/createCategory", "category=tv&savePath=%2FMedia%2FTV")
+        .post(
+            "torrents/createCategory",
+            "category=tv&savePath=%2FMedia%2FTV",
+        )
         .await;
     assert_eq!(again.status, 409, "{}", again.text());
     let cats = qbt.get("torrents/categories").await.json();
@@ -292,7 +298,10 @@ async fn a_torrent_with_a_file_left_out_reports_exactly_the_selected_file_in_bot
     assert_eq!(t["fileStats"][1]["wanted"], false, "{t}");
 
     // qBittorrent sees the same task: complete, the selected file whole.
-    let info = qbt.get(&format!("torrents/info?hashes={hash}")).await.json();
+    let info = qbt
+        .get(&format!("torrents/info?hashes={hash}"))
+        .await
+        .json();
     let q = &info[0];
     assert_eq!(q["state"], "pausedUP", "{q}");
     assert_eq!(q["progress"], 1.0, "{q}");
@@ -308,7 +317,6 @@ async fn a_torrent_with_a_file_left_out_reports_exactly_the_selected_file_in_bot
     assert_ne!(later["full_update"], true, "{later}");
     assert_eq!(later["torrents"][&hash]["state"], "pausedUP", "{later}");
     assert!(later["torrents"][&hash].get("name").is_none(), "{later}");
-
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -339,26 +347,38 @@ async fn a_paused_task_is_held_over_a_kill_and_a_restart_and_completes_once_resu
     assert_eq!(info[0]["save_path"], "/mnt/cloud/movies", "{info}");
 
     tokio::time::sleep(Duration::from_millis(700)).await;
-    assert!(tasks_per_url(&env.emu).is_empty(), "a held task reached the drive");
+    assert!(
+        tasks_per_url(&env.emu).is_empty(),
+        "a held task reached the drive"
+    );
     assert!(kill("-KILL", daemon.id()));
     let _ = daemon.wait();
 
     let (_daemon, base) = serve_6pan(&env, state);
     let qbt = Qbt::login(&base, PASSWORD).await;
-    let info = qbt.get(&format!("torrents/info?hashes={hash}")).await.json();
+    let info = qbt
+        .get(&format!("torrents/info?hashes={hash}"))
+        .await
+        .json();
     assert_eq!(info[0]["state"], "pausedDL", "{info}");
     assert_eq!(info[0]["category"], "movies", "{info}");
     assert_eq!(info[0]["tags"], "4k, radarr", "{info}");
     let cats = qbt.get("torrents/categories").await.json();
     assert!(cats.get("movies").is_some(), "{cats}");
     tokio::time::sleep(Duration::from_millis(700)).await;
-    assert!(tasks_per_url(&env.emu).is_empty(), "a held task reached the drive");
+    assert!(
+        tasks_per_url(&env.emu).is_empty(),
+        "a held task reached the drive"
+    );
 
     let resumed = qbt.post("torrents/resume", &format!("hashes={hash}")).await;
     assert_eq!(resumed.status, 200);
     let mut state_seen = String::new();
     for _ in 0..600 {
-        let info = qbt.get(&format!("torrents/info?hashes={hash}")).await.json();
+        let info = qbt
+            .get(&format!("torrents/info?hashes={hash}"))
+            .await
+            .json();
         state_seen = info[0]["state"].as_str().unwrap_or("").to_owned();
         if state_seen == "pausedUP" || state_seen == "error" {
             break;
@@ -442,8 +462,6 @@ async fn on_123pan_delete_files_trashes_the_stored_file_and_magnets_are_refused(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(in_trash, "the stored file was not moved to the trash");
-    let got = trn
-        .call("torrent-get", json!({"fields": ["id"]}))
-        .await;
+    let got = trn.call("torrent-get", json!({"fields": ["id"]})).await;
     assert_eq!(got["arguments"]["torrents"], json!([]), "{got}");
 }

@@ -28,7 +28,12 @@ use crate::Drive;
 
 impl Store {
     /// Sets one key of a task's options (`None` removes it), in the row too.
-    pub(crate) fn set_option(&mut self, gid: Gid, key: &str, value: Option<Value>) -> Result<(), StoreError> {
+    pub(crate) fn set_option(
+        &mut self,
+        gid: Gid,
+        key: &str,
+        value: Option<Value>,
+    ) -> Result<(), StoreError> {
         let Some(task) = self.tasks.get_mut(&gid) else {
             return Err(StoreError(format!("GID#{gid} is not found")));
         };
@@ -170,7 +175,8 @@ impl<D: Drive> Catalog for WithDrive<'_, D> {
         let outcome = json!({
             "status": "deleted", "files": delete_files, "at": unix_now(), "file": file,
         });
-        self.store.set_deleting(gid, &outcome.to_string(), delete_files);
+        self.store
+            .set_deleting(gid, &outcome.to_string(), delete_files);
         Ok(())
     }
 

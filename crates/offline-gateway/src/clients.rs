@@ -24,10 +24,7 @@ use crate::{Drive, Gateway};
 pub(crate) fn routes<D: Drive>() -> Router<Gateway<D>> {
     Router::new()
         .route("/api/v2/{*path}", any(qbittorrent_api::<D>))
-        .route(
-            "/transmission/rpc",
-            any(transmission_rpc::<D>),
-        )
+        .route("/transmission/rpc", any(transmission_rpc::<D>))
 }
 
 fn text_of<'h>(headers: &'h HeaderMap, name: &HeaderName) -> Option<&'h str> {
@@ -79,7 +76,10 @@ async fn qbittorrent_api<D: Drive>(
         match multipart(body, content_type).await {
             Ok(form) => form,
             Err(e) => {
-                return (StatusCode::BAD_REQUEST, format!("invalid multipart form: {e}"))
+                return (
+                    StatusCode::BAD_REQUEST,
+                    format!("invalid multipart form: {e}"),
+                )
                     .into_response()
             }
         }

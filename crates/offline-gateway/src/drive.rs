@@ -413,11 +413,19 @@ impl<C: HttpClient + 'static> Drive for Pan123<C> {
     }
 
     /// 123pan has no task list to delete from: only the files are trashed.
-    async fn delete<'a>(&'a self, task: Option<&'a str>, files: &'a [String]) -> Result<(), String> {
+    async fn delete<'a>(
+        &'a self,
+        task: Option<&'a str>,
+        files: &'a [String],
+    ) -> Result<(), String> {
         let _ = task;
         let ids = files
             .iter()
-            .map(|f| f.parse().map(FileId).map_err(|_| format!("{f} is not a 123pan file ID")))
+            .map(|f| {
+                f.parse()
+                    .map(FileId)
+                    .map_err(|_| format!("{f} is not a 123pan file ID"))
+            })
             .collect::<Result<Vec<_>, _>>()?;
         if ids.is_empty() {
             return Ok(());

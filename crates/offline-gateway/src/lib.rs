@@ -61,9 +61,7 @@ use std::time::Duration;
 use offline_proto::aria2;
 use tokio::sync::{mpsc, Notify};
 
-pub use drive::{
-    Accepted, Claim, Drive, Hint, Job, Lost, Observed, Reconciled, Stored, Submitted,
-};
+pub use drive::{Accepted, Claim, Drive, Hint, Job, Lost, Observed, Reconciled, Stored, Submitted};
 pub use sixpan::SixPanDrive;
 pub use store::UNKNOWN_OUTCOME;
 

@@ -290,7 +290,10 @@ impl<C: HttpClient + 'static> Drive for SixPanDrive<C> {
             .iter()
             .map(|f| {
                 let path = f.path.clone().unwrap_or_else(|| f.name.clone());
-                (path, f.size.and_then(|s| u64::try_from(s).ok()).unwrap_or(0))
+                (
+                    path,
+                    f.size.and_then(|s| u64::try_from(s).ok()).unwrap_or(0),
+                )
             })
             .collect();
         let ignore_files = match &job.wanted {
@@ -369,7 +372,11 @@ impl<C: HttpClient + 'static> Drive for SixPanDrive<C> {
     /// The task is deleted from the drive's task list (`/v2/offline/delete`); 6pan's
     /// file calls are not part of this toolkit, so its files stay
     /// ([`deletes_files`](Drive::deletes_files) is `false`).
-    async fn delete<'a>(&'a self, task: Option<&'a str>, files: &'a [String]) -> Result<(), String> {
+    async fn delete<'a>(
+        &'a self,
+        task: Option<&'a str>,
+        files: &'a [String],
+    ) -> Result<(), String> {
         let _ = files;
         let Some(task) = task else {
             return Ok(());

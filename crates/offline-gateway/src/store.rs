@@ -182,7 +182,13 @@ fn options_of(entry: &Entry) -> Options {
         .and_then(|o| serde_json::from_str(o).ok())
         .unwrap_or_default();
     let text = |k: &str| parsed.get(k).and_then(Value::as_str).map(str::to_owned);
-    let list = |k: &str| parsed.get(k).and_then(Value::as_array).cloned().unwrap_or_default();
+    let list = |k: &str| {
+        parsed
+            .get(k)
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
     Options {
         dir: text("dir"),
         out: text("out"),
@@ -515,8 +521,13 @@ impl Store {
             .and_then(Value::as_u64)
             .or(view.total_length);
         view.completed_on = outcome.get("at").and_then(Value::as_i64);
-        let deleting = (outcome.get("status").and_then(Value::as_str) == Some("deleted"))
-            .then(|| outcome.get("files").and_then(Value::as_bool).unwrap_or(false));
+        let deleting =
+            (outcome.get("status").and_then(Value::as_str) == Some("deleted")).then(|| {
+                outcome
+                    .get("files")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false)
+            });
         let file_id = outcome
             .get("file")
             .and_then(Value::as_str)

@@ -171,21 +171,24 @@ impl<D: Drive> Gateway<D> {
         let next = {
             let store = self.store();
             // A held task (added paused) waits until released.
-            let first = store.in_queue(Queue::Waiting).find(|t| !t.view.held).map(|t| {
-                (
-                    t.view.gid,
-                    t.entry.clone(),
-                    Job {
-                        source: t.entry.source.clone(),
-                        torrent: t.torrent.as_deref().and_then(crate::store::torrent_bytes),
-                        dir: t.dir.clone().or_else(|| self.shared.default_dir.clone()),
-                        out: t.out.clone(),
-                        callback_url: None,
-                        wanted: t.wanted(),
-                    },
-                    t.callback.clone(),
-                )
-            });
+            let first = store
+                .in_queue(Queue::Waiting)
+                .find(|t| !t.view.held)
+                .map(|t| {
+                    (
+                        t.view.gid,
+                        t.entry.clone(),
+                        Job {
+                            source: t.entry.source.clone(),
+                            torrent: t.torrent.as_deref().and_then(crate::store::torrent_bytes),
+                            dir: t.dir.clone().or_else(|| self.shared.default_dir.clone()),
+                            out: t.out.clone(),
+                            callback_url: None,
+                            wanted: t.wanted(),
+                        },
+                        t.callback.clone(),
+                    )
+                });
             first
         };
         let Some((gid, entry, mut job, token)) = next else {

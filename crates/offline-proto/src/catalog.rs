@@ -20,6 +20,11 @@
 //!   a category with no path puts them in the daemon's default folder
 //!   ([`Catalog::default_dir`]) under a folder of the category's name, as
 //!   qBittorrent does with its default save path ([`category_dir`]).
+//! - Paths: the daemon keeps drive paths (`/Media/TV`); the apps see them under the
+//!   **report prefix**, where their machine mounts the drive (`/mnt/cloud`, so
+//!   `/mnt/cloud/Media/TV`: [`report_path`]). A path an app sends is taken back from
+//!   under the prefix when it lies there, and is a drive path as it is otherwise, so
+//!   `/mnt/cloud/Media/TV` and `/Media/TV` name the same folder ([`drive_path`]).
 //! - Removed tasks ([`TaskState::Removed`]) are not listed by these interfaces: in
 //!   a torrent client a removed torrent is gone ([`Catalog::listed`]).
 
@@ -51,6 +56,72 @@ pub fn task_hash(torrent: Option<InfoHash>, link: &str, occurrence: u32) -> Stri
 /// clients send what they were given, some upper-cased).
 pub fn is_hash(text: &str) -> bool {
     text.len() == 40 && text.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// The path an app sees for drive path `drive`: `prefix` joined with it (`/mnt/cloud`
+/// and `/Media/TV` give `/mnt/cloud/Media/TV`), or `drive` as it is without a prefix;
+/// no trailing `/` but for the root itself (qBittorrent's `Path::toString`).
+pub fn report_path(prefix: Option<&str>, drive: &str) -> String {
+    let joined = match prefix.map(|p| p.trim_end_matches('/')) {
+        None => drive.to_owned(),
+        Some(p) => {
+            let rest = drive.trim_start_matches('/');
+            if rest.is_empty() {
+                p.to_owned()
+            } else {
+                format!("{p}/{rest}")
+            }
+        }
+    };
+    let trimmed = joined.trim_end_matches('/');
+    if trimmed.is_empty() && joined.starts_with('/') {
+        "/".to_owned()
+    } else {
+        trimmed.to_owned()
+    }
+}
+
+/// The drive path for a path an app sent (`savepath`, a category's `savePath`,
+/// `download-dir`): an absolute path loses `prefix` when it lies under it (component
+/// by component: `/mnt/cloudy` is not under `/mnt/cloud`) and is a drive path as it
+/// is otherwise; a relative one is joined to `base` (qBittorrent's rule, "a relative
+/// save path is relative to the default one"; Transmission refuses relative paths
+/// before asking). Empty and `.` components are dropped; the answer is absolute,
+/// with no trailing `/` (`/` for the root).
+///
+/// # Errors
+///
+/// The reason, for a path with a `..` component (never followed: the drive has no
+/// such thing, and it could climb out of the prefix).
+pub fn drive_path(prefix: Option<&str>, given: &str, base: &str) -> Result<String, String> {
+    let given = given.trim();
+    let mut parts = Vec::new();
+    for part in given.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => return Err(format!("the path {given:?} has a \"..\" component")),
+            part => parts.push(part),
+        }
+    }
+    if !given.starts_with('/') {
+        let base = base.trim_end_matches('/');
+        return Ok(if parts.is_empty() {
+            report_path(None, &format!("/{}", base.trim_start_matches('/')))
+        } else {
+            format!("{base}/{}", parts.join("/"))
+        });
+    }
+    let prefix: Vec<&str> = prefix
+        .unwrap_or_default()
+        .split('/')
+        .filter(|p| !p.is_empty() && *p != ".")
+        .collect();
+    let rest = if !prefix.is_empty() && parts.starts_with(&prefix) {
+        &parts[prefix.len()..]
+    } else {
+        &parts[..]
+    };
+    Ok(format!("/{}", rest.join("/")))
 }
 
 /// A category: where its downloads go.
@@ -235,6 +306,41 @@ pub trait Catalog {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reported_paths_are_under_the_prefix() {
+        assert_eq!(report_path(None, "/Media/TV"), "/Media/TV");
+        assert_eq!(report_path(None, "/"), "/");
+        let p = Some("/mnt/cloud");
+        assert_eq!(report_path(p, "/Media/TV"), "/mnt/cloud/Media/TV");
+        assert_eq!(report_path(p, "/Media/TV/"), "/mnt/cloud/Media/TV");
+        assert_eq!(report_path(Some("/mnt/cloud/"), "/"), "/mnt/cloud");
+        assert_eq!(report_path(Some("/"), "/Media"), "/Media");
+    }
+
+    #[test]
+    fn sent_paths_come_back_from_under_the_prefix_or_are_drive_paths() {
+        let p = Some("/mnt/cloud");
+        assert_eq!(
+            drive_path(p, "/mnt/cloud/Media/TV/", "/x").unwrap(),
+            "/Media/TV"
+        );
+        assert_eq!(drive_path(p, "/mnt/cloud", "/x").unwrap(), "/");
+        assert_eq!(drive_path(p, "/Media/TV", "/x").unwrap(), "/Media/TV");
+        assert_eq!(
+            drive_path(p, "/mnt/cloudy/tv", "/x").unwrap(),
+            "/mnt/cloudy/tv"
+        );
+        assert_eq!(
+            drive_path(p, "TV//a/./b", "/Media").unwrap(),
+            "/Media/TV/a/b"
+        );
+        assert_eq!(drive_path(p, ".", "/Media/").unwrap(), "/Media");
+        assert_eq!(drive_path(None, " /Media//TV ", "/x").unwrap(), "/Media/TV");
+        assert_eq!(drive_path(Some("/"), "/Media", "/x").unwrap(), "/Media");
+        assert!(drive_path(p, "/mnt/cloud/../etc", "/x").is_err());
+        assert!(drive_path(None, "a/../../b", "/x").is_err());
+    }
 
     #[test]
     fn hashes() {

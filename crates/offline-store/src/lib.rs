@@ -593,7 +593,8 @@ mod tests {
         let j = Journal::open(&path).unwrap();
         assert_eq!(j.setting("categories").unwrap(), None);
         j.set_setting("categories", Some("{}")).unwrap();
-        j.set_setting("categories", Some(r#"{"tv":"/TV"}"#)).unwrap();
+        j.set_setting("categories", Some(r#"{"tv":"/TV"}"#))
+            .unwrap();
         drop(j);
         let j = Journal::open(&path).unwrap();
         assert_eq!(

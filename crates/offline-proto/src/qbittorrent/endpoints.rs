@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use serde_json::{json, Map, Value};
 
-use super::paths::{join, report, to_drive};
+use super::paths::join;
 use super::session::{self, State};
 use super::torrent::{self, Field, Row};
 use super::{
@@ -13,6 +13,7 @@ use super::{
 };
 use crate::aria2::{Gid, Source};
 use crate::catalog::{category_dir, AddError, Catalog, Category, CategoryError, NewTask};
+use crate::catalog::{drive_path, report_path};
 use crate::torrent::Metainfo;
 
 /// The endpoints that only read: taken with `GET` or `POST`.
@@ -144,7 +145,10 @@ pub(super) fn dispatch<C: Catalog + ?Sized>(
         ("app", "buildInfo") => Ok(Reply::json(&build_info())),
         ("app", "preferences") => Ok(Reply::json(&preferences(call, &*catalog))),
         ("app", "setPreferences") => Ok(Reply::empty()),
-        ("app", "defaultSavePath") => Ok(Reply::text(report(call.prefix, &catalog.default_dir()))),
+        ("app", "defaultSavePath") => Ok(Reply::text(report_path(
+            call.prefix,
+            &catalog.default_dir(),
+        ))),
         ("transfer", "info") => Ok(Reply::json(&transfer_info(&*catalog, call.prefix))),
         ("sync", "maindata") => Ok(sync::maindata(
             &*catalog,
@@ -233,7 +237,7 @@ fn build_info() -> Value {
 /// `queueing_enabled` and `dht`; the drive does not seed, so no limit is set, and
 /// it has no queue the apps could order.
 fn preferences<C: Catalog + ?Sized>(call: &Call<'_>, catalog: &C) -> Value {
-    let save_path = report(call.prefix, &catalog.default_dir());
+    let save_path = report_path(call.prefix, &catalog.default_dir());
     let temp_path = join(&save_path, "temp");
     let username = call
         .config
@@ -506,7 +510,7 @@ fn add<C: Catalog + ?Sized>(call: &Call<'_>, catalog: &mut C) -> Answer {
         .map(str::trim)
         .filter(|p| !p.is_empty() && !auto_tmm);
     let mut dir = match savepath {
-        Some(path) => Some(to_drive(call.prefix, path, &default_dir).map_err(Refusal::bad)?),
+        Some(path) => Some(drive_path(call.prefix, path, &default_dir).map_err(Refusal::bad)?),
         None => None,
     };
     let mut category = params
@@ -604,7 +608,7 @@ pub(super) fn reported_save_path(prefix: Option<&str>, category: &Category) -> S
     if category.save_path.is_empty() {
         String::new()
     } else {
-        report(prefix, &category.save_path)
+        report_path(prefix, &category.save_path)
     }
 }
 
@@ -635,7 +639,7 @@ fn put_category<C: Catalog + ?Sized>(call: &Call<'_>, catalog: &mut C, create: b
     let save_path = if given.is_empty() {
         String::new()
     } else {
-        to_drive(call.prefix, given, &catalog.default_dir()).map_err(Refusal::bad)?
+        drive_path(call.prefix, given, &catalog.default_dir()).map_err(Refusal::bad)?
     };
     catalog
         .put_category(name, Category { save_path }, create)

@@ -12,9 +12,10 @@ use std::borrow::Cow;
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{json, Map, Value};
 
-use super::paths::{join, report};
+use super::paths::join;
 use crate::aria2::status::DEFAULT_PIECE_LENGTH;
 use crate::aria2::{Progress, TaskState, TaskView};
+use crate::catalog::report_path;
 
 /// qBittorrent's `MAX_ETA` (`src/base/bittorrent/torrent.h`): "unknown", 100 days.
 pub const MAX_ETA: i64 = 8_640_000;
@@ -221,7 +222,7 @@ impl<'a> Row<'a> {
         };
         Self {
             view,
-            save_path: report(prefix, &view.dir),
+            save_path: report_path(prefix, &view.dir),
             size,
             total_size,
             done,

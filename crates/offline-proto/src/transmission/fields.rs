@@ -99,9 +99,9 @@ use base64::Engine as _;
 use serde_json::{json, Value};
 
 use super::json::{Out, Style};
-use super::report_path;
 use crate::aria2::status::DEFAULT_PIECE_LENGTH;
 use crate::aria2::{Gid, Progress, TaskState, TaskView, TorrentInfo};
+use crate::catalog::report_path;
 
 /// The message of a task whose add's answer was lost.
 pub(super) const UNKNOWN_OUTCOME: &str =

@@ -95,7 +95,7 @@ use super::args::{kind, names_list, Arg, Args, Kind};
 use super::envelope::{Failure, Outcome};
 use super::fields::{self, display_name, Field, Positions};
 use super::json::{self, Out, Style};
-use super::{drive_path, report_path, session, Config, State};
+use super::{drive_path, session, Config, State};
 use crate::aria2::{AddRequest, Gid, Source, TaskState, TaskView};
 use crate::catalog::{category_dir, is_hash, AddError, Catalog, Category, Hold, NewTask};
 use crate::torrent::Metainfo;
@@ -753,16 +753,11 @@ fn file_selection(task: &TaskView) -> Vec<bool> {
     }
 }
 
-fn same_folder(a: &str, b: &str) -> bool {
-    let trim = |p: &str| {
-        let t = p.trim_end_matches('/');
-        if t.is_empty() {
-            "/".to_owned()
-        } else {
-            t.to_owned()
-        }
-    };
-    trim(a) == trim(b)
+/// Whether `location` (a path a client sent) names drive folder `drive_dir`.
+fn same_folder(prefix: Option<&str>, drive_dir: &str, location: &str) -> bool {
+    let ours = crate::catalog::drive_path(None, drive_dir, "/");
+    let theirs = crate::catalog::drive_path(prefix, location, "/");
+    matches!((ours, theirs), (Ok(a), Ok(b)) if a == b)
 }
 
 fn torrent_set<C: Catalog + ?Sized>(
@@ -858,9 +853,7 @@ fn torrent_set<C: Catalog + ?Sized>(
             }
             "location" => {
                 let location = arg.string()?;
-                tasks
-                    .iter()
-                    .all(|t| same_folder(&report_path(prefix, &t.dir), &location))
+                tasks.iter().all(|t| same_folder(prefix, &t.dir, &location))
             }
             _ => false,
         };
@@ -907,7 +900,7 @@ fn torrent_set_location<C: Catalog + ?Sized>(
     let prefix = config.report_prefix.as_deref();
     let all_there = select(&*catalog, &ids)
         .iter()
-        .all(|t| same_folder(&report_path(prefix, &t.dir), &location));
+        .all(|t| same_folder(prefix, &t.dir, &location));
     if all_there {
         return Ok("{}".into());
     }

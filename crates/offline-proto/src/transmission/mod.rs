@@ -284,46 +284,20 @@ fn version_text(style: Style, ours: &str) -> String {
     format!("{theirs} (offline-{ours})")
 }
 
-/// The path a client sees for drive folder `drive`: under `prefix` when there is one.
-fn report_path(prefix: Option<&str>, drive: &str) -> String {
-    let Some(prefix) = prefix else {
-        return drive.to_owned();
-    };
-    let prefix = prefix.trim_end_matches('/');
-    let rest = drive.trim_start_matches('/');
-    match (prefix.is_empty(), rest.is_empty()) {
-        (true, true) => "/".to_owned(),
-        (true, false) => format!("/{rest}"),
-        (false, true) => prefix.to_owned(),
-        (false, false) => format!("{prefix}/{rest}"),
-    }
-}
-
-/// The drive folder for a folder a client sent (`download-dir`).
+/// The drive folder for a folder a client sent (`download-dir`, `location`): see
+/// [`crate::catalog::drive_path`].
 ///
 /// # Errors
 ///
-/// Not absolute (Transmission's `"download directory path is not absolute"`), or not
-/// under `prefix`.
+/// Not absolute (Transmission's `"download directory path is not absolute"`), or
+/// with a `..` component.
 fn drive_path(prefix: Option<&str>, given: &str) -> Result<String, Failure> {
     if !given.starts_with('/') {
         return Err(Failure::path_not_absolute(
             "download directory path is not absolute",
         ));
     }
-    let Some(prefix) = prefix
-        .map(|p| p.trim_end_matches('/'))
-        .filter(|p| !p.is_empty())
-    else {
-        return Ok(given.to_owned());
-    };
-    match given.strip_prefix(prefix) {
-        Some("") => Ok("/".to_owned()),
-        Some(rest) if rest.starts_with('/') => Ok(rest.to_owned()),
-        _ => Err(Failure::params(format!(
-            "download directory is not under {prefix}, where the cloud drive is mounted"
-        ))),
-    }
+    crate::catalog::drive_path(prefix, given, "/").map_err(Failure::params)
 }
 
 #[cfg(test)]
@@ -347,22 +321,12 @@ mod tests {
     }
 
     #[test]
-    fn paths_under_the_prefix() {
-        assert_eq!(
-            report_path(Some("/mnt/cloud"), "/Media/TV"),
-            "/mnt/cloud/Media/TV"
-        );
-        assert_eq!(report_path(Some("/mnt/cloud/"), "/"), "/mnt/cloud");
-        assert_eq!(report_path(Some("/"), "/Media"), "/Media");
-        assert_eq!(report_path(None, "/Media"), "/Media");
-        assert_eq!(
-            drive_path(Some("/mnt/cloud"), "/mnt/cloud/Media/TV").unwrap(),
-            "/Media/TV"
-        );
-        assert_eq!(drive_path(Some("/mnt/cloud/"), "/mnt/cloud").unwrap(), "/");
-        assert!(drive_path(Some("/mnt/cloud"), "/mnt/cloudy/x").is_err());
-        assert!(drive_path(Some("/mnt/cloud"), "Media").is_err());
-        assert_eq!(drive_path(None, "/Media").unwrap(), "/Media");
+    fn download_dirs_are_absolute() {
+        let p = Some("/mnt/cloud");
+        assert_eq!(drive_path(p, "/mnt/cloud/Media/TV").unwrap(), "/Media/TV");
+        assert_eq!(drive_path(p, "/Media/TV").unwrap(), "/Media/TV");
+        assert!(drive_path(p, "Media").is_err());
+        assert!(drive_path(p, "/mnt/cloud/../x").is_err());
     }
 
     #[test]

@@ -37,7 +37,8 @@ use super::args::{kind, Args, Kind};
 use super::envelope::{Failure, Outcome};
 use super::fields::{facts, Status};
 use super::json::{self, Style};
-use super::{report_path, Config, State};
+use super::{Config, State};
+use crate::catalog::report_path;
 use crate::catalog::Catalog;
 
 /// What a session value is computed from.
