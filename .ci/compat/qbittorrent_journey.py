@@ -45,7 +45,8 @@ assert client.app.default_save_path, "no default save path"
 
 client.torrents_create_category(name="tv", save_path="/Media/TV")
 categories = client.torrents_categories()
-assert categories["tv"]["savePath"] == "/Media/TV", categories
+# A drive path given; the apps see it under the prefix, where the drive is mounted.
+assert categories["tv"]["savePath"] == prefix + "/Media/TV", categories
 
 names = {}
 if provider == "6pan":

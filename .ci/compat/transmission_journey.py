@@ -42,7 +42,7 @@ if provider == "6pan":
     payload = os.urandom(45_000)
     seed = serve(payload, "movie.mkv")
     added = client.add_torrent(
-        torrent("movie.mkv", payload, seed), download_dir="/Media/Movies", labels=["radarr"]
+        torrent("movie.mkv", payload, seed), download_dir=prefix + "/Media/Movies", labels=["radarr"]
     )
     expected[added.id] = ("movie.mkv", len(payload))
     magnet = "magnet:?xt=urn:btih:" + hashlib.sha1(b"transmission-journey").hexdigest()

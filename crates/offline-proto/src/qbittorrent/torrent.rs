@@ -300,9 +300,13 @@ impl<'a> Row<'a> {
     }
 
     /// Whether the files are not known yet (a magnet link before its metadata):
-    /// qBittorrent's `!hasMetadata()`.
+    /// qBittorrent's `!hasMetadata()`. A complete task has its metadata, even when the
+    /// drive did not list its files: then it stands for one file or folder named as
+    /// the task, in its save path (where the drive stores it).
     fn no_metadata(&self) -> bool {
-        self.view.files.is_empty() && magnet(self.view).is_some()
+        self.view.files.is_empty()
+            && magnet(self.view).is_some()
+            && self.view.state != TaskState::Complete
     }
 
     /// `content_path` (qBittorrent's `TorrentImpl::contentPath`): one file: its path;
