@@ -7,7 +7,7 @@ use serde_json::{json, Map, Value};
 
 use super::paths::join;
 use super::session::{self, State};
-use super::torrent::{self, Field, Row};
+use super::torrent::{self, sorted_tags, Field, Row};
 use super::{
     sync, Answer, Config, Form, Kind, Refusal, Reply, QBITTORRENT_VERSION, WEBAPI_VERSION,
 };
@@ -193,7 +193,10 @@ pub(super) fn dispatch<C: Catalog + ?Sized>(
             Ok(Reply::empty())
         }
         ("torrents", "setCategory") => set_category(call, catalog),
-        ("torrents", "tags") => Ok(Reply::json(&catalog.tags())),
+        ("torrents", "tags") => {
+            let tags = catalog.tags();
+            Ok(Reply::json(&sorted_tags(tags.iter().map(String::as_str))))
+        }
         ("torrents", "createTags") => {
             let tags = tag_list(call.required("tags")?);
             catalog.create_tags(&tags);

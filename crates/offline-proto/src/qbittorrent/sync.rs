@@ -25,7 +25,7 @@ use serde_json::{json, Map, Value};
 
 use super::endpoints::{category_json, reported_save_path, transfer_info};
 use super::session::State;
-use super::torrent::{Cell, Field, Row};
+use super::torrent::{sorted_tags, Cell, Field, Row};
 use super::Reply;
 use crate::catalog::Catalog;
 
@@ -198,7 +198,13 @@ pub(super) fn maindata<C: Catalog + ?Sized>(
         .cloned()
         .collect();
 
-    next.tags = catalog.tags();
+    next.tags = {
+        let tags = catalog.tags();
+        sorted_tags(tags.iter().map(String::as_str))
+            .into_iter()
+            .map(str::to_owned)
+            .collect()
+    };
     let tags: Vec<String> = next
         .tags
         .iter()

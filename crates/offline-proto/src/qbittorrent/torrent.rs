@@ -483,7 +483,7 @@ impl<'a> Row<'a> {
             Field::SeenComplete => Cell::Int(self.completion_on()),
             Field::Size => Cell::Int(int(self.size)),
             Field::State => s(self.state),
-            Field::Tags => owned(view.tags.join(", ")),
+            Field::Tags => owned(sorted_tags(view.tags.iter().map(String::as_str)).join(", ")),
             Field::TimeActive => Cell::Int(self.time_active()),
             Field::TotalSize => Cell::Int(int(self.total_size)),
             Field::TrackersCount => Cell::Int(int(self.trackers_count() as u64)),
@@ -845,4 +845,12 @@ mod tests {
         assert_eq!(root_folder(["a/x", "y"].into_iter()), None);
         assert_eq!(root_folder(std::iter::empty()), None);
     }
+}
+
+/// Tags in qBittorrent's order: its `TagSet` is sorted case-insensitively
+/// (`TagLessThan`; its natural order of digit runs is not copied).
+pub(super) fn sorted_tags<'t>(tags: impl Iterator<Item = &'t str>) -> Vec<&'t str> {
+    let mut sorted: Vec<&str> = tags.collect();
+    sorted.sort_by_cached_key(|t| (t.to_lowercase(), *t));
+    sorted
 }
