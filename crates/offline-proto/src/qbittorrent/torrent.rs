@@ -800,6 +800,14 @@ pub(super) fn trackers(row: &Row<'_>) -> Vec<Value> {
     rows
 }
 
+/// Tags in qBittorrent's order: its `TagSet` is sorted case-insensitively
+/// (`TagLessThan`; its natural order of digit runs is not copied).
+pub(super) fn sorted_tags<'t>(tags: impl Iterator<Item = &'t str>) -> Vec<&'t str> {
+    let mut sorted: Vec<&str> = tags.collect();
+    sorted.sort_by_cached_key(|t| (t.to_lowercase(), *t));
+    sorted
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -845,12 +853,4 @@ mod tests {
         assert_eq!(root_folder(["a/x", "y"].into_iter()), None);
         assert_eq!(root_folder(std::iter::empty()), None);
     }
-}
-
-/// Tags in qBittorrent's order: its `TagSet` is sorted case-insensitively
-/// (`TagLessThan`; its natural order of digit runs is not copied).
-pub(super) fn sorted_tags<'t>(tags: impl Iterator<Item = &'t str>) -> Vec<&'t str> {
-    let mut sorted: Vec<&str> = tags.collect();
-    sorted.sort_by_cached_key(|t| (t.to_lowercase(), *t));
-    sorted
 }
