@@ -389,8 +389,9 @@ fn info<C: Catalog + ?Sized>(call: &Call<'_>, catalog: &C) -> Reply {
                 .as_ref()
                 .is_none_or(|set| set.contains(&v.hash.to_ascii_lowercase()))
         })
+        // The state first: a row (its sizes and save path) only for tasks that pass.
+        .filter(|v| passes(filter, torrent::state(v)))
         .map(|v| Row::new(v, call.prefix))
-        .filter(|row| passes(filter, row.state))
         .collect();
     let reverse = params.flag("reverse").unwrap_or(false);
     if let Some(field) = params

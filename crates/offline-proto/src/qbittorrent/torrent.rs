@@ -504,14 +504,14 @@ impl Serialize for Row<'_> {
 
 /// The `state` string (see the table in [`super`]'s docs).
 pub(super) fn state(view: &TaskView) -> &'static str {
-    let no_metadata = view.files.is_empty() && magnet(view).is_some();
+    let no_metadata = || view.files.is_empty() && magnet(view).is_some();
     match &view.state {
         TaskState::Queued if view.held => "pausedDL",
         TaskState::Queued => "queuedDL",
-        TaskState::Submitting if no_metadata => "metaDL",
+        TaskState::Submitting if no_metadata() => "metaDL",
         TaskState::Submitting => "queuedDL",
         TaskState::Running if view.download_speed > 0 => "downloading",
-        TaskState::Running if no_metadata && view.percent() == 0 => "metaDL",
+        TaskState::Running if no_metadata() && view.percent() == 0 => "metaDL",
         TaskState::Running => "stalledDL",
         TaskState::Complete => "pausedUP",
         TaskState::Failed(_) | TaskState::UnknownOutcome => "error",
