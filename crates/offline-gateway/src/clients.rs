@@ -113,7 +113,7 @@ async fn qbittorrent_api<D: Drive>(
             .qbittorrent
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        qbittorrent::handle(&request, &mut catalog, &mut state, &gateway.shared.qbt)
+        qbittorrent::handle(&request, &mut catalog, &mut state, &gateway.shared.clients)
     };
     gateway.shared.wake.notify_one();
     gateway.shared.track.notify_one();
@@ -159,8 +159,12 @@ async fn transmission_rpc<D: Drive>(
         body: &body,
     };
     let reply = if method != Method::POST {
-        transmission::refusal(&request, &gateway.shared.transmission, &gateway.shared.trn)
-            .unwrap_or_else(transmission::method_not_allowed)
+        transmission::refusal(
+            &request,
+            &gateway.shared.transmission,
+            &gateway.shared.clients,
+        )
+        .unwrap_or_else(transmission::method_not_allowed)
     } else {
         let mut store = gateway.store();
         let mut catalog = WithDrive {
@@ -171,7 +175,7 @@ async fn transmission_rpc<D: Drive>(
             &request,
             &mut catalog,
             &gateway.shared.transmission,
-            &gateway.shared.trn,
+            &gateway.shared.clients,
         )
     };
     gateway.shared.wake.notify_one();

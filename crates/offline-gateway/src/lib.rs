@@ -126,12 +126,12 @@ struct Shared<D: Drive> {
     track: Notify,
     /// When the daemon started (the qBittorrent sessions' clock).
     started: std::time::Instant,
-    /// The qBittorrent interface's sessions and its configuration.
+    /// The qBittorrent interface's sessions.
     qbittorrent: Mutex<offline_proto::qbittorrent::State>,
-    qbt: offline_proto::qbittorrent::Config,
-    /// The Transmission interface's session and its configuration.
+    /// The qBittorrent and Transmission interfaces' login and report prefix.
+    clients: offline_proto::catalog::Config,
+    /// The Transmission interface's session.
     transmission: offline_proto::transmission::State,
-    trn: offline_proto::transmission::Config,
     /// Callbacks that named a task, for the tracker to confirm.
     hints: mpsc::Sender<(aria2::Gid, Hint)>,
     hints_rx: Mutex<Option<mpsc::Receiver<(aria2::Gid, Hint)>>>,
@@ -160,20 +160,8 @@ impl<D: Drive> Gateway<D> {
         let session: u64 = rand::random();
         let (hints, hints_rx) = mpsc::channel(CALLBACK_QUEUE);
         let version = env!("CARGO_PKG_VERSION").to_owned();
-        let login = config.web_login.as_ref();
-        let qbt = offline_proto::qbittorrent::Config {
-            login: login.map(|l| offline_proto::qbittorrent::Login {
-                username: l.username.clone(),
-                password: l.password.clone(),
-            }),
-            report_prefix: config.report_prefix.clone(),
-            version: version.clone(),
-        };
-        let trn = offline_proto::transmission::Config {
-            login: login.map(|l| offline_proto::transmission::Login {
-                username: l.username.clone(),
-                password: l.password.clone(),
-            }),
+        let clients = offline_proto::catalog::Config {
+            login: config.web_login.clone(),
             report_prefix: config.report_prefix.clone(),
             version: version.clone(),
         };
@@ -201,9 +189,8 @@ impl<D: Drive> Gateway<D> {
                 track: Notify::new(),
                 started: std::time::Instant::now(),
                 qbittorrent: Mutex::new(offline_proto::qbittorrent::State::default()),
-                qbt,
+                clients,
                 transmission: offline_proto::transmission::State::new(transmission_session),
-                trn,
                 hints,
                 hints_rx: Mutex::new(Some(hints_rx)),
             }),

@@ -34,6 +34,7 @@ use sha1::{Digest, Sha1};
 
 pub use crate::aria2::{
     AddRequest, FileView, Gid, Progress, Source, StoreError, TaskState, TaskView, TorrentInfo,
+    WebLogin,
 };
 use crate::torrent::InfoHash;
 
@@ -56,6 +57,24 @@ pub fn task_hash(torrent: Option<InfoHash>, link: &str, occurrence: u32) -> Stri
 /// clients send what they were given, some upper-cased).
 pub fn is_hash(text: &str) -> bool {
     text.len() == 40 && text.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// What the daemon configures the torrent-client interfaces with
+/// ([`qbittorrent`](crate::qbittorrent) and [`transmission`](crate::transmission)
+/// take the same one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// The login every request must carry (qBittorrent's `auth/login`,
+    /// Transmission's HTTP Basic); `None`: none, and only loopback peers are served.
+    pub login: Option<WebLogin>,
+    /// Where the apps' machine mounts the drive (`/mnt/cloud`): drive folders are
+    /// shown under it, and folders sent are taken back from it ([`report_path`],
+    /// [`drive_path`]). `None`: drive paths as they are.
+    pub report_prefix: Option<String>,
+    /// The daemon's own version (`0.1.0`): Transmission shows it after its own in
+    /// `version`; qBittorrent answers none (`app/version` must be a qBittorrent
+    /// version for the apps that parse it).
+    pub version: String,
 }
 
 /// The path an app sees for drive path `drive`: `prefix` joined with it (`/mnt/cloud`

@@ -47,6 +47,16 @@ impl<'de> Deserialize<'de> for Secret {
     }
 }
 
+/// Whether `given` equals `secret`, in a time that depends on `secret`'s length only
+/// (the one comparison of passwords, tokens and session IDs a peer sends).
+pub(crate) fn constant_time_eq(given: &[u8], secret: &[u8]) -> bool {
+    let mut diff = u8::from(given.len() != secret.len());
+    for (i, s) in secret.iter().enumerate() {
+        diff |= given.get(i).copied().unwrap_or(0) ^ s;
+    }
+    std::hint::black_box(diff) == 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

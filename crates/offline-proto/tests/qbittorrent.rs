@@ -14,230 +14,25 @@
 //! - `maindata_full`, `maindata_partial`: a full update, then the partial one after
 //!   one task's progress changed and another was deleted.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use offline_proto::aria2::{
-    Failure, FailureKind, FileView, Gid, Progress, Source, StoreError, TaskState, TaskView,
-    TorrentInfo,
+    Failure, FailureKind, FileView, Gid, Progress, Source, TaskState, TaskView, TorrentInfo,
 };
-use offline_proto::catalog::{
-    task_hash, AddError, Catalog, Category, CategoryError, Hold, NewTask,
-};
+use offline_proto::catalog::{task_hash, NewTask};
 use offline_proto::qbittorrent::{
     handle, Config, Form, FormFile, Login, Reply, Request, State, BANNED_MESSAGE, BAN_DURATION,
     MAX_AUTH_FAILS,
 };
-use offline_proto::torrent::{InfoHash, Metainfo, TorrentBuilder};
+use offline_proto::torrent::TorrentBuilder;
 use offline_proto::Secret;
 use serde_json::{json, Value};
 
 // --- The fake catalog ---------------------------------------------------------------
 
-/// Tasks in a vector, in the order added; hold honoured only for `Queued`; a
-/// duplicate is a task with the same hash.
-#[derive(Default)]
-struct Fake {
-    tasks: Vec<TaskView>,
-    categories: BTreeMap<String, Category>,
-    created_tags: BTreeSet<String>,
-    added: Vec<NewTask>,
-    deleted: Vec<(Gid, bool)>,
-    refuse_deletes: bool,
-    next: u64,
-}
-
-impl Fake {
-    fn with_categories() -> Self {
-        let mut fake = Self::default();
-        fake.categories.insert(
-            "tv".into(),
-            Category {
-                save_path: "/Media/TV".into(),
-            },
-        );
-        fake.categories.insert("movies".into(), Category::default());
-        fake
-    }
-
-    fn with(tasks: Vec<TaskView>) -> Self {
-        let mut fake = Self::with_categories();
-        fake.tasks = tasks;
-        fake
-    }
-
-    fn task(&self, hash: &str) -> &TaskView {
-        self.tasks.iter().find(|t| t.hash == hash).unwrap()
-    }
-
-    fn task_mut(&mut self, gid: Gid) -> Option<&mut TaskView> {
-        self.tasks.iter_mut().find(|t| t.gid == gid)
-    }
-}
-
-fn magnet_infohash(link: &str) -> Option<InfoHash> {
-    let at = link.find("btih:")? + 5;
-    link.get(at..at + 40)?.parse().ok()
-}
-
-impl Catalog for Fake {
-    fn default_dir(&self) -> String {
-        "/Downloads".into()
-    }
-
-    fn add(&mut self, task: NewTask) -> Result<Gid, AddError> {
-        let (hash, uris, meta) = match &task.request.source {
-            Source::Uris(uris) => {
-                if uris[0].starts_with("ftp:") {
-                    return Err(AddError::Refused("the drive cannot fetch ftp links".into()));
-                }
-                let hash = task_hash(magnet_infohash(&uris[0]), &uris[0], 0);
-                (hash, uris.clone(), None)
-            }
-            Source::Torrent { bytes, .. } => {
-                let meta = Metainfo::from_bytes(bytes)
-                    .map_err(|e| AddError::Refused(format!("bad torrent: {e}")))?;
-                (meta.info_hash.to_string(), Vec::new(), Some(meta))
-            }
-        };
-        if let Some(existing) = self.by_hash(&hash) {
-            return Err(AddError::Duplicate(existing.gid));
-        }
-        self.next += 1;
-        let gid = Gid::new(0x1000 + self.next);
-        let dir = task
-            .request
-            .dir
-            .clone()
-            .unwrap_or_else(|| self.default_dir());
-        let mut view = TaskView::new(gid, TaskState::Queued, dir);
-        view.id = 100 + self.next;
-        view.hash = hash;
-        view.uris = uris;
-        view.name.clone_from(&task.request.out);
-        view.category.clone_from(&task.category);
-        view.tags.clone_from(&task.tags);
-        view.held = task.held;
-        if let Some(meta) = meta {
-            view.name.get_or_insert(meta.name.clone());
-            view.total_length = Some(meta.total_length);
-            view.torrent = Some(TorrentInfo {
-                info_hash: Some(meta.info_hash),
-                name: Some(meta.name.clone()),
-                multi_file: meta.multi_file,
-                ..TorrentInfo::default()
-            });
-        }
-        self.tasks.push(view);
-        self.added.push(task);
-        Ok(gid)
-    }
-
-    fn listed(&self) -> Vec<&TaskView> {
-        self.tasks
-            .iter()
-            .filter(|t| t.state != TaskState::Removed)
-            .collect()
-    }
-
-    fn by_hash(&self, hash: &str) -> Option<&TaskView> {
-        self.listed()
-            .into_iter()
-            .find(|t| t.hash.eq_ignore_ascii_case(hash))
-    }
-
-    fn by_id(&self, id: u64) -> Option<&TaskView> {
-        self.listed().into_iter().find(|t| t.id == id)
-    }
-
-    fn delete(&mut self, gid: Gid, delete_files: bool) -> Result<(), StoreError> {
-        if self.refuse_deletes && delete_files {
-            return Err(StoreError("this drive cannot delete files".into()));
-        }
-        self.tasks.retain(|t| t.gid != gid);
-        self.deleted.push((gid, delete_files));
-        Ok(())
-    }
-
-    fn hold(&mut self, gid: Gid, held: bool) -> Hold {
-        match self.task_mut(gid) {
-            Some(t) if t.state == TaskState::Queued => {
-                t.held = held;
-                Hold::Done
-            }
-            _ => Hold::NotPossible,
-        }
-    }
-
-    fn set_category(&mut self, gid: Gid, category: Option<&str>) -> Result<(), CategoryError> {
-        if let Some(c) = category {
-            if !self.categories.contains_key(c) {
-                return Err(CategoryError::Missing(c.into()));
-            }
-        }
-        if let Some(t) = self.task_mut(gid) {
-            t.category = category.map(str::to_owned);
-        }
-        Ok(())
-    }
-
-    fn set_tags(&mut self, gid: Gid, tags: &[String]) -> Result<(), StoreError> {
-        if let Some(t) = self.task_mut(gid) {
-            t.tags = tags.to_vec();
-        }
-        Ok(())
-    }
-
-    fn categories(&self) -> BTreeMap<String, Category> {
-        self.categories.clone()
-    }
-
-    fn put_category(
-        &mut self,
-        name: &str,
-        category: Category,
-        create: bool,
-    ) -> Result<(), CategoryError> {
-        if name.contains('\\') {
-            return Err(CategoryError::InvalidName(name.into()));
-        }
-        match (self.categories.contains_key(name), create) {
-            (true, true) => Err(CategoryError::Exists(name.into())),
-            (false, false) => Err(CategoryError::Missing(name.into())),
-            _ => {
-                self.categories.insert(name.into(), category);
-                Ok(())
-            }
-        }
-    }
-
-    fn remove_categories(&mut self, names: &[String]) {
-        for n in names {
-            self.categories.remove(n);
-        }
-    }
-
-    fn tags(&self) -> Vec<String> {
-        let mut all = self.created_tags.clone();
-        for t in &self.tasks {
-            all.extend(t.tags.iter().cloned());
-        }
-        all.into_iter().collect()
-    }
-
-    fn create_tags(&mut self, tags: &[String]) {
-        self.created_tags.extend(tags.iter().cloned());
-    }
-
-    fn delete_tags(&mut self, tags: &[String]) {
-        for t in tags {
-            self.created_tags.remove(t);
-        }
-        for task in &mut self.tasks {
-            task.tags.retain(|x| !tags.contains(x));
-        }
-    }
-}
+#[path = "common/fake_catalog.rs"]
+mod fake_catalog;
+use fake_catalog::Fake;
 
 // --- Harness ------------------------------------------------------------------------
 
@@ -1215,22 +1010,22 @@ fn pause_and_resume() {
     d.fake.tasks.push(queued);
     // A running task cannot be paused: nothing changes, and the call succeeds.
     assert_eq!(d.ok("torrents/pause", &[("hashes", &hash_of(1))]), "");
-    assert_eq!(d.fake.task(&hash_of(1)).state, TaskState::Running);
-    assert!(!d.fake.task(&hash_of(1)).held);
+    assert_eq!(d.fake.task_with_hash(&hash_of(1)).state, TaskState::Running);
+    assert!(!d.fake.task_with_hash(&hash_of(1)).held);
     // A queued one is held, and released.
     d.ok("torrents/pause", &[("hashes", &hash_of(8))]);
-    assert!(d.fake.task(&hash_of(8)).held);
+    assert!(d.fake.task_with_hash(&hash_of(8)).held);
     assert_eq!(
         d.json("torrents/info", &format!("hashes={}", hash_of(8)))[0]["state"],
         "pausedDL"
     );
     d.ok("torrents/resume", &[("hashes", &hash_of(8))]);
-    assert!(!d.fake.task(&hash_of(8)).held);
+    assert!(!d.fake.task_with_hash(&hash_of(8)).held);
     // 5.x names.
     d.ok("torrents/stop", &[("hashes", "all")]);
-    assert!(d.fake.task(&hash_of(8)).held);
+    assert!(d.fake.task_with_hash(&hash_of(8)).held);
     d.ok("torrents/start", &[("hashes", &hash_of(8))]);
-    assert!(!d.fake.task(&hash_of(8)).held);
+    assert!(!d.fake.task_with_hash(&hash_of(8)).held);
     assert_eq!(d.post("torrents/pause", &[]).status, 400);
     assert_eq!(
         d.get("torrents/pause", &format!("hashes={}", hash_of(8)))
@@ -1335,7 +1130,7 @@ fn categories() {
         "torrents/setCategory",
         &[("hashes", &hash_of(7)), ("category", "")],
     );
-    assert_eq!(d.fake.task(&hash_of(7)).category, None);
+    assert_eq!(d.fake.task_with_hash(&hash_of(7)).category, None);
     d.ok(
         "torrents/removeCategories",
         &[("categories", "anime\nmusic\ny\nunknown")],
@@ -1365,14 +1160,17 @@ fn tags() {
         "torrents/addTags",
         &[("hashes", &both), ("tags", "a,sonarr")],
     );
-    assert_eq!(d.fake.task(&hash_of(1)).tags, ["sonarr", "a"]);
-    assert_eq!(d.fake.task(MAGNET_HASH).tags, ["radarr", "sonarr", "a"]);
+    assert_eq!(d.fake.task_with_hash(&hash_of(1)).tags, ["sonarr", "a"]);
+    assert_eq!(
+        d.fake.task_with_hash(MAGNET_HASH).tags,
+        ["radarr", "sonarr", "a"]
+    );
     d.ok(
         "torrents/removeTags",
         &[("hashes", &both), ("tags", "sonarr")],
     );
-    assert_eq!(d.fake.task(&hash_of(1)).tags, ["a"]);
-    assert_eq!(d.fake.task(MAGNET_HASH).tags, ["radarr", "a"]);
+    assert_eq!(d.fake.task_with_hash(&hash_of(1)).tags, ["a"]);
+    assert_eq!(d.fake.task_with_hash(MAGNET_HASH).tags, ["radarr", "a"]);
     assert_eq!(d.hashes("tag=a"), [hash_of(1), MAGNET_HASH.to_owned()]);
     assert_eq!(d.post("torrents/addTags", &[("hashes", &both)]).status, 400);
 }

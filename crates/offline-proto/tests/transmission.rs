@@ -19,18 +19,15 @@
 
 mod common;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::time::Instant;
 
 use base64::Engine as _;
 use offline_proto::aria2::{
-    Failure, FailureKind, FileView, Gid, Progress, Source, StoreError, TaskState, TaskView,
-    TorrentInfo,
+    Failure, FailureKind, FileView, Gid, Progress, Source, TaskState, TaskView, TorrentInfo,
 };
-use offline_proto::catalog::{
-    task_hash, AddError, Catalog, Category, CategoryError, Hold, NewTask,
-};
-use offline_proto::torrent::{InfoHash, Metainfo, TorrentBuilder};
+use offline_proto::catalog::task_hash;
+use offline_proto::torrent::{Metainfo, TorrentBuilder};
 use offline_proto::transmission::{
     self, handle, method_not_allowed, refusal, Config, Login, Reply, Request, State, MAX_BATCH_LEN,
     MAX_BODY_BYTES, MAX_LIST_LEN, SESSION_HEADER,
@@ -41,220 +38,9 @@ use serde_json::{json, Value};
 
 // --- The fake catalog ---------------------------------------------------------------
 
-/// Tasks in a vector, in the order added; hold honoured only for `Queued`; a
-/// duplicate is a task with the same hash.
-#[derive(Default)]
-struct Fake {
-    tasks: Vec<TaskView>,
-    categories: BTreeMap<String, Category>,
-    created_tags: BTreeSet<String>,
-    added: Vec<NewTask>,
-    deleted: Vec<(Gid, bool)>,
-    refuse: Option<String>,
-    refuse_deletes: bool,
-    next: u64,
-}
-
-impl Fake {
-    fn with_categories() -> Self {
-        let mut fake = Self::default();
-        fake.categories.insert(
-            "tv".into(),
-            Category {
-                save_path: "/Media/TV".into(),
-            },
-        );
-        fake.categories.insert("movies".into(), Category::default());
-        fake
-    }
-
-    fn task(&self, gid: Gid) -> &TaskView {
-        self.tasks.iter().find(|t| t.gid == gid).unwrap()
-    }
-
-    fn task_mut(&mut self, gid: Gid) -> Option<&mut TaskView> {
-        self.tasks.iter_mut().find(|t| t.gid == gid)
-    }
-}
-
-fn magnet_infohash(link: &str) -> Option<InfoHash> {
-    let at = link.find("btih:")? + 5;
-    link.get(at..at + 40)?.parse().ok()
-}
-
-impl Catalog for Fake {
-    fn default_dir(&self) -> String {
-        "/Downloads".into()
-    }
-
-    fn add(&mut self, task: NewTask) -> Result<Gid, AddError> {
-        if let Some(reason) = &self.refuse {
-            return Err(AddError::Refused(reason.clone()));
-        }
-        let (hash, uris, meta) = match &task.request.source {
-            Source::Uris(uris) => {
-                let hash = task_hash(magnet_infohash(&uris[0]), &uris[0], 0);
-                (hash, uris.clone(), None)
-            }
-            Source::Torrent { bytes, .. } => {
-                let meta = Metainfo::from_bytes(bytes)
-                    .map_err(|e| AddError::Refused(format!("bad torrent: {e}")))?;
-                (meta.info_hash.to_string(), Vec::new(), Some(meta))
-            }
-        };
-        if let Some(existing) = self.by_hash(&hash) {
-            return Err(AddError::Duplicate(existing.gid));
-        }
-        self.next += 1;
-        let gid = Gid::new(0x1000 + self.next);
-        let dir = task
-            .request
-            .dir
-            .clone()
-            .unwrap_or_else(|| self.default_dir());
-        let mut view = TaskView::new(gid, TaskState::Queued, dir);
-        view.id = self.next;
-        view.hash = hash;
-        view.uris = uris;
-        view.category = task.category.clone();
-        view.tags = task.tags.clone();
-        view.held = task.held;
-        view.added_on = 1_700_000_000 + self.next as i64;
-        if let Some(meta) = meta {
-            view.name = Some(meta.name.clone());
-            view.total_length = Some(meta.total_length);
-            if meta.multi_file {
-                view.files = meta
-                    .files
-                    .iter()
-                    .map(|f| FileView {
-                        path: f.joined_path(),
-                        length: f.length,
-                        selected: !task.unwanted.contains(&f.index),
-                    })
-                    .collect();
-            }
-            view.torrent = Some(TorrentInfo {
-                info_hash: Some(meta.info_hash),
-                name: Some(meta.name.clone()),
-                multi_file: meta.multi_file,
-                announce_list: meta
-                    .trackers()
-                    .iter()
-                    .map(|t| vec![(*t).to_owned()])
-                    .collect(),
-                comment: meta.comment.clone(),
-                creation_date: meta.creation_date,
-                piece_length: Some(meta.piece_length),
-            });
-        }
-        self.tasks.push(view);
-        self.added.push(task);
-        Ok(gid)
-    }
-
-    fn listed(&self) -> Vec<&TaskView> {
-        self.tasks
-            .iter()
-            .filter(|t| t.state != TaskState::Removed)
-            .collect()
-    }
-
-    fn by_hash(&self, hash: &str) -> Option<&TaskView> {
-        self.listed()
-            .into_iter()
-            .find(|t| t.hash.eq_ignore_ascii_case(hash))
-    }
-
-    fn by_id(&self, id: u64) -> Option<&TaskView> {
-        self.listed().into_iter().find(|t| t.id == id)
-    }
-
-    fn delete(&mut self, gid: Gid, delete_files: bool) -> Result<(), StoreError> {
-        if self.refuse_deletes {
-            return Err(StoreError("this drive cannot delete files".into()));
-        }
-        self.tasks.retain(|t| t.gid != gid);
-        self.deleted.push((gid, delete_files));
-        Ok(())
-    }
-
-    fn hold(&mut self, gid: Gid, held: bool) -> Hold {
-        match self.task_mut(gid) {
-            Some(t) if t.state == TaskState::Queued => {
-                t.held = held;
-                Hold::Done
-            }
-            _ => Hold::NotPossible,
-        }
-    }
-
-    fn set_category(&mut self, gid: Gid, category: Option<&str>) -> Result<(), CategoryError> {
-        if let Some(c) = category {
-            if !self.categories.contains_key(c) {
-                return Err(CategoryError::Missing(c.into()));
-            }
-        }
-        if let Some(t) = self.task_mut(gid) {
-            t.category = category.map(str::to_owned);
-        }
-        Ok(())
-    }
-
-    fn set_tags(&mut self, gid: Gid, tags: &[String]) -> Result<(), StoreError> {
-        if let Some(t) = self.task_mut(gid) {
-            t.tags = tags.to_vec();
-        }
-        Ok(())
-    }
-
-    fn categories(&self) -> BTreeMap<String, Category> {
-        self.categories.clone()
-    }
-
-    fn put_category(
-        &mut self,
-        name: &str,
-        category: Category,
-        create: bool,
-    ) -> Result<(), CategoryError> {
-        match (self.categories.contains_key(name), create) {
-            (true, true) => Err(CategoryError::Exists(name.into())),
-            (false, false) => Err(CategoryError::Missing(name.into())),
-            _ => {
-                self.categories.insert(name.into(), category);
-                Ok(())
-            }
-        }
-    }
-
-    fn remove_categories(&mut self, names: &[String]) {
-        for n in names {
-            self.categories.remove(n);
-        }
-    }
-
-    fn tags(&self) -> Vec<String> {
-        let mut all = self.created_tags.clone();
-        for t in &self.tasks {
-            all.extend(t.tags.iter().cloned());
-        }
-        all.into_iter().collect()
-    }
-
-    fn create_tags(&mut self, tags: &[String]) {
-        self.created_tags.extend(tags.iter().cloned());
-    }
-
-    fn delete_tags(&mut self, tags: &[String]) {
-        for t in tags {
-            self.created_tags.remove(t);
-        }
-        for task in &mut self.tasks {
-            task.tags.retain(|x| !tags.contains(x));
-        }
-    }
-}
+#[path = "common/fake_catalog.rs"]
+mod fake_catalog;
+use fake_catalog::Fake;
 
 // --- Harness ------------------------------------------------------------------------
 
@@ -1112,11 +898,17 @@ fn torrent_add_magnet_with_download_dir_and_labels() {
     assert_eq!(
         d.refused(
             "torrent-add",
-            json!({"filename": MAGNET, "download-dir": "/srv/other"})
+            json!({"filename": MAGNET, "download-dir": "/mnt/cloud/../etc"})
         ),
-        "download directory is not under /mnt/cloud, where the cloud drive is mounted"
+        "the path \"/mnt/cloud/../etc\" has a \"..\" component"
     );
     assert_eq!(d.fake.added.len(), 3);
+    // Outside the prefix: a drive path as it is.
+    d.ok(
+        "torrent-add",
+        json!({"filename": "https://example.org/y", "download-dir": "/srv/other"}),
+    );
+    assert_eq!(d.fake.added[3].request.dir.as_deref(), Some("/srv/other"));
 }
 
 #[test]

@@ -15,6 +15,7 @@
 
 use base64::Engine as _;
 
+use crate::secret::constant_time_eq;
 use crate::Secret;
 
 /// How the transport vouches for a body's sender.
@@ -57,27 +58,30 @@ impl WebLogin {
         if !scheme.eq_ignore_ascii_case("basic") {
             return false;
         }
-        let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(encoded.trim()) else {
+        // Padding optional, as Transmission's own decoder takes it.
+        let engine = base64::engine::GeneralPurpose::new(
+            &base64::alphabet::STANDARD,
+            base64::engine::GeneralPurposeConfig::new()
+                .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+        );
+        let Ok(decoded) = engine.decode(encoded.trim()) else {
             return false;
         };
-        let Some(colon) = decoded.iter().position(|&b| b == b':') else {
-            return false;
+        // No colon: a user name only (an empty password).
+        let (user, password) = match decoded.iter().position(|&b| b == b':') {
+            Some(colon) => (&decoded[..colon], &decoded[colon + 1..]),
+            None => (&decoded[..], &[][..]),
         };
-        let (user, password) = (&decoded[..colon], &decoded[colon + 1..]);
-        // Both compared whatever the first gives, so the time tells neither.
-        let user_ok = constant_time_eq(user, self.username.as_bytes());
+        self.matches(user, password)
+    }
+
+    /// Whether `username` and `password` are this login's, both compared in constant
+    /// time whatever the first gives, so the time tells neither.
+    pub fn matches(&self, username: &[u8], password: &[u8]) -> bool {
+        let user_ok = constant_time_eq(username, self.username.as_bytes());
         let password_ok = constant_time_eq(password, self.password.expose().as_bytes());
         user_ok & password_ok
     }
-}
-
-/// Whether `given` equals `secret`, in a time that depends on `secret`'s length only.
-pub(crate) fn constant_time_eq(given: &[u8], secret: &[u8]) -> bool {
-    let mut diff = u8::from(given.len() != secret.len());
-    for (i, s) in secret.iter().enumerate() {
-        diff |= given.get(i).copied().unwrap_or(0) ^ s;
-    }
-    std::hint::black_box(diff) == 0
 }
 
 #[cfg(test)]
@@ -118,6 +122,7 @@ mod tests {
 
     #[test]
     fn constant_time_eq_is_eq() {
+        use crate::secret::constant_time_eq;
         assert!(constant_time_eq(b"s3cret", b"s3cret"));
         assert!(!constant_time_eq(b"s3cre", b"s3cret"));
         assert!(!constant_time_eq(b"s3cret!", b"s3cret"));

@@ -46,10 +46,11 @@ use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use base64::Engine as _;
 use serde_json::{json, Map, Value};
 
-use super::auth::{constant_time_eq, Caller};
+use super::auth::Caller;
 use super::envelope::{Request, Response, RpcError, MAX_BATCH_LEN};
 use super::status::number;
 use super::{files, status, uris, AddRequest, Config, Downloads, Event, Gid, Queue, Source};
+use crate::secret::constant_time_eq;
 
 /// What `system.listMethods` answers: every method [`handle`] serves.
 pub const METHODS: [&str; 30] = [

@@ -129,7 +129,7 @@ use std::borrow::Cow;
 use std::net::IpAddr;
 
 use crate::catalog::Catalog;
-use crate::Secret;
+pub use crate::catalog::{Config, WebLogin as Login};
 
 /// The largest request body read, in bytes (16 MiB, a few torrent files): the daemon
 /// answers 413 for a larger one.
@@ -146,30 +146,6 @@ pub const TEXT: &str = "text/plain; charset=UTF-8";
 
 /// The `Content-Type` of a JSON answer.
 pub const JSON: &str = "application/json";
-
-/// What the daemon is configured with.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Config {
-    /// The login `auth/login` takes (qBittorrent's WebUI user name and password);
-    /// `None`: none, and only loopback peers are served (without logging in).
-    pub login: Option<Login>,
-    /// Where the app's machine mounts the drive (`/mnt/cloud`): drive folders are
-    /// shown under it, and folders sent are taken back from it. `None`: drive paths as
-    /// they are.
-    pub report_prefix: Option<String>,
-    /// The daemon's own version (`0.1.0`). Not answered: `app/version` must be a
-    /// qBittorrent version for the apps that parse it.
-    pub version: String,
-}
-
-/// A user name and password (qBittorrent's `web_ui_username`, `web_ui_password`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Login {
-    /// The user name.
-    pub username: String,
-    /// The password; never answered, logged or echoed.
-    pub password: Secret,
-}
 
 /// One HTTP request under `/api/v2/`, as the daemon read it. `Debug` shows no
 /// credentials: the cookie, the new session ID and `password` values are `***`.
@@ -404,11 +380,7 @@ fn login(request: &Request<'_>, state: &mut State, config: &Config, has_session:
     }
     let username = request.form.get("username").unwrap_or("");
     let password = request.form.get("password").unwrap_or("");
-    // Both compared, whatever the first gives, so the time says nothing of either.
-    let user_ok = session::constant_time_eq(username.as_bytes(), expected.username.as_bytes());
-    let password_ok =
-        session::constant_time_eq(password.as_bytes(), expected.password.expose().as_bytes());
-    if user_ok && password_ok {
+    if expected.matches(username.as_bytes(), password.as_bytes()) {
         state.login_succeeded(request.peer);
         state.start(request.new_sid, request.now);
         let mut reply = Reply::text("Ok.");

@@ -88,7 +88,7 @@ use std::collections::VecDeque;
 use std::sync::Mutex;
 
 use crate::catalog::Catalog;
-use crate::Secret;
+pub use crate::catalog::{Config, WebLogin as Login};
 
 use envelope::Failure;
 use json::Style;
@@ -132,29 +132,6 @@ pub const JSONRPC_RPC_VERSION: i64 = 18;
 /// `rpc_version_semver` in JSON-RPC 2.0 (Transmission 4.1.0's; also the
 /// [`RPC_VERSION_HEADER`] of a 409).
 pub const JSONRPC_RPC_VERSION_SEMVER: &str = "6.0.0";
-
-/// What the daemon is configured with.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Config {
-    /// The login every request must carry (HTTP Basic); `None`: none, and only
-    /// loopback peers are served.
-    pub login: Option<Login>,
-    /// Where the client's machine mounts the drive (`/mnt/cloud`): drive folders are
-    /// shown under it, and folders sent are taken back from it. `None`: drive paths as
-    /// they are.
-    pub report_prefix: Option<String>,
-    /// The daemon's own version (`0.1.0`), shown in `version` after Transmission's.
-    pub version: String,
-}
-
-/// A user name and password (Transmission's `rpc-username`, `rpc-password`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Login {
-    /// The user name.
-    pub username: String,
-    /// The password; never answered, logged or echoed.
-    pub password: Secret,
-}
 
 /// One HTTP request to the RPC path, as the daemon read it. `Debug` shows no
 /// credentials (the `Authorization` header is `***`) and the body's length only.
