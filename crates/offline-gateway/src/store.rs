@@ -259,25 +259,18 @@ fn torrent_view(meta: &Metainfo) -> (Vec<FileView>, TorrentInfo) {
 /// The infohash a stored source names: a magnet link's (a torrent's row keeps the
 /// magnet link of its infohash).
 pub(crate) fn magnet_hash(source: &str) -> Option<InfoHash> {
-    if !source.to_ascii_lowercase().starts_with("magnet:") {
-        return None;
-    }
-    magnet_view(source)?.info_hash
+    offline_proto::torrent::magnet_info_hash(source)
 }
 
 /// What a magnet link says, for the view: its infohash (40 hex digits) and `dn`.
 fn magnet_view(link: &str) -> Option<TorrentInfo> {
     let query = link.strip_prefix("magnet:?")?;
-    let mut info = TorrentInfo::default();
+    let mut info = TorrentInfo {
+        info_hash: offline_proto::torrent::magnet_info_hash(link),
+        ..TorrentInfo::default()
+    };
     for (key, value) in query.split('&').filter_map(|kv| kv.split_once('=')) {
-        if key.eq_ignore_ascii_case("xt") {
-            let hash = value.get(9..).filter(|_| {
-                value
-                    .get(..9)
-                    .is_some_and(|p| p.eq_ignore_ascii_case("urn:btih:"))
-            });
-            info.info_hash = hash.and_then(|h| h.parse::<InfoHash>().ok());
-        } else if key == "dn" {
+        if key == "dn" {
             info.name = Some(percent_decode(value));
         }
     }

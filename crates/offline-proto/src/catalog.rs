@@ -59,6 +59,20 @@ pub fn is_hash(text: &str) -> bool {
     text.len() == 40 && text.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
+/// Folder `dir` and a path inside it, one `/` between them (`dir` itself for an
+/// empty path): where the interfaces show a task's files.
+pub(crate) fn join(dir: &str, path: &str) -> String {
+    let path = path.trim_start_matches('/');
+    if path.is_empty() {
+        return dir.to_owned();
+    }
+    match dir {
+        "" => path.to_owned(),
+        d if d.ends_with('/') => format!("{d}{path}"),
+        d => format!("{d}/{path}"),
+    }
+}
+
 /// What the daemon configures the torrent-client interfaces with
 /// ([`qbittorrent`](crate::qbittorrent) and [`transmission`](crate::transmission)
 /// take the same one).

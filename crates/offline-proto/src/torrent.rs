@@ -327,6 +327,53 @@ impl InfoHash {
     pub fn as_bytes(&self) -> &[u8; 20] {
         &self.0
     }
+
+    /// The info hash a magnet link's `urn:btih:` (or a bare infohash) spells: 40 hex
+    /// digits, or 32 base32 digits (RFC 4648, either case, no padding), the two forms
+    /// BEP 9 allows. `None` for anything else.
+    pub fn from_btih(text: &str) -> Option<Self> {
+        if text.len() == 40 {
+            return text.parse().ok();
+        }
+        if text.len() != 32 {
+            return None;
+        }
+        let mut out = [0u8; 20];
+        let (mut bits, mut count, mut at) = (0u64, 0u32, 0usize);
+        for byte in text.bytes() {
+            let value = match byte.to_ascii_uppercase() {
+                c @ b'A'..=b'Z' => c - b'A',
+                c @ b'2'..=b'7' => c - b'2' + 26,
+                _ => return None,
+            };
+            bits = (bits << 5) | u64::from(value);
+            count += 5;
+            if count >= 8 {
+                count -= 8;
+                *out.get_mut(at)? = u8::try_from((bits >> count) & 0xff).ok()?;
+                at += 1;
+            }
+        }
+        (at == 20).then_some(Self(out))
+    }
+}
+
+/// The info hash of a magnet link (`magnet:?…xt=urn:btih:<hash>…`, the names
+/// compared without regard to case; the hash in either of [`InfoHash::from_btih`]'s
+/// forms); `None` for anything else, a magnet link without one included.
+pub fn magnet_info_hash(link: &str) -> Option<InfoHash> {
+    let query = link
+        .get(..8)
+        .filter(|p| p.eq_ignore_ascii_case("magnet:?"))
+        .map(|_| &link[8..])?;
+    query.split('&').find_map(|pair| {
+        let (key, value) = pair.split_once('=')?;
+        let hash = value
+            .get(..9)
+            .filter(|p| key.eq_ignore_ascii_case("xt") && p.eq_ignore_ascii_case("urn:btih:"))
+            .map(|_| &value[9..])?;
+        InfoHash::from_btih(hash)
+    })
 }
 
 impl fmt::Display for InfoHash {
@@ -1509,5 +1556,37 @@ mod tests {
         // One piece: the SHA-1 of the files' bytes in order.
         let expected: [u8; 20] = Sha1::digest(b"hello\x01\x02\x03").into();
         assert_eq!(meta.pieces, vec![expected]);
+    }
+
+    #[test]
+    fn magnet_info_hashes_in_hex_and_base32() {
+        let hex = "89d97c2261a21b040cf11caa661a3ba7233bb7e6";
+        let want: InfoHash = hex.parse().unwrap();
+        assert_eq!(
+            InfoHash::from_btih("RHMXYITBUINQIDHRDSVGMGR3U4RTXN7G"),
+            Some(want)
+        );
+        assert_eq!(
+            InfoHash::from_btih("rhmxyitbuinqidhrdsvgmgr3u4rtxn7g"),
+            Some(want)
+        );
+        assert_eq!(InfoHash::from_btih(&hex.to_ascii_uppercase()), Some(want));
+        assert_eq!(
+            InfoHash::from_btih("RHMXYITBUINQIDHRDSVGMGR3U4RTXN71"),
+            None
+        );
+        assert_eq!(InfoHash::from_btih("abc"), None);
+        let link = format!("MAGNET:?dn=x&XT=urn:BTIH:{hex}&tr=udp%3A%2F%2Fa");
+        assert_eq!(magnet_info_hash(&link), Some(want));
+        assert_eq!(
+            magnet_info_hash("magnet:?xt=urn:btih:RHMXYITBUINQIDHRDSVGMGR3U4RTXN7G&dn=n"),
+            Some(want)
+        );
+        assert_eq!(magnet_info_hash("magnet:?xt=urn:btih:00"), None);
+        assert_eq!(magnet_info_hash("magnet:?dn=only"), None);
+        assert_eq!(
+            magnet_info_hash(&format!("https://x/?xt=urn:btih:{hex}")),
+            None
+        );
     }
 }

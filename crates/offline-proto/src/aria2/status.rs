@@ -53,6 +53,7 @@
 use serde_json::{json, Map, Value};
 
 use super::Gid;
+use crate::catalog::join;
 use crate::torrent::InfoHash;
 
 /// The piece length reported when no torrent gives one: aria2's `--piece-length`
@@ -483,16 +484,6 @@ pub(super) fn number(n: u64) -> Value {
     Value::String(n.to_string())
 }
 
-/// `dir` and a relative path, one `/` between them.
-fn join(dir: &str, path: &str) -> String {
-    let path = path.trim_start_matches('/');
-    match dir {
-        "" => path.to_owned(),
-        d if d.ends_with('/') => format!("{d}{path}"),
-        d => format!("{d}/{path}"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -503,6 +494,7 @@ mod tests {
         assert_eq!(join("/", "a.mkv"), "/a.mkv");
         assert_eq!(join("/Movies/", "/d/a.mkv"), "/Movies/d/a.mkv");
         assert_eq!(join("", "a.mkv"), "a.mkv");
+        assert_eq!(join("/Movies", ""), "/Movies");
     }
 
     #[test]

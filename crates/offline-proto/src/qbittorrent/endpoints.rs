@@ -5,15 +5,16 @@ use std::collections::{BTreeMap, HashSet};
 
 use serde_json::{json, Map, Value};
 
-use super::paths::join;
 use super::session::{self, State};
 use super::torrent::{self, sorted_tags, Field, Row};
 use super::{
     sync, Answer, Config, Form, Kind, Refusal, Reply, QBITTORRENT_VERSION, WEBAPI_VERSION,
 };
 use crate::aria2::{Gid, Source};
+use crate::catalog::join;
 use crate::catalog::{category_dir, AddError, Catalog, Category, CategoryError, NewTask};
 use crate::catalog::{drive_path, report_path};
+use crate::torrent::InfoHash;
 use crate::torrent::Metainfo;
 
 /// The endpoints that only read: taken with `GET` or `POST`.
@@ -453,41 +454,12 @@ fn gids<C: Catalog + ?Sized>(catalog: &C, hashes: &str) -> Vec<Gid> {
 }
 
 /// A bare infohash as a magnet link: 40 hex digits, or 32 base32 digits (BEP 9)
-/// turned into hex; anything else as sent.
+/// turned into hex ([`InfoHash::from_btih`]); anything else as sent.
 fn as_link(url: &str) -> String {
-    if url.len() == 40 && url.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return format!("magnet:?xt=urn:btih:{}", url.to_ascii_lowercase());
+    match InfoHash::from_btih(url) {
+        Some(hash) => format!("magnet:?xt=urn:btih:{hash}"),
+        None => url.to_owned(),
     }
-    if url.len() == 32 {
-        if let Some(bytes) = base32(url) {
-            let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-            return format!("magnet:?xt=urn:btih:{hex}");
-        }
-    }
-    url.to_owned()
-}
-
-/// RFC 4648 base32 (either case, no padding) of 32 digits: 20 bytes.
-fn base32(text: &str) -> Option<[u8; 20]> {
-    let mut out = [0u8; 20];
-    let mut bits: u64 = 0;
-    let mut count = 0;
-    let mut at = 0;
-    for byte in text.bytes() {
-        let value = match byte.to_ascii_uppercase() {
-            c @ b'A'..=b'Z' => c - b'A',
-            c @ b'2'..=b'7' => c - b'2' + 26,
-            _ => return None,
-        };
-        bits = (bits << 5) | u64::from(value);
-        count += 5;
-        if count >= 8 {
-            count -= 8;
-            out[at] = u8::try_from((bits >> count) & 0xff).ok()?;
-            at += 1;
-        }
-    }
-    (at == 20).then_some(out)
 }
 
 /// `torrents/add` (`TorrentsController::addAction`): each line of `urls` and each

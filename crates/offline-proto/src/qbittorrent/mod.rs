@@ -113,7 +113,6 @@
 
 mod endpoints;
 mod form;
-mod paths;
 mod session;
 mod sync;
 mod torrent;

@@ -12,9 +12,9 @@ use std::borrow::Cow;
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{json, Map, Value};
 
-use super::paths::join;
 use crate::aria2::status::DEFAULT_PIECE_LENGTH;
 use crate::aria2::{Progress, TaskState, TaskView};
+use crate::catalog::join;
 use crate::catalog::report_path;
 
 /// qBittorrent's `MAX_ETA` (`src/base/bittorrent/torrent.h`): "unknown", 100 days.

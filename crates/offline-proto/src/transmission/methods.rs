@@ -303,19 +303,10 @@ fn lookup<'c, C: Catalog + ?Sized>(catalog: &'c C, named: &Named) -> Option<&'c 
     match named {
         Named::Id(id) => catalog.by_id(*id),
         Named::Text(text) if is_hash(text) => catalog.by_hash(text),
-        Named::Text(text) => magnet_hash(text).and_then(|h| catalog.by_hash(h)),
+        Named::Text(text) => {
+            crate::torrent::magnet_info_hash(text).and_then(|h| catalog.by_hash(&h.to_string()))
+        }
     }
-}
-
-/// The 40-hex-digit infohash of a magnet link (Transmission also finds a torrent by
-/// its magnet link).
-fn magnet_hash(text: &str) -> Option<&str> {
-    let lower = text.get(..7)?.eq_ignore_ascii_case("magnet:");
-    if !lower {
-        return None;
-    }
-    let at = text.to_ascii_lowercase().find("xt=urn:btih:")? + "xt=urn:btih:".len();
-    text.get(at..at + 40).filter(|h| is_hash(h))
 }
 
 /// The tasks `ids` names, each once, in the order named (listed order for all).

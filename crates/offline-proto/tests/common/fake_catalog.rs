@@ -58,8 +58,7 @@ impl Fake {
 }
 
 pub(crate) fn magnet_infohash(link: &str) -> Option<InfoHash> {
-    let at = link.find("btih:")? + 5;
-    link.get(at..at + 40)?.parse().ok()
+    offline_proto::torrent::magnet_info_hash(link)
 }
 
 impl Catalog for Fake {
