@@ -312,29 +312,7 @@ fn parse_magnet(link: &str) -> Result<(String, Option<String>), ApiError> {
 /// A BitTorrent info hash as 40 lowercase hex digits, from 40 hex digits (any case) or
 /// 32 base32 digits.
 fn btih_hex(digits: &str) -> Option<String> {
-    if digits.len() == 40 && digits.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Some(digits.to_ascii_lowercase());
-    }
-    if digits.len() != 32 {
-        return None;
-    }
-    let mut bits: u64 = 0;
-    let mut count = 0u32;
-    let mut out = Vec::with_capacity(20);
-    for c in digits.bytes() {
-        let value = match c.to_ascii_uppercase() {
-            c @ b'A'..=b'Z' => c - b'A',
-            c @ b'2'..=b'7' => c - b'2' + 26,
-            _ => return None,
-        };
-        bits = (bits << 5) | u64::from(value);
-        count += 5;
-        if count >= 8 {
-            count -= 8;
-            out.push(u8::try_from((bits >> count) & 0xff).unwrap_or(0));
-        }
-    }
-    (out.len() == 20).then(|| hex(&out))
+    offline_proto::torrent::InfoHash::from_btih(digits).map(|h| h.to_string())
 }
 
 /// `(name, size, hash)` of `ed2k://|file|<name>|<size>|<32 hex>|/` (more `|`-fields
