@@ -69,6 +69,31 @@ async fn send(method: &str, url: &str, headers: &[(&str, &str)], body: impl Into
     }
 }
 
+/// The head of the answer to a `POST` to `url` whose head (with `headers`) announces
+/// a body of 16 MiB + 1 bytes that is never sent: what the daemon says before reading
+/// any of it (a daemon waiting for the body would not answer within 10 s).
+async fn unsent_body(url: &str, headers: &[(&str, &str)]) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let rest = url.strip_prefix("http://").unwrap();
+    let (addr, path) = rest.split_at(rest.find('/').unwrap());
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\n",
+        (16 << 20) + 1
+    );
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut answer))
+        .await
+        .expect("no answer while the body was unsent")
+        .unwrap();
+    String::from_utf8_lossy(&answer[..n]).into_owned()
+}
+
 /// The daemon's base URL (`http://127.0.0.1:PORT`) from its `/jsonrpc` URL.
 fn base_of(url: &str) -> String {
     url.trim_end_matches("/jsonrpc").to_owned()
@@ -473,4 +498,80 @@ async fn on_123pan_delete_files_trashes_the_stored_file_and_magnets_are_refused(
     assert!(in_trash, "the stored file was not moved to the trash");
     let got = trn.call("torrent-get", json!({"fields": ["id"]})).await;
     assert_eq!(got["arguments"]["torrents"], json!([]), "{got}");
+}
+
+/// Bodies are read only as far as the caller is trusted: a peer without a qBittorrent
+/// session sends a login form at most (413 past it), a Transmission caller without
+/// the login or the session ID gets its 401 or 409 before any of its body is read, a
+/// logged-in one gets 413 past 16 MiB, a broken multipart form is a 400; the daemon
+/// answers normally afterwards.
+#[tokio::test(flavor = "multi_thread")]
+async fn bodies_are_bounded_by_who_sends_them() {
+    let env = Env::start(quick(), 1000.0, bin_and_png()).await;
+    let state = env.path("serve.sqlite");
+    let (_daemon, base) = serve_6pan(&env, state.to_str().unwrap());
+    let form = [("content-type", "application/x-www-form-urlencoded")];
+
+    // qBittorrent: no session, a body past the anonymous bound.
+    let big = format!("urls={}", "a".repeat(100 << 10));
+    let anonymous = send(
+        "POST",
+        &format!("{base}/api/v2/torrents/add"),
+        &form,
+        big.clone(),
+    )
+    .await;
+    assert_eq!(anonymous.status, 413, "{}", anonymous.text());
+    // A small one is read, and refused as qBittorrent refuses it.
+    let small = send(
+        "POST",
+        &format!("{base}/api/v2/torrents/add"),
+        &form,
+        "urls=x",
+    )
+    .await;
+    assert_eq!((small.status, small.text().as_str()), (403, "Forbidden"));
+    // With a session the same body is read (and the link refused by the drive).
+    let qbt = Qbt::login(&base, PASSWORD).await;
+    let read = qbt.post("torrents/add", &big).await;
+    assert_eq!((read.status, read.text().as_str()), (200, "Fails."));
+    let broken = send(
+        "POST",
+        &format!("{base}/api/v2/torrents/add"),
+        &[
+            ("cookie", &qbt.cookie),
+            ("content-type", "multipart/form-data; boundary=XyZ"),
+        ],
+        "--XyZ\r\nContent-Disposition: form-data; name=\"urls\"\r\n\r\nhttp://a/b",
+    )
+    .await;
+    assert_eq!(broken.status, 400, "{}", broken.text());
+
+    // Transmission: the login and the session ID come before the body.
+    let url = format!("{base}/transmission/rpc");
+    // Announced at 16 MiB + 1 and never sent: the answer comes without it.
+    let refused = unsent_body(&url, &[]).await;
+    assert!(refused.starts_with("HTTP/1.1 401"), "{refused}");
+    let trn = Trn::connect(&base, PASSWORD).await;
+    let no_session = unsent_body(&url, &[("authorization", &trn.auth)]).await;
+    assert!(no_session.starts_with("HTTP/1.1 409"), "{no_session}");
+    let huge = vec![b' '; (16 << 20) + 1];
+    let too_big = send(
+        "POST",
+        &url,
+        &[
+            ("authorization", &trn.auth),
+            ("x-transmission-session-id", &trn.session),
+        ],
+        huge,
+    )
+    .await;
+    assert_eq!(too_big.status, 413, "{}", too_big.text());
+
+    // Still answering.
+    let got = trn
+        .call("session-get", json!({"fields": ["version"]}))
+        .await;
+    assert_eq!(got["result"], "success", "{got}");
+    assert_eq!(qbt.get("app/version").await.text(), "v4.6.7");
 }

@@ -64,7 +64,24 @@ async fn qbittorrent_api<D: Drive>(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let body = match read_body(body, qbittorrent::MAX_BODY_BYTES).await {
+    // A peer without a session sends a login form at most: it cannot make the daemon
+    // hold a torrent-sized body.
+    let now = gateway.shared.started.elapsed().as_secs();
+    let limit = {
+        let state = gateway
+            .shared
+            .qbittorrent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        qbittorrent::body_limit(
+            text_of(&headers, &header::COOKIE),
+            peer.ip().is_loopback(),
+            &state,
+            &gateway.shared.clients,
+            now,
+        )
+    };
+    let body = match read_body(body, limit).await {
         Ok(body) => body,
         Err(refusal) => return refusal,
     };
@@ -99,7 +116,7 @@ async fn qbittorrent_api<D: Drive>(
         referer: text_of(&headers, &header::REFERER),
         peer_loopback: peer.ip().is_loopback(),
         peer: peer.ip(),
-        now: gateway.shared.started.elapsed().as_secs(),
+        now,
         new_sid: &new_sid,
     };
     let reply = {
@@ -143,43 +160,45 @@ async fn transmission_rpc<D: Drive>(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let body = if method == Method::POST {
-        match read_body(body, transmission::MAX_BODY_BYTES).await {
-            Ok(body) => body,
-            Err(refusal) => return refusal,
-        }
-    } else {
-        Bytes::new()
-    };
     let session = HeaderName::from_static("x-transmission-session-id");
-    let request = transmission::Request {
+    let head = transmission::Request {
         session_id: text_of(&headers, &session),
         authorization: text_of(&headers, &header::AUTHORIZATION),
         peer_loopback: peer.ip().is_loopback(),
-        body: &body,
+        body: &[],
     };
-    let reply = if method != Method::POST {
-        transmission::refusal(
-            &request,
-            &gateway.shared.transmission,
-            &gateway.shared.clients,
-        )
-        .unwrap_or_else(transmission::method_not_allowed)
-    } else {
+    // The login and the session ID are checked before the body is read: a peer
+    // without them cannot make the daemon hold a body.
+    let shared = &gateway.shared;
+    if let Some(refused) = transmission::refusal(&head, &shared.transmission, &shared.clients) {
+        return transmission_reply(refused);
+    }
+    if method != Method::POST {
+        return transmission_reply(transmission::method_not_allowed());
+    }
+    let body = match read_body(body, transmission::MAX_BODY_BYTES).await {
+        Ok(body) => body,
+        Err(refusal) => return refusal,
+    };
+    let request = transmission::Request {
+        body: &body,
+        ..head
+    };
+    let reply = {
         let mut store = gateway.store();
         let mut catalog = WithDrive {
             store: &mut store,
-            drive: &gateway.shared.drive,
+            drive: &shared.drive,
         };
         transmission::handle(
             &request,
             &mut catalog,
-            &gateway.shared.transmission,
-            &gateway.shared.clients,
+            &shared.transmission,
+            &shared.clients,
         )
     };
-    gateway.shared.wake.notify_one();
-    gateway.shared.track.notify_one();
+    shared.wake.notify_one();
+    shared.track.notify_one();
     transmission_reply(reply)
 }
 

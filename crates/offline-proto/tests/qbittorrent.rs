@@ -21,8 +21,8 @@ use offline_proto::aria2::{
 };
 use offline_proto::catalog::{task_hash, NewTask};
 use offline_proto::qbittorrent::{
-    handle, Config, Form, FormFile, Login, Reply, Request, State, BANNED_MESSAGE, BAN_DURATION,
-    MAX_AUTH_FAILS,
+    body_limit, handle, Config, Form, FormFile, Login, Reply, Request, State, BANNED_MESSAGE,
+    BAN_DURATION, MAX_ANONYMOUS_BODY_BYTES, MAX_AUTH_FAILS, MAX_BODY_BYTES,
 };
 use offline_proto::torrent::TorrentBuilder;
 use offline_proto::Secret;
@@ -459,6 +459,30 @@ fn loopback_without_a_login_needs_none() {
     // A cookie-less client gets a session per request.
     d.cookie = None;
     assert!(d.get("app/version", "").set_cookie.is_some());
+}
+
+#[test]
+fn only_a_session_may_send_a_big_body() {
+    let mut d = Daemon::with_login(Fake::with(every_kind()), "192.0.2.7");
+    let limit = |d: &Daemon, loopback| {
+        body_limit(d.cookie.as_deref(), loopback, &d.state, &d.config, d.now)
+    };
+    assert_eq!(limit(&d, false), MAX_ANONYMOUS_BODY_BYTES);
+    assert_eq!(limit(&d, true), MAX_ANONYMOUS_BODY_BYTES);
+    d.cookie = Some("SID=made-up".into());
+    assert_eq!(limit(&d, false), MAX_ANONYMOUS_BODY_BYTES);
+    d.ok(
+        "auth/login",
+        &[("username", "admin"), ("password", "adminadmin")],
+    );
+    assert_eq!(limit(&d, false), MAX_BODY_BYTES);
+    // An expired session is none.
+    d.now += offline_proto::qbittorrent::SESSION_TIMEOUT + 1;
+    assert_eq!(limit(&d, false), MAX_ANONYMOUS_BODY_BYTES);
+    // No login configured: loopback peers need no session.
+    let open = Daemon::new(Fake::default());
+    assert_eq!(limit(&open, true), MAX_BODY_BYTES);
+    assert_eq!(limit(&open, false), MAX_ANONYMOUS_BODY_BYTES);
 }
 
 #[test]

@@ -301,6 +301,32 @@ enum Kind {
     Action,
 }
 
+/// The most body bytes a request may send before it is known to come from a session
+/// (or from a loopback peer with no login configured): enough for `auth/login`'s
+/// form. Bigger bodies (a `.torrent` upload) need a session, so a peer that has not
+/// logged in cannot make the daemon hold [`MAX_BODY_BYTES`] per connection.
+pub const MAX_ANONYMOUS_BODY_BYTES: usize = 64 << 10;
+
+/// How many body bytes to read for a request with this `Cookie` header from a peer
+/// (`peer_loopback`) at `now`, before [`handle`]: [`MAX_BODY_BYTES`] for a live
+/// session, or for a loopback peer when `config` has no login (it needs none);
+/// else [`MAX_ANONYMOUS_BODY_BYTES`]. The daemon answers a bigger body 413 without
+/// reading it. Changes nothing in `state`.
+pub fn body_limit(
+    cookie: Option<&str>,
+    peer_loopback: bool,
+    state: &State,
+    config: &Config,
+    now: u64,
+) -> usize {
+    let open = config.login.is_none() && peer_loopback;
+    if open || state.has_session(cookie, now) {
+        MAX_BODY_BYTES
+    } else {
+        MAX_ANONYMOUS_BODY_BYTES
+    }
+}
+
 /// Answers one request under `/api/v2/` (see the module's docs for the order of the
 /// checks), executed against `catalog`; `state` keeps the sessions and failed logins
 /// between requests.

@@ -115,6 +115,15 @@ impl State {
         Some(sid.to_owned())
     }
 
+    /// Whether the `Cookie` header names a session that exists and has not expired
+    /// (nothing changed).
+    pub(crate) fn has_session(&self, cookie: Option<&str>, now: u64) -> bool {
+        cookie
+            .and_then(session_id)
+            .and_then(|sid| self.sessions.get(sid))
+            .is_some_and(|s| now.saturating_sub(s.last_use) <= SESSION_TIMEOUT)
+    }
+
     /// Starts a session named `sid` (expired sessions are dropped first, then the
     /// least recently used one past [`MAX_SESSIONS`]).
     pub(super) fn start(&mut self, sid: &str, now: u64) {
