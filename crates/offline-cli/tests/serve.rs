@@ -166,6 +166,22 @@ async fn an_added_link_completes_into_its_folder_and_refusals_are_aria2_errors()
         ])
         .await;
     assert_eq!(o.status.code(), Some(2));
+    // A report prefix that is not an absolute path names no mount point.
+    let o = env
+        .run(&[
+            "serve",
+            "--report-path-prefix",
+            "mnt/cloud",
+            "--state",
+            state.to_str().unwrap(),
+        ])
+        .await;
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("--report-path-prefix"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -15,11 +15,12 @@
 
 use std::collections::BTreeMap;
 
-use offline_proto::aria2::{Gid, Source, StoreError, TaskState, TaskView};
+use offline_proto::aria2::{Gid, StoreError, TaskState, TaskView};
 use offline_proto::catalog::{
-    is_hash, task_hash, AddError, Catalog, Category, CategoryError, Hold, NewTask,
+    check_unwanted, is_hash, task_hash, unique_tags, valid_category_name, AddError, Catalog,
+    Category, CategoryError, Hold, NewTask,
 };
-use offline_proto::torrent::Metainfo;
+use offline_proto::torrent::magnet_info_hash;
 use offline_store::State as Row;
 use serde_json::{json, Value};
 
@@ -88,45 +89,19 @@ impl<D: Drive> Catalog for WithDrive<'_, D> {
                 )));
             }
         }
-        if !unwanted.is_empty() {
-            let Source::Torrent { bytes, .. } = &request.source else {
-                return Err(AddError::Refused(
-                    "files can be left out of a torrent only (a link's files are not known yet)"
-                        .into(),
-                ));
-            };
-            let meta = Metainfo::from_bytes(bytes)
-                .map_err(|e| AddError::Refused(format!("not a usable torrent: {e}")))?;
-            let count = meta.files.iter().filter(|f| !f.padding).count();
-            if let Some(bad) = unwanted.iter().find(|&&i| i >= count) {
-                return Err(AddError::Refused(format!(
-                    "the torrent has {count} files: there is no file {bad}"
-                )));
-            }
-            if unwanted.len() >= count {
-                return Err(AddError::Refused(
-                    "every file of the torrent is left out: nothing to download".into(),
-                ));
-            }
-        }
+        check_unwanted(&request.source, &unwanted).map_err(AddError::Refused)?;
         let accepted = self
             .drive
             .accept(&request)
             .map_err(|e| AddError::Refused(e.0))?;
-        let info_hash = crate::store::magnet_hash(&accepted.source);
+        let info_hash = magnet_info_hash(&accepted.source);
         let hash = task_hash(info_hash, &accepted.source, 0);
         if let Some(existing) = self.by_hash(&hash) {
             return Err(AddError::Duplicate(existing.gid));
         }
-        let mut tags_unique = Vec::new();
-        for tag in tags {
-            if !tags_unique.contains(&tag) {
-                tags_unique.push(tag);
-            }
-        }
         let extras = Extras {
             category,
-            tags: tags_unique,
+            tags: unique_tags(&tags),
             held,
             unwanted,
         };
@@ -216,12 +191,7 @@ impl<D: Drive> Catalog for WithDrive<'_, D> {
     }
 
     fn set_tags(&mut self, gid: Gid, tags: &[String]) -> Result<(), StoreError> {
-        let mut unique: Vec<String> = Vec::new();
-        for tag in tags {
-            if !unique.contains(tag) {
-                unique.push(tag.clone());
-            }
-        }
+        let unique = unique_tags(tags);
         let value = (!unique.is_empty()).then(|| json!(unique));
         self.store.set_option(gid, "tags", value)?;
         if let Some(t) = self.store.tasks.get_mut(&gid) {
@@ -334,15 +304,4 @@ impl<D: Drive> Catalog for WithDrive<'_, D> {
             tracing::warn!(error = %e, "cannot record the tags in the task store");
         }
     }
-}
-
-/// qBittorrent's rule for a category name (`BitTorrent::Session::isValidCategoryName`):
-/// not empty, no leading or trailing `/`, no empty path component (`//`), and no
-/// control characters.
-fn valid_category_name(name: &str) -> bool {
-    !name.is_empty()
-        && !name.starts_with('/')
-        && !name.ends_with('/')
-        && !name.contains("//")
-        && !name.chars().any(char::is_control)
 }

@@ -31,7 +31,8 @@ fn text_of<'h>(headers: &'h HeaderMap, name: &HeaderName) -> Option<&'h str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-/// A form from a `multipart/form-data` body.
+/// A form from a `multipart/form-data` body (its first
+/// [`qbittorrent::MAX_FORM_FIELDS`] parts).
 async fn multipart(body: Bytes, content_type: &str) -> Result<qbittorrent::Form, String> {
     let boundary = multer::parse_boundary(content_type).map_err(|e| e.to_string())?;
     let stream = futures_util::stream::once(async move { Ok::<Bytes, std::io::Error>(body) });
@@ -41,15 +42,8 @@ async fn multipart(body: Bytes, content_type: &str) -> Result<qbittorrent::Form,
         let name = field.name().unwrap_or_default().to_owned();
         let filename = field.file_name().map(str::to_owned);
         let bytes = field.bytes().await.map_err(|e| e.to_string())?;
-        if filename.is_some() {
-            form.files.push(qbittorrent::FormFile {
-                field: name,
-                filename,
-                bytes: bytes.to_vec(),
-            });
-        } else {
-            form.fields
-                .push((name, String::from_utf8_lossy(&bytes).into_owned()));
+        if !form.push_part(name, filename, bytes.to_vec()) {
+            break;
         }
     }
     Ok(form)

@@ -20,7 +20,7 @@ use offline_proto::aria2::{
     TaskState, TaskView, TorrentInfo,
 };
 use offline_proto::catalog::{task_hash, Category};
-use offline_proto::torrent::{InfoHash, Metainfo};
+use offline_proto::torrent::Metainfo;
 use offline_store::{Entry, Journal, State as Row};
 use serde_json::{json, Value};
 use tokio::sync::broadcast;
@@ -254,12 +254,6 @@ fn torrent_view(meta: &Metainfo) -> (Vec<FileView>, TorrentInfo) {
         piece_length: Some(meta.piece_length),
     };
     (files, info)
-}
-
-/// The infohash a stored source names: a magnet link's (a torrent's row keeps the
-/// magnet link of its infohash).
-pub(crate) fn magnet_hash(source: &str) -> Option<InfoHash> {
-    offline_proto::torrent::magnet_info_hash(source)
 }
 
 /// What a magnet link says, for the view: its infohash (40 hex digits) and `dn`.
@@ -930,14 +924,10 @@ impl Store {
                 "GID#{gid} is being deleted on the drive; it goes once that is done"
             )));
         }
-        let task = self
-            .forget(gid)
-            .ok_or_else(|| StoreError(format!("GID#{gid} is not found")))?;
-        // Only called for a stopped task; the other queues are cleared all the same.
-        self.stopped.retain(|g| *g != gid);
-        self.waiting.remove(&task.entry.line);
-        self.active.remove(&task.entry.line);
-        self.journal.remove(&task.entry).map_err(store_error)
+        if !self.tasks.contains_key(&gid) {
+            return Err(StoreError(format!("GID#{gid} is not found")));
+        }
+        self.remove_now(gid)
     }
 
     pub(crate) fn purge_results(&mut self) {

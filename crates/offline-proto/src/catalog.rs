@@ -165,6 +165,59 @@ pub struct Category {
     pub save_path: String,
 }
 
+/// Whether `name` may name a category (qBittorrent's
+/// `BitTorrent::Session::isValidCategoryName`): not empty, no leading or trailing
+/// `/`, no empty path component (`//`), and no control characters.
+pub fn valid_category_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('/')
+        && !name.ends_with('/')
+        && !name.contains("//")
+        && !name.chars().any(char::is_control)
+}
+
+/// `tags` without repetitions, each kept where it first appears (a task's tags are
+/// a set, kept in the order given).
+pub fn unique_tags<'t>(tags: impl IntoIterator<Item = &'t String>) -> Vec<String> {
+    let mut unique: Vec<String> = Vec::new();
+    for tag in tags {
+        if !unique.contains(tag) {
+            unique.push(tag.clone());
+        }
+    }
+    unique
+}
+
+/// Checks [`NewTask::unwanted`] against what is added: files can be left out of a
+/// torrent only, each index must name one of its files (padding files not counted),
+/// and at least one file must be left to download.
+///
+/// # Errors
+///
+/// The reason, for [`AddError::Refused`].
+pub fn check_unwanted(source: &Source, unwanted: &[usize]) -> Result<(), String> {
+    if unwanted.is_empty() {
+        return Ok(());
+    }
+    let Source::Torrent { bytes, .. } = source else {
+        return Err(
+            "files can be left out of a torrent only (a link's files are not known yet)".into(),
+        );
+    };
+    let meta = crate::torrent::Metainfo::from_bytes(bytes)
+        .map_err(|e| format!("not a usable torrent: {e}"))?;
+    let count = meta.files.iter().filter(|f| !f.padding).count();
+    if let Some(bad) = unwanted.iter().find(|&&i| i >= count) {
+        return Err(format!(
+            "the torrent has {count} files: there is no file {bad}"
+        ));
+    }
+    if unwanted.len() >= count {
+        return Err("every file of the torrent is left out: nothing to download".into());
+    }
+    Ok(())
+}
+
 /// The drive folder a download of category `name` goes to: its save path, or the
 /// default folder joined with the category's name.
 pub fn category_dir(default_dir: &str, name: &str, category: &Category) -> String {
@@ -339,6 +392,17 @@ pub trait Catalog {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn category_names_and_tags() {
+        assert!(valid_category_name("tv"));
+        assert!(valid_category_name("Media/TV"));
+        for bad in ["", "/tv", "tv/", "a//b", "a\nb"] {
+            assert!(!valid_category_name(bad), "{bad:?}");
+        }
+        let tags: Vec<String> = ["b", "a", "b", "c", "a"].map(String::from).into();
+        assert_eq!(unique_tags(&tags), ["b", "a", "c"]);
+    }
 
     #[test]
     fn reported_paths_are_under_the_prefix() {

@@ -13,8 +13,7 @@ use std::borrow::Cow;
 
 /// The most fields (and, separately, files) a form keeps: a legitimate client sends
 /// a few dozen; more are hostile. [`Form::from_urlencoded`] keeps the first ones and
-/// drops the rest (a daemon decoding `multipart/form-data` itself should bound its
-/// parts likewise).
+/// drops the rest; [`Form::push_part`] refuses parts past it.
 pub const MAX_FORM_FIELDS: usize = 1024;
 
 /// A request's parameters: the decoded fields, in the order sent, and the uploaded
@@ -94,6 +93,29 @@ impl Form {
         }
     }
 
+    /// Adds one part of a `multipart/form-data` body (RFC 7578) as qBittorrent's
+    /// `RequestParser::parseFormData` reads it: a part with a `filename` is a
+    /// [`FormFile`], any other a field (its bytes UTF-8, lossily). Returns `false`,
+    /// adding nothing, once the form holds [`MAX_FORM_FIELDS`] parts: the daemon stops
+    /// reading there.
+    pub fn push_part(&mut self, name: String, filename: Option<String>, bytes: Vec<u8>) -> bool {
+        if self.fields.len() + self.files.len() >= MAX_FORM_FIELDS {
+            return false;
+        }
+        if filename.is_some() {
+            self.files.push(FormFile {
+                field: name,
+                filename,
+                bytes,
+            });
+        } else {
+            let value = String::from_utf8(bytes)
+                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+            self.fields.push((name, value));
+        }
+        true
+    }
+
     /// The value of field `name`: the last one when it was sent more than once (as
     /// qBittorrent keeps them in a map).
     pub fn get(&self, name: &str) -> Option<&str> {
@@ -170,6 +192,17 @@ mod tests {
         assert_eq!(form.int_or_zero("big"), 0);
         assert_eq!(form.int_or_zero("bad"), 0);
         assert_eq!(form.double("d"), Some(1.5));
+    }
+
+    #[test]
+    fn parts_are_files_or_fields_and_bounded() {
+        let mut form = Form::default();
+        assert!(form.push_part("urls".into(), None, b"magnet:?x\xff".to_vec()));
+        assert!(form.push_part("torrents".into(), Some("a.torrent".into()), vec![0xff]));
+        assert_eq!(form.get("urls"), Some("magnet:?x\u{fffd}"));
+        assert_eq!(form.files[0].bytes, [0xff]);
+        while form.push_part("a".into(), None, Vec::new()) {}
+        assert_eq!(form.fields.len() + form.files.len(), MAX_FORM_FIELDS);
     }
 
     #[test]
